@@ -1,0 +1,153 @@
+//! Publishing to Service Bus queues: the [`Publisher`] trait the engine sends through, the
+//! message shape ([`OutgoingMessage`]), the REST client for real and local Service Bus
+//! ([`rest::ServiceBusRest`]) and an in-memory recorder for unit tests.
+
+pub mod rest;
+pub mod sas;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// Target queue.
+    pub queue: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Content type of the body.
+    pub content_type: String,
+    /// `MessageId`; deterministic, so Service Bus duplicate detection drops resends.
+    pub message_id: String,
+    /// When to make it visible; `None` for now.
+    pub scheduled_enqueue_time: Option<OffsetDateTime>,
+    /// `CorrelationId` (the workflow id).
+    pub correlation_id: Option<String>,
+    /// `Label` / subject (the step or fact).
+    pub label: Option<String>,
+    /// Application properties (`traceparent`, `Diagnostic-Id`, dead-letter reasons, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl OutgoingMessage {
+    /// A JSON message for `queue` with this id.
+    pub fn json(queue: &str, message_id: &str, body: Vec<u8>) -> Self {
+        Self {
+            queue: queue.to_string(),
+            body,
+            content_type: "application/json".to_string(),
+            message_id: message_id.to_string(),
+            scheduled_enqueue_time: None,
+            correlation_id: None,
+            label: None,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Send failures, classified for the retry policy.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Could not reach Service Bus (nothing was sent).
+    #[error("could not reach Service Bus at {url}: {message}")]
+    Connection {
+        /// The URL tried.
+        url: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// Service Bus answered with an error status.
+    #[error("Service Bus answered {status} for {queue}: {message}")]
+    Status {
+        /// The queue.
+        queue: String,
+        /// HTTP status.
+        status: u16,
+        /// The body Service Bus sent, trimmed.
+        message: String,
+        /// `Retry-After`, if given.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// No credential or token.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The message cannot be sent as built.
+    #[error("the message cannot be sent: {0}")]
+    Invalid(String),
+}
+
+impl BusError {
+    /// Worth retrying: connection errors, 408, 429 and 5xx (the Azure SDK rule).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connection { .. } => true,
+            Self::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
+            Self::Auth(_) | Self::Invalid(_) => false,
+        }
+    }
+
+    /// 403 from a send: the message is larger than the entity allows (or the quota is used).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 403 | 413,
+                ..
+            }
+        )
+    }
+}
+
+/// Sends messages to queues.
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// See [`BusError`].
+    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError>;
+
+    /// Sends several messages to one queue in one request.
+    ///
+    /// # Errors
+    /// See [`BusError`]; the batch is all-or-nothing.
+    async fn send_batch(&self, queue: &str, messages: Vec<OutgoingMessage>)
+    -> Result<(), BusError>;
+}
+
+/// Records messages instead of sending them; for unit tests.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    sent: Mutex<Vec<OutgoingMessage>>,
+}
+
+impl RecordingPublisher {
+    /// Everything sent so far.
+    pub fn sent(&self) -> Vec<OutgoingMessage> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Publisher for RecordingPublisher {
+    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push(message);
+        }
+        Ok(())
+    }
+
+    async fn send_batch(
+        &self,
+        _queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), BusError> {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.extend(messages);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! A record of every step transition, for the status view, the local timeline and tests.
+//! The engine reports each step's outcome to a [`Journal`]; what the journal keeps and where
+//! is the journal's business.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::envelope::WorkflowKind;
+
+/// What happened to one step run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Moved on to `next`.
+    Advanced {
+        /// The next step.
+        next: String,
+        /// The fact published.
+        fact: String,
+    },
+    /// Will run again at `at`.
+    Retrying {
+        /// When.
+        at: OffsetDateTime,
+        /// Why.
+        why: String,
+    },
+    /// Finished.
+    Done {
+        /// What was achieved.
+        summary: String,
+    },
+    /// Stopped; needs a person.
+    Failed {
+        /// What to do.
+        reason: String,
+    },
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Workflow kind.
+    pub kind: WorkflowKind,
+    /// The resource the workflow is about.
+    pub subject: String,
+    /// The step that ran.
+    pub step: String,
+    /// Its attempt number.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: OffsetDateTime,
+    /// When it finished.
+    pub finished_at: OffsetDateTime,
+    /// What happened.
+    pub transition: Transition,
+}
+
+/// Receives step records.
+#[async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Records one step run. Failures to record are logged, never fail the step.
+    async fn record(&self, record: StepRecord);
+}
+
+/// Keeps records in memory (local runs and tests).
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    records: Mutex<Vec<StepRecord>>,
+}
+
+impl MemoryJournal {
+    /// All records so far, oldest first.
+    pub fn records(&self) -> Vec<StepRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Journal for MemoryJournal {
+    async fn record(&self, record: StepRecord) {
+        if let Ok(mut r) = self.records.lock() {
+            r.push(record);
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! The step engine, shaped like kube-runtime's reconcile loop. A step is an idempotent
+//! `async fn(&Ctx, &Envelope) -> Result<Outcome, StepError>`; one error policy turns errors
+//! into outcomes; every outcome becomes a message: the next step now, the same step later (a
+//! scheduled message — no step ever sleeps), or a journal entry when the workflow ends.
+
+pub mod journal;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::bus::{BusError, OutgoingMessage, Publisher};
+use crate::clock::Clock;
+use crate::envelope::{Envelope, WorkflowKind};
+use journal::{Journal, StepRecord, Transition};
+pub use policy::{RetryPolicy, error_policy};
+
+/// What a step decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run `step` next; `fact` names what is now true.
+    Next {
+        /// The step to run next.
+        step: String,
+        /// The fact this step established.
+        fact: String,
+    },
+    /// Run this step again after `after`.
+    RetryAfter {
+        /// How long to wait.
+        after: Duration,
+        /// Why (shown in status and logs).
+        why: String,
+    },
+    /// The workflow is complete.
+    Done {
+        /// What was achieved.
+        summary: String,
+    },
+    /// The workflow cannot go on without a person.
+    Failed {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+/// A step's outcome: an action plus facts to carry forward in the envelope payload.
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// What to do next.
+    pub action: Action,
+    /// Payload entries to add or replace.
+    pub facts: Map<String, Value>,
+}
+
+impl Outcome {
+    /// Go on with `step`, publishing `fact`.
+    pub fn next(step: &str, fact: &str) -> Self {
+        Self::from(Action::Next {
+            step: step.into(),
+            fact: fact.into(),
+        })
+    }
+    /// Run this step again later.
+    pub fn retry_after(after: Duration, why: impl Into<String>) -> Self {
+        Self::from(Action::RetryAfter {
+            after,
+            why: why.into(),
+        })
+    }
+    /// The workflow is complete.
+    pub fn done(summary: impl Into<String>) -> Self {
+        Self::from(Action::Done {
+            summary: summary.into(),
+        })
+    }
+    /// The workflow stops; `reason` says what to do.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self::from(Action::Failed {
+            reason: reason.into(),
+        })
+    }
+    /// Carries `key = value` forward in the payload.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.facts.insert(key.to_string(), value.into());
+        self
+    }
+    /// Removes `key` from the payload (by setting it to null, which the engine drops).
+    pub fn without(mut self, key: &str) -> Self {
+        self.facts.insert(key.to_string(), Value::Null);
+        self
+    }
+}
+
+impl From<Action> for Outcome {
+    fn from(action: Action) -> Self {
+        Self {
+            action,
+            facts: Map::new(),
+        }
+    }
+}
+
+/// Why a step could not decide an outcome. Classified by [`StepError::is_transient`].
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Publishing failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// No token.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// Worth retrying later.
+    #[error("{message}")]
+    Transient {
+        /// What went wrong.
+        message: String,
+        /// Server-requested delay.
+        retry_after: Option<Duration>,
+    },
+    /// Will not get better by waiting.
+    #[error("{reason}")]
+    Permanent {
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+impl StepError {
+    /// Whether waiting and retrying can help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Bus(e) => e.is_transient(),
+            Self::Auth(_) => true,
+            Self::Transient { .. } => true,
+            Self::Permanent { .. } => false,
+        }
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
+            Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Everything a step may use. Cheap to clone; shared by all invocations.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Sends messages.
+    pub publisher: Arc<dyn Publisher>,
+    /// Records step transitions.
+    pub journal: Arc<dyn Journal>,
+    /// Queue names.
+    pub queues: Queues,
+    /// Step retry backoff.
+    pub retry: RetryPolicy,
+}
+
+/// The queues the service uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    /// Event Grid cluster events.
+    pub cluster_events: String,
+    /// The step queue.
+    pub workflow: String,
+    /// Restore requests.
+    pub restore_requests: String,
+    /// Messages the service could not read, with the reason.
+    pub dead_letters: String,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Self {
+            cluster_events: "cluster-events".into(),
+            workflow: "workflow".into(),
+            restore_requests: "restore-requests".into(),
+            dead_letters: "dead-letters".into(),
+        }
+    }
+}
+
+/// One idempotent step of a workflow.
+#[async_trait]
+pub trait Step: Send + Sync + 'static {
+    /// The step's name on the wire.
+    fn name(&self) -> &'static str;
+
+    /// How long the step may keep retrying before the workflow fails.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    /// Reads the world, converges it, and says what comes next. Must be safe to run twice,
+    /// concurrently, or after a crash at any line.
+    async fn run(&self, ctx: &Ctx, envelope: &Envelope) -> Result<Outcome, StepError>;
+}
+
+/// The steps of every workflow kind, and where each kind starts.
+#[derive(Default, Clone)]
+pub struct Registry {
+    steps: HashMap<(WorkflowKind, String), Arc<dyn Step>>,
+    first: HashMap<WorkflowKind, (String, String)>,
+}
+
+impl Registry {
+    /// Adds a step to a kind.
+    pub fn add(mut self, kind: WorkflowKind, step: impl Step) -> Self {
+        self.steps
+            .insert((kind, step.name().to_string()), Arc::new(step));
+        self
+    }
+
+    /// Sets the first step of a kind and the fact that starts it.
+    pub fn starts_with(mut self, kind: WorkflowKind, step: &str, fact: &str) -> Self {
+        self.first
+            .insert(kind, (step.to_string(), fact.to_string()));
+        self
+    }
+
+    /// Looks a step up.
+    pub fn step(&self, kind: WorkflowKind, name: &str) -> Option<Arc<dyn Step>> {
+        self.steps.get(&(kind, name.to_string())).cloned()
+    }
+
+    /// The first step and starting fact of a kind.
+    pub fn first(&self, kind: WorkflowKind) -> Option<(&str, &str)> {
+        self.first.get(&kind).map(|(s, f)| (s.as_str(), f.as_str()))
+    }
+}
+
+/// Errors that stop the engine from handling a message.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The kind has no steps in this build: dead-letter.
+    #[error("this build has no {0} workflow")]
+    UnknownKind(WorkflowKind),
+    /// The step is unknown: dead-letter.
+    #[error("the {kind} workflow has no step `{step}` in this build")]
+    UnknownStep {
+        /// Kind.
+        kind: WorkflowKind,
+        /// Step.
+        step: String,
+    },
+    /// The next message could not be published: redeliver.
+    #[error("could not publish the next message: {0}")]
+    Publish(#[from] BusError),
+}
+
+impl EngineError {
+    /// True if the message should be redelivered rather than dead-lettered.
+    pub fn should_redeliver(&self) -> bool {
+        matches!(self, Self::Publish(_))
+    }
+}
+
+/// What one step run did, for the invocation's log lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// The envelope that ran.
+    pub step: String,
+    /// What happened.
+    pub transition: Transition,
+}
+
+/// Runs steps and publishes their outcomes.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: Ctx,
+    registry: Arc<Registry>,
+}
+
+impl Engine {
+    /// An engine over these steps.
+    pub fn new(ctx: Ctx, registry: Registry) -> Self {
+        Self {
+            ctx,
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// The shared context.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Starts a workflow: publishes its first step. The message id is deterministic, so
+    /// starting the same workflow twice publishes one message.
+    ///
+    /// # Errors
+    /// Unknown kind, or a failed publish.
+    pub async fn start(
+        &self,
+        kind: WorkflowKind,
+        subject: &str,
+        generation: &str,
+        payload: Map<String, Value>,
+    ) -> Result<Envelope, EngineError> {
+        let (step, fact) = self
+            .registry
+            .first(kind)
+            .ok_or(EngineError::UnknownKind(kind))?;
+        let timeout = self
+            .registry
+            .step(kind, step)
+            .map_or(Duration::from_secs(1800), |s| s.timeout());
+        let mut env = Envelope::start(
+            kind,
+            subject,
+            generation,
+            step,
+            fact,
+            self.ctx.clock.now(),
+            timeout,
+        );
+        env.trace = crate::telemetry::current_trace_context();
+        env.payload = payload;
+        self.publish(&env, None).await?;
+        Ok(env)
+    }
+
+    /// Runs the step an envelope names and publishes what follows.
+    ///
+    /// # Errors
+    /// Unknown step (dead-letter) or a failed publish (redeliver; the step is idempotent).
+    pub async fn run(&self, env: &Envelope) -> Result<StepReport, EngineError> {
+        let step =
+            self.registry
+                .step(env.kind, &env.step)
+                .ok_or_else(|| EngineError::UnknownStep {
+                    kind: env.kind,
+                    step: env.step.clone(),
+                })?;
+        let started = self.ctx.clock.now();
+        let outcome = match step.run(&self.ctx, env).await {
+            Ok(outcome) => outcome,
+            Err(err) => error_policy(&err, env.attempt, &self.ctx.retry),
+        };
+        let transition = self.apply(env, outcome).await?;
+        self.ctx
+            .journal
+            .record(StepRecord {
+                workflow_id: env.workflow_id.clone(),
+                kind: env.kind,
+                subject: env.subject.clone(),
+                step: env.step.clone(),
+                attempt: env.attempt,
+                started_at: started,
+                finished_at: self.ctx.clock.now(),
+                transition: transition.clone(),
+            })
+            .await;
+        Ok(StepReport {
+            step: env.step.clone(),
+            transition,
+        })
+    }
+
+    async fn apply(&self, env: &Envelope, outcome: Outcome) -> Result<Transition, EngineError> {
+        let now = self.ctx.clock.now();
+        let mut facts = env.payload.clone();
+        for (k, v) in outcome.facts {
+            if v.is_null() {
+                facts.remove(&k);
+            } else {
+                facts.insert(k, v);
+            }
+        }
+        match outcome.action {
+            Action::Next { step, fact } => {
+                let timeout = self
+                    .registry
+                    .step(env.kind, &step)
+                    .map_or(Duration::from_secs(1800), |s| s.timeout());
+                let mut next = env.next_step(&step, &fact, now, timeout);
+                next.payload = facts;
+                self.publish(&next, None).await?;
+                Ok(Transition::Advanced { next: step, fact })
+            }
+            Action::RetryAfter { after, why } => {
+                let at = now + after;
+                if let Some(deadline) = env.step_deadline {
+                    if at > deadline {
+                        let waited = now - env.step_started_at;
+                        let reason = format!(
+                            "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
+                            env.step,
+                            env.attempt + 1,
+                            waited.whole_seconds()
+                        );
+                        return Ok(Transition::Failed { reason });
+                    }
+                }
+                let mut again = env.retry();
+                again.payload = facts;
+                self.publish(&again, Some(at)).await?;
+                Ok(Transition::Retrying { at, why })
+            }
+            Action::Done { summary } => Ok(Transition::Done { summary }),
+            Action::Failed { reason } => Ok(Transition::Failed { reason }),
+        }
+    }
+
+    async fn publish(
+        &self,
+        env: &Envelope,
+        at: Option<time::OffsetDateTime>,
+    ) -> Result<(), BusError> {
+        let mut msg =
+            OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), env.encode());
+        msg.scheduled_enqueue_time = at;
+        msg.correlation_id = Some(env.workflow_id.clone());
+        msg.label = Some(env.fact.clone());
+        if let Some(tp) = &env.trace.traceparent {
+            msg.properties.insert("traceparent".into(), tp.clone());
+            msg.properties.insert("Diagnostic-Id".into(), tp.clone());
+        }
+        msg.properties
+            .insert("workflowKind".into(), env.kind.as_str().into());
+        msg.properties.insert("step".into(), env.step.clone());
+        self.ctx.publisher.send(msg).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::RecordingPublisher;
+    use crate::clock::ManualClock;
+    use journal::MemoryJournal;
+    use time::macros::datetime;
+
+    struct Flaky;
+    #[async_trait]
+    impl Step for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            match env.attempt {
+                0 => Err(StepError::Transient {
+                    message: "busy".into(),
+                    retry_after: Some(Duration::from_secs(30)),
+                }),
+                _ => Ok(Outcome::next("last", "FlakyDone").with("answer", 42)),
+            }
+        }
+    }
+
+    struct Last;
+    #[async_trait]
+    impl Step for Last {
+        fn name(&self) -> &'static str {
+            "last"
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            Ok(Outcome::done(format!("answer {}", env.payload["answer"])))
+        }
+    }
+
+    fn engine() -> (
+        Engine,
+        Arc<RecordingPublisher>,
+        Arc<ManualClock>,
+        Arc<MemoryJournal>,
+    ) {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let journal = Arc::new(MemoryJournal::default());
+        let ctx = Ctx {
+            clock: clock.clone(),
+            publisher: publisher.clone(),
+            journal: journal.clone(),
+            queues: Queues::default(),
+            retry: RetryPolicy {
+                randomization: 0.0,
+                ..RetryPolicy::default()
+            },
+        };
+        let registry = Registry::default()
+            .add(WorkflowKind::Onboard, Flaky)
+            .add(WorkflowKind::Onboard, Last)
+            .starts_with(WorkflowKind::Onboard, "flaky", "ClusterCreated");
+        (Engine::new(ctx, registry), publisher, clock, journal)
+    }
+
+    #[tokio::test]
+    async fn retries_are_scheduled_messages_and_facts_flow_forward() {
+        let (engine, publisher, _clock, journal) = engine();
+        let env = engine
+            .start(WorkflowKind::Onboard, "/subscriptions/s", "g1", Map::new())
+            .await
+            .unwrap();
+        let report = engine.run(&env).await.unwrap();
+        assert!(matches!(report.transition, Transition::Retrying { .. }));
+        let sent = publisher.sent();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sent[1].scheduled_enqueue_time,
+            Some(datetime!(2026-01-01 00:00:30 UTC))
+        );
+        assert_eq!(sent[1].message_id, format!("{}:flaky:1", env.workflow_id));
+
+        let retry = Envelope::decode(&sent[1].body).unwrap();
+        engine.run(&retry).await.unwrap();
+        let next = Envelope::decode(&publisher.sent()[2].body).unwrap();
+        assert_eq!(
+            (next.step.as_str(), next.fact.as_str(), next.attempt),
+            ("last", "FlakyDone", 0)
+        );
+        let report = engine.run(&next).await.unwrap();
+        assert_eq!(
+            report.transition,
+            Transition::Done {
+                summary: "answer 42".into()
+            }
+        );
+        assert_eq!(journal.records().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_wait_past_the_deadline_fails_with_the_reason() {
+        let (engine, publisher, clock, _journal) = engine();
+        let env = engine
+            .start(WorkflowKind::Onboard, "/subscriptions/s", "g1", Map::new())
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(45));
+        let report = engine.run(&env).await.unwrap();
+        match report.transition {
+            Transition::Failed { reason } => assert!(
+                reason.contains("deadline") && reason.contains("busy"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            publisher.sent().len(),
+            1,
+            "nothing published after the failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_steps_and_kinds_are_reported() {
+        let (engine, _p, _c, _j) = engine();
+        assert!(matches!(
+            engine
+                .start(WorkflowKind::Drill, "s", "g", Map::new())
+                .await,
+            Err(EngineError::UnknownKind(_))
+        ));
+        let mut env = engine
+            .start(WorkflowKind::Onboard, "s", "g", Map::new())
+            .await
+            .unwrap();
+        env.step = "nope".into();
+        let err = engine.run(&env).await.unwrap_err();
+        assert!(!err.should_redeliver());
+    }
+}

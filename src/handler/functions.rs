@@ -1,0 +1,309 @@
+//! One handler per function. Each reads the host's invocation, decodes the trigger value,
+//! hands it to the engine, and answers: handled (200), dead-lettered with a reason (200), or
+//! "redeliver" (500) when a retry by the broker is the right outcome.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+use super::deadletter::{DeadLetter, dead_letter};
+use super::invocation::{HttpTriggerRequest, Invocation, InvocationResult};
+use super::{Answer, AppState, names};
+use crate::engine::EngineError;
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::events::{ClusterChange, Intake, read_event};
+
+/// Binding names used in `functions/*/function.json`.
+pub mod bindings {
+    /// `cluster-events` trigger (`dataType: binary`).
+    pub const EVENT: &str = "event";
+    /// `workflow` trigger (`dataType: binary`).
+    pub const MESSAGE: &str = "message";
+    /// `restore-requests` trigger (`dataType: binary`).
+    pub const REQUEST: &str = "request";
+    /// `restore-drills` timer.
+    pub const TIMER: &str = "timer";
+    /// `status` HTTP trigger.
+    pub const HTTP_REQUEST: &str = "req";
+    /// `status` HTTP output.
+    pub const HTTP_RESPONSE: &str = "res";
+}
+
+/// `cluster-events`: one Event Grid event per message → start onboarding or offboarding.
+pub async fn cluster_events(State(state): State<AppState>, raw: Bytes) -> Answer {
+    let (inv, body) = match read_message(&raw, bindings::EVENT) {
+        Ok(pair) => pair,
+        Err(answer) => return answer,
+    };
+    let event = match read_event(&body) {
+        Ok(Intake::Cluster(ev)) => ev,
+        Ok(Intake::Ignored(why)) => {
+            tracing::info!(function = names::CLUSTER_EVENTS, "ignored event: {why}");
+            return Answer::Handled(InvocationResult::logs([format!("ignored: {why}")]));
+        }
+        Err(err) => {
+            return reject(
+                &state,
+                names::CLUSTER_EVENTS,
+                &inv,
+                &body,
+                "MalformedEvent",
+                err.to_string(),
+            )
+            .await;
+        }
+    };
+    let kind = match event.change {
+        ClusterChange::Written => WorkflowKind::Onboard,
+        ClusterChange::Deleted => WorkflowKind::Offboard,
+    };
+    let mut payload = Map::new();
+    payload.insert("clusterId".into(), json!(event.cluster.to_string()));
+    payload.insert("eventId".into(), json!(event.event_id));
+    start(
+        &state,
+        names::CLUSTER_EVENTS,
+        &inv,
+        &body,
+        kind,
+        &event.cluster.to_string(),
+        &event.generation,
+        payload,
+    )
+    .await
+}
+
+/// `workflow`: run the step an envelope names.
+pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
+    let (inv, body) = match read_message(&raw, bindings::MESSAGE) {
+        Ok(pair) => pair,
+        Err(answer) => return answer,
+    };
+    let env = match Envelope::decode(&body) {
+        Ok(env) => env,
+        Err(err) => {
+            return reject(
+                &state,
+                names::WORKFLOW,
+                &inv,
+                &body,
+                "UnreadableEnvelope",
+                err.to_string(),
+            )
+            .await;
+        }
+    };
+    match state.engine.run(&env).await {
+        Ok(report) => {
+            let line = format!(
+                "{} {} step {} attempt {}: {:?}",
+                env.kind, env.workflow_id, report.step, env.attempt, report.transition
+            );
+            tracing::info!(workflow_id = %env.workflow_id, step = %env.step, "{line}");
+            Answer::Handled(InvocationResult::logs([line]))
+        }
+        Err(err) if err.should_redeliver() => redeliver(names::WORKFLOW, err.to_string()),
+        Err(err) => {
+            reject(
+                &state,
+                names::WORKFLOW,
+                &inv,
+                &body,
+                "UnknownStep",
+                err.to_string(),
+            )
+            .await
+        }
+    }
+}
+
+/// `restore-requests`: a JSON restore request → start a restore workflow.
+pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answer {
+    let (inv, body) = match read_message(&raw, bindings::REQUEST) {
+        Ok(pair) => pair,
+        Err(answer) => return answer,
+    };
+    let request: Map<String, Value> = match serde_json::from_slice(&body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return reject(
+                &state,
+                names::RESTORE_REQUESTS,
+                &inv,
+                &body,
+                "MalformedRequest",
+                "a restore request must be a JSON object".into(),
+            )
+            .await;
+        }
+        Err(e) => {
+            return reject(
+                &state,
+                names::RESTORE_REQUESTS,
+                &inv,
+                &body,
+                "MalformedRequest",
+                format!("the restore request is not JSON: {e}"),
+            )
+            .await;
+        }
+    };
+    let subject = request
+        .get("sourceClusterId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let generation = inv.message_id().unwrap_or_default();
+    start(
+        &state,
+        names::RESTORE_REQUESTS,
+        &inv,
+        &body,
+        WorkflowKind::Restore,
+        &subject,
+        &generation,
+        request,
+    )
+    .await
+}
+
+/// `restore-drills`: the drill timer.
+pub async fn restore_drills(State(_state): State<AppState>, raw: Bytes) -> Answer {
+    let inv: Invocation = match serde_json::from_slice(&raw) {
+        Ok(inv) => inv,
+        Err(e) => {
+            return redeliver(
+                names::RESTORE_DRILLS,
+                format!("the host's request is not JSON: {e}"),
+            );
+        }
+    };
+    let past_due = inv
+        .data
+        .get(bindings::TIMER)
+        .and_then(|t| t.get("IsPastDue"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let line = format!(
+        "restore-drill timer fired (past due: {past_due}); no drill workflow is registered in this build"
+    );
+    tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+    Answer::Handled(InvocationResult::logs([line]))
+}
+
+/// `status`: the HTTP status API.
+pub async fn status(State(_state): State<AppState>, raw: Bytes) -> Answer {
+    let inv: Invocation = match serde_json::from_slice(&raw) {
+        Ok(inv) => inv,
+        Err(e) => {
+            return redeliver(
+                names::STATUS,
+                format!("the host's request is not JSON: {e}"),
+            );
+        }
+    };
+    let req = match HttpTriggerRequest::from_invocation(&inv, bindings::HTTP_REQUEST) {
+        Ok(req) => req,
+        Err(e) => {
+            let body = json!({"error": {"code": "BadRequest", "message": e.to_string()}});
+            return Answer::Handled(InvocationResult::http(
+                bindings::HTTP_RESPONSE,
+                400,
+                body,
+                vec![],
+            ));
+        }
+    };
+    if !req.method.eq_ignore_ascii_case("GET") {
+        let body = json!({"error": {"code": "MethodNotAllowed", "message": format!("{} is not allowed; use GET", req.method)}});
+        return Answer::Handled(InvocationResult::http(
+            bindings::HTTP_RESPONSE,
+            405,
+            body,
+            vec![],
+        ));
+    }
+    let body = json!({
+        "service": "backup-pilot",
+        "version": env!("CARGO_PKG_VERSION"),
+        "functions": names::ALL,
+    });
+    Answer::Handled(InvocationResult::http(
+        bindings::HTTP_RESPONSE,
+        200,
+        body,
+        vec![],
+    ))
+}
+
+/// Parses the host request and extracts a message trigger's body. An unreadable host request
+/// is redelivered (the broker dead-letters it after maxDeliveryCount; nothing is lost).
+fn read_message(raw: &[u8], binding: &str) -> Result<(Invocation, Vec<u8>), Answer> {
+    let inv: Invocation = serde_json::from_slice(raw)
+        .map_err(|e| redeliver(binding, format!("the host's request is not JSON: {e}")))?;
+    let body = inv
+        .message_body(binding, true)
+        .map_err(|e| redeliver(binding, e.to_string()))?;
+    Ok((inv, body))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    state: &AppState,
+    function: &str,
+    inv: &Invocation,
+    body: &[u8],
+    kind: WorkflowKind,
+    subject: &str,
+    generation: &str,
+    payload: Map<String, Value>,
+) -> Answer {
+    match state.engine.start(kind, subject, generation, payload).await {
+        Ok(env) => {
+            let line = format!(
+                "{kind} workflow {} started for {subject} (message {})",
+                env.workflow_id,
+                env.message_id()
+            );
+            tracing::info!(workflow_id = %env.workflow_id, "{line}");
+            Answer::Handled(InvocationResult::logs([line]))
+        }
+        Err(err @ EngineError::Publish(_)) => redeliver(function, err.to_string()),
+        Err(err) => reject(state, function, inv, body, "NoWorkflow", err.to_string()).await,
+    }
+}
+
+async fn reject(
+    state: &AppState,
+    function: &str,
+    inv: &Invocation,
+    body: &[u8],
+    reason: &str,
+    description: String,
+) -> Answer {
+    tracing::warn!(function, reason, "dead-lettering a message: {description}");
+    let letter = DeadLetter {
+        function,
+        reason,
+        description: description.clone(),
+    };
+    match dead_letter(state.engine.ctx(), inv, body, letter).await {
+        Ok(()) => Answer::Handled(InvocationResult::logs([format!(
+            "dead-lettered ({reason}): {description}"
+        )])),
+        Err(e) => redeliver(
+            function,
+            format!("could not dead-letter ({reason}: {description}): {e}"),
+        ),
+    }
+}
+
+fn redeliver(function: &str, why: String) -> Answer {
+    tracing::error!(
+        function,
+        "invocation failed, the host will redeliver: {why}"
+    );
+    Answer::Redeliver(InvocationResult::logs([format!(
+        "failed, will be redelivered: {why}"
+    )]))
+}

@@ -1,0 +1,33 @@
+//! backup-pilot: onboarding, restores and restore drills for Azure Backup for AKS, run as an
+//! Azure Functions custom handler.
+//!
+//! Crate map:
+//! - [`handler`]: the custom-handler protocol (routes, host payloads, answers).
+//! - [`events`]: Event Grid intake of cluster writes and deletes.
+//! - [`envelope`]: the versioned message the service sends itself.
+//! - [`engine`]: steps, outcomes, the error policy and the journal.
+//! - [`workflow`]: the workflows and their steps.
+//! - [`bus`]: Service Bus publishing (REST, Entra or SAS).
+//! - [`auth`]: credentials and tokens.
+//! - [`config`], [`runtime`]: settings and wiring.
+//! - [`clock`]: system, scaled and manual time.
+//! - [`resource_id`]: ARM ids.
+//! - [`telemetry`]: logs and trace context.
+//! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint) for running and
+//!   testing without Azure.
+//! - [`cli`]: the command line.
+
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod envelope;
+pub mod events;
+pub mod handler;
+pub mod local;
+pub mod resource_id;
+pub mod runtime;
+pub mod telemetry;
+pub mod workflow;

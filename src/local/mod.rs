@@ -1,0 +1,2 @@
+//! Local stand-ins for everything the service talks to, so it runs and is tested with no
+//! Azure account: the Functions host, Service Bus, the managed-identity token endpoint.

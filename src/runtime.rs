@@ -1,0 +1,102 @@
+//! Wiring: turns a [`Config`] into the shared context and the handler state (credential,
+//! publisher, clock, journal, steps), and runs the handler server until shutdown.
+
+use std::sync::Arc;
+
+use crate::bus::Publisher;
+use crate::bus::rest::{BusAuth, ServiceBusRest};
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::config::{Config, ServiceBusAuth};
+use crate::engine::journal::{Journal, MemoryJournal};
+use crate::engine::{Ctx, Engine, Registry};
+use crate::handler::AppState;
+
+/// Builds the clock the configuration asks for.
+pub fn clock(config: &Config) -> Arc<dyn Clock> {
+    match config.time_scale {
+        Some((epoch, scale)) => match ScaledClock::new(epoch, scale) {
+            Ok(c) => Arc::new(c),
+            Err(_) => Arc::new(SystemClock),
+        },
+        None => Arc::new(SystemClock),
+    }
+}
+
+/// Builds the Service Bus publisher.
+///
+/// # Errors
+/// A credential that cannot be built.
+pub fn publisher(config: &Config, http: reqwest::Client) -> anyhow::Result<Arc<dyn Publisher>> {
+    let auth = match &config.service_bus_auth {
+        ServiceBusAuth::Sas(key) => BusAuth::Sas(key.clone()),
+        ServiceBusAuth::Entra => BusAuth::Entra(config.credential.build()?),
+    };
+    Ok(Arc::new(ServiceBusRest::new(
+        http,
+        &config.service_bus_url,
+        auth,
+    )))
+}
+
+/// Builds the handler state with the given steps.
+///
+/// # Errors
+/// A credential that cannot be built.
+pub fn state(
+    config: &Config,
+    registry: Registry,
+    journal: Arc<dyn Journal>,
+) -> anyhow::Result<AppState> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let ctx = Ctx {
+        clock: clock(config),
+        publisher: publisher(config, http)?,
+        journal,
+        queues: config.queues.clone(),
+        retry: config.retry,
+    };
+    Ok(AppState {
+        engine: Engine::new(ctx, registry),
+    })
+}
+
+/// `serve`: listens on 127.0.0.1:`FUNCTIONS_CUSTOMHANDLER_PORT` until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// Invalid configuration, or the port being taken.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = state(
+        &config,
+        crate::workflow::registry(),
+        Arc::new(MemoryJournal::default()),
+    )?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+    tracing::info!("custom handler listening on {}", listener.local_addr()?);
+    crate::handler::serve(listener, state, config.max_request_bytes, shutdown_signal()).await?;
+    tracing::info!("custom handler stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
