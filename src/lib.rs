@@ -3,6 +3,7 @@
 //!
 //! Crate map:
 //! - [`handler`]: the custom-handler protocol (routes, host payloads, answers).
+//! - [`arm`]: Azure Resource Manager (API versions, client).
 //! - [`events`]: Event Grid intake of cluster writes and deletes.
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy and the journal.
@@ -17,6 +18,7 @@
 //!   testing without Azure.
 //! - [`cli`]: the command line.
 
+pub mod arm;
 pub mod auth;
 pub mod bus;
 pub mod cli;
