@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::arm::{ArmClient, ArmOptions};
 use crate::bus::Publisher;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
 use crate::clock::{Clock, ScaledClock, SystemClock};
@@ -38,6 +39,29 @@ pub fn publisher(config: &Config, http: reqwest::Client) -> anyhow::Result<Arc<d
     )))
 }
 
+/// Builds the ARM client: the configured base URL and token scope, the configured credential.
+///
+/// # Errors
+/// A credential that cannot be built, or an unusable base URL.
+pub fn arm_client(
+    config: &Config,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ArmClient> {
+    let options = ArmOptions {
+        base_url: config.arm_url.clone(),
+        scope: config.arm_scope.clone(),
+        default_poll: config.arm_poll,
+        ..ArmOptions::default()
+    };
+    Ok(ArmClient::new(
+        http,
+        options,
+        config.credential.build()?,
+        clock,
+    )?)
+}
+
 /// Builds the handler state with the given steps.
 ///
 /// # Errors
@@ -50,8 +74,11 @@ pub fn state(
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
+    let clock = clock(config);
     let ctx = Ctx {
-        clock: clock(config),
+        arm: Arc::new(arm_client(config, http.clone(), clock.clone())?),
+        onboarding: Arc::new(config.onboarding.clone()),
+        clock,
         publisher: publisher(config, http)?,
         journal,
         queues: config.queues.clone(),

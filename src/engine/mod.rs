@@ -115,6 +115,9 @@ pub enum StepError {
     /// No token.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// An Azure Resource Manager call failed; the error keeps ARM's code, message and advice.
+    #[error(transparent)]
+    Arm(#[from] crate::arm::ArmError),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -137,6 +140,7 @@ impl StepError {
         match self {
             Self::Bus(e) => e.is_transient(),
             Self::Auth(_) => true,
+            Self::Arm(e) => e.is_transient(),
             Self::Transient { .. } => true,
             Self::Permanent { .. } => false,
         }
@@ -147,6 +151,7 @@ impl StepError {
         match self {
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::Arm(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -165,6 +170,10 @@ pub struct Ctx {
     pub queues: Queues,
     /// Step retry backoff.
     pub retry: RetryPolicy,
+    /// Azure Resource Manager.
+    pub arm: Arc<crate::arm::ArmClient>,
+    /// What onboarding and offboarding do (validated at start).
+    pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
 }
 
 /// The queues the service uses.
@@ -434,6 +443,47 @@ impl Engine {
     }
 }
 
+/// Helpers for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+
+    use crate::arm::{ArmClient, ArmOptions};
+    use crate::clock::Clock;
+
+    /// A credential for unit tests that never reach Azure: it refuses every token request.
+    #[derive(Debug)]
+    pub(crate) struct NoToken;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for NoToken {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "unit tests have no Azure credential",
+            ))
+        }
+    }
+
+    /// An ARM client pointed at a closed local port.
+    pub(crate) fn arm_client(clock: Arc<dyn Clock>) -> Arc<ArmClient> {
+        let options = ArmOptions {
+            base_url: "http://127.0.0.1:9".into(),
+            ..ArmOptions::default()
+        };
+        match ArmClient::new(reqwest::Client::new(), options, Arc::new(NoToken), clock) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("test ARM client: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +533,8 @@ mod tests {
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let journal = Arc::new(MemoryJournal::default());
         let ctx = Ctx {
+            arm: test_support::arm_client(clock.clone()),
+            onboarding: Arc::default(),
             clock: clock.clone(),
             publisher: publisher.clone(),
             journal: journal.clone(),
