@@ -132,7 +132,7 @@ impl Config {
         if arm_poll.is_zero() {
             problems.push("BACKUP_PILOT_ARM_POLL_SECONDS must be > 0".into());
         }
-        let onboarding = crate::workflow::settings::OnboardingSettings::from_lookup(&get)
+        let onboarding = crate::workflow::settings::OnboardingSettings::from_lookup(get)
             .unwrap_or_else(|mut more| {
                 problems.append(&mut more);
                 crate::workflow::settings::OnboardingSettings::default()

@@ -430,7 +430,7 @@ impl ArmClient {
         let mut attempt = 0u32;
         loop {
             if let Some(wait) = self.held_back(&gate_key) {
-                return Err(ArmError::Rejected(ArmFault {
+                return Err(ArmError::Rejected(Box::new(ArmFault {
                     status: 429,
                     code: "HeldBack".into(),
                     message: format!(
@@ -440,15 +440,15 @@ impl ArmClient {
                     retry_after: Some(wait),
                     request: request.clone(),
                     request_ids: String::new(),
-                }));
+                })));
             }
             let result = self
                 .try_once(&method, &url, body, &request, &client_request_id)
                 .await;
-            if let Err(err) = &result {
-                if let Some(wait) = err.retry_after().filter(|_| err.status() == Some(429)) {
-                    self.hold(&gate_key, wait);
-                }
+            if let Err(err) = &result
+                && let Some(wait) = err.retry_after().filter(|_| err.status() == Some(429))
+            {
+                self.hold(&gate_key, wait);
             }
             match result {
                 Err(err) if err.is_transient() && attempt < self.options.quick_retry.retries => {
@@ -507,9 +507,9 @@ impl ArmClient {
         })?;
         tracing::debug!(%request, status = status.as_u16(), request_id = %request_ids(&headers), "ARM call");
         if !status.is_success() {
-            return Err(ArmError::Rejected(fault_from(
+            return Err(ArmError::Rejected(Box::new(fault_from(
                 status, &bytes, &headers, request,
-            )));
+            ))));
         }
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
@@ -553,27 +553,27 @@ impl ArmClient {
             .filter(|(name, _)| name.as_str().starts_with("x-ms-ratelimit-remaining-"))
             .filter_map(|(_, v)| v.to_str().ok()?.trim().parse::<u64>().ok())
             .min();
-        if let Some(remaining) = lowest {
-            if remaining <= self.options.rate_limit_reserve {
-                tracing::warn!(
-                    remaining,
-                    "ARM request quota nearly spent; holding back further calls"
-                );
-                self.hold(&gate_key(method, path), self.options.rate_limit_pause);
-            }
+        if let Some(remaining) = lowest
+            && remaining <= self.options.rate_limit_reserve
+        {
+            tracing::warn!(
+                remaining,
+                "ARM request quota nearly spent; holding back further calls"
+            );
+            self.hold(&gate_key(method, path), self.options.rate_limit_pause);
         }
     }
 }
 
 fn operation_failed(label: &str, code: String, message: String) -> ArmError {
-    ArmError::OperationFailed(ArmFault {
+    ArmError::OperationFailed(Box::new(ArmFault {
         status: 0,
         code,
         message,
         retry_after: None,
         request: format!("the operation started by {label}"),
         request_ids: String::new(),
-    })
+    }))
 }
 
 /// Subscription + read/write/delete class: the unit ARM throttles by.
@@ -691,7 +691,7 @@ mod tests {
         assert_eq!(f.message, "slow down");
         assert_eq!(f.retry_after, Some(Duration::from_secs(17)));
         assert!(f.request_ids.contains("r1"));
-        assert!(ArmError::Rejected(f).is_transient());
+        assert!(ArmError::Rejected(Box::new(f)).is_transient());
 
         let storage = fault_from(
             StatusCode::CONFLICT,
@@ -712,7 +712,7 @@ mod tests {
             ("NotAcceptable", "(no body)")
         );
         assert!(
-            ArmError::Rejected(empty)
+            ArmError::Rejected(Box::new(empty))
                 .to_string()
                 .contains("Accept header")
         );

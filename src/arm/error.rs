@@ -227,10 +227,10 @@ impl fmt::Display for ArmFault {
         }
         if let Some(k) = known_code(&self.code) {
             write!(f, ". What to do: {}", k.advice)?;
-            if k.code.eq_ignore_ascii_case("AuthorizationFailed") {
-                if let Some(role) = role_for_denied_action(&self.message) {
-                    write!(f, " (this action needs {role})")?;
-                }
+            if k.code.eq_ignore_ascii_case("AuthorizationFailed")
+                && let Some(role) = role_for_denied_action(&self.message)
+            {
+                write!(f, " (this action needs {role})")?;
             }
         }
         if !self.request_ids.is_empty() {
@@ -253,10 +253,10 @@ pub enum ArmError {
     },
     /// ARM answered with an error status.
     #[error("{0}")]
-    Rejected(ArmFault),
+    Rejected(Box<ArmFault>),
     /// A long-running operation ended `Failed` or `Canceled`.
     #[error("{0}")]
-    OperationFailed(ArmFault),
+    OperationFailed(Box<ArmFault>),
     /// The response was not the JSON the spec promises.
     #[error("{request} answered {status} with a body that is not valid JSON: {message}")]
     UnreadableResponse {
@@ -294,7 +294,7 @@ impl ArmError {
     /// The fault ARM reported, if it reported one.
     pub fn fault(&self) -> Option<&ArmFault> {
         match self {
-            Self::Rejected(f) | Self::OperationFailed(f) => Some(f),
+            Self::Rejected(f) | Self::OperationFailed(f) => Some(f.as_ref()),
             _ => None,
         }
     }
@@ -395,10 +395,10 @@ mod tests {
     #[test]
     fn statuses_classify_like_the_azure_sdks() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(ArmError::Rejected(fault(s, "X", "")).is_transient(), "{s}");
+            assert!(ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(), "{s}");
         }
         for s in [400, 401, 403, 404, 409, 406] {
-            assert!(!ArmError::Rejected(fault(s, "X", "")).is_transient(), "{s}");
+            assert!(!ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(), "{s}");
         }
         assert!(
             ArmError::Send {
@@ -411,17 +411,17 @@ mod tests {
 
     #[test]
     fn known_codes_override_the_status_class_and_carry_advice() {
-        let pnf = ArmError::Rejected(fault(
+        let pnf = ArmError::Rejected(Box::new(fault(
             400,
             "PrincipalNotFound",
             "Principal abc does not exist in the directory t.",
-        ));
+        )));
         assert!(pnf.is_transient());
-        let snap = ArmError::OperationFailed(fault(
+        let snap = ArmError::OperationFailed(Box::new(fault(
             0,
             "UserErrorMissingMSIPermissionsOnSnapshotResourceGroup",
             "",
-        ));
+        )));
         assert!(snap.is_missing_roles() && !snap.is_transient());
         let text = snap.to_string();
         assert!(
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn authorization_failures_name_the_missing_role() {
         let msg = "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '/subscriptions/s' or the scope is invalid.";
-        let text = ArmError::Rejected(fault(403, "AuthorizationFailed", msg)).to_string();
+        let text = ArmError::Rejected(Box::new(fault(403, "AuthorizationFailed", msg))).to_string();
         assert!(text.contains("User Access Administrator"), "{text}");
         assert!(text.starts_with("PUT /subscriptions/s/x answered 403 AuthorizationFailed"));
         assert_eq!(

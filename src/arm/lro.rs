@@ -231,10 +231,10 @@ pub fn pending_from_response(
     if let Some(url) = &headers.async_operation {
         return Some(make(OperationKind::AzureAsyncOperation, url, result_url));
     }
-    if status == 202 {
-        if let Some(url) = &headers.location {
-            return Some(make(OperationKind::Location, url, None));
-        }
+    if status == 202
+        && let Some(url) = &headers.location
+    {
+        return Some(make(OperationKind::Location, url, None));
     }
     resource_url.map(|url| make(OperationKind::ProvisioningState, url, None))
 }
