@@ -38,13 +38,16 @@ impl TokenCredential for Fixed {
     }
 }
 
+/// One request the server saw: method, URI, headers, body.
+type Seen = (Method, String, HeaderMap, Bytes);
+
 /// One scripted answer: status, headers, body.
 type Answer = (u16, Vec<(&'static str, String)>, Value);
 
 #[derive(Clone, Default)]
 struct Script {
     answers: Arc<Mutex<VecDeque<Answer>>>,
-    seen: Arc<Mutex<Vec<(Method, String, HeaderMap, Bytes)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn serve(

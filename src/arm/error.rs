@@ -395,10 +395,16 @@ mod tests {
     #[test]
     fn statuses_classify_like_the_azure_sdks() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(), "{s}");
+            assert!(
+                ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(),
+                "{s}"
+            );
         }
         for s in [400, 401, 403, 404, 409, 406] {
-            assert!(!ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(), "{s}");
+            assert!(
+                !ArmError::Rejected(Box::new(fault(s, "X", ""))).is_transient(),
+                "{s}"
+            );
         }
         assert!(
             ArmError::Send {

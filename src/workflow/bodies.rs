@@ -393,23 +393,22 @@ mod tests {
             return;
         };
         // A discriminated base: switch to the concrete definition.
-        if schema.get("discriminator").is_some() {
-            if let Some(concrete) = value.get("objectType").and_then(Value::as_str) {
-                let name = defs
-                    .as_object()
-                    .and_then(|m| {
-                        m.iter().find(|(k, d)| {
-                            d.get("x-ms-discriminator-value").and_then(Value::as_str)
-                                == Some(concrete)
-                                || (k.as_str() == concrete && d.get("allOf").is_some())
-                        })
+        if schema.get("discriminator").is_some()
+            && let Some(concrete) = value.get("objectType").and_then(Value::as_str)
+        {
+            let name = defs
+                .as_object()
+                .and_then(|m| {
+                    m.iter().find(|(k, d)| {
+                        d.get("x-ms-discriminator-value").and_then(Value::as_str) == Some(concrete)
+                            || (k.as_str() == concrete && d.get("allOf").is_some())
                     })
-                    .map(|(k, _)| k.clone());
-                if let Some(name) = name {
-                    if name != def {
-                        return conforms(spec, &name, value, path, errors);
-                    }
-                }
+                })
+                .map(|(k, _)| k.clone());
+            if let Some(name) = name
+                && name != def
+            {
+                return conforms(spec, &name, value, path, errors);
             }
         }
         let (props, required) = collect(spec, schema);
@@ -437,12 +436,12 @@ mod tests {
             .into_iter()
             .flatten()
         {
-            if let Some(r) = base.get("$ref").and_then(Value::as_str) {
-                if let Some(name) = r.strip_prefix("#/definitions/") {
-                    let (p, q) = collect(spec, &spec["definitions"][name]);
-                    props.extend(p);
-                    required.extend(q);
-                }
+            if let Some(r) = base.get("$ref").and_then(Value::as_str)
+                && let Some(name) = r.strip_prefix("#/definitions/")
+            {
+                let (p, q) = collect(spec, &spec["definitions"][name]);
+                props.extend(p);
+                required.extend(q);
             }
         }
         if let Some(p) = schema.get("properties").and_then(Value::as_object) {
@@ -464,10 +463,10 @@ mod tests {
             }
             return;
         }
-        if let Some(allowed) = p.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(v) {
-                errors.push(format!("{path}: {v} not in {allowed:?}"));
-            }
+        if let Some(allowed) = p.get("enum").and_then(Value::as_array)
+            && !allowed.contains(v)
+        {
+            errors.push(format!("{path}: {v} not in {allowed:?}"));
         }
         match p.get("type").and_then(Value::as_str) {
             Some("array") => {

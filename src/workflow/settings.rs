@@ -464,12 +464,12 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
             value: Some("off".into()),
         }),
     };
-    if let (Some(a), Some(b)) = (&opt_in_tag, &opt_out_tag) {
-        if a == b {
-            problems.push(format!(
+    if let (Some(a), Some(b)) = (&opt_in_tag, &opt_out_tag)
+        && a == b
+    {
+        problems.push(format!(
                 "BACKUP_PILOT_OPT_IN_TAG and BACKUP_PILOT_OPT_OUT_TAG are both `{a}`; no cluster could ever be onboarded"
             ));
-        }
     }
     let profile = match get("BACKUP_PILOT_PROFILE").as_deref() {
         None => Profile::Production,
