@@ -210,6 +210,52 @@ pub fn vcpus_of(vm_size: &str) -> Option<u32> {
     Some(total)
 }
 
+/// AKS's kube-reserved CPU by core count (AKS docs: 1 core 60m, 2: 100m, 4: 140m, 8: 180m,
+/// 16: 260m, 32: 420m, 64: 740m).
+pub fn kube_reserved_millicores(vcpus: u32) -> u32 {
+    match vcpus {
+        0 | 1 => 60,
+        2 | 3 => 100,
+        4..=7 => 140,
+        8..=15 => 180,
+        16..=31 => 260,
+        32..=63 => 420,
+        _ => 740,
+    }
+}
+
+/// Sustained CPU of burstable B-series sizes, in millicores: Azure's published baseline
+/// (B2ms: 60% of one vCPU). This is why one Standard_B2ms node cannot take the extension
+/// while one Standard_D2s_v3 can (gotcha 2).
+const BURSTABLE_BASELINE: [(&str, u32); 9] = [
+    ("standard_b1s", 100),
+    ("standard_b1ms", 200),
+    ("standard_b2s", 400),
+    ("standard_b2ms", 600),
+    ("standard_b4ms", 900),
+    ("standard_b8ms", 1350),
+    ("standard_b12ms", 2025),
+    ("standard_b16ms", 2700),
+    ("standard_b20ms", 3375),
+];
+
+/// Schedulable CPU of one node of `vm_size` in millicores: its vCPUs (or a burstable size's
+/// baseline; 30% per vCPU for burstable sizes not in the table) minus kube-reserved CPU.
+pub fn node_millicores(vm_size: &str) -> Option<u32> {
+    let vcpus = vcpus_of(vm_size)?;
+    let lower = vm_size.to_ascii_lowercase();
+    let burstable = lower
+        .strip_prefix("standard_b")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let raw = BURSTABLE_BASELINE
+        .iter()
+        .find(|(size, _)| *size == lower)
+        .map(|(_, m)| *m)
+        .or_else(|| burstable.then_some(vcpus * 300))
+        .unwrap_or(vcpus * 1000);
+    Some(raw.saturating_sub(kube_reserved_millicores(vcpus)))
+}
+
 /// One pool the extension's pods could run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsablePool {
@@ -217,8 +263,8 @@ pub struct UsablePool {
     pub name: String,
     /// VM size.
     pub vm_size: String,
-    /// vCPUs per node.
-    pub vcpus: u32,
+    /// Schedulable CPU per node, in millicores.
+    pub node_millicores: u32,
     /// Nodes now (or the autoscaler's maximum).
     pub nodes: u32,
     /// True if the autoscaler manages it.
@@ -242,8 +288,11 @@ impl Capacity {
 
     /// For the pool to scale: the node count that makes the extension fit, if one pool can.
     pub fn scale_target(&self, model: &CapacityModel) -> Option<(UsablePool, u32)> {
-        let pool = self.pools.iter().max_by_key(|p| (p.vcpus, p.nodes))?;
-        let per_node = i64::from(pool.vcpus) * 1000 - i64::from(model.node_reserved_millicores);
+        let pool = self
+            .pools
+            .iter()
+            .max_by_key(|p| (p.node_millicores, p.nodes))?;
+        let per_node = i64::from(pool.node_millicores);
         if per_node <= 0 {
             return None;
         }
@@ -297,7 +346,7 @@ pub fn capacity(cluster: &Value, model: &CapacityModel) -> Capacity {
             }?;
             Some(UsablePool {
                 name: p.get("name").and_then(Value::as_str)?.to_string(),
-                vcpus: vcpus_of(&vm_size)?,
+                node_millicores: node_millicores(&vm_size)?,
                 vm_size,
                 nodes,
                 autoscaled,
@@ -306,10 +355,7 @@ pub fn capacity(cluster: &Value, model: &CapacityModel) -> Capacity {
         .collect();
     let total: i64 = pools
         .iter()
-        .map(|p| {
-            i64::from(p.nodes)
-                * (i64::from(p.vcpus) * 1000 - i64::from(model.node_reserved_millicores))
-        })
+        .map(|p| i64::from(p.nodes) * i64::from(p.node_millicores))
         .sum();
     Capacity {
         free_millicores: total - i64::from(model.cluster_system_millicores),
@@ -371,7 +417,7 @@ pub fn capacity_advice(
         None => "add a Linux node pool without NoSchedule taints".to_string(),
     };
     format!(
-        "the backup extension needs about {}m CPU free, but the schedulable pools [{}] leave an estimated {}m (a single 2-vCPU node such as Standard_B2ms is not enough); {how}, or use a larger VM size; or set BACKUP_PILOT_ALLOW_NODE_POOL_SCALE=true to let the service scale",
+        "the backup extension needs about {}m CPU free, but the schedulable pools [{}] leave an estimated {}m (a single burstable Standard_B2ms node is not enough); {how}, or use a non-burstable size such as Standard_D2s_v3; or set BACKUP_PILOT_ALLOW_NODE_POOL_SCALE=true to let the service scale",
         model.extension_millicores,
         if pools.is_empty() {
             "none".to_string()
@@ -390,8 +436,7 @@ mod tests {
     fn model() -> CapacityModel {
         CapacityModel {
             extension_millicores: 500,
-            node_reserved_millicores: 400,
-            cluster_system_millicores: 1200,
+            cluster_system_millicores: 400,
         }
     }
 

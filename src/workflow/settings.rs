@@ -126,14 +126,14 @@ pub struct HookRef {
     pub name: String,
 }
 
-/// Rough CPU model used to decide whether the extension (about 500m) fits (gotcha 2).
+/// CPU model used to decide whether the extension (about 500m) fits (gotcha 2): per node its
+/// vCPUs (a burstable size's baseline) minus AKS's kube-reserved CPU; per cluster the system
+/// pods' requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapacityModel {
     /// CPU the backup extension's pods request.
     pub extension_millicores: u32,
-    /// CPU each node keeps for kubelet and per-node system pods.
-    pub node_reserved_millicores: u32,
-    /// CPU the cluster's system deployments (CoreDNS, metrics-server, ...) take once.
+    /// CPU the cluster's system pods (CoreDNS, metrics-server, konnectivity, CSI) request.
     pub cluster_system_millicores: u32,
 }
 
@@ -296,16 +296,10 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "CPU the extension needs free",
     ),
     (
-        "BACKUP_PILOT_NODE_RESERVED_MILLICORES",
-        "nodeReservedMillicores",
-        "400",
-        "CPU each node keeps for kubelet and per-node system pods",
-    ),
-    (
         "BACKUP_PILOT_CLUSTER_SYSTEM_MILLICORES",
         "clusterSystemMillicores",
-        "1200",
-        "CPU taken once per cluster by system deployments",
+        "400",
+        "CPU the cluster's system pods request, taken once from the pools' total",
     ),
     (
         "BACKUP_PILOT_ROLE_PROFILE",
@@ -582,16 +576,10 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
             500,
             problems,
         ),
-        node_reserved_millicores: millicores(
-            get,
-            "BACKUP_PILOT_NODE_RESERVED_MILLICORES",
-            400,
-            problems,
-        ),
         cluster_system_millicores: millicores(
             get,
             "BACKUP_PILOT_CLUSTER_SYSTEM_MILLICORES",
-            1200,
+            400,
             problems,
         ),
     };
