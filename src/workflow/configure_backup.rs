@@ -273,7 +273,6 @@ fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
             PROPAGATION_WAIT,
             format!("waiting for role assignments to take effect: {why}"),
         )
-        .without(facts::PENDING_OPERATION)
     };
     outcome
         .with(facts::BACKUP_VALIDATED, false)

@@ -176,7 +176,8 @@ pub fn finish(summary: impl Into<String>) -> Outcome {
     Outcome::done(summary).without(PENDING_OPERATION)
 }
 
-/// Retries later for a reason (not an error), keeping the payload.
+/// Retries later for a reason (not an error, and not an operation in flight: any finished
+/// operation is cleared so it is not polled again).
 pub fn wait(after: Duration, why: impl Into<String>) -> Outcome {
-    Outcome::retry_after(after, why)
+    Outcome::retry_after(after, why).without(PENDING_OPERATION)
 }
