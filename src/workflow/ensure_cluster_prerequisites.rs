@@ -55,18 +55,27 @@ impl Step for EnsureClusterPrerequisites {
         let settings = &ctx.onboarding;
 
         let location = facts::required(env, facts::LOCATION)?;
-        let offered = ctx
+        let versions_path = format!(
+            "/subscriptions/{}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions",
+            cluster_id.subscription()
+        );
+        match ctx
             .arm
-            .get(
-                &format!(
-                    "/subscriptions/{}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions",
-                    cluster_id.subscription()
-                ),
-                versions::MANAGED_CLUSTERS,
-            )
-            .await?;
-        if let VersionVerdict::Unsupported(why) = check_version(&cluster, &offered) {
-            return Ok(Outcome::failed(why).without(facts::PENDING_OPERATION));
+            .get(&versions_path, versions::MANAGED_CLUSTERS)
+            .await
+        {
+            Ok(offered) => {
+                if let VersionVerdict::Unsupported(why) = check_version(&cluster, &offered) {
+                    return Ok(Outcome::failed(why).without(facts::PENDING_OPERATION));
+                }
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            // The version list is advice, not a gate AKS depends on: if it cannot be read,
+            // say so and go on (AKS itself refuses extensions on unsupported versions).
+            Err(e) => tracing::warn!(
+                cluster = %cluster_id,
+                "could not check the Kubernetes version against AKS's supported list: {e}"
+            ),
         }
 
         let disabled = disabled_storage_features(&cluster);

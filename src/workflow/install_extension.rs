@@ -97,42 +97,41 @@ impl Step for InstallExtension {
             Progress::Finished { .. } | Progress::Idle => {}
         }
 
-        let mut extension = ctx.arm.get_optional(&ours, versions::EXTENSIONS).await?;
-        if extension.is_none() {
-            let all = ctx
-                .arm
-                .list(
-                    &format!("{cluster_id}/providers/Microsoft.KubernetesConfiguration/extensions"),
-                    versions::EXTENSIONS,
-                    &[],
-                )
-                .await?;
-            extension = all.into_iter().find(|e| {
-                e.pointer("/properties/extensionType")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case(EXTENSION_TYPE))
-            });
-        }
-        let Some(extension) = extension else {
-            let storage = desired_storage(env)?;
-            tracing::info!(cluster = %cluster_id, "installing the backup extension");
-            let resp = ctx
-                .arm
-                .put(&ours, versions::EXTENSIONS, &bodies::extension(&storage))
-                .await?;
-            return match resp.pending(
-                NAME,
-                FinalState::AzureAsyncOperation,
-                ctx.arm.default_poll(),
-            ) {
-                Some(op) => Ok(started(op)),
-                None => Ok(wait(
-                    ctx.arm.default_poll(),
-                    "the backup extension was submitted",
-                )),
-            };
+        let extension = match ctx.arm.get_optional(&ours, versions::EXTENSIONS).await? {
+            Some(e) => e,
+            None => {
+                let storage = desired_storage(env)?;
+                tracing::info!(cluster = %cluster_id, "installing the backup extension");
+                let resp = ctx
+                    .arm
+                    .put(&ours, versions::EXTENSIONS, &bodies::extension(&storage))
+                    .await;
+                match resp {
+                    Ok(resp) => {
+                        return match resp.pending(
+                            NAME,
+                            FinalState::AzureAsyncOperation,
+                            ctx.arm.default_poll(),
+                        ) {
+                            Some(op) => Ok(started(op)),
+                            None => Ok(wait(
+                                ctx.arm.default_poll(),
+                                "the backup extension was submitted",
+                            )),
+                        };
+                    }
+                    // One extension of a type per cluster: an install under another name
+                    // (portal, CLI, Azure Policy) is adopted.
+                    Err(e) if matches!(e.status(), Some(400 | 409)) => {
+                        match installed_under_another_name(ctx, &cluster_id).await? {
+                            Some(existing) => existing,
+                            None => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
-
         let id = extension
             .get("id")
             .and_then(Value::as_str)
@@ -182,6 +181,26 @@ impl Step for InstallExtension {
         }
         Ok(outcome)
     }
+}
+
+/// An installed extension of the backup type, whatever its name.
+async fn installed_under_another_name(
+    ctx: &Ctx,
+    cluster_id: &str,
+) -> Result<Option<Value>, StepError> {
+    let all = ctx
+        .arm
+        .list(
+            &format!("{cluster_id}/providers/Microsoft.KubernetesConfiguration/extensions"),
+            versions::EXTENSIONS,
+            &[],
+        )
+        .await?;
+    Ok(all.into_iter().find(|e| {
+        e.pointer("/properties/extensionType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case(EXTENSION_TYPE))
+    }))
 }
 
 /// The storage the extension should use, from the facts of the earlier steps.

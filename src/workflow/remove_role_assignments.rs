@@ -48,7 +48,7 @@ impl Step for RemoveRoleAssignments {
         for a in assignments.iter().filter(|a| made_for_cluster(a, &cluster)) {
             if let Some(id) = a.get("id").and_then(Value::as_str) {
                 let resp = ctx.arm.delete(id, versions::ROLE_ASSIGNMENTS).await?;
-                if !resp.was_absent() {
+                if resp.status == 200 {
                     removed += 1;
                 }
             }

@@ -1,7 +1,9 @@
 //! `stop_protection` (fact in: `ClusterDeleted`): for a deleted cluster, every backup instance
-//! that protects it in a vault the service manages is stopped (`BACKUP_PILOT_OFFBOARD_DATA=retain`:
-//! `stopProtection`, recovery points kept until they expire) or deleted (`delete`). Nothing is
-//! done if the cluster exists (a stale or out-of-order delete event).
+//! that protects it in the vault the service placed it in is stopped
+//! (`BACKUP_PILOT_OFFBOARD_DATA=retain`: `stopProtection`, recovery points kept until they
+//! expire) or deleted (`delete`). The vault is found the way onboarding named it; the region a
+//! shared layout needs comes from the cluster's snapshot resource group. Nothing is done if the
+//! cluster exists (a stale or out-of-order delete event).
 
 use std::time::Duration;
 
@@ -9,8 +11,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::facts::{self, Progress, advance, failed_operation, finish, started};
-use super::placement::MANAGED_BY_TAG;
-use super::settings::OffboardData;
+use super::placement::Placement;
+use super::settings::{Layout, OffboardData};
 use crate::arm::{FinalState, versions};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -23,8 +25,15 @@ pub const FACT: &str = "ProtectionStopped";
 /// See the module docs.
 pub struct StopProtection;
 
-/// States in which an instance needs nothing more for `retain`.
-const STOPPED: [&str; 3] = ["ProtectionStopped", "SoftDeleted", "SoftDeleting"];
+/// States in which an instance needs nothing more.
+fn settled(state: &str, mode: OffboardData) -> bool {
+    match mode {
+        OffboardData::Retain => {
+            matches!(state, "ProtectionStopped" | "SoftDeleted" | "SoftDeleting")
+        }
+        OffboardData::Delete => matches!(state, "SoftDeleted" | "SoftDeleting"),
+    }
+}
 
 #[async_trait]
 impl Step for StopProtection {
@@ -38,10 +47,8 @@ impl Step for StopProtection {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        if !ctx
-            .onboarding
-            .covers_subscription(cluster_id.subscription())
-        {
+        let settings = &ctx.onboarding;
+        if !settings.covers_subscription(cluster_id.subscription()) {
             return Ok(finish(format!(
                 "not offboarded: subscription {} is not in BACKUP_PILOT_SUBSCRIPTIONS",
                 cluster_id.subscription()
@@ -63,76 +70,92 @@ impl Step for StopProtection {
                 "{cluster} exists; not offboarding (the delete event is stale or the cluster was recreated)"
             )));
         }
-        let vaults = ctx
+
+        let mut handled: Vec<Value> = env
+            .payload
+            .get(facts::STOPPED_BACKUP_INSTANCES)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next = |handled: Vec<Value>| {
+            advance(super::remove_role_assignments::NAME, FACT)
+                .with(facts::STOPPED_BACKUP_INSTANCES, Value::Array(handled))
+        };
+        // Names that do not depend on the region are the same for any location.
+        let unplaced = Placement::for_cluster(settings, &cluster_id, "");
+        let snapshot_rg = ctx
+            .arm
+            .get_optional(&unplaced.snapshot_resource_group_id(), versions::RESOURCES)
+            .await?;
+        let location = match (&snapshot_rg, settings.layout) {
+            (Some(rg), _) => rg
+                .get("location")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            (None, Layout::PerCluster) => String::new(),
+            (None, Layout::SharedPerRegion) => {
+                tracing::warn!(cluster = %cluster, "no snapshot resource group: the cluster's region, and so its shared vault, is unknown");
+                return Ok(next(handled));
+            }
+        };
+        let placement = Placement::for_cluster(settings, &cluster_id, &location);
+        let vault_id = placement.vault_id();
+        if ctx
+            .arm
+            .get_optional(&vault_id, versions::BACKUP_VAULTS)
+            .await?
+            .is_none()
+        {
+            return Ok(next(handled));
+        }
+        let instances = ctx
             .arm
             .list(
-                &format!(
-                    "/subscriptions/{}/providers/Microsoft.DataProtection/backupVaults",
-                    cluster_id.subscription()
-                ),
-                versions::BACKUP_VAULTS,
+                &format!("{vault_id}/backupInstances"),
+                versions::BACKUP_INSTANCES,
                 &[],
             )
             .await?;
-        let ours = vaults.iter().filter(|v| {
-            v.pointer(&format!("/tags/{}", MANAGED_BY_TAG.0))
+        let mode = settings.offboard_data;
+        for bi in instances.iter().filter(|bi| {
+            bi.pointer("/properties/dataSourceInfo/resourceID")
                 .and_then(Value::as_str)
-                == Some(MANAGED_BY_TAG.1)
-        });
-        let mode = ctx.onboarding.offboard_data;
-        let mut handled = Vec::new();
-        for vault in ours {
-            let Some(vault_id) = vault.get("id").and_then(Value::as_str) else {
+                .is_some_and(|r| r.eq_ignore_ascii_case(&cluster))
+        }) {
+            let Some(id) = bi.get("id").and_then(Value::as_str) else {
                 continue;
             };
-            let instances = ctx
-                .arm
-                .list(
-                    &format!("{vault_id}/backupInstances"),
-                    versions::BACKUP_INSTANCES,
-                    &[],
-                )
-                .await?;
-            for bi in instances.iter().filter(|bi| {
-                bi.pointer("/properties/dataSourceInfo/resourceID")
-                    .and_then(Value::as_str)
-                    .is_some_and(|r| r.eq_ignore_ascii_case(&cluster))
-            }) {
-                let Some(id) = bi.get("id").and_then(Value::as_str) else {
-                    continue;
-                };
-                let state = bi
-                    .pointer("/properties/currentProtectionState")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let resp = match mode {
-                    OffboardData::Retain if STOPPED.contains(&state) => None,
-                    OffboardData::Retain => Some(
-                        ctx.arm
-                            .post(
-                                &format!("{id}/stopProtection"),
-                                versions::BACKUP_INSTANCES,
-                                None,
-                            )
-                            .await?,
-                    ),
-                    OffboardData::Delete if state == "SoftDeleted" || state == "SoftDeleting" => {
-                        None
-                    }
-                    OffboardData::Delete => {
-                        Some(ctx.arm.delete(id, versions::BACKUP_INSTANCES).await?)
-                    }
-                };
+            if !handled
+                .iter()
+                .any(|h| h.as_str().is_some_and(|h| h.eq_ignore_ascii_case(id)))
+            {
                 handled.push(Value::String(id.to_string()));
-                if let Some(op) = resp
-                    .and_then(|r| r.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll()))
-                {
-                    tracing::info!(backup_instance = id, ?mode, "offboarding a backup instance");
-                    return Ok(started(op));
+            }
+            let state = bi
+                .pointer("/properties/currentProtectionState")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if settled(state, mode) {
+                continue;
+            }
+            tracing::info!(backup_instance = id, ?mode, "offboarding a backup instance");
+            let resp = match mode {
+                OffboardData::Retain => {
+                    ctx.arm
+                        .post(
+                            &format!("{id}/stopProtection"),
+                            versions::BACKUP_INSTANCES,
+                            None,
+                        )
+                        .await?
                 }
+                OffboardData::Delete => ctx.arm.delete(id, versions::BACKUP_INSTANCES).await?,
+            };
+            if let Some(op) = resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll()) {
+                return Ok(started(op).with(facts::STOPPED_BACKUP_INSTANCES, Value::Array(handled)));
             }
         }
-        Ok(advance(super::remove_role_assignments::NAME, FACT)
-            .with(facts::STOPPED_BACKUP_INSTANCES, Value::Array(handled)))
+        Ok(next(handled))
     }
 }
