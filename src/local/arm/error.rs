@@ -48,7 +48,8 @@ impl ArmError {
     /// Adds an `additionalInfo` entry.
     #[must_use]
     pub fn with_additional_info(mut self, kind: &str, info: Value) -> Self {
-        self.additional_info.push(json!({"type": kind, "info": info}));
+        self.additional_info
+            .push(json!({"type": kind, "info": info}));
         self
     }
 

@@ -102,10 +102,11 @@ impl Faults {
                 if *left == 0 {
                     self.fail_next.remove(&key);
                 }
-                let status =
-                    StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status = StatusCode::from_u16(failure.status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut error = ArmError::new(status, &failure.code, failure.message);
-                if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
                 {
                     error = error.with_header("Retry-After", "10");
                 }

@@ -244,7 +244,9 @@ mod tests {
     #[test]
     fn data_protection_ids_are_two_guids_in_base64() {
         let id = new_operation_id(OpStyle::DataProtection);
-        let raw = base64::engine::general_purpose::STANDARD.decode(&id).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&id)
+            .unwrap();
         let text = String::from_utf8(raw).unwrap();
         let parts: Vec<&str> = text.split(';').collect();
         assert_eq!(parts.len(), 2);
@@ -255,17 +257,31 @@ mod tests {
     fn status_and_location_answers_follow_the_operation() {
         let t = datetime!(2026-01-01 00:00 UTC);
         let mut ops = Operations::default();
-        let id = ops.start(OpStyle::DataProtection, "Inprogress", "S", t, t + time::Duration::seconds(30));
+        let id = ops.start(
+            OpStyle::DataProtection,
+            "Inprogress",
+            "S",
+            t,
+            t + time::Duration::seconds(30),
+        );
         let op = ops.find("s", &id).unwrap();
         assert_eq!(op.status_body("x")["status"], "Inprogress");
         let running = op.location_answer("http://h/x", t);
         assert_eq!(running.status, StatusCode::ACCEPTED);
-        assert!(running.headers.iter().any(|(k, v)| k == "Retry-After" && v == "30"));
+        assert!(
+            running
+                .headers
+                .iter()
+                .any(|(k, v)| k == "Retry-After" && v == "30")
+        );
         ops.succeed(&id, t, Some(job_extended_info(None)), 200);
         let op = ops.find("s", &id).unwrap();
         assert_eq!(op.status_body("x")["status"], "Succeeded");
         assert_eq!(op.location_answer("http://h/x", t).status, StatusCode::OK);
         assert!(ops.find("other-sub", &id).is_err());
-        assert_eq!(ops.find("s", "nope").unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            ops.find("s", "nope").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
     }
 }

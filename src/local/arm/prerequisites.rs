@@ -68,7 +68,8 @@ impl UserError {
     }
 }
 
-const PROPAGATION_HINT: &str = "Role assignments can take a few minutes to take effect; retry after they propagate.";
+const PROPAGATION_HINT: &str =
+    "Role assignments can take a few minutes to take effect; retry after they propagate.";
 
 /// Runs the checks for a backup instance of vault `vault_key` described by `facts`, as of
 /// `at`. `this_instance` is the instance's own key (excluded from the multi-protection rule).
@@ -97,13 +98,16 @@ pub fn check(
             "Delete the backup instance and create it again with dataSourceSetInfo set.",
         ));
     }
-    let cluster = world.clusters.get(&key(&facts.datasource_id)).ok_or_else(|| {
-        UserError::new(
-            "UserErrorDatasourceNotFound",
-            format!("The AKS cluster '{}' was not found.", facts.datasource_id),
-            "Check dataSourceInfo.resourceID.",
-        )
-    })?;
+    let cluster = world
+        .clusters
+        .get(&key(&facts.datasource_id))
+        .ok_or_else(|| {
+            UserError::new(
+                "UserErrorDatasourceNotFound",
+                format!("The AKS cluster '{}' was not found.", facts.datasource_id),
+                "Check dataSourceInfo.resourceID.",
+            )
+        })?;
     let has = |principal: &str, role: &str, scope: &str| {
         has_effective_role(&world.role_assignments, principal, role, scope, at)
     };
@@ -113,10 +117,16 @@ pub fn check(
             "KubernetesBackupListExtensionsError",
             format!(
                 "The Backup vault's managed identity ({}) cannot list extensions on the AKS cluster '{}': it needs the Reader role on the cluster.",
-                if vault_principal.is_empty() { "none: the vault has no system-assigned identity" } else { &vault_principal },
+                if vault_principal.is_empty() {
+                    "none: the vault has no system-assigned identity"
+                } else {
+                    &vault_principal
+                },
                 cluster.id
             ),
-            format!("Assign Reader on the AKS cluster to the Backup vault's managed identity. {PROPAGATION_HINT}"),
+            format!(
+                "Assign Reader on the AKS cluster to the Backup vault's managed identity. {PROPAGATION_HINT}"
+            ),
         ));
     }
     let cluster_key = key(&cluster.id);
@@ -127,14 +137,20 @@ pub fn check(
         None => {
             return Err(UserError::new(
                 "UserErrorKubernetesBackupExtensionNotFoundError",
-                format!("The backup extension is not installed on the AKS cluster '{}'.", cluster.id),
+                format!(
+                    "The backup extension is not installed on the AKS cluster '{}'.",
+                    cluster.id
+                ),
                 "Install the extension 'microsoft.dataprotection.kubernetes' on the cluster.",
             ));
         }
         Some(e) if e.provisioning_state == "Failed" => {
             return Err(UserError::new(
                 "UserErrorKubernetesBackupExtensionHasErrors",
-                format!("The backup extension '{}' on the AKS cluster is in a failed state.", e.name),
+                format!(
+                    "The backup extension '{}' on the AKS cluster is in a failed state.",
+                    e.name
+                ),
                 "Delete the extension and install it again after fixing its error (see the extension's errorInfo).",
             ));
         }
@@ -154,14 +170,15 @@ pub fn check(
         b.cluster_key == cluster_key
             && b.provisioning_state == "Succeeded"
             && b.source_resource_id.eq_ignore_ascii_case(&vault.id)
-            && b.roles
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case("Microsoft.DataProtection/backupVaults/backup-operator"))
+            && b.roles.iter().any(|r| {
+                r.eq_ignore_ascii_case("Microsoft.DataProtection/backupVaults/backup-operator")
+            })
     });
     if !bound {
         return Err(UserError::new(
             "UserErrorTrustedAccessGatewayReturnedForbidden",
-            "The Trusted Access role binding is missing/has gotten removed from the cluster.".into(),
+            "The Trusted Access role binding is missing/has gotten removed from the cluster."
+                .into(),
             "Create a trusted access role binding on the cluster for the Backup vault with the role 'Microsoft.DataProtection/backupVaults/backup-operator'.",
         ));
     }
@@ -228,10 +245,14 @@ fn snapshot_group(
     };
     let mut missing = Vec::new();
     if !has(vault_principal, roles::READER) {
-        missing.push(format!("the Backup vault identity ({vault_principal}) needs Reader"));
+        missing.push(format!(
+            "the Backup vault identity ({vault_principal}) needs Reader"
+        ));
     }
     if !has(cluster_principal, roles::CONTRIBUTOR) {
-        missing.push(format!("the AKS cluster identity ({cluster_principal}) needs Contributor"));
+        missing.push(format!(
+            "the AKS cluster identity ({cluster_principal}) needs Contributor"
+        ));
     }
     if missing.is_empty() {
         Ok(())
@@ -252,7 +273,13 @@ fn storage(
     extension: &super::state::ExtensionRecord,
     at: OffsetDateTime,
 ) -> Result<(), UserError> {
-    let setting = |k: &str| extension.configuration_settings.get(k).cloned().unwrap_or_default();
+    let setting = |k: &str| {
+        extension
+            .configuration_settings
+            .get(k)
+            .cloned()
+            .unwrap_or_default()
+    };
     let account_key = key(&account_id(
         &setting(backup_keys::SUBSCRIPTION_ID),
         &setting(backup_keys::RESOURCE_GROUP),
@@ -272,7 +299,10 @@ fn storage(
             setting(backup_keys::RESOURCE_GROUP)
         )));
     };
-    let container_key = format!("{account_key}/blobservices/default/containers/{}", setting(backup_keys::BUCKET).to_ascii_lowercase());
+    let container_key = format!(
+        "{account_key}/blobservices/default/containers/{}",
+        setting(backup_keys::BUCKET).to_ascii_lowercase()
+    );
     if !world.containers.contains_key(&container_key) {
         return Err(not_ready(format!(
             "The blob container '{}' does not exist in storage account '{}'.",
@@ -300,7 +330,9 @@ fn storage(
                 "The backup extension's identity ({principal}) lacks permissions on the backup storage account '{}': it needs Storage Blob Data Contributor.",
                 account.id
             ),
-            format!("Assign Storage Blob Data Contributor on the storage account to the extension identity. {PROPAGATION_HINT}"),
+            format!(
+                "Assign Storage Blob Data Contributor on the storage account to the extension identity. {PROPAGATION_HINT}"
+            ),
         ));
     }
     let use_aad = setting(backup_keys::USE_AAD).eq_ignore_ascii_case("true");
@@ -311,7 +343,10 @@ fn storage(
                 "The storage account '{}' disallows shared key access and the extension is not configured to use Microsoft Entra authentication.",
                 account.name
             ),
-            format!("Set configuration setting '{}' to \"true\" on the extension.", backup_keys::USE_AAD),
+            format!(
+                "Set configuration setting '{}' to \"true\" on the extension.",
+                backup_keys::USE_AAD
+            ),
         ));
     }
     Ok(())

@@ -45,7 +45,10 @@ pub mod roles {
         ("Owner", OWNER),
         ("User Access Administrator", USER_ACCESS_ADMINISTRATOR),
         ("Storage Account Contributor", STORAGE_ACCOUNT_CONTRIBUTOR),
-        ("Storage Blob Data Contributor", STORAGE_BLOB_DATA_CONTRIBUTOR),
+        (
+            "Storage Blob Data Contributor",
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+        ),
         ("Storage Blob Data Reader", STORAGE_BLOB_DATA_READER),
         ("Disk Snapshot Contributor", DISK_SNAPSHOT_CONTRIBUTOR),
         (
@@ -275,11 +278,18 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn assignment(scope: &str, role: &str, principal: &str, effective_at: OffsetDateTime) -> RoleAssignmentRecord {
+    fn assignment(
+        scope: &str,
+        role: &str,
+        principal: &str,
+        effective_at: OffsetDateTime,
+    ) -> RoleAssignmentRecord {
         RoleAssignmentRecord {
             scope: scope.into(),
             name: "n".into(),
-            role_definition_id: format!("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            role_definition_id: format!(
+                "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role}"
+            ),
             role_guid: role.into(),
             principal_id: principal.into(),
             principal_type: PrincipalKind::ServicePrincipal,
@@ -299,15 +309,44 @@ mod tests {
         let mut all = BTreeMap::new();
         all.insert(
             "a".to_string(),
-            assignment("/subscriptions/S/resourceGroups/RG", roles::CONTRIBUTOR, "P", t),
+            assignment(
+                "/subscriptions/S/resourceGroups/RG",
+                roles::CONTRIBUTOR,
+                "P",
+                t,
+            ),
         );
         let cluster = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ContainerService/managedClusters/c";
         assert!(has_effective_role(&all, "p", roles::READER, cluster, t));
-        assert!(has_effective_role(&all, "p", roles::CONTRIBUTOR, "/subscriptions/s/resourceGroups/rg", t));
-        assert!(!has_effective_role(&all, "p", roles::CONTRIBUTOR, "/subscriptions/s", t));
+        assert!(has_effective_role(
+            &all,
+            "p",
+            roles::CONTRIBUTOR,
+            "/subscriptions/s/resourceGroups/rg",
+            t
+        ));
+        assert!(!has_effective_role(
+            &all,
+            "p",
+            roles::CONTRIBUTOR,
+            "/subscriptions/s",
+            t
+        ));
         assert!(!has_effective_role(&all, "p", roles::OWNER, cluster, t));
-        assert!(!has_effective_role(&all, "p", roles::READER, cluster, t - time::Duration::seconds(1)));
-        assert!(!has_effective_role(&all, "p", roles::READER, "/subscriptions/s/resourceGroups/rg2", t));
+        assert!(!has_effective_role(
+            &all,
+            "p",
+            roles::READER,
+            cluster,
+            t - time::Duration::seconds(1)
+        ));
+        assert!(!has_effective_role(
+            &all,
+            "p",
+            roles::READER,
+            "/subscriptions/s/resourceGroups/rg2",
+            t
+        ));
     }
 
     #[test]
@@ -328,8 +367,14 @@ mod tests {
         let t = datetime!(2026-01-01 00:00 UTC);
         let mut dir = Directory::default();
         dir.add("ABC", PrincipalKind::ServicePrincipal, t);
-        assert_eq!(dir.lookup("abc", t - time::Duration::seconds(1)), Lookup::NotYetReplicated);
-        assert_eq!(dir.lookup("abc", t), Lookup::Visible(PrincipalKind::ServicePrincipal));
+        assert_eq!(
+            dir.lookup("abc", t - time::Duration::seconds(1)),
+            Lookup::NotYetReplicated
+        );
+        assert_eq!(
+            dir.lookup("abc", t),
+            Lookup::Visible(PrincipalKind::ServicePrincipal)
+        );
         assert_eq!(dir.lookup("zzz", t), Lookup::Unknown);
     }
 }

@@ -72,9 +72,17 @@ pub enum Route {
     /// `/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{l}/trustedAccessRoles`.
     TrustedAccessRoles { sub: String, location: String },
     /// AKS operation status (`.../locations/{l}/operations/{id}`).
-    ContainerServiceOperationStatus { sub: String, location: String, id: String },
+    ContainerServiceOperationStatus {
+        sub: String,
+        location: String,
+        id: String,
+    },
     /// AKS operation result (`.../locations/{l}/operationresults/{id}`).
-    ContainerServiceOperationResult { sub: String, location: String, id: String },
+    ContainerServiceOperationResult {
+        sub: String,
+        location: String,
+        id: String,
+    },
     /// Another sub-path of a cluster that Azure has (e.g. `agentPools/{p}/upgradeProfiles`).
     ClusterOther(ClusterPath, String),
     /// A cluster's extensions.
@@ -90,7 +98,11 @@ pub enum Route {
     /// A blob container (`.../blobServices/default/containers/{c}`).
     BlobContainer(GroupPath, String, String),
     /// Storage account creation's Location (`.../locations/{l}/asyncoperations/{id}`).
-    StorageOperation { sub: String, location: String, id: String },
+    StorageOperation {
+        sub: String,
+        location: String,
+        id: String,
+    },
     /// A backup vault.
     Vault(VaultPath),
     /// `OperationStatusBackupVaultContext_Get`.
@@ -100,9 +112,17 @@ pub enum Route {
     /// `OperationStatusResourceGroupContext_Get`.
     GroupOperationStatus(GroupPath, String),
     /// `OperationStatus_Get` (location scope).
-    LocationOperationStatus { sub: String, location: String, id: String },
+    LocationOperationStatus {
+        sub: String,
+        location: String,
+        id: String,
+    },
     /// `OperationResult_Get` (location scope).
-    LocationOperationResult { sub: String, location: String, id: String },
+    LocationOperationResult {
+        sub: String,
+        location: String,
+        id: String,
+    },
     /// A vault's policies.
     Policies(VaultPath),
     /// One policy.
@@ -207,6 +227,7 @@ impl Route {
             | StorageOperation { sub, .. }
             | LocationOperationStatus { sub, .. }
             | LocationOperationResult { sub, .. } => sub,
+            ResourceGroup(g) => &g.sub,
             RoleAssignments { scope } | RoleAssignment { scope, .. } => {
                 return scope_subscription(scope);
             }
@@ -272,11 +293,9 @@ impl Route {
                 api(&CLUSTERS, "managedClusters", CS)
             }
             AgentPools(_) | AgentPool(..) => api(&CLUSTERS, "managedClusters/agentPools", CS),
-            TrustedAccessBindings(_) | TrustedAccessBinding(..) => api(
-                &CLUSTERS,
-                "managedClusters/trustedAccessRoleBindings",
-                CS,
-            ),
+            TrustedAccessBindings(_) | TrustedAccessBinding(..) => {
+                api(&CLUSTERS, "managedClusters/trustedAccessRoleBindings", CS)
+            }
             TrustedAccessRoles { .. } => api(&CLUSTERS, "locations/trustedAccessRoles", CS),
             ContainerServiceOperationStatus { .. } => api(&CLUSTERS, "locations/operations", CS),
             ContainerServiceOperationResult { .. } => {
@@ -286,14 +305,12 @@ impl Route {
             ExtensionOperation(..) => api(&EXTENSIONS, "extensions/operations", KC),
             StorageNameAvailability { .. } => api(&STORAGE, "checkNameAvailability", ST),
             StorageAccount(..) => api(&STORAGE, "storageAccounts", ST),
-            BlobContainer(..) => api(
-                &STORAGE,
-                "storageAccounts/blobServices/containers",
-                ST,
-            ),
+            BlobContainer(..) => api(&STORAGE, "storageAccounts/blobServices/containers", ST),
             StorageOperation { .. } => api(&STORAGE, "locations/asyncoperations", ST),
             Vault(_) => api(&VAULTS, "backupVaults", DP),
-            VaultOperationStatus(..) => api(&DATA_PROTECTION_ANY, "backupVaults/operationStatus", DP),
+            VaultOperationStatus(..) => {
+                api(&DATA_PROTECTION_ANY, "backupVaults/operationStatus", DP)
+            }
             VaultOperationResult(..) => {
                 api(&DATA_PROTECTION_ANY, "backupVaults/operationResults", DP)
             }
@@ -338,26 +355,42 @@ impl Route {
             (ResourceGroup(_), "HEAD") => Some("ResourceGroups_CheckExistence"),
             (ResourceGroup(_), "PUT") => Some("ResourceGroups_CreateOrUpdate"),
             (ResourceGroup(_), "DELETE") => Some("ResourceGroups_Delete"),
-            (ResourceGroup(_), "PATCH") => return Err(ArmError::not_implemented("ResourceGroups_Update")),
+            (ResourceGroup(_), "PATCH") => {
+                return Err(ArmError::not_implemented("ResourceGroups_Update"));
+            }
             (ResourceGroupOperation { .. }, "GET") => Some("ResourceGroups_DeleteOperationResult"),
             (Cluster(_), "GET") => Some("ManagedClusters_Get"),
             (Cluster(_), "PUT") => Some("ManagedClusters_CreateOrUpdate"),
-            (Cluster(_), "PATCH") => return Err(ArmError::not_implemented("ManagedClusters_UpdateTags")),
-            (Cluster(_), "DELETE") => return Err(ArmError::not_implemented("ManagedClusters_Delete")),
+            (Cluster(_), "PATCH") => {
+                return Err(ArmError::not_implemented("ManagedClusters_UpdateTags"));
+            }
+            (Cluster(_), "DELETE") => {
+                return Err(ArmError::not_implemented("ManagedClusters_Delete"));
+            }
             (AgentPools(_), "GET") => Some("AgentPools_List"),
             (AgentPool(..), "GET") => Some("AgentPools_Get"),
             (AgentPool(..), "PUT") => Some("AgentPools_CreateOrUpdate"),
-            (AgentPool(..), "DELETE") => return Err(ArmError::not_implemented("AgentPools_Delete")),
-            (ClusterUserCredentials(_), "POST") => Some("ManagedClusters_ListClusterUserCredentials"),
+            (AgentPool(..), "DELETE") => {
+                return Err(ArmError::not_implemented("AgentPools_Delete"));
+            }
+            (ClusterUserCredentials(_), "POST") => {
+                Some("ManagedClusters_ListClusterUserCredentials")
+            }
             (TrustedAccessBindings(_), "GET") => Some("TrustedAccessRoleBindings_List"),
             (TrustedAccessBinding(..), "GET") => Some("TrustedAccessRoleBindings_Get"),
             (TrustedAccessBinding(..), "PUT") => Some("TrustedAccessRoleBindings_CreateOrUpdate"),
             (TrustedAccessBinding(..), "DELETE") => Some("TrustedAccessRoleBindings_Delete"),
             (TrustedAccessRoles { .. }, "GET") => Some("TrustedAccessRoles_List"),
-            (ContainerServiceOperationStatus { .. }, "GET") => Some("ContainerService_OperationStatus"),
-            (ContainerServiceOperationResult { .. }, "GET") => Some("ContainerService_OperationResult"),
+            (ContainerServiceOperationStatus { .. }, "GET") => {
+                Some("ContainerService_OperationStatus")
+            }
+            (ContainerServiceOperationResult { .. }, "GET") => {
+                Some("ContainerService_OperationResult")
+            }
             (ClusterOther(_, what), _) => {
-                return Err(ArmError::not_implemented(&format!("{m} managedClusters/{what}")));
+                return Err(ArmError::not_implemented(&format!(
+                    "{m} managedClusters/{what}"
+                )));
             }
             (Extensions(_), "GET") => return Err(ArmError::not_implemented("Extensions_List")),
             (Extension(..), "GET") => Some("Extensions_Get"),
@@ -365,15 +398,21 @@ impl Route {
             (Extension(..), "DELETE") => Some("Extensions_Delete"),
             (Extension(..), "PATCH") => return Err(ArmError::not_implemented("Extensions_Update")),
             (ExtensionOperation(..), "GET") => Some("OperationStatus_Get"),
-            (StorageNameAvailability { .. }, "POST") => Some("StorageAccounts_CheckNameAvailability"),
+            (StorageNameAvailability { .. }, "POST") => {
+                Some("StorageAccounts_CheckNameAvailability")
+            }
             (StorageAccount(..), "GET") => Some("StorageAccounts_GetProperties"),
             (StorageAccount(..), "PUT") => Some("StorageAccounts_Create"),
             (StorageAccount(..), "DELETE") => Some("StorageAccounts_Delete"),
-            (StorageAccount(..), "PATCH") => return Err(ArmError::not_implemented("StorageAccounts_Update")),
+            (StorageAccount(..), "PATCH") => {
+                return Err(ArmError::not_implemented("StorageAccounts_Update"));
+            }
             (BlobContainer(..), "GET") => Some("BlobContainers_Get"),
             (BlobContainer(..), "PUT") => Some("BlobContainers_Create"),
             (BlobContainer(..), "DELETE") => Some("BlobContainers_Delete"),
-            (BlobContainer(..), "PATCH") => return Err(ArmError::not_implemented("BlobContainers_Update")),
+            (BlobContainer(..), "PATCH") => {
+                return Err(ArmError::not_implemented("BlobContainers_Update"));
+            }
             (StorageOperation { .. }, "GET") => Some("StorageAccounts_CreateOperationResult"),
             (Vault(_), "GET") => Some("BackupVaults_Get"),
             (Vault(_), "PUT") => Some("BackupVaults_CreateOrUpdate"),
@@ -387,17 +426,23 @@ impl Route {
             (Policies(_), "GET") => Some("BackupPolicies_List"),
             (Policy(..), "GET") => Some("BackupPolicies_Get"),
             (Policy(..), "PUT") => Some("BackupPolicies_CreateOrUpdate"),
-            (Policy(..), "DELETE") => return Err(ArmError::not_implemented("BackupPolicies_Delete")),
+            (Policy(..), "DELETE") => {
+                return Err(ArmError::not_implemented("BackupPolicies_Delete"));
+            }
             (Instances(_), "GET") => Some("BackupInstances_List"),
             (Instance(_), "GET") => Some("BackupInstances_Get"),
             (Instance(_), "PUT") => Some("BackupInstances_CreateOrUpdate"),
             (Instance(_), "DELETE") => Some("BackupInstances_Delete"),
-            (InstanceOperationResult(..), "GET") => Some("BackupInstances_GetBackupInstanceOperationResult"),
+            (InstanceOperationResult(..), "GET") => {
+                Some("BackupInstances_GetBackupInstanceOperationResult")
+            }
             (AdhocBackup(_), "POST") => Some("BackupInstances_AdhocBackup"),
             (RecoveryPoints(_), "GET") => Some("RecoveryPoints_List"),
             (RecoveryPoint(..), "GET") => Some("RecoveryPoints_Get"),
             (InstanceAction(_, action), "POST") => {
-                return Err(ArmError::not_implemented(&format!("backupInstances/{action}")));
+                return Err(ArmError::not_implemented(&format!(
+                    "backupInstances/{action}"
+                )));
             }
             (ValidateForBackup(_), "POST") => Some("BackupInstances_ValidateForBackup"),
             (Jobs(_), "GET") => Some("Jobs_List"),
@@ -449,7 +494,9 @@ pub fn route(path: &str, api_version: &str) -> Result<Route, ArmError> {
     // Role assignments: `/{scope}/providers/Microsoft.Authorization/roleAssignments[/{name}]`,
     // the scope being any number of segments.
     if let Some(i) = (0..s.len().saturating_sub(2)).rev().find(|&i| {
-        eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization") && eq(s[i + 2], "roleAssignments")
+        eq(s[i], "providers")
+            && eq(s[i + 1], "Microsoft.Authorization")
+            && eq(s[i + 2], "roleAssignments")
     }) {
         let scope = format!("/{}", s[..i].join("/"));
         return match &s[i + 3..] {
@@ -486,7 +533,9 @@ pub fn route(path: &str, api_version: &str) -> Result<Route, ArmError> {
             sub,
             id: (*id).to_string(),
         }),
-        [p, ns, tail @ ..] if eq(p, "providers") => subscription_provider(sub, ns, tail, api_version),
+        [p, ns, tail @ ..] if eq(p, "providers") => {
+            subscription_provider(sub, ns, tail, api_version)
+        }
         [g, rg] if eq(g, "resourcegroups") => Ok(Route::ResourceGroup(GroupPath {
             sub,
             rg: (*rg).to_string(),
@@ -581,7 +630,11 @@ fn subscription_provider(
     if canonical_namespace(ns).is_some() && !tail.is_empty() {
         return Err(ArmError::not_implemented(&format!(
             "{ns}/{}",
-            tail.iter().step_by(2).copied().collect::<Vec<_>>().join("/")
+            tail.iter()
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/")
         )));
     }
     Err(unknown_type(ns, tail, api_version))
@@ -641,7 +694,9 @@ fn group_provider(
             if eq(sa, "storageAccounts") {
                 match rest {
                     [] => return Ok(Route::StorageAccount(group, name(account))),
-                    [b, d, c, container] if eq(b, "blobServices") && eq(d, "default") && eq(c, "containers") => {
+                    [b, d, c, container]
+                        if eq(b, "blobServices") && eq(d, "default") && eq(c, "containers") =>
+                    {
                         return Ok(Route::BlobContainer(group, name(account), name(container)));
                     }
                     _ => {
@@ -668,7 +723,9 @@ fn group_provider(
                 return Ok(match rest {
                     [] => Route::Vault(v),
                     [o, id] if eq(o, "operationStatus") => Route::VaultOperationStatus(v, name(id)),
-                    [o, id] if eq(o, "operationResults") => Route::VaultOperationResult(v, name(id)),
+                    [o, id] if eq(o, "operationResults") => {
+                        Route::VaultOperationResult(v, name(id))
+                    }
                     [p] if eq(p, "backupPolicies") => Route::Policies(v),
                     [p, policy] if eq(p, "backupPolicies") => Route::Policy(v, name(policy)),
                     [b] if eq(b, "backupInstances") => Route::Instances(v),
@@ -758,19 +815,34 @@ mod tests {
             V,
         )
         .unwrap();
-        assert!(matches!(r, Route::ExtensionOperation(_, ref e, ref o) if e == "azure-aks-backup" && o == "op1"));
-        assert_eq!(r.api().requires_registration, Some("Microsoft.KubernetesConfiguration"));
+        assert!(
+            matches!(r, Route::ExtensionOperation(_, ref e, ref o) if e == "azure-aks-backup" && o == "op1")
+        );
+        assert_eq!(
+            r.api().requires_registration,
+            Some("Microsoft.KubernetesConfiguration")
+        );
     }
 
     #[test]
     fn unknown_paths_get_arm_errors() {
         assert_eq!(route("/foo", V).unwrap_err().code, "InvalidRequestUri");
         assert_eq!(
-            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Nope/things/x", V).unwrap_err().code,
+            route(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Nope/things/x",
+                V
+            )
+            .unwrap_err()
+            .code,
             "InvalidResourceNamespace"
         );
         assert_eq!(
-            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/widgets/x", V).unwrap_err().code,
+            route(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/widgets/x",
+                V
+            )
+            .unwrap_err()
+            .code,
             "InvalidResourceType"
         );
         assert_eq!(
@@ -782,7 +854,11 @@ mod tests {
             "NotImplementedByStandIn"
         );
         assert_eq!(
-            route("/subscriptions/s/resourcegroups/rg", V).unwrap().operation_id(&Method::POST).unwrap_err().code,
+            route("/subscriptions/s/resourcegroups/rg", V)
+                .unwrap()
+                .operation_id(&Method::POST)
+                .unwrap_err()
+                .code,
             "MethodNotAllowed"
         );
     }

@@ -12,7 +12,9 @@ use super::error::StandInError;
 use super::providers::container_service::{NewCluster, insert_cluster};
 use super::rbac::PrincipalKind;
 use super::router::canonical_namespace;
-use super::state::{AadProfile, ClusterSpec, GroupRecord, PoolSpec, Registration, SubscriptionRecord, group_id, key};
+use super::state::{
+    AadProfile, ClusterSpec, GroupRecord, PoolSpec, Registration, SubscriptionRecord, group_id, key,
+};
 use super::validate::names;
 
 /// Providers registered in a new subscription.
@@ -107,7 +109,12 @@ impl ClusterSeed {
             name: name.into(),
             location: location.into(),
             kubernetes_version: "1.31.5".into(),
-            node_pools: vec![NodePoolSeed::new("nodepool1", "Standard_D2s_v3", 2, PoolMode::System)],
+            node_pools: vec![NodePoolSeed::new(
+                "nodepool1",
+                "Standard_D2s_v3",
+                2,
+                PoolMode::System,
+            )],
             disk_csi_driver: true,
             snapshot_controller: true,
             principal_id: None,
@@ -196,14 +203,21 @@ impl ArmHandle {
     ///
     /// # Errors
     /// Unknown subscription or namespace.
-    pub fn register_provider_now(&self, subscription: &str, namespace: &str) -> Result<(), StandInError> {
-        let ns = canonical_namespace(namespace)
-            .ok_or_else(|| StandInError::RegisterProvider(format!("unknown namespace '{namespace}'")))?;
+    pub fn register_provider_now(
+        &self,
+        subscription: &str,
+        namespace: &str,
+    ) -> Result<(), StandInError> {
+        let ns = canonical_namespace(namespace).ok_or_else(|| {
+            StandInError::RegisterProvider(format!("unknown namespace '{namespace}'"))
+        })?;
         let mut world = self.inner.world();
         let sub = world
             .subscriptions
             .get_mut(&subscription.to_ascii_lowercase())
-            .ok_or_else(|| StandInError::RegisterProvider(format!("unknown subscription '{subscription}'")))?;
+            .ok_or_else(|| {
+                StandInError::RegisterProvider(format!("unknown subscription '{subscription}'"))
+            })?;
         sub.providers.insert(ns, Registration::Registered);
         Ok(())
     }
@@ -212,11 +226,18 @@ impl ArmHandle {
     ///
     /// # Errors
     /// Unknown subscription or invalid name.
-    pub fn add_resource_group(&self, subscription: &str, name: &str, location: &str) -> Result<String, StandInError> {
+    pub fn add_resource_group(
+        &self,
+        subscription: &str,
+        name: &str,
+        location: &str,
+    ) -> Result<String, StandInError> {
         names::resource_group(name).map_err(|e| StandInError::AddResourceGroup(e.message))?;
         let mut world = self.inner.world();
         if world.subscription(subscription).is_none() {
-            return Err(StandInError::AddResourceGroup(format!("unknown subscription '{subscription}'")));
+            return Err(StandInError::AddResourceGroup(format!(
+                "unknown subscription '{subscription}'"
+            )));
         }
         let id = group_id(subscription, name);
         world.groups.entry(key(&id)).or_insert(GroupRecord {
@@ -246,7 +267,9 @@ impl ArmHandle {
             return Err(fail("a cluster needs a System node pool".into()));
         }
         if seed.disable_local_accounts && seed.entra.is_none() {
-            return Err(fail("local accounts can only be disabled with Entra integration".into()));
+            return Err(fail(
+                "local accounts can only be disabled with Entra integration".into(),
+            ));
         }
         self.add_resource_group(&seed.subscription, &seed.resource_group, &seed.location)
             .map_err(|e| fail(e.to_string()))?;

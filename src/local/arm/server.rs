@@ -91,7 +91,11 @@ pub async fn handle(
     let path = uri.path().to_string();
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let request_body = body_for_journal(&body);
     let mut answer = answer(&inner, &method, &path, &query, &headers, &body);
@@ -207,7 +211,12 @@ fn answer(
                     .group()
                     .and_then(|g| world.group(&g.sub, &g.rg))
                     .map_or_else(|| "global".to_string(), |g| g.location.clone());
-                ArmError::no_registered_provider(&location, api_version, api.resource_type, &supported)
+                ArmError::no_registered_provider(
+                    &location,
+                    api_version,
+                    api.resource_type,
+                    &supported,
+                )
             });
         }
         let sub = route.subscription().map(str::to_string);
@@ -245,9 +254,10 @@ fn answer(
         let body: Option<Value> = if raw_body.is_empty() {
             None
         } else {
-            Some(serde_json::from_slice(raw_body).map_err(|e| {
-                ArmError::invalid_request_content(format!("{e}"))
-            })?)
+            Some(
+                serde_json::from_slice(raw_body)
+                    .map_err(|e| ArmError::invalid_request_content(format!("{e}")))?,
+            )
         };
         let base = base_url(headers);
         let ctx = Ctx {

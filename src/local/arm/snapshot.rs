@@ -185,7 +185,9 @@ impl ArmHandle {
         let at = self.inner.clock.now();
         let world = self.inner.world();
         let text = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_str).unwrap_or_default().to_string()
+            v.and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
         };
         ArmSnapshot {
             at,
@@ -285,7 +287,11 @@ impl ArmHandle {
                     operation: text(j.properties.get("operation")),
                 })
                 .collect(),
-            recovery_points: world.recovery_points.values().map(|r| r.id.clone()).collect(),
+            recovery_points: world
+                .recovery_points
+                .values()
+                .map(|r| r.id.clone())
+                .collect(),
             providers: world
                 .subscriptions
                 .values()

@@ -565,8 +565,7 @@ impl World {
         self.instances.retain(|k, _| !under(k));
         self.jobs.retain(|k, _| !under(k));
         self.recovery_points.retain(|k, _| !under(k));
-        self.role_assignments
-            .retain(|_, a| !under(&key(&a.scope)));
+        self.role_assignments.retain(|_, a| !under(&key(&a.scope)));
     }
 }
 
@@ -604,12 +603,22 @@ pub fn cluster_id(sub: &str, rg: &str, cluster: &str) -> String {
 
 /// Canonical vault id.
 pub fn vault_id(sub: &str, rg: &str, vault: &str) -> String {
-    resource_id(sub, rg, "Microsoft.DataProtection", &[("backupVaults", vault)])
+    resource_id(
+        sub,
+        rg,
+        "Microsoft.DataProtection",
+        &[("backupVaults", vault)],
+    )
 }
 
 /// Canonical storage account id.
 pub fn account_id(sub: &str, rg: &str, account: &str) -> String {
-    resource_id(sub, rg, "Microsoft.Storage", &[("storageAccounts", account)])
+    resource_id(
+        sub,
+        rg,
+        "Microsoft.Storage",
+        &[("storageAccounts", account)],
+    )
 }
 
 #[cfg(test)]

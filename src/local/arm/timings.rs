@@ -137,7 +137,10 @@ mod tests {
     fn retry_after_is_bounded_whole_seconds() {
         let now = datetime!(2026-01-01 00:00 UTC);
         assert_eq!(retry_after_secs(now, now), 1);
-        assert_eq!(retry_after_secs(now, now + time::Duration::milliseconds(2500)), 3);
+        assert_eq!(
+            retry_after_secs(now, now + time::Duration::milliseconds(2500)),
+            3
+        );
         assert_eq!(retry_after_secs(now, now + time::Duration::hours(1)), 60);
     }
 }

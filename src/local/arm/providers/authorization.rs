@@ -41,7 +41,11 @@ fn render(a: &RoleAssignmentRecord) -> Value {
 
 fn normalise(scope: &str) -> String {
     let trimmed = scope.trim_end_matches('/');
-    if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 /// Checks that the scope is a subscription, resource group or resource that exists.
@@ -98,7 +102,10 @@ pub fn put(world: &mut World, scope: &str, name: &str, ctx: &Ctx<'_>) -> Handler
             ))
         };
     }
-    let principal_type = match (world.directory.lookup(&body.principal_id, ctx.now), body.principal_type) {
+    let principal_type = match (
+        world.directory.lookup(&body.principal_id, ctx.now),
+        body.principal_type,
+    ) {
         (Lookup::Visible(actual), Some(given)) if actual != given => {
             return Err(ArmError::new(
                 StatusCode::BAD_REQUEST,
@@ -177,7 +184,10 @@ pub fn get(world: &World, scope: &str, name: &str) -> HandlerResult {
 pub fn delete(world: &mut World, scope: &str, name: &str) -> HandlerResult {
     validate::assignment_name(name)?;
     Ok(
-        match world.role_assignments.remove(&assignment_key(&normalise(scope), name)) {
+        match world
+            .role_assignments
+            .remove(&assignment_key(&normalise(scope), name))
+        {
             Some(a) => ArmResponse::ok(render(&a)),
             None => ArmResponse::empty(StatusCode::NO_CONTENT),
         },

@@ -73,12 +73,16 @@ pub fn insert_cluster(
             new.sub, new.name
         ),
     );
-    world
-        .directory
-        .add(&principal_id, PrincipalKind::ServicePrincipal, identities_visible_at);
-    world
-        .directory
-        .add(&kubelet_object, PrincipalKind::ServicePrincipal, identities_visible_at);
+    world.directory.add(
+        &principal_id,
+        PrincipalKind::ServicePrincipal,
+        identities_visible_at,
+    );
+    world.directory.add(
+        &kubelet_object,
+        PrincipalKind::ServicePrincipal,
+        identities_visible_at,
+    );
     let node_rg_id = group_id(&new.sub, &node_rg);
     world.groups.entry(key(&node_rg_id)).or_insert(GroupRecord {
         id: node_rg_id,
@@ -114,7 +118,10 @@ pub fn insert_cluster(
 }
 
 fn typed(path: &ClusterPath) -> String {
-    format!("Microsoft.ContainerService/managedClusters/{}", path.cluster)
+    format!(
+        "Microsoft.ContainerService/managedClusters/{}",
+        path.cluster
+    )
 }
 
 fn cluster_key(path: &ClusterPath) -> String {
@@ -142,7 +149,11 @@ fn busy(cluster: &ClusterRecord) -> Result<(), ArmError> {
             "OperationNotAllowed",
             format!(
                 "Operation is not allowed because there's an in progress {} operation on the managed cluster '{}'. Please wait for it to finish before starting a new operation.",
-                if cluster.provisioning_state == "Creating" { "create managed cluster" } else { "update managed cluster" },
+                if cluster.provisioning_state == "Creating" {
+                    "create managed cluster"
+                } else {
+                    "update managed cluster"
+                },
                 cluster.name
             ),
         ));
@@ -156,7 +167,10 @@ fn pool_properties(cluster: &ClusterRecord, pool: &PoolSpec) -> Map<String, Valu
     props.insert("vmSize".into(), json!(pool.vm_size));
     props.insert("mode".into(), json!(pool.mode));
     props.insert("osType".into(), json!(pool.os_type));
-    props.insert("orchestratorVersion".into(), json!(pool.orchestrator_version));
+    props.insert(
+        "orchestratorVersion".into(),
+        json!(pool.orchestrator_version),
+    );
     let current = cluster
         .running
         .pools
@@ -166,7 +180,10 @@ fn pool_properties(cluster: &ClusterRecord, pool: &PoolSpec) -> Map<String, Valu
     props.insert("currentOrchestratorVersion".into(), json!(current));
     props.insert("provisioningState".into(), json!(pool.provisioning_state));
     props.insert("powerState".into(), json!({"code": "Running"}));
-    props.insert("nodeImageVersion".into(), json!("AKSUbuntu-2204gen2containerd-202401.09.0"));
+    props.insert(
+        "nodeImageVersion".into(),
+        json!("AKSUbuntu-2204gen2containerd-202401.09.0"),
+    );
     props
         .entry("type")
         .or_insert_with(|| json!("VirtualMachineScaleSets"));
@@ -195,16 +212,27 @@ pub fn render_cluster(world: &World, c: &ClusterRecord) -> Value {
             Value::Object(profile)
         })
         .collect();
-    let fqdn = format!("{}-{}.hcp.{}.azmk8s.io", c.dns_prefix, &c.local_user_token[..8], c.location);
+    let fqdn = format!(
+        "{}-{}.hcp.{}.azmk8s.io",
+        c.dns_prefix,
+        &c.local_user_token[..8],
+        c.location
+    );
     for (k, v) in [
         ("provisioningState", json!(c.provisioning_state)),
         ("powerState", json!({"code": "Running"})),
         ("maxAgentPools", json!(100)),
         ("kubernetesVersion", json!(spec.kubernetes_version)),
-        ("currentKubernetesVersion", json!(c.running.kubernetes_version)),
+        (
+            "currentKubernetesVersion",
+            json!(c.running.kubernetes_version),
+        ),
         ("dnsPrefix", json!(c.dns_prefix)),
         ("fqdn", json!(fqdn)),
-        ("azurePortalFQDN", json!(fqdn.replace(".hcp.", ".portal.hcp."))),
+        (
+            "azurePortalFQDN",
+            json!(fqdn.replace(".hcp.", ".portal.hcp.")),
+        ),
         ("agentPoolProfiles", Value::Array(profiles)),
         ("nodeResourceGroup", json!(c.node_resource_group)),
         ("enableRBAC", json!(spec.enable_rbac)),
@@ -259,7 +287,11 @@ pub fn get_cluster(world: &World, path: &ClusterPath) -> HandlerResult {
 }
 
 fn operation_url(ctx: &Ctx<'_>, sub: &str, location: &str, op: &str, result: bool) -> String {
-    let kind = if result { "operationresults" } else { "operations" };
+    let kind = if result {
+        "operationresults"
+    } else {
+        "operations"
+    };
     ctx.url(&format!(
         "/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}/{kind}/{op}"
     ))
@@ -299,7 +331,11 @@ fn start_cluster_operation(
             None => w.operations.fail(
                 &op_id,
                 at,
-                ArmError::new(StatusCode::NOT_FOUND, "NotFound", "The managed cluster was deleted."),
+                ArmError::new(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "The managed cluster was deleted.",
+                ),
             ),
         }
     });
@@ -315,9 +351,17 @@ fn property_change(name: &str) -> ArmError {
     .with_target(name.to_string())
 }
 
-fn new_pool(body: &PoolBody, name: &str, default_version: &str, path: &str) -> Result<PoolSpec, ArmError> {
+fn new_pool(
+    body: &PoolBody,
+    name: &str,
+    default_version: &str,
+    path: &str,
+) -> Result<PoolSpec, ArmError> {
     let vm_size = body.vm_size.clone().ok_or_else(|| {
-        ArmError::invalid_parameter(&format!("{path}.vmSize"), "vmSize is required for a new agent pool.")
+        ArmError::invalid_parameter(
+            &format!("{path}.vmSize"),
+            "vmSize is required for a new agent pool.",
+        )
     })?;
     let mode = body.mode.clone().unwrap_or_else(|| "User".into());
     let count = body.count.unwrap_or(1);
@@ -362,7 +406,12 @@ fn update_pool(pool: &mut PoolSpec, body: &PoolBody, path: &str) -> Result<(), A
             "A System agent pool must have at least one node.",
         ));
     }
-    pool.provisioning_state = if count == pool.count { "Updating" } else { "Scaling" }.into();
+    pool.provisioning_state = if count == pool.count {
+        "Updating"
+    } else {
+        "Scaling"
+    }
+    .into();
     pool.mode = mode;
     pool.count = count;
     if let Some(v) = &body.orchestrator_version {
@@ -442,11 +491,11 @@ pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> Hand
     let body = validate::cluster_body(ctx.body)?;
     let k = cluster_key(path);
     let (status, duration) = if let Some(existing) = world.clusters.get(&k) {
+        busy(existing)?;
         check_provisioning_state(
             body.provisioning_state.as_deref(),
             Some(&existing.provisioning_state),
         )?;
-        busy(existing)?;
         if !same_location(&existing.location, &body.location) {
             return Err(property_change("location"));
         }
@@ -471,7 +520,10 @@ pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> Hand
                 ));
             }
         };
-        let version = body.kubernetes_version.clone().unwrap_or_else(|| "1.31.5".into());
+        let version = body
+            .kubernetes_version
+            .clone()
+            .unwrap_or_else(|| "1.31.5".into());
         let mut spec = ClusterSpec {
             kubernetes_version: version,
             pools: Vec::new(),
@@ -519,15 +571,24 @@ pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> Hand
     };
     let op = start_cluster_operation(world, &k, ctx, duration)?;
     let cluster = find(world, path)?;
-    Ok(ArmResponse::json(status, render_cluster(world, cluster))
-        .with_header("Azure-AsyncOperation", operation_url(ctx, &cluster.sub, &cluster.location, &op, false)))
+    Ok(
+        ArmResponse::json(status, render_cluster(world, cluster)).with_header(
+            "Azure-AsyncOperation",
+            operation_url(ctx, &cluster.sub, &cluster.location, &op, false),
+        ),
+    )
 }
 
 /// `AgentPools_List`.
 pub fn list_pools(world: &World, path: &ClusterPath) -> HandlerResult {
     let cluster = find_parent(world, path)?;
     Ok(list_answer(
-        cluster.desired.pools.iter().map(|p| render_pool(cluster, p)).collect(),
+        cluster
+            .desired
+            .pools
+            .iter()
+            .map(|p| render_pool(cluster, p))
+            .collect(),
     ))
 }
 
@@ -541,7 +602,10 @@ pub fn get_pool(world: &World, path: &ClusterPath, pool: &str) -> HandlerResult 
         .find(|p| p.name == pool)
         .map(|p| ArmResponse::ok(render_pool(cluster, p)))
         .ok_or_else(|| {
-            ArmError::resource_not_found(&format!("{}/agentPools/{pool}", typed(path)), &path.group.rg)
+            ArmError::resource_not_found(
+                &format!("{}/agentPools/{pool}", typed(path)),
+                &path.group.rg,
+            )
         })
 }
 
@@ -557,15 +621,17 @@ pub fn put_pool(world: &mut World, path: &ClusterPath, pool: &str, ctx: &Ctx<'_>
     let status = match desired.pools.iter_mut().find(|p| p.name == pool) {
         Some(existing) => {
             check_provisioning_state(
-            body.provisioning_state.as_deref(),
-            Some(&existing.provisioning_state),
+                body.provisioning_state.as_deref(),
+                Some(&existing.provisioning_state),
             )?;
             update_pool(existing, &body, "properties")?;
             StatusCode::OK
         }
         None => {
             let version = desired.kubernetes_version.clone();
-            desired.pools.push(new_pool(&body, pool, &version, "properties")?);
+            desired
+                .pools
+                .push(new_pool(&body, pool, &version, "properties")?);
             StatusCode::CREATED
         }
     };
@@ -581,15 +647,22 @@ pub fn put_pool(world: &mut World, path: &ClusterPath, pool: &str, ctx: &Ctx<'_>
         .iter()
         .find(|p| p.name == pool)
         .ok_or_else(|| ArmError::operation_not_found(pool))?;
-    Ok(ArmResponse::json(status, render_pool(cluster, spec))
-        .with_header("Azure-AsyncOperation", operation_url(ctx, &cluster.sub, &cluster.location, &op, false)))
+    Ok(
+        ArmResponse::json(status, render_pool(cluster, spec)).with_header(
+            "Azure-AsyncOperation",
+            operation_url(ctx, &cluster.sub, &cluster.location, &op, false),
+        ),
+    )
 }
 
 /// `ManagedClusters_ListClusterUserCredentials`.
 pub fn user_credentials(world: &World, path: &ClusterPath, ctx: &Ctx<'_>) -> HandlerResult {
     let format = validate::credential_format(ctx.query("format"))?;
     let cluster = find(world, path)?;
-    let server = cluster.kube_api_url.as_deref().unwrap_or(&world.kube_api_url);
+    let server = cluster
+        .kube_api_url
+        .as_deref()
+        .unwrap_or(&world.kube_api_url);
     let yaml = kubeconfig::user_kubeconfig(cluster, server, &world.tenant_id, format, None);
     let value = base64::engine::general_purpose::STANDARD.encode(yaml);
     Ok(ArmResponse::ok(
@@ -649,11 +722,20 @@ pub fn get_binding(world: &World, path: &ClusterPath, name: &str) -> HandlerResu
 }
 
 /// `TrustedAccessRoleBindings_CreateOrUpdate`: 201/200 `Updating` + `Azure-AsyncOperation`.
-pub fn put_binding(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn put_binding(
+    world: &mut World,
+    path: &ClusterPath,
+    name: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     names::trusted_access_binding(name)?;
     let body = validate::binding_body(ctx.body)?;
     let cluster = find_parent(world, path)?;
-    let (cluster_key, sub, location) = (key(&cluster.id), cluster.sub.clone(), cluster.location.clone());
+    let (cluster_key, sub, location) = (
+        key(&cluster.id),
+        cluster.sub.clone(),
+        cluster.location.clone(),
+    );
     let source = crate::resource_id::ResourceId::parse(&body.source_resource_id)
         .map_err(|e| ArmError::invalid_parameter("properties.sourceResourceId", e.to_string()))?;
     let source_type = source.resource_type().unwrap_or_default();
@@ -679,16 +761,23 @@ pub fn put_binding(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<
     if !world.resource_exists(&body.source_resource_id) {
         return Err(ArmError::invalid_parameter(
             "properties.sourceResourceId",
-            format!("The source resource '{}' was not found.", body.source_resource_id),
+            format!(
+                "The source resource '{}' was not found.",
+                body.source_resource_id
+            ),
         ));
     }
     let (k, id) = binding_key(path, name);
     let existing_state = world.bindings.get(&k).map(|b| b.provisioning_state.clone());
     check_provisioning_state(
-            body.provisioning_state.as_deref(),
-            existing_state.as_deref(),
+        body.provisioning_state.as_deref(),
+        existing_state.as_deref(),
     )?;
-    let status = if existing_state.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing_state.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     world.bindings.insert(
         k.clone(),
         BindingRecord {
@@ -711,13 +800,24 @@ pub fn put_binding(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<
         }
         w.operations.succeed(&op_id, at, None, 200);
     });
-    let binding = world.bindings.get(&k).map(render_binding).unwrap_or(Value::Null);
-    Ok(ArmResponse::json(status, binding)
-        .with_header("Azure-AsyncOperation", operation_url(ctx, &sub, &location, &op, false)))
+    let binding = world
+        .bindings
+        .get(&k)
+        .map(render_binding)
+        .unwrap_or(Value::Null);
+    Ok(ArmResponse::json(status, binding).with_header(
+        "Azure-AsyncOperation",
+        operation_url(ctx, &sub, &location, &op, false),
+    ))
 }
 
 /// `TrustedAccessRoleBindings_Delete`: 202 + `Location`, or 204 when absent.
-pub fn delete_binding(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn delete_binding(
+    world: &mut World,
+    path: &ClusterPath,
+    name: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     let cluster = find_parent(world, path)?;
     let (sub, location) = (cluster.sub.clone(), cluster.location.clone());
     let (k, _) = binding_key(path, name);
@@ -734,10 +834,16 @@ pub fn delete_binding(world: &mut World, path: &ClusterPath, name: &str, ctx: &C
         w.bindings.remove(&k);
         w.operations.succeed(&op_id, at, None, 204);
     });
-    let retry = world.operations.get(&sub, &op).map_or(1, |o| o.retry_after(ctx.now));
+    let retry = world
+        .operations
+        .get(&sub, &op)
+        .map_or(1, |o| o.retry_after(ctx.now));
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
         .with_header("Location", operation_url(ctx, &sub, &location, &op, true))
-        .with_header("Azure-AsyncOperation", operation_url(ctx, &sub, &location, &op, false))
+        .with_header(
+            "Azure-AsyncOperation",
+            operation_url(ctx, &sub, &location, &op, false),
+        )
         .with_header("Retry-After", retry.to_string()))
 }
 
@@ -768,7 +874,9 @@ pub fn operation_status(world: &World, sub: &str, location: &str, id: &str) -> H
     if op.style != OpStyle::ContainerService {
         return Err(ArmError::operation_not_found(id));
     }
-    let status_id = format!("/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}/operations/{id}");
+    let status_id = format!(
+        "/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}/operations/{id}"
+    );
     Ok(ArmResponse::ok(op.status_body(&status_id)))
 }
 

@@ -17,8 +17,7 @@ use super::super::rbac::PrincipalKind;
 use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::{GroupPath, InstancePath, VaultPath};
 use super::super::state::{
-    InstanceRecord, JobRecord, PolicyRecord, RecoveryPointRecord, VaultRecord, World, key,
-    vault_id,
+    InstanceRecord, JobRecord, PolicyRecord, RecoveryPointRecord, VaultRecord, World, key, vault_id,
 };
 use super::super::timings::span;
 use super::super::validate::data_protection::{self as validate, InstanceFacts};
@@ -67,7 +66,12 @@ fn retry_after(world: &World, sub: &str, op: &str, now: OffsetDateTime) -> Strin
         .to_string()
 }
 
-fn start(world: &mut World, sub: &str, now: OffsetDateTime, duration: std::time::Duration) -> (String, OffsetDateTime) {
+fn start(
+    world: &mut World,
+    sub: &str,
+    now: OffsetDateTime,
+    duration: std::time::Duration,
+) -> (String, OffsetDateTime) {
     let due = now + span(duration);
     (
         world
@@ -119,11 +123,17 @@ pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResu
     let body = validate::vault_body(ctx.body)?;
     let k = vault_key(v);
     if let Some(existing) = world.vaults.get(&k) {
-        check_provisioning_state(body.provisioning_state.as_deref(), Some(&existing.provisioning_state))?;
+        check_provisioning_state(
+            body.provisioning_state.as_deref(),
+            Some(&existing.provisioning_state),
+        )?;
         if !same_location(&existing.location, &body.location) {
             return Err(ArmError::invalid_parameter(
                 "location",
-                format!("The vault exists in location '{}'; its location cannot change.", existing.location),
+                format!(
+                    "The vault exists in location '{}'; its location cannot change.",
+                    existing.location
+                ),
             ));
         }
         let needs_principal = wants_system_identity(body.identity_type.as_deref())
@@ -132,7 +142,9 @@ pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResu
         let visible_at = ctx.now + span(world.timings.principal_replication);
         let new_principal = needs_principal.then(new_guid);
         if let Some(p) = &new_principal {
-            world.directory.add(p, PrincipalKind::ServicePrincipal, visible_at);
+            world
+                .directory
+                .add(p, PrincipalKind::ServicePrincipal, visible_at);
         }
         let Some(vault) = world.vaults.get_mut(&k) else {
             return Err(ArmError::resource_not_found(&vault_typed(v), &v.group.rg));
@@ -146,7 +158,11 @@ pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResu
             vault.principal_id = new_principal;
         }
         let op = vault.op_id.clone();
-        let vault = world.vaults.get(&k).map(|x| render_vault(world, x)).unwrap_or(Value::Null);
+        let vault = world
+            .vaults
+            .get(&k)
+            .map(|x| render_vault(world, x))
+            .unwrap_or(Value::Null);
         let mut answer = ArmResponse::ok(vault);
         if let Some(op) = op {
             let id = vault_id(&v.group.sub, &v.group.rg, &v.vault);
@@ -183,15 +199,23 @@ pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResu
         if wants_system_identity(vault.identity_type.as_deref()) {
             let principal = new_guid();
             vault.principal_id = Some(principal.clone());
-            w.directory.add(&principal, PrincipalKind::ServicePrincipal, replicated);
+            w.directory
+                .add(&principal, PrincipalKind::ServicePrincipal, replicated);
         }
         let result = w.vaults.get(&vk).map(|x| render_vault(w, x));
         w.operations.succeed(&op_id, at, result, 200);
     });
-    let vault = world.vaults.get(&k).map(|x| render_vault(world, x)).unwrap_or(Value::Null);
+    let vault = world
+        .vaults
+        .get(&k)
+        .map(|x| render_vault(world, x))
+        .unwrap_or(Value::Null);
     Ok(ArmResponse::json(StatusCode::CREATED, vault)
         .with_header("Azure-AsyncOperation", vault_status_url(ctx, &id, &op))
-        .with_header("Retry-After", retry_after(world, &v.group.sub, &op, ctx.now)))
+        .with_header(
+            "Retry-After",
+            retry_after(world, &v.group.sub, &op, ctx.now),
+        ))
 }
 
 /// `BackupVaults_Delete`: 200 (policies and jobs go with it), 204 when absent; refused while
@@ -223,7 +247,11 @@ pub fn delete_vault(world: &mut World, v: &VaultPath) -> HandlerResult {
 
 // ---- operations -----------------------------------------------------------------------------
 
-fn data_protection_op<'w>(world: &'w World, sub: &str, id: &str) -> Result<&'w super::super::lro::Operation, ArmError> {
+fn data_protection_op<'w>(
+    world: &'w World,
+    sub: &str,
+    id: &str,
+) -> Result<&'w super::super::lro::Operation, ArmError> {
     let op = world.operations.find(sub, id)?;
     if op.style == OpStyle::DataProtection {
         Ok(op)
@@ -236,14 +264,25 @@ fn data_protection_op<'w>(world: &'w World, sub: &str, id: &str) -> Result<&'w s
 pub fn vault_operation_status(world: &World, v: &VaultPath, id: &str) -> HandlerResult {
     let vault = find_vault(world, v)?;
     let op = data_protection_op(world, &v.group.sub, id)?;
-    Ok(ArmResponse::ok(op.status_body(&format!("{}/operationStatus/{id}", vault.id))))
+    Ok(ArmResponse::ok(op.status_body(&format!(
+        "{}/operationStatus/{id}",
+        vault.id
+    ))))
 }
 
 /// `BackupVaultOperationResults_Get`.
-pub fn vault_operation_result(world: &World, v: &VaultPath, id: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn vault_operation_result(
+    world: &World,
+    v: &VaultPath,
+    id: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     let vault = find_vault(world, v)?;
     let op = data_protection_op(world, &v.group.sub, id)?;
-    Ok(op.location_answer(&ctx.url(&format!("{}/operationResults/{id}", vault.id)), ctx.now))
+    Ok(op.location_answer(
+        &ctx.url(&format!("{}/operationResults/{id}", vault.id)),
+        ctx.now,
+    ))
 }
 
 /// `OperationStatusResourceGroupContext_Get`.
@@ -256,7 +295,12 @@ pub fn group_operation_status(world: &World, g: &GroupPath, id: &str) -> Handler
 }
 
 /// `OperationStatus_Get` (location scope).
-pub fn location_operation_status(world: &World, sub: &str, location: &str, id: &str) -> HandlerResult {
+pub fn location_operation_status(
+    world: &World,
+    sub: &str,
+    location: &str,
+    id: &str,
+) -> HandlerResult {
     let op = data_protection_op(world, sub, id)?;
     Ok(ArmResponse::ok(op.status_body(&format!(
         "/subscriptions/{sub}/providers/Microsoft.DataProtection/locations/{location}/operationStatus/{id}"
@@ -273,11 +317,19 @@ pub fn location_operation_result(
     ctx: &Ctx<'_>,
 ) -> HandlerResult {
     let op = data_protection_op(world, sub, id)?;
-    Ok(op.location_answer(&location_url(ctx, sub, location, "operationResults", id), ctx.now))
+    Ok(op.location_answer(
+        &location_url(ctx, sub, location, "operationResults", id),
+        ctx.now,
+    ))
 }
 
 /// `BackupInstances_GetBackupInstanceOperationResult`.
-pub fn instance_operation_result(world: &World, i: &InstancePath, id: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn instance_operation_result(
+    world: &World,
+    i: &InstancePath,
+    id: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     parent_vault(world, &i.vault)?;
     let op = data_protection_op(world, &i.vault.group.sub, id)?;
     let url = ctx.url(&format!("{}/operationResults/{id}", instance_id(i)));
@@ -300,7 +352,12 @@ pub fn list_policies(world: &World, v: &VaultPath) -> HandlerResult {
     let vk = vault_key(v);
     parent_vault(world, v)?;
     Ok(list_answer(
-        world.policies.values().filter(|p| p.vault_key == vk).map(render_policy).collect(),
+        world
+            .policies
+            .values()
+            .filter(|p| p.vault_key == vk)
+            .map(render_policy)
+            .collect(),
     ))
 }
 
@@ -312,7 +369,10 @@ pub fn get_policy(world: &World, v: &VaultPath, name: &str) -> HandlerResult {
         .get(&key(&format!("{}/backupPolicies/{name}", vault.id)))
         .map(|p| ArmResponse::ok(render_policy(p)))
         .ok_or_else(|| {
-            ArmError::resource_not_found(&format!("{}/backupPolicies/{name}", vault_typed(v)), &v.group.rg)
+            ArmError::resource_not_found(
+                &format!("{}/backupPolicies/{name}", vault_typed(v)),
+                &v.group.rg,
+            )
         })
 }
 
@@ -376,7 +436,12 @@ fn stored_facts(i: &InstanceRecord) -> Option<InstanceFacts> {
 /// Synchronous checks DataProtection makes before accepting an instance: the policy is in
 /// this vault and covers the datasource type; AKS instances carry Kubernetes parameters and a
 /// snapshot resource group.
-fn check_instance(world: &World, vault: &VaultRecord, facts: &InstanceFacts, path: &str) -> Result<(), ArmError> {
+fn check_instance(
+    world: &World,
+    vault: &VaultRecord,
+    facts: &InstanceFacts,
+    path: &str,
+) -> Result<(), ArmError> {
     let policy = world
         .policies
         .get(&key(&facts.policy_id))
@@ -444,7 +509,12 @@ pub fn list_instances(world: &World, v: &VaultPath) -> HandlerResult {
     let vk = vault_key(v);
     parent_vault(world, v)?;
     Ok(list_answer(
-        world.instances.values().filter(|i| i.vault_key == vk).map(render_instance).collect(),
+        world
+            .instances
+            .values()
+            .filter(|i| i.vault_key == vk)
+            .map(render_instance)
+            .collect(),
     ))
 }
 
@@ -479,21 +549,31 @@ pub fn put_instance(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
             format!("The backup instance '{}' is being deleted.", i.instance),
         ));
     }
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let vault_key = key(&vault.id);
     let duplicate = world.instances.iter().find(|(other_key, other)| {
         **other_key != k
             && other.vault_key == vault_key
             && !other.deleting
             && stored_facts(other).is_some_and(|f| {
-                f.datasource_id.eq_ignore_ascii_case(&body.facts.datasource_id)
+                f.datasource_id
+                    .eq_ignore_ascii_case(&body.facts.datasource_id)
                     && f.policy_id.eq_ignore_ascii_case(&body.facts.policy_id)
             })
     });
     if let Some((_, other)) = duplicate {
         return Err(prerequisites::multi_protection(&other.name).to_arm_error());
     }
-    let (op, due) = start(world, &i.vault.group.sub, ctx.now, world.timings.protection_configure);
+    let (op, due) = start(
+        world,
+        &i.vault.group.sub,
+        ctx.now,
+        world.timings.protection_configure,
+    );
     world.instances.insert(
         k.clone(),
         InstanceRecord {
@@ -534,11 +614,21 @@ pub fn put_instance(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
         let result = w.instances.get(&ik).map(render_instance);
         w.operations.succeed(&op_id, at, result, 200);
     });
-    let answer = world.instances.get(&k).map(render_instance).unwrap_or(Value::Null);
+    let answer = world
+        .instances
+        .get(&k)
+        .map(render_instance)
+        .unwrap_or(Value::Null);
     Ok(ArmResponse::json(status, answer)
-        .with_header("Azure-AsyncOperation", vault_status_url(ctx, &vault.id, &op))
+        .with_header(
+            "Azure-AsyncOperation",
+            vault_status_url(ctx, &vault.id, &op),
+        )
         .with_header("Location", ctx.url(&format!("{id}/operationResults/{op}")))
-        .with_header("Retry-After", retry_after(world, &i.vault.group.sub, &op, ctx.now)))
+        .with_header(
+            "Retry-After",
+            retry_after(world, &i.vault.group.sub, &op, ctx.now),
+        ))
 }
 
 /// `BackupInstances_Delete`: 202 + `Location`/`Azure-AsyncOperation`, or 204 when absent.
@@ -548,7 +638,12 @@ pub fn delete_instance(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Ha
     if !world.instances.contains_key(&k) {
         return Ok(ArmResponse::empty(StatusCode::NO_CONTENT));
     }
-    let (op, due) = start(world, &i.vault.group.sub, ctx.now, world.timings.backup_instance_delete);
+    let (op, due) = start(
+        world,
+        &i.vault.group.sub,
+        ctx.now,
+        world.timings.backup_instance_delete,
+    );
     if let Some(x) = world.instances.get_mut(&k) {
         x.deleting = true;
         x.op_id = Some(op.clone());
@@ -556,12 +651,19 @@ pub fn delete_instance(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Ha
     let op_id = op.clone();
     world.schedule(due, move |w, at| {
         w.remove_under(&k);
-        w.operations.succeed(&op_id, at, Some(job_extended_info(None)), 200);
+        w.operations
+            .succeed(&op_id, at, Some(job_extended_info(None)), 200);
     });
     let sub = &i.vault.group.sub;
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
-        .with_header("Location", location_url(ctx, sub, &vault.location, "operationResults", &op))
-        .with_header("Azure-AsyncOperation", vault_status_url(ctx, &vault.id, &op))
+        .with_header(
+            "Location",
+            location_url(ctx, sub, &vault.location, "operationResults", &op),
+        )
+        .with_header(
+            "Azure-AsyncOperation",
+            vault_status_url(ctx, &vault.id, &op),
+        )
         .with_header("Retry-After", retry_after(world, sub, &op, ctx.now)))
 }
 
@@ -571,18 +673,31 @@ pub fn validate_for_backup(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> H
     let (_, facts) = validate::validate_for_backup_body(ctx.body)?;
     let vault = parent_vault(world, v)?.clone();
     check_instance(world, &vault, &facts, "backupInstance")?;
-    let (op, due) = start(world, &v.group.sub, ctx.now, world.timings.validate_for_backup);
+    let (op, due) = start(
+        world,
+        &v.group.sub,
+        ctx.now,
+        world.timings.validate_for_backup,
+    );
     let (vk, op_id) = (key(&vault.id), op.clone());
     world.schedule(due, move |w, at| {
         match prerequisites::check(w, &vk, &facts, None, Phase::Validate, at) {
-            Ok(()) => w.operations.succeed(&op_id, at, Some(job_extended_info(None)), 200),
+            Ok(()) => w
+                .operations
+                .succeed(&op_id, at, Some(job_extended_info(None)), 200),
             Err(e) => w.operations.fail(&op_id, at, e.to_arm_error()),
         }
     });
     let sub = &v.group.sub;
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
-        .with_header("Location", location_url(ctx, sub, &vault.location, "operationResults", &op))
-        .with_header("Azure-AsyncOperation", location_url(ctx, sub, &vault.location, "operationStatus", &op))
+        .with_header(
+            "Location",
+            location_url(ctx, sub, &vault.location, "operationResults", &op),
+        )
+        .with_header(
+            "Azure-AsyncOperation",
+            location_url(ctx, sub, &vault.location, "operationStatus", &op),
+        )
         .with_header("Retry-After", retry_after(world, sub, &op, ctx.now)))
 }
 
@@ -590,7 +705,12 @@ pub fn validate_for_backup(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> H
 fn policy_names(policy: &Value) -> (Vec<String>, Vec<String>) {
     let mut rules = Vec::new();
     let mut tags = Vec::new();
-    for rule in policy.get("policyRules").and_then(Value::as_array).into_iter().flatten() {
+    for rule in policy
+        .get("policyRules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if rule.get("objectType").and_then(Value::as_str) == Some("AzureBackupRule") {
             if let Some(name) = rule.get("name").and_then(Value::as_str) {
                 rules.push(name.to_string());
@@ -619,10 +739,23 @@ fn retention_days(policy: &Value) -> i64 {
         .into_iter()
         .flatten()
         .filter(|r| r.get("objectType").and_then(Value::as_str) == Some("AzureRetentionRule"))
-        .flat_map(|r| r.get("lifecycles").and_then(Value::as_array).into_iter().flatten())
-        .filter(|l| l.pointer("/sourceDataStore/dataStoreType").and_then(Value::as_str) == Some("OperationalStore"))
+        .flat_map(|r| {
+            r.get("lifecycles")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter(|l| {
+            l.pointer("/sourceDataStore/dataStoreType")
+                .and_then(Value::as_str)
+                == Some("OperationalStore")
+        })
         .filter_map(|l| l.pointer("/deleteAfter/duration").and_then(Value::as_str))
-        .find_map(|d| d.strip_prefix('P').and_then(|x| x.strip_suffix('D')).and_then(|n| n.parse().ok()))
+        .find_map(|d| {
+            d.strip_prefix('P')
+                .and_then(|x| x.strip_suffix('D'))
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(7)
 }
 
@@ -649,13 +782,23 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
         ));
     }
     let facts = stored_facts(&instance).ok_or_else(|| {
-        ArmError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "The stored backup instance is unreadable.")
+        ArmError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The stored backup instance is unreadable.",
+        )
     })?;
     let policy = world
         .policies
         .get(&key(&facts.policy_id))
         .cloned()
-        .ok_or_else(|| ArmError::new(StatusCode::BAD_REQUEST, "BMSUserErrorInvalidInput", "The backup instance's policy no longer exists."))?;
+        .ok_or_else(|| {
+            ArmError::new(
+                StatusCode::BAD_REQUEST,
+                "BMSUserErrorInvalidInput",
+                "The backup instance's policy no longer exists.",
+            )
+        })?;
     let (rules, tags) = policy_names(&policy.properties);
     if !rules.contains(&body.rule_name) {
         return Err(ArmError::new(
@@ -670,7 +813,10 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
         )
         .with_target("backupRuleOptions.ruleName"));
     }
-    let tag = body.retention_tag_override.clone().unwrap_or_else(|| "Default".into());
+    let tag = body
+        .retention_tag_override
+        .clone()
+        .unwrap_or_else(|| "Default".into());
     if body.retention_tag_override.is_some() && !tags.contains(&tag) {
         return Err(ArmError::new(
             StatusCode::BAD_REQUEST,
@@ -692,12 +838,33 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
     let mut properties = Map::new();
     for (k, v) in [
         ("activityID", json!(new_guid())),
-        ("backupInstanceFriendlyName", json!(facts.friendly_name.clone().unwrap_or_else(|| instance.name.clone()))),
+        (
+            "backupInstanceFriendlyName",
+            json!(
+                facts
+                    .friendly_name
+                    .clone()
+                    .unwrap_or_else(|| instance.name.clone())
+            ),
+        ),
         ("backupInstanceId", json!(instance.id)),
         ("dataSourceId", json!(facts.datasource_id)),
-        ("dataSourceLocation", json!(cluster.as_ref().map_or(vault.location.clone(), |c| c.location.clone()))),
-        ("dataSourceName", json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone()))),
-        ("dataSourceSetName", json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone()))),
+        (
+            "dataSourceLocation",
+            json!(
+                cluster
+                    .as_ref()
+                    .map_or(vault.location.clone(), |c| c.location.clone())
+            ),
+        ),
+        (
+            "dataSourceName",
+            json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone())),
+        ),
+        (
+            "dataSourceSetName",
+            json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone())),
+        ),
         ("dataSourceType", json!(AKS_TYPE)),
         ("isUserTriggered", json!(true)),
         ("operation", json!("Backup")),
@@ -705,8 +872,14 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
         ("policyId", json!(policy.id)),
         ("policyName", json!(policy.name)),
         ("progressEnabled", json!(false)),
-        ("sourceResourceGroup", json!(cluster.as_ref().map_or(String::new(), |c| c.rg.clone()))),
-        ("sourceSubscriptionID", json!(cluster.as_ref().map_or(sub.clone(), |c| c.sub.clone()))),
+        (
+            "sourceResourceGroup",
+            json!(cluster.as_ref().map_or(String::new(), |c| c.rg.clone())),
+        ),
+        (
+            "sourceSubscriptionID",
+            json!(cluster.as_ref().map_or(sub.clone(), |c| c.sub.clone())),
+        ),
         ("status", json!("InProgress")),
         ("subscriptionId", json!(sub)),
         ("supportedActions", json!([])),
@@ -732,18 +905,37 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
     };
     world.schedule(due, move |w, at| {
         let mut job = job_record;
-        job.properties.insert("startTime".into(), json!(rfc3339(at)));
+        job.properties
+            .insert("startTime".into(), json!(rfc3339(at)));
         w.jobs.insert(job_key.clone(), job);
-        w.operations.succeed(&op_id, at, Some(job_extended_info(Some(&job_for_op))), 200);
-        w.operations.set_properties(&op_id, job_extended_info(Some(&job_for_op)));
+        w.operations
+            .succeed(&op_id, at, Some(job_extended_info(Some(&job_for_op))), 200);
+        w.operations
+            .set_properties(&op_id, job_extended_info(Some(&job_for_op)));
         let retention = retention_days(&policy.properties);
         w.schedule(job_done, move |w, at| {
-            finish_backup(w, &job_key, &vault_key, &ik, &facts, &policy.name, &tag, retention, at);
+            finish_backup(
+                w,
+                &job_key,
+                &vault_key,
+                &ik,
+                &facts,
+                &policy.name,
+                &tag,
+                retention,
+                at,
+            );
         });
     });
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
-        .with_header("Location", location_url(ctx, &sub, &vault.location, "operationResults", &op))
-        .with_header("Azure-AsyncOperation", vault_status_url(ctx, &vault.id, &op))
+        .with_header(
+            "Location",
+            location_url(ctx, &sub, &vault.location, "operationResults", &op),
+        )
+        .with_header(
+            "Azure-AsyncOperation",
+            vault_status_url(ctx, &vault.id, &op),
+        )
         .with_header("Retry-After", retry_after(world, &sub, &op, ctx.now)))
 }
 
@@ -760,7 +952,14 @@ fn finish_backup(
     at: OffsetDateTime,
 ) {
     let outcome = if world.instances.contains_key(instance_key) {
-        prerequisites::check(world, vault_key, facts, Some(instance_key), Phase::Backup, at)
+        prerequisites::check(
+            world,
+            vault_key,
+            facts,
+            Some(instance_key),
+            Phase::Backup,
+            at,
+        )
     } else {
         Err(prerequisites::UserError {
             code: "UserErrorBackupInstanceNotFound",
@@ -805,23 +1004,29 @@ fn finish_backup(
             .properties
             .get("startTime")
             .and_then(Value::as_str)
-            .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+            .and_then(|s| {
+                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+            })
             .unwrap_or(at);
         job.properties.insert("endTime".into(), json!(rfc3339(at)));
-        job.properties.insert("duration".into(), json!(timespan(at - start)));
+        job.properties
+            .insert("duration".into(), json!(timespan(at - start)));
         let (status, task) = match &outcome {
             Ok(()) => ("Completed", "Completed"),
             Err(_) => ("Failed", "Failed"),
         };
         job.properties.insert("status".into(), json!(status));
         if let Some(info) = job.properties.get_mut("extendedInfo") {
-            info["subTasks"] = json!([{"taskId": 1, "taskName": "Trigger Backup", "taskStatus": task}]);
+            info["subTasks"] =
+                json!([{"taskId": 1, "taskName": "Trigger Backup", "taskStatus": task}]);
             if let Some(rp) = &recovery_point {
-                info["targetRecoverPoint"] = json!({"recoveryPointID": rp, "recoveryPointTime": rfc3339(at)});
+                info["targetRecoverPoint"] =
+                    json!({"recoveryPointID": rp, "recoveryPointTime": rfc3339(at)});
             }
         }
         if let Err(e) = outcome {
-            job.properties.insert("errorDetails".into(), json!([e.user_facing()]));
+            job.properties
+                .insert("errorDetails".into(), json!([e.user_facing()]));
         }
     }
 }
@@ -829,7 +1034,12 @@ fn finish_backup(
 /// .NET `TimeSpan` text (`HH:MM:SS`).
 fn timespan(d: time::Duration) -> String {
     let secs = d.whole_seconds().max(0);
-    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 // ---- jobs and recovery points ---------------------------------------------------------------
@@ -847,7 +1057,14 @@ fn render_job(j: &JobRecord) -> Value {
 pub fn list_jobs(world: &World, v: &VaultPath) -> HandlerResult {
     let vk = vault_key(v);
     parent_vault(world, v)?;
-    Ok(list_answer(world.jobs.values().filter(|j| j.vault_key == vk).map(render_job).collect()))
+    Ok(list_answer(
+        world
+            .jobs
+            .values()
+            .filter(|j| j.vault_key == vk)
+            .map(render_job)
+            .collect(),
+    ))
 }
 
 /// `Jobs_Get`.
@@ -857,7 +1074,12 @@ pub fn get_job(world: &World, v: &VaultPath, job: &str) -> HandlerResult {
         .jobs
         .get(&key(&format!("{}/backupJobs/{job}", vault.id)))
         .map(|j| ArmResponse::ok(render_job(j)))
-        .ok_or_else(|| ArmError::resource_not_found(&format!("{}/backupJobs/{job}", vault_typed(v)), &v.group.rg))
+        .ok_or_else(|| {
+            ArmError::resource_not_found(
+                &format!("{}/backupJobs/{job}", vault_typed(v)),
+                &v.group.rg,
+            )
+        })
 }
 
 fn render_recovery_point(rp: &RecoveryPointRecord) -> Value {
@@ -894,6 +1116,9 @@ pub fn get_recovery_point(world: &World, i: &InstancePath, rp: &str) -> HandlerR
         .get(&key(&format!("{}/recoveryPoints/{rp}", instance_id(i))))
         .map(|x| ArmResponse::ok(render_recovery_point(x)))
         .ok_or_else(|| {
-            ArmError::resource_not_found(&format!("{}/recoveryPoints/{rp}", instance_typed(i)), &i.vault.group.rg)
+            ArmError::resource_not_found(
+                &format!("{}/recoveryPoints/{rp}", instance_typed(i)),
+                &i.vault.group.rg,
+            )
         })
 }

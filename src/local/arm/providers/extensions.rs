@@ -30,9 +30,10 @@ fn ids(path: &ClusterPath, name: &str) -> (String, String) {
 }
 
 fn render(world: &World, e: &ExtensionRecord) -> Value {
-    let identity = e.principal_id.as_ref().map_or(Value::Null, |p| {
-        json!({"principalId": p, "tenantId": world.tenant_id})
-    });
+    let identity = e.principal_id.as_ref().map_or(
+        Value::Null,
+        |p| json!({"principalId": p, "tenantId": world.tenant_id}),
+    );
     let error = e.error.as_ref().map_or(Value::Null, ArmError::error_object);
     json!({
         "id": e.id,
@@ -104,7 +105,12 @@ fn same_settings(e: &ExtensionRecord, b: &ExtensionBody) -> bool {
 }
 
 /// `Extensions_Create`.
-pub fn put_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn put_extension(
+    world: &mut World,
+    path: &ClusterPath,
+    name: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     let body = validate::extension_body(ctx.body)?;
     require_cluster(world, path)?;
     let (k, id) = ids(path, name);
@@ -125,7 +131,10 @@ pub fn put_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ct
     }
     let status = match world.extensions.get(&k) {
         Some(existing) => {
-            let in_flight = matches!(existing.provisioning_state.as_str(), "Creating" | "Updating" | "Deleting");
+            let in_flight = matches!(
+                existing.provisioning_state.as_str(),
+                "Creating" | "Updating" | "Deleting"
+            );
             if same_settings(existing, &body) && existing.provisioning_state != "Failed" {
                 // Idempotent re-PUT: report the current state and the last operation.
                 let mut answer = ArmResponse::ok(render(world, existing));
@@ -150,11 +159,18 @@ pub fn put_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ct
         }
         None => StatusCode::CREATED,
     };
-    let principal_id = world.extensions.get(&k).and_then(|e| e.principal_id.clone());
+    let principal_id = world
+        .extensions
+        .get(&k)
+        .and_then(|e| e.principal_id.clone());
     let due = ctx.now + span(world.timings.extension_install);
-    let op = world
-        .operations
-        .start(OpStyle::Extensions, "Creating", &path.group.sub, ctx.now, due);
+    let op = world.operations.start(
+        OpStyle::Extensions,
+        "Creating",
+        &path.group.sub,
+        ctx.now,
+        due,
+    );
     let record = ExtensionRecord {
         id: id.clone(),
         cluster_key: cluster_key.clone(),
@@ -166,7 +182,12 @@ pub fn put_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ct
         scope: body.scope,
         configuration_settings: body.configuration_settings,
         protected_settings: body.protected_settings,
-        provisioning_state: if status == StatusCode::CREATED { "Creating" } else { "Updating" }.into(),
+        provisioning_state: if status == StatusCode::CREATED {
+            "Creating"
+        } else {
+            "Updating"
+        }
+        .into(),
         principal_id,
         error: None,
         current_version: None,
@@ -174,8 +195,14 @@ pub fn put_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ct
     };
     world.extensions.insert(k.clone(), record);
     let (ek, op_id, release) = (k.clone(), op.clone(), name.to_string());
-    world.schedule(due, move |w, at| finish_install(w, &ek, &cluster_key, &op_id, &release, at));
-    let extension = world.extensions.get(&k).map(|e| render(world, e)).unwrap_or(Value::Null);
+    world.schedule(due, move |w, at| {
+        finish_install(w, &ek, &cluster_key, &op_id, &release, at)
+    });
+    let extension = world
+        .extensions
+        .get(&k)
+        .map(|e| render(world, e))
+        .unwrap_or(Value::Null);
     Ok(ArmResponse::json(status, extension)
         .with_header("Azure-AsyncOperation", status_url(ctx, &id, &op))
         .with_header("x-ms-async-operation-timeout", "PT48H"))
@@ -239,16 +266,25 @@ pub fn get_extension(world: &World, path: &ClusterPath, name: &str) -> HandlerRe
 }
 
 /// `Extensions_Delete`: 202 + `Azure-AsyncOperation`, or 204 when absent.
-pub fn delete_extension(world: &mut World, path: &ClusterPath, name: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn delete_extension(
+    world: &mut World,
+    path: &ClusterPath,
+    name: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     require_cluster(world, path)?;
     let (k, id) = ids(path, name);
     if !world.extensions.contains_key(&k) {
         return Ok(ArmResponse::empty(StatusCode::NO_CONTENT));
     }
     let due = ctx.now + span(world.timings.extension_delete);
-    let op = world
-        .operations
-        .start(OpStyle::Extensions, "Deleting", &path.group.sub, ctx.now, due);
+    let op = world.operations.start(
+        OpStyle::Extensions,
+        "Deleting",
+        &path.group.sub,
+        ctx.now,
+        due,
+    );
     if let Some(e) = world.extensions.get_mut(&k) {
         e.provisioning_state = "Deleting".into();
         e.op_id = Some(op.clone());
@@ -275,7 +311,10 @@ pub fn operation_status(world: &World, path: &ClusterPath, name: &str, op: &str)
     }
     let (_, id) = ids(path, name);
     let mut body = operation.status_body(&format!("{id}/operations/{op}"));
-    if matches!(operation.status, OpStatus::Running | OpStatus::Succeeded { .. }) {
+    if matches!(
+        operation.status,
+        OpStatus::Running | OpStatus::Succeeded { .. }
+    ) {
         body["properties"] = json!({});
     }
     Ok(ArmResponse::ok(body))

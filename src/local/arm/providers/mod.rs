@@ -88,7 +88,9 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
         (R::ResourceGroup(g), "HEAD") => resources::head_group(world, g),
         (R::ResourceGroup(g), "PUT") => resources::put_group(world, g, ctx),
         (R::ResourceGroup(g), "DELETE") => resources::delete_group(world, g, ctx),
-        (R::ResourceGroupOperation { sub, id }, _) => resources::group_operation(world, sub, id, ctx),
+        (R::ResourceGroupOperation { sub, id }, _) => {
+            resources::group_operation(world, sub, id, ctx)
+        }
 
         (R::Cluster(c), "GET") => container_service::get_cluster(world, c),
         (R::Cluster(c), "PUT") => container_service::put_cluster(world, c, ctx),
@@ -129,9 +131,15 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
         (R::Vault(v), "GET") => data_protection::get_vault(world, v),
         (R::Vault(v), "PUT") => data_protection::put_vault(world, v, ctx),
         (R::Vault(v), "DELETE") => data_protection::delete_vault(world, v),
-        (R::VaultOperationStatus(v, id), _) => data_protection::vault_operation_status(world, v, id),
-        (R::VaultOperationResult(v, id), _) => data_protection::vault_operation_result(world, v, id, ctx),
-        (R::GroupOperationStatus(g, id), _) => data_protection::group_operation_status(world, g, id),
+        (R::VaultOperationStatus(v, id), _) => {
+            data_protection::vault_operation_status(world, v, id)
+        }
+        (R::VaultOperationResult(v, id), _) => {
+            data_protection::vault_operation_result(world, v, id, ctx)
+        }
+        (R::GroupOperationStatus(g, id), _) => {
+            data_protection::group_operation_status(world, g, id)
+        }
         (R::LocationOperationStatus { sub, location, id }, _) => {
             data_protection::location_operation_status(world, sub, location, id)
         }

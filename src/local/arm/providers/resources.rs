@@ -21,13 +21,19 @@ fn resource_types(namespace: &str) -> Vec<(&'static str, &'static str)> {
         "Microsoft.ContainerService" => vec![
             ("managedClusters", versions::MANAGED_CLUSTERS),
             ("managedClusters/agentPools", versions::MANAGED_CLUSTERS),
-            ("managedClusters/trustedAccessRoleBindings", versions::MANAGED_CLUSTERS),
+            (
+                "managedClusters/trustedAccessRoleBindings",
+                versions::MANAGED_CLUSTERS,
+            ),
             ("locations/trustedAccessRoles", versions::MANAGED_CLUSTERS),
             ("locations/operations", versions::MANAGED_CLUSTERS),
         ],
         "Microsoft.Storage" => vec![
             ("storageAccounts", versions::STORAGE_ACCOUNTS),
-            ("storageAccounts/blobServices/containers", versions::STORAGE_ACCOUNTS),
+            (
+                "storageAccounts/blobServices/containers",
+                versions::STORAGE_ACCOUNTS,
+            ),
             ("checkNameAvailability", versions::STORAGE_ACCOUNTS),
         ],
         "Microsoft.DataProtection" => vec![
@@ -65,11 +71,20 @@ fn namespace(raw: &str) -> Result<&'static str, ArmError> {
 /// `Providers_Get`.
 pub fn get_provider(world: &World, sub: &str, raw_ns: &str, _ctx: &Ctx<'_>) -> HandlerResult {
     let ns = namespace(raw_ns)?;
-    Ok(ArmResponse::ok(provider_body(sub, ns, world.registration(sub, ns))))
+    Ok(ArmResponse::ok(provider_body(
+        sub,
+        ns,
+        world.registration(sub, ns),
+    )))
 }
 
 /// `Providers_Register`: `Registering` now, `Registered` after the registration delay.
-pub fn register_provider(world: &mut World, sub: &str, raw_ns: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn register_provider(
+    world: &mut World,
+    sub: &str,
+    raw_ns: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     validate::register_body(ctx.body)?;
     let ns = namespace(raw_ns)?;
     let state = world.registration(sub, ns);
@@ -81,7 +96,11 @@ pub fn register_provider(world: &mut World, sub: &str, raw_ns: &str, ctx: &Ctx<'
             set_registration(w, &sub_owned, ns, Registration::Registered);
         });
     }
-    Ok(ArmResponse::ok(provider_body(sub, ns, world.registration(sub, ns))))
+    Ok(ArmResponse::ok(provider_body(
+        sub,
+        ns,
+        world.registration(sub, ns),
+    )))
 }
 
 /// Sets a provider's registration state.
@@ -123,11 +142,13 @@ pub fn get_group(world: &World, g: &GroupPath) -> HandlerResult {
 /// `ResourceGroups_CheckExistence`: 204 or 404, never a body.
 pub fn head_group(world: &World, g: &GroupPath) -> HandlerResult {
     names::resource_group(&g.rg)?;
-    Ok(ArmResponse::empty(if world.group(&g.sub, &g.rg).is_some() {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::NOT_FOUND
-    }))
+    Ok(ArmResponse::empty(
+        if world.group(&g.sub, &g.rg).is_some() {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::NOT_FOUND
+        },
+    ))
 }
 
 /// `ResourceGroups_CreateOrUpdate`: 201 new, 200 existing; the location cannot change.

@@ -59,7 +59,11 @@ pub fn render_account(a: &AccountRecord) -> Value {
     if a.kind == "StorageV2" || a.kind == "BlobStorage" {
         props.entry("accessTier").or_insert(json!("Hot"));
     }
-    let tier = if a.sku.starts_with("Premium") { "Premium" } else { "Standard" };
+    let tier = if a.sku.starts_with("Premium") {
+        "Premium"
+    } else {
+        "Standard"
+    };
     let mut body = json!({
         "id": a.id,
         "name": a.name,
@@ -113,12 +117,21 @@ fn location_url(ctx: &Ctx<'_>, sub: &str, location: &str, op: &str) -> String {
 
 /// `StorageAccounts_Create`: 202 without body for a new account; 200 with the account for
 /// an existing one (its updatable properties applied).
-pub fn put_account(world: &mut World, g: &GroupPath, account: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn put_account(
+    world: &mut World,
+    g: &GroupPath,
+    account: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     names::storage_account(account)?;
     let body = validate::account_body(ctx.body)?;
     let id = account_id(&g.sub, &g.rg, account);
     let k = key(&id);
-    if world.accounts.values().any(|a| a.name == account && key(&a.id) != k) {
+    if world
+        .accounts
+        .values()
+        .any(|a| a.name == account && key(&a.id) != k)
+    {
         return Err(ArmError::new(
             StatusCode::CONFLICT,
             "StorageAccountAlreadyTaken",
@@ -191,7 +204,10 @@ pub fn put_account(world: &mut World, g: &GroupPath, account: &str, ctx: &Ctx<'_
         });
         w.operations.succeed(&op_id, at, result, 200);
     });
-    let retry = world.operations.get(&g.sub, &op).map_or(1, |o| o.retry_after(ctx.now));
+    let retry = world
+        .operations
+        .get(&g.sub, &op)
+        .map_or(1, |o| o.retry_after(ctx.now));
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
         .with_header("Location", location_url(ctx, &g.sub, &body.location, &op))
         .with_header("Retry-After", retry.to_string()))
@@ -257,13 +273,23 @@ fn render_container(c: &ContainerRecord) -> Value {
     })
 }
 
-fn parent<'w>(world: &'w World, g: &GroupPath, account: &str) -> Result<&'w AccountRecord, ArmError> {
+fn parent<'w>(
+    world: &'w World,
+    g: &GroupPath,
+    account: &str,
+) -> Result<&'w AccountRecord, ArmError> {
     names::storage_account(account)?;
     find(world, g, account).ok_or_else(|| ArmError::parent_resource_not_found(&typed(account)))
 }
 
 /// `BlobContainers_Create`: 201 new, 200 existing.
-pub fn put_container(world: &mut World, g: &GroupPath, account: &str, container: &str, ctx: &Ctx<'_>) -> HandlerResult {
+pub fn put_container(
+    world: &mut World,
+    g: &GroupPath,
+    account: &str,
+    container: &str,
+    ctx: &Ctx<'_>,
+) -> HandlerResult {
     let body = validate::container_body(ctx.body)?;
     names::blob_container(container)?;
     let acct = parent(world, g, account)?;
@@ -277,7 +303,11 @@ pub fn put_container(world: &mut World, g: &GroupPath, account: &str, container:
     }
     let account_key = key(&acct.id);
     let (k, id) = container_ids(g, account, container);
-    let status = if world.containers.contains_key(&k) { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if world.containers.contains_key(&k) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let record = ContainerRecord {
         id,
         account_key,
@@ -292,27 +322,41 @@ pub fn put_container(world: &mut World, g: &GroupPath, account: &str, container:
 }
 
 /// `BlobContainers_Get`.
-pub fn get_container(world: &World, g: &GroupPath, account: &str, container: &str) -> HandlerResult {
+pub fn get_container(
+    world: &World,
+    g: &GroupPath,
+    account: &str,
+    container: &str,
+) -> HandlerResult {
     parent(world, g, account)?;
     let (k, _) = container_ids(g, account, container);
     world
         .containers
         .get(&k)
         .map(|c| ArmResponse::ok(render_container(c)))
-        .ok_or_else(|| ArmError::new(
-            StatusCode::NOT_FOUND,
-            "ContainerNotFound",
-            "The specified container does not exist.",
-        ))
+        .ok_or_else(|| {
+            ArmError::new(
+                StatusCode::NOT_FOUND,
+                "ContainerNotFound",
+                "The specified container does not exist.",
+            )
+        })
 }
 
 /// `BlobContainers_Delete`: 200, or 204 when absent.
-pub fn delete_container(world: &mut World, g: &GroupPath, account: &str, container: &str) -> HandlerResult {
+pub fn delete_container(
+    world: &mut World,
+    g: &GroupPath,
+    account: &str,
+    container: &str,
+) -> HandlerResult {
     parent(world, g, account)?;
     let (k, _) = container_ids(g, account, container);
-    Ok(ArmResponse::empty(if world.containers.remove(&k).is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NO_CONTENT
-    }))
+    Ok(ArmResponse::empty(
+        if world.containers.remove(&k).is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        },
+    ))
 }

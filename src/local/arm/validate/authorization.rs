@@ -149,7 +149,9 @@ pub fn list_filter(raw: Option<&str>) -> Result<ListFilter, ArmError> {
 }
 
 fn quoted_after(clause: &str, prefix: &str) -> Option<String> {
-    let rest = clause.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix))?;
+    let rest = clause
+        .get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(prefix))?;
     unquote(clause[rest.len()..].trim())
 }
 
@@ -175,7 +177,8 @@ mod tests {
         }})))
         .unwrap();
         assert_eq!(ok.principal_type, Some(PrincipalKind::ServicePrincipal));
-        let missing = assignment_body(Some(&json!({"properties": {"roleDefinitionId": READER}}))).unwrap_err();
+        let missing = assignment_body(Some(&json!({"properties": {"roleDefinitionId": READER}})))
+            .unwrap_err();
         assert_eq!(missing.code, "InvalidRequestContent");
         let bad_type = assignment_body(Some(&json!({"properties": {
             "roleDefinitionId": READER,
@@ -198,7 +201,13 @@ mod tests {
         let f = list_filter(Some("atScope() and principalId eq 'abc'")).unwrap();
         assert!(f.at_scope);
         assert_eq!(f.principal_id.as_deref(), Some("abc"));
-        assert_eq!(list_filter(Some("assignedTo('x')")).unwrap().principal_id.as_deref(), Some("x"));
+        assert_eq!(
+            list_filter(Some("assignedTo('x')"))
+                .unwrap()
+                .principal_id
+                .as_deref(),
+            Some("x")
+        );
         assert!(list_filter(Some("roleDefinitionId eq 'x'")).is_err());
         assert!(assignment_name("not-a-guid").is_err());
     }

@@ -32,7 +32,14 @@ pub struct PoolBody {
     pub extra: Map<String, Value>,
 }
 
-const POOL_TYPED: [&str; 6] = ["name", "count", "vmSize", "mode", "osType", "orchestratorVersion"];
+const POOL_TYPED: [&str; 6] = [
+    "name",
+    "count",
+    "vmSize",
+    "mode",
+    "osType",
+    "orchestratorVersion",
+];
 const POOL_READ_ONLY: [&str; 4] = [
     "provisioningState",
     "currentOrchestratorVersion",
@@ -55,12 +62,24 @@ fn pool(props: &Map<String, Value>, path: &str, named: bool) -> Result<PoolBody,
         Some(n) => {
             return Err(ArmError::invalid_parameter(
                 &p.key_path("count"),
-                format!("The value {n} of '{}' is out of range: an agent pool has 0 to 1000 nodes.", p.key_path("count")),
+                format!(
+                    "The value {n} of '{}' is out of range: an agent pool has 0 to 1000 nodes.",
+                    p.key_path("count")
+                ),
             ));
         }
     };
     for (key, allowed) in [
-        ("osSKU", &["Ubuntu", "CBLMariner", "AzureLinux", "Windows2019", "Windows2022"][..]),
+        (
+            "osSKU",
+            &[
+                "Ubuntu",
+                "CBLMariner",
+                "AzureLinux",
+                "Windows2019",
+                "Windows2022",
+            ][..],
+        ),
         ("type", &["VirtualMachineScaleSets", "AvailabilitySet"][..]),
         ("scaleDownMode", &["Delete", "Deallocate"][..]),
         ("scaleSetPriority", &["Spot", "Regular"][..]),
@@ -84,7 +103,9 @@ fn pool(props: &Map<String, Value>, path: &str, named: bool) -> Result<PoolBody,
         count,
         vm_size: p.opt_str("vmSize")?.map(str::to_string),
         mode: p.opt_enum("mode", &["System", "User"])?.map(str::to_string),
-        os_type: p.opt_enum("osType", &["Linux", "Windows"])?.map(str::to_string),
+        os_type: p
+            .opt_enum("osType", &["Linux", "Windows"])?
+            .map(str::to_string),
         orchestrator_version: p.opt_str("orchestratorVersion")?.map(str::to_string),
         provisioning_state: p.opt_str("provisioningState")?.map(str::to_string),
         extra,
@@ -270,14 +291,12 @@ pub fn binding_body(body: Option<&Value>) -> Result<BindingBody, ArmError> {
     let map = body_object(body)?;
     let p = Obj::new(Obj::new(map, "").req_obj("properties")?, "properties");
     let source = p.req_str("sourceResourceId")?;
-    let roles = p
-        .opt_strings("roles")?
-        .ok_or_else(|| {
-            ArmError::invalid_request_content(
-                "Required property 'roles' not found in JSON. Path 'properties'",
-            )
-            .with_target("properties.roles")
-        })?;
+    let roles = p.opt_strings("roles")?.ok_or_else(|| {
+        ArmError::invalid_request_content(
+            "Required property 'roles' not found in JSON. Path 'properties'",
+        )
+        .with_target("properties.roles")
+    })?;
     if crate::resource_id::ResourceId::parse(source)
         .ok()
         .and_then(|id| id.resource_type())
@@ -331,20 +350,47 @@ mod tests {
         .unwrap();
         assert_eq!(ok.snapshot_controller, Some(true));
         assert!(ok.extra_properties.contains_key("networkProfile"));
-        assert_eq!(cluster_body(Some(&json!({"properties": {}}))).unwrap_err().code, "InvalidRequestContent");
-        let bad_pool = cluster_body(Some(&json!({"location": "x", "properties": {"agentPoolProfiles": [{"name": "Pool_1"}]}}))).unwrap_err();
+        assert_eq!(
+            cluster_body(Some(&json!({"properties": {}})))
+                .unwrap_err()
+                .code,
+            "InvalidRequestContent"
+        );
+        let bad_pool = cluster_body(Some(
+            &json!({"location": "x", "properties": {"agentPoolProfiles": [{"name": "Pool_1"}]}}),
+        ))
+        .unwrap_err();
         assert_eq!(bad_pool.code, "InvalidResourceName");
-        let bad_mode = agent_pool_body(Some(&json!({"properties": {"mode": "system"}}))).unwrap_err();
+        let bad_mode =
+            agent_pool_body(Some(&json!({"properties": {"mode": "system"}}))).unwrap_err();
         assert_eq!(bad_mode.code, "InvalidParameter");
     }
 
     #[test]
     fn bindings_need_source_and_roles() {
-        let vault = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v";
+        let vault =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v";
         assert!(binding_body(Some(&json!({"properties": {"sourceResourceId": vault, "roles": ["Microsoft.DataProtection/backupVaults/backup-operator"]}}))).is_ok());
-        assert_eq!(binding_body(Some(&json!({"properties": {"sourceResourceId": vault}}))).unwrap_err().code, "InvalidRequestContent");
-        assert_eq!(binding_body(Some(&json!({"properties": {"roles": []}}))).unwrap_err().code, "InvalidRequestContent");
-        assert_eq!(binding_body(Some(&json!({"properties": {"sourceResourceId": "vault", "roles": ["r"]}}))).unwrap_err().code, "InvalidParameter");
+        assert_eq!(
+            binding_body(Some(&json!({"properties": {"sourceResourceId": vault}})))
+                .unwrap_err()
+                .code,
+            "InvalidRequestContent"
+        );
+        assert_eq!(
+            binding_body(Some(&json!({"properties": {"roles": []}})))
+                .unwrap_err()
+                .code,
+            "InvalidRequestContent"
+        );
+        assert_eq!(
+            binding_body(Some(
+                &json!({"properties": {"sourceResourceId": "vault", "roles": ["r"]}})
+            ))
+            .unwrap_err()
+            .code,
+            "InvalidParameter"
+        );
         assert!(credential_format(Some("kubeconfig")).is_err());
     }
 }

@@ -52,8 +52,14 @@ pub fn vault_body(body: Option<&Value>) -> Result<VaultBody, ArmError> {
     let settings = p.req_array("storageSettings")?;
     for (at, setting) in objects(settings, "properties.storageSettings")? {
         let s = Obj::new(setting, &at);
-        s.opt_enum("datastoreType", &["ArchiveStore", "OperationalStore", "VaultStore"])?;
-        s.opt_enum("type", &["GeoRedundant", "LocallyRedundant", "ZoneRedundant"])?;
+        s.opt_enum(
+            "datastoreType",
+            &["ArchiveStore", "OperationalStore", "VaultStore"],
+        )?;
+        s.opt_enum(
+            "type",
+            &["GeoRedundant", "LocallyRedundant", "ZoneRedundant"],
+        )?;
     }
     if let Some(security) = p.opt_obj("securitySettings")? {
         let s = Obj::new(security, "properties.securitySettings");
@@ -63,15 +69,21 @@ pub fn vault_body(body: Option<&Value>) -> Result<VaultBody, ArmError> {
             sd.opt_f64("retentionDurationInDays")?;
         }
         if let Some(immutability) = s.opt_obj("immutabilitySettings")? {
-            Obj::new(immutability, "properties.securitySettings.immutabilitySettings")
-                .opt_enum("state", &["Disabled", "Unlocked", "Locked"])?;
+            Obj::new(
+                immutability,
+                "properties.securitySettings.immutabilitySettings",
+            )
+            .opt_enum("state", &["Disabled", "Unlocked", "Locked"])?;
         }
     }
     if let Some(features) = p.opt_obj("featureSettings")? {
         let f = Obj::new(features, "properties.featureSettings");
         if let Some(cs) = f.opt_obj("crossSubscriptionRestoreSettings")? {
-            Obj::new(cs, "properties.featureSettings.crossSubscriptionRestoreSettings")
-                .opt_enum("state", &["Disabled", "PermanentlyDisabled", "Enabled"])?;
+            Obj::new(
+                cs,
+                "properties.featureSettings.crossSubscriptionRestoreSettings",
+            )
+            .opt_enum("state", &["Disabled", "PermanentlyDisabled", "Enabled"])?;
         }
         if let Some(cr) = f.opt_obj("crossRegionRestoreSettings")? {
             Obj::new(cr, "properties.featureSettings.crossRegionRestoreSettings")
@@ -79,11 +91,14 @@ pub fn vault_body(body: Option<&Value>) -> Result<VaultBody, ArmError> {
         }
     }
     if let Some(monitoring) = p.opt_obj("monitoringSettings")? {
-        if let Some(alerts) =
-            Obj::new(monitoring, "properties.monitoringSettings").opt_obj("azureMonitorAlertSettings")?
+        if let Some(alerts) = Obj::new(monitoring, "properties.monitoringSettings")
+            .opt_obj("azureMonitorAlertSettings")?
         {
-            Obj::new(alerts, "properties.monitoringSettings.azureMonitorAlertSettings")
-                .opt_enum("alertsForAllJobFailures", &["Enabled", "Disabled"])?;
+            Obj::new(
+                alerts,
+                "properties.monitoringSettings.azureMonitorAlertSettings",
+            )
+            .opt_enum("alertsForAllJobFailures", &["Enabled", "Disabled"])?;
         }
     }
     p.opt_strings("replicatedRegions")?;
@@ -91,7 +106,12 @@ pub fn vault_body(body: Option<&Value>) -> Result<VaultBody, ArmError> {
         Some(identity) => {
             let kind = Obj::new(identity, "identity").opt_str("type")?;
             if let Some(kind) = kind {
-                let known = ["SystemAssigned", "None", "UserAssigned", "SystemAssigned,UserAssigned"];
+                let known = [
+                    "SystemAssigned",
+                    "None",
+                    "UserAssigned",
+                    "SystemAssigned,UserAssigned",
+                ];
                 if !known.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
                     return Err(super::invalid_enum("identity.type", kind, &known));
                 }
@@ -139,8 +159,10 @@ pub fn policy_body(body: Option<&Value>) -> Result<PolicyBody, ArmError> {
     let p = Obj::new(props, "properties");
     p.discriminator(&["BackupPolicy"])?;
     let types = p.opt_strings("datasourceTypes")?.ok_or_else(|| {
-        ArmError::invalid_request_content("Required property 'datasourceTypes' not found in JSON. Path 'properties'")
-            .with_target("properties.datasourceTypes")
+        ArmError::invalid_request_content(
+            "Required property 'datasourceTypes' not found in JSON. Path 'properties'",
+        )
+        .with_target("properties.datasourceTypes")
     })?;
     if types.is_empty() {
         return Err(ArmError::invalid_parameter(
@@ -163,7 +185,9 @@ pub fn policy_body(body: Option<&Value>) -> Result<PolicyBody, ArmError> {
             }
             let trigger_path = r.key_path("trigger");
             let trigger = Obj::new(r.req_obj("trigger")?, &trigger_path);
-            match trigger.discriminator(&["ScheduleBasedTriggerContext", "AdhocBasedTriggerContext"])? {
+            match trigger
+                .discriminator(&["ScheduleBasedTriggerContext", "AdhocBasedTriggerContext"])?
+            {
                 "ScheduleBasedTriggerContext" => schedule_trigger(trigger)?,
                 _ => {
                     let tc = trigger.req_obj("taggingCriteria")?;
@@ -182,14 +206,21 @@ pub fn policy_body(body: Option<&Value>) -> Result<PolicyBody, ArmError> {
                 let delete = Obj::new(l.req_obj("deleteAfter")?, &delete_path);
                 delete.discriminator(&["AbsoluteDeleteOption"])?;
                 duration(&delete, "duration", true)?;
-                data_store(l.req_obj("sourceDataStore")?, &l.key_path("sourceDataStore"))?;
+                data_store(
+                    l.req_obj("sourceDataStore")?,
+                    &l.key_path("sourceDataStore"),
+                )?;
                 if let Some(copies) = l.opt_array("targetDataStoreCopySettings")? {
-                    for (cat, copy) in objects(copies, &l.key_path("targetDataStoreCopySettings"))? {
+                    for (cat, copy) in objects(copies, &l.key_path("targetDataStoreCopySettings"))?
+                    {
                         let c = Obj::new(copy, &cat);
                         let after_path = c.key_path("copyAfter");
                         let after = Obj::new(c.req_obj("copyAfter")?, &after_path);
-                        if after.discriminator(&["CopyOnExpiryOption", "CustomCopyOption", "ImmediateCopyOption"])?
-                            == "CustomCopyOption"
+                        if after.discriminator(&[
+                            "CopyOnExpiryOption",
+                            "CustomCopyOption",
+                            "ImmediateCopyOption",
+                        ])? == "CustomCopyOption"
                         {
                             duration(&after, "duration", false)?;
                         }
@@ -260,10 +291,53 @@ fn schedule_trigger(trigger: Obj<'_>) -> Result<(), ArmError> {
             for (cat, criterion) in objects(list, &c.key_path("criteria"))? {
                 let k = Obj::new(criterion, &cat);
                 k.discriminator(&["ScheduleBasedBackupCriteria"])?;
-                enum_items(&k, "absoluteCriteria", &["AllBackup", "FirstOfDay", "FirstOfMonth", "FirstOfWeek", "FirstOfYear"])?;
-                enum_items(&k, "daysOfTheWeek", &["Friday", "Monday", "Saturday", "Sunday", "Thursday", "Tuesday", "Wednesday"])?;
-                enum_items(&k, "monthsOfYear", &["April", "August", "December", "February", "January", "July", "June", "March", "May", "November", "October", "September"])?;
-                enum_items(&k, "weeksOfTheMonth", &["First", "Fourth", "Last", "Second", "Third"])?;
+                enum_items(
+                    &k,
+                    "absoluteCriteria",
+                    &[
+                        "AllBackup",
+                        "FirstOfDay",
+                        "FirstOfMonth",
+                        "FirstOfWeek",
+                        "FirstOfYear",
+                    ],
+                )?;
+                enum_items(
+                    &k,
+                    "daysOfTheWeek",
+                    &[
+                        "Friday",
+                        "Monday",
+                        "Saturday",
+                        "Sunday",
+                        "Thursday",
+                        "Tuesday",
+                        "Wednesday",
+                    ],
+                )?;
+                enum_items(
+                    &k,
+                    "monthsOfYear",
+                    &[
+                        "April",
+                        "August",
+                        "December",
+                        "February",
+                        "January",
+                        "July",
+                        "June",
+                        "March",
+                        "May",
+                        "November",
+                        "October",
+                        "September",
+                    ],
+                )?;
+                enum_items(
+                    &k,
+                    "weeksOfTheMonth",
+                    &["First", "Fourth", "Last", "Second", "Third"],
+                )?;
                 k.opt_strings("scheduleTimes")?;
                 k.opt_array("daysOfMonth")?;
             }
@@ -287,7 +361,11 @@ fn is_repeating_interval(text: &str) -> bool {
         [r, start, period] => {
             r.starts_with('R')
                 && r[1..].chars().all(|c| c.is_ascii_digit())
-                && time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339).is_ok()
+                && time::OffsetDateTime::parse(
+                    start,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .is_ok()
                 && is_iso8601_duration(period)
         }
         _ => false,
@@ -316,13 +394,23 @@ pub struct InstanceFacts {
 fn datasource(map: &Map<String, Value>, path: &str) -> Result<(String, Option<String>), ArmError> {
     let d = Obj::new(map, path);
     let id = d.req_str("resourceID")?;
-    for key in ["objectType", "resourceLocation", "resourceName", "resourceType", "resourceUri"] {
+    for key in [
+        "objectType",
+        "resourceLocation",
+        "resourceName",
+        "resourceType",
+        "resourceUri",
+    ] {
         d.opt_str(key)?;
     }
     if let Some(props) = d.opt_obj("resourceProperties")? {
-        Obj::new(props, &d.key_path("resourceProperties")).discriminator(&["DefaultResourceProperties"])?;
+        Obj::new(props, &d.key_path("resourceProperties"))
+            .discriminator(&["DefaultResourceProperties"])?;
     }
-    Ok((id.to_string(), d.opt_str("datasourceType")?.map(str::to_string)))
+    Ok((
+        id.to_string(),
+        d.opt_str("datasourceType")?.map(str::to_string),
+    ))
 }
 
 /// Validates a `BackupInstance` object located at `path`.
@@ -337,7 +425,9 @@ pub fn backup_instance(map: &Map<String, Value>, path: &str) -> Result<InstanceF
     if object_type != "BackupInstance" {
         return Err(ArmError::invalid_parameter(
             &b.key_path("objectType"),
-            format!("'{object_type}' is not a valid objectType; a backup instance's objectType is 'BackupInstance'."),
+            format!(
+                "'{object_type}' is not a valid objectType; a backup instance's objectType is 'BackupInstance'."
+            ),
         ));
     }
     let (datasource_id, datasource_type) =
@@ -351,7 +441,8 @@ pub fn backup_instance(map: &Map<String, Value>, path: &str) -> Result<InstanceF
     };
     b.opt_enum("validationType", &["ShallowValidation", "DeepValidation"])?;
     if let Some(creds) = b.opt_obj("datasourceAuthCredentials")? {
-        Obj::new(creds, &b.key_path("datasourceAuthCredentials")).discriminator(&["SecretStoreBasedAuthCredentials"])?;
+        Obj::new(creds, &b.key_path("datasourceAuthCredentials"))
+            .discriminator(&["SecretStoreBasedAuthCredentials"])?;
     }
     if let Some(identity) = b.opt_obj("identityDetails")? {
         let identity_path = b.key_path("identityDetails");
@@ -398,7 +489,8 @@ pub fn backup_instance(map: &Map<String, Value>, path: &str) -> Result<InstanceF
                             d.opt_strings(key)?;
                         }
                         if let Some(hooks) = d.opt_array("backupHookReferences")? {
-                            for (hat, hook) in objects(hooks, &d.key_path("backupHookReferences"))? {
+                            for (hat, hook) in objects(hooks, &d.key_path("backupHookReferences"))?
+                            {
                                 let h = Obj::new(hook, &hat);
                                 h.opt_str("name")?;
                                 h.opt_str("namespace")?;
@@ -465,7 +557,9 @@ pub fn instance_body(body: Option<&Value>) -> Result<InstanceBody, ArmError> {
             .collect(),
         tags: obj.opt_string_map("tags")?,
         facts,
-        provisioning_state: Obj::new(props, "properties").opt_str("provisioningState")?.map(str::to_string),
+        provisioning_state: Obj::new(props, "properties")
+            .opt_str("provisioningState")?
+            .map(str::to_string),
     })
 }
 
@@ -497,9 +591,15 @@ pub struct TriggerBody {
 /// Missing `backupRuleOptions`, `ruleName` or `triggerOption`.
 pub fn trigger_backup_body(body: Option<&Value>) -> Result<TriggerBody, ArmError> {
     let map = body_object(body)?;
-    let options = Obj::new(Obj::new(map, "").req_obj("backupRuleOptions")?, "backupRuleOptions");
+    let options = Obj::new(
+        Obj::new(map, "").req_obj("backupRuleOptions")?,
+        "backupRuleOptions",
+    );
     let rule_name = options.req_str("ruleName")?.to_string();
-    let trigger = Obj::new(options.req_obj("triggerOption")?, "backupRuleOptions.triggerOption");
+    let trigger = Obj::new(
+        options.req_obj("triggerOption")?,
+        "backupRuleOptions.triggerOption",
+    );
     Ok(TriggerBody {
         rule_name,
         retention_tag_override: trigger.opt_str("retentionTagOverride")?.map(str::to_string),
@@ -540,7 +640,10 @@ mod tests {
     #[test]
     fn a_complete_instance_is_accepted_with_its_facts() {
         let facts = backup_instance(instance().as_object().unwrap(), "properties").unwrap();
-        assert_eq!(facts.snapshot_resource_group_id.as_deref(), Some("/subscriptions/s/resourceGroups/snap"));
+        assert_eq!(
+            facts.snapshot_resource_group_id.as_deref(),
+            Some("/subscriptions/s/resourceGroups/snap")
+        );
         assert!(facts.has_kubernetes_parameters && facts.has_datasource_set);
     }
 
@@ -552,51 +655,102 @@ mod tests {
             ("/dataSourceInfo", None, "InvalidRequestContent"),
             ("/policyInfo", None, "InvalidRequestContent"),
             ("/policyInfo/policyId", None, "InvalidRequestContent"),
-            ("/policyInfo/policyParameters/backupDatasourceParametersList/0/snapshotVolumes", None, "InvalidRequestContent"),
-            ("/policyInfo/policyParameters/backupDatasourceParametersList/0/includeClusterScopeResources", None, "InvalidRequestContent"),
-            ("/policyInfo/policyParameters/backupDatasourceParametersList/0/objectType", Some(json!("KubernetesParams")), "InvalidParameter"),
-            ("/policyInfo/policyParameters/dataStoreParametersList/0/dataStoreType", None, "InvalidRequestContent"),
-            ("/policyInfo/policyParameters/dataStoreParametersList/0/dataStoreType", Some(json!("Snapshot")), "InvalidParameter"),
+            (
+                "/policyInfo/policyParameters/backupDatasourceParametersList/0/snapshotVolumes",
+                None,
+                "InvalidRequestContent",
+            ),
+            (
+                "/policyInfo/policyParameters/backupDatasourceParametersList/0/includeClusterScopeResources",
+                None,
+                "InvalidRequestContent",
+            ),
+            (
+                "/policyInfo/policyParameters/backupDatasourceParametersList/0/objectType",
+                Some(json!("KubernetesParams")),
+                "InvalidParameter",
+            ),
+            (
+                "/policyInfo/policyParameters/dataStoreParametersList/0/dataStoreType",
+                None,
+                "InvalidRequestContent",
+            ),
+            (
+                "/policyInfo/policyParameters/dataStoreParametersList/0/dataStoreType",
+                Some(json!("Snapshot")),
+                "InvalidParameter",
+            ),
         ];
         for (pointer, replacement, code) in cases {
             let body = with(instance(), pointer, replacement.clone());
             let err = backup_instance(body.as_object().unwrap(), "properties").unwrap_err();
-            assert_eq!(err.code, code, "{pointer} -> {replacement:?}: {}", err.message);
+            assert_eq!(
+                err.code, code,
+                "{pointer} -> {replacement:?}: {}",
+                err.message
+            );
         }
     }
 
     #[test]
     fn policies_are_checked_deeply() {
         let policy = json!({"properties": {
-            "objectType": "BackupPolicy",
-            "datasourceTypes": ["Microsoft.ContainerService/managedClusters"],
-            "policyRules": [
-                {"objectType": "AzureRetentionRule", "name": "Default", "isDefault": true, "lifecycles": [{
-                    "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P7D"},
-                    "sourceDataStore": {"objectType": "DataStoreInfoBase", "dataStoreType": "OperationalStore"},
-                    "targetDataStoreCopySettings": []}]},
-                {"objectType": "AzureBackupRule", "name": "BackupDaily",
-                 "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Incremental"},
-                 "dataStore": {"objectType": "DataStoreInfoBase", "dataStoreType": "OperationalStore"},
-                 "trigger": {"objectType": "ScheduleBasedTriggerContext",
-                    "schedule": {"repeatingTimeIntervals": ["R/2024-01-01T00:00:00+00:00/P1D"], "timeZone": "Coordinated Universal Time"},
-                    "taggingCriteria": [{"isDefault": true, "tagInfo": {"id": "Default_", "tagName": "Default"}, "taggingPriority": 99}]}}
-            ]}});
+        "objectType": "BackupPolicy",
+        "datasourceTypes": ["Microsoft.ContainerService/managedClusters"],
+        "policyRules": [
+            {"objectType": "AzureRetentionRule", "name": "Default", "isDefault": true, "lifecycles": [{
+                "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P7D"},
+                "sourceDataStore": {"objectType": "DataStoreInfoBase", "dataStoreType": "OperationalStore"},
+                "targetDataStoreCopySettings": []}]},
+            {"objectType": "AzureBackupRule", "name": "BackupDaily",
+             "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Incremental"},
+             "dataStore": {"objectType": "DataStoreInfoBase", "dataStoreType": "OperationalStore"},
+             "trigger": {"objectType": "ScheduleBasedTriggerContext",
+                "schedule": {"repeatingTimeIntervals": ["R/2024-01-01T00:00:00+00:00/P1D"], "timeZone": "Coordinated Universal Time"},
+                "taggingCriteria": [{"isDefault": true, "tagInfo": {"id": "Default_", "tagName": "Default"}, "taggingPriority": 99}]}}
+        ]}});
         assert!(policy_body(Some(&policy)).is_ok());
-        let bad_duration = with(policy.clone(), "/properties/policyRules/0/lifecycles/0/deleteAfter/duration", Some(json!("7 days")));
-        assert_eq!(policy_body(Some(&bad_duration)).unwrap_err().code, "InvalidParameter");
-        let bad_interval = with(policy.clone(), "/properties/policyRules/1/trigger/schedule/repeatingTimeIntervals", Some(json!(["daily"])));
-        assert_eq!(policy_body(Some(&bad_interval)).unwrap_err().code, "InvalidParameter");
+        let bad_duration = with(
+            policy.clone(),
+            "/properties/policyRules/0/lifecycles/0/deleteAfter/duration",
+            Some(json!("7 days")),
+        );
+        assert_eq!(
+            policy_body(Some(&bad_duration)).unwrap_err().code,
+            "InvalidParameter"
+        );
+        let bad_interval = with(
+            policy.clone(),
+            "/properties/policyRules/1/trigger/schedule/repeatingTimeIntervals",
+            Some(json!(["daily"])),
+        );
+        assert_eq!(
+            policy_body(Some(&bad_interval)).unwrap_err().code,
+            "InvalidParameter"
+        );
         let no_trigger = with(policy, "/properties/policyRules/1/trigger", None);
-        assert_eq!(policy_body(Some(&no_trigger)).unwrap_err().code, "InvalidRequestContent");
+        assert_eq!(
+            policy_body(Some(&no_trigger)).unwrap_err().code,
+            "InvalidRequestContent"
+        );
     }
 
     #[test]
     fn vaults_need_storage_settings() {
         assert!(vault_body(Some(&json!({"location": "x", "properties": {"storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}]}}))).is_ok());
-        assert_eq!(vault_body(Some(&json!({"location": "x", "properties": {}}))).unwrap_err().code, "InvalidRequestContent");
+        assert_eq!(
+            vault_body(Some(&json!({"location": "x", "properties": {}})))
+                .unwrap_err()
+                .code,
+            "InvalidRequestContent"
+        );
         let bad = json!({"location": "x", "properties": {"storageSettings": [], "securitySettings": {"softDeleteSettings": {"state": "Enabled"}}}});
         assert_eq!(vault_body(Some(&bad)).unwrap_err().code, "InvalidParameter");
-        assert!(trigger_backup_body(Some(&json!({"backupRuleOptions": {"ruleName": "BackupDaily"}}))).is_err());
+        assert!(
+            trigger_backup_body(Some(
+                &json!({"backupRuleOptions": {"ruleName": "BackupDaily"}})
+            ))
+            .is_err()
+        );
     }
 }

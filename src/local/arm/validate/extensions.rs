@@ -29,10 +29,17 @@ pub mod backup_keys {
     /// Use Entra auth to the storage account (`"true"`).
     pub const USE_AAD: &str = "configuration.backupStorageLocation.config.useAAD";
     /// Blob endpoint.
-    pub const STORAGE_ACCOUNT_URI: &str = "configuration.backupStorageLocation.config.storageAccountURI";
+    pub const STORAGE_ACCOUNT_URI: &str =
+        "configuration.backupStorageLocation.config.storageAccountURI";
 
     /// Keys the extension cannot work without.
-    pub const REQUIRED: [&str; 5] = [BUCKET, STORAGE_ACCOUNT, RESOURCE_GROUP, SUBSCRIPTION_ID, TENANT_ID];
+    pub const REQUIRED: [&str; 5] = [
+        BUCKET,
+        STORAGE_ACCOUNT,
+        RESOURCE_GROUP,
+        SUBSCRIPTION_ID,
+        TENANT_ID,
+    ];
 
     /// The CLI's friendly keys and the keys it maps them to.
     pub const FRIENDLY: [(&str, &str); 5] = [
@@ -89,11 +96,16 @@ pub fn extension_body(body: Option<&Value>) -> Result<ExtensionBody, ArmError> {
             "To use 'version', autoUpgradeMinorVersion must be 'false'.",
         ));
     }
-    let release_train = props.opt_str("releaseTrain")?.unwrap_or("Stable").to_string();
+    let release_train = props
+        .opt_str("releaseTrain")?
+        .unwrap_or("Stable")
+        .to_string();
     if !["stable", "preview"].contains(&release_train.to_ascii_lowercase().as_str()) {
         return Err(ArmError::invalid_parameter(
             "properties.releaseTrain",
-            format!("Release train '{release_train}' does not exist for extension type '{extension_type}'; use 'stable'."),
+            format!(
+                "Release train '{release_train}' does not exist for extension type '{extension_type}'; use 'stable'."
+            ),
         ));
     }
     let scope = match props.opt_obj("scope")? {
@@ -109,7 +121,9 @@ pub fn extension_body(body: Option<&Value>) -> Result<ExtensionBody, ArmError> {
                         .unwrap_or("dataprotection-microsoft");
                     json!({"cluster": {"releaseNamespace": ns}})
                 }
-                (None, None) => json!({"cluster": {"releaseNamespace": "dataprotection-microsoft"}}),
+                (None, None) => {
+                    json!({"cluster": {"releaseNamespace": "dataprotection-microsoft"}})
+                }
                 _ => {
                     return Err(ArmError::invalid_parameter(
                         "properties.scope",
@@ -119,7 +133,9 @@ pub fn extension_body(body: Option<&Value>) -> Result<ExtensionBody, ArmError> {
             }
         }
     };
-    let configuration_settings = props.opt_string_map("configurationSettings")?.unwrap_or_default();
+    let configuration_settings = props
+        .opt_string_map("configurationSettings")?
+        .unwrap_or_default();
     let protected_settings = props
         .opt_string_map("configurationProtectedSettings")?
         .unwrap_or_default();
@@ -176,24 +192,51 @@ pub fn backup_configuration(settings: &BTreeMap<String, String>) -> Result<(), A
         if uuid::Uuid::parse_str(value(key)).is_err() {
             return Err(ArmError::invalid_parameter(
                 target,
-                format!("configurationSettings '{key}' must be a GUID, got '{}'.", value(key)),
+                format!(
+                    "configurationSettings '{key}' must be a GUID, got '{}'.",
+                    value(key)
+                ),
             ));
         }
     }
     names::storage_account(value(backup_keys::STORAGE_ACCOUNT)).map_err(|e| {
-        ArmError::invalid_parameter(target, format!("configurationSettings '{}': {}", backup_keys::STORAGE_ACCOUNT, e.message))
+        ArmError::invalid_parameter(
+            target,
+            format!(
+                "configurationSettings '{}': {}",
+                backup_keys::STORAGE_ACCOUNT,
+                e.message
+            ),
+        )
     })?;
     names::blob_container(value(backup_keys::BUCKET)).map_err(|e| {
-        ArmError::invalid_parameter(target, format!("configurationSettings '{}': {}", backup_keys::BUCKET, e.message))
+        ArmError::invalid_parameter(
+            target,
+            format!(
+                "configurationSettings '{}': {}",
+                backup_keys::BUCKET,
+                e.message
+            ),
+        )
     })?;
     names::resource_group(value(backup_keys::RESOURCE_GROUP)).map_err(|e| {
-        ArmError::invalid_parameter(target, format!("configurationSettings '{}': {}", backup_keys::RESOURCE_GROUP, e.message))
+        ArmError::invalid_parameter(
+            target,
+            format!(
+                "configurationSettings '{}': {}",
+                backup_keys::RESOURCE_GROUP,
+                e.message
+            ),
+        )
     })?;
     if let Some(use_aad) = settings.get(backup_keys::USE_AAD) {
         if !["true", "false"].contains(&use_aad.to_ascii_lowercase().as_str()) {
             return Err(ArmError::invalid_parameter(
                 target,
-                format!("configurationSettings '{}' must be \"true\" or \"false\".", backup_keys::USE_AAD),
+                format!(
+                    "configurationSettings '{}' must be \"true\" or \"false\".",
+                    backup_keys::USE_AAD
+                ),
             ));
         }
     }
@@ -234,6 +277,11 @@ mod tests {
         assert!(err.message.contains("friendly"), "{}", err.message);
         assert!(err.message.contains(backup_keys::BUCKET));
         let missing = settings(&[(backup_keys::BUCKET, "aks-backups")]);
-        assert!(extension_body(Some(&missing)).unwrap_err().message.contains("missing"));
+        assert!(
+            extension_body(Some(&missing))
+                .unwrap_err()
+                .message
+                .contains("missing")
+        );
     }
 }

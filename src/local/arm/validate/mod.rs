@@ -173,8 +173,9 @@ impl<'a> Obj<'a> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_str()
-                    .ok_or_else(|| mistyped(&format!("{}[{i}]", self.key_path(key)), v, "System.String"))
+                v.as_str().ok_or_else(|| {
+                    mistyped(&format!("{}[{i}]", self.key_path(key)), v, "System.String")
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -192,7 +193,11 @@ impl<'a> Obj<'a> {
                     out.insert(k.clone(), s.clone());
                 }
                 other => {
-                    return Err(mistyped(&join(&self.key_path(key), k), other, "System.String"));
+                    return Err(mistyped(
+                        &join(&self.key_path(key), k),
+                        other,
+                        "System.String",
+                    ));
                 }
             }
         }
@@ -227,7 +232,11 @@ impl<'a> Obj<'a> {
                 &self.key_path("objectType"),
                 format!(
                     "'{value}' is not a valid objectType for '{}'. Valid values: {}.",
-                    if self.path.is_empty() { "the request" } else { self.path },
+                    if self.path.is_empty() {
+                        "the request"
+                    } else {
+                        self.path
+                    },
                     allowed.join(", ")
                 ),
             ))
@@ -266,7 +275,10 @@ pub fn objects<'a>(
 
 /// Refuses a PUT that echoes a `provisioningState` different from the resource's
 /// (`current` is `None` when the resource does not exist yet).
-pub fn check_provisioning_state(given: Option<&str>, current: Option<&str>) -> Result<(), ArmError> {
+pub fn check_provisioning_state(
+    given: Option<&str>,
+    current: Option<&str>,
+) -> Result<(), ArmError> {
     let Some(given) = given else {
         return Ok(());
     };
@@ -343,7 +355,10 @@ mod tests {
         let obj = Obj::new(map, "properties");
         let err = obj.req_str("x").unwrap_err();
         assert_eq!(err.code, "InvalidRequestContent");
-        assert!(err.message.contains("Required property 'x' not found in JSON. Path 'properties'"));
+        assert!(
+            err.message
+                .contains("Required property 'x' not found in JSON. Path 'properties'")
+        );
         assert_eq!(err.target.as_deref(), Some("properties.x"));
         assert_eq!(obj.req_str("a").unwrap_err().code, "InvalidRequestContent");
         assert_eq!(obj.opt_str("b").unwrap(), None);
@@ -353,8 +368,14 @@ mod tests {
     fn enums_and_discriminators_are_checked_exactly() {
         let body = json!({"objectType": "Nope", "kind": "storagev2"});
         let obj = Obj::new(body.as_object().unwrap(), "");
-        assert_eq!(obj.discriminator(&["BackupPolicy"]).unwrap_err().code, "InvalidParameter");
-        assert_eq!(obj.opt_enum("kind", &["StorageV2"]).unwrap_err().code, "InvalidParameter");
+        assert_eq!(
+            obj.discriminator(&["BackupPolicy"]).unwrap_err().code,
+            "InvalidParameter"
+        );
+        assert_eq!(
+            obj.opt_enum("kind", &["StorageV2"]).unwrap_err().code,
+            "InvalidParameter"
+        );
     }
 
     #[test]

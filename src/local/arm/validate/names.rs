@@ -183,13 +183,19 @@ mod tests {
         assert!(trusted_access_binding("tarb-0123456789abcdef").is_ok());
         assert!(trusted_access_binding("tarb_x").is_err());
         assert!(storage_account("aksbkp123").is_ok());
-        assert_eq!(storage_account("AksBkp").unwrap_err().code, "AccountNameInvalid");
+        assert_eq!(
+            storage_account("AksBkp").unwrap_err().code,
+            "AccountNameInvalid"
+        );
         assert!(blob_container("aks-backups").is_ok());
         assert!(blob_container("aks--backups").is_err());
         assert!(blob_container("-aks").is_err());
         assert!(backup_vault("AKSAzureBackup-westeurope").is_ok());
         assert!(backup_vault("1vault").is_err());
         assert!(subscription("00000000-0000-0000-0000-000000000001").is_ok());
-        assert_eq!(subscription("sub").unwrap_err().code, "InvalidSubscriptionId");
+        assert_eq!(
+            subscription("sub").unwrap_err().code,
+            "InvalidSubscriptionId"
+        );
     }
 }

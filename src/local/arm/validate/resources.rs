@@ -68,12 +68,17 @@ mod tests {
 
     #[test]
     fn location_is_required() {
-        assert_eq!(group_body(Some(&json!({}))).unwrap_err().code, "InvalidRequestContent");
+        assert_eq!(
+            group_body(Some(&json!({}))).unwrap_err().code,
+            "InvalidRequestContent"
+        );
         assert_eq!(group_body(None).unwrap_err().code, "InvalidRequestContent");
         let ok = group_body(Some(&json!({"location": "westeurope", "tags": {"a": "b"}}))).unwrap();
         assert_eq!(ok.location, "westeurope");
         assert_eq!(
-            group_body(Some(&json!({"location": "x", "tags": {"a": 1}}))).unwrap_err().code,
+            group_body(Some(&json!({"location": "x", "tags": {"a": 1}})))
+                .unwrap_err()
+                .code,
             "InvalidRequestContent"
         );
     }

@@ -67,7 +67,12 @@ pub fn account_body(body: Option<&Value>) -> Result<AccountBody, ArmError> {
         Some(identity) => {
             Obj::new(identity, "identity").req_enum(
                 "type",
-                &["None", "SystemAssigned", "UserAssigned", "SystemAssigned,UserAssigned"],
+                &[
+                    "None",
+                    "SystemAssigned",
+                    "UserAssigned",
+                    "SystemAssigned,UserAssigned",
+                ],
             )?;
             Some(Value::Object(identity.clone()))
         }
@@ -81,7 +86,10 @@ pub fn account_body(body: Option<&Value>) -> Result<AccountBody, ArmError> {
         for (key, allowed) in [
             ("accessTier", &["Hot", "Cool", "Premium"][..]),
             ("minimumTlsVersion", &["TLS1_0", "TLS1_1", "TLS1_2"][..]),
-            ("publicNetworkAccess", &["Enabled", "Disabled", "SecuredByPerimeter"][..]),
+            (
+                "publicNetworkAccess",
+                &["Enabled", "Disabled", "SecuredByPerimeter"][..],
+            ),
             ("allowedCopyScope", &["PrivateLink", "AAD"][..]),
             ("largeFileSharesState", &["Disabled", "Enabled"][..]),
             ("dnsEndpointType", &["Standard", "AzureDnsZone"][..]),
@@ -101,7 +109,16 @@ pub fn account_body(body: Option<&Value>) -> Result<AccountBody, ArmError> {
         }
         allow_blob_public_access = p.opt_bool("allowBlobPublicAccess")?;
         allow_shared_key_access = p.opt_bool("allowSharedKeyAccess")?;
-        for key in ["encryption", "networkAcls", "customDomain", "sasPolicy", "keyPolicy", "routingPreference", "azureFilesIdentityBasedAuthentication", "immutableStorageWithVersioning"] {
+        for key in [
+            "encryption",
+            "networkAcls",
+            "customDomain",
+            "sasPolicy",
+            "keyPolicy",
+            "routingPreference",
+            "azureFilesIdentityBasedAuthentication",
+            "immutableStorageWithVersioning",
+        ] {
             p.opt_obj(key)?;
         }
         properties = props
@@ -187,19 +204,31 @@ mod tests {
             json!({"sku": {"name": "Standard_LRS"}, "location": "x"}),
             json!({"sku": {"name": "Standard_LRS"}, "kind": "StorageV2"}),
         ] {
-            assert_eq!(account_body(Some(&bad)).unwrap_err().code, "InvalidRequestContent", "{bad}");
+            assert_eq!(
+                account_body(Some(&bad)).unwrap_err().code,
+                "InvalidRequestContent",
+                "{bad}"
+            );
         }
-        let bad_enum = account_body(Some(&json!({"sku": {"name": "Cheap"}, "kind": "StorageV2", "location": "x"}))).unwrap_err();
+        let bad_enum = account_body(Some(
+            &json!({"sku": {"name": "Cheap"}, "kind": "StorageV2", "location": "x"}),
+        ))
+        .unwrap_err();
         assert_eq!(bad_enum.code, "InvalidParameter");
     }
 
     #[test]
     fn container_and_name_bodies() {
         assert!(container_body(Some(&json!({}))).is_ok());
-        assert!(container_body(Some(&json!({"properties": {"publicAccess": "Everyone"}}))).is_err());
+        assert!(
+            container_body(Some(&json!({"properties": {"publicAccess": "Everyone"}}))).is_err()
+        );
         assert!(name_availability_body(Some(&json!({"name": "abc"}))).is_err());
         assert_eq!(
-            name_availability_body(Some(&json!({"name": "abc", "type": "Microsoft.Storage/storageAccounts"}))).unwrap(),
+            name_availability_body(Some(
+                &json!({"name": "abc", "type": "Microsoft.Storage/storageAccounts"})
+            ))
+            .unwrap(),
             "abc"
         );
     }
