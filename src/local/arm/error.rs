@@ -18,7 +18,7 @@ pub struct ArmError {
     /// Human-readable message.
     pub message: String,
     /// The offending property or parameter, when one is to blame.
-    pub target: Option<String>,
+    pub target: Option<Box<str>>,
     /// `additionalInfo` entries (`[{type, info}]`), e.g. DataProtection's `UserFacingError`.
     pub additional_info: Vec<Value>,
     /// Extra response headers (e.g. `Retry-After` on 429, `WWW-Authenticate` on 401).
@@ -41,7 +41,7 @@ impl ArmError {
     /// Names the offending property.
     #[must_use]
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
-        self.target = Some(target.into());
+        self.target = Some(target.into().into_boxed_str());
         self
     }
 
@@ -66,7 +66,7 @@ impl ArmError {
         error.insert("code".into(), Value::String(self.code.clone()));
         error.insert("message".into(), Value::String(self.message.clone()));
         if let Some(target) = &self.target {
-            error.insert("target".into(), Value::String(target.clone()));
+            error.insert("target".into(), Value::String(target.to_string()));
         }
         if !self.additional_info.is_empty() {
             error.insert(
