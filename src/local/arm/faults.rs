@@ -95,23 +95,22 @@ impl Faults {
     /// The injected answer for this call, if any.
     pub fn decide(&mut self, operation_id: &str) -> Option<ArmError> {
         let key = operation_id.to_ascii_lowercase();
-        if let Some((left, failure)) = self.fail_next.get_mut(&key) {
-            if *left > 0 {
-                *left -= 1;
-                let failure = failure.clone();
-                if *left == 0 {
-                    self.fail_next.remove(&key);
-                }
-                let status = StatusCode::from_u16(failure.status)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut error = ArmError::new(status, &failure.code, failure.message);
-                if status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE
-                {
-                    error = error.with_header("Retry-After", "10");
-                }
-                return Some(error);
+        if let Some((left, failure)) = self.fail_next.get_mut(&key)
+            && *left > 0
+        {
+            *left -= 1;
+            let failure = failure.clone();
+            if *left == 0 {
+                self.fail_next.remove(&key);
             }
+            let status =
+                StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut error = ArmError::new(status, &failure.code, failure.message);
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                error = error.with_header("Retry-After", "10");
+            }
+            return Some(error);
         }
         if self.knobs.throttle_rate > 0.0 && self.rng.random::<f64>() < self.knobs.throttle_rate {
             return Some(

@@ -649,120 +649,118 @@ fn group_provider(
 ) -> Result<Route, ArmError> {
     let name = |n: &str| n.to_string();
     if eq(ns, "Microsoft.ContainerService") {
-        if let [mc, cluster, rest @ ..] = tail {
-            if eq(mc, "managedClusters") {
-                let c = ClusterPath {
-                    group,
-                    cluster: name(cluster),
-                };
-                return Ok(match rest {
-                    [] => Route::Cluster(c),
-                    [a] if eq(a, "agentPools") => Route::AgentPools(c),
-                    [a, p] if eq(a, "agentPools") => Route::AgentPool(c, name(p)),
-                    [a] if eq(a, "listClusterUserCredential") => Route::ClusterUserCredentials(c),
-                    [t] if eq(t, "trustedAccessRoleBindings") => Route::TrustedAccessBindings(c),
-                    [t, b] if eq(t, "trustedAccessRoleBindings") => {
-                        Route::TrustedAccessBinding(c, name(b))
-                    }
-                    [p, kc, e, more @ ..]
-                        if eq(p, "providers")
-                            && eq(kc, "Microsoft.KubernetesConfiguration")
-                            && eq(e, "extensions") =>
-                    {
-                        match more {
-                            [] => Route::Extensions(c),
-                            [x] => Route::Extension(c, name(x)),
-                            [x, o, id] if eq(o, "operations") => {
-                                Route::ExtensionOperation(c, name(x), name(id))
-                            }
-                            _ => {
-                                return Err(ArmError::not_implemented(
-                                    "Microsoft.KubernetesConfiguration/extensions/*",
-                                ));
-                            }
+        if let [mc, cluster, rest @ ..] = tail
+            && eq(mc, "managedClusters")
+        {
+            let c = ClusterPath {
+                group,
+                cluster: name(cluster),
+            };
+            return Ok(match rest {
+                [] => Route::Cluster(c),
+                [a] if eq(a, "agentPools") => Route::AgentPools(c),
+                [a, p] if eq(a, "agentPools") => Route::AgentPool(c, name(p)),
+                [a] if eq(a, "listClusterUserCredential") => Route::ClusterUserCredentials(c),
+                [t] if eq(t, "trustedAccessRoleBindings") => Route::TrustedAccessBindings(c),
+                [t, b] if eq(t, "trustedAccessRoleBindings") => {
+                    Route::TrustedAccessBinding(c, name(b))
+                }
+                [p, kc, e, more @ ..]
+                    if eq(p, "providers")
+                        && eq(kc, "Microsoft.KubernetesConfiguration")
+                        && eq(e, "extensions") =>
+                {
+                    match more {
+                        [] => Route::Extensions(c),
+                        [x] => Route::Extension(c, name(x)),
+                        [x, o, id] if eq(o, "operations") => {
+                            Route::ExtensionOperation(c, name(x), name(id))
+                        }
+                        _ => {
+                            return Err(ArmError::not_implemented(
+                                "Microsoft.KubernetesConfiguration/extensions/*",
+                            ));
                         }
                     }
-                    [p, other, ..] if eq(p, "providers") => {
-                        return Err(unknown_type(other, &[], api_version));
-                    }
-                    other => Route::ClusterOther(c, other.join("/")),
-                });
-            }
+                }
+                [p, other, ..] if eq(p, "providers") => {
+                    return Err(unknown_type(other, &[], api_version));
+                }
+                other => Route::ClusterOther(c, other.join("/")),
+            });
         }
     } else if eq(ns, "Microsoft.Storage") {
-        if let [sa, account, rest @ ..] = tail {
-            if eq(sa, "storageAccounts") {
-                match rest {
-                    [] => return Ok(Route::StorageAccount(group, name(account))),
-                    [b, d, c, container]
-                        if eq(b, "blobServices") && eq(d, "default") && eq(c, "containers") =>
-                    {
-                        return Ok(Route::BlobContainer(group, name(account), name(container)));
-                    }
-                    _ => {
-                        return Err(ArmError::not_implemented(&format!(
-                            "Microsoft.Storage/storageAccounts/{}",
-                            rest.join("/")
-                        )));
-                    }
+        if let [sa, account, rest @ ..] = tail
+            && eq(sa, "storageAccounts")
+        {
+            match rest {
+                [] => return Ok(Route::StorageAccount(group, name(account))),
+                [b, d, c, container]
+                    if eq(b, "blobServices") && eq(d, "default") && eq(c, "containers") =>
+                {
+                    return Ok(Route::BlobContainer(group, name(account), name(container)));
+                }
+                _ => {
+                    return Err(ArmError::not_implemented(&format!(
+                        "Microsoft.Storage/storageAccounts/{}",
+                        rest.join("/")
+                    )));
                 }
             }
         }
     } else if eq(ns, "Microsoft.DataProtection") {
-        if let [os, id] = tail {
-            if eq(os, "operationStatus") {
-                return Ok(Route::GroupOperationStatus(group, name(id)));
-            }
+        if let [os, id] = tail
+            && eq(os, "operationStatus")
+        {
+            return Ok(Route::GroupOperationStatus(group, name(id)));
         }
-        if let [bv, vault, rest @ ..] = tail {
-            if eq(bv, "backupVaults") {
-                let v = VaultPath {
-                    group,
-                    vault: name(vault),
-                };
-                return Ok(match rest {
-                    [] => Route::Vault(v),
-                    [o, id] if eq(o, "operationStatus") => Route::VaultOperationStatus(v, name(id)),
-                    [o, id] if eq(o, "operationResults") => {
-                        Route::VaultOperationResult(v, name(id))
-                    }
-                    [p] if eq(p, "backupPolicies") => Route::Policies(v),
-                    [p, policy] if eq(p, "backupPolicies") => Route::Policy(v, name(policy)),
-                    [b] if eq(b, "backupInstances") => Route::Instances(v),
-                    [val] if eq(val, "validateForBackup") => Route::ValidateForBackup(v),
-                    [j] if eq(j, "backupJobs") => Route::Jobs(v),
-                    [j, job] if eq(j, "backupJobs") => Route::Job(v, name(job)),
-                    [b, instance, more @ ..] if eq(b, "backupInstances") => {
-                        let i = InstancePath {
-                            vault: v,
-                            instance: name(instance),
-                        };
-                        match more {
-                            [] => Route::Instance(i),
-                            [o, id] if eq(o, "operationResults") => {
-                                Route::InstanceOperationResult(i, name(id))
-                            }
-                            [a] if eq(a, "backup") => Route::AdhocBackup(i),
-                            [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
-                            [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
-                            [action] => Route::InstanceAction(i, name(action)),
-                            _ => {
-                                return Err(ArmError::invalid_resource_type(
-                                    &format!("backupVaults/backupInstances/{}", more.join("/")),
-                                    "Microsoft.DataProtection",
-                                    api_version,
-                                ));
-                            }
+        if let [bv, vault, rest @ ..] = tail
+            && eq(bv, "backupVaults")
+        {
+            let v = VaultPath {
+                group,
+                vault: name(vault),
+            };
+            return Ok(match rest {
+                [] => Route::Vault(v),
+                [o, id] if eq(o, "operationStatus") => Route::VaultOperationStatus(v, name(id)),
+                [o, id] if eq(o, "operationResults") => Route::VaultOperationResult(v, name(id)),
+                [p] if eq(p, "backupPolicies") => Route::Policies(v),
+                [p, policy] if eq(p, "backupPolicies") => Route::Policy(v, name(policy)),
+                [b] if eq(b, "backupInstances") => Route::Instances(v),
+                [val] if eq(val, "validateForBackup") => Route::ValidateForBackup(v),
+                [j] if eq(j, "backupJobs") => Route::Jobs(v),
+                [j, job] if eq(j, "backupJobs") => Route::Job(v, name(job)),
+                [b, instance, more @ ..] if eq(b, "backupInstances") => {
+                    let i = InstancePath {
+                        vault: v,
+                        instance: name(instance),
+                    };
+                    match more {
+                        [] => Route::Instance(i),
+                        [o, id] if eq(o, "operationResults") => {
+                            Route::InstanceOperationResult(i, name(id))
+                        }
+                        [a] if eq(a, "backup") => Route::AdhocBackup(i),
+                        [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
+                        [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
+                        [action] => Route::InstanceAction(i, name(action)),
+                        _ => {
+                            return Err(ArmError::invalid_resource_type(
+                                &format!("backupVaults/backupInstances/{}", more.join("/")),
+                                "Microsoft.DataProtection",
+                                api_version,
+                            ));
                         }
                     }
-                    _ => {
-                        return Err(ArmError::not_implemented(&format!(
-                            "Microsoft.DataProtection/backupVaults/{}",
-                            rest.join("/")
-                        )));
-                    }
-                });
-            }
+                }
+                _ => {
+                    return Err(ArmError::not_implemented(&format!(
+                        "Microsoft.DataProtection/backupVaults/{}",
+                        rest.join("/")
+                    )));
+                }
+            });
         }
     }
     Err(unknown_type(ns, tail, api_version))

@@ -237,10 +237,10 @@ fn answer(
                     ));
                 }
             }
-            if let Some(ns) = api.requires_registration {
-                if world.registration(sub, ns) != Registration::Registered {
-                    return Err(ArmError::missing_subscription_registration(ns));
-                }
+            if let Some(ns) = api.requires_registration
+                && world.registration(sub, ns) != Registration::Registered
+            {
+                return Err(ArmError::missing_subscription_registration(ns));
             }
         }
         if let Some(injected) = inner.controls().faults.decide(operation_id) {

@@ -55,10 +55,10 @@ fn check_scope(world: &World, scope: &str) -> Result<(), ArmError> {
             "role assignments at scope '{scope}' (only subscription, resource group and resource scopes are served)"
         ))
     })?;
-    if let Some(rg) = parsed.resource_group() {
-        if world.group(parsed.subscription(), rg).is_none() {
-            return Err(ArmError::resource_group_not_found(rg));
-        }
+    if let Some(rg) = parsed.resource_group()
+        && world.group(parsed.subscription(), rg).is_none()
+    {
+        return Err(ArmError::resource_group_not_found(rg));
     }
     if parsed.resource_type().is_some() && !world.resource_exists(scope) {
         let typed = scope

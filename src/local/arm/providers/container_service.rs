@@ -388,15 +388,15 @@ fn new_pool(
 
 /// Applies a pool body to an existing pool (`path` names it in errors).
 fn update_pool(pool: &mut PoolSpec, body: &PoolBody, path: &str) -> Result<(), ArmError> {
-    if let Some(size) = &body.vm_size {
-        if !size.eq_ignore_ascii_case(&pool.vm_size) {
-            return Err(property_change(&format!("{path}.vmSize")));
-        }
+    if let Some(size) = &body.vm_size
+        && !size.eq_ignore_ascii_case(&pool.vm_size)
+    {
+        return Err(property_change(&format!("{path}.vmSize")));
     }
-    if let Some(os) = &body.os_type {
-        if os != &pool.os_type {
-            return Err(property_change(&format!("{path}.osType")));
-        }
+    if let Some(os) = &body.os_type
+        && os != &pool.os_type
+    {
+        return Err(property_change(&format!("{path}.osType")));
     }
     let mode = body.mode.clone().unwrap_or_else(|| pool.mode.clone());
     let count = body.count.unwrap_or(pool.count);

@@ -56,10 +56,10 @@ impl Ctx<'_> {
 /// Whatever the provider refuses with: unknown subscription or resource group, validation
 /// failures, conflicts.
 pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResult {
-    if let Some(sub) = route.subscription() {
-        if world.subscription(sub).is_none() {
-            return Err(ArmError::subscription_not_found(sub));
-        }
+    if let Some(sub) = route.subscription()
+        && world.subscription(sub).is_none()
+    {
+        return Err(ArmError::subscription_not_found(sub));
     }
     if let Some(group) = route.group() {
         match world.group(&group.sub, &group.rg) {

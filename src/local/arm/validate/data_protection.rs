@@ -90,16 +90,15 @@ pub fn vault_body(body: Option<&Value>) -> Result<VaultBody, ArmError> {
                 .opt_enum("state", &["Disabled", "Enabled"])?;
         }
     }
-    if let Some(monitoring) = p.opt_obj("monitoringSettings")? {
-        if let Some(alerts) = Obj::new(monitoring, "properties.monitoringSettings")
+    if let Some(monitoring) = p.opt_obj("monitoringSettings")?
+        && let Some(alerts) = Obj::new(monitoring, "properties.monitoringSettings")
             .opt_obj("azureMonitorAlertSettings")?
-        {
-            Obj::new(
-                alerts,
-                "properties.monitoringSettings.azureMonitorAlertSettings",
-            )
-            .opt_enum("alertsForAllJobFailures", &["Enabled", "Disabled"])?;
-        }
+    {
+        Obj::new(
+            alerts,
+            "properties.monitoringSettings.azureMonitorAlertSettings",
+        )
+        .opt_enum("alertsForAllJobFailures", &["Enabled", "Disabled"])?;
     }
     p.opt_strings("replicatedRegions")?;
     let identity_type = match obj.opt_obj("identity")? {

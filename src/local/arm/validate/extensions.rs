@@ -229,16 +229,16 @@ pub fn backup_configuration(settings: &BTreeMap<String, String>) -> Result<(), A
             ),
         )
     })?;
-    if let Some(use_aad) = settings.get(backup_keys::USE_AAD) {
-        if !["true", "false"].contains(&use_aad.to_ascii_lowercase().as_str()) {
-            return Err(ArmError::invalid_parameter(
-                target,
-                format!(
-                    "configurationSettings '{}' must be \"true\" or \"false\".",
-                    backup_keys::USE_AAD
-                ),
-            ));
-        }
+    if let Some(use_aad) = settings.get(backup_keys::USE_AAD)
+        && !["true", "false"].contains(&use_aad.to_ascii_lowercase().as_str())
+    {
+        return Err(ArmError::invalid_parameter(
+            target,
+            format!(
+                "configurationSettings '{}' must be \"true\" or \"false\".",
+                backup_keys::USE_AAD
+            ),
+        ));
     }
     Ok(())
 }

@@ -255,11 +255,11 @@ pub fn invalid_enum(path: &str, value: &str, allowed: &[&str]) -> ArmError {
     )
 }
 
+/// An array element: its path and its object.
+pub type Element<'a> = (String, &'a Map<String, Value>);
+
 /// Each element of an array as an object reader; `path` names the array.
-pub fn objects<'a>(
-    items: &'a [Value],
-    path: &str,
-) -> Result<Vec<(String, &'a Map<String, Value>)>, ArmError> {
+pub fn objects<'a>(items: &'a [Value], path: &str) -> Result<Vec<Element<'a>>, ArmError> {
     items
         .iter()
         .enumerate()
