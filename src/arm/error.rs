@@ -92,6 +92,21 @@ pub const KNOWN_CODES: &[KnownCode] = &[
         advice: "the backup extension is unhealthy, most often because its identity lacks Storage Blob Data Contributor on the storage account; check `kubectl get pods -n dataprotection-microsoft` if the roles are in place",
     },
     KnownCode {
+        code: "UserErrorTrustedAccessGatewayReturnedForbidden",
+        class: CodeClass::MissingRoles,
+        advice: "the cluster has no trusted-access role binding for the vault with the role Microsoft.DataProtection/backupVaults/backup-operator; the binding is re-checked",
+    },
+    KnownCode {
+        code: "UserErrorDatasourceNotFound",
+        class: CodeClass::Permanent,
+        advice: "the AKS cluster named in dataSourceInfo no longer exists",
+    },
+    KnownCode {
+        code: "UserErrorBackupVaultNotFound",
+        class: CodeClass::Permanent,
+        advice: "the backup vault was deleted: resend the cluster event to recreate it",
+    },
+    KnownCode {
         code: "UserErrorKubernetesBackupExtensionNotFoundError",
         class: CodeClass::Permanent,
         advice: "the backup extension is not installed on the cluster: resend the cluster event so the service installs it",

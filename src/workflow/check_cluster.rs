@@ -126,11 +126,17 @@ impl Step for CheckCluster {
         // The cheap check: already protected, with what the settings ask for?
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
         let spec = backup_instance_spec(ctx, &cluster_id, &placement);
-        if let Some(bi) = ctx
+        let existing = match ctx
             .arm
             .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
-            .await?
+            .await
         {
+            Ok(bi) => bi,
+            // Nothing can be protected in a subscription not yet registered for backups.
+            Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(bi) = existing {
             let protected = bi
                 .pointer("/properties/currentProtectionState")
                 .and_then(Value::as_str)

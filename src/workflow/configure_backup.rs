@@ -140,7 +140,9 @@ impl Step for ConfigureBackup {
             }
         }
 
-        if !validated {
+        // validateForBackup is for new instances (it refuses a second instance of the same
+        // cluster); an existing instance is re-submitted and its configuration re-checked.
+        if !validated && existing.is_none() {
             let resp = ctx
                 .arm
                 .post(
