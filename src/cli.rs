@@ -21,6 +21,16 @@ pub struct Cli {
 pub enum Command {
     /// Serve as the Azure Functions custom handler (what the host runs).
     Serve,
+    /// Stage the Functions app folder (host.json, the binary, one folder per function),
+    /// ready for `func start` or a zip deployment.
+    Package {
+        /// The folder to create.
+        #[arg(long, default_value = "dist/app")]
+        out: std::path::PathBuf,
+        /// The handler binary to stage (default: this executable).
+        #[arg(long)]
+        binary: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
@@ -49,5 +59,15 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::runtime::serve(Config::from_env()?).await,
+        Command::Package { out, binary } => {
+            let binary = match binary {
+                Some(b) => b,
+                None => std::env::current_exe()?,
+            };
+            let written = crate::package::stage(&out, &binary)?;
+            println!("staged {} files in {}", written.len(), out.display());
+            println!("run it with: cd {} && func start", out.display());
+            Ok(())
+        }
     }
 }
