@@ -145,17 +145,27 @@ fn guide_table(guide: &str) -> Result<BTreeMap<String, String>, String> {
         .collect();
     let mut table = BTreeMap::new();
     for row in rows.iter().skip(2) {
-        let cells: Vec<&str> = row.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = row
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         let (Some(resource_type), Some(version)) = (cells.first(), cells.get(1)) else {
             return Err(format!("a table row without two cells: {row}"));
         };
         let well_formed = version.len() == 10
-            && version
-                .chars()
-                .enumerate()
-                .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+            && version.chars().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
         if !well_formed {
-            return Err(format!("'{version}' is not a yyyy-mm-dd API version in: {row}"));
+            return Err(format!(
+                "'{version}' is not a yyyy-mm-dd API version in: {row}"
+            ));
         }
         table.insert(resource_type.to_string(), version.to_string());
     }
