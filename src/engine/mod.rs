@@ -115,6 +115,9 @@ pub enum StepError {
     /// No token.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -137,6 +140,7 @@ impl StepError {
         match self {
             Self::Bus(e) => e.is_transient(),
             Self::Auth(_) => true,
+            Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } => true,
             Self::Permanent { .. } => false,
         }
@@ -147,6 +151,7 @@ impl StepError {
         match self {
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::Kube(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -165,6 +170,10 @@ pub struct Ctx {
     pub queues: Queues,
     /// Step retry backoff.
     pub retry: RetryPolicy,
+    /// Kubernetes clients for clusters.
+    pub kube: Arc<dyn crate::kube::ClusterAccess>,
+    /// The hooks every onboarded cluster gets (validated at startup).
+    pub hooks: Arc<crate::kube::HookSet>,
 }
 
 /// The queues the service uses.
@@ -491,6 +500,8 @@ mod tests {
                 randomization: 0.0,
                 ..RetryPolicy::default()
             },
+            kube: Arc::new(crate::kube::access::NoClusterAccess),
+            hooks: Arc::default(),
         };
         let registry = Registry::default()
             .add(WorkflowKind::Onboard, Flaky)
