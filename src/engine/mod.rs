@@ -117,7 +117,7 @@ pub enum StepError {
     Auth(#[from] crate::auth::AuthError),
     /// A Kubernetes call failed.
     #[error(transparent)]
-    Kube(#[from] crate::kube::KubeError),
+    Kube(Box<crate::kube::KubeError>),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -132,6 +132,12 @@ pub enum StepError {
         /// What is wrong and what to do.
         reason: String,
     },
+}
+
+impl From<crate::kube::KubeError> for StepError {
+    fn from(err: crate::kube::KubeError) -> Self {
+        Self::Kube(Box::new(err))
+    }
 }
 
 impl StepError {

@@ -352,7 +352,10 @@ pub fn user_auth(kubeconfig: &Kubeconfig) -> Result<UserAuth, String> {
                 .map_or_else(|| AKS_SCOPE.to_string(), |id| format!("{id}/.default"));
             return Ok(UserAuth::Entra { scope });
         }
-        return Err(format!("its auth provider {} is not supported", provider.name));
+        return Err(format!(
+            "its auth provider {} is not supported",
+            provider.name
+        ));
     }
     Ok(UserAuth::Static)
 }
@@ -373,8 +376,8 @@ pub async fn client_config(
         cluster: cluster.to_string(),
         reason,
     };
-    let text = std::str::from_utf8(kubeconfig)
-        .map_err(|_| unusable("it is not UTF-8 text".into()))?;
+    let text =
+        std::str::from_utf8(kubeconfig).map_err(|_| unusable("it is not UTF-8 text".into()))?;
     let parsed = Kubeconfig::from_yaml(text).map_err(|e| unusable(error_chain(&e)))?;
     let auth = user_auth(&parsed).map_err(unusable)?;
     let mut config = kube::Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
@@ -382,7 +385,10 @@ pub async fn client_config(
         .map_err(|e| unusable(error_chain(&e)))?;
     if let UserAuth::Entra { scope } = auth {
         let credential = credential.ok_or_else(|| {
-            unusable("the cluster uses Entra sign-in (kubelogin) and no Azure credential is configured".into())
+            unusable(
+                "the cluster uses Entra sign-in (kubelogin) and no Azure credential is configured"
+                    .into(),
+            )
         })?;
         let token = auth::bearer(credential, &scope)
             .await
@@ -401,7 +407,11 @@ pub async fn client_config(
     config.read_timeout = Some(READ_TIMEOUT);
     // Retries belong to the step engine (a scheduled message), not to a sleeping client.
     config.default_retry = false;
-    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
     Ok((config, server))
 }
 
@@ -431,12 +441,20 @@ users:
     #[tokio::test]
     async fn entra_users_need_a_credential_and_the_override_wins() {
         let parsed = Kubeconfig::from_yaml(ENTRA).unwrap();
-        assert_eq!(user_auth(&parsed).unwrap(), UserAuth::Entra { scope: AKS_SCOPE.into() });
+        assert_eq!(
+            user_auth(&parsed).unwrap(),
+            UserAuth::Entra {
+                scope: AKS_SCOPE.into()
+            }
+        );
         let err = client_config(ENTRA.as_bytes(), "c", None, None)
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("Entra") && err.contains("no Azure credential"), "{err}");
+        assert!(
+            err.contains("Entra") && err.contains("no Azure credential"),
+            "{err}"
+        );
         let token = ENTRA.replace(
             "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
             "    token: abc\n",
@@ -447,7 +465,10 @@ users:
                 .unwrap();
         assert_eq!(server, "http://127.0.0.1:1");
         assert!(!config.default_retry);
-        assert!(!format!("{:?}", config.auth_info).contains("abc"), "tokens stay redacted");
+        assert!(
+            !format!("{:?}", config.auth_info).contains("abc"),
+            "tokens stay redacted"
+        );
     }
 
     #[tokio::test]

@@ -165,8 +165,8 @@ mod tests {
     use serde_json::Value;
 
     fn exec_properties(crd: &Value, list: &str, hooks: &str) -> Vec<String> {
-        let exec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-            ["properties"][list]["items"]["properties"][hooks]["items"]["properties"]["exec"];
+        let exec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            [list]["items"]["properties"][hooks]["items"]["properties"]["exec"];
         let mut names: Vec<String> = exec["properties"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
@@ -201,7 +201,13 @@ mod tests {
         let restore = serde_json::to_value(RestoreHook::crd()).unwrap();
         assert_eq!(
             exec_properties(&restore, "restoreHook", "postHooks"),
-            ["command", "container", "execTimeout", "onError", "waitTimeout"]
+            [
+                "command",
+                "container",
+                "execTimeout",
+                "onError",
+                "waitTimeout"
+            ]
         );
         let backup = serde_json::to_value(BackupHook::crd()).unwrap();
         for hooks in ["preHooks", "postHooks"] {
@@ -210,8 +216,11 @@ mod tests {
                 ["command", "container", "onError", "timeout"]
             );
         }
-        let rule = &restore["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
-            ["spec"]["properties"]["restoreHook"]["items"]["properties"];
-        assert!(rule.get("preHooks").is_none(), "restore hooks have no preHooks");
+        let rule = &restore["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["restoreHook"]["items"]["properties"];
+        assert!(
+            rule.get("preHooks").is_none(),
+            "restore hooks have no preHooks"
+        );
     }
 }

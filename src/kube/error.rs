@@ -187,7 +187,9 @@ impl KubeError {
             },
             // A Status without a Kubernetes reason is the plain-text `404 page not found` the
             // API server sends for a path no group, version or resource serves.
-            404 if status.reason.is_empty() || !kube::core::response::reason::is_known(&status.reason) => {
+            404 if status.reason.is_empty()
+                || !kube::core::response::reason::is_known(&status.reason) =>
+            {
                 Self::NotServed {
                     action: action.to_string(),
                     what: "this resource".into(),
@@ -322,7 +324,11 @@ mod tests {
         )
         .not_served("dataprotection.microsoft.com/v1alpha1");
         assert!(matches!(unserved, KubeError::NotServed { .. }));
-        assert!(unserved.to_string().contains("dataprotection.microsoft.com/v1alpha1"));
+        assert!(
+            unserved
+                .to_string()
+                .contains("dataprotection.microsoft.com/v1alpha1")
+        );
         let missing = KubeError::from_status(
             "get namespace a",
             &Status::failure("namespaces \"a\" not found", "NotFound").with_code(404),
@@ -339,7 +345,9 @@ mod tests {
     fn private_clusters_are_recognised_and_not_retried() {
         let server = "https://aks-1a2b.3c4d.privatelink.westeurope.azmk8s.io:443";
         assert!(is_private_server(server));
-        assert!(!is_private_server("https://aks-1a2b.hcp.westeurope.azmk8s.io:443"));
+        assert!(!is_private_server(
+            "https://aks-1a2b.hcp.westeurope.azmk8s.io:443"
+        ));
         let err = KubeError::Unreachable {
             server: server.into(),
             detail: "dns error".into(),

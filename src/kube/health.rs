@@ -47,12 +47,18 @@ impl ExtensionHealth {
             ));
         }
         if self.pods.is_empty() {
-            parts.push(format!("no backup extension pods in {EXTENSION_NAMESPACE} yet"));
+            parts.push(format!(
+                "no backup extension pods in {EXTENSION_NAMESPACE} yet"
+            ));
         } else {
             let waiting: Vec<String> = self
                 .pods
                 .iter()
-                .filter_map(|p| p.not_ready.as_ref().map(|why| format!("{} ({why})", p.name)))
+                .filter_map(|p| {
+                    p.not_ready
+                        .as_ref()
+                        .map(|why| format!("{} ({why})", p.name))
+                })
                 .collect();
             if !waiting.is_empty() {
                 parts.push(format!(
@@ -63,11 +69,11 @@ impl ExtensionHealth {
                 ));
             }
         }
-        if self
-            .pods
-            .iter()
-            .any(|p| p.not_ready.as_deref().is_some_and(|w| w.contains("Insufficient")))
-        {
+        if self.pods.iter().any(|p| {
+            p.not_ready
+                .as_deref()
+                .is_some_and(|w| w.contains("Insufficient"))
+        }) {
             parts.push(
                 "the nodes are too small for the extension (it needs about 500m CPU): scale the node pool or use a larger VM size".into(),
             );
@@ -85,7 +91,10 @@ pub async fn check(cluster: &ClusterClient) -> Result<ExtensionHealth, KubeError
     let mut missing_crds = Vec::new();
     for name in HOOK_CRD_NAMES {
         let action = format!("read CRD {name}");
-        let crd = crds.get_opt(name).await.map_err(|e| cluster.error(&action, e))?;
+        let crd = crds
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster.error(&action, e))?;
         let established = crd
             .and_then(|c| c.status)
             .and_then(|s| s.conditions)
@@ -131,7 +140,9 @@ fn not_ready_reason(pod: &Pod) -> String {
     {
         let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
         let message = unscheduled.message.as_deref().unwrap_or_default();
-        return format!("{phase}: {reason}: {message}").trim_end_matches([':', ' ']).to_string();
+        return format!("{phase}: {reason}: {message}")
+            .trim_end_matches([':', ' '])
+            .to_string();
     }
     let waiting = status
         .container_statuses

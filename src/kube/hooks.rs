@@ -80,7 +80,9 @@ impl HookSet {
                     }
                 }
                 Ok(value) => parser.manifest(&value, &label),
-                Err(e) => parser.problems.push(format!("{label}: not valid YAML: {e}")),
+                Err(e) => parser
+                    .problems
+                    .push(format!("{label}: not valid YAML: {e}")),
             }
         }
         parser.finish()
@@ -268,7 +270,10 @@ impl Parser {
             return (None, DEFAULT_NAMESPACE.into());
         };
         for key in meta.keys() {
-            if !matches!(key.as_str(), "name" | "namespace" | "labels" | "annotations") {
+            if !matches!(
+                key.as_str(),
+                "name" | "namespace" | "labels" | "annotations"
+            ) {
                 self.problems
                     .push(format!("{label}: unknown field \"metadata.{key}\""));
             }
@@ -279,9 +284,8 @@ impl Parser {
                     .as_object()
                     .is_some_and(|m| m.values().all(Value::is_string));
                 if !ok {
-                    self.problems.push(format!(
-                        "{label}: metadata.{map} must be a map of strings"
-                    ));
+                    self.problems
+                        .push(format!("{label}: metadata.{map} must be a map of strings"));
                 }
             }
         }
@@ -312,7 +316,12 @@ impl Parser {
         (name, namespace)
     }
 
-    fn check_rule_names<'a>(&mut self, names: impl Iterator<Item = &'a str>, list: &str, label: &str) {
+    fn check_rule_names<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a str>,
+        list: &str,
+        label: &str,
+    ) {
         let mut seen = BTreeSet::new();
         for (i, name) in names.enumerate() {
             if name.trim().is_empty() {
@@ -360,20 +369,36 @@ impl Parser {
             self.problems
                 .push(format!("{label}: spec.backupHook has no rules"));
         }
-        self.check_rule_names(spec.backup_hook.iter().map(|r| r.name.as_str()), "backupHook", label);
+        self.check_rule_names(
+            spec.backup_hook.iter().map(|r| r.name.as_str()),
+            "backupHook",
+            label,
+        );
         for (i, rule) in spec.backup_hook.iter().enumerate() {
             let at = format!("spec.backupHook[{i}]");
-            self.check_namespaces(&rule.included_namespaces, &format!("{at}.includedNamespaces"), label);
-            self.check_namespaces(&rule.excluded_namespaces, &format!("{at}.excludedNamespaces"), label);
+            self.check_namespaces(
+                &rule.included_namespaces,
+                &format!("{at}.includedNamespaces"),
+                label,
+            );
+            self.check_namespaces(
+                &rule.excluded_namespaces,
+                &format!("{at}.excludedNamespaces"),
+                label,
+            );
             if rule.pre_hooks.is_empty() && rule.post_hooks.is_empty() {
-                self.problems.push(format!(
-                    "{label}: {at} has neither preHooks nor postHooks"
-                ));
+                self.problems
+                    .push(format!("{label}: {at} has neither preHooks nor postHooks"));
             }
-            for (list, hooks) in [("preHooks", &rule.pre_hooks), ("postHooks", &rule.post_hooks)] {
+            for (list, hooks) in [
+                ("preHooks", &rule.pre_hooks),
+                ("postHooks", &rule.post_hooks),
+            ] {
                 for (j, hook) in hooks.iter().enumerate() {
                     let path = format!("{at}.{list}[{j}].exec");
-                    let BackupExec { command, timeout, .. } = &hook.exec;
+                    let BackupExec {
+                        command, timeout, ..
+                    } = &hook.exec;
                     self.check_command(command, &path, label);
                     self.check_duration(timeout.as_deref(), &format!("{path}.timeout"), label);
                 }
@@ -386,11 +411,23 @@ impl Parser {
             self.problems
                 .push(format!("{label}: spec.restoreHook has no rules"));
         }
-        self.check_rule_names(spec.restore_hook.iter().map(|r| r.name.as_str()), "restoreHook", label);
+        self.check_rule_names(
+            spec.restore_hook.iter().map(|r| r.name.as_str()),
+            "restoreHook",
+            label,
+        );
         for (i, rule) in spec.restore_hook.iter_mut().enumerate() {
             let at = format!("spec.restoreHook[{i}]");
-            self.check_namespaces(&rule.included_namespaces, &format!("{at}.includedNamespaces"), label);
-            self.check_namespaces(&rule.excluded_namespaces, &format!("{at}.excludedNamespaces"), label);
+            self.check_namespaces(
+                &rule.included_namespaces,
+                &format!("{at}.includedNamespaces"),
+                label,
+            );
+            self.check_namespaces(
+                &rule.excluded_namespaces,
+                &format!("{at}.excludedNamespaces"),
+                label,
+            );
             if rule.post_hooks.is_empty() {
                 self.problems
                     .push(format!("{label}: {at}.postHooks has no hooks"));
@@ -404,8 +441,16 @@ impl Parser {
                     ..
                 } = &mut hook.exec;
                 self.check_command(command, &path, label);
-                self.check_duration(exec_timeout.as_deref(), &format!("{path}.execTimeout"), label);
-                self.check_duration(wait_timeout.as_deref(), &format!("{path}.waitTimeout"), label);
+                self.check_duration(
+                    exec_timeout.as_deref(),
+                    &format!("{path}.execTimeout"),
+                    label,
+                );
+                self.check_duration(
+                    wait_timeout.as_deref(),
+                    &format!("{path}.waitTimeout"),
+                    label,
+                );
                 if wait_timeout.is_none() {
                     *wait_timeout = Some(DEFAULT_WAIT_TIMEOUT.to_string());
                     self.set.warnings.push(format!(
@@ -480,7 +525,8 @@ fn managed_labels(metadata: Option<&Value>) -> BTreeMap<String, String> {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -524,7 +570,9 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         nanos += number * scale;
         rest = &rest[unit_end..];
     }
-    nanos.is_finite().then(|| Duration::from_nanos(nanos as u64))
+    nanos
+        .is_finite()
+        .then(|| Duration::from_nanos(nanos as u64))
 }
 
 /// Applies the hooks to a cluster with server-side apply (field manager [`FIELD_MANAGER`],
@@ -550,7 +598,9 @@ pub async fn apply(cluster: &ClusterClient, hooks: &HookSet) -> Result<AppliedHo
             return Err(KubeError::NamespaceTerminating { name });
         }
     }
-    let params = PatchParams::apply(FIELD_MANAGER).force().validation_strict();
+    let params = PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict();
     for hook in &hooks.backup {
         apply_one(cluster, hook, &params).await?;
     }
@@ -570,7 +620,11 @@ fn served(kind: &str) -> String {
     format!("{kind} in {GROUP}/{VERSION} (the backup extension's CRDs are not installed yet)")
 }
 
-async fn apply_one<K>(cluster: &ClusterClient, hook: &K, params: &PatchParams) -> Result<K, KubeError>
+async fn apply_one<K>(
+    cluster: &ClusterClient,
+    hook: &K,
+    params: &PatchParams,
+) -> Result<K, KubeError>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -602,7 +656,11 @@ where
     let list = all
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| cluster.error(&format!("list {kind}s"), e).not_served(&served(&kind)))?;
+        .map_err(|e| {
+            cluster
+                .error(&format!("list {kind}s"), e)
+                .not_served(&served(&kind))
+        })?;
     let mut pruned = Vec::new();
     for obj in list.items {
         let reference = reference(&obj);
@@ -675,9 +733,20 @@ spec:
         let exec = &set.restore_hooks()[0].spec.restore_hook[0].post_hooks[0].exec;
         assert_eq!(exec.wait_timeout.as_deref(), Some(DEFAULT_WAIT_TIMEOUT));
         assert_eq!(set.warnings().len(), 1);
-        assert!(set.warnings()[0].contains("waits forever"), "{:?}", set.warnings());
-        let labels = set.backup_hooks()[0].metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get(MANAGED_BY_LABEL).map(String::as_str), Some(MANAGED_BY_VALUE));
+        assert!(
+            set.warnings()[0].contains("waits forever"),
+            "{:?}",
+            set.warnings()
+        );
+        let labels = set.backup_hooks()[0]
+            .metadata
+            .labels
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            labels.get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(MANAGED_BY_VALUE)
+        );
     }
 
     #[test]
@@ -733,9 +802,15 @@ spec:
 
     #[test]
     fn duplicates_and_non_hooks_are_refused() {
-        let twice = format!("{GOOD}\n---\n{}", GOOD.split("---").next().unwrap_or_default());
+        let twice = format!(
+            "{GOOD}\n---\n{}",
+            GOOD.split("---").next().unwrap_or_default()
+        );
         let err = HookSet::parse(&twice).unwrap_err().to_string();
-        assert!(err.contains("BackupHook hooks/pg-quiesce is defined twice"), "{err}");
+        assert!(
+            err.contains("BackupHook hooks/pg-quiesce is defined twice"),
+            "{err}"
+        );
         let err = HookSet::parse("kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n")
             .unwrap_err()
             .to_string();

@@ -113,14 +113,16 @@ pub async fn ensure_namespaces(
     for request in requests {
         let name = &request.name;
         let get = format!("read namespace {name}");
-        let state = match api.get_opt(name).await.map_err(|e| cluster.error(&get, e))? {
+        let state = match api
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster.error(&get, e))?
+        {
             Some(ns) if is_terminating(&ns) => NamespaceState::Terminating,
             Some(_) => NamespaceState::Existed,
             None => {
-                let mut labels = BTreeMap::from([(
-                    MANAGED_BY_LABEL.to_string(),
-                    MANAGED_BY_VALUE.to_string(),
-                )]);
+                let mut labels =
+                    BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())]);
                 if request.scratch {
                     labels.insert(SCRATCH_LABEL.into(), "true".into());
                 }
@@ -136,7 +138,11 @@ pub async fn ensure_namespaces(
                 match api.create(&PostParams::default(), &namespace).await {
                     Ok(_) => NamespaceState::Created,
                     Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                        match api.get_opt(name).await.map_err(|e| cluster.error(&get, e))? {
+                        match api
+                            .get_opt(name)
+                            .await
+                            .map_err(|e| cluster.error(&get, e))?
+                        {
                             Some(ns) if is_terminating(&ns) => NamespaceState::Terminating,
                             _ => NamespaceState::Existed,
                         }
@@ -172,7 +178,11 @@ pub async fn count_namespace(
     let (deployments, pods, pvcs, services, config_maps) = try_join!(
         async { deployments.list(&all).await.map_err(fail("deployments")) },
         async { pods.list(&all).await.map_err(fail("pods")) },
-        async { pvcs.list(&all).await.map_err(fail("persistent volume claims")) },
+        async {
+            pvcs.list(&all)
+                .await
+                .map_err(fail("persistent volume claims"))
+        },
         async { services.list(&all).await.map_err(fail("services")) },
         async { config_maps.list(&all).await.map_err(fail("config maps")) },
     )?;
@@ -189,9 +199,7 @@ pub async fn count_namespace(
         pvcs_bound: pvcs
             .items
             .iter()
-            .filter(|c| {
-                c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-            })
+            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
             .count(),
         services: services.items.len(),
         config_maps: config_maps
@@ -236,7 +244,11 @@ pub async fn delete_scratch_namespace(
 ) -> Result<Deletion, KubeError> {
     let api: Api<Namespace> = Api::all(cluster.kube());
     let get = format!("read namespace {name}");
-    let Some(ns) = api.get_opt(name).await.map_err(|e| cluster.error(&get, e))? else {
+    let Some(ns) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| cluster.error(&get, e))?
+    else {
         return Ok(Deletion::Gone);
     };
     let scratch = ns

@@ -57,8 +57,8 @@ impl KubeSettings {
                 CredentialKind::User
             }
         };
-        let server_override = get("BACKUP_PILOT_KUBE_SERVER").and_then(|raw| {
-            match url::Url::parse(&raw) {
+        let server_override =
+            get("BACKUP_PILOT_KUBE_SERVER").and_then(|raw| match url::Url::parse(&raw) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {
                     Some(raw.trim_end_matches('/').to_string())
                 }
@@ -68,13 +68,10 @@ impl KubeSettings {
                     ));
                     None
                 }
-            }
-        });
+            });
         let hooks = match (get("BACKUP_PILOT_HOOKS"), get("BACKUP_PILOT_HOOKS_FILE")) {
             (Some(_), Some(_)) => {
-                problems.push(
-                    "set BACKUP_PILOT_HOOKS or BACKUP_PILOT_HOOKS_FILE, not both".into(),
-                );
+                problems.push("set BACKUP_PILOT_HOOKS or BACKUP_PILOT_HOOKS_FILE, not both".into());
                 HooksSource::None
             }
             (Some(text), None) => HooksSource::Inline(text),

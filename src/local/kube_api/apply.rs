@@ -128,9 +128,7 @@ pub fn fields_v1(fields: &FieldSet) -> Value {
                 Segment::Field(f) => format!("f:{f}"),
                 Segment::Index(i) => format!("i:{i}"),
             };
-            let entry = node
-                .entry(key)
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = node.entry(key).or_insert_with(|| Value::Object(Map::new()));
             if !entry.is_object() {
                 *entry = Value::Object(Map::new());
             }
@@ -207,9 +205,13 @@ fn remove_path(target: &mut Value, path: &FieldPath) {
         map.remove(last);
     }
     // Drop maps the removal left empty (but never `metadata` itself).
-    if parents.len() > 1 || (parents.len() == 1 && parents[0] != Segment::Field("metadata".into())) {
+    if parents.len() > 1 || (parents.len() == 1 && parents[0] != Segment::Field("metadata".into()))
+    {
         let parent = FieldPath(parents.to_vec());
-        if get_path(target, &parent).and_then(Value::as_object).is_some_and(Map::is_empty) {
+        if get_path(target, &parent)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
             remove_path(target, &parent);
         }
     }
@@ -303,7 +305,9 @@ pub fn merge(
     } else {
         set_path(
             &mut object,
-            &FieldPath::default().field("metadata").field("managedFields"),
+            &FieldPath::default()
+                .field("metadata")
+                .field("managedFields"),
             Value::Array(managed),
         );
     }
@@ -344,7 +348,10 @@ mod tests {
         let created = merge(&json!({}), &first, "alpha", "v1", false, NOW).unwrap();
         assert!(!created.unchanged);
         let fv1 = &created.object["metadata"]["managedFields"][0]["fieldsV1"];
-        assert_eq!(fv1, &json!({"f:metadata": {"f:labels": {"f:x": {}, "f:y": {}}}, "f:spec": {"f:keep": {}, "f:list": {}}}));
+        assert_eq!(
+            fv1,
+            &json!({"f:metadata": {"f:labels": {"f:x": {}, "f:y": {}}}, "f:spec": {"f:keep": {}, "f:list": {}}})
+        );
 
         let again = merge(&created.object, &first, "alpha", "v1", false, LATER).unwrap();
         assert!(again.unchanged);
@@ -358,14 +365,27 @@ mod tests {
 
         let shrunk = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"list": [2]}});
         let after = merge(&forced.object, &shrunk, "alpha", "v1", false, LATER).unwrap();
-        assert_eq!(after.object["metadata"]["labels"], json!({"x": "1"}), "y was only alpha's");
-        assert!(after.object["spec"].get("keep").is_none(), "keep was only alpha's");
-        assert_eq!(after.object["spec"]["list"], json!([2]), "list now shared with beta");
+        assert_eq!(
+            after.object["metadata"]["labels"],
+            json!({"x": "1"}),
+            "y was only alpha's"
+        );
+        assert!(
+            after.object["spec"].get("keep").is_none(),
+            "keep was only alpha's"
+        );
+        assert_eq!(
+            after.object["spec"]["list"],
+            json!([2]),
+            "list now shared with beta"
+        );
     }
 
     #[test]
     fn fields_v1_round_trips() {
-        let set = leaves(&json!({"metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": {"y": 1}, "z": []}}));
+        let set = leaves(
+            &json!({"metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": {"y": 1}, "z": []}}),
+        );
         assert_eq!(parse_fields_v1(&fields_v1(&set)), set);
     }
 }

@@ -189,12 +189,36 @@ pub fn metadata_schema() -> Value {
 /// only reads are read-only.
 pub fn builtins() -> Vec<ResourceType> {
     vec![
-        builtin("", "v1", "namespaces", "Namespace", false, &["ns"], Some(namespace_schema())),
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            Some(namespace_schema()),
+        ),
         builtin("", "v1", "pods", "Pod", true, &["po"], None),
-        builtin("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], None),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            None,
+        ),
         builtin("", "v1", "services", "Service", true, &["svc"], None),
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], None),
-        builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], None),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            None,
+        ),
         builtin(
             "apiextensions.k8s.io",
             "v1",

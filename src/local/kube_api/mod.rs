@@ -89,7 +89,9 @@ impl PodState {
                 "containerStatuses": [{"name": "main", "ready": ready, "restartCount": 0, "image": "stand-in", "imageID": "",
                     "state": {"running": {"startedAt": at}}}]
             }),
-            Self::Succeeded => json!({"phase": "Succeeded", "conditions": [condition("Ready", false, Some("PodCompleted"), None)]}),
+            Self::Succeeded => {
+                json!({"phase": "Succeeded", "conditions": [condition("Ready", false, Some("PodCompleted"), None)]})
+            }
         }
     }
 }
@@ -294,7 +296,12 @@ impl KubeApiServer {
         for pod in &install.pods {
             self.add_pod(EXTENSION_NAMESPACE, pod, install.initial.clone());
             if let Some(after) = install.ready_after {
-                self.schedule_pod_state(EXTENSION_NAMESPACE, pod, after, PodState::Running { ready: true });
+                self.schedule_pod_state(
+                    EXTENSION_NAMESPACE,
+                    pod,
+                    after,
+                    PodState::Running { ready: true },
+                );
             }
         }
     }
@@ -346,7 +353,13 @@ impl KubeApiServer {
     }
 
     /// Changes a pod's state `after` from now (virtual time).
-    pub fn schedule_pod_state(&self, namespace: &str, name: &str, after: Duration, state: PodState) {
+    pub fn schedule_pod_state(
+        &self,
+        namespace: &str,
+        name: &str,
+        after: Duration,
+        state: PodState,
+    ) {
         let at = self.now() + after;
         self.store().schedule(
             at,
@@ -372,29 +385,42 @@ impl KubeApiServer {
             let mut store = self.store();
             let ready = if workload.ready { workload.replicas } else { 0 };
             let objects = [
-                ("apps", "deployments", json!({
-                    "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-                    "spec": {"replicas": workload.replicas, "selector": {"matchLabels": {"app": name}},
-                             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "main", "image": "stand-in"}]}}},
-                    "status": {"replicas": workload.replicas, "readyReplicas": ready, "availableReplicas": ready}
-                })),
-                ("", "services", json!({
-                    "metadata": {"name": name, "namespace": namespace},
-                    "spec": {"selector": {"app": name}, "ports": [{"port": 80, "protocol": "TCP"}]}
-                })),
-                ("", "configmaps", json!({
-                    "metadata": {"name": format!("{name}-config"), "namespace": namespace},
-                    "data": {"mode": "restored"}
-                })),
+                (
+                    "apps",
+                    "deployments",
+                    json!({
+                        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                        "spec": {"replicas": workload.replicas, "selector": {"matchLabels": {"app": name}},
+                                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "main", "image": "stand-in"}]}}},
+                        "status": {"replicas": workload.replicas, "readyReplicas": ready, "availableReplicas": ready}
+                    }),
+                ),
+                (
+                    "",
+                    "services",
+                    json!({
+                        "metadata": {"name": name, "namespace": namespace},
+                        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "protocol": "TCP"}]}
+                    }),
+                ),
+                (
+                    "",
+                    "configmaps",
+                    json!({
+                        "metadata": {"name": format!("{name}-config"), "namespace": namespace},
+                        "data": {"mode": "restored"}
+                    }),
+                ),
             ];
             for (group, plural, object) in objects {
                 if let Some(ty) = store.resource_type(group, "v1", plural) {
                     store.put(&ty, object, now);
                 }
             }
-            if let (Some(bound), Some(ty)) =
-                (workload.pvc_bound, store.resource_type("", "v1", "persistentvolumeclaims"))
-            {
+            if let (Some(bound), Some(ty)) = (
+                workload.pvc_bound,
+                store.resource_type("", "v1", "persistentvolumeclaims"),
+            ) {
                 store.put(
                     &ty,
                     json!({

@@ -166,7 +166,8 @@ fn route(
                 ));
             }
             let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields = parse_field_selector(query.get("fieldSelector").map_or("", String::as_str))?;
+            let fields =
+                parse_field_selector(query.get("fieldSelector").map_or("", String::as_str))?;
             Ok(json(
                 StatusCode::OK,
                 store.list(&ty, namespace.as_deref(), &labels, &fields),
@@ -192,7 +193,9 @@ fn route(
             let (created, warnings) = store.create(&ty, &ns, object, &manager, validation, now)?;
             let mut response = json(StatusCode::CREATED, created);
             for warning in warnings {
-                if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\""))) {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\"")))
+                {
                     response.headers_mut().append("warning", v);
                 }
             }
@@ -227,7 +230,9 @@ fn route(
             };
             Ok(json(status, object))
         }
-        (Method::DELETE, Some(name)) => Ok(json(StatusCode::OK, store.delete(&ty, &ns, &name, now)?)),
+        (Method::DELETE, Some(name)) => {
+            Ok(json(StatusCode::OK, store.delete(&ty, &ns, &name, now)?))
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }

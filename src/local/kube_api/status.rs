@@ -146,7 +146,10 @@ impl ApiError {
         Self::status(
             403,
             "Forbidden",
-            format!("{} \"{name}\" is forbidden: {message}", ty.qualified_plural()),
+            format!(
+                "{} \"{name}\" is forbidden: {message}",
+                ty.qualified_plural()
+            ),
             Some(details),
         )
     }

@@ -81,9 +81,15 @@ impl Selector {
         let mut requirements = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let requirement = if let Some((k, v)) = part.split_once("!=") {
-                (k.trim().to_string(), Requirement::NotEquals(v.trim().to_string()))
+                (
+                    k.trim().to_string(),
+                    Requirement::NotEquals(v.trim().to_string()),
+                )
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                (k.trim().to_string(), Requirement::Equals(v.trim().to_string()))
+                (
+                    k.trim().to_string(),
+                    Requirement::Equals(v.trim().to_string()),
+                )
             } else if let Some(k) = part.strip_prefix('!') {
                 (k.trim().to_string(), Requirement::NotExists)
             } else if part.contains(' ') || part.contains('(') {
@@ -187,8 +193,9 @@ impl Store {
             let (_, change) = self.scheduled.remove(0);
             match change {
                 Scheduled::PurgeNamespace(name) => {
-                    self.objects
-                        .retain(|k, _| k.namespace != name && !(k.plural == "namespaces" && k.name == name));
+                    self.objects.retain(|k, _| {
+                        k.namespace != name && !(k.plural == "namespaces" && k.name == name)
+                    });
                     self.revision += 1;
                 }
                 Scheduled::Pod {
@@ -355,13 +362,18 @@ impl Store {
             props
                 .entry("apiVersion")
                 .or_insert_with(|| json!({"type": "string"}));
-            props.entry("kind").or_insert_with(|| json!({"type": "string"}));
+            props
+                .entry("kind")
+                .or_insert_with(|| json!({"type": "string"}));
         }
         schema::check(&top, object, &FieldPath::default())
     }
 
     fn check_identity(ty: &ResourceType, object: &Value, apply: bool) -> Result<(), ApiError> {
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if api_version != ty.api_version() {
             return Err(ApiError::bad_request(if apply {
                 format!(
@@ -375,7 +387,10 @@ impl Store {
                 )
             }));
         }
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if kind != ty.kind {
             return Err(ApiError::bad_request(format!(
                 "the kind in the data ({kind}) does not match the expected kind ({})",
@@ -459,7 +474,9 @@ impl Store {
             return Err(ApiError::method_not_allowed());
         }
         if !object.is_object() {
-            return Err(ApiError::bad_request("the request body is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
         }
         Self::check_identity(ty, &object, false)?;
         let problems = Self::problems(ty, &object);
@@ -487,8 +504,14 @@ impl Store {
         }
         let name = match object_name(&object) {
             Some(n) => n.to_string(),
-            None => match object.pointer("/metadata/generateName").and_then(Value::as_str) {
-                Some(prefix) => format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..5]),
+            None => match object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+            {
+                Some(prefix) => format!(
+                    "{prefix}{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..5]
+                ),
                 None => {
                     return Err(ApiError::invalid(
                         ty,
@@ -503,7 +526,10 @@ impl Store {
             },
         };
         if ty.namespaced {
-            if let Some(body_ns) = object.pointer("/metadata/namespace").and_then(Value::as_str) {
+            if let Some(body_ns) = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+            {
                 if body_ns != namespace {
                     return Err(ApiError::bad_request(
                         "the namespace of the provided object does not match the namespace sent on the request",
@@ -513,7 +539,11 @@ impl Store {
         }
         Self::check_name(ty, &name)?;
         if !other.is_empty() {
-            return Err(ApiError::invalid(ty, &name, other.iter().map(Cause::from_problem).collect()));
+            return Err(ApiError::invalid(
+                ty,
+                &name,
+                other.iter().map(Cause::from_problem).collect(),
+            ));
         }
         let key = Self::key(ty, namespace, &name);
         if self.objects.contains_key(&key) {
@@ -551,7 +581,9 @@ impl Store {
             return Err(ApiError::method_not_allowed());
         }
         if !config.is_object() {
-            return Err(ApiError::bad_request("error decoding YAML: the patch is not an object"));
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the patch is not an object",
+            ));
         }
         Self::check_identity(ty, config, true)?;
         match object_name(config) {
@@ -563,7 +595,10 @@ impl Store {
             _ => {}
         }
         if ty.namespaced {
-            if let Some(body_ns) = config.pointer("/metadata/namespace").and_then(Value::as_str) {
+            if let Some(body_ns) = config
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+            {
                 if body_ns != namespace {
                     return Err(ApiError::bad_request(
                         "the namespace of the provided object does not match the namespace sent on the request",
@@ -574,14 +609,18 @@ impl Store {
         let typed: Vec<String> = Self::problems(ty, config)
             .iter()
             .filter_map(|p| match p {
-                Problem::Unknown(path) => {
-                    Some(format!("{}: field not declared in schema", path.apply_style()))
-                }
+                Problem::Unknown(path) => Some(format!(
+                    "{}: field not declared in schema",
+                    path.apply_style()
+                )),
                 Problem::WrongType {
                     path,
                     expected,
                     found,
-                } => Some(format!("{}: expected {expected}, got {found}", path.apply_style())),
+                } => Some(format!(
+                    "{}: expected {expected}, got {found}",
+                    path.apply_style()
+                )),
                 _ => None,
             })
             .collect();
@@ -608,10 +647,13 @@ impl Store {
         if live.is_none() {
             self.check_namespace_for_new(ty, namespace, name)?;
         }
-        let base = live.clone().unwrap_or_else(|| {
-            json!({"apiVersion": ty.api_version(), "kind": ty.kind, "metadata": {"name": name}})
-        });
-        let Merged { mut object, unchanged } = apply::merge(
+        let base = live.clone().unwrap_or_else(
+            || json!({"apiVersion": ty.api_version(), "kind": ty.kind, "metadata": {"name": name}}),
+        );
+        let Merged {
+            mut object,
+            unchanged,
+        } = apply::merge(
             &base,
             config,
             manager,
@@ -649,8 +691,11 @@ impl Store {
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
                         .unwrap_or(1);
-                    object["metadata"]["generation"] =
-                        json!(if spec_changed { generation + 1 } else { generation });
+                    object["metadata"]["generation"] = json!(if spec_changed {
+                        generation + 1
+                    } else {
+                        generation
+                    });
                 }
                 self.objects.insert(key, object.clone());
                 Ok((object, false))
@@ -752,7 +797,11 @@ impl Store {
             map.insert("apiVersion".into(), ty.api_version().into());
             map.insert("kind".into(), ty.kind.clone().into());
         }
-        match self.objects.get(&key).map(|existing| existing["metadata"].clone()) {
+        match self
+            .objects
+            .get(&key)
+            .map(|existing| existing["metadata"].clone())
+        {
             Some(metadata) => {
                 let rv = self.next_revision();
                 object["metadata"] = metadata;
