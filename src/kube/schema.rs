@@ -170,14 +170,14 @@ fn walk(schema: &Value, value: &Value, path: &FieldPath, out: &mut Vec<Problem>)
         });
         return;
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            out.push(Problem::NotInEnum {
-                path: path.clone(),
-                value: value.clone(),
-                allowed: allowed.clone(),
-            });
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(Problem::NotInEnum {
+            path: path.clone(),
+            value: value.clone(),
+            allowed: allowed.clone(),
+        });
     }
     match value {
         Value::Object(map) => {

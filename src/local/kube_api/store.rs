@@ -274,11 +274,11 @@ impl Store {
             .map(|(_, v)| {
                 let mut item = v.clone();
                 // Lists of built-in types carry no apiVersion/kind per item; custom ones do.
-                if ty.group.is_empty() || ty.group == "apps" || ty.group == "apiextensions.k8s.io" {
-                    if let Some(map) = item.as_object_mut() {
-                        map.remove("apiVersion");
-                        map.remove("kind");
-                    }
+                if (ty.group.is_empty() || ty.group == "apps" || ty.group == "apiextensions.k8s.io")
+                    && let Some(map) = item.as_object_mut()
+                {
+                    map.remove("apiVersion");
+                    map.remove("kind");
                 }
                 item
             })
@@ -525,17 +525,15 @@ impl Store {
                 }
             },
         };
-        if ty.namespaced {
-            if let Some(body_ns) = object
+        if ty.namespaced
+            && let Some(body_ns) = object
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
-            {
-                if body_ns != namespace {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-            }
+            && body_ns != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         Self::check_name(ty, &name)?;
         if !other.is_empty() {
@@ -594,17 +592,15 @@ impl Store {
             }
             _ => {}
         }
-        if ty.namespaced {
-            if let Some(body_ns) = config
+        if ty.namespaced
+            && let Some(body_ns) = config
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
-            {
-                if body_ns != namespace {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-            }
+            && body_ns != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let typed: Vec<String> = Self::problems(ty, config)
             .iter()
