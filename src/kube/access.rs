@@ -187,10 +187,10 @@ impl KubeconfigSource for ArmKubeconfigSource {
             let error: CloudError = serde_json::from_slice(&body).unwrap_or_default();
             let hint = match (self.kind, status.as_u16()) {
                 (CredentialKind::Admin, 400) => {
-                    "; if the cluster disables local accounts, use user credentials (BACKUP_PILOT_KUBE_CREDENTIALS=user)"
+                    " (if the cluster disables local accounts, use user credentials: BACKUP_PILOT_KUBE_CREDENTIALS=user)"
                 }
                 (_, 403) => {
-                    "; grant the service's identity the Azure Kubernetes Service Cluster User Role on the cluster"
+                    " (grant the service's identity the Azure Kubernetes Service Cluster User Role on the cluster)"
                 }
                 _ => "",
             };

@@ -277,6 +277,17 @@ impl KubeApiServer {
         )
     }
 
+    /// Cluster access for the product that reaches this stand-in at `server_url` with the
+    /// local-account kubeconfig (local runs without an ARM stand-in in between).
+    pub fn cluster_access(&self, server_url: &str) -> crate::kube::KubeconfigAccess {
+        let kubeconfig = self.kubeconfig(server_url, "local", KubeconfigAuth::LocalAccount);
+        crate::kube::KubeconfigAccess::new(
+            Arc::new(crate::kube::access::StaticKubeconfig::new(kubeconfig)),
+            None,
+            None,
+        )
+    }
+
     /// Installs the hook CRDs (what the extension's Helm chart does first).
     pub fn install_hook_crds(&self) {
         let now = self.now();
@@ -466,5 +477,106 @@ impl KubeApiServer {
                 name: name.into(),
             })
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::crds::{BackupHook, RestoreHook};
+    use kube::CustomResourceExt;
+    use std::collections::BTreeMap;
+
+    /// Property names, types and required fields, recursively: what must agree between the
+    /// product's derived CRDs and the stand-in's hand-written ones.
+    fn shape(schema: &Value) -> Value {
+        let mut out = BTreeMap::new();
+        if let Some(t) = schema.get("type") {
+            out.insert("type".to_string(), t.clone());
+        }
+        if let Some(e) = schema.get("enum") {
+            out.insert("enum".to_string(), e.clone());
+        }
+        if let Some(r) = schema.get("required").and_then(Value::as_array) {
+            let mut r = r.clone();
+            r.sort_by_key(|v| v.to_string());
+            out.insert("required".to_string(), Value::Array(r));
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            let props: serde_json::Map<String, Value> =
+                props.iter().map(|(k, v)| (k.clone(), shape(v))).collect();
+            out.insert("properties".to_string(), Value::Object(props));
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = schema.get(key).filter(|c| c.is_object()) {
+                out.insert(key.to_string(), shape(child));
+            }
+        }
+        serde_json::to_value(out).unwrap_or_default()
+    }
+
+    fn spec_schema(crd: &Value) -> Value {
+        crd.pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_stand_in_crds_match_the_product_types() {
+        for (manifest, derived) in [
+            (
+                BACKUP_HOOK_CRD,
+                serde_json::to_value(BackupHook::crd()).unwrap(),
+            ),
+            (
+                RESTORE_HOOK_CRD,
+                serde_json::to_value(RestoreHook::crd()).unwrap(),
+            ),
+        ] {
+            let served: Value = serde_yaml_ng::from_str(manifest).unwrap();
+            assert_eq!(served["metadata"]["name"], derived["metadata"]["name"]);
+            assert_eq!(served["spec"]["group"], derived["spec"]["group"]);
+            assert_eq!(
+                served["spec"]["names"]["kind"],
+                derived["spec"]["names"]["kind"]
+            );
+            assert_eq!(
+                served["spec"]["names"]["plural"],
+                derived["spec"]["names"]["plural"]
+            );
+            assert_eq!(served["spec"]["scope"], derived["spec"]["scope"]);
+            assert_eq!(shape(&spec_schema(&served)), shape(&spec_schema(&derived)));
+        }
+    }
+
+    #[test]
+    fn namespaces_terminate_then_vanish_on_the_clock() {
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock.clone());
+        server.add_namespace("scratch");
+        server.add_workload(
+            "scratch",
+            &Workload {
+                name: "web".into(),
+                replicas: 1,
+                ready: true,
+                pvc_bound: None,
+            },
+        );
+        let now = server.now();
+        {
+            let mut store = server.store();
+            let ty = store.resource_type("", "v1", "namespaces").unwrap();
+            let deleted = store.delete(&ty, "", "scratch", now).unwrap();
+            assert_eq!(deleted["status"]["phase"], "Terminating");
+        }
+        assert!(server.namespace_exists("scratch"));
+        clock.advance(Duration::from_secs(4));
+        assert!(server.namespace_exists("scratch"));
+        clock.advance(Duration::from_secs(1));
+        assert!(!server.namespace_exists("scratch"));
+        assert!(server.pods("scratch").is_empty());
     }
 }
