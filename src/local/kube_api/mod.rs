@@ -33,6 +33,9 @@ pub const BACKUP_HOOK_CRD: &str = include_str!("crds/backuphooks.yaml");
 /// The stand-in's RestoreHook CRD, written from the documented shape.
 pub const RESTORE_HOOK_CRD: &str = include_str!("crds/restorehooks.yaml");
 
+/// How many requests [`KubeApiServer::requests`] remembers.
+pub const REQUEST_LOG_LIMIT: usize = 10_000;
+
 /// A pod's state, as the harness sets it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PodState {
@@ -228,11 +231,15 @@ impl KubeApiServer {
 
     pub(crate) fn count_request(&self, method: &Method, path: &str) {
         if let Ok(mut r) = self.inner.requests.lock() {
+            if r.len() >= REQUEST_LOG_LIMIT {
+                r.remove(0);
+            }
             r.push((method.clone(), path.to_string()));
         }
     }
 
-    /// Requests served so far (method and path), oldest first.
+    /// Authenticated requests served (method and path), oldest first; the last
+    /// [`REQUEST_LOG_LIMIT`] are kept.
     pub fn requests(&self) -> Vec<(Method, String)> {
         self.inner
             .requests
