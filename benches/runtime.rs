@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::SystemClock;
-use backup_pilot::engine::journal::MemoryJournal;
-use backup_pilot::engine::{Ctx, Engine, Outcome, Queues, Registry, RetryPolicy, Step, StepError};
+use backup_pilot::engine::{Ctx, Engine, Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::handler::{AppState, serve};
 use base64::Engine as _;
@@ -190,13 +189,10 @@ async fn main() {
     let _ = child.wait();
 
     // No-op step throughput through the real router.
-    let ctx = Ctx {
-        clock: Arc::new(SystemClock),
-        publisher: Arc::new(RecordingPublisher::default()),
-        journal: Arc::new(MemoryJournal::default()),
-        queues: Queues::default(),
-        retry: RetryPolicy::default(),
-    };
+    let ctx = Ctx::with_defaults(
+        Arc::new(SystemClock),
+        Arc::new(RecordingPublisher::default()),
+    );
     let registry = Registry::default()
         .add(WorkflowKind::Onboard, NoOp)
         .starts_with(WorkflowKind::Onboard, "noop", "Bench");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use backup_pilot::bus::{Publisher, RecordingPublisher};
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot::engine::journal::MemoryJournal;
-use backup_pilot::engine::{Ctx, Engine, Queues, Registry, RetryPolicy};
+use backup_pilot::engine::{Ctx, Engine, Registry};
 use backup_pilot::handler::{AppState, serve};
 
 /// A running handler.
@@ -34,11 +34,8 @@ pub async fn spawn_handler(registry: Registry, publisher: Arc<dyn Publisher>) ->
     ));
     let journal = Arc::new(MemoryJournal::default());
     let ctx = Ctx {
-        clock: clock.clone() as Arc<dyn Clock>,
-        publisher,
         journal: journal.clone(),
-        queues: Queues::default(),
-        retry: RetryPolicy::default(),
+        ..Ctx::with_defaults(clock.clone() as Arc<dyn Clock>, publisher)
     };
     let state = AppState {
         engine: Engine::new(ctx, registry),
