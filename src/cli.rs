@@ -23,6 +23,16 @@ pub struct Cli {
 pub enum Command {
     /// Serve as the Azure Functions custom handler (what the host runs).
     Serve,
+    /// Stage the Functions app folder (host.json, the binary, one folder per function),
+    /// ready for `func start` or a zip deployment.
+    Package {
+        /// The folder to create.
+        #[arg(long, default_value = "dist/app")]
+        out: PathBuf,
+        /// The handler binary to stage (default: this executable).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
     /// Run the whole chain on local stand-ins (Functions host, Service Bus, token endpoint)
     /// with this binary as the handler, on a fast virtual clock.
     Local(LocalArgs),
@@ -71,6 +81,16 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::runtime::serve(Config::from_env()?).await,
+        Command::Package { out, binary } => {
+            let binary = match binary {
+                Some(b) => b,
+                None => std::env::current_exe()?,
+            };
+            let written = crate::package::stage(&out, &binary)?;
+            println!("staged {} files in {}", written.len(), out.display());
+            println!("run it with: cd {} && func start", out.display());
+            Ok(())
+        }
         Command::Local(args) => {
             crate::local::run::run(crate::local::run::LocalOptions {
                 clusters: args.clusters,

@@ -67,7 +67,7 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
         let port = parse_or(&get, PORT_VAR, 8080u16, &mut problems);
-        let credential = CredentialSource::from_env(&get).unwrap_or_else(|e| {
+        let credential = CredentialSource::from_env(get).unwrap_or_else(|e| {
             problems.push(e);
             CredentialSource::Developer
         });

@@ -16,6 +16,7 @@
 //! - [`telemetry`]: logs and trace context.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint) for running and
 //!   testing without Azure.
+//! - [`package`]: staging the Functions app folder.
 //! - [`cli`]: the command line.
 
 pub mod arm;
@@ -29,6 +30,7 @@ pub mod envelope;
 pub mod events;
 pub mod handler;
 pub mod local;
+pub mod package;
 pub mod resource_id;
 pub mod runtime;
 pub mod telemetry;

@@ -391,17 +391,17 @@ impl Engine {
             }
             Action::RetryAfter { after, why } => {
                 let at = now + after;
-                if let Some(deadline) = env.step_deadline {
-                    if at > deadline {
-                        let waited = now - env.step_started_at;
-                        let reason = format!(
-                            "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
-                            env.step,
-                            env.attempt + 1,
-                            waited.whole_seconds()
-                        );
-                        return Ok(Transition::Failed { reason });
-                    }
+                if let Some(deadline) = env.step_deadline
+                    && at > deadline
+                {
+                    let waited = now - env.step_started_at;
+                    let reason = format!(
+                        "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
+                        env.step,
+                        env.attempt + 1,
+                        waited.whole_seconds()
+                    );
+                    return Ok(Transition::Failed { reason });
                 }
                 let mut again = env.retry();
                 again.payload = facts;

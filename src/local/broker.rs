@@ -72,12 +72,12 @@ impl QueueSettings {
                 self.lock_duration
             )));
         }
-        if let Some(window) = self.duplicate_detection_window {
-            if window < Duration::from_secs(20) || window > Duration::from_secs(7 * 86_400) {
-                return Err(BrokerError::InvalidSettings(format!(
-                    "duplicateDetectionHistoryTimeWindow must be between 20 seconds and 7 days, got {window:?}"
-                )));
-            }
+        if let Some(window) = self.duplicate_detection_window
+            && (window < Duration::from_secs(20) || window > Duration::from_secs(7 * 86_400))
+        {
+            return Err(BrokerError::InvalidSettings(format!(
+                "duplicateDetectionHistoryTimeWindow must be between 20 seconds and 7 days, got {window:?}"
+            )));
         }
         if self.default_message_ttl.is_some_and(|t| t.is_zero()) {
             return Err(BrokerError::InvalidSettings(
@@ -263,13 +263,13 @@ impl QueueState {
         let mut exhausted = Vec::new();
         let mut expired = Vec::new();
         for (seq, entry) in &mut self.entries {
-            if let Some((_, until)) = entry.lock {
-                if until <= now {
-                    entry.lock = None;
-                    if entry.message.delivery_count >= max {
-                        exhausted.push(*seq);
-                        continue;
-                    }
+            if let Some((_, until)) = entry.lock
+                && until <= now
+            {
+                entry.lock = None;
+                if entry.message.delivery_count >= max {
+                    exhausted.push(*seq);
+                    continue;
                 }
             }
             if entry.lock.is_none()
@@ -283,14 +283,14 @@ impl QueueState {
             self.dead_letter_exhausted(seq);
         }
         for seq in expired {
-            if let Some(entry) = self.entries.remove(&seq) {
-                if self.settings.dead_letter_on_expiration {
-                    let mut message = entry.message;
-                    message.dead_letter_reason = Some(TTL_EXPIRED.into());
-                    message.dead_letter_error_description =
-                        Some("The message expired and was dead lettered.".into());
-                    self.dead_letters.push(message);
-                }
+            if let Some(entry) = self.entries.remove(&seq)
+                && self.settings.dead_letter_on_expiration
+            {
+                let mut message = entry.message;
+                message.dead_letter_reason = Some(TTL_EXPIRED.into());
+                message.dead_letter_error_description =
+                    Some("The message expired and was dead lettered.".into());
+                self.dead_letters.push(message);
             }
         }
         if let Some(window) = self.settings.duplicate_detection_window {

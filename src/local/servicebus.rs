@@ -569,12 +569,12 @@ fn new_message(props: &Map<String, Value>) -> Result<NewMessage, SendRejection> 
     }
     let session_id = text("SessionId", 128)?;
     let partition_key = text("PartitionKey", 128)?;
-    if let (Some(s), Some(p)) = (&session_id, &partition_key) {
-        if s != p {
-            return Err(SendRejection::BadRequest(format!(
-                "BrokerProperties.SessionId ({s}) and PartitionKey ({p}) must be equal when both are set."
-            )));
-        }
+    if let (Some(s), Some(p)) = (&session_id, &partition_key)
+        && s != p
+    {
+        return Err(SendRejection::BadRequest(format!(
+            "BrokerProperties.SessionId ({s}) and PartitionKey ({p}) must be equal when both are set."
+        )));
     }
     let _via_partition_key = text("ViaPartitionKey", 128)?;
     if !matches!(
