@@ -12,7 +12,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use backup_pilot::bus::{OutgoingMessage, Publisher};
+use backup_pilot::bus::rest::{BusAuth, ServiceBusRest};
+use backup_pilot::bus::sas::SasKey;
+use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
 use backup_pilot::clock::{Clock, ManualClock, ScaledClock};
 use backup_pilot::engine::journal::MemoryJournal;
 use backup_pilot::engine::{Ctx, Engine, Queues, RetryPolicy};
@@ -22,6 +24,7 @@ use backup_pilot::local::LocalEnvironment;
 use backup_pilot::local::broker::{MAX_DELIVERY_COUNT_EXCEEDED, Message, QueueSettings};
 use backup_pilot::local::functions_host::TriggerDetail;
 use backup_pilot::local::host_payload::InvocationFailure;
+use backup_pilot::local::servicebus::ServiceBusSettings;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
@@ -36,13 +39,14 @@ struct Call {
     raw: Value,
 }
 
-/// A custom handler that records calls; it fails the first `failures` calls with 500, takes
-/// `delay` per call, and tracks how many calls run at once.
+/// A custom handler that records calls; it fails the first `failures` calls with 500, and when
+/// `gate` is set holds each call until `gate` calls run at once (at most two seconds), then a
+/// little longer, tracking the most calls it saw at once.
 #[derive(Clone, Default)]
 struct Recorder {
     calls: Arc<Mutex<Vec<Call>>>,
     failures: Arc<AtomicU32>,
-    delay: Arc<Mutex<Duration>>,
+    gate: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
     most_running: Arc<AtomicUsize>,
 }
@@ -79,9 +83,14 @@ async fn record(
 ) -> axum::response::Response {
     let now = rec.running.fetch_add(1, Ordering::SeqCst) + 1;
     rec.most_running.fetch_max(now, Ordering::SeqCst);
-    let delay = *rec.delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    let gate = rec.gate.load(Ordering::SeqCst);
+    if gate > 0 {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(2);
+        while rec.running.load(Ordering::SeqCst) < gate && tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Room for a call beyond the limit to show up, if the host let one through.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let raw: Value = serde_json::from_str(&body).unwrap();
     let invocation: Invocation = serde_json::from_value(raw.clone()).unwrap();
@@ -344,7 +353,7 @@ async fn duplicate_message_id_inside_the_window_is_dropped() {
 #[tokio::test]
 async fn concurrency_is_limited_to_max_concurrent_calls() {
     let rec = Recorder::default();
-    *rec.delay.lock().unwrap() = Duration::from_millis(100);
+    rec.gate.store(2, Ordering::SeqCst);
     let url = rec.serve().await;
     let clock = manual_clock();
     let app = app_folder(2, false);
@@ -465,6 +474,46 @@ async fn sends_without_valid_credentials_or_to_unknown_queues_are_refused() {
             .unwrap_or_default()
             .contains("local-")),
         "tokens never reach the request log"
+    );
+}
+
+#[tokio::test]
+async fn sas_signed_sends_from_the_product_client_are_checked() {
+    let rec = Recorder::default();
+    let url = rec.serve().await;
+    let key =
+        SasKey::parse("Endpoint=sb://local/;SharedAccessKeyName=send;SharedAccessKey=bG9jYWwta2V5")
+            .unwrap();
+    let other =
+        SasKey::parse("Endpoint=sb://local/;SharedAccessKeyName=send;SharedAccessKey=b3RoZXIta2V5")
+            .unwrap();
+    let app = app_folder(4, false);
+    let env = LocalEnvironment::builder(app.path())
+        .clock(manual_clock() as Arc<dyn Clock>)
+        .handler_url(&url)
+        .service_bus_settings(ServiceBusSettings {
+            sas_keys: vec![key.clone()],
+            ..ServiceBusSettings::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let client = |key: SasKey| {
+        ServiceBusRest::new(
+            reqwest::Client::new(),
+            env.service_bus_url(),
+            BusAuth::Sas(key),
+        )
+    };
+    client(key).send(message("signed")).await.unwrap();
+    eventually("the signed message", || {
+        rec.calls_for("signed").first().cloned()
+    })
+    .await;
+    let refused = client(other).send(message("forged")).await.unwrap_err();
+    assert!(
+        matches!(refused, BusError::Status { status: 401, .. }),
+        "{refused}"
     );
 }
 

@@ -57,6 +57,8 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
         .scaled_clock(clock)
         .spawn_handler(Some(program))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", &drill_schedule)
+        // The host re-logs the handler's lines; colour codes would arrive escaped.
+        .setting("NO_COLOR", "1")
         .start()
         .await?;
     println!("local Service Bus   {}", env.service_bus_url());
