@@ -23,7 +23,10 @@ const CONCURRENCY: usize = 16;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 fn spawn_handler(port: u16, sink: &str) -> Child {
@@ -31,7 +34,10 @@ fn spawn_handler(port: u16, sink: &str) -> Child {
         .arg("serve")
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("BACKUP_PILOT_SERVICEBUS_URL", sink)
-        .env("BACKUP_PILOT_SERVICEBUS_CONNECTION_STRING", "Endpoint=sb://bench.local/;SharedAccessKeyName=bench;SharedAccessKey=bench")
+        .env(
+            "BACKUP_PILOT_SERVICEBUS_CONNECTION_STRING",
+            "Endpoint=sb://bench.local/;SharedAccessKeyName=bench;SharedAccessKey=bench",
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -41,7 +47,13 @@ fn spawn_handler(port: u16, sink: &str) -> Child {
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -55,7 +67,10 @@ async fn wait_ready(client: &reqwest::Client, url: &str) -> Duration {
             return start.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert!(start.elapsed() < Duration::from_secs(30), "handler not ready within 30 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "handler not ready within 30 s"
+        );
     }
 }
 
@@ -78,11 +93,17 @@ impl Step for NoOp {
     }
 }
 
-async fn drive(client: &reqwest::Client, url: String, bodies: Arc<Vec<String>>, deadline: Option<Instant>) -> usize {
+async fn drive(
+    client: &reqwest::Client,
+    url: String,
+    bodies: Arc<Vec<String>>,
+    deadline: Option<Instant>,
+) -> usize {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+        let (client, url, bodies, next) =
+            (client.clone(), url.clone(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
             loop {
@@ -91,8 +112,18 @@ async fn drive(client: &reqwest::Client, url: String, bodies: Arc<Vec<String>>, 
                     return done;
                 }
                 let body = bodies[i % bodies.len()].clone();
-                let resp = client.post(&url).header("Content-Type", "application/json").body(body).send().await.expect("invoke");
-                assert!(resp.status().is_success(), "invocation failed: {}", resp.status());
+                let resp = client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("invoke");
+                assert!(
+                    resp.status().is_success(),
+                    "invocation failed: {}",
+                    resp.status()
+                );
                 done += 1;
             }
         }));
@@ -109,7 +140,9 @@ async fn main() {
     let client = reqwest::Client::new();
     let sink = {
         let app = axum::Router::new().fallback(|| async { (axum::http::StatusCode::CREATED, "") });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
         let url = format!("http://{}", listener.local_addr().expect("sink addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
@@ -135,10 +168,22 @@ async fn main() {
         "eventType": "Microsoft.Resources.ResourceWriteSuccess", "id": "e",
         "data": {"resourceUri": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a", "status": "Succeeded"}});
     let bodies: Vec<String> = (0..BURST)
-        .map(|i| if i % 2 == 0 { invocation("event", storage.to_string().as_bytes(), i) } else { invocation("event", b"{truncated", i) })
+        .map(|i| {
+            if i % 2 == 0 {
+                invocation("event", storage.to_string().as_bytes(), i)
+            } else {
+                invocation("event", b"{truncated", i)
+            }
+        })
         .collect();
     let burst_start = Instant::now();
-    let sent = drive(&client, format!("http://127.0.0.1:{port}/cluster-events"), Arc::new(bodies), None).await;
+    let sent = drive(
+        &client,
+        format!("http://127.0.0.1:{port}/cluster-events"),
+        Arc::new(bodies),
+        None,
+    )
+    .await;
     let burst_rate = sent as f64 / burst_start.elapsed().as_secs_f64();
     let rss = peak_rss_kib(child.id());
     let _ = child.kill();
@@ -152,18 +197,40 @@ async fn main() {
         queues: Queues::default(),
         retry: RetryPolicy::default(),
     };
-    let registry = Registry::default().add(WorkflowKind::Onboard, NoOp).starts_with(WorkflowKind::Onboard, "noop", "Bench");
-    let state = AppState { engine: Engine::new(ctx, registry) };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind handler");
-    let url = format!("http://{}/workflow", listener.local_addr().expect("handler addr"));
+    let registry = Registry::default()
+        .add(WorkflowKind::Onboard, NoOp)
+        .starts_with(WorkflowKind::Onboard, "noop", "Bench");
+    let state = AppState {
+        engine: Engine::new(ctx, registry),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind handler");
+    let url = format!(
+        "http://{}/workflow",
+        listener.local_addr().expect("handler addr")
+    );
     tokio::spawn(serve(listener, state, 16 << 20, std::future::pending()));
-    let env = Envelope::start(WorkflowKind::Onboard, "/subscriptions/s", "bench", "noop", "Bench", time::OffsetDateTime::now_utc(), Duration::from_secs(3600));
+    let env = Envelope::start(
+        WorkflowKind::Onboard,
+        "/subscriptions/s",
+        "bench",
+        "noop",
+        "Bench",
+        time::OffsetDateTime::now_utc(),
+        Duration::from_secs(3600),
+    );
     let bodies = Arc::new(vec![invocation("message", &env.encode(), 0)]);
     let start = Instant::now();
     let done = drive(&client, url, bodies, Some(start + THROUGHPUT_WINDOW)).await;
     let rate = done as f64 / start.elapsed().as_secs_f64();
 
-    println!("backup-pilot runtime benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "backup-pilot runtime benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!(
         "cold start (exec -> first answered probe), {COLD_STARTS} runs: median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
         percentile(&starts, 0.5).as_secs_f64() * 1e3,
@@ -171,8 +238,14 @@ async fn main() {
         starts[starts.len() - 1].as_secs_f64() * 1e3
     );
     match rss {
-        Some(kib) => println!("peak RSS after {sent} cluster-event invocations ({burst_rate:.0}/s): {:.1} MiB", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "peak RSS after {sent} cluster-event invocations ({burst_rate:.0}/s): {:.1} MiB",
+            kib as f64 / 1024.0
+        ),
         None => println!("peak RSS: unavailable (no /proc)"),
     }
-    println!("no-op step: {done} invocations in {:.1} s over loopback HTTP, {CONCURRENCY} concurrent: {rate:.0} invocations/s", start.elapsed().as_secs_f64());
+    println!(
+        "no-op step: {done} invocations in {:.1} s over loopback HTTP, {CONCURRENCY} concurrent: {rate:.0} invocations/s",
+        start.elapsed().as_secs_f64()
+    );
 }
