@@ -13,7 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientOptions, Etag, RequestContent, Url};
+use azure_core::http::{
+    ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, Url,
+};
 use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions,
 };
@@ -69,6 +71,7 @@ pub struct BlobJournal {
     container_url: Url,
     auth: StorageAuth,
     history_limit: usize,
+    retry_budget: time::Duration,
     client: Mutex<Option<(Arc<BlobContainerClient>, Option<OffsetDateTime>)>>,
 }
 
@@ -125,8 +128,16 @@ impl BlobJournal {
             container_url,
             auth,
             history_limit: history_limit.max(1),
+            retry_budget: time::Duration::seconds(10),
             client: Mutex::new(None),
         })
+    }
+
+    /// Limits how long one request keeps retrying transient failures (default 10 s; a step
+    /// waits for its record, and a status answer for its read).
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = time::Duration::try_from(budget).unwrap_or(time::Duration::MAX);
+        self
     }
 
     fn location(&self) -> String {
@@ -157,6 +168,11 @@ impl BlobJournal {
         let options = BlobContainerClientOptions {
             client_options: ClientOptions {
                 per_try_policies: vec![AzureSdkTelemetry::policy(Peer::Blob)],
+                retry: RetryOptions::exponential(ExponentialRetryOptions {
+                    max_total_elapsed: self.retry_budget,
+                    max_retries: 5,
+                    ..ExponentialRetryOptions::default()
+                }),
                 ..ClientOptions::default()
             },
             version: STORAGE_API_VERSION.to_string(),

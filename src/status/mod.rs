@@ -330,16 +330,16 @@ impl ClusterStatus {
             _ => None,
         };
         if let Transition::Failed { reason } = &record.transition {
-            let reason = redact::secrets(reason);
-            let (message, fix) = fix::split(&reason);
+            // Split before scrubbing: a redacted value may swallow the full stop before "Fix:".
+            let (message, fix) = fix::split(reason);
             self.last_error = Some(LastError {
                 workflow_id: record.workflow_id.clone(),
                 kind: record.kind,
                 step: record.step.clone(),
                 attempt: record.attempt,
                 at: record.finished_at,
-                message: message.to_string(),
-                fix: fix.map(str::to_string),
+                message: redact::secrets(message),
+                fix: fix.map(redact::secrets),
             });
         }
     }

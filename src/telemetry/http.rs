@@ -85,7 +85,7 @@ impl HttpCall {
             http.request.method = %method,
             url.full = %redact::url(url),
             server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().unwrap_or_default(),
+            server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
             peer = peer.as_str(),
             http.response.status_code = Empty,
             error.type = Empty,
@@ -120,7 +120,8 @@ impl HttpCall {
     /// The peer answered with `status`. 4xx and 5xx mark the span as an error; 429 counts as
     /// a throttle; ARM calls are counted by method and status.
     pub fn finish(self, status: u16) {
-        self.span.record("http.response.status_code", status);
+        self.span
+            .record("http.response.status_code", i64::from(status));
         if status >= 400 {
             self.span.record("error.type", status.to_string().as_str());
             self.span.record("otel.status_code", "error");

@@ -1,7 +1,8 @@
 //! The engine's spans: one per step run (`step {name}`, a consumer span continuing the
 //! envelope's trace), one per workflow start, and one per Service Bus send (a producer span
 //! with the messaging semantic-convention attributes). Outcomes are recorded on the span, and
-//! a failure sets the span status to error.
+//! a failure sets the span status to error. Integer attributes are passed as `i64`: the
+//! tracing bridge records other integer types as strings.
 
 use tracing::Span;
 use tracing::field::Empty;
@@ -22,7 +23,7 @@ pub fn step(env: &Envelope) -> Span {
         workflow.id = %env.workflow_id,
         workflow.kind = env.kind.as_str(),
         step.name = %env.step,
-        step.attempt = env.attempt,
+        step.attempt = i64::from(env.attempt),
         messaging.system = "servicebus",
         messaging.operation.type = "process",
         messaging.message.id = %env.message_id(),
