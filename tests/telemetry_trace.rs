@@ -1,7 +1,10 @@
 //! One workflow, one trace: an engine run over several steps (a retry, an outbound HTTP call,
 //! three messages) exports spans that all share one trace id, each step span is the child of
 //! the send span of the message that carried it, and every outgoing message carries that
-//! trace in its envelope and in `traceparent` / `Diagnostic-Id`.
+//! trace in its envelope and in `traceparent` / `Diagnostic-Id`; a workflow started by a
+//! message that carries a sender's trace joins that trace.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -301,4 +304,54 @@ async fn a_failed_step_marks_its_span_as_an_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_workflow_started_by_a_traced_message_joins_the_senders_trace() {
+    let exporter = InMemorySpanExporter::default();
+    let (dispatch, provider) = capture_spans(exporter.clone());
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let registry = Registry::default()
+        .add(WorkflowKind::Onboard, Finish)
+        .starts_with(WorkflowKind::Onboard, "finish", "ClusterCreated");
+    let (h, publisher) = common::spawn_recording(registry).await;
+    let cluster =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c";
+    let event = serde_json::json!({
+        "subject": cluster, "eventType": "Microsoft.Resources.ResourceWriteSuccess", "id": "e1",
+        "eventTime": "2026-03-01T12:00:00Z", "dataVersion": "2", "metadataVersion": "1", "topic": "/subscriptions/s",
+        "data": {"resourceUri": cluster, "status": "Succeeded", "correlationId": "c-1"}
+    });
+    let sender = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let payload = serde_json::json!({
+        "Data": {"event": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, event.to_string())},
+        "Metadata": {"DeliveryCount": "1", "MessageId": "\"m-1\"", "ApplicationProperties": {"Diagnostic-Id": sender}},
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/cluster-events", h.url))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    provider.force_flush().unwrap();
+
+    let sent = publisher.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        trace_id(&sent[0].properties["traceparent"]),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "the workflow continues the sender's trace"
+    );
+    let spans = exporter.get_finished_spans().unwrap();
+    let receive = spans
+        .iter()
+        .find(|s| s.name == "receive cluster-events")
+        .unwrap();
+    assert_eq!(receive.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(
+        spans.iter().any(
+            |s| s.name == "start onboard" && s.parent_span_id == receive.span_context.span_id()
+        )
+    );
 }

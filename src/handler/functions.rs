@@ -13,7 +13,8 @@ use crate::engine::EngineError;
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
 use crate::status::{StatusError, render};
-use crate::telemetry::redact;
+use crate::telemetry::{propagation, redact, spans};
+use tracing::Instrument as _;
 
 /// Binding names used in `functions/*/function.json`.
 pub mod bindings {
@@ -301,7 +302,19 @@ async fn start(
     generation: &str,
     payload: Map<String, Value>,
 ) -> Answer {
-    match state.engine.start(kind, subject, generation, payload).await {
+    // A sender that traces (an Azure SDK writes `Diagnostic-Id`) makes the workflow part of
+    // its trace.
+    let received = spans::receive(
+        function,
+        &inv.message_id().unwrap_or_default(),
+        &propagation::from_properties(&inv.application_properties()),
+    );
+    let started = state
+        .engine
+        .start(kind, subject, generation, payload)
+        .instrument(received)
+        .await;
+    match started {
         Ok(env) => {
             let line = format!(
                 "{kind} workflow {} started for {subject} (message {})",

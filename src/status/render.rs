@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use time::OffsetDateTime;
+
 use super::{ClusterStatus, FleetSummary, Phase, RunSummary, StoreInfo, rfc3339};
 use crate::resource_id::ResourceId;
 
@@ -82,6 +84,11 @@ fn short_name(cluster: &str) -> String {
     }
 }
 
+/// A time for people: RFC 3339 to the second.
+fn when(at: OffsetDateTime) -> String {
+    rfc3339(at.replace_nanosecond(0).unwrap_or(at))
+}
+
 fn store_line(out: &mut String, store: &StoreInfo) {
     let _ = writeln!(out, "Status store: {} ({})", store.location, store.kind);
     if let Some(note) = &store.note {
@@ -107,14 +114,14 @@ pub fn fleet_table(store: &StoreInfo, clusters: &[ClusterStatus]) -> String {
         .iter()
         .map(|c| {
             let doing = match (&c.next_retry, &c.workflow, c.phase) {
-                (Some(r), _, _) => format!("{} (retry at {}: {})", r.step, rfc3339(r.at), r.why),
+                (Some(r), _, _) => format!("{} (retry at {}: {})", r.step, when(r.at), r.why),
                 (None, Some(w), Phase::InProgress | Phase::Failed) => w.step.clone(),
                 _ => String::new(),
             };
             [
                 short_name(&c.cluster),
                 c.phase.as_str().to_string(),
-                c.phase_since.map(rfc3339).unwrap_or_default(),
+                c.phase_since.map(when).unwrap_or_default(),
                 doing,
             ]
         })
@@ -144,65 +151,44 @@ pub fn fleet_table(store: &StoreInfo, clusters: &[ClusterStatus]) -> String {
 pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
     let mut out = String::new();
     store_line(&mut out, store);
-    let _ = writeln!(out, "Cluster:     {}", c.cluster);
+    let mut field = |label: &str, value: String| {
+        let _ = writeln!(out, "{:<14}{value}", format!("{label}:"));
+    };
+    field("Cluster", c.cluster.clone());
     let since = c
         .phase_since
-        .map(|at| format!(" since {}", rfc3339(at)))
+        .map(|at| format!(" since {}", when(at)))
         .unwrap_or_default();
-    let _ = writeln!(out, "Phase:       {}{since}", c.phase.as_str());
+    field("Phase", format!("{}{since}", c.phase.as_str()));
     if let Some(w) = &c.workflow {
-        let _ = writeln!(
-            out,
-            "Workflow:    {} {} (step {}, attempt {})",
-            w.kind, w.id, w.step, w.attempt
+        field(
+            "Workflow",
+            format!(
+                "{} {} (step {}, attempt {})",
+                w.kind, w.id, w.step, w.attempt
+            ),
         );
     }
     if let Some(e) = &c.last_error {
-        let _ = writeln!(
-            out,
-            "Last error:  {} (step {}, {})",
-            e.message,
-            e.step,
-            rfc3339(e.at)
+        field(
+            "Last error",
+            format!("{} (step {}, {})", e.message, e.step, when(e.at)),
         );
         if let Some(fix) = &e.fix {
-            let _ = writeln!(out, "Fix:         {fix}");
+            field("Fix", fix.clone());
         }
     }
     if let Some(r) = &c.next_retry {
-        let _ = writeln!(
-            out,
-            "Next retry:  {} at {} ({})",
-            r.step,
-            rfc3339(r.at),
-            r.why
+        field(
+            "Next retry",
+            format!("{} at {} ({})", r.step, when(r.at), r.why),
         );
     }
     if let Some(next) = c.next_step() {
-        let _ = writeln!(out, "Next step:   {next}");
+        field("Next step", next);
     }
-    let run = |label: &str, run: &Option<RunSummary>, out: &mut String| {
-        let text = match run {
-            Some(r) => format!(
-                "{:?} (workflow {}, started {}{}){}",
-                r.outcome,
-                r.workflow_id,
-                rfc3339(r.started_at),
-                r.finished_at
-                    .map(|at| format!(", finished {}", rfc3339(at)))
-                    .unwrap_or_default(),
-                r.detail
-                    .as_ref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            )
-            .to_lowercase(),
-            None => "none recorded".to_string(),
-        };
-        let _ = writeln!(out, "{label}{text}");
-    };
-    run("Last drill:  ", &c.last_drill, &mut out);
-    run("Last restore:", &c.last_restore, &mut out);
+    field("Last drill", run_line(c.last_drill.as_ref()));
+    field("Last restore", run_line(c.last_restore.as_ref()));
     if !c.history.is_empty() {
         let _ = writeln!(out, "\nStep history (oldest first):");
         let rows: Vec<[String; 6]> = c
@@ -210,7 +196,7 @@ pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
             .iter()
             .map(|h| {
                 [
-                    rfc3339(h.started_at),
+                    when(h.started_at),
                     h.kind.to_string(),
                     h.step.clone(),
                     h.attempt.to_string(),
@@ -226,6 +212,31 @@ pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
         );
     }
     out
+}
+
+fn run_line(run: Option<&RunSummary>) -> String {
+    let Some(r) = run else {
+        return "none recorded".to_string();
+    };
+    let outcome = match r.outcome {
+        super::RunOutcome::Running => "running",
+        super::RunOutcome::Succeeded => "succeeded",
+        super::RunOutcome::Failed => "failed",
+    };
+    let finished = r
+        .finished_at
+        .map(|at| format!(", finished {}", when(at)))
+        .unwrap_or_default();
+    let detail = r
+        .detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default();
+    format!(
+        "{outcome} (workflow {}, started {}{finished}){detail}",
+        r.workflow_id,
+        when(r.started_at)
+    )
 }
 
 fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
@@ -320,8 +331,8 @@ mod tests {
                 .contains("backup-pilot onboard")
         );
         let text = cluster_text(&store(), &c);
-        assert!(text.contains("Fix:         grant Owner on rg"), "{text}");
+        assert!(text.contains("Fix:          grant Owner on rg"), "{text}");
         assert!(text.contains("2.0s"), "{text}");
-        assert!(text.contains("Last drill:  none recorded"), "{text}");
+        assert!(text.contains("Last drill:   none recorded"), "{text}");
     }
 }

@@ -30,6 +30,11 @@ pub use propagation::trace_id;
 /// The service name when `OTEL_SERVICE_NAME` is not set.
 pub const DEFAULT_SERVICE_NAME: &str = "backup-pilot";
 
+/// The console filter when `RUST_LOG` is not set: this service at `info`, the OpenTelemetry
+/// SDK's own diagnostics only when they are warnings.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+
 /// The instrumentation scope of every span and instrument.
 pub const SCOPE: &str = "backup-pilot";
 
@@ -49,7 +54,7 @@ pub struct TelemetrySettings {
     /// Export metrics: `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is
     /// set and `OTEL_METRICS_EXPORTER` is not `none`.
     pub export_metrics: bool,
-    /// `RUST_LOG`, else `info`.
+    /// `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
     pub log_filter: String,
 }
 
@@ -75,7 +80,7 @@ impl TelemetrySettings {
                 && !off("OTEL_TRACES_EXPORTER"),
             export_metrics: (endpoint || get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some())
                 && !off("OTEL_METRICS_EXPORTER"),
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            log_filter: get("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
         }
     }
 }
@@ -172,7 +177,6 @@ pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
     {
         return TelemetryGuard::default();
     }
-    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     if let Some(provider) = &meter_provider {
         metrics::install(provider.clone());
     }
@@ -208,7 +212,7 @@ fn console_layer<S>(filter: &str) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -295,7 +299,7 @@ mod tests {
         let s = settings(&[]);
         assert!(!s.export_traces && !s.export_metrics && !s.sdk_disabled);
         assert_eq!(s.service_name, "backup-pilot");
-        assert_eq!(s.log_filter, "info");
+        assert_eq!(s.log_filter, DEFAULT_LOG_FILTER);
 
         let s = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),

@@ -10,7 +10,7 @@ use tracing::field::Empty;
 use super::propagation;
 use crate::bus::{BusError, OutgoingMessage};
 use crate::engine::journal::Transition;
-use crate::envelope::{Envelope, WorkflowKind};
+use crate::envelope::{Envelope, TraceContext, WorkflowKind};
 
 /// The span of one step run, parented on the context the envelope carries.
 pub fn step(env: &Envelope) -> Span {
@@ -30,6 +30,22 @@ pub fn step(env: &Envelope) -> Span {
         outcome = Empty,
     );
     propagation::continue_from(&span, &env.trace);
+    span
+}
+
+/// The span of receiving a message that starts a workflow (cluster event, restore request),
+/// continuing the sender's trace when the message carries one.
+pub fn receive(function: &str, message_id: &str, sender: &TraceContext) -> Span {
+    let span = tracing::info_span!(
+        "receive",
+        otel.name = %format!("receive {function}"),
+        otel.kind = "consumer",
+        messaging.system = "servicebus",
+        messaging.operation.type = "receive",
+        faas.name = %function,
+        messaging.message.id = %message_id,
+    );
+    propagation::continue_from(&span, sender);
     span
 }
 
