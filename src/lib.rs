@@ -15,7 +15,8 @@
 //! - [`config`], [`runtime`]: settings and wiring.
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
-//! - [`telemetry`]: logs and trace context.
+//! - [`telemetry`]: logs, traces, metrics and trace context across messages.
+//! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
 //!   server) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
@@ -36,5 +37,6 @@ pub mod local;
 pub mod package;
 pub mod resource_id;
 pub mod runtime;
+pub mod status;
 pub mod telemetry;
 pub mod workflow;
