@@ -22,7 +22,7 @@ use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry, versions};
 use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, Queues, RetryPolicy};
+use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
 use backup_pilot::handler::{AppState, app};
 use backup_pilot::local::arm::{
@@ -153,16 +153,14 @@ fn sim_on(
     let bus = Arc::new(SimBus::default());
     let journal = Arc::new(MemoryJournal::default());
     let ctx = Ctx {
-        clock: clock.clone(),
-        publisher: bus.clone(),
         journal: journal.clone(),
-        queues: Queues::default(),
         retry: RetryPolicy {
             randomization: 0.0,
             ..RetryPolicy::default()
         },
         arm: Arc::new(client),
         onboarding: Arc::new(settings.clone()),
+        ..Ctx::with_defaults(clock.clone(), bus.clone())
     };
     Sim {
         engine: Engine::new(ctx, workflow::registry()),

@@ -188,6 +188,19 @@ impl ArmClient {
         })
     }
 
+    /// A client that refuses every call: no credential and no endpoint, for contexts that
+    /// never reach Azure ([`crate::engine::Ctx::with_defaults`] in tests and benchmarks).
+    pub fn unconfigured(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: Url::parse("http://127.0.0.1:9").unwrap_or_else(|_| unreachable!()),
+            credential: Arc::new(Unconfigured),
+            clock,
+            options: ArmOptions::default(),
+            held_until: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The options the client runs with.
     pub fn options(&self) -> &ArmOptions {
         &self.options
@@ -562,6 +575,24 @@ impl ArmClient {
             );
             self.hold(&gate_key(method, path), self.options.rate_limit_pause);
         }
+    }
+}
+
+/// The credential of [`ArmClient::unconfigured`]: every token request fails.
+#[derive(Debug)]
+struct Unconfigured;
+
+#[async_trait::async_trait]
+impl TokenCredential for Unconfigured {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Err(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "this context has no Azure Resource Manager client configured",
+        ))
     }
 }
 

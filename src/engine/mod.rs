@@ -3,19 +3,23 @@
 //! into outcomes; every outcome becomes a message: the next step now, the same step later (a
 //! scheduled message — no step ever sleeps), or a journal entry when the workflow ends.
 
+pub mod fix;
 pub mod journal;
 pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, WorkflowKind};
+use crate::telemetry::metrics::{self, DrillOutcome};
+use crate::telemetry::{propagation, redact, spans};
 use journal::{Journal, StepRecord, Transition};
 pub use policy::{RetryPolicy, error_policy};
 
@@ -85,6 +89,11 @@ impl Outcome {
             reason: reason.into(),
         })
     }
+    /// The workflow stops because of `problem`; status shows `fix` as what to do about it
+    /// (see [`fix`]).
+    pub fn failed_with_fix(problem: &str, fix: &str) -> Self {
+        Self::failed(fix::compose(problem, fix))
+    }
     /// Carries `key = value` forward in the payload.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.facts.insert(key.to_string(), value.into());
@@ -118,6 +127,9 @@ pub enum StepError {
     /// An Azure Resource Manager call failed; the error keeps ARM's code, message and advice.
     #[error(transparent)]
     Arm(#[from] crate::arm::ArmError),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(Box<crate::kube::KubeError>),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -134,6 +146,12 @@ pub enum StepError {
     },
 }
 
+impl From<crate::kube::KubeError> for StepError {
+    fn from(err: crate::kube::KubeError) -> Self {
+        Self::Kube(Box::new(err))
+    }
+}
+
 impl StepError {
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
@@ -141,6 +159,7 @@ impl StepError {
             Self::Bus(e) => e.is_transient(),
             Self::Auth(_) => true,
             Self::Arm(e) => e.is_transient(),
+            Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } => true,
             Self::Permanent { .. } => false,
         }
@@ -152,7 +171,34 @@ impl StepError {
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
             Self::Arm(e) => e.retry_after(),
+            Self::Kube(e) => e.retry_after(),
             _ => None,
+        }
+    }
+
+    /// A short class of the error for the retry metric: `throttled`, `timeout`,
+    /// `server_error`, `connection`, `auth`, `transient`, `rejected` or `permanent`.
+    pub fn reason_class(&self) -> &'static str {
+        match self {
+            Self::Bus(BusError::Status { status: 429, .. }) => "throttled",
+            Self::Bus(BusError::Status { status: 408, .. }) => "timeout",
+            Self::Bus(BusError::Status { status, .. }) if *status >= 500 => "server_error",
+            Self::Bus(BusError::Connection { .. }) => "connection",
+            Self::Bus(BusError::Auth(_)) | Self::Auth(_) => "auth",
+            Self::Bus(_) => "rejected",
+            Self::Arm(e) => match (e.status(), e) {
+                (Some(429), _) => "throttled",
+                (Some(408), _) => "timeout",
+                (Some(s), _) if s >= 500 => "server_error",
+                (_, crate::arm::ArmError::Send { .. }) => "connection",
+                (_, crate::arm::ArmError::Token(_)) => "auth",
+                _ if e.is_transient() => "transient",
+                _ => "permanent",
+            },
+            Self::Kube(e) if e.is_transient() => "transient",
+            Self::Kube(_) => "permanent",
+            Self::Transient { .. } => "transient",
+            Self::Permanent { .. } => "permanent",
         }
     }
 }
@@ -174,6 +220,30 @@ pub struct Ctx {
     pub arm: Arc<crate::arm::ArmClient>,
     /// What onboarding and offboarding do (validated at start).
     pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
+    /// Kubernetes clients for clusters.
+    pub kube: Arc<dyn crate::kube::ClusterAccess>,
+    /// The hooks every onboarded cluster gets (validated at startup).
+    pub hooks: Arc<crate::kube::HookSet>,
+}
+
+impl Ctx {
+    /// A context with in-memory defaults around a clock and a publisher: a memory journal,
+    /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
+    /// every call and the default onboarding settings. Callers replace what they need with
+    /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
+    pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
+        Self {
+            arm: Arc::new(crate::arm::ArmClient::unconfigured(clock.clone())),
+            clock,
+            publisher,
+            journal: Arc::new(journal::MemoryJournal::default()),
+            queues: Queues::default(),
+            retry: RetryPolicy::default(),
+            kube: Arc::new(crate::kube::access::NoClusterAccess),
+            hooks: Arc::default(),
+            onboarding: Arc::default(),
+        }
+    }
 }
 
 /// The queues the service uses.
@@ -305,8 +375,9 @@ impl Engine {
         &self.ctx
     }
 
-    /// Starts a workflow: publishes its first step. The message id is deterministic, so
-    /// starting the same workflow twice publishes one message.
+    /// Starts a workflow: publishes its first step, in a `start {kind}` span whose trace the
+    /// whole workflow then shares. The message id is deterministic, so starting the same
+    /// workflow twice publishes one message.
     ///
     /// # Errors
     /// Unknown kind, or a failed publish.
@@ -317,34 +388,58 @@ impl Engine {
         generation: &str,
         payload: Map<String, Value>,
     ) -> Result<Envelope, EngineError> {
-        let (step, fact) = self
-            .registry
-            .first(kind)
-            .ok_or(EngineError::UnknownKind(kind))?;
-        let timeout = self
-            .registry
-            .step(kind, step)
-            .map_or(Duration::from_secs(1800), |s| s.timeout());
-        let mut env = Envelope::start(
-            kind,
-            subject,
-            generation,
-            step,
-            fact,
-            self.ctx.clock.now(),
-            timeout,
-        );
-        env.trace = crate::telemetry::current_trace_context();
-        env.payload = payload;
-        self.publish(&env, None).await?;
-        Ok(env)
+        let span = spans::start(kind, subject);
+        async {
+            let (step, fact) = self
+                .registry
+                .first(kind)
+                .ok_or(EngineError::UnknownKind(kind))?;
+            let timeout = self
+                .registry
+                .step(kind, step)
+                .map_or(Duration::from_secs(1800), |s| s.timeout());
+            let mut env = Envelope::start(
+                kind,
+                subject,
+                generation,
+                step,
+                fact,
+                self.ctx.clock.now(),
+                timeout,
+            );
+            tracing::Span::current().record("workflow.id", env.workflow_id.as_str());
+            env.payload = payload;
+            self.publish(&mut env, None).await?;
+            Ok(env)
+        }
+        .instrument(span)
+        .await
     }
 
-    /// Runs the step an envelope names and publishes what follows.
+    /// Runs the step an envelope names and publishes what follows, in a `step {name}` span
+    /// that continues the envelope's trace; records the step's duration and outcome.
     ///
     /// # Errors
     /// Unknown step (dead-letter) or a failed publish (redeliver; the step is idempotent).
     pub async fn run(&self, env: &Envelope) -> Result<StepReport, EngineError> {
+        let span = spans::step(env);
+        let started = Instant::now();
+        let result = self.run_step(env).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(report) => {
+                spans::record_transition(&span, &report.transition);
+                spans::outcome(&report.transition)
+            }
+            Err(e) => {
+                spans::record_error(&span, e);
+                "error"
+            }
+        };
+        metrics::step_finished(env.kind, &env.step, outcome, started.elapsed());
+        result
+    }
+
+    async fn run_step(&self, env: &Envelope) -> Result<StepReport, EngineError> {
         let step =
             self.registry
                 .step(env.kind, &env.step)
@@ -353,11 +448,25 @@ impl Engine {
                     step: env.step.clone(),
                 })?;
         let started = self.ctx.clock.now();
-        let outcome = match step.run(&self.ctx, env).await {
-            Ok(outcome) => outcome,
-            Err(err) => error_policy(&err, env.attempt, &self.ctx.retry),
+        let (outcome, retry_reason) = match step.run(&self.ctx, env).await {
+            Ok(outcome) => (outcome, "waiting"),
+            Err(err) => {
+                tracing::warn!(
+                    error.class = err.reason_class(),
+                    "step {} attempt {} failed: {}",
+                    env.step,
+                    env.attempt,
+                    redact::secrets(&err.to_string())
+                );
+                (
+                    error_policy(&err, env.attempt, &self.ctx.retry),
+                    err.reason_class(),
+                )
+            }
         };
         let transition = self.apply(env, outcome).await?;
+        let finished = self.ctx.clock.now();
+        record_workflow_metrics(env, &transition, retry_reason, finished);
         self.ctx
             .journal
             .record(StepRecord {
@@ -367,7 +476,7 @@ impl Engine {
                 step: env.step.clone(),
                 attempt: env.attempt,
                 started_at: started,
-                finished_at: self.ctx.clock.now(),
+                finished_at: finished,
                 transition: transition.clone(),
             })
             .await;
@@ -395,7 +504,7 @@ impl Engine {
                     .map_or(Duration::from_secs(1800), |s| s.timeout());
                 let mut next = env.next_step(&step, &fact, now, timeout);
                 next.payload = facts;
-                self.publish(&next, None).await?;
+                self.publish(&mut next, None).await?;
                 Ok(Transition::Advanced { next: step, fact })
             }
             Action::RetryAfter { after, why } => {
@@ -414,7 +523,7 @@ impl Engine {
                 }
                 let mut again = env.retry();
                 again.payload = facts;
-                self.publish(&again, Some(at)).await?;
+                self.publish(&mut again, Some(at)).await?;
                 Ok(Transition::Retrying { at, why })
             }
             Action::Done { summary } => Ok(Transition::Done { summary }),
@@ -422,65 +531,51 @@ impl Engine {
         }
     }
 
+    /// Sends `env` in a `send {queue}` span; the envelope and the message properties carry
+    /// that span's trace context, so the step that receives it continues the same trace.
     async fn publish(
         &self,
-        env: &Envelope,
+        env: &mut Envelope,
         at: Option<time::OffsetDateTime>,
     ) -> Result<(), BusError> {
-        let mut msg =
-            OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), env.encode());
-        msg.scheduled_enqueue_time = at;
+        let mut msg = OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), vec![]);
         msg.correlation_id = Some(env.workflow_id.clone());
+        let span = spans::send(&msg);
+        env.trace = propagation::context_of(&span, &env.trace);
+        msg.body = env.encode();
+        msg.scheduled_enqueue_time = at;
         msg.label = Some(env.fact.clone());
-        if let Some(tp) = &env.trace.traceparent {
-            msg.properties.insert("traceparent".into(), tp.clone());
-            msg.properties.insert("Diagnostic-Id".into(), tp.clone());
-        }
+        propagation::stamp(&mut msg.properties, &env.trace);
         msg.properties
             .insert("workflowKind".into(), env.kind.as_str().into());
         msg.properties.insert("step".into(), env.step.clone());
-        self.ctx.publisher.send(msg).await
+        let result = self.ctx.publisher.send(msg).instrument(span.clone()).await;
+        spans::record_send(&span, &result);
+        result
     }
 }
 
-/// Helpers for unit tests elsewhere in the crate.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use std::sync::Arc;
-
-    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-
-    use crate::arm::{ArmClient, ArmOptions};
-    use crate::clock::Clock;
-
-    /// A credential for unit tests that never reach Azure: it refuses every token request.
-    #[derive(Debug)]
-    pub(crate) struct NoToken;
-
-    #[async_trait::async_trait]
-    impl TokenCredential for NoToken {
-        async fn get_token(
-            &self,
-            _scopes: &[&str],
-            _options: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                "unit tests have no Azure credential",
-            ))
+/// Retries by reason, time-to-protected for finished onboardings, and drill outcomes.
+fn record_workflow_metrics(
+    env: &Envelope,
+    transition: &Transition,
+    retry_reason: &str,
+    now: time::OffsetDateTime,
+) {
+    match (env.kind, transition) {
+        (_, Transition::Retrying { .. }) => {
+            metrics::step_retried(env.kind, &env.step, retry_reason)
         }
-    }
-
-    /// An ARM client pointed at a closed local port.
-    pub(crate) fn arm_client(clock: Arc<dyn Clock>) -> Arc<ArmClient> {
-        let options = ArmOptions {
-            base_url: "http://127.0.0.1:9".into(),
-            ..ArmOptions::default()
-        };
-        match ArmClient::new(reqwest::Client::new(), options, Arc::new(NoToken), clock) {
-            Ok(c) => Arc::new(c),
-            Err(e) => panic!("test ARM client: {e}"),
+        (WorkflowKind::Onboard, Transition::Done { .. }) => {
+            metrics::time_to_protected(crate::clock::until(env.started_at, now));
         }
+        (WorkflowKind::Drill, Transition::Done { .. }) => {
+            metrics::drill_finished(DrillOutcome::Passed);
+        }
+        (WorkflowKind::Drill, Transition::Failed { .. }) => {
+            metrics::drill_finished(DrillOutcome::Failed);
+        }
+        _ => {}
     }
 }
 
@@ -533,16 +628,12 @@ mod tests {
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let journal = Arc::new(MemoryJournal::default());
         let ctx = Ctx {
-            arm: test_support::arm_client(clock.clone()),
-            onboarding: Arc::default(),
-            clock: clock.clone(),
-            publisher: publisher.clone(),
             journal: journal.clone(),
-            queues: Queues::default(),
             retry: RetryPolicy {
                 randomization: 0.0,
                 ..RetryPolicy::default()
             },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
         };
         let registry = Registry::default()
             .add(WorkflowKind::Onboard, Flaky)

@@ -66,15 +66,12 @@ pub fn required(env: &Envelope, key: &str) -> Result<String, StepError> {
         })
 }
 
-/// The cluster the workflow is about: the `clusterId` fact, else the subject.
+/// The AKS cluster the workflow is about ([`super::cluster_id`], checked to be a cluster).
 ///
 /// # Errors
 /// A permanent error when neither is a cluster id.
 pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
-    let raw = env.fact_str(CLUSTER_ID).unwrap_or(&env.subject);
-    let id = ResourceId::parse(raw).map_err(|e| StepError::Permanent {
-        reason: e.to_string(),
-    })?;
+    let id = super::cluster_id(env)?;
     if !id.is_type(crate::events::MANAGED_CLUSTER_TYPE) {
         return Err(StepError::Permanent {
             reason: format!("{id} is not an AKS cluster"),

@@ -30,8 +30,12 @@ pub mod install_extension;
 pub mod remove_role_assignments;
 pub mod stop_protection;
 
-use crate::engine::Registry;
-use crate::envelope::WorkflowKind;
+pub mod apply_hooks;
+pub mod extension_health;
+
+use crate::engine::{Registry, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::resource_id::ResourceId;
 
 /// The step that runs once the backup extension is installed. The Kubernetes-side
 /// `extension_health` step slots in here when it is merged.
@@ -71,6 +75,8 @@ pub fn registry() -> Registry {
         )
         .add(WorkflowKind::Onboard, configure_backup::ConfigureBackup)
         .add(WorkflowKind::Onboard, first_backup::FirstBackup)
+        .add(WorkflowKind::Onboard, extension_health::ExtensionHealth)
+        .add(WorkflowKind::Onboard, apply_hooks::ApplyHooks)
         .starts_with(WorkflowKind::Onboard, check_cluster::NAME, ONBOARD_FACT)
         .add(WorkflowKind::Offboard, stop_protection::StopProtection)
         .add(
@@ -78,6 +84,17 @@ pub fn registry() -> Registry {
             remove_role_assignments::RemoveRoleAssignments,
         )
         .starts_with(WorkflowKind::Offboard, stop_protection::NAME, OFFBOARD_FACT)
+}
+
+/// The cluster a workflow is about: the payload's `clusterId`, else the envelope subject.
+///
+/// # Errors
+/// Neither is an ARM id (permanent: the message is malformed).
+pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
+    let raw = env.fact_str("clusterId").unwrap_or(&env.subject);
+    ResourceId::parse(raw).map_err(|e| StepError::Permanent {
+        reason: format!("the workflow's cluster id is unusable: {e}"),
+    })
 }
 
 #[cfg(test)]
