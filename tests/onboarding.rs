@@ -5,6 +5,9 @@
 //! clock reaches them, and can lose a step's output to simulate a crash after the step's ARM
 //! calls and before its publish.
 
+mod common;
+mod support;
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -321,7 +324,14 @@ fn two_d2_nodes() -> Vec<NodePoolSeed> {
 /// The resource type a journaled request path is about, for the version check.
 fn version_for_path(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
-    if lower.contains("/providers/microsoft.authorization/") {
+    let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+    let provider_registration = matches!(
+        segments.as_slice(),
+        ["subscriptions", _, "providers", _] | ["subscriptions", _, "providers", _, "register"]
+    );
+    if provider_registration {
+        versions::RESOURCES
+    } else if lower.contains("/providers/microsoft.authorization/") {
         versions::ROLE_ASSIGNMENTS
     } else if lower.contains("/providers/microsoft.kubernetesconfiguration/") {
         versions::EXTENSIONS
@@ -584,6 +594,34 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
             ),
             "no call to {resource_type} at {version}"
         );
+    }
+
+    // Every request the product sent conforms to the published specs. (Response-side findings
+    // are the stand-in's business and are reported separately.)
+    match support::openapi::shared_specs(common::shared_dir()) {
+        Err(why) => common::skipped(&why),
+        Ok(specs) => {
+            let replay: Vec<support::openapi::ArmRequestRecord> = records
+                .iter()
+                .map(|r| support::openapi::ArmRequestRecord {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    query: r.query.clone(),
+                    request_body: r.request_body.clone(),
+                    status: r.status,
+                    response_body: r.response_body.clone(),
+                    at: r.at,
+                })
+                .collect();
+            let report = support::openapi::check_journal(specs, &replay);
+            let ours: Vec<_> = report
+                .violations
+                .iter()
+                .filter(|f| f.side == support::openapi::Side::Request)
+                .collect();
+            assert!(ours.is_empty(), "{report}");
+            assert!(report.checked > 40, "{report}");
+        }
     }
 
     // A later write of the unchanged, protected cluster (a scale, an upgrade) ends after the
@@ -920,12 +958,21 @@ async fn opted_out_and_out_of_scope_clusters_are_left_alone() {
     );
 }
 
-/// The stand-in has no `ManagedClusters_Delete`; the deletion is simulated by a proxy in
-/// front of it that answers the deleted cluster's GET with ARM's 404.
+/// The stand-in has no `ManagedClusters_Delete`; the deletion is simulated by a reverse proxy
+/// in front of it that answers the deleted cluster's GET with ARM's 404 (and, as a reverse
+/// proxy does, rewrites the stand-in's own URLs in polling headers and bodies to its own).
 async fn proxy_hiding(arm_url: String, hidden: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_url = format!("http://{}", listener.local_addr().unwrap());
     let client = reqwest::Client::new();
+    let rewrite_to = own_url.clone();
     let handler = move |req: axum::http::Request<axum::body::Body>| {
-        let (client, arm_url, hidden) = (client.clone(), arm_url.clone(), hidden.clone());
+        let (client, arm_url, hidden, own) = (
+            client.clone(),
+            arm_url.clone(),
+            hidden.clone(),
+            rewrite_to.clone(),
+        );
         async move {
             let method = req.method().clone();
             let path_q = req
@@ -951,22 +998,25 @@ async fn proxy_hiding(arm_url: String, hidden: String) -> String {
                 }
             }
             let resp = forward.send().await.unwrap();
-            let status = resp.status();
-            let mut out = axum::http::Response::builder().status(status.as_u16());
+            let mut out = axum::http::Response::builder().status(resp.status().as_u16());
             for (k, v) in resp.headers() {
-                out = out.header(k, v);
+                if k == "content-length" {
+                    continue;
+                }
+                let text = v.to_str().unwrap_or_default().replace(&arm_url, &own);
+                out = out.header(k, text);
             }
-            out.body(axum::body::Body::from(resp.bytes().await.unwrap()))
+            let body =
+                String::from_utf8_lossy(&resp.bytes().await.unwrap()).replace(&arm_url, &own);
+            out.body(axum::body::Body::from(body))
                 .unwrap()
                 .into_response()
         }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, axum::Router::new().fallback(handler)).await;
     });
-    format!("http://{addr}")
+    own_url
 }
 
 #[tokio::test]
@@ -1022,11 +1072,12 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
     after.run_all(Crash::AfterEveryStep).await;
     let ends = after.ends();
     let (step, end) = ends.last().unwrap();
-    assert_eq!(step, "remove_role_assignments");
+    assert_eq!(step, "remove_role_assignments", "{end:?}");
     let summary = end.as_ref().unwrap();
+    // With a crash after every step, the re-run of the last step finds the assignments
+    // already gone, so its count says 0; the state below is what counts.
     assert!(
-        summary.contains("1 backup instance(s) deleted")
-            && summary.contains("7 role assignment(s) removed"),
+        summary.contains("1 backup instance(s) deleted"),
         "{summary}"
     );
 
@@ -1099,4 +1150,64 @@ async fn role_propagation_is_waited_for_without_sleeping() {
         .filter(|r| matches!(r.transition, Transition::Retrying { .. }))
         .count();
     assert!(retries > 0);
+}
+
+#[tokio::test]
+async fn the_first_backup_is_taken_and_its_recovery_point_awaited() {
+    let settings = OnboardingSettings {
+        first_backup: true,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "first_backup");
+    let summary = end.unwrap();
+    assert!(summary.contains("first recovery point"), "{summary}");
+    assert_eq!(sim.arm.snapshot().recovery_points.len(), 1);
+    let triggers = |sim: &Sim| {
+        sim.arm
+            .journal()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/backup") && r.status < 300)
+            .count()
+    };
+    assert_eq!(triggers(&sim), 1);
+
+    // A redelivered step finds the recovery point and triggers nothing more.
+    let again = sim.journal.records().len();
+    sim.deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    assert!(sim.journal.records().len() > again);
+    assert_eq!(triggers(&sim), 1);
+}
+
+#[tokio::test]
+async fn a_crash_right_after_the_backup_trigger_costs_at_most_one_extra_backup() {
+    // BackupInstances_AdhocBackup has no idempotency key: a crash between the POST and the
+    // publish of its outcome is only caught once the job is listed. The step still ends with
+    // the first recovery point, and the duplicate is bounded to one.
+    let settings = OnboardingSettings {
+        first_backup: true,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::AfterEveryStep).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "first_backup");
+    assert!(end.unwrap().contains("first recovery point"));
+    let triggers = sim
+        .arm
+        .journal()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/backup") && r.status < 300)
+        .count();
+    assert!((1..=2).contains(&triggers), "{triggers}");
 }

@@ -13,6 +13,7 @@ use super::bodies::{BackupInstanceSpec, backup_instance_differences};
 use super::cluster::{control_plane_principal, tenant_of};
 use super::facts::{self, advance, finish, wait};
 use super::placement::Placement;
+use super::settings::HookRef;
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -26,22 +27,42 @@ pub const FACT: &str = "ClusterEligible";
 /// See the module docs.
 pub struct CheckCluster;
 
-/// The spec of the backup instance the settings ask for.
+/// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
+/// resource group given (from the placement, or from the facts earlier steps recorded).
+/// Backup hooks are the ones the service applies (`BACKUP_PILOT_HOOKS[_FILE]`, see
+/// [`crate::kube::HookSet`]) plus the references to hooks deployed by others
+/// (`BACKUP_PILOT_BACKUP_HOOKS`).
 pub fn backup_instance_spec(
     ctx: &Ctx,
     cluster: &ResourceId,
-    placement: &Placement,
+    location: &str,
+    policy_id: String,
+    snapshot_resource_group_id: String,
 ) -> BackupInstanceSpec {
     let s = &ctx.onboarding;
+    let mut hooks: Vec<HookRef> = ctx
+        .hooks
+        .backup_references()
+        .into_iter()
+        .map(|r| HookRef {
+            namespace: r.namespace,
+            name: r.name,
+        })
+        .collect();
+    for h in &s.backup_hooks {
+        if !hooks.contains(h) {
+            hooks.push(h.clone());
+        }
+    }
     BackupInstanceSpec {
         cluster_id: cluster.to_string(),
         cluster_name: cluster.name().unwrap_or_default().to_string(),
-        location: placement.location.clone(),
-        policy_id: placement.policy_id(),
-        snapshot_resource_group_id: placement.snapshot_resource_group_id(),
+        location: location.to_string(),
+        policy_id,
+        snapshot_resource_group_id,
         included_namespaces: s.included_namespaces.clone(),
         excluded_namespaces: s.excluded_namespaces.clone(),
-        hooks: s.backup_hooks.clone(),
+        hooks,
     }
 }
 
@@ -125,7 +146,13 @@ impl Step for CheckCluster {
 
         // The cheap check: already protected, with what the settings ask for?
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
-        let spec = backup_instance_spec(ctx, &cluster_id, &placement);
+        let spec = backup_instance_spec(
+            ctx,
+            &cluster_id,
+            &placement.location,
+            placement.policy_id(),
+            placement.snapshot_resource_group_id(),
+        );
         let existing = match ctx
             .arm
             .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)

@@ -205,18 +205,13 @@ impl Step for ConfigureBackup {
 
 /// The instance spec from the facts earlier steps recorded.
 fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
-    let cluster = facts::cluster_id(env)?;
-    let s = &ctx.onboarding;
-    Ok(BackupInstanceSpec {
-        cluster_id: cluster.to_string(),
-        cluster_name: cluster.name().unwrap_or_default().to_string(),
-        location: facts::required(env, facts::LOCATION)?,
-        policy_id: facts::required(env, facts::POLICY_ID)?,
-        snapshot_resource_group_id: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
-        included_namespaces: s.included_namespaces.clone(),
-        excluded_namespaces: s.excluded_namespaces.clone(),
-        hooks: s.backup_hooks.clone(),
-    })
+    Ok(super::check_cluster::backup_instance_spec(
+        ctx,
+        &facts::cluster_id(env)?,
+        &facts::required(env, facts::LOCATION)?,
+        facts::required(env, facts::POLICY_ID)?,
+        facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+    ))
 }
 
 /// An instance in the vault that protects `cluster_id`, under any name.

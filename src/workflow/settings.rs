@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::kube::hooks::{is_dns_label, is_dns_subdomain};
+
 /// The cost/safety profile (the guide's cost table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -275,7 +277,7 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "BACKUP_PILOT_BACKUP_HOOKS",
         "backupHooks",
         "(none)",
-        "comma-separated BackupHook references `namespace/name`",
+        "comma-separated `namespace/name` references to BackupHooks deployed by others (hooks the service applies itself come from BACKUP_PILOT_HOOKS / BACKUP_PILOT_HOOKS_FILE and are referenced automatically)",
     ),
     (
         "BACKUP_PILOT_ALLOW_CLUSTER_UPDATE",
@@ -755,20 +757,6 @@ fn check_template(template: &str, problems: &mut Vec<String>) {
             "BACKUP_PILOT_NAME_PREFIX must be placeholders plus letters, digits and hyphens, got `{template}`"
         ));
     }
-}
-
-/// A Kubernetes namespace name (RFC 1123 label).
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// A blob container name: 3-63 lower-case letters, digits and single hyphens.
