@@ -1211,3 +1211,82 @@ async fn a_crash_right_after_the_backup_trigger_costs_at_most_one_extra_backup()
         .count();
     assert!((1..=2).contains(&triggers), "{triggers}");
 }
+
+#[tokio::test]
+async fn the_shared_layout_puts_a_fleet_in_one_vault_and_account_per_region() {
+    let settings = OnboardingSettings {
+        layout: backup_pilot::workflow::settings::Layout::SharedPerRegion,
+        container: None,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let a = seed(&sim, "fleet-a", two_d2_nodes());
+    let b = seed(&sim, "fleet-b", two_d2_nodes());
+    sim.deliver(&event(WRITE, &a, "evt-1", "corr-1")).await;
+    sim.deliver(&event(WRITE, &b, "evt-2", "corr-2")).await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert_eq!(ends.len(), 2);
+    assert!(
+        ends.iter()
+            .all(|(_, e)| e.as_ref().is_ok_and(|s| s.starts_with("protected:"))),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!((state.vaults.len(), state.storage_accounts.len()), (1, 1));
+    assert_eq!(state.backup_instances.len(), 2);
+    assert_eq!(state.blob_containers.len(), 2, "one container per cluster");
+    let snapshot_groups = state
+        .resource_groups
+        .iter()
+        .filter(|g| g.ends_with("-snapshots"))
+        .count();
+    assert_eq!(snapshot_groups, 2, "snapshot groups stay per cluster");
+    // Five grants per cluster, plus the vault's two on the shared account once.
+    assert_eq!(
+        state.role_assignments.len(),
+        12,
+        "{:#?}",
+        state.role_assignments
+    );
+}
+
+#[tokio::test]
+async fn the_az_cli_role_profile_grants_its_six_and_protects() {
+    let settings = OnboardingSettings {
+        role_profile: backup_pilot::workflow::settings::RoleProfileName::AzCli,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "narrow", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!(state.role_assignments.len(), 6);
+    let names: BTreeSet<_> = state
+        .role_assignments
+        .iter()
+        .filter_map(|a| a.role_name.clone())
+        .collect();
+    assert!(
+        names.contains("Disk Snapshot Contributor") && names.contains("Storage Blob Data Reader"),
+        "{names:?}"
+    );
+    assert!(
+        !state
+            .role_assignments
+            .iter()
+            .any(|a| a.scope.eq_ignore_ascii_case(&cluster)
+                && a.role_name.as_deref() == Some("Contributor"))
+    );
+}
