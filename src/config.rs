@@ -42,6 +42,8 @@ pub struct Config {
     pub time_scale: Option<(SystemTime, f64)>,
     /// Largest invocation request accepted from the host.
     pub max_request_bytes: usize,
+    /// Kubernetes side: credentials, server override, hooks.
+    pub kube: crate::kube::KubeSettings,
 }
 
 /// Every configuration problem found, one per line.
@@ -67,7 +69,7 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
         let port = parse_or(&get, PORT_VAR, 8080u16, &mut problems);
-        let credential = CredentialSource::from_env(&get).unwrap_or_else(|e| {
+        let credential = CredentialSource::from_env(get).unwrap_or_else(|e| {
             problems.push(e);
             CredentialSource::Developer
         });
@@ -167,6 +169,8 @@ impl Config {
             &mut problems,
         );
 
+        let kube = crate::kube::KubeSettings::from_lookup(&get, &mut problems);
+
         if problems.is_empty() {
             Ok(Self {
                 port,
@@ -178,6 +182,7 @@ impl Config {
                 retry,
                 time_scale,
                 max_request_bytes,
+                kube,
             })
         } else {
             Err(ConfigErrors(problems))

@@ -205,10 +205,10 @@ impl Envelope {
                 ));
             }
         }
-        if let Some(kind) = map.get("kind") {
-            if serde_json::from_value::<WorkflowKind>(kind.clone()).is_err() {
-                return Err(EnvelopeError::UnknownKind(kind.clone()));
-            }
+        if let Some(kind) = map.get("kind")
+            && serde_json::from_value::<WorkflowKind>(kind.clone()).is_err()
+        {
+            return Err(EnvelopeError::UnknownKind(kind.clone()));
         }
         serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }

@@ -8,14 +8,17 @@
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy and the journal.
 //! - [`workflow`]: the workflows and their steps.
+//! - [`kube`]: the Kubernetes side (cluster access, hook CRDs, extension health, restore
+//!   namespaces), with kube-rs.
 //! - [`bus`]: Service Bus publishing (REST, Entra or SAS).
 //! - [`auth`]: credentials and tokens.
 //! - [`config`], [`runtime`]: settings and wiring.
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
 //! - [`telemetry`]: logs and trace context.
-//! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint) for running and
-//!   testing without Azure.
+//! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
+//!   server) for running and testing without Azure.
+//! - [`package`]: staging the Functions app folder.
 //! - [`cli`]: the command line.
 
 pub mod arm;
@@ -28,7 +31,9 @@ pub mod engine;
 pub mod envelope;
 pub mod events;
 pub mod handler;
+pub mod kube;
 pub mod local;
+pub mod package;
 pub mod resource_id;
 pub mod runtime;
 pub mod telemetry;

@@ -55,14 +55,14 @@ impl ResourceId {
                     types: Vec::new(),
                 };
                 let mut next = it.next();
-                if let Some(seg) = next {
-                    if seg.eq_ignore_ascii_case("resourcegroups") {
-                        let rg = it
-                            .next()
-                            .ok_or_else(|| fail("the resource group name is missing"))?;
-                        id.resource_group = Some(rg.to_string());
-                        next = it.next();
-                    }
+                if let Some(seg) = next
+                    && seg.eq_ignore_ascii_case("resourcegroups")
+                {
+                    let rg = it
+                        .next()
+                        .ok_or_else(|| fail("the resource group name is missing"))?;
+                    id.resource_group = Some(rg.to_string());
+                    next = it.next();
                 }
                 if let Some(seg) = next {
                     if !seg.eq_ignore_ascii_case("providers") {
@@ -73,7 +73,7 @@ impl ResourceId {
                         .ok_or_else(|| fail("the provider namespace is missing"))?;
                     id.namespace = Some(ns.to_string());
                     let rest: Vec<&str> = it.collect();
-                    if rest.is_empty() || rest.len() % 2 != 0 {
+                    if rest.is_empty() || !rest.len().is_multiple_of(2) {
                         return Err(fail("resource types and names must alternate"));
                     }
                     id.types = rest

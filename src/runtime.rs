@@ -10,6 +10,8 @@ use crate::config::{Config, ServiceBusAuth};
 use crate::engine::journal::{Journal, MemoryJournal};
 use crate::engine::{Ctx, Engine, Registry};
 use crate::handler::AppState;
+use crate::kube::ClusterAccess;
+use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
@@ -38,6 +40,29 @@ pub fn publisher(config: &Config, http: reqwest::Client) -> anyhow::Result<Arc<d
     )))
 }
 
+/// Builds cluster access: kubeconfigs from ARM with the configured credential kind, Entra
+/// tokens for Entra-integrated clusters.
+///
+/// # Errors
+/// A credential that cannot be built.
+pub fn cluster_access(
+    config: &Config,
+    http: reqwest::Client,
+) -> anyhow::Result<Arc<dyn ClusterAccess>> {
+    let credential = config.credential.build()?;
+    let source = ArmKubeconfigSource::new(
+        http,
+        &config.arm_url,
+        credential.clone(),
+        config.kube.credentials,
+    );
+    Ok(Arc::new(KubeconfigAccess::new(
+        Arc::new(source),
+        Some(credential),
+        config.kube.server_override.clone(),
+    )))
+}
+
 /// Builds the handler state with the given steps.
 ///
 /// # Errors
@@ -50,12 +75,18 @@ pub fn state(
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
+    let hooks = config.kube.hooks.load()?;
+    for warning in hooks.warnings() {
+        tracing::warn!("{warning}");
+    }
     let ctx = Ctx {
         clock: clock(config),
-        publisher: publisher(config, http)?,
+        publisher: publisher(config, http.clone())?,
         journal,
         queues: config.queues.clone(),
         retry: config.retry,
+        kube: cluster_access(config, http)?,
+        hooks: Arc::new(hooks),
     };
     Ok(AppState {
         engine: Engine::new(ctx, registry),

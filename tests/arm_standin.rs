@@ -2181,3 +2181,83 @@ async fn the_journal_records_every_request_with_its_answer() {
     env.arm.clear_journal();
     assert!(env.arm.journal().is_empty());
 }
+
+/// The product's own kubeconfig path (ARM `listClusterUserCredential` → kube-rs client)
+/// reaches the Kubernetes stand-in through the ARM stand-in's kubeconfig, for a local-account
+/// cluster and an Entra cluster.
+#[tokio::test]
+async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm_kubeconfigs() {
+    use backup_pilot::kube::ClusterAccess;
+    use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+    use backup_pilot::local::credential::IssuerCredential;
+    use backup_pilot::local::kube_api::{KubeApiOptions, KubeApiServer, KubeconfigAuth};
+    use backup_pilot::resource_id::ResourceId;
+
+    let env = env().await;
+    let kube = KubeApiServer::with_options(
+        env.clock.clone(),
+        KubeApiOptions {
+            issuer: Some(env.arm.tokens().clone()),
+            ..KubeApiOptions::default()
+        },
+    );
+    let kube_url = kube.spawn().await.unwrap();
+    let local_yaml = kube.kubeconfig(&kube_url, "x", KubeconfigAuth::LocalAccount);
+    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&local_yaml).unwrap();
+    let kube_token = parsed["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.arm.set_kube_api_url(&kube_url);
+    env.arm
+        .add_cluster(
+            ClusterSeed::new(SUB, RG, "local", LOCATION).with_local_account_token(&kube_token),
+        )
+        .unwrap();
+    env.arm
+        .add_cluster(
+            ClusterSeed::new(SUB, RG, "entra", LOCATION).with_entra(Default::default(), true),
+        )
+        .unwrap();
+    let credential = Arc::new(IssuerCredential::new(env.arm.tokens().clone()));
+    let source = ArmKubeconfigSource::new(
+        reqwest::Client::new(),
+        &env.base,
+        credential.clone(),
+        CredentialKind::User,
+    );
+    let access =
+        backup_pilot::kube::KubeconfigAccess::new(Arc::new(source), Some(credential), None);
+    for cluster in ["local", "entra"] {
+        let id = ResourceId::parse(&cluster_id(cluster)).unwrap();
+        let client = access
+            .client(&id)
+            .await
+            .unwrap_or_else(|e| panic!("{cluster}: {e}"));
+        assert_eq!(client.server(), kube_url);
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(client.kube());
+        let list = namespaces
+            .list(&Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{cluster}: {e}"));
+        assert!(
+            list.items
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some("default")),
+            "{cluster}"
+        );
+    }
+    let posts: Vec<_> = env
+        .arm
+        .journal()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/listClusterUserCredential"))
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.status == 200 && r.request_body.is_none())
+    );
+}

@@ -115,6 +115,9 @@ pub enum StepError {
     /// No token.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// A Kubernetes call failed.
+    #[error(transparent)]
+    Kube(Box<crate::kube::KubeError>),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -131,12 +134,19 @@ pub enum StepError {
     },
 }
 
+impl From<crate::kube::KubeError> for StepError {
+    fn from(err: crate::kube::KubeError) -> Self {
+        Self::Kube(Box::new(err))
+    }
+}
+
 impl StepError {
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Bus(e) => e.is_transient(),
             Self::Auth(_) => true,
+            Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } => true,
             Self::Permanent { .. } => false,
         }
@@ -147,6 +157,7 @@ impl StepError {
         match self {
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::Kube(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -165,6 +176,27 @@ pub struct Ctx {
     pub queues: Queues,
     /// Step retry backoff.
     pub retry: RetryPolicy,
+    /// Kubernetes clients for clusters.
+    pub kube: Arc<dyn crate::kube::ClusterAccess>,
+    /// The hooks every onboarded cluster gets (validated at startup).
+    pub hooks: Arc<crate::kube::HookSet>,
+}
+
+impl Ctx {
+    /// A context with in-memory defaults around a clock and a publisher: a memory journal,
+    /// the default queues and backoff, no cluster access and no hooks. Callers replace what
+    /// they need with struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
+    pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
+        Self {
+            clock,
+            publisher,
+            journal: Arc::new(journal::MemoryJournal::default()),
+            queues: Queues::default(),
+            retry: RetryPolicy::default(),
+            kube: Arc::new(crate::kube::access::NoClusterAccess),
+            hooks: Arc::default(),
+        }
+    }
 }
 
 /// The queues the service uses.
@@ -391,17 +423,17 @@ impl Engine {
             }
             Action::RetryAfter { after, why } => {
                 let at = now + after;
-                if let Some(deadline) = env.step_deadline {
-                    if at > deadline {
-                        let waited = now - env.step_started_at;
-                        let reason = format!(
-                            "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
-                            env.step,
-                            env.attempt + 1,
-                            waited.whole_seconds()
-                        );
-                        return Ok(Transition::Failed { reason });
-                    }
+                if let Some(deadline) = env.step_deadline
+                    && at > deadline
+                {
+                    let waited = now - env.step_started_at;
+                    let reason = format!(
+                        "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
+                        env.step,
+                        env.attempt + 1,
+                        waited.whole_seconds()
+                    );
+                    return Ok(Transition::Failed { reason });
                 }
                 let mut again = env.retry();
                 again.payload = facts;
@@ -483,14 +515,12 @@ mod tests {
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let journal = Arc::new(MemoryJournal::default());
         let ctx = Ctx {
-            clock: clock.clone(),
-            publisher: publisher.clone(),
             journal: journal.clone(),
-            queues: Queues::default(),
             retry: RetryPolicy {
                 randomization: 0.0,
                 ..RetryPolicy::default()
             },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
         };
         let registry = Registry::default()
             .add(WorkflowKind::Onboard, Flaky)

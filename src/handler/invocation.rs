@@ -127,10 +127,8 @@ impl Invocation {
 
 fn decode_string_body(s: &str, declared_binary: bool) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    if declared_binary {
-        if let Ok(bytes) = b64.decode(s.trim()) {
-            return bytes;
-        }
+    if declared_binary && let Ok(bytes) = b64.decode(s.trim()) {
+        return bytes;
     }
     match serde_json::from_str::<Value>(s) {
         // Host code: the JSON text of the body string.

@@ -1,0 +1,296 @@
+//! Namespaces around a restore: make sure target namespaces exist before a restore (a restore
+//! into a missing namespace "completes" with nothing restored), count what a namespace holds
+//! after one, and delete scratch namespaces. Nothing here waits: [`namespace_gone`] is a check
+//! a step turns into a `RetryAfter`.
+
+use std::collections::BTreeMap;
+
+use futures::try_join;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use serde::{Deserialize, Serialize};
+
+use super::access::ClusterClient;
+use super::error::KubeError;
+use super::hooks::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+
+/// The label that marks namespaces the service created for drills and may delete.
+pub const SCRATCH_LABEL: &str = "backup-pilot.io/scratch";
+
+/// The config map every namespace gets from the cluster (not restored content).
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+
+/// A namespace a restore needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRequest {
+    /// Its name.
+    pub name: String,
+    /// Whether it is a scratch namespace (labelled so it can be deleted later).
+    pub scratch: bool,
+}
+
+impl NamespaceRequest {
+    /// A namespace that stays (a restore target, a hook namespace).
+    pub fn shared(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            scratch: false,
+        }
+    }
+
+    /// A scratch namespace for a drill, deletable with [`delete_scratch_namespace`].
+    pub fn scratch(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            scratch: true,
+        }
+    }
+}
+
+/// Where a requested namespace stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NamespaceState {
+    /// The service just created it.
+    Created,
+    /// It was already there.
+    Existed,
+    /// It is being deleted; a restore into it would fail. Retry once it is gone.
+    Terminating,
+}
+
+/// What a namespace holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceContents {
+    /// Deployments.
+    pub deployments: usize,
+    /// Deployments with all desired replicas available.
+    pub deployments_available: usize,
+    /// Pods.
+    pub pods: usize,
+    /// Pods that are Running and Ready.
+    pub pods_ready: usize,
+    /// Persistent volume claims.
+    pub pvcs: usize,
+    /// Claims that are Bound.
+    pub pvcs_bound: usize,
+    /// Services.
+    pub services: usize,
+    /// Config maps, not counting the cluster's `kube-root-ca.crt`.
+    pub config_maps: usize,
+}
+
+/// What [`delete_scratch_namespace`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Deletion started (or was already under way); check [`namespace_gone`] later.
+    Deleting,
+    /// The namespace does not exist.
+    Gone,
+}
+
+fn is_terminating(ns: &Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_some()
+        || ns
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Terminating")
+}
+
+/// Creates the namespaces that do not exist yet and reports each one's state. Safe to run
+/// twice or concurrently: a namespace created meanwhile counts as existing.
+///
+/// # Errors
+/// The API server's rejection.
+pub async fn ensure_namespaces(
+    cluster: &ClusterClient,
+    requests: &[NamespaceRequest],
+) -> Result<Vec<(String, NamespaceState)>, KubeError> {
+    let api: Api<Namespace> = Api::all(cluster.kube());
+    let mut states = Vec::with_capacity(requests.len());
+    for request in requests {
+        let name = &request.name;
+        let get = format!("read namespace {name}");
+        let state = match api
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster.error(&get, e))?
+        {
+            Some(ns) if is_terminating(&ns) => NamespaceState::Terminating,
+            Some(_) => NamespaceState::Existed,
+            None => {
+                let mut labels =
+                    BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())]);
+                if request.scratch {
+                    labels.insert(SCRATCH_LABEL.into(), "true".into());
+                }
+                let namespace = Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                };
+                let create = format!("create namespace {name}");
+                match api.create(&PostParams::default(), &namespace).await {
+                    Ok(_) => NamespaceState::Created,
+                    Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                        match api
+                            .get_opt(name)
+                            .await
+                            .map_err(|e| cluster.error(&get, e))?
+                        {
+                            Some(ns) if is_terminating(&ns) => NamespaceState::Terminating,
+                            _ => NamespaceState::Existed,
+                        }
+                    }
+                    Err(e) => return Err(cluster.error(&create, e)),
+                }
+            }
+        };
+        states.push((name.clone(), state));
+    }
+    Ok(states)
+}
+
+/// Counts what a namespace holds. A missing namespace holds nothing.
+///
+/// # Errors
+/// The API server's rejection.
+pub async fn count_namespace(
+    cluster: &ClusterClient,
+    namespace: &str,
+) -> Result<NamespaceContents, KubeError> {
+    let client = cluster.kube();
+    let all = ListParams::default();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let fail = |what: &str| {
+        let action = format!("list {what} in namespace {namespace}");
+        move |e| cluster.error(&action, e)
+    };
+    let (deployments, pods, pvcs, services, config_maps) = try_join!(
+        async { deployments.list(&all).await.map_err(fail("deployments")) },
+        async { pods.list(&all).await.map_err(fail("pods")) },
+        async {
+            pvcs.list(&all)
+                .await
+                .map_err(fail("persistent volume claims"))
+        },
+        async { services.list(&all).await.map_err(fail("services")) },
+        async { config_maps.list(&all).await.map_err(fail("config maps")) },
+    )?;
+    Ok(NamespaceContents {
+        deployments: deployments.items.len(),
+        deployments_available: deployments
+            .items
+            .iter()
+            .filter(|d| deployment_available(d))
+            .count(),
+        pods: pods.items.len(),
+        pods_ready: pods.items.iter().filter(|p| pod_ready(p)).count(),
+        pvcs: pvcs.items.len(),
+        pvcs_bound: pvcs
+            .items
+            .iter()
+            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+            .count(),
+        services: services.items.len(),
+        config_maps: config_maps
+            .items
+            .iter()
+            .filter(|c| c.metadata.name.as_deref() != Some(ROOT_CA_CONFIG_MAP))
+            .count(),
+    })
+}
+
+/// True when a pod is Running and its Ready condition is True.
+pub fn pod_ready(pod: &Pod) -> bool {
+    let Some(status) = &pod.status else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Running")
+        && status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+fn deployment_available(deployment: &Deployment) -> bool {
+    let desired = deployment.spec.replicas.unwrap_or(1);
+    let available = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    available >= desired
+}
+
+/// Starts deleting a scratch namespace. Refuses namespaces without [`SCRATCH_LABEL`], so a
+/// drill can never delete a real one. Safe to call again while the deletion runs.
+///
+/// # Errors
+/// [`KubeError::NotScratch`], or the API server's rejection.
+pub async fn delete_scratch_namespace(
+    cluster: &ClusterClient,
+    name: &str,
+) -> Result<Deletion, KubeError> {
+    let api: Api<Namespace> = Api::all(cluster.kube());
+    let get = format!("read namespace {name}");
+    let Some(ns) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| cluster.error(&get, e))?
+    else {
+        return Ok(Deletion::Gone);
+    };
+    let scratch = ns
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SCRATCH_LABEL))
+        .is_some_and(|v| v == "true");
+    if !scratch {
+        return Err(KubeError::NotScratch {
+            name: name.to_string(),
+            label: SCRATCH_LABEL,
+        });
+    }
+    if is_terminating(&ns) {
+        return Ok(Deletion::Deleting);
+    }
+    let delete = format!("delete namespace {name}");
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(Deletion::Deleting),
+        Err(e) => {
+            let err = cluster.error(&delete, e);
+            if err.is_not_found() {
+                Ok(Deletion::Gone)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Whether a namespace no longer exists. A step calls this and answers `RetryAfter` while it
+/// is false; nothing here sleeps.
+///
+/// # Errors
+/// The API server's rejection.
+pub async fn namespace_gone(cluster: &ClusterClient, name: &str) -> Result<bool, KubeError> {
+    let api: Api<Namespace> = Api::all(cluster.kube());
+    let get = format!("read namespace {name}");
+    Ok(api
+        .get_opt(name)
+        .await
+        .map_err(|e| cluster.error(&get, e))?
+        .is_none())
+}

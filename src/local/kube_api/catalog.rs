@@ -1,0 +1,281 @@
+//! What the stand-in serves: the built-in resource types the product reads or writes, the
+//! custom resource types installed from CRD manifests, and the discovery documents (`/api`,
+//! `/apis`, group and resource lists) that describe them.
+
+use serde_json::{Value, json};
+
+/// One served resource type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceType {
+    /// API group (`""` for core).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Plural resource name (the URL segment).
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names.
+    pub short_names: Vec<String>,
+    /// The OpenAPI v3 schema writes are checked against; `None` makes the type read-only.
+    pub schema: Option<Value>,
+    /// Whether `metadata.generation` tracks spec changes (custom resources).
+    pub tracks_generation: bool,
+}
+
+impl ResourceType {
+    /// `group/version`, or `version` for core.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `plural.group` (or `plural` for core), as NotFound messages say it.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// `Kind.group` (or `Kind`), as Invalid messages say it.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
+    /// `details` of a Status about one object.
+    pub fn details(&self, name: &str) -> Value {
+        if self.group.is_empty() {
+            json!({"name": name, "kind": self.plural})
+        } else {
+            json!({"name": name, "group": self.group, "kind": self.plural})
+        }
+    }
+
+    /// Whether writes are served.
+    pub fn writable(&self) -> bool {
+        self.schema.is_some()
+    }
+
+    fn verbs(&self) -> Vec<&'static str> {
+        if self.writable() {
+            vec!["create", "delete", "get", "list", "patch"]
+        } else {
+            vec!["get", "list"]
+        }
+    }
+
+    /// The `APIResource` entry of this type.
+    pub fn api_resource(&self) -> Value {
+        let mut entry = json!({
+            "name": self.plural,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": self.verbs(),
+        });
+        if !self.short_names.is_empty() {
+            entry["shortNames"] = json!(self.short_names);
+        }
+        entry
+    }
+
+    /// Reads a custom resource type from a CRD manifest (first served version).
+    pub fn from_crd(crd: &Value) -> Option<Self> {
+        let spec = crd.get("spec")?;
+        let names = spec.get("names")?;
+        let version = spec
+            .get("versions")?
+            .as_array()?
+            .iter()
+            .find(|v| v.get("served").and_then(Value::as_bool) == Some(true))?;
+        let kind = names.get("kind")?.as_str()?.to_string();
+        Some(Self {
+            group: spec.get("group")?.as_str()?.to_string(),
+            version: version.get("name")?.as_str()?.to_string(),
+            plural: names.get("plural")?.as_str()?.to_string(),
+            singular: names
+                .get("singular")
+                .and_then(Value::as_str)
+                .map_or_else(|| kind.to_ascii_lowercase(), str::to_string),
+            kind,
+            namespaced: spec.get("scope").and_then(Value::as_str) == Some("Namespaced"),
+            short_names: Vec::new(),
+            schema: version.pointer("/schema/openAPIV3Schema").cloned(),
+            tracks_generation: true,
+        })
+    }
+}
+
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    schema: Option<Value>,
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: kind.to_ascii_lowercase(),
+        kind: kind.into(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        schema,
+        tracks_generation: false,
+    }
+}
+
+/// The schema of the writable part of a Namespace.
+fn namespace_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "finalizers": {"type": "array", "items": {"type": "string"}}
+            }},
+            "status": {"type": "object", "properties": {
+                "phase": {"type": "string"},
+                "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            }}
+        }
+    })
+}
+
+/// The fields of `metadata` a client may send.
+pub fn metadata_schema() -> Value {
+    let strings = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "generateName": {"type": "string"},
+            "namespace": {"type": "string"},
+            "labels": strings,
+            "annotations": strings,
+            "finalizers": {"type": "array", "items": {"type": "string"}},
+            "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "uid": {"type": "string"},
+            "resourceVersion": {"type": "string"},
+            "generation": {"type": "integer"},
+            "creationTimestamp": {"type": "string", "nullable": true},
+            "deletionTimestamp": {"type": "string", "nullable": true},
+            "deletionGracePeriodSeconds": {"type": "integer"},
+            "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "selfLink": {"type": "string"}
+        }
+    })
+}
+
+/// The built-in types: the ones the product writes (namespaces) have a schema, the ones it
+/// only reads are read-only.
+pub fn builtins() -> Vec<ResourceType> {
+    vec![
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            Some(namespace_schema()),
+        ),
+        builtin("", "v1", "pods", "Pod", true, &["po"], None),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            None,
+        ),
+        builtin("", "v1", "services", "Service", true, &["svc"], None),
+        builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], None),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            None,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            None,
+        ),
+    ]
+}
+
+/// `GET /api`.
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]
+    })
+}
+
+/// `GET /api/v1` or `GET /apis/{group}/{version}`.
+pub fn resource_list(group_version: &str, types: &[&ResourceType]) -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": types.iter().map(|t| t.api_resource()).collect::<Vec<_>>(),
+    })
+}
+
+/// One `APIGroup`.
+pub fn api_group(name: &str, versions: &[String]) -> Value {
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": name,
+        "versions": entries,
+        "preferredVersion": entries.first().cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// `GET /version`.
+pub fn version_info() -> Value {
+    json!({
+        "major": "1",
+        "minor": "31",
+        "gitVersion": "v1.31.2",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.22.8",
+        "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}

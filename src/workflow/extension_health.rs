@@ -1,0 +1,46 @@
+//! Onboarding step `extension_health`: waits, as scheduled retries, until the backup
+//! extension's hook CRDs are established and its pods are Running and Ready. ARM reporting the
+//! extension install as "Succeeded" is not enough (pods may still be unschedulable).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::kube::health;
+
+/// The step that follows once the extension is healthy.
+pub const NEXT_STEP: &str = "assign_roles";
+/// The fact it publishes.
+pub const FACT: &str = "ExtensionReady";
+/// Longest wait between two looks.
+pub const MAX_POLL: Duration = Duration::from_secs(60);
+
+/// Holds onboarding until the extension is usable.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExtensionHealth;
+
+#[async_trait]
+impl Step for ExtensionHealth {
+    fn name(&self) -> &'static str {
+        "extension_health"
+    }
+
+    fn timeout(&self) -> Duration {
+        // The guide budgets 5-10 minutes for the install; leave room for slow pulls.
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let cluster = super::cluster_id(env)?;
+        let client = ctx.kube.client(&cluster).await?;
+        let health = health::check(&client).await?;
+        if health.is_ready() {
+            Ok(Outcome::next(NEXT_STEP, FACT).with("extensionPodsReady", health.pods.len()))
+        } else {
+            let after = ctx.retry.delay(env.attempt).min(MAX_POLL);
+            Ok(Outcome::retry_after(after, health.reason()))
+        }
+    }
+}
