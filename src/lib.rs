@@ -17,7 +17,7 @@
 //! - [`resource_id`]: ARM ids.
 //! - [`telemetry`]: logs and trace context.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
-//!   server) for running and testing without Azure.
+//!   server, Azure Resource Manager) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
 //! - [`cli`]: the command line.
 

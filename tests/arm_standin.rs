@@ -1342,6 +1342,22 @@ async fn the_extension_install_fails_on_a_single_small_node_and_succeeds_after_s
         installed.raw
     );
     assert!(installed.body["properties"]["aksAssignedIdentity"]["principalId"].is_string());
+    let listed = env
+        .call(
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.KubernetesConfiguration/extensions",
+                cluster_id("small")
+            ),
+            versions::EXTENSIONS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["value"][0]["properties"]["provisioningState"], "Succeeded",
+        "{}",
+        listed.raw
+    );
     let unknown = env
         .poll(
             &status_url.replace(
