@@ -2277,3 +2277,61 @@ async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm
             .all(|r| r.status == 200 && r.request_body.is_none())
     );
 }
+
+/// In compressed time (a scaled clock), the guide's 5-10 minute extension install completes
+/// in well under a second of real time while a client polls `Azure-AsyncOperation`.
+#[tokio::test]
+async fn on_a_scaled_clock_operations_finish_in_compressed_real_time() {
+    let clock = Arc::new(
+        backup_pilot::clock::ScaledClock::new(std::time::SystemTime::now(), 1200.0).unwrap(),
+    );
+    let (base, arm) = ArmStandIn::builder()
+        .clock(clock)
+        .build()
+        .spawn()
+        .await
+        .unwrap();
+    arm.add_subscription(SUB).unwrap();
+    arm.register_provider_now(SUB, "Microsoft.KubernetesConfiguration")
+        .unwrap();
+    arm.add_cluster(ClusterSeed::new(SUB, RG, "aks", LOCATION))
+        .unwrap();
+    let http = reqwest::Client::new();
+    let token = arm.arm_token();
+    let url = format!(
+        "{base}{}?api-version={}",
+        extension_id("aks"),
+        versions::EXTENSIONS
+    );
+    let created = http
+        .put(&url)
+        .bearer_auth(&token)
+        .json(&backup_extension())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let status_url = created.headers()["Azure-AsyncOperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let final_status = loop {
+        let status: Value = http
+            .get(&status_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let word = status["status"].as_str().unwrap_or_default().to_string();
+        if word != "Creating" || std::time::Instant::now() > deadline {
+            break word;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(final_status, "Succeeded");
+    arm.shutdown();
+}

@@ -129,6 +129,13 @@ pub fn put_extension(
             ),
         ));
     }
+    super::super::validate::check_provisioning_state(
+        body.provisioning_state.as_deref(),
+        world
+            .extensions
+            .get(&k)
+            .map(|e| e.provisioning_state.as_str()),
+    )?;
     let status = match world.extensions.get(&k) {
         Some(existing) => {
             let in_flight = matches!(
