@@ -341,7 +341,7 @@ fn backup_extension() -> Value {
             "configuration.backupStorageLocation.config.resourceGroup": RG,
             "configuration.backupStorageLocation.config.subscriptionId": SUB,
             "configuration.backupStorageLocation.config.useAAD": "true",
-            "credentials.tenantId": "72f988bf-0000-4000-8000-00000000a2b0"
+            "credentials.tenantId": "5f1e3a7c-0000-4000-8000-00000000a2b0"
         }
     }})
 }

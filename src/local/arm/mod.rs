@@ -67,7 +67,7 @@ use state::World;
 /// Default Kubernetes API URL in kubeconfigs until one is configured.
 pub const DEFAULT_KUBE_API_URL: &str = "https://kube-api.stand-in.invalid:443";
 /// Default tenant id.
-pub const DEFAULT_TENANT_ID: &str = "72f988bf-0000-4000-8000-00000000a2b0";
+pub const DEFAULT_TENANT_ID: &str = "5f1e3a7c-0000-4000-8000-00000000a2b0";
 /// Default object id of the caller (recorded as `createdBy`).
 pub const DEFAULT_CALLER_OBJECT_ID: &str = "0c0ffee0-0000-4000-8000-000000000001";
 
