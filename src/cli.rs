@@ -71,7 +71,11 @@ pub struct LocalArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the async runtime: the OTLP exporters run on their own threads.
-    let _telemetry = crate::telemetry::init(&crate::telemetry::TelemetrySettings::from_env());
+    let settings = crate::telemetry::TelemetrySettings {
+        split_console_by_level: matches!(cli.command, Command::Serve),
+        ..crate::telemetry::TelemetrySettings::from_env()
+    };
+    let _telemetry = crate::telemetry::init(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

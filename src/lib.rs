@@ -18,7 +18,7 @@
 //! - [`telemetry`]: logs, traces, metrics and trace context across messages.
 //! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
-//!   server) for running and testing without Azure.
+//!   server, Azure Resource Manager) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
 //! - [`cli`]: the command line.
 

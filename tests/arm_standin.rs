@@ -341,7 +341,7 @@ fn backup_extension() -> Value {
             "configuration.backupStorageLocation.config.resourceGroup": RG,
             "configuration.backupStorageLocation.config.subscriptionId": SUB,
             "configuration.backupStorageLocation.config.useAAD": "true",
-            "credentials.tenantId": "72f988bf-0000-4000-8000-00000000a2b0"
+            "credentials.tenantId": "5f1e3a7c-0000-4000-8000-00000000a2b0"
         }
     }})
 }
@@ -1342,6 +1342,22 @@ async fn the_extension_install_fails_on_a_single_small_node_and_succeeds_after_s
         installed.raw
     );
     assert!(installed.body["properties"]["aksAssignedIdentity"]["principalId"].is_string());
+    let listed = env
+        .call(
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.KubernetesConfiguration/extensions",
+                cluster_id("small")
+            ),
+            versions::EXTENSIONS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["value"][0]["properties"]["provisioningState"], "Succeeded",
+        "{}",
+        listed.raw
+    );
     let unknown = env
         .poll(
             &status_url.replace(
@@ -2180,4 +2196,142 @@ async fn the_journal_records_every_request_with_its_answer() {
     );
     env.arm.clear_journal();
     assert!(env.arm.journal().is_empty());
+}
+
+/// The product's own kubeconfig path (ARM `listClusterUserCredential` → kube-rs client)
+/// reaches the Kubernetes stand-in through the ARM stand-in's kubeconfig, for a local-account
+/// cluster and an Entra cluster.
+#[tokio::test]
+async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm_kubeconfigs() {
+    use backup_pilot::kube::ClusterAccess;
+    use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+    use backup_pilot::local::credential::IssuerCredential;
+    use backup_pilot::local::kube_api::{KubeApiOptions, KubeApiServer, KubeconfigAuth};
+    use backup_pilot::resource_id::ResourceId;
+
+    let env = env().await;
+    let kube = KubeApiServer::with_options(
+        env.clock.clone(),
+        KubeApiOptions {
+            issuer: Some(env.arm.tokens().clone()),
+            ..KubeApiOptions::default()
+        },
+    );
+    let kube_url = kube.spawn().await.unwrap();
+    let local_yaml = kube.kubeconfig(&kube_url, "x", KubeconfigAuth::LocalAccount);
+    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&local_yaml).unwrap();
+    let kube_token = parsed["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.arm.set_kube_api_url(&kube_url);
+    env.arm
+        .add_cluster(
+            ClusterSeed::new(SUB, RG, "local", LOCATION).with_local_account_token(&kube_token),
+        )
+        .unwrap();
+    env.arm
+        .add_cluster(
+            ClusterSeed::new(SUB, RG, "entra", LOCATION).with_entra(Default::default(), true),
+        )
+        .unwrap();
+    let credential = Arc::new(IssuerCredential::new(env.arm.tokens().clone()));
+    let source = ArmKubeconfigSource::new(
+        reqwest::Client::new(),
+        &env.base,
+        credential.clone(),
+        CredentialKind::User,
+    );
+    let access =
+        backup_pilot::kube::KubeconfigAccess::new(Arc::new(source), Some(credential), None);
+    for cluster in ["local", "entra"] {
+        let id = ResourceId::parse(&cluster_id(cluster)).unwrap();
+        let client = access
+            .client(&id)
+            .await
+            .unwrap_or_else(|e| panic!("{cluster}: {e}"));
+        assert_eq!(client.server(), kube_url);
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(client.kube());
+        let list = namespaces
+            .list(&Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{cluster}: {e}"));
+        assert!(
+            list.items
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some("default")),
+            "{cluster}"
+        );
+    }
+    let posts: Vec<_> = env
+        .arm
+        .journal()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/listClusterUserCredential"))
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.status == 200 && r.request_body.is_none())
+    );
+}
+
+/// In compressed time (a scaled clock), the guide's 5-10 minute extension install completes
+/// in well under a second of real time while a client polls `Azure-AsyncOperation`.
+#[tokio::test]
+async fn on_a_scaled_clock_operations_finish_in_compressed_real_time() {
+    let clock = Arc::new(
+        backup_pilot::clock::ScaledClock::new(std::time::SystemTime::now(), 1200.0).unwrap(),
+    );
+    let (base, arm) = ArmStandIn::builder()
+        .clock(clock)
+        .build()
+        .spawn()
+        .await
+        .unwrap();
+    arm.add_subscription(SUB).unwrap();
+    arm.register_provider_now(SUB, "Microsoft.KubernetesConfiguration")
+        .unwrap();
+    arm.add_cluster(ClusterSeed::new(SUB, RG, "aks", LOCATION))
+        .unwrap();
+    let http = reqwest::Client::new();
+    let token = arm.arm_token();
+    let url = format!(
+        "{base}{}?api-version={}",
+        extension_id("aks"),
+        versions::EXTENSIONS
+    );
+    let created = http
+        .put(&url)
+        .bearer_auth(&token)
+        .json(&backup_extension())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let status_url = created.headers()["Azure-AsyncOperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let final_status = loop {
+        let status: Value = http
+            .get(&status_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let word = status["status"].as_str().unwrap_or_default().to_string();
+        if word != "Creating" || std::time::Instant::now() > deadline {
+            break word;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(final_status, "Succeeded");
+    arm.shutdown();
 }

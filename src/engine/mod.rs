@@ -547,7 +547,7 @@ impl Engine {
         msg.label = Some(env.fact.clone());
         propagation::stamp(&mut msg.properties, &env.trace);
         msg.properties
-            .insert("workflowKind".into(), env.kind.as_str().into());
+            .insert("workflow-kind".into(), env.kind.as_str().into());
         msg.properties.insert("step".into(), env.step.clone());
         let result = self.ctx.publisher.send(msg).instrument(span.clone()).await;
         spans::record_send(&span, &result);

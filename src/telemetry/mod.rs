@@ -56,6 +56,10 @@ pub struct TelemetrySettings {
     pub export_metrics: bool,
     /// `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
     pub log_filter: String,
+    /// Info and debug lines to stdout, warnings and errors to stderr. For `serve`: the
+    /// Functions host logs a custom handler's stderr lines as errors and stdout as information.
+    /// Other commands log everything to stderr, keeping stdout for their output.
+    pub split_console_by_level: bool,
 }
 
 impl TelemetrySettings {
@@ -81,6 +85,7 @@ impl TelemetrySettings {
             export_metrics: (endpoint || get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some())
                 && !off("OTEL_METRICS_EXPORTER"),
             log_filter: get("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
+            split_console_by_level: false,
         }
     }
 }
@@ -123,7 +128,7 @@ impl Drop for TelemetryGuard {
 /// second call installs nothing and returns an empty guard. Export problems are logged as
 /// warnings and never stop the service.
 pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
-    let console = console_layer(&settings.log_filter);
+    let console = console_layer(&settings.log_filter, settings.split_console_by_level);
     if settings.sdk_disabled {
         let _ = tracing_subscriber::registry().with(console).try_init();
         return TelemetryGuard::default();
@@ -208,13 +213,23 @@ pub fn capture_spans(exporter: impl SpanExporter + 'static) -> (Dispatch, SdkTra
     (dispatch, provider)
 }
 
-fn console_layer<S>(filter: &str) -> impl tracing_subscriber::Layer<S>
+fn console_layer<S>(filter: &str, split_by_level: bool) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let writer = if split_by_level {
+        BoxMakeWriter::new(
+            std::io::stderr
+                .with_max_level(Level::WARN)
+                .or_else(std::io::stdout),
+        )
+    } else {
+        BoxMakeWriter::new(std::io::stderr)
+    };
     tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
         .fmt_fields(ReadableFields)
         .with_filter(filter)

@@ -67,12 +67,11 @@ use state::World;
 /// Default Kubernetes API URL in kubeconfigs until one is configured.
 pub const DEFAULT_KUBE_API_URL: &str = "https://kube-api.stand-in.invalid:443";
 /// Default tenant id.
-pub const DEFAULT_TENANT_ID: &str = "72f988bf-0000-4000-8000-00000000a2b0";
+pub const DEFAULT_TENANT_ID: &str = "5f1e3a7c-0000-4000-8000-00000000a2b0";
 /// Default object id of the caller (recorded as `createdBy`).
 pub const DEFAULT_CALLER_OBJECT_ID: &str = "0c0ffee0-0000-4000-8000-000000000001";
 
 /// Builds an [`ArmStandIn`].
-#[derive(Debug)]
 pub struct ArmStandInBuilder {
     clock: Arc<dyn Clock>,
     tokens: TokenIssuer,
@@ -85,9 +84,13 @@ pub struct ArmStandInBuilder {
     faults: FaultKnobs,
 }
 
-impl std::fmt::Debug for dyn Clock {
+impl std::fmt::Debug for ArmStandInBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock({})", self.now())
+        f.debug_struct("ArmStandInBuilder")
+            .field("kube_api_url", &self.kube_api_url)
+            .field("tenant_id", &self.tenant_id)
+            .field("timings", &self.timings)
+            .finish_non_exhaustive()
     }
 }
 

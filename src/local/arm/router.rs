@@ -392,7 +392,7 @@ impl Route {
                     "{m} managedClusters/{what}"
                 )));
             }
-            (Extensions(_), "GET") => return Err(ArmError::not_implemented("Extensions_List")),
+            (Extensions(_), "GET") => Some("Extensions_List"),
             (Extension(..), "GET") => Some("Extensions_Get"),
             (Extension(..), "PUT") => Some("Extensions_Create"),
             (Extension(..), "DELETE") => Some("Extensions_Delete"),

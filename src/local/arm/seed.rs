@@ -95,6 +95,9 @@ pub struct ClusterSeed {
     pub disable_local_accounts: bool,
     /// Kubernetes API URL for this cluster's kubeconfig (else the stand-in's default).
     pub kube_api_url: Option<String>,
+    /// The static token of local-account kubeconfigs (else a random one); set it to what the
+    /// Kubernetes stand-in accepts.
+    pub local_account_token: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -121,6 +124,7 @@ impl ClusterSeed {
             entra: None,
             disable_local_accounts: false,
             kube_api_url: None,
+            local_account_token: None,
             tags: BTreeMap::new(),
         }
     }
@@ -152,6 +156,13 @@ impl ClusterSeed {
     pub fn with_entra(mut self, entra: EntraSeed, disable_local_accounts: bool) -> Self {
         self.entra = Some(entra);
         self.disable_local_accounts = disable_local_accounts;
+        self
+    }
+
+    /// The static token local-account kubeconfigs carry.
+    #[must_use]
+    pub fn with_local_account_token(mut self, token: &str) -> Self {
+        self.local_account_token = Some(token.into());
         self
     }
 
@@ -331,8 +342,11 @@ impl ArmHandle {
         );
         let cluster = world
             .clusters
-            .get(&k)
+            .get_mut(&k)
             .ok_or_else(|| fail("the cluster vanished while seeding".into()))?;
+        if let Some(token) = seed.local_account_token {
+            cluster.local_user_token = token;
+        }
         Ok(SeededCluster {
             id: cluster.id.clone(),
             principal_id: cluster.principal_id.clone(),

@@ -212,10 +212,13 @@ pub fn render_cluster(world: &World, c: &ClusterRecord) -> Value {
             Value::Object(profile)
         })
         .collect();
+    let suffix = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key(&c.id).as_bytes())
+        .simple()
+        .to_string();
     let fqdn = format!(
         "{}-{}.hcp.{}.azmk8s.io",
         c.dns_prefix,
-        &c.local_user_token[..8],
+        &suffix[..8],
         c.location
     );
     for (k, v) in [

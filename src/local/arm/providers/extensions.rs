@@ -1,6 +1,6 @@
 //! Microsoft.KubernetesConfiguration 2023-05-01 extensions on AKS clusters: create (LRO,
 //! `final-state-via: azure-async-operation`, with `x-ms-async-operation-timeout: PT48H`),
-//! get, delete, operation status. Installation takes the guide's 5-10 min and fails with
+//! get, list, delete, operation status. Installation takes the guide's 5-10 min and fails with
 //! Helm's `timed out waiting for the condition` when the cluster's nodes cannot fit the
 //! extension's pods; a successful install yields `aksAssignedIdentity.principalId`, a new
 //! identity that replicates like any other.
@@ -129,6 +129,13 @@ pub fn put_extension(
             ),
         ));
     }
+    super::super::validate::check_provisioning_state(
+        body.provisioning_state.as_deref(),
+        world
+            .extensions
+            .get(&k)
+            .map(|e| e.provisioning_state.as_str()),
+    )?;
     let status = match world.extensions.get(&k) {
         Some(existing) => {
             let in_flight = matches!(
@@ -252,6 +259,20 @@ fn finish_install(
         }
         world.operations.fail(op_id, at, error);
     }
+}
+
+/// `Extensions_List`.
+pub fn list_extensions(world: &World, path: &ClusterPath) -> HandlerResult {
+    require_cluster(world, path)?;
+    let cluster_key = key(&cluster_id(&path.group.sub, &path.group.rg, &path.cluster));
+    Ok(super::list_answer(
+        world
+            .extensions
+            .values()
+            .filter(|e| e.cluster_key == cluster_key)
+            .map(|e| render(world, e))
+            .collect(),
+    ))
 }
 
 /// `Extensions_Get`.

@@ -112,6 +112,7 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
             container_service::operation_result(world, sub, location, id, ctx)
         }
 
+        (R::Extensions(c), _) => extensions::list_extensions(world, c),
         (R::Extension(c, e), "GET") => extensions::get_extension(world, c, e),
         (R::Extension(c, e), "PUT") => extensions::put_extension(world, c, e, ctx),
         (R::Extension(c, e), "DELETE") => extensions::delete_extension(world, c, e, ctx),

@@ -11,7 +11,7 @@ use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::GroupPath;
 use super::super::state::{AccountRecord, ContainerRecord, World, account_id, key};
 use super::super::timings::span;
-use super::super::validate::{names, storage as validate};
+use super::super::validate::{check_provisioning_state, names, storage as validate};
 use super::{Ctx, same_location, tags_json};
 
 fn typed(account: &str) -> String {
@@ -138,6 +138,11 @@ pub fn put_account(
             format!("The storage account named {account} is already taken."),
         ));
     }
+    let current = world
+        .accounts
+        .get(&k)
+        .map(|a| if a.ready { "Succeeded" } else { "Creating" });
+    check_provisioning_state(body.provisioning_state.as_deref(), current)?;
     if let Some(existing) = world.accounts.get_mut(&k) {
         if !same_location(&existing.location, &body.location) {
             return Err(ArmError::new(

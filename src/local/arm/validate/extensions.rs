@@ -68,6 +68,8 @@ pub struct ExtensionBody {
     pub configuration_settings: BTreeMap<String, String>,
     /// `configurationProtectedSettings`.
     pub protected_settings: BTreeMap<String, String>,
+    /// Echoed `provisioningState`.
+    pub provisioning_state: Option<String>,
 }
 
 /// Validates an extension body.
@@ -141,6 +143,7 @@ pub fn extension_body(body: Option<&Value>) -> Result<ExtensionBody, ArmError> {
         .unwrap_or_default();
     backup_configuration(&configuration_settings)?;
     Ok(ExtensionBody {
+        provisioning_state: props.opt_str("provisioningState")?.map(str::to_string),
         extension_type: extension_type.to_string(),
         auto_upgrade_minor_version: auto_upgrade,
         release_train,

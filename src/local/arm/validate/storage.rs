@@ -49,6 +49,8 @@ pub struct AccountBody {
     pub allow_shared_key_access: Option<bool>,
     /// Writable `properties` as sent.
     pub properties: Map<String, Value>,
+    /// Echoed `properties.provisioningState`.
+    pub provisioning_state: Option<String>,
 }
 
 /// Validates a storage account create body.
@@ -81,8 +83,10 @@ pub fn account_body(body: Option<&Value>) -> Result<AccountBody, ArmError> {
     let mut properties = Map::new();
     let mut allow_blob_public_access = None;
     let mut allow_shared_key_access = None;
+    let mut provisioning_state = None;
     if let Some(props) = obj.opt_obj("properties")? {
         let p = Obj::new(props, "properties");
+        provisioning_state = p.opt_str("provisioningState")?.map(str::to_string);
         for (key, allowed) in [
             ("accessTier", &["Hot", "Cool", "Premium"][..]),
             ("minimumTlsVersion", &["TLS1_0", "TLS1_1", "TLS1_2"][..]),
@@ -136,6 +140,7 @@ pub fn account_body(body: Option<&Value>) -> Result<AccountBody, ArmError> {
         allow_blob_public_access,
         allow_shared_key_access,
         properties,
+        provisioning_state,
     })
 }
 
