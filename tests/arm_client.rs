@@ -298,3 +298,31 @@ async fn the_token_is_never_sent_to_another_host() {
     assert!(matches!(err, ArmError::UntrustedPollingUrl { .. }), "{err}");
     assert!(script.seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_nearly_spent_write_quota_holds_back_further_writes() {
+    let (script, base) = start(vec![
+        (
+            200,
+            vec![("x-ms-ratelimit-remaining-subscription-writes", "3".into())],
+            json!({"ok": 1}),
+        ),
+        (200, vec![], json!({"ok": 2})),
+    ])
+    .await;
+    let arm = client(&base);
+    arm.put("/subscriptions/s/a", "v", &json!({}))
+        .await
+        .unwrap();
+    let held = arm
+        .put("/subscriptions/s/b", "v", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(held.code(), Some("HeldBack"));
+    assert!(held.is_transient());
+    let wait = held.retry_after().unwrap();
+    assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+    // Reads still go out.
+    assert_eq!(arm.get("/subscriptions/s/c", "v").await.unwrap()["ok"], 2);
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+}

@@ -958,20 +958,24 @@ async fn opted_out_and_out_of_scope_clusters_are_left_alone() {
     );
 }
 
-/// The stand-in has no `ManagedClusters_Delete`; the deletion is simulated by a reverse proxy
-/// in front of it that answers the deleted cluster's GET with ARM's 404 (and, as a reverse
-/// proxy does, rewrites the stand-in's own URLs in polling headers and bodies to its own).
-async fn proxy_hiding(arm_url: String, hidden: String) -> String {
+/// An answer the overlay gives instead of the stand-in: status and JSON body.
+type Override = Arc<dyn Fn(&axum::http::Method, &str) -> Option<(u16, Value)> + Send + Sync>;
+
+/// A reverse proxy in front of the stand-in for the few ARM operations it does not serve
+/// (`ManagedClusters_Delete`, `ManagedClusters_ListKubernetesVersions`): `answer` may answer a
+/// request itself; everything else goes to the stand-in, and the stand-in's own URLs in
+/// polling headers and bodies are rewritten to the proxy's, as a reverse proxy does.
+async fn overlay(arm_url: String, answer: Override) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let own_url = format!("http://{}", listener.local_addr().unwrap());
     let client = reqwest::Client::new();
     let rewrite_to = own_url.clone();
     let handler = move |req: axum::http::Request<axum::body::Body>| {
-        let (client, arm_url, hidden, own) = (
+        let (client, arm_url, own, answer) = (
             client.clone(),
             arm_url.clone(),
-            hidden.clone(),
             rewrite_to.clone(),
+            answer.clone(),
         );
         async move {
             let method = req.method().clone();
@@ -980,10 +984,9 @@ async fn proxy_hiding(arm_url: String, hidden: String) -> String {
                 .path_and_query()
                 .map(|p| p.to_string())
                 .unwrap_or_default();
-            let path = req.uri().path().to_string();
-            if method == axum::http::Method::GET && path.eq_ignore_ascii_case(&hidden) {
-                let body = json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource '{hidden}' was not found.")}});
-                return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+            if let Some((status, body)) = answer(&method, req.uri().path()) {
+                let status = axum::http::StatusCode::from_u16(status).unwrap();
+                return (status, axum::Json(body)).into_response();
             }
             let headers = req.headers().clone();
             let bytes = axum::body::to_bytes(req.into_body(), 1 << 22)
@@ -1017,6 +1020,15 @@ async fn proxy_hiding(arm_url: String, hidden: String) -> String {
         let _ = axum::serve(listener, axum::Router::new().fallback(handler)).await;
     });
     own_url
+}
+
+/// The cluster is gone: ARM's 404 for its GET.
+fn deleted(cluster: String) -> Override {
+    Arc::new(move |method, path| {
+        (method == axum::http::Method::GET && path.eq_ignore_ascii_case(&cluster)).then(|| {
+            (404, json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource '{cluster}' was not found.")}}))
+        })
+    })
 }
 
 #[tokio::test]
@@ -1058,7 +1070,7 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
         .status();
     assert_eq!(status, 201);
 
-    let proxy = proxy_hiding(sim.arm_url.clone(), cluster.clone()).await;
+    let proxy = overlay(sim.arm_url.clone(), deleted(cluster.clone())).await;
     let after = sim_on(
         settings,
         sim.clock.clone(),
@@ -1288,5 +1300,43 @@ async fn the_az_cli_role_profile_grants_its_six_and_protects() {
             .iter()
             .any(|a| a.scope.eq_ignore_ascii_case(&cluster)
                 && a.role_name.as_deref() == Some("Contributor"))
+    );
+}
+
+#[tokio::test]
+async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
+    let sim = sim(poc()).await;
+    let mut seeded = ClusterSeed::new(SUB, RG, "old", LOCATION);
+    seeded.kubernetes_version = "1.29.9".into();
+    sim.arm.add_cluster(seeded).unwrap();
+    // ManagedClusters_ListKubernetesVersions (2024-01-01), shaped as the spec's
+    // KubernetesVersionListResult: 1.29 is offered on the LTS plan only.
+    let versions: Override = Arc::new(|method, path| {
+        (method == axum::http::Method::GET && path.to_ascii_lowercase().ends_with("/kubernetesversions")).then(|| {
+            (200, json!({"values": [
+                {"version": "1.29", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.29.9": {"upgrades": ["1.30.5"]}}},
+                {"version": "1.30", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.30.5": {"upgrades": ["1.31.2"]}}},
+                {"version": "1.31", "capabilities": {"supportPlan": ["KubernetesOfficial", "AKSLongTermSupport"]}, "patchVersions": {"1.31.2": {"upgrades": []}}},
+            ]}))
+        })
+    });
+    let proxy = overlay(sim.arm_url.clone(), versions).await;
+    let through = sim_on(
+        poc(),
+        sim.clock.clone(),
+        sim.arm.clone(),
+        sim.arm_url.clone(),
+        proxy,
+    );
+    through
+        .deliver(&event(WRITE, &cluster_id("old"), "evt-1", "corr-1"))
+        .await;
+    through.run_all(Crash::Never).await;
+    let (step, end) = through.ends().pop().unwrap();
+    assert_eq!(step, "ensure_cluster_prerequisites");
+    let reason = end.unwrap_err();
+    assert!(
+        reason.contains("LTS-only") && reason.contains("upgrade to one of 1.31"),
+        "{reason}"
     );
 }
