@@ -321,7 +321,10 @@ async fn a_nearly_spent_write_quota_holds_back_further_writes() {
     assert_eq!(held.code(), Some("HeldBack"));
     assert!(held.is_transient());
     let wait = held.retry_after().unwrap();
-    assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
     // Reads still go out.
     assert_eq!(arm.get("/subscriptions/s/c", "v").await.unwrap()["ok"], 2);
     assert_eq!(script.seen.lock().unwrap().len(), 2);

@@ -25,8 +25,11 @@ pub struct FirstBackup;
 fn protected_summary(ctx: &Ctx, bi: &str) -> String {
     let s = &ctx.onboarding;
     format!(
-        "protected: {bi} is ProtectionConfigured; daily backup at {:02}:{:02} UTC, kept {} days",
-        s.backup_time.0, s.backup_time.1, s.retention_days
+        "protected: {bi} is ProtectionConfigured; daily backup at {:02}:{:02} UTC, kept {} day{}",
+        s.backup_time.0,
+        s.backup_time.1,
+        s.retention_days,
+        if s.retention_days == 1 { "" } else { "s" }
     )
 }
 
