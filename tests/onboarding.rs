@@ -1340,3 +1340,59 @@ async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_instance_made_by_hand_is_adopted_not_duplicated() {
+    let sim = sim_with(poc(), Timings::instant()).await;
+    let cluster = seed(&sim, "manual", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    let paused = sim
+        .run(Crash::Never, |env| env.step == "configure_backup")
+        .await
+        .expect("the workflow reaches configure_backup");
+
+    // Someone protects the cluster by hand under another name, with the same policy.
+    let p = sim.placement(&cluster);
+    let spec = backup_pilot::workflow::bodies::BackupInstanceSpec {
+        cluster_id: cluster.clone(),
+        cluster_name: "manual".into(),
+        location: LOCATION.into(),
+        policy_id: p.policy_id(),
+        snapshot_resource_group_id: p.snapshot_resource_group_id(),
+        included_namespaces: vec![],
+        excluded_namespaces: vec![],
+        hooks: vec![],
+    };
+    let by_hand = format!("{}/backupInstances/by-hand", p.vault_id());
+    let status = sim
+        .http
+        .put(format!(
+            "{}{by_hand}?api-version={}",
+            sim.arm_url,
+            versions::BACKUP_INSTANCES
+        ))
+        .bearer_auth(sim.arm.arm_token())
+        .json(&backup_pilot::workflow::bodies::backup_instance(&spec))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+
+    sim.run_one(&paused, Crash::Never).await;
+    sim.run_all(Crash::Never).await;
+    let (_, end) = sim.ends().pop().unwrap();
+    let summary = end.unwrap();
+    assert!(
+        summary.contains("/backupInstances/by-hand is ProtectionConfigured"),
+        "{summary}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!(
+        state.backup_instances.len(),
+        1,
+        "{:#?}",
+        state.backup_instances
+    );
+}
