@@ -66,22 +66,17 @@ pub fn arm_client(
     )?)
 }
 
-/// Builds cluster access: kubeconfigs from ARM with the configured credential kind, Entra
-/// tokens for Entra-integrated clusters.
+/// Builds cluster access: kubeconfigs from ARM through `arm` with the configured credential
+/// kind, Entra tokens for Entra-integrated clusters.
 ///
 /// # Errors
 /// A credential that cannot be built.
 pub fn cluster_access(
     config: &Config,
-    http: reqwest::Client,
+    arm: Arc<ArmClient>,
 ) -> anyhow::Result<Arc<dyn ClusterAccess>> {
     let credential = config.credential.build()?;
-    let source = ArmKubeconfigSource::new(
-        http,
-        &config.arm_url,
-        credential.clone(),
-        config.kube.credentials,
-    );
+    let source = ArmKubeconfigSource::new(arm, config.kube.credentials);
     Ok(Arc::new(KubeconfigAccess::new(
         Arc::new(source),
         Some(credential),
@@ -138,15 +133,16 @@ pub fn state(
         tracing::warn!("{warning}");
     }
     let clock = clock(config);
+    let arm = Arc::new(arm_client(config, http.clone(), clock.clone())?);
     let ctx = Ctx {
-        arm: Arc::new(arm_client(config, http.clone(), clock.clone())?),
+        kube: cluster_access(config, arm.clone())?,
+        arm,
         onboarding: Arc::new(config.onboarding.clone()),
         clock,
-        publisher: publisher(config, http.clone())?,
+        publisher: publisher(config, http)?,
         journal,
         queues: config.queues.clone(),
         retry: config.retry,
-        kube: cluster_access(config, http)?,
         hooks: Arc::new(hooks),
     };
     Ok(AppState {

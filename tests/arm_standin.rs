@@ -2236,12 +2236,17 @@ async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm
         )
         .unwrap();
     let credential = Arc::new(IssuerCredential::new(env.arm.tokens().clone()));
-    let source = ArmKubeconfigSource::new(
+    let client = backup_pilot::arm::ArmClient::new(
         reqwest::Client::new(),
-        &env.base,
+        backup_pilot::arm::ArmOptions {
+            base_url: env.base.clone(),
+            ..Default::default()
+        },
         credential.clone(),
-        CredentialKind::User,
-    );
+        env.clock.clone(),
+    )
+    .unwrap();
+    let source = ArmKubeconfigSource::new(Arc::new(client), CredentialKind::User);
     let access =
         backup_pilot::kube::KubeconfigAccess::new(Arc::new(source), Some(credential), None);
     for cluster in ["local", "entra"] {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::Method;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use backup_pilot::arm::{ArmClient, ArmOptions};
 use backup_pilot::bus::RecordingPublisher;
-use backup_pilot::clock::{Clock, ManualClock};
+use backup_pilot::clock::{Clock, ManualClock, SystemClock};
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
 use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
@@ -848,6 +849,14 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
         if query.get("api-version").map(String::as_str) != Some("2024-01-01") {
             return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"code": "InvalidApiVersionParameter", "message": "bad api-version"}}))).into_response();
         }
+        if path.ends_with("aks-busy/listClusterUserCredential") {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "7")],
+                axum::Json(json!({"error": {"code": "TooManyRequests", "message": "The request is being throttled."}})),
+            )
+                .into_response();
+        }
         if path.ends_with("aks-denied/listClusterUserCredential") {
             return (StatusCode::FORBIDDEN, axum::Json(json!({"error": {"code": "AuthorizationFailed", "message": "The client does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/listClusterUserCredential/action'."}}))).into_response();
         }
@@ -870,12 +879,17 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let credential: Arc<dyn TokenCredential> = Arc::new(IssuerCredential(issuer));
-    let source = ArmKubeconfigSource::new(
+    let client = ArmClient::new(
         reqwest::Client::new(),
-        &arm,
+        ArmOptions {
+            base_url: arm,
+            ..ArmOptions::default()
+        },
         credential.clone(),
-        CredentialKind::User,
-    );
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let source = ArmKubeconfigSource::new(Arc::new(client), CredentialKind::User);
     let access = KubeconfigAccess::new(Arc::new(source), Some(credential.clone()), None);
     let client = access
         .client(&ResourceId::parse(CLUSTER).unwrap())
@@ -887,7 +901,7 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
     let err = access.client(&denied).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, KubeError::FetchKubeconfig { status: 403, .. }),
+        matches!(&err, KubeError::FetchKubeconfig { source, .. } if source.status() == Some(403)),
         "{text}"
     );
     assert!(
@@ -895,4 +909,10 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
         "{text}"
     );
     assert!(!err.is_transient());
+
+    // Throttling is ARM's: a retry after the delay ARM asked for.
+    let busy = ResourceId::parse(&CLUSTER.replace("aks-shop", "aks-busy")).unwrap();
+    let err = access.client(&busy).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)), "{err}");
 }

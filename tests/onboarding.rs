@@ -28,9 +28,13 @@ use backup_pilot::engine::journal::{MemoryJournal, Transition};
 use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
 use backup_pilot::handler::{AppState, app};
+use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+use backup_pilot::kube::{HookSet, KubeconfigAccess};
 use backup_pilot::local::arm::{
     ArmHandle, ArmStandIn, ClusterSeed, NodePoolSeed, PoolMode, Timings, roles,
 };
+use backup_pilot::local::fake_clusters::{FakeCluster, FakeClusters};
+use backup_pilot::local::kube_api::{ExtensionInstall, KubeApiOptions, PodState};
 use backup_pilot::local::token::TokenIssuer;
 use backup_pilot::workflow::settings::{OffboardData, OnboardingSettings, Profile};
 use backup_pilot::workflow::{self, placement::Placement};
@@ -99,6 +103,8 @@ struct Sim {
     clock: Arc<ManualClock>,
     arm: ArmHandle,
     arm_url: String,
+    fakes: FakeClusters,
+    hooks: HookSet,
     journal: Arc<MemoryJournal>,
     settings: OnboardingSettings,
     http: reqwest::Client,
@@ -113,30 +119,122 @@ fn poc() -> OnboardingSettings {
     }
 }
 
+/// The hooks every test cluster gets (`BACKUP_PILOT_HOOKS`).
+const HOOKS: &str = r#"
+apiVersion: clusterbackup.dataprotection.microsoft.com/v1alpha1
+kind: BackupHook
+metadata:
+  name: pg-quiesce
+  namespace: backup-hooks
+spec:
+  backupHook:
+    - name: pg
+      includedNamespaces: [shop]
+      preHooks:
+        - exec:
+            container: postgres
+            command: ["/bin/sh", "-c", "psql -c CHECKPOINT"]
+            onError: Fail
+            timeout: 30s
+---
+apiVersion: clusterbackup.dataprotection.microsoft.com/v1alpha1
+kind: RestoreHook
+metadata:
+  name: pg-ready
+  namespace: backup-hooks
+spec:
+  restoreHook:
+    - name: pg
+      includedNamespaces: [shop]
+      postHooks:
+        - exec:
+            container: postgres
+            command: ["pg_isready"]
+            execTimeout: 1m
+            waitTimeout: 5m
+"#;
+
+/// How long the extension's pods take to turn Ready after ARM reports the install done.
+const PODS_READY_AFTER: Duration = Duration::from_secs(150);
+
 async fn sim(settings: OnboardingSettings) -> Sim {
     sim_with(settings, Timings::default()).await
 }
 
 async fn sim_with(settings: OnboardingSettings, timings: Timings) -> Sim {
+    sim_full(
+        settings,
+        timings,
+        ExtensionInstall::ready_after(PODS_READY_AFTER),
+    )
+    .await
+}
+
+/// A clock, the ARM stand-in and the fake clusters' Kubernetes stand-ins, wired: an extension
+/// install ARM completes plays `install` in that cluster's API server.
+async fn sim_full(
+    settings: OnboardingSettings,
+    timings: Timings,
+    install: ExtensionInstall,
+) -> Sim {
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 09:00 UTC)));
+    let tokens = TokenIssuer::new("identity-header");
+    let fakes = FakeClusters::new(
+        clock.clone(),
+        KubeApiOptions {
+            issuer: Some(tokens.clone()),
+            ..KubeApiOptions::default()
+        },
+        install,
+    );
     let (arm_url, arm) = ArmStandIn::builder()
         .clock(clock.clone())
+        .tokens(tokens)
         .timings(timings)
+        .on_extension_installed(fakes.extension_hook())
         .build()
         .spawn()
         .await
         .expect("spawn the ARM stand-in");
     arm.add_subscription(SUB).unwrap();
-    sim_on(settings, clock, arm, arm_url.clone(), arm_url)
+    build(
+        settings,
+        Base {
+            clock,
+            arm,
+            arm_url: arm_url.clone(),
+            fakes,
+            hooks: HookSet::parse(HOOKS).unwrap(),
+        },
+        arm_url,
+    )
 }
 
-fn sim_on(
-    settings: OnboardingSettings,
+/// What a second engine over the same stand-ins shares with the first.
+struct Base {
     clock: Arc<ManualClock>,
     arm: ArmHandle,
     arm_url: String,
-    client_url: String,
-) -> Sim {
+    fakes: FakeClusters,
+    hooks: HookSet,
+}
+
+/// Another engine over `sim`'s stand-ins, with other settings, reaching ARM at `client_url`.
+fn sim_on(sim: &Sim, settings: OnboardingSettings, client_url: String) -> Sim {
+    build(
+        settings,
+        Base {
+            clock: sim.clock.clone(),
+            arm: sim.arm.clone(),
+            arm_url: sim.arm_url.clone(),
+            fakes: sim.fakes.clone(),
+            hooks: sim.hooks.clone(),
+        },
+        client_url,
+    )
+}
+
+fn build(settings: OnboardingSettings, base: Base, client_url: String) -> Sim {
     let options = ArmOptions {
         base_url: client_url,
         quick_retry: QuickRetry {
@@ -146,13 +244,25 @@ fn sim_on(
         },
         ..ArmOptions::default()
     };
-    let client = ArmClient::new(
-        reqwest::Client::new(),
-        options,
-        Arc::new(IssuerCredential(arm.tokens().clone())),
-        clock.clone(),
-    )
-    .unwrap();
+    let credential = Arc::new(IssuerCredential(base.arm.tokens().clone()));
+    let client = Arc::new(
+        ArmClient::new(
+            reqwest::Client::new(),
+            options,
+            credential.clone(),
+            base.clock.clone(),
+        )
+        .unwrap(),
+    );
+    // The product's own path to the clusters: kubeconfigs from ARM, through the same client.
+    let kube = Arc::new(KubeconfigAccess::new(
+        Arc::new(ArmKubeconfigSource::new(
+            client.clone(),
+            CredentialKind::User,
+        )),
+        Some(credential),
+        None,
+    ));
     let bus = Arc::new(SimBus::default());
     let journal = Arc::new(MemoryJournal::default());
     let ctx = Ctx {
@@ -161,16 +271,20 @@ fn sim_on(
             randomization: 0.0,
             ..RetryPolicy::default()
         },
-        arm: Arc::new(client),
+        arm: client,
         onboarding: Arc::new(settings.clone()),
-        ..Ctx::with_defaults(clock.clone(), bus.clone())
+        kube,
+        hooks: Arc::new(base.hooks.clone()),
+        ..Ctx::with_defaults(base.clock.clone(), bus.clone())
     };
     Sim {
         engine: Engine::new(ctx, workflow::registry()),
         bus,
-        clock,
-        arm,
-        arm_url,
+        clock: base.clock,
+        arm: base.arm,
+        arm_url: base.arm_url,
+        fakes: base.fakes,
+        hooks: base.hooks,
         journal,
         settings,
         http: reqwest::Client::new(),
@@ -305,10 +419,16 @@ impl Sim {
     }
 }
 
-fn seed(sim: &Sim, name: &str, pools: Vec<NodePoolSeed>) -> String {
-    sim.arm
-        .add_cluster(ClusterSeed::new(SUB, RG, name, LOCATION).with_node_pools(pools))
-        .unwrap();
+impl Sim {
+    /// Seeds a cluster into ARM, with its own Kubernetes API stand-in.
+    async fn add_cluster(&self, seed: ClusterSeed) -> FakeCluster {
+        self.fakes.add(&self.arm, seed).await.unwrap()
+    }
+}
+
+async fn seed(sim: &Sim, name: &str, pools: Vec<NodePoolSeed>) -> String {
+    sim.add_cluster(ClusterSeed::new(SUB, RG, name, LOCATION).with_node_pools(pools))
+        .await;
     cluster_id(name)
 }
 
@@ -349,7 +469,7 @@ fn version_for_path(path: &str) -> &'static str {
 #[tokio::test]
 async fn a_new_cluster_ends_protected_with_the_guides_resources() {
     let sim = sim(poc()).await;
-    let cluster = seed(&sim, "shop", two_d2_nodes());
+    let cluster = seed(&sim, "shop", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -362,6 +482,63 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
         end.as_ref().is_ok_and(|s| s.starts_with("protected:")),
         "{end:?}"
     );
+
+    // The chain ran in the documented order, the Kubernetes steps included.
+    let records = sim.journal.records();
+    let mut order: Vec<&str> = Vec::new();
+    for r in &records {
+        if !order.contains(&r.step.as_str()) {
+            order.push(&r.step);
+        }
+    }
+    assert_eq!(order, workflow::ONBOARD_STEPS);
+
+    // The health gate held onboarding while the extension's pods started, then let it go on.
+    let gate: Vec<&Transition> = records
+        .iter()
+        .filter(|r| r.step == "extension_health")
+        .map(|r| &r.transition)
+        .collect();
+    let (last, waits) = gate.split_last().unwrap();
+    assert!(!waits.is_empty(), "the gate retried: {gate:#?}");
+    for wait in waits {
+        assert!(
+            matches!(wait, Transition::Retrying { why, .. } if why.contains("extension pods not Ready")),
+            "{wait:?}"
+        );
+    }
+    assert_eq!(
+        **last,
+        Transition::Advanced {
+            next: "assign_roles".into(),
+            fact: "ExtensionReady".into()
+        }
+    );
+
+    // The configured hooks are on the cluster, applied by the service.
+    let fake = sim.fakes.get(&cluster).unwrap();
+    for (plural, name) in [("backuphooks", "pg-quiesce"), ("restorehooks", "pg-ready")] {
+        let hook = fake
+            .kube
+            .object(
+                "clusterbackup.dataprotection.microsoft.com",
+                plural,
+                "backup-hooks",
+                name,
+            )
+            .unwrap_or_else(|| panic!("{plural}/{name} on the cluster"));
+        assert_eq!(
+            hook["metadata"]["managedFields"][0]["manager"], "backup-pilot",
+            "{hook:#}"
+        );
+    }
+    let credentials = sim
+        .arm
+        .journal()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/listClusterUserCredential"))
+        .count();
+    assert!(credentials >= 2, "kubeconfigs came from ARM");
 
     let p = sim.placement(&cluster);
     let state = sim.arm.snapshot();
@@ -524,6 +701,11 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
         true
     );
     assert_eq!(
+        params["backupDatasourceParametersList"][0]["backupHookReferences"],
+        json!([{"name": "pg-quiesce", "namespace": "backup-hooks"}]),
+        "the backup instance refers to the hook apply_hooks put on the cluster"
+    );
+    assert_eq!(
         params["dataStoreParametersList"][0]["objectType"],
         "AzureOperationalStoreParameters"
     );
@@ -646,7 +828,7 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
 #[tokio::test]
 async fn duplicate_events_and_a_crash_after_every_step_still_give_one_of_everything() {
     let sim = sim(poc()).await;
-    let cluster = seed(&sim, "orders", two_d2_nodes());
+    let cluster = seed(&sim, "orders", two_d2_nodes()).await;
     let first = event(WRITE, &cluster, "evt-1", "corr-1");
     sim.deliver(&first).await;
     sim.deliver(&first).await; // Event Grid's at-least-once delivery
@@ -703,7 +885,7 @@ async fn duplicate_events_and_a_crash_after_every_step_still_give_one_of_everyth
 async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() {
     // Instant timings: the only thing the vault can refuse is the removed assignment.
     let sim = sim_with(poc(), Timings::instant()).await;
-    let cluster = seed(&sim, "billing", two_d2_nodes());
+    let cluster = seed(&sim, "billing", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     let paused = sim
@@ -761,6 +943,34 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
         remediated,
         "configure_backup sent the workflow back to assign_roles"
     );
+    // The way back passes through trusted access and the hooks again, then ends.
+    let records = sim.journal.records();
+    let back = records
+        .iter()
+        .position(|r| matches!(&r.transition, Transition::Advanced { fact, .. } if fact == "PermissionsMissing"))
+        .unwrap();
+    let mut after: Vec<&str> = records[back + 1..]
+        .iter()
+        .map(|r| r.step.as_str())
+        .collect();
+    after.dedup();
+    assert_eq!(
+        after[..4],
+        [
+            "assign_roles",
+            "bind_trusted_access",
+            "apply_hooks",
+            "configure_backup"
+        ]
+    );
+    let remediations = records
+        .iter()
+        .filter(|r| matches!(&r.transition, Transition::Advanced { fact, .. } if fact == "PermissionsMissing"))
+        .count();
+    assert!(
+        remediations as u64 <= workflow::configure_backup::MAX_REMEDIATIONS,
+        "{remediations}"
+    );
     let restored = sim.arm.snapshot().role_assignments.iter().any(|a| {
         a.scope.to_lowercase() == snapshot_rg
             && a.role_definition_id
@@ -785,7 +995,8 @@ async fn a_single_small_node_fails_with_the_capacity_advice() {
             1,
             PoolMode::System,
         )],
-    );
+    )
+    .await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -821,7 +1032,8 @@ async fn a_helm_timeout_on_small_nodes_fails_with_the_capacity_advice() {
             1,
             PoolMode::System,
         )],
-    );
+    )
+    .await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -852,7 +1064,8 @@ async fn a_small_cluster_is_scaled_when_the_settings_allow_it() {
             1,
             PoolMode::System,
         )],
-    );
+    )
+    .await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -878,9 +1091,8 @@ async fn a_small_cluster_is_scaled_when_the_settings_allow_it() {
 #[tokio::test]
 async fn drivers_that_are_off_fail_with_the_exact_fix_unless_the_service_may_enable_them() {
     let sim = sim(poc()).await;
-    sim.arm
-        .add_cluster(ClusterSeed::new(SUB, RG, "nocsi", LOCATION).with_csi(false, true))
-        .unwrap();
+    sim.add_cluster(ClusterSeed::new(SUB, RG, "nocsi", LOCATION).with_csi(false, true))
+        .await;
     let cluster = cluster_id("nocsi");
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
@@ -890,13 +1102,11 @@ async fn drivers_that_are_off_fail_with_the_exact_fix_unless_the_service_may_ena
     assert!(reason.contains("az aks update --resource-group rg-apps --name nocsi --enable-disk-driver --enable-snapshot-controller"), "{reason}");
 
     let allowed = sim_on(
+        &sim,
         OnboardingSettings {
             allow_cluster_update: true,
             ..poc()
         },
-        sim.clock.clone(),
-        sim.arm.clone(),
-        sim.arm_url.clone(),
         sim.arm_url.clone(),
     );
     allowed
@@ -930,7 +1140,7 @@ async fn opted_out_and_out_of_scope_clusters_are_left_alone() {
     let sim = sim(settings).await;
     let mut seeded = ClusterSeed::new(SUB, RG, "private", LOCATION);
     seeded.tags.insert("backup-pilot".into(), "off".into());
-    sim.arm.add_cluster(seeded).unwrap();
+    sim.add_cluster(seeded).await;
     sim.deliver(&event(WRITE, &cluster_id("private"), "evt-1", "corr-1"))
         .await;
     let other = "/subscriptions/00000000-0000-0000-0000-00000000beef/resourceGroups/x/providers/Microsoft.ContainerService/managedClusters/y";
@@ -1038,8 +1248,8 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
         ..poc()
     };
     let sim = sim(settings.clone()).await;
-    let cluster = seed(&sim, "gone", two_d2_nodes());
-    let neighbour = seed(&sim, "stays", two_d2_nodes());
+    let cluster = seed(&sim, "gone", two_d2_nodes()).await;
+    let neighbour = seed(&sim, "stays", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.deliver(&event(WRITE, &neighbour, "evt-2", "corr-2"))
@@ -1071,13 +1281,7 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
     assert_eq!(status, 201);
 
     let proxy = overlay(sim.arm_url.clone(), deleted(cluster.clone())).await;
-    let after = sim_on(
-        settings,
-        sim.clock.clone(),
-        sim.arm.clone(),
-        sim.arm_url.clone(),
-        proxy,
-    );
+    let after = sim_on(&sim, settings, proxy);
     after
         .deliver(&event(DELETE, &cluster, "evt-3", "corr-3"))
         .await;
@@ -1121,7 +1325,7 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
 #[tokio::test]
 async fn a_delete_event_for_a_cluster_that_still_exists_changes_nothing() {
     let sim = sim(poc()).await;
-    let cluster = seed(&sim, "alive", two_d2_nodes());
+    let cluster = seed(&sim, "alive", two_d2_nodes()).await;
     sim.deliver(&event(DELETE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -1134,7 +1338,7 @@ async fn a_delete_event_for_a_cluster_that_still_exists_changes_nothing() {
 async fn role_propagation_is_waited_for_without_sleeping() {
     // Guide timings: roles take 90 s to count. The workflow goes on by scheduled retries.
     let sim = sim_with(poc(), Timings::default()).await;
-    let cluster = seed(&sim, "patient", two_d2_nodes());
+    let cluster = seed(&sim, "patient", two_d2_nodes()).await;
     let start = sim.clock.now();
     let wall = std::time::Instant::now();
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
@@ -1171,7 +1375,7 @@ async fn the_first_backup_is_taken_and_its_recovery_point_awaited() {
         ..poc()
     };
     let sim = sim(settings).await;
-    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    let cluster = seed(&sim, "ledger", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -1208,7 +1412,7 @@ async fn a_crash_right_after_the_backup_trigger_costs_at_most_one_extra_backup()
         ..poc()
     };
     let sim = sim(settings).await;
-    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    let cluster = seed(&sim, "ledger", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::AfterEveryStep).await;
@@ -1232,8 +1436,8 @@ async fn the_shared_layout_puts_a_fleet_in_one_vault_and_account_per_region() {
         ..poc()
     };
     let sim = sim(settings).await;
-    let a = seed(&sim, "fleet-a", two_d2_nodes());
-    let b = seed(&sim, "fleet-b", two_d2_nodes());
+    let a = seed(&sim, "fleet-a", two_d2_nodes()).await;
+    let b = seed(&sim, "fleet-b", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &a, "evt-1", "corr-1")).await;
     sim.deliver(&event(WRITE, &b, "evt-2", "corr-2")).await;
     sim.run_all(Crash::Never).await;
@@ -1270,7 +1474,7 @@ async fn the_az_cli_role_profile_grants_its_six_and_protects() {
         ..poc()
     };
     let sim = sim(settings).await;
-    let cluster = seed(&sim, "narrow", two_d2_nodes());
+    let cluster = seed(&sim, "narrow", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     sim.run_all(Crash::Never).await;
@@ -1308,7 +1512,7 @@ async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
     let sim = sim(poc()).await;
     let mut seeded = ClusterSeed::new(SUB, RG, "old", LOCATION);
     seeded.kubernetes_version = "1.29.9".into();
-    sim.arm.add_cluster(seeded).unwrap();
+    sim.add_cluster(seeded).await;
     // ManagedClusters_ListKubernetesVersions (2024-01-01), shaped as the spec's
     // KubernetesVersionListResult: 1.29 is offered on the LTS plan only.
     let versions: Override = Arc::new(|method, path| {
@@ -1321,13 +1525,7 @@ async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
         })
     });
     let proxy = overlay(sim.arm_url.clone(), versions).await;
-    let through = sim_on(
-        poc(),
-        sim.clock.clone(),
-        sim.arm.clone(),
-        sim.arm_url.clone(),
-        proxy,
-    );
+    let through = sim_on(&sim, poc(), proxy);
     through
         .deliver(&event(WRITE, &cluster_id("old"), "evt-1", "corr-1"))
         .await;
@@ -1344,7 +1542,7 @@ async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
 #[tokio::test]
 async fn a_backup_instance_made_by_hand_is_adopted_not_duplicated() {
     let sim = sim_with(poc(), Timings::instant()).await;
-    let cluster = seed(&sim, "manual", two_d2_nodes());
+    let cluster = seed(&sim, "manual", two_d2_nodes()).await;
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     let paused = sim
@@ -1394,5 +1592,90 @@ async fn a_backup_instance_made_by_hand_is_adopted_not_duplicated() {
         1,
         "{:#?}",
         state.backup_instances
+    );
+}
+
+#[tokio::test]
+async fn configure_backup_refers_to_the_hooks_apply_hooks_recorded() {
+    let sim = sim_with(poc(), Timings::instant()).await;
+    let cluster = seed(&sim, "hooked", two_d2_nodes()).await;
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    let mut paused = sim
+        .run(Crash::Never, |env| env.step == "configure_backup")
+        .await
+        .expect("the workflow reaches configure_backup");
+    assert_eq!(paused.fact, "HooksApplied");
+    assert_eq!(
+        paused.payload["backupHookReferences"],
+        json!([{"name": "pg-quiesce", "namespace": "backup-hooks"}])
+    );
+
+    // What configure_backup puts in the instance is what the payload says was applied.
+    paused.payload.insert(
+        "backupHookReferences".into(),
+        json!([{"name": "pg-quiesce-v2", "namespace": "backup-hooks"}]),
+    );
+    sim.run_one(&paused, Crash::Never).await;
+    sim.run_all(Crash::Never).await;
+    let p = sim.placement(&cluster);
+    let put_bi = sim
+        .arm
+        .journal()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path.eq_ignore_ascii_case(&p.backup_instance_id()))
+        .expect("the backup instance PUT");
+    assert_eq!(
+        put_bi.request_body.unwrap()["properties"]["policyInfo"]["policyParameters"]["backupDatasourceParametersList"]
+            [0]["backupHookReferences"],
+        json!([{"name": "pg-quiesce-v2", "namespace": "backup-hooks"}])
+    );
+
+    // Without the fact (apply_hooks never ran) the step stops and says why.
+    let mut orphan = paused.clone();
+    orphan.payload.remove("backupHookReferences");
+    orphan.payload.remove("backupInstanceId");
+    let report = sim.engine.run(&orphan).await.unwrap();
+    assert!(
+        matches!(&report.transition, Transition::Failed { reason } if reason.contains("`backupHookReferences`")),
+        "{:?}",
+        report.transition
+    );
+}
+
+#[tokio::test]
+async fn extension_pods_that_never_schedule_stop_onboarding_at_the_health_gate() {
+    let never = ExtensionInstall {
+        pods: vec!["dataprotection-microsoft-controller-0".into()],
+        initial: PodState::Unschedulable {
+            message: "0/2 nodes are available: 2 Insufficient cpu.".into(),
+        },
+        ready_after: None,
+    };
+    let sim = sim_full(poc(), Timings::instant(), never).await;
+    let cluster = seed(&sim, "cramped", two_d2_nodes()).await;
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "extension_health");
+    let reason = end.unwrap_err();
+    assert!(
+        reason.contains("deadline")
+            && reason.contains("Insufficient cpu")
+            && reason.contains("scale the node pool"),
+        "{reason}"
+    );
+    let waits = sim
+        .journal
+        .records()
+        .iter()
+        .filter(|r| r.step == "extension_health")
+        .count();
+    assert!(waits > 10, "bounded polls, not one long sleep: {waits}");
+    let state = sim.arm.snapshot();
+    assert!(
+        state.role_assignments.is_empty() && state.backup_instances.is_empty(),
+        "nothing after the gate ran"
     );
 }

@@ -317,6 +317,14 @@ impl Registry {
     pub fn first(&self, kind: WorkflowKind) -> Option<(&str, &str)> {
         self.first.get(&kind).map(|(s, f)| (s.as_str(), f.as_str()))
     }
+
+    /// The names of a kind's steps, in no particular order.
+    pub fn step_names(&self, kind: WorkflowKind) -> impl Iterator<Item = &str> {
+        self.steps
+            .keys()
+            .filter(move |(k, _)| *k == kind)
+            .map(|(_, name)| name.as_str())
+    }
 }
 
 /// Errors that stop the engine from handling a message.

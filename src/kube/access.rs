@@ -1,5 +1,6 @@
 //! Cluster access without kubectl: a kubeconfig from ARM (`listClusterUserCredential`, or the
-//! admin credential when configured) becomes a kube-rs client. For Entra-integrated clusters
+//! admin credential when configured, asked through the shared ARM client) becomes a kube-rs
+//! client. For Entra-integrated clusters
 //! (the kubeconfig's user runs `kubelogin`), the service presents its own Entra token for the
 //! AKS server application instead. The API server URL can be overridden (tests, proxies).
 
@@ -14,7 +15,7 @@ use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
 use super::error::{KubeError, error_chain};
-use crate::arm::versions;
+use crate::arm::{ArmClient, versions};
 use crate::auth::{self, AKS_SCOPE};
 use crate::resource_id::ResourceId;
 
@@ -97,29 +98,18 @@ impl CredentialKind {
     }
 }
 
-/// Kubeconfigs from ARM. A plain `reqwest` POST for now, kept apart so it can move onto the
-/// shared ARM client without touching its callers.
+/// Kubeconfigs from ARM (`listClusterUserCredential` / `listClusterAdminCredential`) through
+/// the service's [`ArmClient`]: the same token, retry, throttling and error handling as every
+/// other ARM call.
 pub struct ArmKubeconfigSource {
-    http: reqwest::Client,
-    arm_url: String,
-    credential: Arc<dyn TokenCredential>,
+    arm: Arc<ArmClient>,
     kind: CredentialKind,
 }
 
 impl ArmKubeconfigSource {
-    /// A source calling ARM at `arm_url` with tokens from `credential`.
-    pub fn new(
-        http: reqwest::Client,
-        arm_url: &str,
-        credential: Arc<dyn TokenCredential>,
-        kind: CredentialKind,
-    ) -> Self {
-        Self {
-            http,
-            arm_url: arm_url.trim_end_matches('/').to_string(),
-            credential,
-            kind,
-        }
+    /// A source asking ARM through `arm` for `kind` credentials.
+    pub fn new(arm: Arc<ArmClient>, kind: CredentialKind) -> Self {
+        Self { arm, kind }
     }
 }
 
@@ -135,80 +125,40 @@ struct CredentialResult {
     value: String,
 }
 
-#[derive(Deserialize, Default)]
-struct CloudError {
-    #[serde(default)]
-    error: CloudErrorBody,
-}
-
-#[derive(Deserialize, Default)]
-struct CloudErrorBody {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 #[async_trait]
 impl KubeconfigSource for ArmKubeconfigSource {
     async fn kubeconfig(&self, cluster: &ResourceId) -> Result<Vec<u8>, KubeError> {
         let operation = self.kind.operation();
-        let url = format!(
-            "{}{cluster}/{operation}?api-version={}",
-            self.arm_url,
-            versions::MANAGED_CLUSTERS
-        );
-        let token = auth::bearer(self.credential.as_ref(), auth::ARM_SCOPE)
-            .await
-            .map_err(KubeError::EntraToken)?;
         let response = self
-            .http
-            .post(&url)
-            .header(reqwest::header::AUTHORIZATION, token.header_value())
-            .header(reqwest::header::CONTENT_LENGTH, "0")
-            .send()
+            .arm
+            .post(
+                &format!("{cluster}/{operation}"),
+                versions::MANAGED_CLUSTERS,
+                None,
+            )
             .await
-            .map_err(|e| KubeError::ReachArm {
-                cluster: cluster.to_string(),
-                detail: error_chain(&e.without_url()),
+            .map_err(|source| {
+                let hint = match (self.kind, source.status()) {
+                    (CredentialKind::Admin, Some(400)) => {
+                        " (if the cluster disables local accounts, use user credentials: BACKUP_PILOT_KUBE_CREDENTIALS=user)"
+                    }
+                    (_, Some(403)) => {
+                        " (grant the service's identity the Azure Kubernetes Service Cluster User Role on the cluster)"
+                    }
+                    _ => "",
+                };
+                KubeError::FetchKubeconfig {
+                    cluster: cluster.to_string(),
+                    operation,
+                    source,
+                    hint,
+                }
             })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|e| KubeError::ReachArm {
-            cluster: cluster.to_string(),
-            detail: error_chain(&e.without_url()),
-        })?;
-        if !status.is_success() {
-            let error: CloudError = serde_json::from_slice(&body).unwrap_or_default();
-            let hint = match (self.kind, status.as_u16()) {
-                (CredentialKind::Admin, 400) => {
-                    " (if the cluster disables local accounts, use user credentials: BACKUP_PILOT_KUBE_CREDENTIALS=user)"
-                }
-                (_, 403) => {
-                    " (grant the service's identity the Azure Kubernetes Service Cluster User Role on the cluster)"
-                }
-                _ => "",
-            };
-            return Err(KubeError::FetchKubeconfig {
-                cluster: cluster.to_string(),
-                operation,
-                status: status.as_u16(),
-                code: error.error.code,
-                message: error.error.message,
-                hint,
-                retry_after,
-            });
-        }
         let unusable = |reason: String| KubeError::ReadKubeconfig {
             cluster: cluster.to_string(),
             reason,
         };
-        let results: CredentialResults = serde_json::from_slice(&body)
+        let results: CredentialResults = serde_json::from_value(response.json().clone())
             .map_err(|e| unusable(format!("ARM's answer is not CredentialResults JSON: {e}")))?;
         let first = results
             .kubeconfigs

@@ -4,38 +4,24 @@
 
 use std::time::Duration;
 
+use crate::arm::ArmError;
 use crate::auth::AuthError;
 
 /// A Kubernetes-side failure. Messages never contain credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
-    /// ARM answered the credential request with an error.
-    #[error(
-        "could not get the kubeconfig of {cluster} from ARM ({operation}): HTTP {status} {code}: {message}{hint}"
-    )]
+    /// ARM refused the credential request, or could not be asked.
+    #[error("could not get the kubeconfig of {cluster} from ARM ({operation}): {source}{hint}")]
     FetchKubeconfig {
         /// The cluster.
         cluster: String,
         /// `listClusterUserCredential` or `listClusterAdminCredential`.
         operation: &'static str,
-        /// HTTP status.
-        status: u16,
-        /// ARM error code.
-        code: String,
-        /// ARM error message.
-        message: String,
+        /// What the ARM client reported (status, code, message, `Retry-After`).
+        #[source]
+        source: ArmError,
         /// What to do about it.
         hint: &'static str,
-        /// ARM's `Retry-After`.
-        retry_after: Option<Duration>,
-    },
-    /// ARM could not be reached for the credential request.
-    #[error("could not reach ARM to get the kubeconfig of {cluster}: {detail}")]
-    ReachArm {
-        /// The cluster.
-        cluster: String,
-        /// The transport error.
-        detail: String,
     },
     /// The kubeconfig cannot be turned into a client configuration.
     #[error("the kubeconfig of {cluster} is unusable: {reason}")]
@@ -232,13 +218,10 @@ impl KubeError {
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::FetchKubeconfig { status, .. } => {
-                matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+            Self::FetchKubeconfig { source, .. } => source.is_transient(),
+            Self::EntraToken(_) | Self::NotServed { .. } | Self::NamespaceTerminating { .. } => {
+                true
             }
-            Self::ReachArm { .. }
-            | Self::EntraToken(_)
-            | Self::NotServed { .. }
-            | Self::NamespaceTerminating { .. } => true,
             Self::Unreachable { private, .. } => !private,
             Self::Api {
                 code: 403, reason, ..
@@ -262,9 +245,8 @@ impl KubeError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::FetchKubeconfig { retry_after, .. } | Self::Api { retry_after, .. } => {
-                *retry_after
-            }
+            Self::FetchKubeconfig { source, .. } => source.retry_after(),
+            Self::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

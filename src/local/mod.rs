@@ -1,13 +1,15 @@
 //! Local stand-ins for everything the service talks to, so it runs and is tested with no Azure
 //! account: the managed-identity token endpoint, Service Bus, the Functions host that runs
-//! the handler, and Azure Resource Manager ([`arm`]). [`LocalEnvironment`] starts them together
-//! on one (virtual) clock; more stand-ins (ARM, and the Kubernetes API server in [`kube_api`])
-//! plug in as app settings the handler process receives.
+//! the handler, Azure Resource Manager ([`arm`]) and the Kubernetes API server ([`kube_api`]),
+//! one per fake cluster ([`fake_clusters`]). [`LocalEnvironment`] starts the host side on one
+//! (virtual) clock; ARM plugs in as an app setting the handler process receives, and ARM's
+//! kubeconfigs lead the handler to the Kubernetes stand-ins.
 
 pub mod app_folder;
 pub mod arm;
 pub mod broker;
 pub mod credential;
+pub mod fake_clusters;
 pub mod functions_host;
 pub mod host_payload;
 pub mod http_front;

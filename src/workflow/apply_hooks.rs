@@ -1,17 +1,22 @@
-//! Onboarding step `apply_hooks`: server-side applies the configured BackupHook and RestoreHook
-//! resources to the cluster (pruning ones no longer configured) and carries their references
-//! forward as `backupHookReferences` / `restoreHookReferences` for the backup instance and
-//! restores.
+//! Onboarding step `apply_hooks` (fact in: `TrustedAccessBound`): server-side applies the
+//! configured BackupHook and RestoreHook resources to the cluster (pruning ones no longer
+//! configured) and carries their references forward as `backupHookReferences` /
+//! `restoreHookReferences`; `configure_backup` puts the former in the backup instance, restores
+//! use the latter. Re-running it (the permission remediation loop passes through it) changes
+//! nothing on the cluster.
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::facts::{self, advance};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::hooks;
 
+/// The step's name.
+pub const NAME: &str = "apply_hooks";
 /// The step that follows.
-pub const NEXT_STEP: &str = "configure_backup";
+pub const NEXT_STEP: &str = super::configure_backup::NAME;
 /// The fact it publishes.
 pub const FACT: &str = "HooksApplied";
 
@@ -22,7 +27,7 @@ pub struct ApplyHooks;
 #[async_trait]
 impl Step for ApplyHooks {
     fn name(&self) -> &'static str {
-        "apply_hooks"
+        NAME
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
@@ -32,9 +37,9 @@ impl Step for ApplyHooks {
         let to_json = |refs: &[hooks::HookReference]| {
             serde_json::to_value(refs).unwrap_or(Value::Array(Vec::new()))
         };
-        let mut outcome = Outcome::next(NEXT_STEP, FACT)
-            .with("backupHookReferences", to_json(&applied.backup))
-            .with("restoreHookReferences", to_json(&applied.restore));
+        let mut outcome = advance(NEXT_STEP, FACT)
+            .with(facts::BACKUP_HOOK_REFERENCES, to_json(&applied.backup))
+            .with(facts::RESTORE_HOOK_REFERENCES, to_json(&applied.restore));
         if !applied.pruned.is_empty() {
             outcome = outcome.with("hooksPruned", applied.pruned);
         }

@@ -17,6 +17,7 @@ use super::settings::HookRef;
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
 
 /// The step's name.
@@ -29,20 +30,19 @@ pub struct CheckCluster;
 
 /// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
 /// resource group given (from the placement, or from the facts earlier steps recorded).
-/// Backup hooks are the ones the service applies (`BACKUP_PILOT_HOOKS[_FILE]`, see
-/// [`crate::kube::HookSet`]) plus the references to hooks deployed by others
-/// (`BACKUP_PILOT_BACKUP_HOOKS`).
+/// Backup hooks are `applied` (the references of the hooks the service puts on the cluster:
+/// from `apply_hooks`, or from the configured [`crate::kube::HookSet`] before it ran) plus the
+/// references to hooks deployed by others (`BACKUP_PILOT_BACKUP_HOOKS`).
 pub fn backup_instance_spec(
     ctx: &Ctx,
     cluster: &ResourceId,
     location: &str,
     policy_id: String,
     snapshot_resource_group_id: String,
+    applied: Vec<HookReference>,
 ) -> BackupInstanceSpec {
     let s = &ctx.onboarding;
-    let mut hooks: Vec<HookRef> = ctx
-        .hooks
-        .backup_references()
+    let mut hooks: Vec<HookRef> = applied
         .into_iter()
         .map(|r| HookRef {
             namespace: r.namespace,
@@ -152,6 +152,7 @@ impl Step for CheckCluster {
             &placement.location,
             placement.policy_id(),
             placement.snapshot_resource_group_id(),
+            ctx.hooks.backup_references(),
         );
         let existing = match ctx
             .arm

@@ -1,5 +1,5 @@
-//! `configure_backup` (fact in: `TrustedAccessBound`): the cluster has a backup instance in
-//! `ProtectionConfigured`. An existing instance for the cluster is adopted; otherwise the
+//! `configure_backup` (fact in: `HooksApplied`): the cluster has a backup instance in
+//! `ProtectionConfigured`, referring to the hooks `apply_hooks` put on the cluster. An existing instance for the cluster is adopted; otherwise the
 //! instance is validated (`validateForBackup`), created, and followed through
 //! `currentProtectionState`. Permission errors (missing or not yet effective roles, e.g.
 //! `UserErrorMissingMSIPermissionsOnSnapshotResourceGroup`) send the workflow back to
@@ -203,7 +203,8 @@ impl Step for ConfigureBackup {
     }
 }
 
-/// The instance spec from the facts earlier steps recorded.
+/// The instance spec from the facts earlier steps recorded, with the hook references
+/// `apply_hooks` put on the cluster.
 fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
     Ok(super::check_cluster::backup_instance_spec(
         ctx,
@@ -211,6 +212,7 @@ fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, Step
         &facts::required(env, facts::LOCATION)?,
         facts::required(env, facts::POLICY_ID)?,
         facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+        facts::hook_references(env, facts::BACKUP_HOOK_REFERENCES)?,
     ))
 }
 
@@ -256,8 +258,9 @@ fn protection_error(bi: &Value) -> (String, String) {
     )
 }
 
-/// Sends the workflow back to assign_roles, or — once that has been tried and created nothing
-/// new — waits for the roles to take effect. `resubmit` re-submits an existing instance after.
+/// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
+/// apply_hooks, both no-ops by then), or — once that has been tried and created nothing new,
+/// or [`MAX_REMEDIATIONS`] times — waits for the roles to take effect. `resubmit` re-submits an existing instance after.
 fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let done = facts::counter(env, facts::REMEDIATIONS);
     let last_created = facts::counter(env, ROLES_CREATED);

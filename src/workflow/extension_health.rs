@@ -1,17 +1,21 @@
-//! Onboarding step `extension_health`: waits, as scheduled retries, until the backup
-//! extension's hook CRDs are established and its pods are Running and Ready. ARM reporting the
-//! extension install as "Succeeded" is not enough (pods may still be unschedulable).
+//! Onboarding step `extension_health` (fact in: `ExtensionInstalled`): waits, as scheduled
+//! retries, until the backup extension's hook CRDs are established and its pods are Running and
+//! Ready, then goes on to `assign_roles`. ARM reporting the extension install as "Succeeded" is
+//! not enough (pods may still be pulling images or unschedulable).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::facts::{advance, wait};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::health;
 
+/// The step's name.
+pub const NAME: &str = "extension_health";
 /// The step that follows once the extension is healthy.
-pub const NEXT_STEP: &str = "assign_roles";
+pub const NEXT_STEP: &str = super::assign_roles::NAME;
 /// The fact it publishes.
 pub const FACT: &str = "ExtensionReady";
 /// Longest wait between two looks.
@@ -24,7 +28,7 @@ pub struct ExtensionHealth;
 #[async_trait]
 impl Step for ExtensionHealth {
     fn name(&self) -> &'static str {
-        "extension_health"
+        NAME
     }
 
     fn timeout(&self) -> Duration {
@@ -37,10 +41,10 @@ impl Step for ExtensionHealth {
         let client = ctx.kube.client(&cluster).await?;
         let health = health::check(&client).await?;
         if health.is_ready() {
-            Ok(Outcome::next(NEXT_STEP, FACT).with("extensionPodsReady", health.pods.len()))
+            Ok(advance(NEXT_STEP, FACT).with("extensionPodsReady", health.pods.len()))
         } else {
             let after = ctx.retry.delay(env.attempt).min(MAX_POLL);
-            Ok(Outcome::retry_after(after, health.reason()))
+            Ok(wait(after, health.reason()))
         }
     }
 }

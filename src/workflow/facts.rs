@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::arm::{ArmError, PendingOperation, Polled};
 use crate::engine::{Ctx, Outcome, StepError, error_policy};
 use crate::envelope::Envelope;
+use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
 
 /// The cluster's ARM id.
@@ -47,6 +48,10 @@ pub const FIRST_BACKUP_JOB_ID: &str = "firstBackupJobId";
 pub const PENDING_OPERATION: &str = "pendingOperation";
 /// How many times configure_backup sent the workflow back to assign_roles.
 pub const REMEDIATIONS: &str = "remediations";
+/// The BackupHook references `apply_hooks` put on the cluster (`[{name, namespace}]`).
+pub const BACKUP_HOOK_REFERENCES: &str = "backupHookReferences";
+/// The RestoreHook references `apply_hooks` put on the cluster (`[{name, namespace}]`).
+pub const RESTORE_HOOK_REFERENCES: &str = "restoreHookReferences";
 /// Backup instances offboarding has dealt with.
 pub const STOPPED_BACKUP_INSTANCES: &str = "stoppedBackupInstances";
 
@@ -78,6 +83,22 @@ pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
         });
     }
     Ok(id)
+}
+
+/// Hook references a step recorded under `key` (see [`BACKUP_HOOK_REFERENCES`]).
+///
+/// # Errors
+/// A permanent error when the fact is missing or is not a list of `{name, namespace}`.
+pub fn hook_references(env: &Envelope, key: &str) -> Result<Vec<HookReference>, StepError> {
+    let value = env.payload.get(key).ok_or_else(|| StepError::Permanent {
+        reason: format!(
+            "step `{}` needs the fact `{key}`, which no earlier step recorded; resend the cluster event to start over",
+            env.step
+        ),
+    })?;
+    serde_json::from_value(value.clone()).map_err(|e| StepError::Permanent {
+        reason: format!("the fact `{key}` is not a list of {{name, namespace}}: {e}"),
+    })
 }
 
 /// A numeric fact, 0 when absent.

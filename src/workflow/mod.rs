@@ -4,9 +4,10 @@
 //!
 //! Onboard (starts at `check_cluster` with `ClusterCreated`):
 //! check_cluster → ensure_cluster_prerequisites → ensure_providers → ensure_resource_groups →
-//! ensure_storage → ensure_vault_and_policy → install_extension → [`AFTER_EXTENSION_INSTALL`] …
-//! assign_roles → bind_trusted_access → [`AFTER_TRUSTED_ACCESS`] … configure_backup →
-//! first_backup. Offboard (starts at `stop_protection` with `ClusterDeleted`):
+//! ensure_storage → ensure_vault_and_policy → install_extension → extension_health →
+//! assign_roles → bind_trusted_access → apply_hooks → configure_backup → first_backup (see
+//! [`ONBOARD_STEPS`]); configure_backup goes back to assign_roles on permission errors, a
+//! bounded number of times. Offboard (starts at `stop_protection` with `ClusterDeleted`):
 //! stop_protection → remove_role_assignments.
 
 pub mod bodies;
@@ -37,12 +38,30 @@ use crate::engine::{Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
 
-/// The step that runs once the backup extension is installed. The Kubernetes-side
-/// `extension_health` step slots in here when it is merged.
-pub const AFTER_EXTENSION_INSTALL: &str = assign_roles::NAME;
-/// The step that runs once the trusted-access binding exists. The Kubernetes-side
-/// `apply_hooks` step slots in here when it is merged.
-pub const AFTER_TRUSTED_ACCESS: &str = configure_backup::NAME;
+/// The step that runs once ARM reports the backup extension installed: the Kubernetes-side
+/// health gate, which goes on to `assign_roles` once the extension's pods are Ready.
+pub const AFTER_EXTENSION_INSTALL: &str = extension_health::NAME;
+/// The step that runs once the trusted-access binding exists: the hooks go on the cluster,
+/// then `configure_backup` refers to them.
+pub const AFTER_TRUSTED_ACCESS: &str = apply_hooks::NAME;
+
+/// The onboarding steps in the order a first onboarding runs them (for progress views; the
+/// steps themselves name their successors).
+pub const ONBOARD_STEPS: [&str; 13] = [
+    check_cluster::NAME,
+    ensure_cluster_prerequisites::NAME,
+    ensure_providers::NAME,
+    ensure_resource_groups::NAME,
+    ensure_storage::NAME,
+    ensure_vault_and_policy::NAME,
+    install_extension::NAME,
+    extension_health::NAME,
+    assign_roles::NAME,
+    bind_trusted_access::NAME,
+    apply_hooks::NAME,
+    configure_backup::NAME,
+    first_backup::NAME,
+];
 
 /// The fact that starts onboarding.
 pub const ONBOARD_FACT: &str = "ClusterCreated";
@@ -116,5 +135,28 @@ mod tests {
             r.step(WorkflowKind::Onboard, AFTER_TRUSTED_ACCESS)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn the_onboard_order_lists_every_onboarding_step_once() {
+        let r = registry();
+        let mut seen = std::collections::BTreeSet::new();
+        for step in ONBOARD_STEPS {
+            assert!(r.step(WorkflowKind::Onboard, step).is_some(), "{step}");
+            assert!(seen.insert(step), "{step} twice");
+        }
+        assert_eq!(r.first(WorkflowKind::Onboard).unwrap().0, ONBOARD_STEPS[0]);
+        assert_eq!(
+            r.step_names(WorkflowKind::Onboard).count(),
+            ONBOARD_STEPS.len(),
+            "a registered onboarding step is missing from ONBOARD_STEPS"
+        );
+        // The Kubernetes steps sit where the constants say.
+        let after =
+            |step: &str| ONBOARD_STEPS[ONBOARD_STEPS.iter().position(|s| *s == step).unwrap() + 1];
+        assert_eq!(after(install_extension::NAME), AFTER_EXTENSION_INSTALL);
+        assert_eq!(after(AFTER_EXTENSION_INSTALL), extension_health::NEXT_STEP);
+        assert_eq!(after(bind_trusted_access::NAME), AFTER_TRUSTED_ACCESS);
+        assert_eq!(after(AFTER_TRUSTED_ACCESS), apply_hooks::NEXT_STEP);
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod capacity;
 pub mod error;
+pub mod extension_hook;
 pub mod faults;
 pub mod journal;
 pub mod kubeconfig;
@@ -53,6 +54,7 @@ use crate::local::token::TokenIssuer;
 
 pub use capacity::CapacityModel;
 pub use error::{ArmError, StandInError};
+pub use extension_hook::{ExtensionInstalled, ExtensionInstalledHook};
 pub use faults::{FaultKnobs, InjectedFailure};
 pub use journal::ArmRequestRecord;
 pub use rbac::{PrincipalKind, roles};
@@ -82,6 +84,7 @@ pub struct ArmStandInBuilder {
     capacity: CapacityModel,
     throttle: ThrottleLimits,
     faults: FaultKnobs,
+    on_extension_installed: Option<ExtensionInstalledHook>,
 }
 
 impl std::fmt::Debug for ArmStandInBuilder {
@@ -159,15 +162,24 @@ impl ArmStandInBuilder {
         self
     }
 
+    /// Called when an extension install completes on a cluster (default: nobody), e.g. to put
+    /// the extension's CRDs and pods into that cluster's Kubernetes API stand-in.
+    #[must_use]
+    pub fn on_extension_installed(mut self, hook: ExtensionInstalledHook) -> Self {
+        self.on_extension_installed = Some(hook);
+        self
+    }
+
     /// Builds the stand-in (nothing listens until [`ArmStandIn::spawn`]).
     pub fn build(self) -> ArmStandIn {
-        let world = World::new(
+        let mut world = World::new(
             self.tenant_id,
             self.caller_object_id,
             self.kube_api_url,
             self.timings,
             self.capacity,
         );
+        world.on_extension_installed = self.on_extension_installed;
         let inner = Arc::new(Inner {
             clock: self.clock,
             tokens: self.tokens,
@@ -206,6 +218,7 @@ impl ArmStandIn {
             capacity: CapacityModel::default(),
             throttle: ThrottleLimits::default(),
             faults: FaultKnobs::default(),
+            on_extension_installed: None,
         }
     }
 

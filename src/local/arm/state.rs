@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::capacity::{CapacityModel, PoolCapacity};
 use super::error::ArmError;
+use super::extension_hook::ExtensionInstalledHook;
 use super::lro::Operations;
 use super::rbac::{Directory, RoleAssignmentRecord};
 use super::timings::Timings;
@@ -426,6 +427,8 @@ pub struct World {
     pub role_assignments: BTreeMap<String, RoleAssignmentRecord>,
     /// Long-running operations.
     pub operations: Operations,
+    /// Told when an extension install completes.
+    pub on_extension_installed: Option<ExtensionInstalledHook>,
     events: Vec<Scheduled>,
     seq: u64,
 }
@@ -469,6 +472,7 @@ impl World {
             directory: Directory::default(),
             role_assignments: BTreeMap::new(),
             operations: Operations::default(),
+            on_extension_installed: None,
             events: Vec::new(),
             seq: 0,
         }

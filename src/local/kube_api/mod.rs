@@ -284,6 +284,12 @@ impl KubeApiServer {
         )
     }
 
+    /// The static token local-account kubeconfigs carry (seed an ARM stand-in's cluster with it,
+    /// so `listClusterUserCredential` hands out a kubeconfig this stand-in accepts).
+    pub fn local_account_token(&self) -> &str {
+        &self.inner.static_token
+    }
+
     /// Cluster access for the product that reaches this stand-in at `server_url` with the
     /// local-account kubeconfig (local runs without an ARM stand-in in between).
     pub fn cluster_access(&self, server_url: &str) -> crate::kube::KubeconfigAccess {

@@ -3,12 +3,14 @@
 //! get, list, delete, operation status. Installation takes the guide's 5-10 min and fails with
 //! Helm's `timed out waiting for the condition` when the cluster's nodes cannot fit the
 //! extension's pods; a successful install yields `aksAssignedIdentity.principalId`, a new
-//! identity that replicates like any other.
+//! identity that replicates like any other, and tells the environment's
+//! [`ExtensionInstalledHook`](super::super::ExtensionInstalledHook), if any.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::error::ArmError;
+use super::super::extension_hook::ExtensionInstalled;
 use super::super::lro::{OpStatus, OpStyle};
 use super::super::rbac::PrincipalKind;
 use super::super::response::{ArmResponse, HandlerResult};
@@ -251,6 +253,19 @@ fn finish_install(
             e.error = None;
         }
         world.operations.succeed(op_id, at, None, 200);
+        let installed = world
+            .extensions
+            .get(extension_key)
+            .zip(world.clusters.get(cluster_key))
+            .map(|(e, c)| ExtensionInstalled {
+                cluster_id: c.id.clone(),
+                name: e.name.clone(),
+                extension_type: e.extension_type.clone(),
+                at,
+            });
+        if let (Some(hook), Some(installed)) = (&world.on_extension_installed, installed) {
+            hook(&installed);
+        }
     } else {
         let error = helm_timeout(release);
         if let Some(e) = world.extensions.get_mut(extension_key) {
