@@ -45,8 +45,10 @@ pub enum Command {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
-    /// Run the whole chain on local stand-ins (Functions host, Service Bus, token endpoint)
-    /// with this binary as the handler, on a fast virtual clock.
+    /// Run the whole chain on local stand-ins (Functions host, Service Bus, token endpoint,
+    /// ARM, one Kubernetes API server per fake cluster) with this binary as the handler, on a
+    /// fast virtual clock: live progress per cluster, then each cluster's timeline. Exits
+    /// non-zero unless every cluster ends protected.
     Local(LocalArgs),
 }
 
@@ -71,10 +73,14 @@ pub struct LocalArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the async runtime: the OTLP exporters run on their own threads.
-    let settings = crate::telemetry::TelemetrySettings {
+    let mut settings = crate::telemetry::TelemetrySettings {
         split_console_by_level: matches!(cli.command, Command::Serve),
         ..crate::telemetry::TelemetrySettings::from_env()
     };
+    if matches!(cli.command, Command::Local(_)) && std::env::var_os("RUST_LOG").is_none() {
+        // The live view owns the terminal; only warnings interrupt it.
+        settings.log_filter = crate::local::run::LOG_FILTER.into();
+    }
     let _telemetry = crate::telemetry::init(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,15 +115,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("run it with: cd {} && func start", out.display());
             Ok(())
         }
-        Command::Local(args) => {
-            crate::local::run::run(crate::local::run::LocalOptions {
-                clusters: args.clusters,
-                time_scale: args.time_scale,
-                app_dir: args.app_dir,
-                timeout: Duration::from_secs(args.timeout_seconds),
-            })
-            .await
-        }
+        Command::Local(args) => crate::local::run::run(crate::local::run::LocalOptions {
+            clusters: args.clusters,
+            time_scale: args.time_scale,
+            app_dir: args.app_dir,
+            timeout: Duration::from_secs(args.timeout_seconds),
+            handler: None,
+            live: true,
+        })
+        .await
+        .map(|_| ()),
     }
 }
 

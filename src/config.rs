@@ -188,6 +188,9 @@ pub struct Config {
     pub kube: crate::kube::KubeSettings,
     /// Where status and step history are kept.
     pub status_store: StatusStoreConfig,
+    /// `BACKUP_PILOT_STATUS_STORE=memory`: the in-memory store is intended (local runs), so
+    /// its note is information, not a warning.
+    pub memory_store_intended: bool,
 }
 
 /// Every configuration problem found, one per line.
@@ -338,6 +341,20 @@ impl Config {
 
         let kube = crate::kube::KubeSettings::from_lookup(&get, &mut problems);
         let status_store = status_store(&get, &mut problems);
+        let memory_store_intended = match get("BACKUP_PILOT_STATUS_STORE").as_deref() {
+            None => false,
+            Some("memory") if status_store == StatusStoreConfig::Memory => true,
+            Some("memory") => {
+                problems.push("BACKUP_PILOT_STATUS_STORE=memory contradicts BACKUP_PILOT_STATUS_BLOB_URL; set one of them".into());
+                false
+            }
+            Some(other) => {
+                problems.push(format!(
+                    "BACKUP_PILOT_STATUS_STORE may only be memory (to keep status in this process on purpose), got {other:?}; for Blob storage set BACKUP_PILOT_STATUS_BLOB_URL"
+                ));
+                false
+            }
+        };
 
         if problems.is_empty() {
             Ok(Self {
@@ -355,6 +372,7 @@ impl Config {
                 max_request_bytes,
                 kube,
                 status_store,
+                memory_store_intended,
             })
         } else {
             Err(ConfigErrors(problems))
@@ -415,6 +433,33 @@ mod tests {
         assert_eq!(cfg.arm_url, "https://management.azure.com");
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.status_store, StatusStoreConfig::Memory);
+        assert!(!cfg.memory_store_intended);
+    }
+
+    #[test]
+    fn the_memory_store_can_be_chosen_on_purpose() {
+        let ns = (
+            "ServiceBusConnection__fullyQualifiedNamespace",
+            "ns.servicebus.windows.net",
+        );
+        let cfg =
+            Config::from_lookup(lookup(&[ns, ("BACKUP_PILOT_STATUS_STORE", "memory")])).unwrap();
+        assert!(cfg.memory_store_intended);
+        let err = Config::from_lookup(lookup(&[
+            ns,
+            ("BACKUP_PILOT_STATUS_STORE", "memory"),
+            (
+                "BACKUP_PILOT_STATUS_BLOB_URL",
+                "https://acct.blob.core.windows.net",
+            ),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("contradicts"), "{err}");
+        let err = Config::from_lookup(lookup(&[ns, ("BACKUP_PILOT_STATUS_STORE", "disk")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may only be memory"), "{err}");
     }
 
     #[test]

@@ -158,8 +158,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let journal = journal(&config.status_store, &config.credential)?;
     let store = journal.store();
     match &store.note {
-        Some(note) => tracing::warn!("status store: {}; {note}", store.location),
-        None => tracing::info!("status store: {}", store.location),
+        Some(note) if !config.memory_store_intended => {
+            tracing::warn!("status store: {}; {note}", store.location);
+        }
+        _ => tracing::info!("status store: {}", store.location),
     }
     let state = state(&config, crate::workflow::registry(), journal)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;

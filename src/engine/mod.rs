@@ -472,8 +472,11 @@ impl Engine {
                 )
             }
         };
-        let transition = self.apply(env, outcome).await?;
+        // The step is finished when its outcome is known, before the hand-off: the next step
+        // may start (and finish) while the hand-off is still returning, and the status fold
+        // orders runs by when they finished.
         let finished = self.ctx.clock.now();
+        let transition = self.apply(env, outcome, finished).await?;
         record_workflow_metrics(env, &transition, retry_reason, finished);
         self.ctx
             .journal
@@ -494,8 +497,12 @@ impl Engine {
         })
     }
 
-    async fn apply(&self, env: &Envelope, outcome: Outcome) -> Result<Transition, EngineError> {
-        let now = self.ctx.clock.now();
+    async fn apply(
+        &self,
+        env: &Envelope,
+        outcome: Outcome,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
         let mut facts = env.payload.clone();
         for (k, v) in outcome.facts {
             if v.is_null() {
@@ -682,6 +689,69 @@ mod tests {
             }
         );
         assert_eq!(journal.records().len(), 3);
+    }
+
+    /// A publisher whose send takes five (virtual) seconds, noting when each send began.
+    struct SlowPublisher {
+        clock: Arc<ManualClock>,
+        began: std::sync::Mutex<Vec<time::OffsetDateTime>>,
+    }
+
+    #[async_trait]
+    impl Publisher for SlowPublisher {
+        async fn send(&self, _message: OutgoingMessage) -> Result<(), BusError> {
+            self.began.lock().unwrap().push(self.clock.now());
+            self.clock.advance(Duration::from_secs(5));
+            Ok(())
+        }
+
+        async fn send_batch(
+            &self,
+            _queue: &str,
+            messages: Vec<OutgoingMessage>,
+        ) -> Result<(), BusError> {
+            for m in messages {
+                self.send(m).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_finishes_before_its_hand_off_so_the_next_step_starts_after_it() {
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let publisher = Arc::new(SlowPublisher {
+            clock: clock.clone(),
+            began: std::sync::Mutex::default(),
+        });
+        let journal = Arc::new(MemoryJournal::default());
+        let ctx = Ctx {
+            journal: journal.clone(),
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
+        };
+        let engine = Engine::new(ctx, Registry::default().add(WorkflowKind::Onboard, Flaky));
+        let mut env = Envelope::start(
+            WorkflowKind::Onboard,
+            "/subscriptions/s",
+            "g1",
+            "flaky",
+            "ClusterCreated",
+            clock.now(),
+            Duration::from_secs(60),
+        );
+        env.attempt = 1;
+        engine.run(&env).await.unwrap();
+        // The next step can start as soon as the hand-off begins; the record must not end
+        // after that, or the status fold would put this run after the next one.
+        let began = publisher.began.lock().unwrap()[0];
+        let record = journal.records().pop().unwrap();
+        assert!(matches!(record.transition, Transition::Advanced { .. }));
+        assert!(
+            record.finished_at <= began,
+            "finished {} after the hand-off began {began}",
+            record.finished_at
+        );
+        assert!(clock.now() > began, "the hand-off took time");
     }
 
     #[tokio::test]

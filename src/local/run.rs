@@ -1,24 +1,33 @@
-//! The `local` command: starts the stand-ins on a scaled clock (Service Bus, the Functions host,
-//! the token endpoint and the ARM stand-in with the fake AKS clusters seeded), spawns this binary
-//! as the custom handler through host.json, sends one Event Grid `ResourceWriteSuccess` per fake
-//! cluster to `cluster-events`, waits until the queues are idle (or a bound), prints what is
-//! left in each queue, why messages were dead-lettered and each cluster's protection state, and
-//! stops everything.
+//! The `local` command: starts the stand-ins on a scaled clock — Service Bus, the Functions
+//! host, the token endpoint, the ARM stand-in with the fake AKS clusters seeded and one
+//! Kubernetes API stand-in per cluster (wired so the extension install plays out in it) — spawns
+//! this binary as the custom handler through host.json with sample backup and restore hooks,
+//! sends one Event Grid `ResourceWriteSuccess` per fake cluster to `cluster-events`, shows each
+//! cluster's progress live (read from the status HTTP function), and ends with each cluster's
+//! timeline, the virtual time to protected and the wall time. It fails unless every cluster
+//! ends protected.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::LocalEnvironment;
 use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
+use super::fake_clusters::FakeClusters;
+use super::kube_api::{ExtensionInstall, KubeApiOptions};
+use super::progress::{ClusterWatch, LiveView, StatusClient};
+use super::timeline::{Stretch, human, table};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
 use crate::engine::Queues;
+use crate::kube::HookSet;
+use crate::kube::settings::KubeSettings;
+use crate::status::Phase;
 
 /// The subscription the fake clusters live in.
 pub const FAKE_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000b0b0";
@@ -28,6 +37,18 @@ pub const FAKE_RESOURCE_GROUP: &str = "rg-backup-pilot-local";
 pub const FAKE_LOCATION: &str = "westeurope";
 /// The drill schedule used when `BACKUP_PILOT_DRILL_SCHEDULE` is not set.
 pub const DEFAULT_DRILL_SCHEDULE: &str = "0 0 3 * * *";
+/// How long the backup extension's pods take to turn Ready after ARM reports the install done
+/// (virtual time: image pulls), so the health gate has something to wait for.
+pub const EXTENSION_PODS_READY_AFTER: Duration = Duration::from_secs(150);
+/// The console filter of `local` (and of its handler) when `RUST_LOG` is not set: warnings
+/// only, so the live view stays readable.
+pub const LOG_FILTER: &str = "warn";
+/// The hooks every fake cluster gets unless `BACKUP_PILOT_HOOKS[_FILE]` is set.
+pub const SAMPLE_HOOKS: &str = include_str!("sample_hooks.yaml");
+/// How often the live view reads the clusters' status (real time).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long to wait for the queues to drain once every cluster has settled (real time).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options of `local`.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,16 +59,124 @@ pub struct LocalOptions {
     pub time_scale: f64,
     /// The function app folder (host.json).
     pub app_dir: PathBuf,
-    /// Stop waiting for idle queues after this much real time.
+    /// Stop waiting for the clusters after this much real time.
     pub timeout: Duration,
+    /// The handler binary (default: this executable).
+    pub handler: Option<PathBuf>,
+    /// Draw the live view on stderr when it is a terminal (else only a line per settled
+    /// cluster).
+    pub live: bool,
 }
 
-/// Runs the whole chain on stand-ins once.
+/// One cluster at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterReport {
+    /// The cluster's ARM id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where it ended.
+    pub phase: Phase,
+    /// Virtual time from the event to protected (or failed).
+    pub settled_after: Option<Duration>,
+    /// Its onboarding, step by step.
+    pub timeline: Vec<Stretch>,
+    /// The failure, if it failed.
+    pub error: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReport {
+    /// Every fake cluster.
+    pub clusters: Vec<ClusterReport>,
+    /// Virtual time from the events to the last cluster protected (or to the end of the run).
+    pub virtual_time: Duration,
+    /// Real time from the events to the end of the run.
+    pub wall_time: Duration,
+    /// The last error reading status, if the run ended without every cluster settled.
+    pub status_error: Option<String>,
+}
+
+impl LocalReport {
+    /// True when every cluster ended protected.
+    pub fn all_protected(&self) -> bool {
+        !self.clusters.is_empty() && self.clusters.iter().all(|c| c.phase == Phase::Protected)
+    }
+
+    /// Each cluster's timeline table, then the totals.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for c in &self.clusters {
+            let end = match (c.phase, c.settled_after) {
+                (Phase::Protected, Some(after)) => format!("protected after {}", human(after)),
+                (Phase::Failed, _) => format!(
+                    "FAILED: {}",
+                    c.error.as_deref().unwrap_or("see the timeline")
+                ),
+                (phase, _) => format!("not settled ({})", phase.as_str()),
+            };
+            let _ = writeln!(out, "\n{}: {end}", c.name);
+            out.push_str(&table(&c.timeline));
+        }
+        let protected = self
+            .clusters
+            .iter()
+            .filter(|c| c.phase == Phase::Protected)
+            .count();
+        let _ = writeln!(
+            out,
+            "\n{protected} of {} cluster(s) protected; virtual time to protected {}; wall time {:.1}s",
+            self.clusters.len(),
+            human(self.virtual_time),
+            self.wall_time.as_secs_f64()
+        );
+        if let Some(e) = &self.status_error {
+            let _ = writeln!(out, "last status error: {e}");
+        }
+        out
+    }
+}
+
+/// The hooks the run configures: the caller's (`BACKUP_PILOT_HOOKS[_FILE]`), else the sample,
+/// which is then also the setting to hand to the handler.
+fn hooks() -> anyhow::Result<(HookSet, Option<&'static str>)> {
+    let mut problems = Vec::new();
+    let settings = KubeSettings::from_lookup(&|k: &str| std::env::var(k).ok(), &mut problems);
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
+    }
+    if settings.hooks == crate::kube::settings::HooksSource::None {
+        return Ok((HookSet::parse(SAMPLE_HOOKS)?, Some(SAMPLE_HOOKS)));
+    }
+    Ok((settings.hooks.load()?, None))
+}
+
+fn describe_hooks(hooks: &HookSet) -> String {
+    let refs: Vec<String> = hooks
+        .backup_references()
+        .into_iter()
+        .map(|r| format!("BackupHook {}/{}", r.namespace, r.name))
+        .chain(
+            hooks
+                .restore_references()
+                .into_iter()
+                .map(|r| format!("RestoreHook {}/{}", r.namespace, r.name)),
+        )
+        .collect();
+    if refs.is_empty() {
+        "none".into()
+    } else {
+        refs.join(", ")
+    }
+}
+
+/// Runs the whole chain on stand-ins once and reports each cluster's onboarding.
 ///
 /// # Errors
-/// A stand-in or the handler failing to start, a send failing, or the queues still busy at the
-/// timeout.
-pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
+/// A stand-in or the handler failing to start, invalid hooks, a send failing, an interrupt, or
+/// a cluster that did not end protected (after the report is printed).
+pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     if !options.app_dir.join("host.json").is_file() {
         anyhow::bail!(
             "{} has no host.json; run from the repository root or pass --app-dir",
@@ -56,26 +185,43 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
     }
     let clock = ScaledClock::new(SystemTime::now(), options.time_scale)
         .map_err(|e| anyhow::anyhow!("--time-scale: {e}"))?;
-    let program = std::env::current_exe()?;
+    let program = match &options.handler {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let (hooks, hooks_setting) = hooks()?;
     let drill_schedule = std::env::var("BACKUP_PILOT_DRILL_SCHEDULE")
         .unwrap_or_else(|_| DEFAULT_DRILL_SCHEDULE.to_string());
     let builder = LocalEnvironment::builder(&options.app_dir);
+    let tokens = builder.token_issuer();
+    let fakes = FakeClusters::new(
+        Arc::new(clock),
+        KubeApiOptions {
+            issuer: Some(tokens.clone()),
+            ..KubeApiOptions::default()
+        },
+        ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
+    );
     let (arm_url, arm) = ArmStandIn::builder()
         .clock(Arc::new(clock))
-        .tokens(builder.token_issuer())
+        .tokens(tokens)
+        .on_extension_installed(fakes.extension_hook())
         .build()
         .spawn()
         .await?;
     arm.add_subscription(FAKE_SUBSCRIPTION)?;
+    let mut watches = Vec::new();
     for index in 1..=options.clusters {
-        arm.add_cluster(ClusterSeed::new(
-            FAKE_SUBSCRIPTION,
-            FAKE_RESOURCE_GROUP,
-            &fake_cluster_name(index),
-            FAKE_LOCATION,
-        ))?;
+        let name = fake_cluster_name(index);
+        let cluster = fakes
+            .add(
+                &arm,
+                ClusterSeed::new(FAKE_SUBSCRIPTION, FAKE_RESOURCE_GROUP, &name, FAKE_LOCATION),
+            )
+            .await?;
+        watches.push(ClusterWatch::new(&cluster.arm.id, &name));
     }
-    let env = builder
+    let mut builder = builder
         .scaled_clock(clock)
         .spawn_handler(Some(program))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", &drill_schedule)
@@ -85,40 +231,102 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
             "BACKUP_PILOT_PROFILE",
             &std::env::var("BACKUP_PILOT_PROFILE").unwrap_or_else(|_| "poc".into()),
         )
+        // Status lives in the handler's memory for the run, on purpose.
+        .setting("BACKUP_PILOT_STATUS_STORE", "memory")
         // The host re-logs the handler's lines; colour codes would arrive escaped.
-        .setting("NO_COLOR", "1")
-        .start()
-        .await?;
-    println!("local ARM           {arm_url}");
-    println!("local Service Bus   {}", env.service_bus_url());
-    println!("token endpoint      {}", env.token_url());
-    println!("custom handler      {}", env.host().handler_url());
+        .setting("NO_COLOR", "1");
+    if let Some(text) = hooks_setting {
+        builder = builder.setting("BACKUP_PILOT_HOOKS", text);
+    }
+    if std::env::var_os("RUST_LOG").is_none() {
+        builder = builder.setting("RUST_LOG", LOG_FILTER);
+    }
+    let env = builder.start().await?;
+    println!(
+        "backup-pilot local: {} fake AKS cluster(s) on a virtual clock at {}x",
+        options.clusters, options.time_scale
+    );
+    println!("  ARM                 {arm_url}");
+    for c in fakes.clusters() {
+        let name = c.arm.id.rsplit('/').next().unwrap_or_default().to_string();
+        println!("  Kubernetes API      {} ({name})", c.kube_url);
+    }
+    println!("  Service Bus         {}", env.service_bus_url());
+    println!("  token endpoint      {}", env.token_url());
+    println!("  custom handler      {}", env.host().handler_url());
     if let Some(url) = env.host().http_url() {
-        println!("HTTP functions      {url}/api/… (function key: x-functions-key header)");
+        println!("  HTTP functions      {url}/api/… (function key: x-functions-key header)");
     }
     println!(
-        "virtual clock       {} ({}x)",
-        env.clock().now(),
-        options.time_scale
+        "  hooks               {}{}",
+        describe_hooks(&hooks),
+        if hooks_setting.is_some() {
+            " (sample; set BACKUP_PILOT_HOOKS or BACKUP_PILOT_HOOKS_FILE for your own)"
+        } else {
+            ""
+        }
     );
 
     let outcome = tokio::select! {
-        result = drive(&env, &options) => result,
+        result = drive(&env, &options, watches) => result,
         () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
-    println!("{}", summary(&env));
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            env.stop().await;
+            arm.shutdown();
+            return Err(e);
+        }
+    };
+    let idle = env.wait_idle(DRAIN_TIMEOUT).await;
+    print!("{}", report.render());
     println!("{}", protection_summary(&arm));
+    if !idle || !report.all_protected() {
+        println!("{}", summary(&env));
+    }
     env.stop().await;
     arm.shutdown();
-    outcome
+    if report.all_protected() {
+        Ok(report)
+    } else {
+        let open: Vec<String> = report
+            .clusters
+            .iter()
+            .filter(|c| c.phase != Phase::Protected)
+            .map(|c| format!("{} ({})", c.name, c.phase.as_str()))
+            .collect();
+        anyhow::bail!(
+            "not every cluster ended protected: {}; see the timelines above",
+            open.join(", ")
+        )
+    }
 }
 
-async fn drive(env: &LocalEnvironment, options: &LocalOptions) -> anyhow::Result<()> {
+/// Sends the events, then follows the clusters through the status function until every one
+/// has settled or the timeout passes.
+async fn drive(
+    env: &LocalEnvironment,
+    options: &LocalOptions,
+    mut watches: Vec<ClusterWatch>,
+) -> anyhow::Result<LocalReport> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
+    let http_url = env.host().http_url().ok_or_else(|| {
+        anyhow::anyhow!("the function app has no HTTP functions; the status function is needed to follow the clusters")
+    })?;
+    let key = env
+        .function_keys()
+        .function
+        .first()
+        .cloned()
+        .unwrap_or_else(|| env.function_keys().master.clone());
+    let status = StatusClient::new(http.clone(), http_url, &key);
     let publisher = env.publisher(http);
     let queue = Queues::default().cluster_events;
+    let start = env.clock().now();
+    let wall = Instant::now();
     for index in 1..=options.clusters {
         let event = cluster_write_event(index, env.clock().now());
         let id = event["id"].as_str().unwrap_or_default().to_string();
@@ -138,17 +346,75 @@ async fn drive(env: &LocalEnvironment, options: &LocalOptions) -> anyhow::Result
         publisher.send(message).await?;
     }
     println!(
-        "sent {} cluster write event(s) to {queue}; waiting for the queues to go idle (at most {:?})",
-        options.clusters, options.timeout
+        "sent {} cluster write event(s) to {queue} at {} (virtual)\n",
+        options.clusters,
+        crate::status::rfc3339(start.replace_nanosecond(0).unwrap_or(start))
     );
-    if env.wait_idle(options.timeout).await {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "the queues were still busy after {:?}; see the summary above",
-            options.timeout
-        )
+
+    let mut view = LiveView::new(&watches, options.live);
+    let deadline = wall + options.timeout;
+    let mut status_error = None;
+    loop {
+        for (index, watch) in watches.iter_mut().enumerate() {
+            match status.cluster(&watch.id).await {
+                Ok(Some(s)) => watch.observe(s),
+                Ok(None) => {}
+                Err(e) => status_error = Some(e.to_string()),
+            }
+            view.update(index, watch, start, env.clock().now());
+        }
+        if watches.iter().all(ClusterWatch::is_settled) {
+            status_error = None;
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
+    view.finish();
+    let wall_time = wall.elapsed();
+    let end = env.clock().now();
+    let clusters: Vec<ClusterReport> = watches
+        .iter()
+        .map(|w| ClusterReport {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            phase: w.phase(),
+            settled_after: w
+                .settled_at()
+                .map(|at| Duration::try_from(at - start).unwrap_or_default()),
+            timeline: w.runs.timeline(start),
+            error: w
+                .status
+                .as_ref()
+                .and_then(|s| s.last_error.as_ref())
+                .filter(|_| w.phase() == Phase::Failed)
+                .map(|e| format!("{}: {}", e.step, e.message)),
+        })
+        .collect();
+    let all_settled = clusters.iter().all(|c| c.settled_after.is_some());
+    let virtual_time = if all_settled {
+        clusters
+            .iter()
+            .filter_map(|c| c.settled_after)
+            .max()
+            .unwrap_or_default()
+    } else {
+        Duration::try_from(end - start).unwrap_or_default()
+    };
+    if !all_settled && status_error.is_none() {
+        status_error = Some(format!(
+            "the clusters had not settled after {:?} (real time); raise --timeout-seconds or --time-scale",
+            options.timeout
+        ));
+    }
+    Ok(LocalReport {
+        clusters,
+        virtual_time,
+        wall_time,
+        status_error,
+    })
 }
 
 /// An Event Grid `ResourceWriteSuccess` for fake cluster `index`, as a subscription system
@@ -193,7 +459,7 @@ pub fn fake_cluster_name(index: u32) -> String {
 }
 
 /// Each fake cluster's backup instances and their protection state, as the ARM stand-in holds
-/// them.
+/// them (the truth the status journal is checked against).
 pub fn protection_summary(arm: &ArmHandle) -> String {
     let state = arm.snapshot();
     let mut out = format!(
