@@ -17,25 +17,38 @@ use super::super::timings::span;
 use super::super::validate::authorization as validate;
 use super::{Ctx, list_answer};
 
+/// A `RoleAssignment` (2022-04-01). Optional properties that are not set are left out: the
+/// spec's `condition`, `conditionVersion`, `delegatedManagedIdentityResourceId` and
+/// `description` are plain strings, not `x-nullable`, so `null` would break the schema.
 fn render(a: &RoleAssignmentRecord) -> Value {
+    let mut properties = json!({
+        "roleDefinitionId": a.role_definition_id,
+        "principalId": a.principal_id,
+        "principalType": a.principal_type.as_str(),
+        "scope": a.scope,
+        "createdOn": rfc3339(a.created_on),
+        "updatedOn": rfc3339(a.created_on),
+        "createdBy": a.created_by,
+        "updatedBy": a.created_by,
+    });
+    for (name, value) in [
+        ("condition", &a.condition),
+        ("conditionVersion", &a.condition_version),
+        (
+            "delegatedManagedIdentityResourceId",
+            &a.delegated_managed_identity_resource_id,
+        ),
+        ("description", &a.description),
+    ] {
+        if let Some(value) = value {
+            properties[name] = json!(value);
+        }
+    }
     json!({
         "id": a.id(),
         "name": a.name,
         "type": "Microsoft.Authorization/roleAssignments",
-        "properties": {
-            "roleDefinitionId": a.role_definition_id,
-            "principalId": a.principal_id,
-            "principalType": a.principal_type.as_str(),
-            "scope": a.scope,
-            "condition": a.condition,
-            "conditionVersion": a.condition_version,
-            "createdOn": rfc3339(a.created_on),
-            "updatedOn": rfc3339(a.created_on),
-            "createdBy": a.created_by,
-            "updatedBy": a.created_by,
-            "delegatedManagedIdentityResourceId": a.delegated_managed_identity_resource_id,
-            "description": a.description,
-        }
+        "properties": properties,
     })
 }
 
