@@ -1655,10 +1655,9 @@ fn storage_asyncoperations_is_a_location_url_whose_final_body_is_the_account() {
     assert_eq!(report.checked, 0, "{report}");
     assert_eq!(report.skipped.len(), 5, "{report}");
     assert!(
-        report
-            .skipped
-            .iter()
-            .all(|s| s.reason.starts_with("Location polling URL of StorageAccounts_Create")),
+        report.skipped.iter().all(|s| s
+            .reason
+            .starts_with("Location polling URL of StorageAccounts_Create")),
         "{report}"
     );
     let at = |record: usize| report.violations.iter().filter(move |f| f.record == record);
@@ -1685,7 +1684,9 @@ fn storage_asyncoperations_is_a_location_url_whose_final_body_is_the_account() {
     // Elsewhere `asyncoperations` stays an Azure-AsyncOperation status URL.
     let network = record(
         "GET",
-        &format!("/subscriptions/{SUB}/providers/Microsoft.Network/locations/eastus/asyncoperations/op1"),
+        &format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Network/locations/eastus/asyncoperations/op1"
+        ),
         "2023-09-01",
         None,
         200,

@@ -204,8 +204,7 @@ where
                 .match_operation(record.method(), record.path(), version)
                 .is_ok()
         });
-        if !specified
-            && let Some((style, reason)) = status_endpoint(record.method(), record.path())
+        if !specified && let Some((style, reason)) = status_endpoint(record.method(), record.path())
         {
             report.skipped.push(Skipped {
                 record: index,
@@ -214,7 +213,10 @@ where
                 reason,
             });
             let (violations, notes) = match style {
-                Polling::AsyncOperation => (async_status_problem(record).into_iter().collect(), Vec::new()),
+                Polling::AsyncOperation => (
+                    async_status_problem(record).into_iter().collect(),
+                    Vec::new(),
+                ),
                 Polling::Location => location_problems(specs, api_version, record),
             };
             for (location, message) in violations {

@@ -22,10 +22,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub use backup_pilot::local::arm::journal::ArmRequestRecord;
 pub use journal::{Finding, RecordedExchange, Report, Side, Skipped, check_journal};
 pub use load::{LoadError, SpecSet};
 pub use matching::{MatchedOperation, VERSION_ALIASES, VersionAlias};
-pub use backup_pilot::local::arm::journal::ArmRequestRecord;
 pub use validate::Checked;
 
 /// Something the specs reject: a request ARM would refuse or a response that breaks the

@@ -229,3 +229,51 @@ pub fn list(world: &World, scope: &str, ctx: &Ctx<'_>) -> HandlerResult {
         .collect();
     Ok(list_answer(items))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::arm::rbac::PrincipalKind;
+    use time::macros::datetime;
+
+    fn record(condition: Option<&str>) -> RoleAssignmentRecord {
+        let at = datetime!(2026-01-01 00:00 UTC);
+        RoleAssignmentRecord {
+            scope: "/subscriptions/s/resourceGroups/rg".into(),
+            name: "0d2c4b1a-2b3c-4d5e-8f90-0123456789ab".into(),
+            role_definition_id:
+                "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/r".into(),
+            role_guid: "r".into(),
+            principal_id: "p".into(),
+            principal_type: PrincipalKind::ServicePrincipal,
+            description: None,
+            condition: condition.map(str::to_string),
+            condition_version: condition.map(|_| "2.0".to_string()),
+            delegated_managed_identity_resource_id: None,
+            created_by: "c".into(),
+            created_on: at,
+            effective_at: at,
+        }
+    }
+
+    #[test]
+    fn unset_optional_properties_are_left_out_not_null() {
+        let plain = render(&record(None));
+        let props = plain["properties"].as_object().unwrap();
+        for absent in [
+            "condition",
+            "conditionVersion",
+            "delegatedManagedIdentityResourceId",
+            "description",
+        ] {
+            assert!(!props.contains_key(absent), "{absent} in {plain}");
+        }
+        assert!(props.values().all(|v| !v.is_null()), "{plain}");
+        let conditional = render(&record(Some("@Resource[x] StringEquals 'y'")));
+        assert_eq!(
+            conditional["properties"]["condition"],
+            "@Resource[x] StringEquals 'y'"
+        );
+        assert_eq!(conditional["properties"]["conditionVersion"], "2.0");
+    }
+}
