@@ -275,9 +275,12 @@ where
     report
 }
 
+/// A finding about a status endpoint's answer: (location, message).
+type Problem = (String, String);
+
 /// A 200 from an `Azure-AsyncOperation` status URL must be an object with a string
 /// `status` (`Succeeded`, `Failed`, `Canceled` or an in-progress value).
-fn async_status_problem<R: RecordedExchange>(record: &R) -> Option<(String, String)> {
+fn async_status_problem<R: RecordedExchange>(record: &R) -> Option<Problem> {
     if record.status() != 200 {
         return None;
     }
@@ -291,13 +294,12 @@ fn async_status_problem<R: RecordedExchange>(record: &R) -> Option<(String, Stri
 
 /// A `Location` URL answers 202 without a body while the operation runs; once done, a 200
 /// body that names a resource (`id`) must be that resource as its GET returns it, so it is
-/// checked against the GET's 200 schema. Returns (violations, notes) as (location, message).
-#[allow(clippy::type_complexity)]
+/// checked against the GET's 200 schema. Returns (violations, notes).
 fn location_problems<R: RecordedExchange>(
     specs: &SpecSet,
     api_version: Option<&str>,
     record: &R,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Vec<Problem>, Vec<Problem>) {
     let mut violations = Vec::new();
     let mut notes = Vec::new();
     match (record.status(), record.response_body()) {

@@ -688,7 +688,7 @@ pub fn stop_protection(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Ha
     if instance.protection_state == "ConfiguringProtection" {
         return Err(ArmError::new(
             StatusCode::CONFLICT,
-            "UserErrorAnotherOperationInProgress",
+            "Conflict",
             format!(
                 "Protection of the backup instance '{}' is being configured; stop it once that operation ends.",
                 i.instance
