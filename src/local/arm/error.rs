@@ -322,4 +322,7 @@ pub enum StandInError {
     /// Seeding a principal.
     #[error("cannot add principal: {0}")]
     AddPrincipal(String),
+    /// Deleting a cluster out of band.
+    #[error("cannot remove cluster: {0}")]
+    RemoveCluster(String),
 }

@@ -23,6 +23,7 @@
 //! # let _ = base_url; Ok(()) }
 //! ```
 
+pub mod aks_versions;
 pub mod capacity;
 pub mod error;
 pub mod extension_hook;

@@ -71,6 +71,8 @@ pub enum Route {
     TrustedAccessBinding(ClusterPath, String),
     /// `/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{l}/trustedAccessRoles`.
     TrustedAccessRoles { sub: String, location: String },
+    /// `/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{l}/kubernetesVersions`.
+    KubernetesVersions { sub: String, location: String },
     /// AKS operation status (`.../locations/{l}/operations/{id}`).
     ContainerServiceOperationStatus {
         sub: String,
@@ -135,6 +137,8 @@ pub enum Route {
     InstanceOperationResult(InstancePath, String),
     /// `BackupInstances_AdhocBackup`.
     AdhocBackup(InstancePath),
+    /// `BackupInstances_StopProtection`.
+    StopProtection(InstancePath),
     /// A backup instance's recovery points.
     RecoveryPoints(InstancePath),
     /// One recovery point.
@@ -221,6 +225,7 @@ impl Route {
             | ProviderRegister { sub, .. }
             | ResourceGroupOperation { sub, .. }
             | TrustedAccessRoles { sub, .. }
+            | KubernetesVersions { sub, .. }
             | ContainerServiceOperationStatus { sub, .. }
             | ContainerServiceOperationResult { sub, .. }
             | StorageNameAvailability { sub }
@@ -262,6 +267,7 @@ impl Route {
             Instance(i)
             | InstanceOperationResult(i, _)
             | AdhocBackup(i)
+            | StopProtection(i)
             | RecoveryPoints(i)
             | RecoveryPoint(i, _)
             | InstanceAction(i, _) => Some(&i.vault.group),
@@ -297,6 +303,7 @@ impl Route {
                 api(&CLUSTERS, "managedClusters/trustedAccessRoleBindings", CS)
             }
             TrustedAccessRoles { .. } => api(&CLUSTERS, "locations/trustedAccessRoles", CS),
+            KubernetesVersions { .. } => api(&CLUSTERS, "locations/kubernetesVersions", CS),
             ContainerServiceOperationStatus { .. } => api(&CLUSTERS, "locations/operations", CS),
             ContainerServiceOperationResult { .. } => {
                 api(&CLUSTERS, "locations/operationresults", CS)
@@ -322,9 +329,8 @@ impl Route {
                 api(&DATA_PROTECTION_ANY, "locations/operationResults", DP)
             }
             Policies(_) | Policy(..) => api(&POLICIES, "backupVaults/backupPolicies", DP),
-            Instances(_) | Instance(_) | AdhocBackup(_) | InstanceAction(..) => {
-                api(&INSTANCES, "backupVaults/backupInstances", DP)
-            }
+            Instances(_) | Instance(_) | AdhocBackup(_) | StopProtection(_)
+            | InstanceAction(..) => api(&INSTANCES, "backupVaults/backupInstances", DP),
             ValidateForBackup(_) => api(&INSTANCES, "backupVaults/validateForBackup", DP),
             InstanceOperationResult(..) => api(
                 &DATA_PROTECTION_ANY,
@@ -364,9 +370,7 @@ impl Route {
             (Cluster(_), "PATCH") => {
                 return Err(ArmError::not_implemented("ManagedClusters_UpdateTags"));
             }
-            (Cluster(_), "DELETE") => {
-                return Err(ArmError::not_implemented("ManagedClusters_Delete"));
-            }
+            (Cluster(_), "DELETE") => Some("ManagedClusters_Delete"),
             (AgentPools(_), "GET") => Some("AgentPools_List"),
             (AgentPool(..), "GET") => Some("AgentPools_Get"),
             (AgentPool(..), "PUT") => Some("AgentPools_CreateOrUpdate"),
@@ -381,6 +385,7 @@ impl Route {
             (TrustedAccessBinding(..), "PUT") => Some("TrustedAccessRoleBindings_CreateOrUpdate"),
             (TrustedAccessBinding(..), "DELETE") => Some("TrustedAccessRoleBindings_Delete"),
             (TrustedAccessRoles { .. }, "GET") => Some("TrustedAccessRoles_List"),
+            (KubernetesVersions { .. }, "GET") => Some("ManagedClusters_ListKubernetesVersions"),
             (ContainerServiceOperationStatus { .. }, "GET") => {
                 Some("ContainerService_OperationStatus")
             }
@@ -437,6 +442,7 @@ impl Route {
                 Some("BackupInstances_GetBackupInstanceOperationResult")
             }
             (AdhocBackup(_), "POST") => Some("BackupInstances_AdhocBackup"),
+            (StopProtection(_), "POST") => Some("BackupInstances_StopProtection"),
             (RecoveryPoints(_), "GET") => Some("RecoveryPoints_List"),
             (RecoveryPoint(..), "GET") => Some("RecoveryPoints_Get"),
             (InstanceAction(_, action), "POST") => {
@@ -574,6 +580,12 @@ fn subscription_provider(
         match tail {
             [l, location, roles] if eq(l, "locations") && eq(roles, "trustedAccessRoles") => {
                 return Ok(Route::TrustedAccessRoles {
+                    sub,
+                    location: loc(location),
+                });
+            }
+            [l, location, v] if eq(l, "locations") && eq(v, "kubernetesVersions") => {
+                return Ok(Route::KubernetesVersions {
                     sub,
                     location: loc(location),
                 });
@@ -742,6 +754,7 @@ fn group_provider(
                             Route::InstanceOperationResult(i, name(id))
                         }
                         [a] if eq(a, "backup") => Route::AdhocBackup(i),
+                        [a] if eq(a, "stopProtection") => Route::StopProtection(i),
                         [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
                         [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
                         [action] => Route::InstanceAction(i, name(action)),

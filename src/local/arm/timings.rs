@@ -21,6 +21,8 @@ pub struct Timings {
     pub cluster_create: Duration,
     /// AKS cluster update (e.g. enabling the CSI driver or snapshot controller).
     pub cluster_update: Duration,
+    /// AKS cluster deletion.
+    pub cluster_delete: Duration,
     /// Agent pool create/scale.
     pub agent_pool_update: Duration,
     /// Trusted-access role binding create/update/delete.
@@ -39,6 +41,8 @@ pub struct Timings {
     pub protection_configure: Duration,
     /// Backup instance deletion.
     pub backup_instance_delete: Duration,
+    /// `stopProtection` of a backup instance.
+    pub stop_protection: Duration,
     /// Ad-hoc backup: from the POST until the job exists and the operation succeeds.
     pub backup_trigger: Duration,
     /// Ad-hoc backup job until the recovery point appears (guide: first backup 3-5 min).
@@ -55,6 +59,7 @@ impl Default for Timings {
             resource_group_delete: secs(180),
             cluster_create: secs(600),
             cluster_update: secs(300),
+            cluster_delete: secs(300),
             agent_pool_update: secs(240),
             trusted_access_binding: secs(30),
             storage_account_create: secs(30),
@@ -64,6 +69,7 @@ impl Default for Timings {
             validate_for_backup: secs(30),
             protection_configure: secs(60),
             backup_instance_delete: secs(60),
+            stop_protection: secs(30),
             backup_trigger: secs(15),
             backup_job: secs(240),
         }
@@ -82,6 +88,7 @@ impl Timings {
             resource_group_delete: zero,
             cluster_create: zero,
             cluster_update: zero,
+            cluster_delete: zero,
             agent_pool_update: zero,
             trusted_access_binding: zero,
             storage_account_create: zero,
@@ -91,6 +98,7 @@ impl Timings {
             validate_for_backup: zero,
             protection_configure: zero,
             backup_instance_delete: zero,
+            stop_protection: zero,
             backup_trigger: zero,
             backup_job: zero,
         }

@@ -1,9 +1,9 @@
 //! Microsoft.DataProtection 2023-11-01: backup vaults (LRO create with a system-assigned
 //! identity that is new to the directory), policies (sync), backup instances (LRO create
-//! that ends in `ProtectionConfigured` or `ProtectionError`; LRO delete), `validateForBackup`
-//! and ad-hoc backup (POST LROs, `final-state-via: location`), jobs, recovery points, and
-//! the vault-, resource-group- and location-scoped operation status/result endpoints.
-//! Restore actions belong to a later issue. Every request with the `Accept` header
+//! that ends in `ProtectionConfigured` or `ProtectionError`; LRO delete), `validateForBackup`,
+//! ad-hoc backup and `stopProtection` (POST LROs, `final-state-via: location`), jobs, recovery
+//! points, and the vault-, resource-group- and location-scoped operation status/result
+//! endpoints. Restore actions belong to a later issue. Every request with the `Accept` header
 //! `...; IEEE754Compatible=false` gets 406 with an empty body (checked at the front door).
 
 use axum::http::StatusCode;
@@ -665,6 +665,59 @@ pub fn delete_instance(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Ha
             vault_status_url(ctx, &vault.id, &op),
         )
         .with_header("Retry-After", retry_after(world, sub, &op, ctx.now)))
+}
+
+/// `BackupInstances_StopProtection`: 202 + `Location`/`Azure-AsyncOperation`; when the
+/// operation ends the instance is `ProtectionStopped` (no more scheduled or on-demand
+/// backups; its recovery points are kept). Stopping a stopped instance succeeds again.
+/// Refused while protection is being configured or the instance is being deleted.
+pub fn stop_protection(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> HandlerResult {
+    let vault = parent_vault(world, &i.vault)?.clone();
+    let k = key(&instance_id(i));
+    let instance = world
+        .instances
+        .get(&k)
+        .ok_or_else(|| ArmError::resource_not_found(&instance_typed(i), &i.vault.group.rg))?;
+    if instance.deleting {
+        return Err(ArmError::new(
+            StatusCode::CONFLICT,
+            "UserErrorBackupInstanceIsBeingDeleted",
+            format!("The backup instance '{}' is being deleted.", i.instance),
+        ));
+    }
+    if instance.protection_state == "ConfiguringProtection" {
+        return Err(ArmError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Protection of the backup instance '{}' is being configured; stop it once that operation ends.",
+                i.instance
+            ),
+        ));
+    }
+    let sub = i.vault.group.sub.clone();
+    let (op, due) = start(world, &sub, ctx.now, world.timings.stop_protection);
+    let op_id = op.clone();
+    world.schedule(due, move |w, at| {
+        if let Some(x) = w.instances.get_mut(&k) {
+            x.protection_state = "ProtectionStopped".into();
+            x.protection_status = "ProtectionStopped".into();
+            x.protection_error = None;
+        }
+        w.operations
+            .succeed(&op_id, at, Some(job_extended_info(None)), 200);
+        w.operations.set_properties(&op_id, job_extended_info(None));
+    });
+    Ok(ArmResponse::empty(StatusCode::ACCEPTED)
+        .with_header(
+            "Location",
+            location_url(ctx, &sub, &vault.location, "operationResults", &op),
+        )
+        .with_header(
+            "Azure-AsyncOperation",
+            vault_status_url(ctx, &vault.id, &op),
+        )
+        .with_header("Retry-After", retry_after(world, &sub, &op, ctx.now)))
 }
 
 /// `BackupInstances_ValidateForBackup`: 202 + location-scoped `Location` and
