@@ -177,6 +177,9 @@ fn describe_hooks(hooks: &HookSet) -> String {
 /// A stand-in or the handler failing to start, invalid hooks, a send failing, an interrupt, or
 /// a cluster that did not end protected (after the report is printed).
 pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
+    if options.clusters == 0 {
+        anyhow::bail!("--clusters must be at least 1");
+    }
     if !options.app_dir.join("host.json").is_file() {
         anyhow::bail!(
             "{} has no host.json; run from the repository root or pass --app-dir",
@@ -540,6 +543,44 @@ pub fn summary(env: &LocalEnvironment) -> String {
 mod tests {
     use super::*;
     use crate::events::{ClusterChange, Intake, read_event};
+
+    #[test]
+    fn a_report_is_protected_only_when_every_cluster_is() {
+        let cluster = |name: &str, phase: Phase| ClusterReport {
+            id: format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/{name}"
+            ),
+            name: name.into(),
+            phase,
+            settled_after: (phase != Phase::InProgress).then_some(Duration::from_secs(600)),
+            timeline: Vec::new(),
+            error: (phase == Phase::Failed).then(|| "extension_health: pods unschedulable".into()),
+        };
+        let mut report = LocalReport {
+            clusters: vec![
+                cluster("a", Phase::Protected),
+                cluster("b", Phase::Protected),
+            ],
+            virtual_time: Duration::from_secs(600),
+            wall_time: Duration::from_millis(1500),
+            status_error: None,
+        };
+        assert!(report.all_protected());
+        assert!(report.render().contains(
+            "2 of 2 cluster(s) protected; virtual time to protected 10m00s; wall time 1.5s"
+        ));
+        report.clusters[1] = cluster("b", Phase::Failed);
+        assert!(!report.all_protected());
+        let text = report.render();
+        assert!(
+            text.contains("b: FAILED: extension_health: pods unschedulable"),
+            "{text}"
+        );
+        report.clusters[1] = cluster("b", Phase::InProgress);
+        assert!(report.render().contains("b: not settled (inProgress)"));
+        report.clusters.clear();
+        assert!(!report.all_protected(), "no cluster is not success");
+    }
 
     #[test]
     fn fake_cluster_events_are_accepted_by_intake() {
