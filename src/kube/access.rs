@@ -17,6 +17,8 @@ use super::error::{KubeError, error_chain};
 use crate::arm::versions;
 use crate::auth::{self, AKS_SCOPE};
 use crate::resource_id::ResourceId;
+use crate::telemetry::http::{HttpCall, HttpCallLayer, Peer};
+use tracing::Instrument as _;
 
 /// How long to wait for a TCP connection to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,18 +163,42 @@ impl KubeconfigSource for ArmKubeconfigSource {
         let token = auth::bearer(self.credential.as_ref(), auth::ARM_SCOPE)
             .await
             .map_err(KubeError::EntraToken)?;
-        let response = self
+        let call = match url::Url::parse(&url) {
+            Ok(parsed) => Some(HttpCall::start(Peer::Arm, "POST", &parsed)),
+            Err(_) => None,
+        };
+        let mut request = self
             .http
             .post(&url)
             .header(reqwest::header::AUTHORIZATION, token.header_value())
-            .header(reqwest::header::CONTENT_LENGTH, "0")
-            .send()
-            .await
-            .map_err(|e| KubeError::ReachArm {
-                cluster: cluster.to_string(),
-                detail: error_chain(&e.without_url()),
-            })?;
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        for (name, value) in call.iter().flat_map(HttpCall::trace_headers) {
+            request = request.header(name, value);
+        }
+        let sent = match &call {
+            Some(c) => request.send().instrument(c.span().clone()).await,
+            None => request.send().await,
+        };
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(c) = call {
+                    c.fail(if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connection"
+                    });
+                }
+                return Err(KubeError::ReachArm {
+                    cluster: cluster.to_string(),
+                    detail: error_chain(&e.without_url()),
+                });
+            }
+        };
         let status = response.status();
+        if let Some(c) = call {
+            c.finish(status.as_u16());
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -276,10 +302,20 @@ impl ClusterAccess for KubeconfigAccess {
             self.server_override.as_deref(),
         )
         .await?;
-        let client = kube::Client::try_from(config).map_err(|e| KubeError::ReadKubeconfig {
-            cluster: cluster.to_string(),
-            reason: error_chain(&e),
+        let base = config.cluster_url.to_string();
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+            KubeError::ReadKubeconfig {
+                cluster: cluster.to_string(),
+                reason: error_chain(&e),
+            }
         })?;
+        // One client span per API request (a child of the step's span).
+        let client = match url::Url::parse(&base) {
+            Ok(base) => builder
+                .with_layer(&HttpCallLayer::new(Peer::Kubernetes, base))
+                .build(),
+            Err(_) => builder.build(),
+        };
         Ok(ClusterClient::new(client, server))
     }
 }
