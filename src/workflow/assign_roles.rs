@@ -42,11 +42,29 @@ pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepE
         storage_account: facts::required(env, facts::STORAGE_ACCOUNT_ID)?,
         storage_shared: facts::flag(env, facts::STORAGE_SHARED),
     };
-    Ok(roles::assignments(
-        roles::profile(ctx.onboarding.role_profile),
-        &ids,
-        &scopes,
-    ))
+    Ok(wanted_for(ctx, &ids, &scopes))
+}
+
+/// The role profile's assignments for these identities and scopes.
+pub fn wanted_for(ctx: &Ctx, ids: &Identities, scopes: &Scopes) -> Vec<roles::Assignment> {
+    roles::assignments(roles::profile(ctx.onboarding.role_profile), ids, scopes)
+}
+
+/// True if the assignment exists under its deterministic name for the same principal (the
+/// step creates it otherwise).
+///
+/// # Errors
+/// A failed read.
+pub async fn in_place(ctx: &Ctx, assignment: &roles::Assignment) -> Result<bool, StepError> {
+    let existing = ctx
+        .arm
+        .get_optional(&assignment.path(), versions::ROLE_ASSIGNMENTS)
+        .await?;
+    Ok(existing.is_some_and(|e| {
+        e.pointer("/properties/principalId")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.eq_ignore_ascii_case(&assignment.principal_id))
+    }))
 }
 
 #[async_trait]
@@ -63,23 +81,12 @@ impl Step for AssignRoles {
         let mut not_replicated = Vec::new();
         let mut created = 0usize;
         for a in wanted(ctx, env)? {
-            let path = a.path();
-            if let Some(existing) = ctx
-                .arm
-                .get_optional(&path, versions::ROLE_ASSIGNMENTS)
-                .await?
-            {
-                let principal = existing
-                    .pointer("/properties/principalId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if principal.eq_ignore_ascii_case(&a.principal_id) {
-                    continue;
-                }
+            if in_place(ctx, &a).await? {
+                continue;
             }
             match ctx
                 .arm
-                .put(&path, versions::ROLE_ASSIGNMENTS, &a.body())
+                .put(&a.path(), versions::ROLE_ASSIGNMENTS, &a.body())
                 .await
             {
                 Ok(_) => created += 1,

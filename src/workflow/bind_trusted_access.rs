@@ -23,6 +23,78 @@ pub const FACT: &str = "TrustedAccessBound";
 /// See the module docs.
 pub struct BindTrustedAccess;
 
+/// What the step does about the vault's trusted-access binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingDecision {
+    /// A binding for the vault with the backup-operator role has succeeded: its name.
+    Ready(String),
+    /// Such a binding is still provisioning: its name.
+    Provisioning(String),
+    /// Such a binding failed; the text says what to do.
+    Failed(String),
+    /// Create the binding, or add the role to the vault's binding (`existed`), with `roles`.
+    Put {
+        /// The binding's name.
+        name: String,
+        /// The roles it gets.
+        roles: Vec<String>,
+        /// True when a binding for the vault exists without the role.
+        existed: bool,
+    },
+}
+
+/// Reads the cluster's bindings and decides what to do about the one for `vault_id`.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(
+    ctx: &Ctx,
+    cluster_id: &str,
+    vault_id: &str,
+) -> Result<BindingDecision, StepError> {
+    let bindings = ctx
+        .arm
+        .list(
+            &format!("{cluster_id}/trustedAccessRoleBindings"),
+            versions::MANAGED_CLUSTERS,
+            &[],
+        )
+        .await?;
+    let existing = bindings.iter().find(|b| {
+        b.pointer("/properties/sourceResourceId")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case(vault_id))
+    });
+    let (name, mut roles) = match existing {
+        Some(b) => (
+            b.get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| trusted_access_binding_name(vault_id)),
+            roles_of(b),
+        ),
+        None => (trusted_access_binding_name(vault_id), Vec::new()),
+    };
+    let has_role = roles
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(BACKUP_OPERATOR_ROLE));
+    if let Some(b) = existing.filter(|_| has_role) {
+        return Ok(match lro::provisioning_status(b) {
+            lro::OperationStatus::Succeeded => BindingDecision::Ready(name),
+            lro::OperationStatus::InProgress => BindingDecision::Provisioning(name),
+            lro::OperationStatus::Failed { code, message, .. } => BindingDecision::Failed(format!(
+                "trusted access binding {name} on {cluster_id} failed ({code}: {message}); delete it and resend the cluster event"
+            )),
+        });
+    }
+    roles.push(BACKUP_OPERATOR_ROLE.to_string());
+    Ok(BindingDecision::Put {
+        name,
+        roles,
+        existed: existing.is_some(),
+    })
+}
+
 fn roles_of(binding: &Value) -> Vec<String> {
     binding
         .pointer("/properties/roles")
@@ -52,43 +124,18 @@ impl Step for BindTrustedAccess {
         }
         let cluster_id = facts::cluster_id(env)?.to_string();
         let vault_id = facts::required(env, facts::VAULT_ID)?;
-        let collection = format!("{cluster_id}/trustedAccessRoleBindings");
-        let bindings = ctx
-            .arm
-            .list(&collection, versions::MANAGED_CLUSTERS, &[])
-            .await?;
-        let existing = bindings.iter().find(|b| {
-            b.pointer("/properties/sourceResourceId")
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.eq_ignore_ascii_case(&vault_id))
-        });
-        let (name, mut roles) = match existing {
-            Some(b) => (
-                b.get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| trusted_access_binding_name(&vault_id)),
-                roles_of(b),
-            ),
-            None => (trusted_access_binding_name(&vault_id), Vec::new()),
-        };
-        let has_role = roles
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(BACKUP_OPERATOR_ROLE));
-        if let Some(b) = existing.filter(|_| has_role) {
-            return match lro::provisioning_status(b) {
-                lro::OperationStatus::Succeeded => Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
-                lro::OperationStatus::InProgress => Ok(wait(
+        let (name, roles) = match assess(ctx, &cluster_id, &vault_id).await? {
+            BindingDecision::Ready(_) => return Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
+            BindingDecision::Provisioning(name) => {
+                return Ok(wait(
                     ctx.arm.default_poll(),
                     format!("trusted access binding {name} is provisioning"),
-                )),
-                lro::OperationStatus::Failed { code, message, .. } => Ok(Outcome::failed(format!(
-                    "trusted access binding {name} on {cluster_id} failed ({code}: {message}); delete it and resend the cluster event"
-                ))),
-            };
-        }
-        roles.push(BACKUP_OPERATOR_ROLE.to_string());
-        let path = format!("{collection}/{name}");
+                ));
+            }
+            BindingDecision::Failed(reason) => return Ok(Outcome::failed(reason)),
+            BindingDecision::Put { name, roles, .. } => (name, roles),
+        };
+        let path = format!("{cluster_id}/trustedAccessRoleBindings/{name}");
         let resp = ctx
             .arm
             .put(
