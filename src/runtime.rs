@@ -121,15 +121,12 @@ pub fn journal(
     }
 }
 
-/// Builds the handler state with the given steps.
+/// Builds the shared context every step (and the operator commands) use: the ARM client,
+/// publisher, cluster access and hooks from the configuration, with `journal`.
 ///
 /// # Errors
-/// A credential that cannot be built.
-pub fn state(
-    config: &Config,
-    registry: Registry,
-    journal: Arc<dyn Journal>,
-) -> anyhow::Result<AppState> {
+/// A credential that cannot be built, or an invalid hook configuration.
+pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
@@ -138,7 +135,7 @@ pub fn state(
         tracing::warn!("{warning}");
     }
     let clock = clock(config);
-    let ctx = Ctx {
+    Ok(Ctx {
         arm: Arc::new(arm_client(config, http.clone(), clock.clone())?),
         onboarding: Arc::new(config.onboarding.clone()),
         clock,
@@ -148,9 +145,20 @@ pub fn state(
         retry: config.retry,
         kube: cluster_access(config, http)?,
         hooks: Arc::new(hooks),
-    };
+    })
+}
+
+/// Builds the handler state with the given steps.
+///
+/// # Errors
+/// See [`ctx`].
+pub fn state(
+    config: &Config,
+    registry: Registry,
+    journal: Arc<dyn Journal>,
+) -> anyhow::Result<AppState> {
     Ok(AppState {
-        engine: Engine::new(ctx, registry),
+        engine: Engine::new(ctx(config, journal)?, registry),
     })
 }
 

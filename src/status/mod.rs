@@ -2,10 +2,12 @@
 //! next retry, recent step history with durations, and the last drill and restore. Where it
 //! lives: ARM is the truth for protection itself; this small journal (one JSON document per
 //! cluster, in Blob storage when configured — see [`blob`]) is the history and the "why".
-//! [`render`] turns it into the fleet summary and the per-cluster detail (JSON and tables).
+//! [`render`] turns it into the fleet summary and the per-cluster detail (JSON and tables);
+//! [`live`] reads one cluster's protection from ARM and the cluster itself.
 
 pub mod account_sas;
 pub mod blob;
+pub mod live;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

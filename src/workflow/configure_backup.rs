@@ -320,7 +320,8 @@ async fn find_for_cluster(
     }))
 }
 
-fn protection_error(bi: &Value) -> (String, String) {
+/// A backup instance's protection error as (code, message).
+pub fn protection_error(bi: &Value) -> (String, String) {
     let err = bi
         .pointer("/properties/protectionErrorDetails")
         .or_else(|| bi.pointer("/properties/protectionStatus/errorDetails"));
