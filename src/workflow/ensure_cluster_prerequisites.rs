@@ -16,7 +16,7 @@ use super::cluster::{
 };
 use super::facts::{self, Progress, advance, failed_operation, started};
 use crate::arm::{FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Ctx, Outcome, Step, StepError, fix};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
 
@@ -109,11 +109,16 @@ pub async fn assess(
     let disabled = disabled_storage_features(&cluster);
     if !disabled.is_empty() {
         if !settings.allow_cluster_update {
-            out.actions.push(PrerequisiteAction::Fail(format!(
-                "{} {} off; volume backups need both. Run `{}`, or set BACKUP_PILOT_ALLOW_CLUSTER_UPDATE=true to let the service do it, then resend the cluster event",
-                disabled.join(" and "),
-                if disabled.len() > 1 { "are" } else { "is" },
-                enable_storage_command(rg, name)
+            out.actions.push(PrerequisiteAction::Fail(fix::compose(
+                &format!(
+                    "{} {} off; volume backups need the CSI disk driver and the snapshot controller",
+                    disabled.join(" and "),
+                    if disabled.len() > 1 { "are" } else { "is" },
+                ),
+                &format!(
+                    "run `{}`, or set BACKUP_PILOT_ALLOW_CLUSTER_UPDATE=true to let the service do it",
+                    enable_storage_command(rg, name)
+                ),
             )));
             return Ok(out);
         }
