@@ -120,7 +120,10 @@ async fn a_plan_reads_only_and_lists_what_onboarding_then_writes() {
 
     let plan = plan::plan(chain.ctx(), &id(&cluster)).await.unwrap();
     let read = chain.arm.journal();
-    for namespace in ["Microsoft.DataProtection", "Microsoft.KubernetesConfiguration"] {
+    for namespace in [
+        "Microsoft.DataProtection",
+        "Microsoft.KubernetesConfiguration",
+    ] {
         let provider = format!("/subscriptions/{SUB}/providers/{namespace}");
         assert!(
             read.iter().any(|r| r.method == "GET" && r.path == provider),
