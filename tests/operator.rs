@@ -325,7 +325,7 @@ async fn a_cluster_onboarding_stops_on_shows_the_reason_in_plan_and_status() {
     );
     assert!(matches!(view.kubernetes, Section::Unavailable(_)));
     let text = render::live_text(&view);
-    assert!(text.contains("Extension:      not installed"), "{text}");
+    assert!(text.contains("Extension:          not installed"), "{text}");
 }
 
 /// A chain whose clusters are Entra-integrated, reached through `listClusterUserCredential`
@@ -448,12 +448,12 @@ async fn the_live_view_shows_what_the_guides_command_reference_shows() {
     );
     let text = render::live_text(&view);
     for want in [
-        "Extension:      azure-aks-backup Succeeded",
+        "Extension:          azure-aks-backup Succeeded",
         "ProtectionConfigured",
         "Recovery points (newest first):",
         "Backup     Completed",
         "backuphooks.clusterbackup.dataprotection.microsoft.com established",
-        "Extension pods: 0 of 2 Ready",
+        "Extension pods:     0 of 2 Ready",
     ] {
         assert!(text.contains(want), "{want}:\n{text}");
     }

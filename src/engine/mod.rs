@@ -475,6 +475,7 @@ impl Engine {
                 subject: env.subject.clone(),
                 step: env.step.clone(),
                 attempt: env.attempt,
+                hop: env.hop,
                 started_at: started,
                 finished_at: finished,
                 transition: transition.clone(),

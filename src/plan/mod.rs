@@ -642,8 +642,8 @@ impl Planner<'_> {
         snapshot_group_exists: bool,
     ) -> Result<(), StepError> {
         const STEP: &str = assign_roles::NAME;
-        const LATER_VAULT: &str = "(the new vault's identity)";
-        const LATER_EXTENSION: &str = "(the new extension's identity)";
+        const LATER_VAULT: &str = "(known once the vault exists)";
+        const LATER_EXTENSION: &str = "(known once the extension is installed)";
         let ids = Identities {
             vault: principals
                 .vault
@@ -689,7 +689,7 @@ impl Planner<'_> {
                     Change::Create
                 },
                 format!(
-                    "{} for the {who} identity {} ({})",
+                    "{} to the {who}'s identity {}: {}",
                     a.grant.role.name, a.principal_id, a.grant.why
                 ),
             );

@@ -195,7 +195,9 @@ pub async fn gather(ctx: &Ctx, cluster: &ResourceId) -> Result<LiveView, Unavail
     let mut problems = Vec::new();
     let extension = extension(ctx, cluster, &mut problems).await;
     let backup_instances = instances(ctx, &cluster_id, &vault, &mut problems).await;
-    let kubernetes = kubernetes(ctx, cluster, &mut problems).await;
+    // Without the extension the cluster has no backup CRDs or pods; that problem is named.
+    let installed = matches!(extension, Section::Shown(Some(_)));
+    let kubernetes = kubernetes(ctx, cluster, installed, &mut problems).await;
     Ok(LiveView {
         cluster: cluster_id,
         location,
@@ -455,6 +457,7 @@ fn jobs_of(all: &[Value], bi: &str) -> Vec<JobView> {
 async fn kubernetes(
     ctx: &Ctx,
     cluster: &ResourceId,
+    extension_installed: bool,
     problems: &mut Vec<Problem>,
 ) -> Section<KubeView> {
     let cluster_id = cluster.to_string();
@@ -471,7 +474,7 @@ async fn kubernetes(
             });
         }
     };
-    if !health.is_ready() {
+    if extension_installed && !health.is_ready() {
         problems.push(Problem {
             problem: health.reason(),
             fix: "check the pods: kubectl get pods -n dataprotection-microsoft; kubectl describe pod <name> -n dataprotection-microsoft".into(),

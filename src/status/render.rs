@@ -260,7 +260,7 @@ pub fn live_text(view: &LiveView) -> String {
         "Live view (read now from Azure Resource Manager and the cluster):"
     );
     let field = |out: &mut String, label: &str, value: &str| {
-        let _ = writeln!(out, "{:<16}{value}", format!("{label}:"));
+        let _ = writeln!(out, "{:<20}{value}", format!("{label}:"));
     };
     field(&mut out, "Region", &view.location);
     match &view.extension {
@@ -276,7 +276,7 @@ pub fn live_text(view: &LiveView) -> String {
             field(&mut out, "Extension", &line);
             field(
                 &mut out,
-                "Extension id",
+                "Extension identity",
                 e.principal_id
                     .as_deref()
                     .unwrap_or("none yet (aksAssignedIdentity)"),
@@ -315,7 +315,7 @@ pub fn live_text(view: &LiveView) -> String {
                 }
                 match &bi.recovery_points {
                     Section::Shown(points) if points.is_empty() => {
-                        field(&mut out, "  Recovery pts", "none yet");
+                        field(&mut out, "  Recovery points", "none yet");
                     }
                     Section::Shown(points) => {
                         let _ = writeln!(out, "  Recovery points (newest first):");
@@ -415,7 +415,7 @@ pub fn live_text(view: &LiveView) -> String {
         }
     }
     if view.problems.is_empty() {
-        let _ = writeln!(out, "Problems:       none");
+        field(&mut out, "Problems", "none");
     } else {
         let _ = writeln!(out, "Problems:");
         for p in &view.problems {
@@ -489,6 +489,7 @@ mod tests {
                 subject: id.into(),
                 step: "assign_roles".into(),
                 attempt: 0,
+                hop: 0,
                 started_at: datetime!(2026-03-01 12:00 UTC),
                 finished_at: datetime!(2026-03-01 12:00:02 UTC),
                 transition: Transition::Failed {
