@@ -336,7 +336,7 @@ async fn the_operator_commands_against_the_stand_ins() {
         &format!("then start onboarding again with `backup-pilot onboard --cluster {tiny}`"),
         "Extension:          not installed",
         "Backup CRDs:        backuphooks.clusterbackup.dataprotection.microsoft.com MISSING",
-        "Extension pods:     0 of 0 Ready",
+        "Extension pods:     none in dataprotection-microsoft",
         &format!("fix: run: backup-pilot onboard --cluster {tiny}"),
     ] {
         assert!(failed.stdout.contains(want), "{want}:\n{}", failed.stdout);

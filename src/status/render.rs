@@ -387,14 +387,15 @@ pub fn live_text(view: &LiveView) -> String {
                 .collect();
             field(&mut out, "Backup CRDs", &crds.join(", "));
             let ready = k.pods.iter().filter(|p| p.ready).count();
-            field(
-                &mut out,
-                "Extension pods",
-                &format!(
+            let pods = if k.pods.is_empty() {
+                "none in dataprotection-microsoft".to_string()
+            } else {
+                format!(
                     "{ready} of {} Ready (dataprotection-microsoft)",
                     k.pods.len()
-                ),
-            );
+                )
+            };
+            field(&mut out, "Extension pods", &pods);
             if !k.pods.is_empty() {
                 let rows: Vec<[String; 2]> = k
                     .pods

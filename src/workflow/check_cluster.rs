@@ -188,10 +188,10 @@ pub async fn assess(ctx: &Ctx, cluster_id: &ResourceId) -> Result<Eligibility, S
     let tenant = tenant_of(&cluster).unwrap_or_default();
 
     // The cheap check: already protected, with what the settings ask for?
-    let placement = Placement::for_cluster(settings, &cluster_id, &location);
+    let placement = Placement::for_cluster(settings, cluster_id, &location);
     let spec = backup_instance_spec(
         ctx,
-        &cluster_id,
+        cluster_id,
         &placement.location,
         placement.policy_id(),
         placement.snapshot_resource_group_id(),
