@@ -211,7 +211,11 @@ pub async fn plan(ctx: &Ctx, cluster: &ResourceId) -> Result<Plan, StepError> {
         )
         .await?;
     let extension = planner
-        .extension(cluster, unregistered.contains(KUBERNETES_CONFIGURATION))
+        .extension(
+            cluster,
+            &placement,
+            unregistered.contains(KUBERNETES_CONFIGURATION),
+        )
         .await?;
     let storage = match &extension.adopted_storage {
         Some(account) => StorageScope {
@@ -561,6 +565,7 @@ impl Planner<'_> {
     async fn extension(
         &mut self,
         cluster: &ResourceId,
+        placement: &Placement,
         cannot_exist: bool,
     ) -> Result<ExtensionState, StepError> {
         const STEP: &str = install_extension::NAME;
@@ -611,7 +616,11 @@ impl Planner<'_> {
                 let mut detail = format!("identity {principal}");
                 if let Some((account, container)) = storage {
                     detail.push_str(&format!("; backs up to {account} (container {container})"));
-                    if change == Change::Adopt {
+                    // As the step does: an extension with its own storage keeps it, and the
+                    // roles go to that account.
+                    let own = !account.eq_ignore_ascii_case(&placement.storage_account_id())
+                        || container != placement.container;
+                    if own {
                         state.adopted_storage = Some(account);
                     }
                 }

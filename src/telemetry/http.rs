@@ -287,3 +287,67 @@ where
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    #[tokio::test]
+    async fn the_layer_makes_a_client_span_per_request_under_the_caller() {
+        let exporter = InMemorySpanExporter::default();
+        let (dispatch, provider) = super::super::capture_spans(exporter.clone());
+        let _guard = tracing::dispatcher::set_default(&dispatch);
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let record = seen.clone();
+        let inner = tower::service_fn(move |request: axum::http::Request<()>| {
+            *record.lock().unwrap() = request
+                .headers()
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap().to_string());
+            async {
+                Ok::<_, std::convert::Infallible>(
+                    axum::http::Response::builder()
+                        .status(404)
+                        .body(())
+                        .unwrap(),
+                )
+            }
+        });
+        let base = Url::parse("https://aks-shop.hcp.westeurope.azmk8s.io:443").unwrap();
+        let mut service = HttpCallLayer::new(Peer::Kubernetes, base).layer(inner);
+        let parent = tracing::info_span!("step");
+        async {
+            let request = axum::http::Request::get("/api/v1/namespaces/x/pods?limit=5")
+                .body(())
+                .unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            assert_eq!(response.status(), 404);
+        }
+        .instrument(parent)
+        .await;
+        provider.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+        let step = spans.iter().find(|s| s.name == "step").unwrap();
+        let call = spans.iter().find(|s| s.name == "GET").unwrap();
+        assert_eq!(call.parent_span_id, step.span_context.span_id());
+        let attr = |k: &str| {
+            call.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(
+            attr("url.full").as_deref(),
+            Some("https://aks-shop.hcp.westeurope.azmk8s.io/api/v1/namespaces/x/pods?limit=5")
+        );
+        assert_eq!(attr("peer").as_deref(), Some("kubernetes"));
+        assert_eq!(attr("http.response.status_code").as_deref(), Some("404"));
+        let sent = seen.lock().unwrap().clone().expect("traceparent sent");
+        assert_eq!(
+            super::super::trace_id(&sent),
+            Some(call.span_context.trace_id().to_string().as_str())
+        );
+    }
+}
