@@ -1,8 +1,7 @@
 //! The live view of one cluster, read now, as the guide's command reference shows it: the
-//! backup extension's state and identity, the backup instances with their protection state,
-//! their recovery points and recent jobs (from ARM), and the backup CRDs and extension pods
-//! (from the cluster, through the extension health gate). A part that cannot be read says
-//! why and what to do; the rest is still shown.
+//! backup extension's state and identity, backup instances with their protection state,
+//! recovery points and recent jobs (ARM), and the backup CRDs and extension pods (the cluster,
+//! through the extension health gate). An unreadable part says why and what to do.
 
 use serde::Serialize;
 use serde_json::Value;

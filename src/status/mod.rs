@@ -1,9 +1,7 @@
-//! Per-cluster status, as the journal records it: phase, the last error and its fix, the
-//! next retry, recent step history with durations, and the last drill and restore. Where it
-//! lives: ARM is the truth for protection itself; this small journal (one JSON document per
-//! cluster, in Blob storage when configured — see [`blob`]) is the history and the "why".
-//! [`render`] turns it into the fleet summary and the per-cluster detail (JSON and tables);
-//! [`live`] reads one cluster's protection from ARM and the cluster itself.
+//! Per-cluster status as the journal records it (phase, last error and fix, next retry, step
+//! history, last drill and restore), one JSON document per cluster in Blob storage ([`blob`]);
+//! ARM is the truth for protection itself, read live by [`live`]. [`render`] turns both into
+//! the fleet summary and the per-cluster detail (JSON and tables).
 
 pub mod account_sas;
 pub mod blob;
