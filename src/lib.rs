@@ -15,6 +15,8 @@
 //! - [`config`], [`runtime`]: settings and wiring.
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
+//! - [`restore`]: restore requests, authorization, recovery points, verification, drills and
+//!   their evidence reports.
 //! - [`telemetry`]: logs and trace context.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
 //!   server) for running and testing without Azure.
@@ -35,6 +37,7 @@ pub mod kube;
 pub mod local;
 pub mod package;
 pub mod resource_id;
+pub mod restore;
 pub mod runtime;
 pub mod telemetry;
 pub mod workflow;
