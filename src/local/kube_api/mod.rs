@@ -2,13 +2,16 @@
 //! with Kubernetes semantics — discovery, namespaces (Terminating, then gone), the backup
 //! extension's hook CRDs (served once "installed"), server-side apply with field managers and
 //! conflicts, resourceVersions, `Status` errors — plus a control API to play the extension and
-//! workloads (pods and PVCs whose readiness the harness decides), all on an injected clock.
+//! workloads (pods and PVCs whose readiness the harness decides), and the backup extension's
+//! data path (copy namespaces at backup time, write them back on restore: [`restore`]), all on
+//! an injected clock.
 //!
 //! Deliberate limits (it refuses rather than pretends): no watch, no subresources, only apply
 //! patches, writes only to namespaces and installed custom resources.
 
 pub mod apply;
 pub mod catalog;
+pub mod restore;
 pub mod routes;
 pub mod status;
 pub mod store;
