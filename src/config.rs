@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::auth::CredentialSource;
 use crate::bus::sas::SasKey;
 use crate::engine::{Queues, RetryPolicy};
+use crate::status::DEFAULT_HISTORY_LIMIT;
+use crate::status::account_sas::{AZURITE_ACCOUNT, AccountKey};
+use crate::status::blob::DEFAULT_CONTAINER;
 
 /// The port the Functions host gives the handler.
 pub const PORT_VAR: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
@@ -18,6 +21,139 @@ pub enum ServiceBusAuth {
     Entra,
     /// Shared access key from a connection string.
     Sas(SasKey),
+}
+
+/// How the status store authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StatusAuth {
+    /// Entra token from the configured credential (Azure; https only).
+    Entra,
+    /// A SAS token (`BACKUP_PILOT_STATUS_BLOB_SAS`).
+    Sas(String),
+    /// An account key that signs SAS tokens (`BACKUP_PILOT_STATUS_BLOB_ACCOUNT_KEY`, or
+    /// Azurite's well-known key on a loopback `devstoreaccount1` URL).
+    AccountKey(AccountKey),
+}
+
+impl std::fmt::Debug for StatusAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Entra => f.write_str("Entra"),
+            Self::Sas(_) => f.write_str("Sas(<redacted>)"),
+            Self::AccountKey(k) => write!(f, "AccountKey({}, <redacted>)", k.account()),
+        }
+    }
+}
+
+/// Where status and step history are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusStoreConfig {
+    /// In this process's memory (local runs; status says so).
+    Memory,
+    /// In Blob storage.
+    Blob {
+        /// The Blob service URL (`BACKUP_PILOT_STATUS_BLOB_URL`).
+        service_url: url::Url,
+        /// The container (`BACKUP_PILOT_STATUS_CONTAINER`).
+        container: String,
+        /// How to authenticate.
+        auth: StatusAuth,
+        /// Step records kept per cluster (`BACKUP_PILOT_STATUS_HISTORY`).
+        history_limit: usize,
+    },
+}
+
+impl StatusStoreConfig {
+    /// Reads the status-store settings alone (the `status` command needs nothing else).
+    ///
+    /// # Errors
+    /// Every invalid setting, listed together.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut problems = Vec::new();
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let store = status_store(&get, &mut problems);
+        if problems.is_empty() {
+            Ok(store)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+}
+
+fn status_store(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> StatusStoreConfig {
+    const URL: &str = "BACKUP_PILOT_STATUS_BLOB_URL";
+    let Some(raw) = get(URL) else {
+        return StatusStoreConfig::Memory;
+    };
+    let service_url = match url::Url::parse(raw.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.query().is_none() => u,
+        Ok(u) if u.query().is_some() => {
+            problems.push(format!(
+                "{URL} must not contain a query string (put a SAS in BACKUP_PILOT_STATUS_BLOB_SAS instead)"
+            ));
+            return StatusStoreConfig::Memory;
+        }
+        _ => {
+            problems.push(format!(
+                "{URL} must be an http(s) Blob service URL such as https://<account>.blob.core.windows.net or Azurite's http://127.0.0.1:10000/devstoreaccount1"
+            ));
+            return StatusStoreConfig::Memory;
+        }
+    };
+    let azurite = matches!(
+        service_url.host_str(),
+        Some("127.0.0.1" | "localhost" | "[::1]")
+    ) && service_url
+        .path_segments()
+        .and_then(|mut s| s.next())
+        .is_some_and(|first| first == AZURITE_ACCOUNT);
+    let account = if azurite {
+        AZURITE_ACCOUNT.to_string()
+    } else {
+        service_url
+            .host_str()
+            .and_then(|h| h.split('.').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let auth = match (
+        get("BACKUP_PILOT_STATUS_BLOB_SAS"),
+        get("BACKUP_PILOT_STATUS_BLOB_ACCOUNT_KEY"),
+    ) {
+        (Some(_), Some(_)) => {
+            problems.push("set only one of BACKUP_PILOT_STATUS_BLOB_SAS and BACKUP_PILOT_STATUS_BLOB_ACCOUNT_KEY".into());
+            StatusAuth::Entra
+        }
+        (Some(sas), None) => StatusAuth::Sas(sas.trim().to_string()),
+        (None, Some(key)) => match AccountKey::new(&account, &key) {
+            Ok(k) => StatusAuth::AccountKey(k),
+            Err(e) => {
+                problems.push(format!("BACKUP_PILOT_STATUS_BLOB_ACCOUNT_KEY: {e}"));
+                StatusAuth::Entra
+            }
+        },
+        (None, None) if azurite => StatusAuth::AccountKey(AccountKey::azurite()),
+        (None, None) => StatusAuth::Entra,
+    };
+    if auth == StatusAuth::Entra && service_url.scheme() != "https" {
+        problems.push(format!(
+            "{URL} uses http, which Entra authentication does not allow; use the account's https endpoint (or, for Azurite, http://127.0.0.1:<port>/devstoreaccount1)"
+        ));
+    }
+    StatusStoreConfig::Blob {
+        service_url,
+        container: get("BACKUP_PILOT_STATUS_CONTAINER").unwrap_or_else(|| DEFAULT_CONTAINER.into()),
+        auth,
+        history_limit: parse_or(
+            get,
+            "BACKUP_PILOT_STATUS_HISTORY",
+            DEFAULT_HISTORY_LIMIT,
+            problems,
+        ),
+    }
 }
 
 /// Everything the runtime needs.
@@ -44,6 +180,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Kubernetes side: credentials, server override, hooks.
     pub kube: crate::kube::KubeSettings,
+    /// Where status and step history are kept.
+    pub status_store: StatusStoreConfig,
 }
 
 /// Every configuration problem found, one per line.
@@ -170,6 +308,7 @@ impl Config {
         );
 
         let kube = crate::kube::KubeSettings::from_lookup(&get, &mut problems);
+        let status_store = status_store(&get, &mut problems);
 
         if problems.is_empty() {
             Ok(Self {
@@ -183,6 +322,7 @@ impl Config {
                 time_scale,
                 max_request_bytes,
                 kube,
+                status_store,
             })
         } else {
             Err(ConfigErrors(problems))
@@ -242,6 +382,67 @@ mod tests {
         assert!(matches!(cfg.service_bus_auth, ServiceBusAuth::Entra));
         assert_eq!(cfg.arm_url, "https://management.azure.com");
         assert_eq!(cfg.port, 8080);
+        assert_eq!(cfg.status_store, StatusStoreConfig::Memory);
+    }
+
+    #[test]
+    fn status_store_settings_choose_the_auth() {
+        let azurite = StatusStoreConfig::from_lookup(lookup(&[(
+            "BACKUP_PILOT_STATUS_BLOB_URL",
+            "http://127.0.0.1:10000/devstoreaccount1",
+        )]))
+        .unwrap();
+        match azurite {
+            StatusStoreConfig::Blob {
+                auth,
+                container,
+                history_limit,
+                ..
+            } => {
+                assert_eq!(auth, StatusAuth::AccountKey(AccountKey::azurite()));
+                assert_eq!(container, "backup-pilot-status");
+                assert_eq!(history_limit, DEFAULT_HISTORY_LIMIT);
+            }
+            other => panic!("{other:?}"),
+        }
+        let azure = StatusStoreConfig::from_lookup(lookup(&[(
+            "BACKUP_PILOT_STATUS_BLOB_URL",
+            "https://acct.blob.core.windows.net",
+        )]))
+        .unwrap();
+        assert!(matches!(
+            azure,
+            StatusStoreConfig::Blob {
+                auth: StatusAuth::Entra,
+                ..
+            }
+        ));
+        let err = StatusStoreConfig::from_lookup(lookup(&[
+            (
+                "BACKUP_PILOT_STATUS_BLOB_URL",
+                "http://storage.example:10000/acct",
+            ),
+            ("BACKUP_PILOT_STATUS_BLOB_SAS", "sv=1&sig=TOPSECRET"),
+            ("BACKUP_PILOT_STATUS_BLOB_ACCOUNT_KEY", "also-secret"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("only one of") && !text.contains("TOPSECRET"),
+            "{text}"
+        );
+        let debug = format!(
+            "{:?}",
+            StatusStoreConfig::from_lookup(lookup(&[
+                (
+                    "BACKUP_PILOT_STATUS_BLOB_URL",
+                    "https://acct.blob.core.windows.net"
+                ),
+                ("BACKUP_PILOT_STATUS_BLOB_SAS", "sv=1&sig=TOPSECRET"),
+            ]))
+            .unwrap()
+        );
+        assert!(!debug.contains("TOPSECRET"), "{debug}");
     }
 
     #[test]

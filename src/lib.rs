@@ -17,9 +17,10 @@
 //! - [`resource_id`]: ARM ids.
 //! - [`restore`]: restore requests, authorization, recovery points, verification, drills and
 //!   their evidence reports.
-//! - [`telemetry`]: logs and trace context.
+//! - [`telemetry`]: logs, traces, metrics and trace context across messages.
+//! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
-//!   server) for running and testing without Azure.
+//!   server, Azure Resource Manager) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
 //! - [`cli`]: the command line.
 
@@ -39,5 +40,6 @@ pub mod package;
 pub mod resource_id;
 pub mod restore;
 pub mod runtime;
+pub mod status;
 pub mod telemetry;
 pub mod workflow;

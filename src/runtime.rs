@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::auth::CredentialSource;
 use crate::bus::Publisher;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
 use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::{Config, ServiceBusAuth};
+use crate::config::{Config, ServiceBusAuth, StatusAuth, StatusStoreConfig};
 use crate::engine::journal::{Journal, MemoryJournal};
 use crate::engine::{Ctx, Engine, Registry};
 use crate::handler::AppState;
 use crate::kube::ClusterAccess;
 use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
+use crate::status::blob::{BlobJournal, StorageAuth};
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
@@ -63,6 +65,38 @@ pub fn cluster_access(
     )))
 }
 
+/// Builds the journal the configuration asks for: Blob storage, or memory when no store is
+/// configured.
+///
+/// # Errors
+/// A credential or Blob client that cannot be built.
+pub fn journal(
+    store: &StatusStoreConfig,
+    credential: &CredentialSource,
+) -> anyhow::Result<Arc<dyn Journal>> {
+    match store {
+        StatusStoreConfig::Memory => Ok(Arc::new(MemoryJournal::default())),
+        StatusStoreConfig::Blob {
+            service_url,
+            container,
+            auth,
+            history_limit,
+        } => {
+            let auth = match auth {
+                StatusAuth::Entra => StorageAuth::Entra(credential.build()?),
+                StatusAuth::Sas(token) => StorageAuth::Sas(token.clone()),
+                StatusAuth::AccountKey(key) => StorageAuth::AccountKey(key.clone()),
+            };
+            Ok(Arc::new(BlobJournal::new(
+                service_url,
+                container,
+                auth,
+                *history_limit,
+            )?))
+        }
+    }
+}
+
 /// Builds the handler state with the given steps.
 ///
 /// # Errors
@@ -98,11 +132,13 @@ pub fn state(
 /// # Errors
 /// Invalid configuration, or the port being taken.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let state = state(
-        &config,
-        crate::workflow::registry(),
-        Arc::new(MemoryJournal::default()),
-    )?;
+    let journal = journal(&config.status_store, &config.credential)?;
+    let store = journal.store();
+    match &store.note {
+        Some(note) => tracing::warn!("status store: {}; {note}", store.location),
+        None => tracing::info!("status store: {}", store.location),
+    }
+    let state = state(&config, crate::workflow::registry(), journal)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     tracing::info!("custom handler listening on {}", listener.local_addr()?);
     crate::handler::serve(listener, state, config.max_request_bytes, shutdown_signal()).await?;

@@ -139,9 +139,9 @@ async fn host_samples_are_served_in_every_shape() {
         dl[0].body, br#"{"orderId":42,"note":"hello"}"#,
         "the original body is kept, decoded once"
     );
-    assert_eq!(dl[0].properties["DeadLetterReason"], "UnreadableEnvelope");
+    assert_eq!(dl[0].properties["dead-letter-reason"], "UnreadableEnvelope");
     assert_eq!(
-        dl[0].properties["OriginalMessageId"],
+        dl[0].properties["original-message-id"],
         "00000000-0000-0000-0000-0000000000bb"
     );
 
@@ -157,7 +157,7 @@ async fn host_samples_are_served_in_every_shape() {
     let dl = dead_letters(&publisher);
     assert_eq!(dl.len(), 2);
     assert_eq!(dl[1].body, br#"{ message: "Message sent" }"#);
-    assert_eq!(dl[1].properties["DeadLetterReason"], "MalformedEvent");
+    assert_eq!(dl[1].properties["dead-letter-reason"], "MalformedEvent");
 
     // Timer.
     let timer = sample("functions-host/derived.timer-trigger.request.json").unwrap();
@@ -258,7 +258,7 @@ async fn event_grid_samples_in_both_schemas_and_encodings() {
         assert_eq!(status, 200);
         let last = dead_letters(&publisher).pop().unwrap();
         assert!(
-            last.properties["DeadLetterErrorDescription"].contains("one event object per message"),
+            last.properties["dead-letter-description"].contains("one event object per message"),
             "{:?}",
             last.properties
         );
@@ -339,7 +339,7 @@ async fn malformed_events_are_dead_lettered_never_a_panic() {
         let letter = dl.last().unwrap();
         assert_eq!(&letter.body, body, "{name}: nothing lost");
         assert!(
-            letter.properties["DeadLetterErrorDescription"].contains(expect),
+            letter.properties["dead-letter-description"].contains(expect),
             "{name}: {:?}",
             letter.properties
         );
@@ -390,8 +390,8 @@ async fn malformed_events_are_dead_lettered_never_a_panic() {
     )
     .await;
     let dl = dead_letters(&publisher);
-    assert!(dl[dl.len() - 2].properties["DeadLetterErrorDescription"].contains("version 9"));
-    assert!(dl[dl.len() - 1].properties["DeadLetterErrorDescription"].contains("teleport"));
+    assert!(dl[dl.len() - 2].properties["dead-letter-description"].contains("version 9"));
+    assert!(dl[dl.len() - 1].properties["dead-letter-description"].contains("teleport"));
 
     // A host request that is not JSON at all: redeliver (500), with a JSON body.
     let (status, _) = post_raw(&h.url, "workflow", b"{not json".to_vec()).await;

@@ -556,14 +556,13 @@ async fn the_real_handler_dead_letters_a_malformed_event() {
     .await;
     assert_eq!(letter.body, body);
     assert_eq!(
-        property(&letter, "DeadLetterReason"),
+        property(&letter, "dead-letter-reason"),
         Some("MalformedEvent")
     );
-    assert_eq!(property(&letter, "SourceFunction"), Some("cluster-events"));
-    assert_eq!(property(&letter, "OriginalMessageId"), Some("evt-bad"));
+    assert_eq!(property(&letter, "source-function"), Some("cluster-events"));
+    assert_eq!(property(&letter, "original-message-id"), Some("evt-bad"));
     assert!(
-        property(&letter, "DeadLetterErrorDescription")
-            .is_some_and(|d| d.contains("not valid JSON"))
+        property(&letter, "dead-letter-description").is_some_and(|d| d.contains("not valid JSON"))
     );
     assert!(env.wait_idle(WAIT).await);
     let events = env.broker().counts("cluster-events").unwrap();
@@ -618,7 +617,7 @@ async fn the_spawned_handler_authenticates_with_the_managed_identity_endpoint() 
     })
     .await;
     assert_eq!(
-        property(&letter, "DeadLetterReason"),
+        property(&letter, "dead-letter-reason"),
         Some("MalformedEvent")
     );
     assert!(

@@ -166,10 +166,13 @@ pub fn broker_properties(message: &OutgoingMessage) -> Map<String, Value> {
 }
 
 /// Custom properties as REST headers: each its own header, string values JSON-quoted.
+/// Header names travel in lower case (HTTP/2 requires it and HTTP/1.1 clients send them so),
+/// so that is how Service Bus stores them; names are lowered here to make that explicit, and
+/// every reader of application properties matches names case-insensitively.
 pub fn property_headers(properties: &BTreeMap<String, String>) -> Vec<(String, String)> {
     properties
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone()).to_string()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()).to_string()))
         .collect()
 }
 

@@ -1,6 +1,6 @@
 //! A record of every step transition, for the status view, the local timeline and tests.
 //! The engine reports each step's outcome to a [`Journal`]; what the journal keeps and where
-//! is the journal's business.
+//! is the journal's business, and it answers status questions from what it kept.
 
 use std::sync::Mutex;
 
@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::envelope::WorkflowKind;
+use crate::status::{ClusterStatus, DEFAULT_HISTORY_LIMIT, StatusError, StoreInfo, cluster_key};
 
 /// What happened to one step run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +60,26 @@ pub struct StepRecord {
     pub transition: Transition,
 }
 
-/// Receives step records.
+/// Receives step records and answers from them.
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
     /// Records one step run. Failures to record are logged, never fail the step.
     async fn record(&self, record: StepRecord);
+
+    /// Where the records are kept, for the header of status answers.
+    fn store(&self) -> StoreInfo;
+
+    /// The status of one cluster (matched case-insensitively), if anything was recorded.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    async fn cluster_status(&self, cluster: &str) -> Result<Option<ClusterStatus>, StatusError>;
+
+    /// The status of every cluster with records, in key order.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError>;
 }
 
 /// Keeps records in memory (local runs and tests).
@@ -85,5 +101,29 @@ impl Journal for MemoryJournal {
         if let Ok(mut r) = self.records.lock() {
             r.push(record);
         }
+    }
+
+    fn store(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "memory",
+            location: "this process".into(),
+            note: Some(
+                "status is kept in this process's memory only: it is lost on restart and not shared between instances; set BACKUP_PILOT_STATUS_BLOB_URL to keep it in Blob storage".into(),
+            ),
+        }
+    }
+
+    async fn cluster_status(&self, cluster: &str) -> Result<Option<ClusterStatus>, StatusError> {
+        let key = cluster_key(cluster);
+        let records = self.records();
+        let ours = records.iter().filter(|r| cluster_key(&r.subject) == key);
+        Ok(ClusterStatus::fold_all(ours, DEFAULT_HISTORY_LIMIT).pop())
+    }
+
+    async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError> {
+        Ok(ClusterStatus::fold_all(
+            self.records().iter(),
+            DEFAULT_HISTORY_LIMIT,
+        ))
     }
 }

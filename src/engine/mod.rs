@@ -3,19 +3,23 @@
 //! into outcomes; every outcome becomes a message: the next step now, the same step later (a
 //! scheduled message — no step ever sleeps), or a journal entry when the workflow ends.
 
+pub mod fix;
 pub mod journal;
 pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, WorkflowKind};
+use crate::telemetry::metrics::{self, DrillOutcome};
+use crate::telemetry::{propagation, redact, spans};
 use journal::{Journal, StepRecord, Transition};
 pub use policy::{RetryPolicy, error_policy};
 
@@ -84,6 +88,11 @@ impl Outcome {
         Self::from(Action::Failed {
             reason: reason.into(),
         })
+    }
+    /// The workflow stops because of `problem`; status shows `fix` as what to do about it
+    /// (see [`fix`]).
+    pub fn failed_with_fix(problem: &str, fix: &str) -> Self {
+        Self::failed(fix::compose(problem, fix))
     }
     /// Carries `key = value` forward in the payload.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -159,6 +168,23 @@ impl StepError {
             Self::Transient { retry_after, .. } => *retry_after,
             Self::Kube(e) => e.retry_after(),
             _ => None,
+        }
+    }
+
+    /// A short class of the error for the retry metric: `throttled`, `timeout`,
+    /// `server_error`, `connection`, `auth`, `transient`, `rejected` or `permanent`.
+    pub fn reason_class(&self) -> &'static str {
+        match self {
+            Self::Bus(BusError::Status { status: 429, .. }) => "throttled",
+            Self::Bus(BusError::Status { status: 408, .. }) => "timeout",
+            Self::Bus(BusError::Status { status, .. }) if *status >= 500 => "server_error",
+            Self::Bus(BusError::Connection { .. }) => "connection",
+            Self::Bus(BusError::Auth(_)) | Self::Auth(_) => "auth",
+            Self::Bus(_) => "rejected",
+            Self::Kube(e) if e.is_transient() => "transient",
+            Self::Kube(_) => "permanent",
+            Self::Transient { .. } => "transient",
+            Self::Permanent { .. } => "permanent",
         }
     }
 }
@@ -328,8 +354,9 @@ impl Engine {
         &self.ctx
     }
 
-    /// Starts a workflow: publishes its first step. The message id is deterministic, so
-    /// starting the same workflow twice publishes one message.
+    /// Starts a workflow: publishes its first step, in a `start {kind}` span whose trace the
+    /// whole workflow then shares. The message id is deterministic, so starting the same
+    /// workflow twice publishes one message.
     ///
     /// # Errors
     /// Unknown kind, or a failed publish.
@@ -340,34 +367,58 @@ impl Engine {
         generation: &str,
         payload: Map<String, Value>,
     ) -> Result<Envelope, EngineError> {
-        let (step, fact) = self
-            .registry
-            .first(kind)
-            .ok_or(EngineError::UnknownKind(kind))?;
-        let timeout = self
-            .registry
-            .step(kind, step)
-            .map_or(Duration::from_secs(1800), |s| s.timeout());
-        let mut env = Envelope::start(
-            kind,
-            subject,
-            generation,
-            step,
-            fact,
-            self.ctx.clock.now(),
-            timeout,
-        );
-        env.trace = crate::telemetry::current_trace_context();
-        env.payload = payload;
-        self.publish(&env, None).await?;
-        Ok(env)
+        let span = spans::start(kind, subject);
+        async {
+            let (step, fact) = self
+                .registry
+                .first(kind)
+                .ok_or(EngineError::UnknownKind(kind))?;
+            let timeout = self
+                .registry
+                .step(kind, step)
+                .map_or(Duration::from_secs(1800), |s| s.timeout());
+            let mut env = Envelope::start(
+                kind,
+                subject,
+                generation,
+                step,
+                fact,
+                self.ctx.clock.now(),
+                timeout,
+            );
+            tracing::Span::current().record("workflow.id", env.workflow_id.as_str());
+            env.payload = payload;
+            self.publish(&mut env, None).await?;
+            Ok(env)
+        }
+        .instrument(span)
+        .await
     }
 
-    /// Runs the step an envelope names and publishes what follows.
+    /// Runs the step an envelope names and publishes what follows, in a `step {name}` span
+    /// that continues the envelope's trace; records the step's duration and outcome.
     ///
     /// # Errors
     /// Unknown step (dead-letter) or a failed publish (redeliver; the step is idempotent).
     pub async fn run(&self, env: &Envelope) -> Result<StepReport, EngineError> {
+        let span = spans::step(env);
+        let started = Instant::now();
+        let result = self.run_step(env).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(report) => {
+                spans::record_transition(&span, &report.transition);
+                spans::outcome(&report.transition)
+            }
+            Err(e) => {
+                spans::record_error(&span, e);
+                "error"
+            }
+        };
+        metrics::step_finished(env.kind, &env.step, outcome, started.elapsed());
+        result
+    }
+
+    async fn run_step(&self, env: &Envelope) -> Result<StepReport, EngineError> {
         let step =
             self.registry
                 .step(env.kind, &env.step)
@@ -376,11 +427,25 @@ impl Engine {
                     step: env.step.clone(),
                 })?;
         let started = self.ctx.clock.now();
-        let outcome = match step.run(&self.ctx, env).await {
-            Ok(outcome) => outcome,
-            Err(err) => error_policy(&err, env.attempt, &self.ctx.retry),
+        let (outcome, retry_reason) = match step.run(&self.ctx, env).await {
+            Ok(outcome) => (outcome, "waiting"),
+            Err(err) => {
+                tracing::warn!(
+                    error.class = err.reason_class(),
+                    "step {} attempt {} failed: {}",
+                    env.step,
+                    env.attempt,
+                    redact::secrets(&err.to_string())
+                );
+                (
+                    error_policy(&err, env.attempt, &self.ctx.retry),
+                    err.reason_class(),
+                )
+            }
         };
         let transition = self.apply(env, outcome).await?;
+        let finished = self.ctx.clock.now();
+        record_workflow_metrics(env, &transition, retry_reason, finished);
         self.ctx
             .journal
             .record(StepRecord {
@@ -390,7 +455,7 @@ impl Engine {
                 step: env.step.clone(),
                 attempt: env.attempt,
                 started_at: started,
-                finished_at: self.ctx.clock.now(),
+                finished_at: finished,
                 transition: transition.clone(),
             })
             .await;
@@ -418,7 +483,7 @@ impl Engine {
                     .map_or(Duration::from_secs(1800), |s| s.timeout());
                 let mut next = env.next_step(&step, &fact, now, timeout);
                 next.payload = facts;
-                self.publish(&next, None).await?;
+                self.publish(&mut next, None).await?;
                 Ok(Transition::Advanced { next: step, fact })
             }
             Action::RetryAfter { after, why } => {
@@ -437,7 +502,7 @@ impl Engine {
                 }
                 let mut again = env.retry();
                 again.payload = facts;
-                self.publish(&again, Some(at)).await?;
+                self.publish(&mut again, Some(at)).await?;
                 Ok(Transition::Retrying { at, why })
             }
             Action::Done { summary } => Ok(Transition::Done { summary }),
@@ -445,24 +510,51 @@ impl Engine {
         }
     }
 
+    /// Sends `env` in a `send {queue}` span; the envelope and the message properties carry
+    /// that span's trace context, so the step that receives it continues the same trace.
     async fn publish(
         &self,
-        env: &Envelope,
+        env: &mut Envelope,
         at: Option<time::OffsetDateTime>,
     ) -> Result<(), BusError> {
-        let mut msg =
-            OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), env.encode());
-        msg.scheduled_enqueue_time = at;
+        let mut msg = OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), vec![]);
         msg.correlation_id = Some(env.workflow_id.clone());
+        let span = spans::send(&msg);
+        env.trace = propagation::context_of(&span, &env.trace);
+        msg.body = env.encode();
+        msg.scheduled_enqueue_time = at;
         msg.label = Some(env.fact.clone());
-        if let Some(tp) = &env.trace.traceparent {
-            msg.properties.insert("traceparent".into(), tp.clone());
-            msg.properties.insert("Diagnostic-Id".into(), tp.clone());
-        }
+        propagation::stamp(&mut msg.properties, &env.trace);
         msg.properties
-            .insert("workflowKind".into(), env.kind.as_str().into());
+            .insert("workflow-kind".into(), env.kind.as_str().into());
         msg.properties.insert("step".into(), env.step.clone());
-        self.ctx.publisher.send(msg).await
+        let result = self.ctx.publisher.send(msg).instrument(span.clone()).await;
+        spans::record_send(&span, &result);
+        result
+    }
+}
+
+/// Retries by reason, time-to-protected for finished onboardings, and drill outcomes.
+fn record_workflow_metrics(
+    env: &Envelope,
+    transition: &Transition,
+    retry_reason: &str,
+    now: time::OffsetDateTime,
+) {
+    match (env.kind, transition) {
+        (_, Transition::Retrying { .. }) => {
+            metrics::step_retried(env.kind, &env.step, retry_reason)
+        }
+        (WorkflowKind::Onboard, Transition::Done { .. }) => {
+            metrics::time_to_protected(crate::clock::until(env.started_at, now));
+        }
+        (WorkflowKind::Drill, Transition::Done { .. }) => {
+            metrics::drill_finished(DrillOutcome::Passed);
+        }
+        (WorkflowKind::Drill, Transition::Failed { .. }) => {
+            metrics::drill_finished(DrillOutcome::Failed);
+        }
+        _ => {}
     }
 }
 

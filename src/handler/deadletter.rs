@@ -39,20 +39,20 @@ pub async fn dead_letter(
     msg.content_type = "application/octet-stream".into();
     msg.label = Some(letter.reason.to_string());
     msg.properties
-        .insert("DeadLetterReason".into(), letter.reason.to_string());
+        .insert("dead-letter-reason".into(), letter.reason.to_string());
     msg.properties.insert(
-        "DeadLetterErrorDescription".into(),
+        "dead-letter-description".into(),
         letter.description.chars().take(1000).collect(),
     );
     msg.properties
-        .insert("SourceFunction".into(), letter.function.to_string());
+        .insert("source-function".into(), letter.function.to_string());
     if !original_id.is_empty() {
         msg.properties
-            .insert("OriginalMessageId".into(), original_id);
+            .insert("original-message-id".into(), original_id);
     }
     if let Some(count) = inv.delivery_count() {
         msg.properties
-            .insert("DeliveryCount".into(), count.to_string());
+            .insert("delivery-count".into(), count.to_string());
     }
     ctx.publisher.send(msg).await
 }

@@ -12,6 +12,9 @@ use super::{Answer, AppState, names};
 use crate::engine::EngineError;
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
+use crate::status::{StatusError, render};
+use crate::telemetry::{propagation, redact, spans};
+use tracing::Instrument as _;
 
 /// Binding names used in `functions/*/function.json`.
 pub mod bindings {
@@ -191,8 +194,11 @@ pub async fn restore_drills(State(_state): State<AppState>, raw: Bytes) -> Answe
     Answer::Handled(InvocationResult::logs([line]))
 }
 
-/// `status`: the HTTP status API.
-pub async fn status(State(_state): State<AppState>, raw: Bytes) -> Answer {
+/// `status`: the HTTP status API (route `status/{*cluster}`, function-key auth).
+/// `GET /api/status` answers the fleet summary; `GET /api/status/{cluster id}` one cluster's
+/// detail. Answers are JSON and carry no secrets; a store that cannot be read answers 503
+/// with the reason.
+pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
     let inv: Invocation = match serde_json::from_slice(&raw) {
         Ok(inv) => inv,
         Err(e) => {
@@ -204,36 +210,74 @@ pub async fn status(State(_state): State<AppState>, raw: Bytes) -> Answer {
     };
     let req = match HttpTriggerRequest::from_invocation(&inv, bindings::HTTP_REQUEST) {
         Ok(req) => req,
-        Err(e) => {
-            let body = json!({"error": {"code": "BadRequest", "message": e.to_string()}});
-            return Answer::Handled(InvocationResult::http(
-                bindings::HTTP_RESPONSE,
-                400,
-                body,
-                vec![],
-            ));
-        }
+        Err(e) => return http_error(400, "BadRequest", e.to_string()),
     };
     if !req.method.eq_ignore_ascii_case("GET") {
-        let body = json!({"error": {"code": "MethodNotAllowed", "message": format!("{} is not allowed; use GET", req.method)}});
-        return Answer::Handled(InvocationResult::http(
-            bindings::HTTP_RESPONSE,
+        return http_error(
             405,
-            body,
-            vec![],
-        ));
+            "MethodNotAllowed",
+            format!("{} is not allowed; use GET", req.method),
+        );
     }
-    let body = json!({
-        "service": "backup-pilot",
-        "version": env!("CARGO_PKG_VERSION"),
-        "functions": names::ALL,
-    });
+    let journal = &state.engine.ctx().journal;
+    let store = journal.store();
+    let Some(cluster) = requested_cluster(&req) else {
+        return match journal.fleet_status().await {
+            Ok(clusters) => http_ok(render::fleet_json(&store, &clusters)),
+            Err(e) => store_unavailable(&e),
+        };
+    };
+    match journal.cluster_status(&cluster).await {
+        Ok(Some(status)) => http_ok(render::cluster_json(&store, &status)),
+        Ok(None) => http_error(
+            404,
+            "ClusterNotFound",
+            format!(
+                "no status is recorded for {cluster} in {} ({}); onboarding records it from its first step: check the cluster id, or start onboarding with `backup-pilot onboard --cluster {cluster}`",
+                store.location, store.kind
+            ),
+        ),
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+/// The cluster id from the route (`Params.cluster`), or from the path after `/status/` when
+/// the host sent no route data; a leading `/` is added when missing.
+fn requested_cluster(req: &HttpTriggerRequest) -> Option<String> {
+    let raw = req.param("cluster").or_else(|| {
+        let path = req.path();
+        let rest = path.split_once("/status/")?.1.to_string();
+        let decoded = percent_encoding::percent_decode_str(&rest)
+            .decode_utf8_lossy()
+            .into_owned();
+        Some(decoded).filter(|s| !s.trim_matches('/').is_empty())
+    })?;
+    let trimmed = raw.trim().trim_matches('/');
+    Some(format!("/{trimmed}"))
+}
+
+fn http_ok(body: Value) -> Answer {
     Answer::Handled(InvocationResult::http(
         bindings::HTTP_RESPONSE,
         200,
         body,
         vec![],
     ))
+}
+
+fn http_error(status: u16, code: &str, message: String) -> Answer {
+    let body = json!({"error": {"code": code, "message": redact::secrets(&message)}});
+    Answer::Handled(InvocationResult::http(
+        bindings::HTTP_RESPONSE,
+        status,
+        body,
+        vec![],
+    ))
+}
+
+fn store_unavailable(e: &StatusError) -> Answer {
+    tracing::error!(function = names::STATUS, "status store unavailable: {e}");
+    http_error(503, "StatusStoreUnavailable", e.to_string())
 }
 
 /// Parses the host request and extracts a message trigger's body. An unreadable host request
@@ -258,7 +302,19 @@ async fn start(
     generation: &str,
     payload: Map<String, Value>,
 ) -> Answer {
-    match state.engine.start(kind, subject, generation, payload).await {
+    // A sender that traces (an Azure SDK writes `Diagnostic-Id`) makes the workflow part of
+    // its trace.
+    let received = spans::receive(
+        function,
+        &inv.message_id().unwrap_or_default(),
+        &propagation::from_properties(&inv.application_properties()),
+    );
+    let started = state
+        .engine
+        .start(kind, subject, generation, payload)
+        .instrument(received)
+        .await;
+    match started {
         Ok(env) => {
             let line = format!(
                 "{kind} workflow {} started for {subject} (message {})",

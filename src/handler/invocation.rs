@@ -192,6 +192,8 @@ pub struct HttpTriggerRequest {
     pub query: Map<String, Value>,
     /// Headers, multi-values joined with `,`.
     pub headers: Vec<(String, String)>,
+    /// Route parameters (`Params`), e.g. `cluster` for the route `status/{*cluster}`.
+    pub params: Map<String, Value>,
     /// The raw body, absent when the request had none.
     pub body: Option<String>,
 }
@@ -239,14 +241,33 @@ impl HttpTriggerRequest {
                 .collect(),
             _ => Vec::new(),
         };
+        let params = match field("Params") {
+            Some(Value::Object(map)) => map.clone(),
+            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+            _ => Map::new(),
+        };
         let body = field("Body").and_then(Value::as_str).map(str::to_string);
         Ok(Self {
             method: text("Method"),
             url: text("Url"),
             query,
             headers,
+            params,
             body,
         })
+    }
+
+    /// A route parameter as text; `None` when absent, null or empty.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+            .filter(|s| !s.trim().is_empty())
     }
 
     /// A query parameter as text.

@@ -1,9 +1,11 @@
 //! Local stand-ins for everything the service talks to, so it runs and is tested with no Azure
-//! account: the managed-identity token endpoint, Service Bus, and the Functions host that runs
-//! the handler. [`LocalEnvironment`] starts them together on one (virtual) clock; more stand-ins
-//! (ARM, and the Kubernetes API server in [`kube_api`]) plug in as app settings the handler process receives.
+//! account: the managed-identity token endpoint, Service Bus, the Functions host that runs
+//! the handler, and Azure Resource Manager ([`arm`]). [`LocalEnvironment`] starts them together
+//! on one (virtual) clock; more stand-ins (ARM, and the Kubernetes API server in [`kube_api`])
+//! plug in as app settings the handler process receives.
 
 pub mod app_folder;
+pub mod arm;
 pub mod broker;
 pub mod credential;
 pub mod functions_host;

@@ -184,9 +184,9 @@ pub fn summary(env: &LocalEnvironment) -> String {
         let _ = writeln!(
             out,
             "  {} from {}: {}",
-            prop("DeadLetterReason"),
-            prop("SourceFunction"),
-            prop("DeadLetterErrorDescription")
+            prop("dead-letter-reason"),
+            prop("source-function"),
+            prop("dead-letter-description")
         );
     }
     for name in broker.queue_names() {

@@ -1,27 +1,40 @@
 //! Shared test support: start the real handler server on a loopback port with in-memory
-//! dependencies, and find the shared reference shelf.
+//! dependencies (or a given journal), find the shared reference shelf, and find Azurite.
 #![allow(dead_code)]
+
+pub mod azurite;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use backup_pilot::bus::{Publisher, RecordingPublisher};
 use backup_pilot::clock::{Clock, ManualClock};
-use backup_pilot::engine::journal::MemoryJournal;
+use backup_pilot::engine::journal::{Journal, MemoryJournal};
 use backup_pilot::engine::{Ctx, Engine, Registry};
 use backup_pilot::handler::{AppState, serve};
 
-/// A running handler.
+/// A running handler with an in-memory journal.
 pub struct Handler {
     pub url: String,
     pub journal: Arc<MemoryJournal>,
     pub clock: Arc<ManualClock>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: Server,
 }
 
-impl Drop for Handler {
+/// A running handler with the journal it was given.
+pub struct Served {
+    pub url: String,
+    pub clock: Arc<ManualClock>,
+    _server: Server,
+}
+
+/// Stops the server when dropped.
+struct Server(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.0.take() {
             let _ = tx.send(());
         }
     }
@@ -29,12 +42,27 @@ impl Drop for Handler {
 
 /// Starts the real router on 127.0.0.1:0 with these steps and publisher.
 pub async fn spawn_handler(registry: Registry, publisher: Arc<dyn Publisher>) -> Handler {
+    let journal = Arc::new(MemoryJournal::default());
+    let served = spawn_handler_with_journal(registry, publisher, journal.clone()).await;
+    Handler {
+        url: served.url,
+        journal,
+        clock: served.clock,
+        _server: served._server,
+    }
+}
+
+/// Starts the real router with `journal` as the engine's journal.
+pub async fn spawn_handler_with_journal(
+    registry: Registry,
+    publisher: Arc<dyn Publisher>,
+    journal: Arc<dyn Journal>,
+) -> Served {
     let clock = Arc::new(ManualClock::new(
         time::macros::datetime!(2026-03-01 12:00 UTC),
     ));
-    let journal = Arc::new(MemoryJournal::default());
     let ctx = Ctx {
-        journal: journal.clone(),
+        journal,
         ..Ctx::with_defaults(clock.clone() as Arc<dyn Clock>, publisher)
     };
     let state = AppState {
@@ -50,11 +78,10 @@ pub async fn spawn_handler(registry: Registry, publisher: Arc<dyn Publisher>) ->
         .await
         .unwrap();
     });
-    Handler {
+    Served {
         url,
-        journal,
         clock,
-        shutdown: Some(tx),
+        _server: Server(Some(tx)),
     }
 }
 

@@ -1,0 +1,748 @@
+//! Per-cluster status, as the journal records it: phase, the last error and its fix, the
+//! next retry, recent step history with durations, and the last drill and restore. Where it
+//! lives: ARM is the truth for protection itself; this small journal (one JSON document per
+//! cluster, in Blob storage when configured — see [`blob`]) is the history and the "why".
+//! [`render`] turns it into the fleet summary and the per-cluster detail (JSON and tables).
+
+pub mod account_sas;
+pub mod blob;
+pub mod render;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::engine::fix;
+use crate::engine::journal::{StepRecord, Transition};
+use crate::envelope::WorkflowKind;
+use crate::resource_id::ResourceId;
+use crate::telemetry::redact;
+use crate::telemetry::spans::outcome;
+
+/// Version of the stored document; bumped only for changes old readers cannot skip over.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many step records each cluster keeps by default.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+
+/// Where a cluster stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Onboarding finished: the cluster is protected.
+    Protected,
+    /// Onboarding or offboarding is under way.
+    InProgress,
+    /// A workflow stopped and needs a person.
+    Failed,
+    /// Protection was removed after the cluster was deleted.
+    Offboarded,
+    /// Nothing recorded about protection.
+    #[default]
+    Unknown,
+}
+
+impl Phase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Protected => "protected",
+            Self::InProgress => "inProgress",
+            Self::Failed => "failed",
+            Self::Offboarded => "offboarded",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The protection workflow (onboard or offboard) the phase comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRef {
+    /// Workflow id.
+    pub id: String,
+    /// Onboard or offboard.
+    pub kind: WorkflowKind,
+    /// The step that runs next (or ran last, when the workflow ended).
+    pub step: String,
+    /// Attempt of that step.
+    pub attempt: u32,
+    /// When this was last updated.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Why a workflow stopped, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Its kind.
+    pub kind: WorkflowKind,
+    /// The step that failed.
+    pub step: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What is wrong.
+    pub message: String,
+    /// What to do, when the failure named it (see [`crate::engine::fix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A scheduled retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextRetry {
+    /// The step.
+    pub step: String,
+    /// When it runs again.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Why it waits.
+    pub why: String,
+}
+
+/// How a drill or restore run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunOutcome {
+    /// Still running.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Stopped with an error.
+    Failed,
+}
+
+/// The latest drill or restore of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Workflow id.
+    pub workflow_id: String,
+    /// When its first recorded step started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When it finished, if it has.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Running, succeeded or failed.
+    pub outcome: RunOutcome,
+    /// The last step recorded.
+    pub step: String,
+    /// The summary on success, the reason on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+/// One step run in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Its kind.
+    pub kind: WorkflowKind,
+    /// The step.
+    pub step: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// Start.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// End.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// `finished_at - started_at` in milliseconds.
+    pub duration_ms: u64,
+    /// advanced, retrying, done or failed.
+    pub outcome: String,
+    /// The next step, the retry reason, the summary or the failure reason.
+    pub detail: String,
+}
+
+impl HistoryEntry {
+    fn from_record(record: &StepRecord) -> Self {
+        let detail = match &record.transition {
+            Transition::Advanced { next, fact } => format!("{fact} → {next}"),
+            Transition::Retrying { at, why } => format!("retry at {}: {why}", rfc3339(*at)),
+            Transition::Done { summary } => summary.clone(),
+            Transition::Failed { reason } => reason.clone(),
+        };
+        let took = record.finished_at - record.started_at;
+        Self {
+            workflow_id: record.workflow_id.clone(),
+            kind: record.kind,
+            step: record.step.clone(),
+            attempt: record.attempt,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            duration_ms: u64::try_from(took.whole_milliseconds()).unwrap_or(0),
+            outcome: outcome(&record.transition).to_string(),
+            detail: redact::secrets(&detail),
+        }
+    }
+
+    fn same_run(&self, other: &Self) -> bool {
+        self.workflow_id == other.workflow_id
+            && self.step == other.step
+            && self.attempt == other.attempt
+    }
+}
+
+/// Everything recorded about one cluster (the stored document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    /// [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// The cluster's resource id, as first recorded.
+    pub cluster: String,
+    /// Where it stands.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub phase_since: Option<OffsetDateTime>,
+    /// The protection workflow behind the phase.
+    #[serde(default)]
+    pub workflow: Option<WorkflowRef>,
+    /// The latest failure of a protection workflow.
+    #[serde(default)]
+    pub last_error: Option<LastError>,
+    /// The protection workflow's scheduled retry, if it is waiting.
+    #[serde(default)]
+    pub next_retry: Option<NextRetry>,
+    /// The latest restore drill.
+    #[serde(default)]
+    pub last_drill: Option<RunSummary>,
+    /// The latest restore.
+    #[serde(default)]
+    pub last_restore: Option<RunSummary>,
+    /// Recent step runs, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// When the newest record finished.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl ClusterStatus {
+    /// An empty status for `cluster`.
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            cluster: canonical(cluster),
+            phase: Phase::Unknown,
+            phase_since: None,
+            workflow: None,
+            last_error: None,
+            next_retry: None,
+            last_drill: None,
+            last_restore: None,
+            history: Vec::new(),
+            updated_at: None,
+        }
+    }
+
+    /// The status of every subject in `records`, one per cluster key, in key order.
+    pub fn fold_all<'a>(
+        records: impl IntoIterator<Item = &'a StepRecord>,
+        history_limit: usize,
+    ) -> Vec<Self> {
+        let mut by_key = std::collections::BTreeMap::<String, Self>::new();
+        for record in records {
+            by_key
+                .entry(cluster_key(&record.subject))
+                .or_insert_with(|| Self::new(&record.subject))
+                .apply(record, history_limit);
+        }
+        by_key.into_values().collect()
+    }
+
+    /// Folds one step record in. Idempotent (a record seen twice changes nothing) and
+    /// order-tolerant: a record older than what the status already shows only joins the
+    /// history.
+    pub fn apply(&mut self, record: &StepRecord, history_limit: usize) {
+        let entry = HistoryEntry::from_record(record);
+        match self.history.iter().position(|h| h.same_run(&entry)) {
+            Some(i) => self.history[i] = entry,
+            None => {
+                let at = self
+                    .history
+                    .partition_point(|h| h.finished_at <= entry.finished_at);
+                self.history.insert(at, entry);
+            }
+        }
+        let excess = self.history.len().saturating_sub(history_limit.max(1));
+        self.history.drain(..excess);
+        self.updated_at = self.updated_at.max(Some(record.finished_at));
+        match record.kind {
+            WorkflowKind::Onboard | WorkflowKind::Offboard => self.apply_protection(record),
+            WorkflowKind::Drill => apply_run(&mut self.last_drill, record),
+            WorkflowKind::Restore => apply_run(&mut self.last_restore, record),
+        }
+    }
+
+    fn apply_protection(&mut self, record: &StepRecord) {
+        if self
+            .workflow
+            .as_ref()
+            .is_some_and(|w| w.updated_at > record.finished_at)
+        {
+            return;
+        }
+        let onboarding = record.kind == WorkflowKind::Onboard;
+        let phase = match &record.transition {
+            Transition::Advanced { .. } | Transition::Retrying { .. } => Phase::InProgress,
+            Transition::Done { .. } if onboarding => Phase::Protected,
+            Transition::Done { .. } => Phase::Offboarded,
+            Transition::Failed { .. } => Phase::Failed,
+        };
+        if phase != self.phase || self.phase_since.is_none() {
+            self.phase_since = Some(record.finished_at);
+        }
+        self.phase = phase;
+        let (step, attempt) = match &record.transition {
+            Transition::Advanced { next, .. } => (next.clone(), 0),
+            Transition::Retrying { .. } => (record.step.clone(), record.attempt + 1),
+            _ => (record.step.clone(), record.attempt),
+        };
+        self.workflow = Some(WorkflowRef {
+            id: record.workflow_id.clone(),
+            kind: record.kind,
+            step,
+            attempt,
+            updated_at: record.finished_at,
+        });
+        self.next_retry = match &record.transition {
+            Transition::Retrying { at, why } => Some(NextRetry {
+                step: record.step.clone(),
+                at: *at,
+                why: redact::secrets(why),
+            }),
+            _ => None,
+        };
+        if let Transition::Failed { reason } = &record.transition {
+            // Split before scrubbing: a redacted value may swallow the full stop before "Fix:".
+            let (message, fix) = fix::split(reason);
+            self.last_error = Some(LastError {
+                workflow_id: record.workflow_id.clone(),
+                kind: record.kind,
+                step: record.step.clone(),
+                attempt: record.attempt,
+                at: record.finished_at,
+                message: redact::secrets(message),
+                fix: fix.map(redact::secrets),
+            });
+        }
+    }
+
+    /// What the operator should do next, in one sentence; `None` when nothing is needed.
+    pub fn next_step(&self) -> Option<String> {
+        let rerun = format!(
+            "start onboarding again with `backup-pilot onboard --cluster {}`",
+            self.cluster
+        );
+        match self.phase {
+            Phase::Failed => Some(
+                match self.last_error.as_ref().and_then(|e| e.fix.as_ref()) {
+                    Some(fix) => format!("{fix}; then {rerun}"),
+                    None => format!("correct what the error describes, then {rerun}"),
+                },
+            ),
+            Phase::InProgress => Some(match (&self.next_retry, &self.workflow) {
+                (Some(retry), _) => format!(
+                    "nothing to do: step {} runs again at {} ({})",
+                    retry.step,
+                    rfc3339(retry.at),
+                    retry.why
+                ),
+                (None, Some(w)) => format!("nothing to do: step {} is next", w.step),
+                (None, None) => "nothing to do: a workflow is running".to_string(),
+            }),
+            Phase::Unknown => Some(format!("no onboarding recorded: {rerun}")),
+            Phase::Protected | Phase::Offboarded => None,
+        }
+    }
+}
+
+fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
+    let newer_run = slot.as_ref().is_none_or(|run| {
+        run.workflow_id != record.workflow_id && record.started_at > run.started_at
+    });
+    if newer_run {
+        *slot = Some(RunSummary {
+            workflow_id: record.workflow_id.clone(),
+            started_at: record.started_at,
+            finished_at: None,
+            outcome: RunOutcome::Running,
+            step: record.step.clone(),
+            detail: None,
+            updated_at: record.finished_at,
+        });
+    }
+    let Some(run) = slot.as_mut() else { return };
+    if run.workflow_id != record.workflow_id {
+        return;
+    }
+    run.started_at = run.started_at.min(record.started_at);
+    if record.finished_at < run.updated_at {
+        return;
+    }
+    run.updated_at = record.finished_at;
+    run.step = record.step.clone();
+    (run.outcome, run.finished_at, run.detail) = match &record.transition {
+        Transition::Advanced { .. } | Transition::Retrying { .. } => {
+            (RunOutcome::Running, None, None)
+        }
+        Transition::Done { summary } => (
+            RunOutcome::Succeeded,
+            Some(record.finished_at),
+            Some(redact::secrets(summary)),
+        ),
+        Transition::Failed { reason } => (
+            RunOutcome::Failed,
+            Some(record.finished_at),
+            Some(redact::secrets(reason)),
+        ),
+    };
+}
+
+/// The fleet in numbers, with every failed cluster's error and fix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSummary {
+    /// Clusters with a status.
+    pub total: usize,
+    /// Protected.
+    pub protected: usize,
+    /// Onboarding or offboarding.
+    pub in_progress: usize,
+    /// Needing a person.
+    pub failed: usize,
+    /// Offboarded.
+    pub offboarded: usize,
+    /// Nothing recorded about protection.
+    pub unknown: usize,
+}
+
+impl FleetSummary {
+    /// Counts phases.
+    pub fn of(clusters: &[ClusterStatus]) -> Self {
+        let mut s = Self {
+            total: clusters.len(),
+            ..Self::default()
+        };
+        for c in clusters {
+            match c.phase {
+                Phase::Protected => s.protected += 1,
+                Phase::InProgress => s.in_progress += 1,
+                Phase::Failed => s.failed += 1,
+                Phase::Offboarded => s.offboarded += 1,
+                Phase::Unknown => s.unknown += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Where status is kept, for the header of every status answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreInfo {
+    /// `blob` or `memory`.
+    pub kind: &'static str,
+    /// The container URL (no credentials), or `this process`.
+    pub location: String,
+    /// What the reader should know about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Why status could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The store could not be read.
+    #[error("could not read {what} from the status store at {store}: {message}")]
+    Read {
+        /// The container URL.
+        store: String,
+        /// What was being read.
+        what: String,
+        /// The cause (secrets removed).
+        message: String,
+    },
+    /// The store could not be written.
+    #[error("could not write {what} to the status store at {store}: {message}")]
+    Write {
+        /// The container URL.
+        store: String,
+        /// What was being written.
+        what: String,
+        /// The cause (secrets removed).
+        message: String,
+    },
+    /// Other writers kept changing the document.
+    #[error(
+        "could not update {what} in the status store at {store}: it changed under every one of {attempts} attempts"
+    )]
+    Contended {
+        /// The container URL.
+        store: String,
+        /// The document.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The store is configured wrongly.
+    #[error("the status store cannot be used: {0}")]
+    Config(String),
+}
+
+/// The key a cluster's status is filed under: the canonical resource id in lower case, or
+/// the trimmed, lower-cased subject when it is not a resource id.
+pub fn cluster_key(subject: &str) -> String {
+    ResourceId::parse(subject)
+        .map(|id| id.key())
+        .unwrap_or_else(|_| subject.trim().to_ascii_lowercase())
+}
+
+/// The canonical spelling of a subject (resource ids are re-spelled, anything else trimmed).
+pub fn canonical(subject: &str) -> String {
+    ResourceId::parse(subject)
+        .map(|id| id.to_string())
+        .unwrap_or_else(|_| subject.trim().to_string())
+}
+
+/// RFC 3339 text of a time (the format every status output uses).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const CLUSTER: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-1";
+
+    fn record(
+        kind: WorkflowKind,
+        workflow: &str,
+        step: &str,
+        attempt: u32,
+        minute: u8,
+        transition: Transition,
+    ) -> StepRecord {
+        let start = datetime!(2026-03-01 12:00 UTC) + time::Duration::minutes(minute.into());
+        StepRecord {
+            workflow_id: workflow.into(),
+            kind,
+            subject: CLUSTER.to_lowercase(),
+            step: step.into(),
+            attempt,
+            started_at: start,
+            finished_at: start + time::Duration::milliseconds(1500),
+            transition,
+        }
+    }
+
+    #[test]
+    fn a_failure_shows_its_error_fix_and_next_step() {
+        let mut s = ClusterStatus::new(CLUSTER);
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "wf",
+                "ensure_vault",
+                0,
+                0,
+                Transition::Advanced {
+                    next: "assign_roles".into(),
+                    fact: "VaultReady".into(),
+                },
+            ),
+            10,
+        );
+        assert_eq!(s.phase, Phase::InProgress);
+        assert_eq!(s.workflow.as_ref().unwrap().step, "assign_roles");
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "wf",
+                "assign_roles",
+                0,
+                1,
+                Transition::Failed {
+                    reason: fix::compose(
+                        "the role assignment was denied (403)",
+                        "grant the identity Owner on rg",
+                    ),
+                },
+            ),
+            10,
+        );
+        assert_eq!(s.phase, Phase::Failed);
+        assert_eq!(s.cluster, ResourceId::parse(CLUSTER).unwrap().to_string());
+        let err = s.last_error.as_ref().unwrap();
+        assert_eq!(err.message, "the role assignment was denied (403)");
+        assert_eq!(err.fix.as_deref(), Some("grant the identity Owner on rg"));
+        let next = s.next_step().unwrap();
+        assert!(
+            next.starts_with("grant the identity Owner on rg; then"),
+            "{next}"
+        );
+        assert_eq!(s.history.len(), 2);
+        assert_eq!(s.history[0].duration_ms, 1500);
+    }
+
+    #[test]
+    fn retries_show_when_and_why_and_records_are_idempotent_and_ordered() {
+        let retry = record(
+            WorkflowKind::Onboard,
+            "wf",
+            "install_extension",
+            2,
+            5,
+            Transition::Retrying {
+                at: datetime!(2026-03-01 12:06 UTC),
+                why: "ARM answered 429".into(),
+            },
+        );
+        let earlier = record(
+            WorkflowKind::Onboard,
+            "wf",
+            "ensure_vault",
+            0,
+            1,
+            Transition::Advanced {
+                next: "install_extension".into(),
+                fact: "VaultReady".into(),
+            },
+        );
+        let mut s = ClusterStatus::new(CLUSTER);
+        s.apply(&retry, 10);
+        s.apply(&retry, 10);
+        s.apply(&earlier, 10);
+        assert_eq!(s.history.len(), 2, "a repeated record is stored once");
+        assert_eq!(
+            s.history[0].step, "ensure_vault",
+            "history is in time order"
+        );
+        assert_eq!(s.phase, Phase::InProgress);
+        let next = s.next_retry.as_ref().unwrap();
+        assert_eq!(next.at, datetime!(2026-03-01 12:06 UTC));
+        assert_eq!(s.workflow.as_ref().unwrap().attempt, 3);
+        assert!(s.next_step().unwrap().contains("2026-03-01T12:06:00Z"));
+    }
+
+    #[test]
+    fn history_is_bounded_and_drills_are_tracked_apart() {
+        let mut s = ClusterStatus::new(CLUSTER);
+        for minute in 0..5 {
+            s.apply(
+                &record(
+                    WorkflowKind::Onboard,
+                    "wf",
+                    "poll",
+                    minute.into(),
+                    minute,
+                    Transition::Retrying {
+                        at: datetime!(2026-03-01 13:00 UTC),
+                        why: "waiting".into(),
+                    },
+                ),
+                3,
+            );
+        }
+        assert_eq!(s.history.len(), 3);
+        assert_eq!(s.history[0].attempt, 2, "the oldest entries go first");
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "wf",
+                "poll",
+                5,
+                6,
+                Transition::Done {
+                    summary: "protected".into(),
+                },
+            ),
+            3,
+        );
+        s.apply(
+            &record(
+                WorkflowKind::Drill,
+                "drill-1",
+                "verify",
+                0,
+                9,
+                Transition::Done {
+                    summary: "restored 3 namespaces in 7m".into(),
+                },
+            ),
+            3,
+        );
+        assert_eq!(
+            s.phase,
+            Phase::Protected,
+            "a drill does not change the phase"
+        );
+        assert!(s.next_retry.is_none() && s.next_step().is_none());
+        let drill = s.last_drill.as_ref().unwrap();
+        assert_eq!(drill.outcome, RunOutcome::Succeeded);
+        assert!(drill.finished_at.is_some());
+
+        let fleet = ClusterStatus::fold_all(
+            [record(
+                WorkflowKind::Restore,
+                "r",
+                "restore",
+                0,
+                0,
+                Transition::Advanced {
+                    next: "verify".into(),
+                    fact: "Restoring".into(),
+                },
+            )]
+            .iter(),
+            10,
+        );
+        assert_eq!(fleet.len(), 1);
+        assert_eq!(fleet[0].phase, Phase::Unknown);
+        assert_eq!(FleetSummary::of(&fleet).unknown, 1);
+    }
+
+    #[test]
+    fn secrets_in_reasons_are_not_kept() {
+        let mut s = ClusterStatus::new(CLUSTER);
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "wf",
+                "x",
+                0,
+                0,
+                Transition::Failed {
+                    reason:
+                        "GET https://a/b?sig=SECRETSIG failed; Authorization: Bearer TOKENVALUE"
+                            .into(),
+                },
+            ),
+            10,
+        );
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            !text.contains("SECRETSIG") && !text.contains("TOKENVALUE"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The two status views, as JSON (the HTTP API and `status --json`) and as tables for people
+//! (`status`): the fleet summary — counts by phase and every failed cluster's error, fix and
+//! next step — and one cluster's detail with its step history and durations. Both are built
+//! from journal records only; the live view from ARM joins them here later.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use time::OffsetDateTime;
+
+use super::{ClusterStatus, FleetSummary, Phase, RunSummary, StoreInfo, rfc3339};
+use crate::resource_id::ResourceId;
+
+/// The fleet as JSON: `{service, version, store, summary, failed: [...], clusters: [...]}`.
+pub fn fleet_json(store: &StoreInfo, clusters: &[ClusterStatus]) -> Value {
+    let failed: Vec<Value> = clusters
+        .iter()
+        .filter(|c| c.phase == Phase::Failed)
+        .map(|c| {
+            let err = c.last_error.as_ref();
+            json!({
+                "cluster": c.cluster,
+                "since": c.phase_since.map(rfc3339),
+                "step": err.map(|e| e.step.clone()),
+                "error": err.map(|e| e.message.clone()),
+                "fix": err.and_then(|e| e.fix.clone()),
+                "nextStep": c.next_step(),
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = clusters
+        .iter()
+        .map(|c| {
+            json!({
+                "cluster": c.cluster,
+                "phase": c.phase.as_str(),
+                "since": c.phase_since.map(rfc3339),
+                "step": c.workflow.as_ref().map(|w| w.step.clone()),
+                "nextRetryAt": c.next_retry.as_ref().map(|r| rfc3339(r.at)),
+                "lastDrill": c.last_drill.as_ref().map(run_brief),
+            })
+        })
+        .collect();
+    json!({
+        "service": "backup-pilot",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": store,
+        "summary": FleetSummary::of(clusters),
+        "failed": failed,
+        "clusters": rows,
+    })
+}
+
+/// One cluster as JSON: the stored document plus `store` and `nextStep`.
+pub fn cluster_json(store: &StoreInfo, status: &ClusterStatus) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("store".into(), json!(store));
+        map.insert("nextStep".into(), json!(status.next_step()));
+        if let Some(Value::Object(w)) = map.get_mut("workflow") {
+            w.remove("updatedAt");
+        }
+    }
+    value
+}
+
+fn run_brief(run: &RunSummary) -> Value {
+    json!({
+        "outcome": run.outcome,
+        "startedAt": rfc3339(run.started_at),
+        "finishedAt": run.finished_at.map(rfc3339),
+    })
+}
+
+/// `sub/rg/name` for a cluster id, else the subject as it is.
+fn short_name(cluster: &str) -> String {
+    match ResourceId::parse(cluster) {
+        Ok(id) => match (id.resource_group(), id.name()) {
+            (Some(rg), Some(name)) => format!("{}/{rg}/{name}", id.subscription()),
+            _ => cluster.to_string(),
+        },
+        Err(_) => cluster.to_string(),
+    }
+}
+
+/// A time for people: RFC 3339 to the second.
+fn when(at: OffsetDateTime) -> String {
+    rfc3339(at.replace_nanosecond(0).unwrap_or(at))
+}
+
+fn store_line(out: &mut String, store: &StoreInfo) {
+    let _ = writeln!(out, "Status store: {} ({})", store.location, store.kind);
+    if let Some(note) = &store.note {
+        let _ = writeln!(out, "Note: {note}");
+    }
+}
+
+/// The fleet as a table.
+pub fn fleet_table(store: &StoreInfo, clusters: &[ClusterStatus]) -> String {
+    let mut out = String::new();
+    store_line(&mut out, store);
+    let s = FleetSummary::of(clusters);
+    let _ = writeln!(
+        out,
+        "{} clusters: {} protected, {} in progress, {} failed, {} offboarded, {} unknown",
+        s.total, s.protected, s.in_progress, s.failed, s.offboarded, s.unknown
+    );
+    if clusters.is_empty() {
+        let _ = writeln!(out, "No cluster has a recorded status yet.");
+        return out;
+    }
+    let rows: Vec<[String; 4]> = clusters
+        .iter()
+        .map(|c| {
+            let doing = match (&c.next_retry, &c.workflow, c.phase) {
+                (Some(r), _, _) => format!("{} (retry at {}: {})", r.step, when(r.at), r.why),
+                (None, Some(w), Phase::InProgress | Phase::Failed) => w.step.clone(),
+                _ => String::new(),
+            };
+            [
+                short_name(&c.cluster),
+                c.phase.as_str().to_string(),
+                c.phase_since.map(when).unwrap_or_default(),
+                doing,
+            ]
+        })
+        .collect();
+    out.push('\n');
+    table(&mut out, ["CLUSTER", "PHASE", "SINCE", "STEP"], &rows);
+    let failed: Vec<&ClusterStatus> = clusters
+        .iter()
+        .filter(|c| c.phase == Phase::Failed)
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\nFailed clusters:");
+        for c in failed {
+            let _ = writeln!(out, "  {}", c.cluster);
+            if let Some(e) = &c.last_error {
+                let _ = writeln!(out, "    error: {} (step {})", e.message, e.step);
+            }
+            if let Some(next) = c.next_step() {
+                let _ = writeln!(out, "    next:  {next}");
+            }
+        }
+    }
+    out
+}
+
+/// One cluster as text.
+pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
+    let mut out = String::new();
+    store_line(&mut out, store);
+    let mut field = |label: &str, value: String| {
+        let _ = writeln!(out, "{:<14}{value}", format!("{label}:"));
+    };
+    field("Cluster", c.cluster.clone());
+    let since = c
+        .phase_since
+        .map(|at| format!(" since {}", when(at)))
+        .unwrap_or_default();
+    field("Phase", format!("{}{since}", c.phase.as_str()));
+    if let Some(w) = &c.workflow {
+        field(
+            "Workflow",
+            format!(
+                "{} {} (step {}, attempt {})",
+                w.kind, w.id, w.step, w.attempt
+            ),
+        );
+    }
+    if let Some(e) = &c.last_error {
+        field(
+            "Last error",
+            format!("{} (step {}, {})", e.message, e.step, when(e.at)),
+        );
+        if let Some(fix) = &e.fix {
+            field("Fix", fix.clone());
+        }
+    }
+    if let Some(r) = &c.next_retry {
+        field(
+            "Next retry",
+            format!("{} at {} ({})", r.step, when(r.at), r.why),
+        );
+    }
+    if let Some(next) = c.next_step() {
+        field("Next step", next);
+    }
+    field("Last drill", run_line(c.last_drill.as_ref()));
+    field("Last restore", run_line(c.last_restore.as_ref()));
+    if !c.history.is_empty() {
+        let _ = writeln!(out, "\nStep history (oldest first):");
+        let rows: Vec<[String; 6]> = c
+            .history
+            .iter()
+            .map(|h| {
+                [
+                    when(h.started_at),
+                    h.kind.to_string(),
+                    h.step.clone(),
+                    h.attempt.to_string(),
+                    format!("{:.1}s", h.duration_ms as f64 / 1000.0),
+                    format!("{} {}", h.outcome, h.detail),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            ["STARTED", "KIND", "STEP", "TRY", "TOOK", "OUTCOME"],
+            &rows,
+        );
+    }
+    out
+}
+
+fn run_line(run: Option<&RunSummary>) -> String {
+    let Some(r) = run else {
+        return "none recorded".to_string();
+    };
+    let outcome = match r.outcome {
+        super::RunOutcome::Running => "running",
+        super::RunOutcome::Succeeded => "succeeded",
+        super::RunOutcome::Failed => "failed",
+    };
+    let finished = r
+        .finished_at
+        .map(|at| format!(", finished {}", when(at)))
+        .unwrap_or_default();
+    let detail = r
+        .detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default();
+    format!(
+        "{outcome} (workflow {}, started {}{finished}){detail}",
+        r.workflow_id,
+        when(r.started_at)
+    )
+}
+
+fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    };
+    line(header.to_vec(), out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fix;
+    use crate::engine::journal::{StepRecord, Transition};
+    use crate::envelope::WorkflowKind;
+    use time::macros::datetime;
+
+    fn store() -> StoreInfo {
+        StoreInfo {
+            kind: "memory",
+            location: "this process".into(),
+            note: Some("memory only".into()),
+        }
+    }
+
+    fn failed_cluster() -> ClusterStatus {
+        let id = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-bad";
+        let mut c = ClusterStatus::new(id);
+        c.apply(
+            &StepRecord {
+                workflow_id: "wf-1".into(),
+                kind: WorkflowKind::Onboard,
+                subject: id.into(),
+                step: "assign_roles".into(),
+                attempt: 0,
+                started_at: datetime!(2026-03-01 12:00 UTC),
+                finished_at: datetime!(2026-03-01 12:00:02 UTC),
+                transition: Transition::Failed {
+                    reason: fix::compose("role assignment denied", "grant Owner on rg"),
+                },
+            },
+            10,
+        );
+        c
+    }
+
+    #[test]
+    fn fleet_views_list_failures_with_their_fix() {
+        let clusters = vec![failed_cluster()];
+        let v = fleet_json(&store(), &clusters);
+        assert_eq!(v["summary"]["failed"], 1);
+        assert_eq!(v["failed"][0]["fix"], "grant Owner on rg");
+        assert_eq!(v["failed"][0]["error"], "role assignment denied");
+        assert_eq!(v["store"]["kind"], "memory");
+        let text = fleet_table(&store(), &clusters);
+        assert!(
+            text.contains("s1/rg/aks-bad") && text.contains("failed"),
+            "{text}"
+        );
+        assert!(text.contains("next:  grant Owner on rg; then"), "{text}");
+        assert!(text.contains("Note: memory only"), "{text}");
+    }
+
+    #[test]
+    fn cluster_views_show_history_with_durations() {
+        let c = failed_cluster();
+        let v = cluster_json(&store(), &c);
+        assert_eq!(v["phase"], "failed");
+        assert_eq!(v["lastError"]["fix"], "grant Owner on rg");
+        assert_eq!(v["history"][0]["durationMs"], 2000);
+        assert!(
+            v["nextStep"]
+                .as_str()
+                .unwrap()
+                .contains("backup-pilot onboard")
+        );
+        let text = cluster_text(&store(), &c);
+        assert!(text.contains("Fix:          grant Owner on rg"), "{text}");
+        assert!(text.contains("2.0s"), "{text}");
+        assert!(text.contains("Last drill:   none recorded"), "{text}");
+    }
+}
