@@ -1,7 +1,7 @@
 //! The evidence report of a restore or drill: what was restored from which recovery point,
 //! when each stage happened, RTO, what the namespaces held, every finding and the verdict, and
 //! what cleanup left behind. Rendered as JSON and as a self-contained HTML page (everything
-//! escaped; free text scrubbed of anything that looks like a credential).
+//! escaped; free text scrubbed of credentials with [`crate::telemetry::redact`]).
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,7 @@ use super::job::Job;
 use super::recovery_point::RecoveryPoint;
 use super::verify::{Finding, Verdict};
 use crate::kube::restore_prep::NamespaceContents;
+use crate::telemetry::redact::secrets as scrub;
 
 /// The report format version.
 pub const REPORT_VERSION: u32 = 1;
@@ -124,40 +125,6 @@ pub struct EvidenceReport {
     pub generated_at: OffsetDateTime,
     /// The service version that wrote it.
     pub service_version: String,
-}
-
-/// Markers after which text is a credential and is cut out.
-const SECRET_MARKERS: [&str; 7] = [
-    "Bearer ",
-    "sig=",
-    "SharedAccessKey=",
-    "SharedAccessSignature ",
-    "AccountKey=",
-    "access_token=",
-    "client_secret=",
-];
-
-/// Replaces whatever follows a credential marker (up to a delimiter) with `***`.
-pub fn scrub(text: &str) -> String {
-    let mut out = text.to_string();
-    for marker in SECRET_MARKERS {
-        let mut from = 0;
-        while let Some(pos) = out[from..].find(marker) {
-            let start = from + pos + marker.len();
-            let end = out[start..]
-                .find(|c: char| {
-                    c.is_whitespace() || matches!(c, '&' | ';' | '"' | '\'' | ',' | '<')
-                })
-                .map_or(out.len(), |e| start + e);
-            if end > start {
-                out.replace_range(start..end, "***");
-                from = start + 3;
-            } else {
-                from = start;
-            }
-        }
-    }
-    out
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -463,7 +430,7 @@ mod tests {
             assert!(!out.contains("AbC%2F123"), "{out}");
         }
         assert!(
-            json.contains("Bearer ***") && json.contains("sig=***&se=2"),
+            json.contains("Bearer REDACTED") && json.contains("sig=REDACTED&se=2"),
             "{json}"
         );
         // The unscrubbed report still renders scrubbed HTML.
@@ -476,7 +443,5 @@ mod tests {
         let back: EvidenceReport = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(back, r);
         assert_eq!(r.blob_stem(), "drills/aks1/2026-03-07/wf-1");
-        assert_eq!(scrub("nothing here"), "nothing here");
-        assert_eq!(scrub("sig="), "sig=");
     }
 }

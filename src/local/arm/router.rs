@@ -139,7 +139,11 @@ pub enum Route {
     RecoveryPoints(InstancePath),
     /// One recovery point.
     RecoveryPoint(InstancePath, String),
-    /// Other backup-instance actions Azure has (`validateRestore`, `restore`, ...).
+    /// `BackupInstances_ValidateForRestore`.
+    ValidateRestore(InstancePath),
+    /// `BackupInstances_TriggerRestore`.
+    TriggerRestore(InstancePath),
+    /// Other backup-instance actions Azure has (`stopProtection`, `suspendBackups`, ...).
     InstanceAction(InstancePath, String),
     /// `BackupInstances_ValidateForBackup`.
     ValidateForBackup(VaultPath),
@@ -262,6 +266,8 @@ impl Route {
             Instance(i)
             | InstanceOperationResult(i, _)
             | AdhocBackup(i)
+            | ValidateRestore(i)
+            | TriggerRestore(i)
             | RecoveryPoints(i)
             | RecoveryPoint(i, _)
             | InstanceAction(i, _) => Some(&i.vault.group),
@@ -322,7 +328,8 @@ impl Route {
                 api(&DATA_PROTECTION_ANY, "locations/operationResults", DP)
             }
             Policies(_) | Policy(..) => api(&POLICIES, "backupVaults/backupPolicies", DP),
-            Instances(_) | Instance(_) | AdhocBackup(_) | InstanceAction(..) => {
+            Instances(_) | Instance(_) | AdhocBackup(_) | ValidateRestore(_)
+            | TriggerRestore(_) | InstanceAction(..) => {
                 api(&INSTANCES, "backupVaults/backupInstances", DP)
             }
             ValidateForBackup(_) => api(&INSTANCES, "backupVaults/validateForBackup", DP),
@@ -437,6 +444,8 @@ impl Route {
                 Some("BackupInstances_GetBackupInstanceOperationResult")
             }
             (AdhocBackup(_), "POST") => Some("BackupInstances_AdhocBackup"),
+            (ValidateRestore(_), "POST") => Some("BackupInstances_ValidateForRestore"),
+            (TriggerRestore(_), "POST") => Some("BackupInstances_TriggerRestore"),
             (RecoveryPoints(_), "GET") => Some("RecoveryPoints_List"),
             (RecoveryPoint(..), "GET") => Some("RecoveryPoints_Get"),
             (InstanceAction(_, action), "POST") => {
@@ -742,6 +751,8 @@ fn group_provider(
                             Route::InstanceOperationResult(i, name(id))
                         }
                         [a] if eq(a, "backup") => Route::AdhocBackup(i),
+                        [a] if eq(a, "validateRestore") => Route::ValidateRestore(i),
+                        [a] if eq(a, "restore") => Route::TriggerRestore(i),
                         [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
                         [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
                         [action] => Route::InstanceAction(i, name(action)),
@@ -844,13 +855,25 @@ mod tests {
             "InvalidResourceType"
         );
         assert_eq!(
-            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/restore", V)
+            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/stopProtection", V)
                 .unwrap()
                 .operation_id(&Method::POST)
                 .unwrap_err()
                 .code,
             "NotImplementedByStandIn"
         );
+        for (action, operation) in [
+            ("restore", "BackupInstances_TriggerRestore"),
+            ("validateRestore", "BackupInstances_ValidateForRestore"),
+        ] {
+            assert_eq!(
+                route(&format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/{action}"), V)
+                    .unwrap()
+                    .operation_id(&Method::POST)
+                    .unwrap(),
+                operation
+            );
+        }
         assert_eq!(
             route("/subscriptions/s/resourcegroups/rg", V)
                 .unwrap()
