@@ -177,22 +177,45 @@ impl EvidenceReport {
         self
     }
 
-    /// The blob path: `<kind>s/<cluster name>/<yyyy-mm-dd>/<id>` (add `.json` / `.html`).
-    pub fn blob_stem(&self) -> String {
-        let cluster = self
-            .cluster_id
-            .rsplit('/')
-            .next()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("unknown-cluster")
-            .to_ascii_lowercase();
-        let date = self.generated_at.date();
-        let kind = match self.kind {
+    /// Where a cluster's reports of `kind` live: `<kind>s/<subscription>/<resource group>/<cluster>/`
+    /// (lower case).
+    pub fn cluster_prefix(kind: ReportKind, cluster_id: &str) -> String {
+        let folder = match kind {
             ReportKind::Restore => "restores",
             ReportKind::Drill => "drills",
         };
+        let path = crate::resource_id::ResourceId::parse(cluster_id)
+            .ok()
+            .map(|id| {
+                format!(
+                    "{}/{}/{}",
+                    id.subscription(),
+                    id.resource_group().unwrap_or("-"),
+                    id.name().unwrap_or("-")
+                )
+            })
+            .unwrap_or_else(|| {
+                cluster_id
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect()
+            });
+        format!("{folder}/{}/", path.to_ascii_lowercase())
+    }
+
+    /// The blob path without extension: the cluster prefix, the date, the id (add `.json` /
+    /// `.html`).
+    pub fn blob_stem(&self) -> String {
+        let date = self.generated_at.date();
         format!(
-            "{kind}/{cluster}/{:04}-{:02}-{:02}/{}",
+            "{}{:04}-{:02}-{:02}/{}",
+            Self::cluster_prefix(self.kind, &self.cluster_id),
             date.year(),
             u8::from(date.month()),
             date.day(),
@@ -442,6 +465,6 @@ mod tests {
         let r = report();
         let back: EvidenceReport = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(back, r);
-        assert_eq!(r.blob_stem(), "drills/aks1/2026-03-07/wf-1");
+        assert_eq!(r.blob_stem(), "drills/s/rg/aks1/2026-03-07/wf-1");
     }
 }
