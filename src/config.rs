@@ -167,6 +167,12 @@ pub struct Config {
     pub service_bus_auth: ServiceBusAuth,
     /// Azure Resource Manager base URL.
     pub arm_url: String,
+    /// Token scope for ARM calls.
+    pub arm_scope: String,
+    /// Polling interval for operations whose response gives no `Retry-After`.
+    pub arm_poll: Duration,
+    /// What onboarding and offboarding do.
+    pub onboarding: crate::workflow::settings::OnboardingSettings,
     /// Which Entra credential to use.
     pub credential: CredentialSource,
     /// Queue names.
@@ -249,6 +255,29 @@ impl Config {
             &mut problems,
         );
 
+        let arm_scope =
+            get("BACKUP_PILOT_ARM_SCOPE").unwrap_or_else(|| crate::auth::ARM_SCOPE.to_string());
+        if !arm_scope.ends_with("/.default") {
+            problems.push(format!(
+                "BACKUP_PILOT_ARM_SCOPE must end with /.default (e.g. {}), got {arm_scope:?}",
+                crate::auth::ARM_SCOPE
+            ));
+        }
+        let arm_poll = Duration::from_secs(parse_or(
+            &get,
+            "BACKUP_PILOT_ARM_POLL_SECONDS",
+            20u64,
+            &mut problems,
+        ));
+        if arm_poll.is_zero() {
+            problems.push("BACKUP_PILOT_ARM_POLL_SECONDS must be > 0".into());
+        }
+        let onboarding = crate::workflow::settings::OnboardingSettings::from_lookup(get)
+            .unwrap_or_else(|mut more| {
+                problems.append(&mut more);
+                crate::workflow::settings::OnboardingSettings::default()
+            });
+
         let defaults = Queues::default();
         let queues = Queues {
             cluster_events: get("BACKUP_PILOT_QUEUE_CLUSTER_EVENTS")
@@ -316,6 +345,9 @@ impl Config {
                 service_bus_url,
                 service_bus_auth,
                 arm_url,
+                arm_scope,
+                arm_poll,
+                onboarding,
                 credential,
                 queues,
                 retry,
@@ -451,6 +483,7 @@ mod tests {
             (PORT_VAR, "http"),
             ("BACKUP_PILOT_ARM_URL", "ftp://x"),
             ("BACKUP_PILOT_TIME_SCALE", "0.1"),
+            ("BACKUP_PILOT_PROFILE", "cheap"),
             (
                 "BACKUP_PILOT_SERVICEBUS_CONNECTION_STRING",
                 "Endpoint=sb://ns/;SharedAccessKey=TOPSECRET",
@@ -458,7 +491,8 @@ mod tests {
         ]))
         .unwrap_err();
         let text = err.to_string();
-        assert_eq!(err.0.len(), 5, "{text}");
+        assert_eq!(err.0.len(), 6, "{text}");
+        assert!(text.contains("BACKUP_PILOT_PROFILE"), "{text}");
         assert!(!text.contains("TOPSECRET"));
         assert!(
             text.contains(PORT_VAR)

@@ -80,6 +80,11 @@ pub struct Envelope {
     pub fact: String,
     /// How many times this step has been retried (0 on first run).
     pub attempt: u32,
+    /// How many steps the workflow had gone through when this step started (0 for the first).
+    /// Part of the message id, so a step the workflow enters again (e.g. onboarding going
+    /// back from `configure_backup` to `assign_roles`) is not dropped as a duplicate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hop: u32,
     /// When the workflow started.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -139,6 +144,7 @@ impl Envelope {
             step: step.to_string(),
             fact: fact.to_string(),
             attempt: 0,
+            hop: 0,
             started_at: now,
             step_started_at: now,
             step_deadline: Some(now + step_timeout),
@@ -160,6 +166,7 @@ impl Envelope {
             step: step.to_string(),
             fact: fact.to_string(),
             attempt: 0,
+            hop: self.hop.saturating_add(1),
             step_started_at: now,
             step_deadline: Some(now + step_timeout),
             ..self.clone()
@@ -174,10 +181,18 @@ impl Envelope {
         }
     }
 
-    /// The Service Bus `MessageId`: workflow, step and attempt, so a resend of the same
-    /// message is a duplicate and a retry is not.
+    /// The Service Bus `MessageId`: workflow, step, attempt and (after the first step) hop, so
+    /// a resend of the same message is a duplicate, and a retry or a second visit of a step is
+    /// not.
     pub fn message_id(&self) -> String {
-        format!("{}:{}:{}", self.workflow_id, self.step, self.attempt)
+        if self.hop == 0 {
+            format!("{}:{}:{}", self.workflow_id, self.step, self.attempt)
+        } else {
+            format!(
+                "{}:{}:{}:{}",
+                self.workflow_id, self.step, self.attempt, self.hop
+            )
+        }
     }
 
     /// Decodes an envelope, checking the version and kind before the rest.
@@ -223,6 +238,10 @@ impl Envelope {
     pub fn fact_str(&self, key: &str) -> Option<&str> {
         self.payload.get(key).and_then(Value::as_str)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The deterministic workflow id: a name-based UUID of kind, subject (compared
@@ -279,6 +298,35 @@ mod tests {
             format!("{}:ensure_providers:1", env.workflow_id)
         );
         assert!(env.message_id().len() <= 128, "Service Bus MessageId limit");
+        let next = env.next_step(
+            "assign_roles",
+            "ExtensionInstalled",
+            env.started_at,
+            Duration::from_secs(60),
+        );
+        let back = next.next_step(
+            "assign_roles",
+            "PermissionsMissing",
+            env.started_at,
+            Duration::from_secs(60),
+        );
+        assert_ne!(
+            next.message_id(),
+            back.message_id(),
+            "a second visit is not a duplicate"
+        );
+        assert_eq!(
+            next.message_id(),
+            env.next_step(
+                "assign_roles",
+                "ExtensionInstalled",
+                env.started_at,
+                Duration::from_secs(60)
+            )
+            .message_id()
+        );
+        let again = Envelope::decode(&back.encode()).unwrap();
+        assert_eq!(again.hop, 2);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::arm::{ArmClient, ArmOptions};
 use crate::auth::CredentialSource;
 use crate::bus::Publisher;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
@@ -40,6 +41,29 @@ pub fn publisher(config: &Config, http: reqwest::Client) -> anyhow::Result<Arc<d
         &config.service_bus_url,
         auth,
     )))
+}
+
+/// Builds the ARM client: the configured base URL and token scope, the configured credential.
+///
+/// # Errors
+/// A credential that cannot be built, or an unusable base URL.
+pub fn arm_client(
+    config: &Config,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ArmClient> {
+    let options = ArmOptions {
+        base_url: config.arm_url.clone(),
+        scope: config.arm_scope.clone(),
+        default_poll: config.arm_poll,
+        ..ArmOptions::default()
+    };
+    Ok(ArmClient::new(
+        http,
+        options,
+        config.credential.build()?,
+        clock,
+    )?)
 }
 
 /// Builds cluster access: kubeconfigs from ARM with the configured credential kind, Entra
@@ -113,8 +137,11 @@ pub fn state(
     for warning in hooks.warnings() {
         tracing::warn!("{warning}");
     }
+    let clock = clock(config);
     let ctx = Ctx {
-        clock: clock(config),
+        arm: Arc::new(arm_client(config, http.clone(), clock.clone())?),
+        onboarding: Arc::new(config.onboarding.clone()),
+        clock,
         publisher: publisher(config, http.clone())?,
         journal,
         queues: config.queues.clone(),

@@ -12,7 +12,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, Queues, RetryPolicy};
+use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind, StaticKubeconfig};
 use backup_pilot::kube::crds::{BackupHook, RestoreHook};
@@ -116,16 +116,14 @@ impl Harness {
         let journal = Arc::new(MemoryJournal::default());
         let publisher = Arc::new(RecordingPublisher::default());
         let ctx = Ctx {
-            clock: self.clock.clone(),
-            publisher: publisher.clone(),
             journal: journal.clone(),
-            queues: Queues::default(),
             retry: RetryPolicy {
                 randomization: 0.0,
                 ..RetryPolicy::default()
             },
             kube: self.access.clone(),
             hooks: Arc::new(hooks),
+            ..Ctx::with_defaults(self.clock.clone(), publisher.clone())
         };
         let registry = backup_pilot::workflow::registry();
         (Engine::new(ctx, registry), journal, publisher)

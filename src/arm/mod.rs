@@ -1,2 +1,11 @@
-//! Azure Resource Manager: the API versions the service uses (one table, nowhere else).
+//! Azure Resource Manager: the API versions the service uses (one table, nowhere else), the
+//! client (auth, request ids, the one retry policy), long-running operations carried across
+//! invocations, and ARM errors with what to do about them.
+pub mod client;
+pub mod error;
+pub mod lro;
 pub mod versions;
+
+pub use client::{ArmClient, ArmOptions, ArmResponse, Polled, QuickRetry};
+pub use error::{ArmError, ArmFault, CodeClass};
+pub use lro::{FinalState, OperationKind, PendingOperation};

@@ -124,6 +124,9 @@ pub enum StepError {
     /// No token.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// An Azure Resource Manager call failed; the error keeps ARM's code, message and advice.
+    #[error(transparent)]
+    Arm(#[from] crate::arm::ArmError),
     /// A Kubernetes call failed.
     #[error(transparent)]
     Kube(Box<crate::kube::KubeError>),
@@ -155,6 +158,7 @@ impl StepError {
         match self {
             Self::Bus(e) => e.is_transient(),
             Self::Auth(_) => true,
+            Self::Arm(e) => e.is_transient(),
             Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } => true,
             Self::Permanent { .. } => false,
@@ -166,6 +170,7 @@ impl StepError {
         match self {
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::Arm(e) => e.retry_after(),
             Self::Kube(e) => e.retry_after(),
             _ => None,
         }
@@ -181,6 +186,15 @@ impl StepError {
             Self::Bus(BusError::Connection { .. }) => "connection",
             Self::Bus(BusError::Auth(_)) | Self::Auth(_) => "auth",
             Self::Bus(_) => "rejected",
+            Self::Arm(e) => match (e.status(), e) {
+                (Some(429), _) => "throttled",
+                (Some(408), _) => "timeout",
+                (Some(s), _) if s >= 500 => "server_error",
+                (_, crate::arm::ArmError::Send { .. }) => "connection",
+                (_, crate::arm::ArmError::Token(_)) => "auth",
+                _ if e.is_transient() => "transient",
+                _ => "permanent",
+            },
             Self::Kube(e) if e.is_transient() => "transient",
             Self::Kube(_) => "permanent",
             Self::Transient { .. } => "transient",
@@ -202,6 +216,10 @@ pub struct Ctx {
     pub queues: Queues,
     /// Step retry backoff.
     pub retry: RetryPolicy,
+    /// Azure Resource Manager.
+    pub arm: Arc<crate::arm::ArmClient>,
+    /// What onboarding and offboarding do (validated at start).
+    pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
     /// Kubernetes clients for clusters.
     pub kube: Arc<dyn crate::kube::ClusterAccess>,
     /// The hooks every onboarded cluster gets (validated at startup).
@@ -210,10 +228,12 @@ pub struct Ctx {
 
 impl Ctx {
     /// A context with in-memory defaults around a clock and a publisher: a memory journal,
-    /// the default queues and backoff, no cluster access and no hooks. Callers replace what
-    /// they need with struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
+    /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
+    /// every call and the default onboarding settings. Callers replace what they need with
+    /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
     pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
         Self {
+            arm: Arc::new(crate::arm::ArmClient::unconfigured(clock.clone())),
             clock,
             publisher,
             journal: Arc::new(journal::MemoryJournal::default()),
@@ -221,6 +241,7 @@ impl Ctx {
             retry: RetryPolicy::default(),
             kube: Arc::new(crate::kube::access::NoClusterAccess),
             hooks: Arc::default(),
+            onboarding: Arc::default(),
         }
     }
 }

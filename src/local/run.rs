@@ -1,17 +1,21 @@
-//! The `local` command: starts the stand-ins on a scaled clock, spawns this binary as the
-//! custom handler through host.json, sends one Event Grid `ResourceWriteSuccess` per fake AKS
+//! The `local` command: starts the stand-ins on a scaled clock (Service Bus, the Functions host,
+//! the token endpoint and the ARM stand-in with the fake AKS clusters seeded), spawns this binary
+//! as the custom handler through host.json, sends one Event Grid `ResourceWriteSuccess` per fake
 //! cluster to `cluster-events`, waits until the queues are idle (or a bound), prints what is
-//! left in each queue and why messages were dead-lettered, and stops everything.
+//! left in each queue, why messages were dead-lettered and each cluster's protection state, and
+//! stops everything.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::LocalEnvironment;
+use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
 use crate::engine::Queues;
@@ -20,6 +24,8 @@ use crate::engine::Queues;
 pub const FAKE_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000b0b0";
 /// Their resource group.
 pub const FAKE_RESOURCE_GROUP: &str = "rg-backup-pilot-local";
+/// Their region.
+pub const FAKE_LOCATION: &str = "westeurope";
 /// The drill schedule used when `BACKUP_PILOT_DRILL_SCHEDULE` is not set.
 pub const DEFAULT_DRILL_SCHEDULE: &str = "0 0 3 * * *";
 
@@ -53,14 +59,37 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
     let program = std::env::current_exe()?;
     let drill_schedule = std::env::var("BACKUP_PILOT_DRILL_SCHEDULE")
         .unwrap_or_else(|_| DEFAULT_DRILL_SCHEDULE.to_string());
-    let env = LocalEnvironment::builder(&options.app_dir)
+    let builder = LocalEnvironment::builder(&options.app_dir);
+    let (arm_url, arm) = ArmStandIn::builder()
+        .clock(Arc::new(clock))
+        .tokens(builder.token_issuer())
+        .build()
+        .spawn()
+        .await?;
+    arm.add_subscription(FAKE_SUBSCRIPTION)?;
+    for index in 1..=options.clusters {
+        arm.add_cluster(ClusterSeed::new(
+            FAKE_SUBSCRIPTION,
+            FAKE_RESOURCE_GROUP,
+            &fake_cluster_name(index),
+            FAKE_LOCATION,
+        ))?;
+    }
+    let env = builder
         .scaled_clock(clock)
         .spawn_handler(Some(program))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", &drill_schedule)
+        .setting("BACKUP_PILOT_ARM_URL", &arm_url)
+        // The guide's PoC profile unless the caller chose one.
+        .setting(
+            "BACKUP_PILOT_PROFILE",
+            &std::env::var("BACKUP_PILOT_PROFILE").unwrap_or_else(|_| "poc".into()),
+        )
         // The host re-logs the handler's lines; colour codes would arrive escaped.
         .setting("NO_COLOR", "1")
         .start()
         .await?;
+    println!("local ARM           {arm_url}");
     println!("local Service Bus   {}", env.service_bus_url());
     println!("token endpoint      {}", env.token_url());
     println!("custom handler      {}", env.host().handler_url());
@@ -78,7 +107,9 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
         () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     println!("{}", summary(&env));
+    println!("{}", protection_summary(&arm));
     env.stop().await;
+    arm.shutdown();
     outcome
 }
 
@@ -124,7 +155,8 @@ async fn drive(env: &LocalEnvironment, options: &LocalOptions) -> anyhow::Result
 /// topic delivers it to a Service Bus queue (one event object per message).
 pub fn cluster_write_event(index: u32, now: OffsetDateTime) -> Value {
     let cluster = format!(
-        "/subscriptions/{FAKE_SUBSCRIPTION}/resourcegroups/{FAKE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/aks-local-{index:02}"
+        "/subscriptions/{FAKE_SUBSCRIPTION}/resourcegroups/{FAKE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/{}",
+        fake_cluster_name(index)
     );
     let event_time = now
         .format(&time::format_description::well_known::Rfc3339)
@@ -153,6 +185,28 @@ pub fn cluster_write_event(index: u32, now: OffsetDateTime) -> Value {
         "metadataVersion": "1",
         "topic": format!("/subscriptions/{FAKE_SUBSCRIPTION}")
     })
+}
+
+/// The name of fake cluster `index`.
+pub fn fake_cluster_name(index: u32) -> String {
+    format!("aks-local-{index:02}")
+}
+
+/// Each fake cluster's backup instances and their protection state, as the ARM stand-in holds
+/// them.
+pub fn protection_summary(arm: &ArmHandle) -> String {
+    let state = arm.snapshot();
+    let mut out = format!(
+        "ARM: {} backup instance(s), {} role assignment(s), {} extension(s):\n",
+        state.backup_instances.len(),
+        state.role_assignments.len(),
+        state.extensions.len()
+    );
+    for bi in &state.backup_instances {
+        let name = bi.id.rsplit('/').next().unwrap_or_default();
+        let _ = writeln!(out, "  {name:<32} {}", bi.protection_state);
+    }
+    out
 }
 
 /// Each queue's counts, the service's dead letters with their reasons, the broker's

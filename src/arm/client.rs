@@ -1,0 +1,768 @@
+//! The ARM client: one reqwest client, a configurable base URL and token scope, a token from
+//! `azure_identity` on every try, a per-call request id, and the one retry policy. Inside a
+//! call it retries only quick transient failures within a small budget; a longer wait is
+//! returned to the step (which becomes a scheduled retry). It honours `Retry-After` and holds
+//! back calls when `x-ms-ratelimit-remaining-*` says the subscription's quota is spent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::error::{ArmError, ArmFault, is_transient_status};
+use super::lro::{
+    FinalState, LroHeaders, OperationKind, OperationStatus, PendingOperation,
+    async_operation_status, pending_from_response, provisioning_status,
+};
+use crate::clock::Clock;
+
+/// The only `Accept` value the client sends. Data Protection answers 406 with no body to the
+/// `IEEE754Compatible` variant some SDKs send (terraform-provider-azurerm#26911).
+pub const ACCEPT_JSON: &str = "application/json";
+
+/// Retries of quick transient failures inside one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuickRetry {
+    /// Retries after the first try.
+    pub retries: u32,
+    /// Delay before the first retry when the server gives none; doubles per retry.
+    pub initial: Duration,
+    /// The longest wait spent inside a call; a longer `Retry-After` goes back to the step.
+    pub max_wait: Duration,
+}
+
+impl Default for QuickRetry {
+    fn default() -> Self {
+        Self {
+            retries: 2,
+            initial: Duration::from_millis(500),
+            max_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How the client is set up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmOptions {
+    /// Base URL, e.g. `https://management.azure.com`.
+    pub base_url: String,
+    /// Token scope, e.g. [`crate::auth::ARM_SCOPE`].
+    pub scope: String,
+    /// In-call retries.
+    pub quick_retry: QuickRetry,
+    /// Polling interval for operations whose response gives no `Retry-After`.
+    pub default_poll: Duration,
+    /// When `x-ms-ratelimit-remaining-*` falls to this many, further calls of that kind on that
+    /// subscription are held back for [`ArmOptions::rate_limit_pause`].
+    pub rate_limit_reserve: u64,
+    /// How long to hold back calls once the quota is nearly spent.
+    pub rate_limit_pause: Duration,
+}
+
+impl Default for ArmOptions {
+    fn default() -> Self {
+        Self {
+            base_url: "https://management.azure.com".into(),
+            scope: crate::auth::ARM_SCOPE.into(),
+            quick_retry: QuickRetry::default(),
+            default_poll: Duration::from_secs(20),
+            rate_limit_reserve: 5,
+            rate_limit_pause: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A successful ARM answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body, if there was one.
+    pub body: Option<Value>,
+    /// Long-running-operation headers.
+    pub lro: LroHeaders,
+    /// The request URL (with `api-version`), for provisioning-state polling.
+    pub url: String,
+}
+
+impl ArmResponse {
+    /// The operation this response started, if it is still running.
+    pub fn pending(
+        &self,
+        label: &str,
+        final_state: FinalState,
+        default_poll: Duration,
+    ) -> Option<PendingOperation> {
+        pending_from_response(
+            label,
+            self.status,
+            &self.lro,
+            self.body.as_ref(),
+            final_state,
+            Some(&self.url),
+            default_poll,
+        )
+    }
+
+    /// The body, or JSON null.
+    pub fn json(&self) -> &Value {
+        self.body.as_ref().unwrap_or(&Value::Null)
+    }
+
+    /// True for a DELETE of something already gone.
+    pub fn was_absent(&self) -> bool {
+        self.status == 404
+    }
+}
+
+/// One poll's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Polled {
+    /// Still running; poll again after this long.
+    InProgress {
+        /// The server's suggested delay.
+        retry_after: Duration,
+    },
+    /// Done; the final body where the operation has one.
+    Succeeded {
+        /// The final result (Location result, resource, or status body).
+        body: Option<Value>,
+    },
+}
+
+/// The client. Cheap to share behind an `Arc`.
+pub struct ArmClient {
+    http: reqwest::Client,
+    base: Url,
+    credential: Arc<dyn TokenCredential>,
+    clock: Arc<dyn Clock>,
+    options: ArmOptions,
+    held_until: Mutex<HashMap<String, OffsetDateTime>>,
+}
+
+impl std::fmt::Debug for ArmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArmClient")
+            .field("base", &self.base.as_str())
+            .field("scope", &self.options.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArmClient {
+    /// A client for `options.base_url`.
+    ///
+    /// # Errors
+    /// A base URL that is not an http(s) URL.
+    pub fn new(
+        http: reqwest::Client,
+        options: ArmOptions,
+        credential: Arc<dyn TokenCredential>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ArmError> {
+        let base = Url::parse(options.base_url.trim_end_matches('/')).map_err(|e| {
+            ArmError::InvalidPath {
+                path: options.base_url.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ArmError::InvalidPath {
+                path: options.base_url.clone(),
+                message: "the ARM base URL must be http(s)".into(),
+            });
+        }
+        Ok(Self {
+            http,
+            base,
+            credential,
+            clock,
+            options,
+            held_until: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A client that refuses every call: no credential and no endpoint, for contexts that
+    /// never reach Azure ([`crate::engine::Ctx::with_defaults`] in tests and benchmarks).
+    pub fn unconfigured(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: Url::parse("http://127.0.0.1:9").unwrap_or_else(|_| unreachable!()),
+            credential: Arc::new(Unconfigured),
+            clock,
+            options: ArmOptions::default(),
+            held_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The options the client runs with.
+    pub fn options(&self) -> &ArmOptions {
+        &self.options
+    }
+
+    /// The polling interval used when a response gives none.
+    pub fn default_poll(&self) -> Duration {
+        self.options.default_poll
+    }
+
+    /// The absolute URL of `path` (which starts with `/`, may carry a query) at `api_version`.
+    ///
+    /// # Errors
+    /// A path that does not make a URL.
+    pub fn url(&self, path: &str, api_version: &str) -> Result<Url, ArmError> {
+        let base = self.base.as_str().trim_end_matches('/');
+        let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| ArmError::InvalidPath {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        url.query_pairs_mut()
+            .append_pair("api-version", api_version);
+        Ok(url)
+    }
+
+    /// GET a resource.
+    ///
+    /// # Errors
+    /// Any failure, including 404 (see [`ArmClient::get_optional`]).
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Value, ArmError> {
+        let url = self.url(path, api_version)?;
+        let resp = self.send(Method::GET, url, None).await?;
+        Ok(resp.body.unwrap_or(Value::Null))
+    }
+
+    /// GET a resource that may not exist: 404 is `None`.
+    ///
+    /// # Errors
+    /// Any failure other than 404.
+    pub async fn get_optional(
+        &self,
+        path: &str,
+        api_version: &str,
+    ) -> Result<Option<Value>, ArmError> {
+        match self.get(path, api_version).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET a collection, following `nextLink`; returns every `value` item.
+    ///
+    /// # Errors
+    /// Any failure; a 404 of the parent is returned as is.
+    pub async fn list(
+        &self,
+        path: &str,
+        api_version: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Value>, ArmError> {
+        let mut url = self.url(path, api_version)?;
+        for (k, v) in query {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        let mut items = Vec::new();
+        // A page limit guards against a server that links a page to itself.
+        for _ in 0..1000 {
+            let resp = self.send(Method::GET, url, None).await?;
+            let body = resp.body.unwrap_or(Value::Null);
+            if let Some(values) = body.get("value").and_then(Value::as_array) {
+                items.extend(values.iter().cloned());
+            }
+            match body.get("nextLink").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => url = self.trusted(next)?,
+                _ => return Ok(items),
+            }
+        }
+        Ok(items)
+    }
+
+    /// PUT a resource.
+    ///
+    /// # Errors
+    /// Any failure.
+    pub async fn put(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = self.url(path, api_version)?;
+        self.send(Method::PUT, url, Some(body)).await
+    }
+
+    /// PATCH a resource.
+    ///
+    /// # Errors
+    /// Any failure.
+    pub async fn patch(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = self.url(path, api_version)?;
+        self.send(Method::PATCH, url, Some(body)).await
+    }
+
+    /// POST an action.
+    ///
+    /// # Errors
+    /// Any failure.
+    pub async fn post(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = self.url(path, api_version)?;
+        self.send(Method::POST, url, body).await
+    }
+
+    /// DELETE a resource; a 404 counts as done (`was_absent()`).
+    ///
+    /// # Errors
+    /// Any failure other than 404.
+    pub async fn delete(&self, path: &str, api_version: &str) -> Result<ArmResponse, ArmError> {
+        let url = self.url(path, api_version)?;
+        let shown = url.to_string();
+        match self.send(Method::DELETE, url, None).await {
+            Err(e) if e.status() == Some(404) => Ok(ArmResponse {
+                status: 404,
+                body: None,
+                lro: LroHeaders::default(),
+                url: shown,
+            }),
+            other => other,
+        }
+    }
+
+    /// Polls an operation once.
+    ///
+    /// # Errors
+    /// [`ArmError::OperationFailed`] when it ended `Failed`/`Canceled` (or its Location URL
+    /// answered a non-transient error); other errors when the poll itself failed.
+    pub async fn poll(&self, op: &PendingOperation) -> Result<Polled, ArmError> {
+        let url = self.trusted(&op.url)?;
+        let default_wait = op.retry_after();
+        match op.kind {
+            OperationKind::AzureAsyncOperation => {
+                let resp = self.send(Method::GET, url, None).await?;
+                let wait = resp.lro.retry_after.unwrap_or(default_wait);
+                let body = resp.body.unwrap_or(Value::Null);
+                match async_operation_status(&body) {
+                    OperationStatus::InProgress => Ok(Polled::InProgress { retry_after: wait }),
+                    OperationStatus::Failed { code, message, .. } => {
+                        Err(operation_failed(&op.label, code, message))
+                    }
+                    OperationStatus::Succeeded => match &op.result_url {
+                        Some(result) => self.read_location(result, default_wait).await,
+                        None => Ok(Polled::Succeeded { body: Some(body) }),
+                    },
+                }
+            }
+            OperationKind::Location => self.read_location(&op.url, default_wait).await,
+            OperationKind::ProvisioningState => {
+                let resp = self.send(Method::GET, url, None).await?;
+                let body = resp.body.unwrap_or(Value::Null);
+                match provisioning_status(&body) {
+                    OperationStatus::InProgress => Ok(Polled::InProgress {
+                        retry_after: resp.lro.retry_after.unwrap_or(default_wait),
+                    }),
+                    OperationStatus::Succeeded => Ok(Polled::Succeeded { body: Some(body) }),
+                    OperationStatus::Failed { code, message, .. } => {
+                        Err(operation_failed(&op.label, code, message))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_location(&self, raw: &str, default_wait: Duration) -> Result<Polled, ArmError> {
+        let url = self.trusted(raw)?;
+        match self.send(Method::GET, url, None).await {
+            Ok(resp) if resp.status == 202 => Ok(Polled::InProgress {
+                retry_after: resp.lro.retry_after.unwrap_or(default_wait),
+            }),
+            Ok(resp) => Ok(Polled::Succeeded { body: resp.body }),
+            // A Location URL answers the operation's own error once it failed.
+            Err(ArmError::Rejected(fault)) if !is_transient_status(fault.status) => {
+                Err(ArmError::OperationFailed(fault))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parses an absolute URL from a response and checks it points at the ARM host, so the
+    /// token never leaves for another host. Relative URLs are resolved against the base.
+    fn trusted(&self, raw: &str) -> Result<Url, ArmError> {
+        let url = match Url::parse(raw) {
+            Ok(u) => u,
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                self.base.join(raw).map_err(|e| ArmError::InvalidPath {
+                    path: raw.to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) => {
+                return Err(ArmError::InvalidPath {
+                    path: raw.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        let same = url.scheme() == self.base.scheme()
+            && url.host_str().map(str::to_ascii_lowercase)
+                == self.base.host_str().map(str::to_ascii_lowercase)
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        if same {
+            Ok(url)
+        } else {
+            Err(ArmError::UntrustedPollingUrl {
+                url: strip_query(&url),
+                arm_host: self.base.host_str().unwrap_or_default().to_string(),
+            })
+        }
+    }
+
+    /// Sends one request with the quick-retry policy.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<ArmResponse, ArmError> {
+        let request = format!("{method} {}", url.path());
+        let gate_key = gate_key(&method, url.path());
+        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0u32;
+        loop {
+            if let Some(wait) = self.held_back(&gate_key) {
+                return Err(ArmError::Rejected(Box::new(ArmFault {
+                    status: 429,
+                    code: "HeldBack".into(),
+                    message: format!(
+                        "not sent: Azure Resource Manager's request quota for this subscription is nearly spent; retrying in {}s",
+                        wait.as_secs()
+                    ),
+                    retry_after: Some(wait),
+                    request: request.clone(),
+                    request_ids: String::new(),
+                })));
+            }
+            let result = self
+                .try_once(&method, &url, body, &request, &client_request_id)
+                .await;
+            if let Err(err) = &result
+                && let Some(wait) = err.retry_after().filter(|_| err.status() == Some(429))
+            {
+                self.hold(&gate_key, wait);
+            }
+            match result {
+                Err(err) if err.is_transient() && attempt < self.options.quick_retry.retries => {
+                    let delay = err.retry_after().unwrap_or_else(|| {
+                        self.options.quick_retry.initial * 2u32.saturating_pow(attempt)
+                    });
+                    if delay > self.options.quick_retry.max_wait {
+                        return Err(err);
+                    }
+                    tracing::debug!(%request, attempt, "transient ARM failure, retrying: {err}");
+                    tokio::time::sleep(self.clock.real_duration(delay)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        request: &str,
+        client_request_id: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        let token = crate::auth::bearer(self.credential.as_ref(), &self.options.scope).await?;
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, token.header_value())
+            .header(ACCEPT, ACCEPT_JSON)
+            .header(
+                USER_AGENT,
+                concat!("backup-pilot/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("x-ms-client-request-id", client_request_id)
+            .header("x-ms-return-client-request-id", "true");
+        if let Some(b) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(b).unwrap_or_default());
+        } else if *method == Method::POST {
+            req = req.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let resp = req.send().await.map_err(|e| ArmError::Send {
+            request: request.to_string(),
+            message: describe_transport(&e),
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.observe_rate_limits(&headers, url.path(), method);
+        let bytes = resp.bytes().await.map_err(|e| ArmError::Send {
+            request: request.to_string(),
+            message: describe_transport(&e),
+        })?;
+        tracing::debug!(%request, status = status.as_u16(), request_id = %request_ids(&headers), "ARM call");
+        if !status.is_success() {
+            return Err(ArmError::Rejected(Box::new(fault_from(
+                status, &bytes, &headers, request,
+            ))));
+        }
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes).map_err(|e| ArmError::UnreadableResponse {
+                    request: request.to_string(),
+                    status: status.as_u16(),
+                    message: e.to_string(),
+                })?,
+            )
+        };
+        Ok(ArmResponse {
+            status: status.as_u16(),
+            body,
+            lro: LroHeaders::from_headers(&headers),
+            url: url.to_string(),
+        })
+    }
+
+    fn held_back(&self, key: &str) -> Option<Duration> {
+        let now = self.clock.now();
+        let held = self.held_until.lock().ok()?;
+        let until = *held.get(key)?;
+        (until > now).then(|| (until - now).unsigned_abs().max(Duration::from_secs(1)))
+    }
+
+    fn hold(&self, key: &str, wait: Duration) {
+        if let Ok(mut held) = self.held_until.lock() {
+            let until = self.clock.now() + wait;
+            let entry = held.entry(key.to_string()).or_insert(until);
+            if *entry < until {
+                *entry = until;
+            }
+        }
+    }
+
+    fn observe_rate_limits(&self, headers: &HeaderMap, path: &str, method: &Method) {
+        let lowest = headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-ms-ratelimit-remaining-"))
+            .filter_map(|(_, v)| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .min();
+        if let Some(remaining) = lowest
+            && remaining <= self.options.rate_limit_reserve
+        {
+            tracing::warn!(
+                remaining,
+                "ARM request quota nearly spent; holding back further calls"
+            );
+            self.hold(&gate_key(method, path), self.options.rate_limit_pause);
+        }
+    }
+}
+
+/// The credential of [`ArmClient::unconfigured`]: every token request fails.
+#[derive(Debug)]
+struct Unconfigured;
+
+#[async_trait::async_trait]
+impl TokenCredential for Unconfigured {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Err(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "this context has no Azure Resource Manager client configured",
+        ))
+    }
+}
+
+fn operation_failed(label: &str, code: String, message: String) -> ArmError {
+    ArmError::OperationFailed(Box::new(ArmFault {
+        status: 0,
+        code,
+        message,
+        retry_after: None,
+        request: format!("the operation started by {label}"),
+        request_ids: String::new(),
+    }))
+}
+
+/// Subscription + read/write/delete class: the unit ARM throttles by.
+fn gate_key(method: &Method, path: &str) -> String {
+    let sub = path
+        .split('/')
+        .skip_while(|s| !s.eq_ignore_ascii_case("subscriptions"))
+        .nth(1)
+        .unwrap_or("tenant")
+        .to_ascii_lowercase();
+    let class = match *method {
+        Method::GET | Method::HEAD => "reads",
+        Method::DELETE => "deletes",
+        _ => "writes",
+    };
+    format!("{sub}:{class}")
+}
+
+fn request_ids(headers: &HeaderMap) -> String {
+    ["x-ms-request-id", "x-ms-correlation-request-id"]
+        .iter()
+        .filter_map(|h| {
+            headers
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!("{h}: {v}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn strip_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL with its query; the query holds nothing secret, but
+    // the chain of sources says more than the top-level message.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Reads ARM's error from a failed response: `{error: {code, message}}` (ARM, DataProtection,
+/// AKS, Storage) or a bare `{code, message}`; an empty body keeps the status's reason.
+pub(crate) fn fault_from(
+    status: StatusCode,
+    bytes: &[u8],
+    headers: &HeaderMap,
+    request: &str,
+) -> ArmFault {
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+    let error = parsed
+        .as_ref()
+        .map(|v| v.get("error").filter(|e| e.is_object()).unwrap_or(v));
+    let field = |name: &str| {
+        error
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let reason = status
+        .canonical_reason()
+        .unwrap_or("Error")
+        .replace([' ', '-'], "");
+    let code = field("code").unwrap_or(if bytes.is_empty() {
+        reason
+    } else {
+        "UnknownError".to_string()
+    });
+    let message = field("message").unwrap_or_else(|| {
+        if bytes.is_empty() {
+            "(no body)".to_string()
+        } else if parsed.is_none() {
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()
+        } else {
+            String::new()
+        }
+    });
+    ArmFault {
+        status: status.as_u16(),
+        code,
+        message,
+        retry_after: super::lro::retry_after(headers),
+        request: request.to_string(),
+        request_ids: request_ids(headers),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn faults_keep_code_message_and_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("17"));
+        h.insert("x-ms-request-id", HeaderValue::from_static("r1"));
+        let f = fault_from(
+            StatusCode::TOO_MANY_REQUESTS,
+            br#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow down"}}"#,
+            &h,
+            "GET /subscriptions/s",
+        );
+        assert_eq!(f.code, "SubscriptionRequestsThrottled");
+        assert_eq!(f.message, "slow down");
+        assert_eq!(f.retry_after, Some(Duration::from_secs(17)));
+        assert!(f.request_ids.contains("r1"));
+        assert!(ArmError::Rejected(Box::new(f)).is_transient());
+
+        let storage = fault_from(
+            StatusCode::CONFLICT,
+            br#"{"code":"StorageAccountAlreadyTaken","message":"taken"}"#,
+            &HeaderMap::new(),
+            "PUT /x",
+        );
+        assert_eq!(storage.code, "StorageAccountAlreadyTaken");
+
+        let empty = fault_from(
+            StatusCode::NOT_ACCEPTABLE,
+            b"",
+            &HeaderMap::new(),
+            "PUT /bi",
+        );
+        assert_eq!(
+            (empty.code.as_str(), empty.message.as_str()),
+            ("NotAcceptable", "(no body)")
+        );
+        assert!(
+            ArmError::Rejected(Box::new(empty))
+                .to_string()
+                .contains("Accept header")
+        );
+    }
+
+    #[test]
+    fn throttling_is_counted_per_subscription_and_kind() {
+        assert_eq!(
+            gate_key(&Method::GET, "/subscriptions/ABC/resourceGroups/x"),
+            "abc:reads"
+        );
+        assert_eq!(gate_key(&Method::PUT, "/subscriptions/abc/x"), "abc:writes");
+        assert_eq!(
+            gate_key(&Method::DELETE, "/subscriptions/abc/x"),
+            "abc:deletes"
+        );
+        assert_eq!(
+            gate_key(&Method::GET, "/providers/Microsoft.X/operations"),
+            "tenant:reads"
+        );
+    }
+}

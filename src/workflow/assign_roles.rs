@@ -1,0 +1,104 @@
+//! `assign_roles` (fact in: `ExtensionInstalled`, or `PermissionsMissing` from configure_backup):
+//! the role profile's assignments exist for the vault, cluster and extension identities. Each is
+//! read by its deterministic name and created if missing, with `principalType:
+//! ServicePrincipal`; `RoleAssignmentExists` (same grant under another name) counts as done, and
+//! `PrincipalNotFound` (an identity not yet replicated) becomes a queued retry. No sleeps: the
+//! step that needs the roles retries on its permission errors instead.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::facts::{self, advance, wait};
+use super::roles::{self, Identities, Scopes};
+use crate::arm::versions;
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "assign_roles";
+/// The fact it publishes.
+pub const FACT: &str = "RolesAssigned";
+/// How long to wait for a new identity to replicate before trying again.
+const REPLICATION_WAIT: Duration = Duration::from_secs(20);
+
+/// See the module docs.
+pub struct AssignRoles;
+
+/// The assignments this workflow needs, from its facts.
+///
+/// # Errors
+/// A missing fact.
+pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepError> {
+    let ids = Identities {
+        vault: facts::required(env, facts::VAULT_PRINCIPAL_ID)?,
+        cluster: facts::required(env, facts::CLUSTER_PRINCIPAL_ID)?,
+        extension: facts::required(env, facts::EXTENSION_PRINCIPAL_ID)?,
+    };
+    let scopes = Scopes {
+        cluster: facts::cluster_id(env)?.to_string(),
+        snapshot_resource_group: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+        storage_account: facts::required(env, facts::STORAGE_ACCOUNT_ID)?,
+        storage_shared: facts::flag(env, facts::STORAGE_SHARED),
+    };
+    Ok(roles::assignments(
+        roles::profile(ctx.onboarding.role_profile),
+        &ids,
+        &scopes,
+    ))
+}
+
+#[async_trait]
+impl Step for AssignRoles {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let mut not_replicated = Vec::new();
+        let mut created = 0usize;
+        for a in wanted(ctx, env)? {
+            let path = a.path();
+            if let Some(existing) = ctx
+                .arm
+                .get_optional(&path, versions::ROLE_ASSIGNMENTS)
+                .await?
+            {
+                let principal = existing
+                    .pointer("/properties/principalId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if principal.eq_ignore_ascii_case(&a.principal_id) {
+                    continue;
+                }
+            }
+            match ctx
+                .arm
+                .put(&path, versions::ROLE_ASSIGNMENTS, &a.body())
+                .await
+            {
+                Ok(_) => created += 1,
+                Err(e) if e.has_code("RoleAssignmentExists") => {}
+                Err(e) if e.has_code("PrincipalNotFound") => not_replicated.push(a.summary()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !not_replicated.is_empty() {
+            return Ok(wait(
+                REPLICATION_WAIT,
+                format!(
+                    "identities not yet replicated to the directory: {}",
+                    not_replicated.join("; ")
+                ),
+            ));
+        }
+        tracing::info!(workflow_id = %env.workflow_id, created, "role assignments in place");
+        Ok(advance(super::bind_trusted_access::NAME, FACT)
+            .with(super::configure_backup::ROLES_CREATED, created))
+    }
+}

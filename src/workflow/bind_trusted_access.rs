@@ -1,0 +1,105 @@
+//! `bind_trusted_access` (fact in: `RolesAssigned`): the cluster has a trusted-access role
+//! binding that gives the vault `Microsoft.DataProtection/backupVaults/backup-operator`. A binding
+//! for the same vault is reused (the role is added if it lacks it); otherwise one is created
+//! under a deterministic name and followed to `Succeeded`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::bodies::{self, BACKUP_OPERATOR_ROLE};
+use super::facts::{self, Progress, advance, failed_operation, started, wait};
+use super::placement::trusted_access_binding_name;
+use crate::arm::{FinalState, lro, versions};
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "bind_trusted_access";
+/// The fact it publishes.
+pub const FACT: &str = "TrustedAccessBound";
+
+/// See the module docs.
+pub struct BindTrustedAccess;
+
+fn roles_of(binding: &Value) -> Vec<String> {
+    binding
+        .pointer("/properties/roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+#[async_trait]
+impl Step for BindTrustedAccess {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+        let cluster_id = facts::cluster_id(env)?.to_string();
+        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let collection = format!("{cluster_id}/trustedAccessRoleBindings");
+        let bindings = ctx
+            .arm
+            .list(&collection, versions::MANAGED_CLUSTERS, &[])
+            .await?;
+        let existing = bindings.iter().find(|b| {
+            b.pointer("/properties/sourceResourceId")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case(&vault_id))
+        });
+        let (name, mut roles) = match existing {
+            Some(b) => (
+                b.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| trusted_access_binding_name(&vault_id)),
+                roles_of(b),
+            ),
+            None => (trusted_access_binding_name(&vault_id), Vec::new()),
+        };
+        let has_role = roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(BACKUP_OPERATOR_ROLE));
+        if let Some(b) = existing.filter(|_| has_role) {
+            return match lro::provisioning_status(b) {
+                lro::OperationStatus::Succeeded => Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
+                lro::OperationStatus::InProgress => Ok(wait(
+                    ctx.arm.default_poll(),
+                    format!("trusted access binding {name} is provisioning"),
+                )),
+                lro::OperationStatus::Failed { code, message, .. } => Ok(Outcome::failed(format!(
+                    "trusted access binding {name} on {cluster_id} failed ({code}: {message}); delete it and resend the cluster event"
+                ))),
+            };
+        }
+        roles.push(BACKUP_OPERATOR_ROLE.to_string());
+        let path = format!("{collection}/{name}");
+        let resp = ctx
+            .arm
+            .put(
+                &path,
+                versions::MANAGED_CLUSTERS,
+                &bodies::trusted_access_binding(&vault_id, &roles),
+            )
+            .await?;
+        match resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll()) {
+            Some(op) => Ok(started(op)),
+            None => Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `check_cluster` (fact in: `ClusterCreated`): decides whether this cluster write needs any
+//! work. Reads the cluster (scope: subscription, opt-in/opt-out tags; state; identity), then the
+//! one cheap check — the backup instance the service would have made — and ends the workflow
+//! when the cluster is already protected with the configured settings. Every scale or upgrade
+//! of a protected cluster therefore costs two GETs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::bodies::{BackupInstanceSpec, backup_instance_differences};
+use super::cluster::{control_plane_principal, tenant_of};
+use super::facts::{self, advance, finish, wait};
+use super::placement::Placement;
+use super::settings::HookRef;
+use crate::arm::versions;
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::resource_id::ResourceId;
+
+/// The step's name.
+pub const NAME: &str = "check_cluster";
+/// The fact it publishes when onboarding goes on.
+pub const FACT: &str = "ClusterEligible";
+
+/// See the module docs.
+pub struct CheckCluster;
+
+/// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
+/// resource group given (from the placement, or from the facts earlier steps recorded).
+/// Backup hooks are the ones the service applies (`BACKUP_PILOT_HOOKS[_FILE]`, see
+/// [`crate::kube::HookSet`]) plus the references to hooks deployed by others
+/// (`BACKUP_PILOT_BACKUP_HOOKS`).
+pub fn backup_instance_spec(
+    ctx: &Ctx,
+    cluster: &ResourceId,
+    location: &str,
+    policy_id: String,
+    snapshot_resource_group_id: String,
+) -> BackupInstanceSpec {
+    let s = &ctx.onboarding;
+    let mut hooks: Vec<HookRef> = ctx
+        .hooks
+        .backup_references()
+        .into_iter()
+        .map(|r| HookRef {
+            namespace: r.namespace,
+            name: r.name,
+        })
+        .collect();
+    for h in &s.backup_hooks {
+        if !hooks.contains(h) {
+            hooks.push(h.clone());
+        }
+    }
+    BackupInstanceSpec {
+        cluster_id: cluster.to_string(),
+        cluster_name: cluster.name().unwrap_or_default().to_string(),
+        location: location.to_string(),
+        policy_id,
+        snapshot_resource_group_id,
+        included_namespaces: s.included_namespaces.clone(),
+        excluded_namespaces: s.excluded_namespaces.clone(),
+        hooks,
+    }
+}
+
+/// The cluster's region from its body.
+pub fn location_of(cluster: &Value) -> Option<String> {
+    cluster
+        .get("location")
+        .and_then(Value::as_str)
+        .map(|l| l.to_ascii_lowercase().replace(' ', ""))
+}
+
+#[async_trait]
+impl Step for CheckCluster {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let cluster_id = facts::cluster_id(env)?;
+        let settings = &ctx.onboarding;
+        if !settings.covers_subscription(cluster_id.subscription()) {
+            return Ok(finish(format!(
+                "not onboarded: subscription {} is not in BACKUP_PILOT_SUBSCRIPTIONS",
+                cluster_id.subscription()
+            )));
+        }
+        let Some(cluster) = ctx
+            .arm
+            .get_optional(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
+            .await?
+        else {
+            return Ok(finish(format!(
+                "{cluster_id} no longer exists; nothing to onboard"
+            )));
+        };
+        let tags = cluster.get("tags");
+        if let Some(out) = settings.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
+            return Ok(finish(format!(
+                "not onboarded: the cluster carries the opt-out tag {out}; existing protection, if any, is left as it is"
+            )));
+        }
+        if let Some(opt_in) = settings.opt_in_tag.as_ref().filter(|t| !t.matches(tags)) {
+            return Ok(finish(format!(
+                "not onboarded: the cluster lacks the opt-in tag {opt_in}"
+            )));
+        }
+        let state = cluster
+            .pointer("/properties/provisioningState")
+            .and_then(Value::as_str)
+            .unwrap_or("Succeeded");
+        if state.eq_ignore_ascii_case("Failed") {
+            return Ok(Outcome::failed(format!(
+                "{cluster_id} is in provisioning state Failed; repair it (`az aks update` or `az aks reconcile`) and resend the cluster event"
+            )));
+        }
+        if !state.eq_ignore_ascii_case("Succeeded") {
+            return Ok(wait(
+                Duration::from_secs(60),
+                format!("the cluster is {state}; waiting for it to settle"),
+            ));
+        }
+        if cluster
+            .pointer("/properties/powerState/code")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.eq_ignore_ascii_case("Stopped"))
+        {
+            return Ok(Outcome::failed(format!(
+                "{cluster_id} is stopped; the backup extension cannot be installed on a stopped cluster. Start it (`az aks start`) and resend the cluster event"
+            )));
+        }
+        let principal =
+            control_plane_principal(&cluster).map_err(|reason| StepError::Permanent { reason })?;
+        let location = location_of(&cluster).ok_or_else(|| StepError::Permanent {
+            reason: format!("{cluster_id} has no location in its ARM body"),
+        })?;
+        let tenant = tenant_of(&cluster).unwrap_or_default();
+
+        // The cheap check: already protected, with what the settings ask for?
+        let placement = Placement::for_cluster(settings, &cluster_id, &location);
+        let spec = backup_instance_spec(
+            ctx,
+            &cluster_id,
+            &placement.location,
+            placement.policy_id(),
+            placement.snapshot_resource_group_id(),
+        );
+        let existing = match ctx
+            .arm
+            .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
+            .await
+        {
+            Ok(bi) => bi,
+            // Nothing can be protected in a subscription not yet registered for backups.
+            Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(bi) = existing {
+            let protected = bi
+                .pointer("/properties/currentProtectionState")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s == "ProtectionConfigured");
+            if protected && backup_instance_differences(&bi, &spec).is_empty() {
+                return Ok(finish(format!(
+                    "already protected and unchanged: {}",
+                    placement.backup_instance_id()
+                )));
+            }
+        }
+        Ok(advance(super::ensure_cluster_prerequisites::NAME, FACT)
+            .with(facts::CLUSTER_ID, cluster_id.to_string())
+            .with(facts::LOCATION, location)
+            .with(facts::TENANT_ID, tenant)
+            .with(facts::CLUSTER_PRINCIPAL_ID, principal))
+    }
+}

@@ -1,0 +1,277 @@
+//! `configure_backup` (fact in: `TrustedAccessBound`): the cluster has a backup instance in
+//! `ProtectionConfigured`. An existing instance for the cluster is adopted; otherwise the
+//! instance is validated (`validateForBackup`), created, and followed through
+//! `currentProtectionState`. Permission errors (missing or not yet effective roles, e.g.
+//! `UserErrorMissingMSIPermissionsOnSnapshotResourceGroup`) send the workflow back to
+//! `assign_roles` a bounded number of times, then become queued retries until the step's
+//! deadline while the roles propagate; no fixed sleep anywhere.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::bodies::{self, BackupInstanceSpec};
+use super::facts::{self, Progress, advance, failed_operation, started, wait};
+use super::placement::Placement;
+use crate::arm::error::{known_code, known_code_advice};
+use crate::arm::{ArmError, CodeClass, FinalState, versions};
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "configure_backup";
+/// The fact it publishes.
+pub const FACT: &str = "BackupConfigured";
+/// The fact it publishes when it sends the workflow back to assign_roles.
+pub const PERMISSIONS_MISSING: &str = "PermissionsMissing";
+/// How many times the workflow goes back to assign_roles before waiting for propagation.
+pub const MAX_REMEDIATIONS: u64 = 3;
+/// How long to wait for role assignments to take effect between attempts.
+pub const PROPAGATION_WAIT: Duration = Duration::from_secs(60);
+/// Payload: the number of assignments assign_roles created on its last run.
+pub const ROLES_CREATED: &str = "rolesCreated";
+/// Payload: the existing instance must be re-submitted once roles are fixed.
+const RESUBMIT: &str = "resubmitBackupInstance";
+
+const VALIDATE: &str = "configure_backup:validate";
+const CREATE: &str = "configure_backup:create";
+
+/// See the module docs.
+pub struct ConfigureBackup;
+
+#[async_trait]
+impl Step for ConfigureBackup {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        // Role propagation can take up to ~40 minutes (field notes §4).
+        Duration::from_secs(60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let mut validated = facts::flag(env, facts::BACKUP_VALIDATED);
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } if error.is_missing_roles() => {
+                return Ok(remediate(
+                    env,
+                    &error.to_string(),
+                    facts::flag(env, RESUBMIT),
+                ));
+            }
+            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Finished { label, .. } if label == VALIDATE => validated = true,
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+        let spec = spec_from_facts(ctx, env)?;
+        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let deterministic = format!(
+            "{vault_id}/backupInstances/{}",
+            Placement::for_cluster(&ctx.onboarding, &facts::cluster_id(env)?, &spec.location)
+                .backup_instance
+        );
+        let bi_id = env
+            .fact_str(facts::BACKUP_INSTANCE_ID)
+            .map(str::to_string)
+            .unwrap_or(deterministic);
+
+        let existing = match ctx
+            .arm
+            .get_optional(&bi_id, versions::BACKUP_INSTANCES)
+            .await?
+        {
+            Some(bi) => Some(bi),
+            None => find_for_cluster(ctx, &vault_id, &spec.cluster_id).await?,
+        };
+        let resubmit = facts::flag(env, RESUBMIT);
+        if let Some(bi) = &existing {
+            let id = bi
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or(&bi_id)
+                .to_string();
+            let state = bi
+                .pointer("/properties/currentProtectionState")
+                .and_then(Value::as_str)
+                .unwrap_or("Invalid");
+            match state {
+                "ProtectionConfigured" => {
+                    let differences = bodies::backup_instance_differences(bi, &spec);
+                    if !differences.is_empty() {
+                        tracing::warn!(backup_instance = %id, ?differences, "adopting a backup instance whose configuration differs from the settings; it cannot be changed in place (delete it to apply the settings)");
+                    }
+                    return Ok(advance(super::first_backup::NAME, FACT)
+                        .with(facts::BACKUP_INSTANCE_ID, id)
+                        .without(RESUBMIT));
+                }
+                "ProtectionError" | "ConfiguringProtectionFailed" if !resubmit => {
+                    let (code, message) = protection_error(bi);
+                    let text = format!(
+                        "backup instance {id} is in {state}: {code}: {message}{}",
+                        known_code_advice(&code)
+                    );
+                    if known_code(&code).is_some_and(|k| k.class == CodeClass::MissingRoles) {
+                        return Ok(remediate(env, &text, true).with(facts::BACKUP_INSTANCE_ID, id));
+                    }
+                    return Ok(Outcome::failed(text).without(facts::PENDING_OPERATION));
+                }
+                "ProtectionError" | "ConfiguringProtectionFailed" | "NotProtected" | "Invalid" => {
+                    // Re-submitted below, after validation.
+                }
+                "ProtectionStopped"
+                | "SoftDeleted"
+                | "SoftDeleting"
+                | "BackupSchedulesSuspended"
+                | "RetentionSchedulesSuspended" => {
+                    return Ok(Outcome::failed(format!(
+                        "the vault holds backup instance {id} for this cluster in state {state}; resume it (`az dataprotection backup-instance resume-protection`) or delete it, then resend the cluster event"
+                    )));
+                }
+                other => {
+                    return Ok(wait(
+                        ctx.arm.default_poll(),
+                        format!("backup instance {id} is {other}"),
+                    )
+                    .with(facts::BACKUP_INSTANCE_ID, id));
+                }
+            }
+        }
+
+        // validateForBackup is for new instances (it refuses a second instance of the same
+        // cluster); an existing instance is re-submitted and its configuration re-checked.
+        if !validated && existing.is_none() {
+            let resp = ctx
+                .arm
+                .post(
+                    &format!("{vault_id}/validateForBackup"),
+                    versions::BACKUP_INSTANCES,
+                    Some(&bodies::validate_for_backup(&spec)),
+                )
+                .await;
+            match resp {
+                Ok(r) => {
+                    if let Some(op) =
+                        r.pending(VALIDATE, FinalState::Location, ctx.arm.default_poll())
+                    {
+                        return Ok(started(op));
+                    }
+                }
+                Err(e) if e.is_missing_roles() => {
+                    return Ok(remediate(env, &e.to_string(), existing.is_some()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let target = existing
+            .as_ref()
+            .and_then(|bi| bi.get("id").and_then(Value::as_str))
+            .unwrap_or(&bi_id)
+            .to_string();
+        let resp = ctx
+            .arm
+            .put(
+                &target,
+                versions::BACKUP_INSTANCES,
+                &bodies::backup_instance(&spec),
+            )
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.is_missing_roles() => return Ok(remediate(env, &e.to_string(), true)),
+            Err(e)
+                if e.has_code("UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy") =>
+            {
+                // Another workflow created it a moment ago; adopt it on the next attempt.
+                return Ok(wait(Duration::from_secs(10), e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let outcome = match resp.pending(CREATE, FinalState::OriginalUri, ctx.arm.default_poll()) {
+            Some(op) => started(op),
+            None => wait(
+                ctx.arm.default_poll(),
+                "following the backup instance's protection state",
+            ),
+        };
+        Ok(outcome
+            .with(facts::BACKUP_INSTANCE_ID, target)
+            .with(facts::BACKUP_VALIDATED, true)
+            .without(RESUBMIT))
+    }
+}
+
+/// The instance spec from the facts earlier steps recorded.
+fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
+    Ok(super::check_cluster::backup_instance_spec(
+        ctx,
+        &facts::cluster_id(env)?,
+        &facts::required(env, facts::LOCATION)?,
+        facts::required(env, facts::POLICY_ID)?,
+        facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+    ))
+}
+
+/// An instance in the vault that protects `cluster_id`, under any name.
+async fn find_for_cluster(
+    ctx: &Ctx,
+    vault_id: &str,
+    cluster_id: &str,
+) -> Result<Option<Value>, ArmError> {
+    let all = ctx
+        .arm
+        .list(
+            &format!("{vault_id}/backupInstances"),
+            versions::BACKUP_INSTANCES,
+            &[],
+        )
+        .await?;
+    Ok(all.into_iter().find(|bi| {
+        bi.pointer("/properties/dataSourceInfo/resourceID")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.eq_ignore_ascii_case(cluster_id))
+    }))
+}
+
+fn protection_error(bi: &Value) -> (String, String) {
+    let err = bi
+        .pointer("/properties/protectionErrorDetails")
+        .or_else(|| bi.pointer("/properties/protectionStatus/errorDetails"));
+    let get = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let code = get("code");
+    (
+        if code.is_empty() {
+            "UnknownError".into()
+        } else {
+            code
+        },
+        get("message"),
+    )
+}
+
+/// Sends the workflow back to assign_roles, or — once that has been tried and created nothing
+/// new — waits for the roles to take effect. `resubmit` re-submits an existing instance after.
+fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
+    let done = facts::counter(env, facts::REMEDIATIONS);
+    let last_created = facts::counter(env, ROLES_CREATED);
+    let worth_it = done == 0 || (last_created > 0 && done < MAX_REMEDIATIONS);
+    let outcome = if worth_it {
+        tracing::info!(workflow_id = %env.workflow_id, remediation = done + 1, "permission error, re-checking role assignments: {why}");
+        advance(super::assign_roles::NAME, PERMISSIONS_MISSING).with(facts::REMEDIATIONS, done + 1)
+    } else {
+        wait(
+            PROPAGATION_WAIT,
+            format!("waiting for role assignments to take effect: {why}"),
+        )
+    };
+    outcome
+        .with(facts::BACKUP_VALIDATED, false)
+        .with(RESUBMIT, resubmit)
+}

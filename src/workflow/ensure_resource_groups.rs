@@ -1,0 +1,60 @@
+//! `ensure_resource_groups` (fact in: `ProvidersRegistered`): the backup resource group (storage
+//! account and vault) and the cluster's snapshot resource group exist. The snapshot resource
+//! group always exists before roles are granted on it (gotcha 4). An existing group is used as
+//! it is (its region does not constrain what it holds).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::bodies;
+use super::facts::{self, advance};
+use super::placement::Placement;
+use crate::arm::versions;
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "ensure_resource_groups";
+/// The fact it publishes.
+pub const FACT: &str = "ResourceGroupsReady";
+
+/// See the module docs.
+pub struct EnsureResourceGroups;
+
+#[async_trait]
+impl Step for EnsureResourceGroups {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(20 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let cluster_id = facts::cluster_id(env)?;
+        let location = facts::required(env, facts::LOCATION)?;
+        let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &location);
+        for rg in [
+            placement.backup_resource_group_id(),
+            placement.snapshot_resource_group_id(),
+        ] {
+            if ctx
+                .arm
+                .get_optional(&rg, versions::RESOURCES)
+                .await?
+                .is_none()
+            {
+                tracing::info!(resource_group = %rg, "creating a resource group");
+                ctx.arm
+                    .put(&rg, versions::RESOURCES, &bodies::resource_group(&location))
+                    .await?;
+            }
+        }
+        Ok(advance(super::ensure_storage::NAME, FACT).with(
+            facts::SNAPSHOT_RESOURCE_GROUP_ID,
+            placement.snapshot_resource_group_id(),
+        ))
+    }
+}

@@ -1,0 +1,119 @@
+//! `ensure_storage` (fact in: `ResourceGroupsReady`): the backup storage account exists in the
+//! cluster's region with public blob access and shared-key access off (the profile's SKU), and
+//! the blob container exists. Account creation is followed as a long-running operation; a
+//! drifted account is put back to the required settings.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::bodies;
+use super::facts::{self, Progress, advance, failed_operation, started, wait};
+use super::placement::{Placement, container_path};
+use super::settings::Layout;
+use crate::arm::{FinalState, lro, versions};
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "ensure_storage";
+/// The fact it publishes.
+pub const FACT: &str = "StorageReady";
+
+/// See the module docs.
+pub struct EnsureStorage;
+
+#[async_trait]
+impl Step for EnsureStorage {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+        let cluster_id = facts::cluster_id(env)?;
+        let location = facts::required(env, facts::LOCATION)?;
+        let settings = &ctx.onboarding;
+        let placement = Placement::for_cluster(settings, &cluster_id, &location);
+        let account_id = placement.storage_account_id();
+        let desired = bodies::storage_account(&placement.location, settings.profile);
+
+        let account = ctx
+            .arm
+            .get_optional(&account_id, versions::STORAGE_ACCOUNTS)
+            .await?;
+        let account = match account {
+            Some(a) if !bodies::storage_account_drifted(&a) => a,
+            existing => {
+                if existing.is_some() {
+                    tracing::warn!(account = %account_id, "storage account allows public or shared-key access; restoring the required settings");
+                }
+                let resp = ctx
+                    .arm
+                    .put(&account_id, versions::STORAGE_ACCOUNTS, &desired)
+                    .await?;
+                if let Some(op) =
+                    resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll())
+                {
+                    return Ok(started(op));
+                }
+                match resp.body {
+                    Some(body) => body,
+                    None => ctx.arm.get(&account_id, versions::STORAGE_ACCOUNTS).await?,
+                }
+            }
+        };
+        if lro::provisioning_status(&account) == lro::OperationStatus::InProgress {
+            return Ok(wait(
+                ctx.arm.default_poll(),
+                format!(
+                    "storage account {} is still provisioning",
+                    placement.storage_account
+                ),
+            ));
+        }
+        let blob_endpoint = account
+            .pointer("/properties/primaryEndpoints/blob")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "https://{}.blob.core.windows.net/",
+                    placement.storage_account
+                )
+            });
+
+        let container = container_path(&account_id, &placement.container);
+        if ctx
+            .arm
+            .get_optional(&container, versions::STORAGE_ACCOUNTS)
+            .await?
+            .is_none()
+        {
+            ctx.arm
+                .put(
+                    &container,
+                    versions::STORAGE_ACCOUNTS,
+                    &bodies::blob_container(),
+                )
+                .await?;
+        }
+        Ok(advance(super::ensure_vault_and_policy::NAME, FACT)
+            .with(facts::STORAGE_ACCOUNT_ID, account_id)
+            .with(facts::CONTAINER, placement.container.clone())
+            .with(facts::BLOB_ENDPOINT, blob_endpoint)
+            .with(
+                facts::STORAGE_SHARED,
+                settings.layout == Layout::SharedPerRegion,
+            ))
+    }
+}

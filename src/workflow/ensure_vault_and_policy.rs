@@ -1,0 +1,128 @@
+//! `ensure_vault_and_policy` (fact in: `StorageReady`): the backup vault exists in the cluster's
+//! region with a system-assigned identity and the profile's redundancy and soft delete, and the
+//! daily policy with the configured retention exists in it. An existing vault is adopted as it
+//! is (its redundancy cannot change once it holds backups).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::bodies;
+use super::facts::{self, Progress, advance, failed_operation, started, wait};
+use super::placement::Placement;
+use crate::arm::{FinalState, lro, versions};
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+
+/// The step's name.
+pub const NAME: &str = "ensure_vault_and_policy";
+/// The fact it publishes.
+pub const FACT: &str = "BackupInfrastructureReady";
+
+/// See the module docs.
+pub struct EnsureVaultAndPolicy;
+
+#[async_trait]
+impl Step for EnsureVaultAndPolicy {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+        let cluster_id = facts::cluster_id(env)?;
+        let location = facts::required(env, facts::LOCATION)?;
+        let settings = &ctx.onboarding;
+        let placement = Placement::for_cluster(settings, &cluster_id, &location);
+        let vault_id = placement.vault_id();
+
+        let vault = match ctx
+            .arm
+            .get_optional(&vault_id, versions::BACKUP_VAULTS)
+            .await?
+        {
+            Some(v) => v,
+            None => {
+                tracing::info!(vault = %vault_id, profile = settings.profile.as_str(), "creating a backup vault");
+                let body = bodies::backup_vault(&placement.location, settings.profile);
+                let resp = ctx
+                    .arm
+                    .put(&vault_id, versions::BACKUP_VAULTS, &body)
+                    .await?;
+                if let Some(op) =
+                    resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll())
+                {
+                    return Ok(started(op));
+                }
+                match resp.body {
+                    Some(b) => b,
+                    None => ctx.arm.get(&vault_id, versions::BACKUP_VAULTS).await?,
+                }
+            }
+        };
+        match lro::provisioning_status(&vault) {
+            lro::OperationStatus::InProgress => {
+                return Ok(wait(
+                    ctx.arm.default_poll(),
+                    format!("vault {} is provisioning", placement.vault),
+                ));
+            }
+            lro::OperationStatus::Failed { code, message, .. } => {
+                return Ok(Outcome::failed(format!(
+                    "backup vault {vault_id} is in a failed state ({code}: {message}); delete it and resend the cluster event"
+                )));
+            }
+            lro::OperationStatus::Succeeded => {}
+        }
+        let vault_location = vault
+            .get("location")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .replace(' ', "");
+        if vault_location != placement.location {
+            return Ok(Outcome::failed(format!(
+                "backup vault {vault_id} is in {vault_location} but the cluster is in {}; AKS backup needs both in one region. Set BACKUP_PILOT_NAME_PREFIX so this cluster gets its own vault, or move the cluster",
+                placement.location
+            )));
+        }
+        let Some(principal) = vault
+            .pointer("/identity/principalId")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(Outcome::failed(format!(
+                "backup vault {vault_id} has no system-assigned identity; enable it (`az dataprotection backup-vault update --type SystemAssigned ...`) and resend the cluster event"
+            )));
+        };
+
+        let policy_id = placement.policy_id();
+        if ctx
+            .arm
+            .get_optional(&policy_id, versions::BACKUP_POLICIES)
+            .await?
+            .is_none()
+        {
+            ctx.arm
+                .put(
+                    &policy_id,
+                    versions::BACKUP_POLICIES,
+                    &bodies::backup_policy(settings),
+                )
+                .await?;
+        }
+        Ok(advance(super::install_extension::NAME, FACT)
+            .with(facts::VAULT_ID, vault_id)
+            .with(facts::VAULT_PRINCIPAL_ID, principal.to_string())
+            .with(facts::POLICY_ID, policy_id))
+    }
+}

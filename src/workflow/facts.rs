@@ -1,0 +1,180 @@
+//! The envelope payload the onboarding steps share: fact names (camelCase on the wire), reading
+//! a fact a step needs, and the operation in flight (`pendingOperation`) that a step started
+//! and polls once per attempt before doing anything else.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::arm::{ArmError, PendingOperation, Polled};
+use crate::engine::{Ctx, Outcome, StepError, error_policy};
+use crate::envelope::Envelope;
+use crate::resource_id::ResourceId;
+
+/// The cluster's ARM id.
+pub const CLUSTER_ID: &str = "clusterId";
+/// The cluster's region.
+pub const LOCATION: &str = "location";
+/// The tenant of the cluster's identities.
+pub const TENANT_ID: &str = "tenantId";
+/// The cluster's control-plane identity.
+pub const CLUSTER_PRINCIPAL_ID: &str = "clusterPrincipalId";
+/// The backup vault's id.
+pub const VAULT_ID: &str = "vaultId";
+/// The vault's identity.
+pub const VAULT_PRINCIPAL_ID: &str = "vaultPrincipalId";
+/// The extension's identity.
+pub const EXTENSION_PRINCIPAL_ID: &str = "extensionPrincipalId";
+/// The storage account's id.
+pub const STORAGE_ACCOUNT_ID: &str = "storageAccountId";
+/// The blob container backups go to.
+pub const CONTAINER: &str = "container";
+/// The storage account's blob endpoint.
+pub const BLOB_ENDPOINT: &str = "blobEndpoint";
+/// True if other clusters share the storage account and vault.
+pub const STORAGE_SHARED: &str = "storageShared";
+/// The snapshot resource group's id.
+pub const SNAPSHOT_RESOURCE_GROUP_ID: &str = "snapshotResourceGroupId";
+/// The backup policy's id.
+pub const POLICY_ID: &str = "policyId";
+/// The backup instance's id.
+pub const BACKUP_INSTANCE_ID: &str = "backupInstanceId";
+/// True once `validateForBackup` passed for the current role set.
+pub const BACKUP_VALIDATED: &str = "backupValidated";
+/// The ad-hoc backup's job id.
+pub const FIRST_BACKUP_JOB_ID: &str = "firstBackupJobId";
+/// The operation in flight.
+pub const PENDING_OPERATION: &str = "pendingOperation";
+/// How many times configure_backup sent the workflow back to assign_roles.
+pub const REMEDIATIONS: &str = "remediations";
+/// Backup instances offboarding has dealt with.
+pub const STOPPED_BACKUP_INSTANCES: &str = "stoppedBackupInstances";
+
+/// A string fact the step cannot do without.
+///
+/// # Errors
+/// A permanent error naming the missing fact.
+pub fn required(env: &Envelope, key: &str) -> Result<String, StepError> {
+    env.fact_str(key)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| StepError::Permanent {
+            reason: format!(
+                "step `{}` needs the fact `{key}`, which no earlier step recorded; resend the cluster event to start over",
+                env.step
+            ),
+        })
+}
+
+/// The AKS cluster the workflow is about ([`super::cluster_id`], checked to be a cluster).
+///
+/// # Errors
+/// A permanent error when neither is a cluster id.
+pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
+    let id = super::cluster_id(env)?;
+    if !id.is_type(crate::events::MANAGED_CLUSTER_TYPE) {
+        return Err(StepError::Permanent {
+            reason: format!("{id} is not an AKS cluster"),
+        });
+    }
+    Ok(id)
+}
+
+/// A numeric fact, 0 when absent.
+pub fn counter(env: &Envelope, key: &str) -> u64 {
+    env.payload.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A boolean fact, false when absent.
+pub fn flag(env: &Envelope, key: &str) -> bool {
+    env.payload
+        .get(key)
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Where a step's operation in flight stands.
+#[derive(Debug)]
+pub enum Progress {
+    /// The step has no operation in flight.
+    Idle,
+    /// Still running: return this outcome (a retry that keeps the operation).
+    Waiting(Outcome),
+    /// Finished; the label it was started with and its final body, if any.
+    Finished {
+        /// The label.
+        label: String,
+        /// Final result.
+        body: Option<Value>,
+    },
+    /// Ended `Failed`/`Canceled`; the step decides (and must clear the operation).
+    Failed {
+        /// The label.
+        label: String,
+        /// What ARM said.
+        error: ArmError,
+    },
+}
+
+/// Polls the operation `step` started, if there is one (labels are `step` or `step:purpose`).
+///
+/// # Errors
+/// The poll itself failed (transient ones keep the operation for the next attempt).
+pub async fn follow(ctx: &Ctx, env: &Envelope, step: &str) -> Result<Progress, StepError> {
+    let Some(op) = env
+        .payload
+        .get(PENDING_OPERATION)
+        .and_then(PendingOperation::from_value)
+    else {
+        return Ok(Progress::Idle);
+    };
+    let ours = op.label == step || op.label.starts_with(&format!("{step}:"));
+    if !ours {
+        return Ok(Progress::Idle);
+    }
+    match ctx.arm.poll(&op).await {
+        Ok(Polled::InProgress { retry_after }) => Ok(Progress::Waiting(waiting(&op, retry_after))),
+        Ok(Polled::Succeeded { body }) => Ok(Progress::Finished {
+            label: op.label,
+            body,
+        }),
+        Err(error @ ArmError::OperationFailed(_)) => Ok(Progress::Failed {
+            label: op.label,
+            error,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A retry that carries `op` (just started or still running).
+pub fn waiting(op: &PendingOperation, after: Duration) -> Outcome {
+    Outcome::retry_after(after, format!("waiting for {}", op.label))
+        .with(PENDING_OPERATION, op.to_value())
+}
+
+/// Starts waiting for an operation a step just started.
+pub fn started(op: PendingOperation) -> Outcome {
+    let after = op.retry_after();
+    waiting(&op, after)
+}
+
+/// The error policy's outcome for `err`, clearing any operation in flight.
+pub fn failed_operation(ctx: &Ctx, env: &Envelope, err: StepError) -> Outcome {
+    error_policy(&err, env.attempt, &ctx.retry).without(PENDING_OPERATION)
+}
+
+/// Moves on to `step`, clearing any operation in flight.
+pub fn advance(step: &str, fact: &str) -> Outcome {
+    Outcome::next(step, fact).without(PENDING_OPERATION)
+}
+
+/// Ends the workflow, clearing any operation in flight.
+pub fn finish(summary: impl Into<String>) -> Outcome {
+    Outcome::done(summary).without(PENDING_OPERATION)
+}
+
+/// Retries later for a reason (not an error, and not an operation in flight: any finished
+/// operation is cleared so it is not polled again).
+pub fn wait(after: Duration, why: impl Into<String>) -> Outcome {
+    Outcome::retry_after(after, why).without(PENDING_OPERATION)
+}

@@ -1,0 +1,1398 @@
+//! Onboarding and offboarding end to end: Event Grid events through the real `cluster-events`
+//! handler, the step engine, the product's ARM client, and the strict ARM stand-in on a manual
+//! clock. A small in-test bus stands in for Service Bus: it keeps what the engine publishes,
+//! drops duplicate message ids as duplicate detection does, delivers scheduled messages when the
+//! clock reaches them, and can lose a step's output to simulate a crash after the step's ARM
+//! calls and before its publish.
+
+mod common;
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::response::IntoResponse;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tower::ServiceExt;
+
+use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry, versions};
+use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
+use backup_pilot::clock::{Clock, ManualClock};
+use backup_pilot::engine::journal::{MemoryJournal, Transition};
+use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
+use backup_pilot::envelope::Envelope;
+use backup_pilot::handler::{AppState, app};
+use backup_pilot::local::arm::{
+    ArmHandle, ArmStandIn, ClusterSeed, NodePoolSeed, PoolMode, Timings, roles,
+};
+use backup_pilot::local::token::TokenIssuer;
+use backup_pilot::workflow::settings::{OffboardData, OnboardingSettings, Profile};
+use backup_pilot::workflow::{self, placement::Placement};
+
+const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
+const RG: &str = "rg-apps";
+const LOCATION: &str = "westeurope";
+
+/// Tokens from the stand-in's issuer, for the audience the client asks for.
+#[derive(Debug)]
+struct IssuerCredential(TokenIssuer);
+
+#[async_trait]
+impl TokenCredential for IssuerCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let audience = scopes
+            .first()
+            .map_or("", |s| s.trim_end_matches("/.default"));
+        Ok(AccessToken::new(
+            self.0.issue(audience),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// Service Bus as far as the engine sees it: duplicate detection by message id, scheduled
+/// delivery, and a switch that loses everything published (a crash before the send).
+#[derive(Default)]
+struct SimBus {
+    queue: Mutex<Vec<OutgoingMessage>>,
+    ids: Mutex<HashSet<String>>,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl Publisher for SimBus {
+    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.ids.lock().unwrap().insert(message.message_id.clone()) {
+            self.queue.lock().unwrap().push(message);
+        }
+        Ok(())
+    }
+
+    async fn send_batch(
+        &self,
+        _queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), BusError> {
+        for m in messages {
+            self.send(m).await?;
+        }
+        Ok(())
+    }
+}
+
+struct Sim {
+    engine: Engine,
+    bus: Arc<SimBus>,
+    clock: Arc<ManualClock>,
+    arm: ArmHandle,
+    arm_url: String,
+    journal: Arc<MemoryJournal>,
+    settings: OnboardingSettings,
+    http: reqwest::Client,
+}
+
+/// Settings for the tests: the PoC profile of the guide.
+fn poc() -> OnboardingSettings {
+    OnboardingSettings {
+        profile: Profile::Poc,
+        retention_days: 1,
+        ..OnboardingSettings::default()
+    }
+}
+
+async fn sim(settings: OnboardingSettings) -> Sim {
+    sim_with(settings, Timings::default()).await
+}
+
+async fn sim_with(settings: OnboardingSettings, timings: Timings) -> Sim {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 09:00 UTC)));
+    let (arm_url, arm) = ArmStandIn::builder()
+        .clock(clock.clone())
+        .timings(timings)
+        .build()
+        .spawn()
+        .await
+        .expect("spawn the ARM stand-in");
+    arm.add_subscription(SUB).unwrap();
+    sim_on(settings, clock, arm, arm_url.clone(), arm_url)
+}
+
+fn sim_on(
+    settings: OnboardingSettings,
+    clock: Arc<ManualClock>,
+    arm: ArmHandle,
+    arm_url: String,
+    client_url: String,
+) -> Sim {
+    let options = ArmOptions {
+        base_url: client_url,
+        quick_retry: QuickRetry {
+            retries: 2,
+            initial: Duration::from_millis(1),
+            max_wait: Duration::from_secs(5),
+        },
+        ..ArmOptions::default()
+    };
+    let client = ArmClient::new(
+        reqwest::Client::new(),
+        options,
+        Arc::new(IssuerCredential(arm.tokens().clone())),
+        clock.clone(),
+    )
+    .unwrap();
+    let bus = Arc::new(SimBus::default());
+    let journal = Arc::new(MemoryJournal::default());
+    let ctx = Ctx {
+        journal: journal.clone(),
+        retry: RetryPolicy {
+            randomization: 0.0,
+            ..RetryPolicy::default()
+        },
+        arm: Arc::new(client),
+        onboarding: Arc::new(settings.clone()),
+        ..Ctx::with_defaults(clock.clone(), bus.clone())
+    };
+    Sim {
+        engine: Engine::new(ctx, workflow::registry()),
+        bus,
+        clock,
+        arm,
+        arm_url,
+        journal,
+        settings,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn cluster_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+}
+
+fn event(kind: &str, cluster: &str, id: &str, correlation: &str) -> Value {
+    json!({
+        "subject": cluster, "eventType": kind, "eventTime": "2026-03-02T09:00:00Z",
+        "id": id, "topic": format!("/subscriptions/{SUB}"), "dataVersion": "2", "metadataVersion": "1",
+        "data": { "resourceUri": cluster, "status": "Succeeded", "correlationId": correlation,
+                  "operationName": "Microsoft.ContainerService/managedClusters/write" }
+    })
+}
+
+const WRITE: &str = "Microsoft.Resources.ResourceWriteSuccess";
+const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Crash {
+    Never,
+    AfterEveryStep,
+}
+
+impl Sim {
+    /// Delivers an Event Grid event to the `cluster-events` function, as the Functions host
+    /// does (binary binding: base64 of the event).
+    async fn deliver(&self, event: &Value) {
+        let body = base64::engine::general_purpose::STANDARD.encode(event.to_string());
+        let invocation = json!({
+            "Data": { "event": body },
+            "Metadata": { "MessageId": format!("\"{}\"", event["id"].as_str().unwrap()), "DeliveryCount": "1" }
+        });
+        let state = AppState {
+            engine: self.engine.clone(),
+        };
+        let response = app(state, 1 << 20)
+            .oneshot(
+                axum::http::Request::post("/cluster-events")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(invocation.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the handler took the event");
+    }
+
+    /// Takes the next message due (the earliest scheduled), moving the clock to it.
+    fn next_message(&self) -> Option<Envelope> {
+        let mut queue = self.bus.queue.lock().unwrap();
+        let index = queue
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, m)| {
+                (
+                    m.scheduled_enqueue_time
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                    *i,
+                )
+            })
+            .map(|(i, _)| i)?;
+        let message = queue.remove(index);
+        if let Some(at) = message.scheduled_enqueue_time {
+            let now = self.clock.now();
+            if at > now {
+                self.clock.advance((at - now).unsigned_abs());
+            }
+        }
+        Some(Envelope::decode(&message.body).expect("an envelope"))
+    }
+
+    /// Runs messages until none is left (or `stop` says to pause before one), optionally
+    /// crashing every step once after its ARM calls and before its publish.
+    async fn run(&self, crash: Crash, stop: impl Fn(&Envelope) -> bool) -> Option<Envelope> {
+        for _ in 0..2000 {
+            let env = self.next_message()?;
+            if stop(&env) {
+                return Some(env);
+            }
+            self.run_one(&env, crash).await;
+        }
+        panic!("the workflows did not settle within 2000 messages");
+    }
+
+    async fn run_one(&self, env: &Envelope, crash: Crash) {
+        if crash == Crash::AfterEveryStep {
+            self.bus.crashed.store(true, Ordering::SeqCst);
+            let _ = self.engine.run(env).await;
+            self.bus.crashed.store(false, Ordering::SeqCst);
+        }
+        self.engine.run(env).await.expect("the step ran");
+    }
+
+    async fn run_all(&self, crash: Crash) {
+        assert!(self.run(crash, |_| false).await.is_none());
+    }
+
+    /// Every workflow's end: (step, Done summary or Failed reason).
+    fn ends(&self) -> Vec<(String, Result<String, String>)> {
+        self.journal
+            .records()
+            .into_iter()
+            .filter_map(|r| match r.transition {
+                Transition::Done { summary } => Some((r.step, Ok(summary))),
+                Transition::Failed { reason } => Some((r.step, Err(reason))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn placement(&self, cluster: &str) -> Placement {
+        Placement::for_cluster(&self.settings, &cluster.parse().unwrap(), LOCATION)
+    }
+
+    async fn arm_delete(&self, path: &str, api_version: &str) {
+        let status = self
+            .http
+            .delete(format!("{}{path}?api-version={api_version}", self.arm_url))
+            .bearer_auth(self.arm.arm_token())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+}
+
+fn seed(sim: &Sim, name: &str, pools: Vec<NodePoolSeed>) -> String {
+    sim.arm
+        .add_cluster(ClusterSeed::new(SUB, RG, name, LOCATION).with_node_pools(pools))
+        .unwrap();
+    cluster_id(name)
+}
+
+fn two_d2_nodes() -> Vec<NodePoolSeed> {
+    vec![NodePoolSeed::new(
+        "system",
+        "Standard_D2s_v3",
+        2,
+        PoolMode::System,
+    )]
+}
+
+/// The resource type a journaled request path is about, for the version check.
+fn version_for_path(path: &str) -> &'static str {
+    let lower = path.to_ascii_lowercase();
+    let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+    let provider_registration = matches!(
+        segments.as_slice(),
+        ["subscriptions", _, "providers", _] | ["subscriptions", _, "providers", _, "register"]
+    );
+    if provider_registration {
+        versions::RESOURCES
+    } else if lower.contains("/providers/microsoft.authorization/") {
+        versions::ROLE_ASSIGNMENTS
+    } else if lower.contains("/providers/microsoft.kubernetesconfiguration/") {
+        versions::EXTENSIONS
+    } else if lower.contains("/providers/microsoft.dataprotection/") {
+        versions::BACKUP_VAULTS
+    } else if lower.contains("/providers/microsoft.storage/") {
+        versions::STORAGE_ACCOUNTS
+    } else if lower.contains("/providers/microsoft.containerservice/") {
+        versions::MANAGED_CLUSTERS
+    } else {
+        versions::RESOURCES
+    }
+}
+
+#[tokio::test]
+async fn a_new_cluster_ends_protected_with_the_guides_resources() {
+    let sim = sim(poc()).await;
+    let cluster = seed(&sim, "shop", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+
+    let ends = sim.ends();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    let (step, end) = &ends[0];
+    assert_eq!(step, "first_backup", "{end:?}");
+    assert!(
+        end.as_ref().is_ok_and(|s| s.starts_with("protected:")),
+        "{end:?}"
+    );
+
+    let p = sim.placement(&cluster);
+    let state = sim.arm.snapshot();
+    let bi = state
+        .backup_instances
+        .iter()
+        .find(|b| b.id.eq_ignore_ascii_case(&p.backup_instance_id()))
+        .expect("the backup instance");
+    assert_eq!(bi.protection_state, "ProtectionConfigured");
+
+    // The seven role assignments of the guide, at the right scopes, for the right identities.
+    let vault = state
+        .vaults
+        .iter()
+        .find(|v| v.id.eq_ignore_ascii_case(&p.vault_id()))
+        .unwrap();
+    let vault_principal = vault.principal_id.clone().unwrap();
+    let cluster_principal = state
+        .clusters
+        .iter()
+        .find(|c| c.id.eq_ignore_ascii_case(&cluster))
+        .unwrap()
+        .principal_id
+        .clone();
+    let extension = state
+        .extensions
+        .iter()
+        .find(|e| {
+            e.id.to_ascii_lowercase()
+                .starts_with(&cluster.to_ascii_lowercase())
+        })
+        .unwrap();
+    let extension_principal = extension.principal_id.clone().unwrap();
+    let got: BTreeSet<(String, String, String)> = state
+        .role_assignments
+        .iter()
+        .map(|a| {
+            (
+                a.principal_id.to_lowercase(),
+                a.role_definition_id
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_lowercase(),
+                a.scope.to_lowercase(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String)> = [
+        (&vault_principal, roles::READER, cluster.clone()),
+        (&vault_principal, roles::CONTRIBUTOR, cluster.clone()),
+        (
+            &vault_principal,
+            roles::READER,
+            p.snapshot_resource_group_id(),
+        ),
+        (
+            &vault_principal,
+            roles::STORAGE_ACCOUNT_CONTRIBUTOR,
+            p.storage_account_id(),
+        ),
+        (
+            &vault_principal,
+            roles::STORAGE_BLOB_DATA_CONTRIBUTOR,
+            p.storage_account_id(),
+        ),
+        (
+            &cluster_principal,
+            roles::CONTRIBUTOR,
+            p.snapshot_resource_group_id(),
+        ),
+        (
+            &extension_principal,
+            roles::STORAGE_BLOB_DATA_CONTRIBUTOR,
+            p.storage_account_id(),
+        ),
+    ]
+    .into_iter()
+    .map(|(who, role, scope)| {
+        (
+            who.to_lowercase(),
+            role.to_lowercase(),
+            scope.to_lowercase(),
+        )
+    })
+    .collect();
+    assert_eq!(got, want);
+    assert!(
+        state
+            .role_assignments
+            .iter()
+            .all(|a| a.principal_type == "ServicePrincipal")
+    );
+
+    // Trusted access for the vault, with the backup-operator role.
+    assert_eq!(state.trusted_access_bindings.len(), 1);
+    let binding = &state.trusted_access_bindings[0];
+    assert!(
+        binding
+            .source_resource_id
+            .eq_ignore_ascii_case(&p.vault_id())
+    );
+    assert_eq!(
+        binding.roles,
+        ["Microsoft.DataProtection/backupVaults/backup-operator"]
+    );
+
+    // The extension with the ARM-level storage keys and Entra ID auth.
+    let settings = &extension.configuration_settings;
+    assert_eq!(
+        settings["configuration.backupStorageLocation.bucket"],
+        "aks-backups"
+    );
+    assert_eq!(
+        settings["configuration.backupStorageLocation.config.storageAccount"],
+        p.storage_account
+    );
+    assert_eq!(
+        settings["configuration.backupStorageLocation.config.resourceGroup"],
+        p.backup_resource_group
+    );
+    assert_eq!(
+        settings["configuration.backupStorageLocation.config.subscriptionId"],
+        SUB
+    );
+    assert_eq!(settings["credentials.tenantId"], sim.arm.tenant_id());
+    assert_eq!(
+        settings["configuration.backupStorageLocation.config.useAAD"],
+        "true"
+    );
+    assert!(
+        settings["configuration.backupStorageLocation.config.storageAccountURI"]
+            .starts_with("https://")
+    );
+    assert_eq!(
+        extension.extension_type.to_lowercase(),
+        "microsoft.dataprotection.kubernetes"
+    );
+
+    // The backup instance as sent, and the storage account's access settings.
+    let records = sim.arm.journal();
+    let put_bi = records
+        .iter()
+        .find(|r| r.method == "PUT" && r.path.eq_ignore_ascii_case(&p.backup_instance_id()))
+        .expect("the backup instance PUT");
+    let props = &put_bi.request_body.as_ref().unwrap()["properties"];
+    assert_eq!(props["dataSourceInfo"]["resourceID"], cluster);
+    assert_eq!(props["dataSourceSetInfo"]["resourceID"], cluster);
+    let params = &props["policyInfo"]["policyParameters"];
+    assert_eq!(
+        params["backupDatasourceParametersList"][0]["objectType"],
+        "KubernetesClusterBackupDatasourceParameters"
+    );
+    assert_eq!(
+        params["backupDatasourceParametersList"][0]["includeClusterScopeResources"],
+        true
+    );
+    assert_eq!(
+        params["backupDatasourceParametersList"][0]["snapshotVolumes"],
+        true
+    );
+    assert_eq!(
+        params["dataStoreParametersList"][0]["objectType"],
+        "AzureOperationalStoreParameters"
+    );
+    assert_eq!(
+        params["dataStoreParametersList"][0]["resourceGroupId"],
+        p.snapshot_resource_group_id()
+    );
+    let validated_first = records
+        .iter()
+        .position(|r| r.path.ends_with("/validateForBackup"))
+        .unwrap();
+    let created = records
+        .iter()
+        .position(|r| std::ptr::eq(r, put_bi))
+        .unwrap();
+    assert!(
+        validated_first < created,
+        "validateForBackup runs before the create"
+    );
+    let account = state
+        .storage_accounts
+        .iter()
+        .find(|a| a.id.eq_ignore_ascii_case(&p.storage_account_id()))
+        .unwrap();
+    assert_eq!(account.allow_shared_key_access, Some(false));
+    let vault_put = records
+        .iter()
+        .find(|r| r.method == "PUT" && r.path.eq_ignore_ascii_case(&p.vault_id()))
+        .unwrap();
+    let vault_body = vault_put.request_body.as_ref().unwrap();
+    assert_eq!(
+        vault_body["properties"]["storageSettings"][0]["type"],
+        "LocallyRedundant"
+    );
+    assert_eq!(
+        vault_body["properties"]["securitySettings"]["softDeleteSettings"]["state"],
+        "Off"
+    );
+    assert_eq!(vault_body["identity"]["type"], "SystemAssigned");
+
+    // Every call used the version of the guide's table (or the specs' for the rest).
+    for r in &records {
+        let version = r
+            .query
+            .iter()
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            version,
+            Some(version_for_path(&r.path)),
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+    for (resource_type, version) in versions::GUIDE_TABLE {
+        let suffix = resource_type
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            records.iter().any(
+                |r| r.path.to_ascii_lowercase().contains(&format!("/{suffix}/"))
+                    && r.query
+                        .iter()
+                        .any(|(k, v)| k == "api-version" && v == version)
+            ),
+            "no call to {resource_type} at {version}"
+        );
+    }
+
+    // Every request the product sent conforms to the published specs. (Response-side findings
+    // are the stand-in's business and are reported separately.)
+    match support::openapi::shared_specs(common::shared_dir()) {
+        Err(why) => common::skipped(&why),
+        Ok(specs) => {
+            let replay: Vec<support::openapi::ArmRequestRecord> = records
+                .iter()
+                .map(|r| support::openapi::ArmRequestRecord {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    query: r.query.clone(),
+                    request_body: r.request_body.clone(),
+                    status: r.status,
+                    response_body: r.response_body.clone(),
+                    at: r.at,
+                })
+                .collect();
+            let report = support::openapi::check_journal(specs, &replay);
+            let ours: Vec<_> = report
+                .violations
+                .iter()
+                .filter(|f| f.side == support::openapi::Side::Request)
+                .collect();
+            assert!(ours.is_empty(), "{report}");
+            assert!(report.checked > 40, "{report}");
+        }
+    }
+
+    // A later write of the unchanged, protected cluster (a scale, an upgrade) ends after the
+    // cheap check: two reads and no write.
+    let before = sim.arm.journal().len();
+    sim.deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let after: Vec<_> = sim.arm.journal().into_iter().skip(before).collect();
+    assert!(after.iter().all(|r| r.method == "GET"), "{after:#?}");
+    assert_eq!(after.len(), 2);
+    let last = sim.ends().pop().unwrap();
+    assert_eq!(last.0, "check_cluster");
+    assert!(
+        last.1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("already protected and unchanged")),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_events_and_a_crash_after_every_step_still_give_one_of_everything() {
+    let sim = sim(poc()).await;
+    let cluster = seed(&sim, "orders", two_d2_nodes());
+    let first = event(WRITE, &cluster, "evt-1", "corr-1");
+    sim.deliver(&first).await;
+    sim.deliver(&first).await; // Event Grid's at-least-once delivery
+    sim.deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
+        .await; // a second write, concurrently
+    sim.run_all(Crash::AfterEveryStep).await;
+
+    let ends = sim.ends();
+    let distinct: BTreeSet<_> = sim
+        .journal
+        .records()
+        .iter()
+        .map(|r| r.workflow_id.clone())
+        .collect();
+    assert_eq!(distinct.len(), 2, "the duplicate delivery is one workflow");
+    assert!(ends.iter().all(|(_, e)| e.is_ok()), "{ends:#?}");
+
+    let state = sim.arm.snapshot();
+    assert_eq!(
+        state.backup_instances.len(),
+        1,
+        "{:#?}",
+        state.backup_instances
+    );
+    assert_eq!(
+        state.backup_instances[0].protection_state,
+        "ProtectionConfigured"
+    );
+    assert_eq!(
+        state.role_assignments.len(),
+        7,
+        "{:#?}",
+        state.role_assignments
+    );
+    let unique: BTreeSet<_> = state
+        .role_assignments
+        .iter()
+        .map(|a| {
+            (
+                a.principal_id.to_lowercase(),
+                a.role_definition_id.to_lowercase(),
+                a.scope.to_lowercase(),
+            )
+        })
+        .collect();
+    assert_eq!(unique.len(), 7);
+    assert_eq!(state.trusted_access_bindings.len(), 1);
+    assert_eq!(state.extensions.len(), 1);
+    assert_eq!(state.vaults.len(), 1);
+    assert_eq!(state.storage_accounts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() {
+    // Instant timings: the only thing the vault can refuse is the removed assignment.
+    let sim = sim_with(poc(), Timings::instant()).await;
+    let cluster = seed(&sim, "billing", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    let paused = sim
+        .run(Crash::Never, |env| env.step == "configure_backup")
+        .await
+        .expect("the workflow reaches configure_backup");
+
+    // Someone removes the cluster identity's Contributor on the snapshot resource group.
+    let p = sim.placement(&cluster);
+    let snapshot_rg = p.snapshot_resource_group_id().to_lowercase();
+    let removed = sim
+        .arm
+        .snapshot()
+        .role_assignments
+        .into_iter()
+        .find(|a| {
+            a.scope.to_lowercase() == snapshot_rg
+                && a.role_definition_id
+                    .to_lowercase()
+                    .ends_with(roles::CONTRIBUTOR)
+        })
+        .expect("the cluster's Contributor on the snapshot group");
+    sim.arm_delete(&removed.id, versions::ROLE_ASSIGNMENTS)
+        .await;
+
+    sim.run_one(&paused, Crash::Never).await;
+    sim.run_all(Crash::Never).await;
+
+    let ends = sim.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let records = sim.arm.journal();
+    let refused = records
+        .iter()
+        .filter(|r| r.path.contains("/operationStatus/") || r.path.ends_with("/validateForBackup"))
+        .any(|r| {
+            r.response_body.as_ref().is_some_and(|b| {
+                b.to_string()
+                    .contains("UserErrorMissingMSIPermissionsOnSnapshotResourceGroup")
+            })
+        });
+    assert!(refused, "the vault refused first");
+    let remediated = sim
+        .journal
+        .records()
+        .iter()
+        .any(|r| matches!(&r.transition, Transition::Advanced { next, fact } if next == "assign_roles" && fact == "PermissionsMissing"));
+    assert!(
+        remediated,
+        "configure_backup sent the workflow back to assign_roles"
+    );
+    let restored = sim.arm.snapshot().role_assignments.iter().any(|a| {
+        a.scope.to_lowercase() == snapshot_rg
+            && a.role_definition_id
+                .to_lowercase()
+                .ends_with(roles::CONTRIBUTOR)
+            && a.principal_id.eq_ignore_ascii_case(&removed.principal_id)
+    });
+    assert!(restored);
+    let bi = &sim.arm.snapshot().backup_instances[0];
+    assert_eq!(bi.protection_state, "ProtectionConfigured");
+}
+
+#[tokio::test]
+async fn a_single_small_node_fails_with_the_capacity_advice() {
+    let sim = sim(poc()).await;
+    let cluster = seed(
+        &sim,
+        "tiny",
+        vec![NodePoolSeed::new(
+            "system",
+            "Standard_B2ms",
+            1,
+            PoolMode::System,
+        )],
+    );
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert_eq!(ends.len(), 1);
+    let (step, end) = &ends[0];
+    assert_eq!(step, "ensure_cluster_prerequisites");
+    let reason = end.as_ref().unwrap_err();
+    assert!(reason.contains("az aks nodepool scale --resource-group rg-apps --cluster-name tiny --name system --node-count 2"), "{reason}");
+    assert!(
+        sim.arm.snapshot().extensions.is_empty(),
+        "nothing installed on a cluster that cannot run it"
+    );
+}
+
+#[tokio::test]
+async fn a_helm_timeout_on_small_nodes_fails_with_the_capacity_advice() {
+    // The service's own estimate is switched off, so the install is tried and Helm times out.
+    let settings = OnboardingSettings {
+        capacity: backup_pilot::workflow::settings::CapacityModel {
+            extension_millicores: 0,
+            cluster_system_millicores: 0,
+        },
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(
+        &sim,
+        "tiny",
+        vec![NodePoolSeed::new(
+            "system",
+            "Standard_B2ms",
+            1,
+            PoolMode::System,
+        )],
+    );
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    let (step, end) = ends.last().unwrap();
+    assert_eq!(step, "install_extension");
+    let reason = end.as_ref().unwrap_err();
+    assert!(
+        reason.contains("timed out waiting for the condition")
+            && reason.contains("at least 2 nodes"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_small_cluster_is_scaled_when_the_settings_allow_it() {
+    let settings = OnboardingSettings {
+        allow_node_pool_scale: true,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(
+        &sim,
+        "grow",
+        vec![NodePoolSeed::new(
+            "system",
+            "Standard_B2ms",
+            1,
+            PoolMode::System,
+        )],
+    );
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    let pools = &state
+        .clusters
+        .iter()
+        .find(|c| c.id.eq_ignore_ascii_case(&cluster))
+        .unwrap()
+        .node_pools;
+    assert_eq!(pools[0].count, 2);
+}
+
+#[tokio::test]
+async fn drivers_that_are_off_fail_with_the_exact_fix_unless_the_service_may_enable_them() {
+    let sim = sim(poc()).await;
+    sim.arm
+        .add_cluster(ClusterSeed::new(SUB, RG, "nocsi", LOCATION).with_csi(false, true))
+        .unwrap();
+    let cluster = cluster_id("nocsi");
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (_, end) = sim.ends().pop().unwrap();
+    let reason = end.unwrap_err();
+    assert!(reason.contains("az aks update --resource-group rg-apps --name nocsi --enable-disk-driver --enable-snapshot-controller"), "{reason}");
+
+    let allowed = sim_on(
+        OnboardingSettings {
+            allow_cluster_update: true,
+            ..poc()
+        },
+        sim.clock.clone(),
+        sim.arm.clone(),
+        sim.arm_url.clone(),
+        sim.arm_url.clone(),
+    );
+    allowed
+        .deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
+        .await;
+    allowed.run_all(Crash::Never).await;
+    let ends = allowed.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let state = allowed.arm.snapshot();
+    let c = state
+        .clusters
+        .iter()
+        .find(|c| c.id.eq_ignore_ascii_case(&cluster))
+        .unwrap();
+    assert!(c.disk_csi_driver && c.snapshot_controller);
+}
+
+#[tokio::test]
+async fn opted_out_and_out_of_scope_clusters_are_left_alone() {
+    let settings = OnboardingSettings {
+        subscriptions: vec![SUB.into()],
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let mut seeded = ClusterSeed::new(SUB, RG, "private", LOCATION);
+    seeded.tags.insert("backup-pilot".into(), "off".into());
+    sim.arm.add_cluster(seeded).unwrap();
+    sim.deliver(&event(WRITE, &cluster_id("private"), "evt-1", "corr-1"))
+        .await;
+    let other = "/subscriptions/00000000-0000-0000-0000-00000000beef/resourceGroups/x/providers/Microsoft.ContainerService/managedClusters/y";
+    sim.deliver(&event(WRITE, other, "evt-2", "corr-2")).await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert_eq!(ends.len(), 2);
+    assert!(
+        ends.iter()
+            .all(|(step, e)| step == "check_cluster" && e.is_ok()),
+        "{ends:#?}"
+    );
+    assert!(
+        ends.iter()
+            .any(|(_, e)| e.as_ref().unwrap().contains("opt-out tag backup-pilot=off"))
+    );
+    assert!(ends.iter().any(|(_, e)| {
+        e.as_ref()
+            .unwrap()
+            .contains("not in BACKUP_PILOT_SUBSCRIPTIONS")
+    }));
+    assert!(
+        sim.arm.journal().iter().all(|r| r.method == "GET"),
+        "nothing written"
+    );
+}
+
+/// An answer the overlay gives instead of the stand-in: status and JSON body.
+type Override = Arc<dyn Fn(&axum::http::Method, &str) -> Option<(u16, Value)> + Send + Sync>;
+
+/// A reverse proxy in front of the stand-in for the few ARM operations it does not serve
+/// (`ManagedClusters_Delete`, `ManagedClusters_ListKubernetesVersions`): `answer` may answer a
+/// request itself; everything else goes to the stand-in, and the stand-in's own URLs in
+/// polling headers and bodies are rewritten to the proxy's, as a reverse proxy does.
+async fn overlay(arm_url: String, answer: Override) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_url = format!("http://{}", listener.local_addr().unwrap());
+    let client = reqwest::Client::new();
+    let rewrite_to = own_url.clone();
+    let handler = move |req: axum::http::Request<axum::body::Body>| {
+        let (client, arm_url, own, answer) = (
+            client.clone(),
+            arm_url.clone(),
+            rewrite_to.clone(),
+            answer.clone(),
+        );
+        async move {
+            let method = req.method().clone();
+            let path_q = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            if let Some((status, body)) = answer(&method, req.uri().path()) {
+                let status = axum::http::StatusCode::from_u16(status).unwrap();
+                return (status, axum::Json(body)).into_response();
+            }
+            let headers = req.headers().clone();
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 22)
+                .await
+                .unwrap();
+            let mut forward = client
+                .request(method, format!("{arm_url}{path_q}"))
+                .body(bytes);
+            for (k, v) in &headers {
+                if k != "host" {
+                    forward = forward.header(k, v);
+                }
+            }
+            let resp = forward.send().await.unwrap();
+            let mut out = axum::http::Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                if k == "content-length" {
+                    continue;
+                }
+                let text = v.to_str().unwrap_or_default().replace(&arm_url, &own);
+                out = out.header(k, text);
+            }
+            let body =
+                String::from_utf8_lossy(&resp.bytes().await.unwrap()).replace(&arm_url, &own);
+            out.body(axum::body::Body::from(body))
+                .unwrap()
+                .into_response()
+        }
+    };
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(handler)).await;
+    });
+    own_url
+}
+
+/// The cluster is gone: ARM's 404 for its GET.
+fn deleted(cluster: String) -> Override {
+    Arc::new(move |method, path| {
+        (method == axum::http::Method::GET && path.eq_ignore_ascii_case(&cluster)).then(|| {
+            (404, json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource '{cluster}' was not found.")}}))
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
+    let settings = OnboardingSettings {
+        offboard_data: OffboardData::Delete,
+        ..poc()
+    };
+    let sim = sim(settings.clone()).await;
+    let cluster = seed(&sim, "gone", two_d2_nodes());
+    let neighbour = seed(&sim, "stays", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.deliver(&event(WRITE, &neighbour, "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    assert_eq!(sim.arm.snapshot().backup_instances.len(), 2);
+    assert_eq!(sim.arm.snapshot().role_assignments.len(), 14);
+
+    // An assignment someone else made on the same snapshot group must survive.
+    let p = sim.placement(&cluster);
+    let foreign = json!({"properties": {
+        "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{}", roles::READER),
+        "principalId": "0c0ffee0-0000-4000-8000-000000000001", "principalType": "User"}});
+    let status = sim
+        .http
+        .put(format!(
+            "{}{}/providers/Microsoft.Authorization/roleAssignments/{}?api-version={}",
+            sim.arm_url,
+            p.snapshot_resource_group_id(),
+            uuid::Uuid::new_v4(),
+            versions::ROLE_ASSIGNMENTS
+        ))
+        .bearer_auth(sim.arm.arm_token())
+        .json(&foreign)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+
+    let proxy = overlay(sim.arm_url.clone(), deleted(cluster.clone())).await;
+    let after = sim_on(
+        settings,
+        sim.clock.clone(),
+        sim.arm.clone(),
+        sim.arm_url.clone(),
+        proxy,
+    );
+    after
+        .deliver(&event(DELETE, &cluster, "evt-3", "corr-3"))
+        .await;
+    after.run_all(Crash::AfterEveryStep).await;
+    let ends = after.ends();
+    let (step, end) = ends.last().unwrap();
+    assert_eq!(step, "remove_role_assignments", "{end:?}");
+    let summary = end.as_ref().unwrap();
+    // With a crash after every step, the re-run of the last step finds the assignments
+    // already gone, so its count says 0; the state below is what counts.
+    assert!(
+        summary.contains("1 backup instance(s) deleted"),
+        "{summary}"
+    );
+
+    let state = sim.arm.snapshot();
+    let left: Vec<_> = state
+        .backup_instances
+        .iter()
+        .map(|b| b.id.to_lowercase())
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].contains("/backupinstances/stays-"), "{left:?}");
+    assert_eq!(
+        state.role_assignments.len(),
+        8,
+        "the neighbour's seven and the foreign one stay"
+    );
+    assert!(
+        state
+            .role_assignments
+            .iter()
+            .any(|a| a.principal_type == "User")
+    );
+    assert!(
+        state.vaults.len() == 2 && state.storage_accounts.len() == 2,
+        "nothing else touched"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_event_for_a_cluster_that_still_exists_changes_nothing() {
+    let sim = sim(poc()).await;
+    let cluster = seed(&sim, "alive", two_d2_nodes());
+    sim.deliver(&event(DELETE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (_, end) = sim.ends().pop().unwrap();
+    assert!(end.unwrap().contains("exists; not offboarding"));
+    assert!(sim.arm.journal().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn role_propagation_is_waited_for_without_sleeping() {
+    // Guide timings: roles take 90 s to count. The workflow goes on by scheduled retries.
+    let sim = sim_with(poc(), Timings::default()).await;
+    let cluster = seed(&sim, "patient", two_d2_nodes());
+    let start = sim.clock.now();
+    let wall = std::time::Instant::now();
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let virtual_minutes = (sim.clock.now() - start).whole_minutes();
+    assert!(
+        (8..60).contains(&virtual_minutes),
+        "took {virtual_minutes} virtual minutes"
+    );
+    assert!(wall.elapsed() < Duration::from_secs(30));
+    let retries = sim
+        .journal
+        .records()
+        .iter()
+        .filter(|r| matches!(r.transition, Transition::Retrying { .. }))
+        .count();
+    assert!(retries > 0);
+}
+
+#[tokio::test]
+async fn the_first_backup_is_taken_and_its_recovery_point_awaited() {
+    let settings = OnboardingSettings {
+        first_backup: true,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "first_backup");
+    let summary = end.unwrap();
+    assert!(summary.contains("first recovery point"), "{summary}");
+    assert_eq!(sim.arm.snapshot().recovery_points.len(), 1);
+    let triggers = |sim: &Sim| {
+        sim.arm
+            .journal()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/backup") && r.status < 300)
+            .count()
+    };
+    assert_eq!(triggers(&sim), 1);
+
+    // A redelivered step finds the recovery point and triggers nothing more.
+    let again = sim.journal.records().len();
+    sim.deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    assert!(sim.journal.records().len() > again);
+    assert_eq!(triggers(&sim), 1);
+}
+
+#[tokio::test]
+async fn a_crash_right_after_the_backup_trigger_costs_at_most_one_extra_backup() {
+    // BackupInstances_AdhocBackup has no idempotency key: a crash between the POST and the
+    // publish of its outcome is only caught once the job is listed. The step still ends with
+    // the first recovery point, and the duplicate is bounded to one.
+    let settings = OnboardingSettings {
+        first_backup: true,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "ledger", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::AfterEveryStep).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "first_backup");
+    assert!(end.unwrap().contains("first recovery point"));
+    let triggers = sim
+        .arm
+        .journal()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/backup") && r.status < 300)
+        .count();
+    assert!((1..=2).contains(&triggers), "{triggers}");
+}
+
+#[tokio::test]
+async fn the_shared_layout_puts_a_fleet_in_one_vault_and_account_per_region() {
+    let settings = OnboardingSettings {
+        layout: backup_pilot::workflow::settings::Layout::SharedPerRegion,
+        container: None,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let a = seed(&sim, "fleet-a", two_d2_nodes());
+    let b = seed(&sim, "fleet-b", two_d2_nodes());
+    sim.deliver(&event(WRITE, &a, "evt-1", "corr-1")).await;
+    sim.deliver(&event(WRITE, &b, "evt-2", "corr-2")).await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert_eq!(ends.len(), 2);
+    assert!(
+        ends.iter()
+            .all(|(_, e)| e.as_ref().is_ok_and(|s| s.starts_with("protected:"))),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!((state.vaults.len(), state.storage_accounts.len()), (1, 1));
+    assert_eq!(state.backup_instances.len(), 2);
+    assert_eq!(state.blob_containers.len(), 2, "one container per cluster");
+    let snapshot_groups = state
+        .resource_groups
+        .iter()
+        .filter(|g| g.ends_with("-snapshots"))
+        .count();
+    assert_eq!(snapshot_groups, 2, "snapshot groups stay per cluster");
+    // Five grants per cluster, plus the vault's two on the shared account once.
+    assert_eq!(
+        state.role_assignments.len(),
+        12,
+        "{:#?}",
+        state.role_assignments
+    );
+}
+
+#[tokio::test]
+async fn the_az_cli_role_profile_grants_its_six_and_protects() {
+    let settings = OnboardingSettings {
+        role_profile: backup_pilot::workflow::settings::RoleProfileName::AzCli,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "narrow", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.last()
+            .unwrap()
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("protected:")),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!(state.role_assignments.len(), 6);
+    let names: BTreeSet<_> = state
+        .role_assignments
+        .iter()
+        .filter_map(|a| a.role_name.clone())
+        .collect();
+    assert!(
+        names.contains("Disk Snapshot Contributor") && names.contains("Storage Blob Data Reader"),
+        "{names:?}"
+    );
+    assert!(
+        !state
+            .role_assignments
+            .iter()
+            .any(|a| a.scope.eq_ignore_ascii_case(&cluster)
+                && a.role_name.as_deref() == Some("Contributor"))
+    );
+}
+
+#[tokio::test]
+async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
+    let sim = sim(poc()).await;
+    let mut seeded = ClusterSeed::new(SUB, RG, "old", LOCATION);
+    seeded.kubernetes_version = "1.29.9".into();
+    sim.arm.add_cluster(seeded).unwrap();
+    // ManagedClusters_ListKubernetesVersions (2024-01-01), shaped as the spec's
+    // KubernetesVersionListResult: 1.29 is offered on the LTS plan only.
+    let versions: Override = Arc::new(|method, path| {
+        (method == axum::http::Method::GET && path.to_ascii_lowercase().ends_with("/kubernetesversions")).then(|| {
+            (200, json!({"values": [
+                {"version": "1.29", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.29.9": {"upgrades": ["1.30.5"]}}},
+                {"version": "1.30", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.30.5": {"upgrades": ["1.31.2"]}}},
+                {"version": "1.31", "capabilities": {"supportPlan": ["KubernetesOfficial", "AKSLongTermSupport"]}, "patchVersions": {"1.31.2": {"upgrades": []}}},
+            ]}))
+        })
+    });
+    let proxy = overlay(sim.arm_url.clone(), versions).await;
+    let through = sim_on(
+        poc(),
+        sim.clock.clone(),
+        sim.arm.clone(),
+        sim.arm_url.clone(),
+        proxy,
+    );
+    through
+        .deliver(&event(WRITE, &cluster_id("old"), "evt-1", "corr-1"))
+        .await;
+    through.run_all(Crash::Never).await;
+    let (step, end) = through.ends().pop().unwrap();
+    assert_eq!(step, "ensure_cluster_prerequisites");
+    let reason = end.unwrap_err();
+    assert!(
+        reason.contains("LTS-only") && reason.contains("upgrade to one of 1.31"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_instance_made_by_hand_is_adopted_not_duplicated() {
+    let sim = sim_with(poc(), Timings::instant()).await;
+    let cluster = seed(&sim, "manual", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    let paused = sim
+        .run(Crash::Never, |env| env.step == "configure_backup")
+        .await
+        .expect("the workflow reaches configure_backup");
+
+    // Someone protects the cluster by hand under another name, with the same policy.
+    let p = sim.placement(&cluster);
+    let spec = backup_pilot::workflow::bodies::BackupInstanceSpec {
+        cluster_id: cluster.clone(),
+        cluster_name: "manual".into(),
+        location: LOCATION.into(),
+        policy_id: p.policy_id(),
+        snapshot_resource_group_id: p.snapshot_resource_group_id(),
+        included_namespaces: vec![],
+        excluded_namespaces: vec![],
+        hooks: vec![],
+    };
+    let by_hand = format!("{}/backupInstances/by-hand", p.vault_id());
+    let status = sim
+        .http
+        .put(format!(
+            "{}{by_hand}?api-version={}",
+            sim.arm_url,
+            versions::BACKUP_INSTANCES
+        ))
+        .bearer_auth(sim.arm.arm_token())
+        .json(&backup_pilot::workflow::bodies::backup_instance(&spec))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+
+    sim.run_one(&paused, Crash::Never).await;
+    sim.run_all(Crash::Never).await;
+    let (_, end) = sim.ends().pop().unwrap();
+    let summary = end.unwrap();
+    assert!(
+        summary.contains("/backupInstances/by-hand is ProtectionConfigured"),
+        "{summary}"
+    );
+    let state = sim.arm.snapshot();
+    assert_eq!(
+        state.backup_instances.len(),
+        1,
+        "{:#?}",
+        state.backup_instances
+    );
+}
