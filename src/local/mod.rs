@@ -256,6 +256,7 @@ impl LocalEnvironmentBuilder {
             service_queues.workflow,
             service_queues.restore_requests,
             service_queues.dead_letters,
+            service_queues.restore_results,
         ] {
             queues
                 .entry(name)

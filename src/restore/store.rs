@@ -197,7 +197,7 @@ impl ReportStore for BlobReportStore {
             };
             runs.push(RunRecord::of(&report, stored));
         }
-        runs.sort_by(|a, b| b.generated_at.cmp(&a.generated_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.generated_at));
         runs.truncate(limit);
         Ok(runs)
     }
@@ -252,7 +252,7 @@ impl ReportStore for MemoryReportStore {
             .filter(|r| r.kind == kind && r.blob_stem().starts_with(&prefix))
             .map(|r| RunRecord::of(r, memory_location(&r.blob_stem())))
             .collect();
-        runs.sort_by(|a, b| b.generated_at.cmp(&a.generated_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.generated_at));
         runs.truncate(limit);
         Ok(runs)
     }

@@ -90,6 +90,40 @@ pub struct ProbeResult {
     pub detail: String,
 }
 
+/// The restore hooks' outcome as the job reports it: `None` when no hook was requested;
+/// failed when the job carries a hook error or warning (`UserErrorHookExecutionFailed`).
+pub fn probe_from_job(job: &Job, hooks: &[crate::kube::HookReference]) -> Option<ProbeResult> {
+    if hooks.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = hooks
+        .iter()
+        .map(|h| format!("{}/{}", h.namespace, h.name))
+        .collect();
+    let failures: Vec<String> = job
+        .errors
+        .iter()
+        .chain(&job.warnings)
+        .filter(|i| i.code.to_ascii_lowercase().contains("hook"))
+        .map(|i| issue_text(&i.code, &i.message))
+        .collect();
+    Some(if failures.is_empty() {
+        ProbeResult {
+            passed: true,
+            detail: format!("restore hook(s) {} reported no error", names.join(", ")),
+        }
+    } else {
+        ProbeResult {
+            passed: false,
+            detail: format!(
+                "restore hook(s) {}: {}",
+                names.join(", "),
+                failures.join("; ")
+            ),
+        }
+    })
+}
+
 /// What a verification looks at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence<'a> {
@@ -407,6 +441,27 @@ mod tests {
         assert_eq!(v.verdict, Verdict::Degraded);
         assert_eq!(v.reasons().len(), 4, "{v:?}");
         assert_eq!(v.verdict.velero_phase(), "PartiallyFailed");
+    }
+
+    #[test]
+    fn hook_failures_in_the_job_fail_the_probe() {
+        let hooks = vec![crate::kube::HookReference {
+            name: "probe".into(),
+            namespace: "app".into(),
+        }];
+        let mut j = job("CompletedWithWarnings");
+        assert_eq!(probe_from_job(&j, &[]), None);
+        assert!(probe_from_job(&j, &hooks).unwrap().passed);
+        j.warnings.push(JobIssue {
+            code: "UserErrorHookExecutionFailed".into(),
+            message: "exit 1".into(),
+            recommended_action: vec![],
+        });
+        let probe = probe_from_job(&j, &hooks).unwrap();
+        assert!(
+            !probe.passed && probe.detail.contains("exit 1"),
+            "{probe:?}"
+        );
     }
 
     #[test]
