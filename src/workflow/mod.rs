@@ -45,6 +45,7 @@ pub mod restore_run;
 
 pub mod drill_cleanup;
 pub mod drill_plan;
+pub mod drill_schedule;
 pub mod restore_authorize;
 pub mod restore_follow_job;
 pub mod restore_namespaces;
