@@ -225,7 +225,7 @@ pub fn authorize(
             .any(|e| e.namespaces.iter().any(|p| matches_pattern(p, ns)))
         {
             reasons.push(format!(
-                "namespace {ns} on {} is not an allowed restore target; allowed there: {}",
+                "namespace {ns} on {} is not an allowed restore target (allowed there: {}); restore into an allowed namespace with namespaceMappings, or add it to {ALLOWLIST_VAR}",
                 target.cluster,
                 entries
                     .iter()

@@ -137,9 +137,9 @@ fn ensure_group(world: &mut World, sub: &str, rg: &str, location: &str) -> Strin
     id
 }
 
-/// Installs the backup extension, binds the vault and grants the restore roles on `cluster_key`;
+/// Installs the backup extension on `cluster_key`, sharing `protection`'s storage account;
 /// returns the extension's identity.
-fn prepare_cluster(
+fn install_extension(
     world: &mut World,
     cluster_key: &str,
     protection: &SeededProtection,
@@ -196,6 +196,31 @@ fn prepare_cluster(
             op_id: None,
         },
     );
+    Ok(extension_principal)
+}
+
+/// Installs the backup extension, binds the vault and grants the restore roles on `cluster_key`;
+/// returns the extension's identity.
+fn prepare_cluster(
+    world: &mut World,
+    cluster_key: &str,
+    protection: &SeededProtection,
+    account_name: &str,
+    account_rg: &str,
+    now: time::OffsetDateTime,
+) -> Result<String, StandInError> {
+    let extension_principal = install_extension(
+        world,
+        cluster_key,
+        protection,
+        account_name,
+        account_rg,
+        now,
+    )?;
+    let cluster =
+        world.clusters.get(cluster_key).cloned().ok_or_else(|| {
+            StandInError::SeedProtection(format!("unknown cluster '{cluster_key}'"))
+        })?;
     let binding_id = format!("{}/trustedAccessRoleBindings/tarb-backup", cluster.id);
     world.bindings.insert(
         key(&binding_id),
@@ -230,6 +255,15 @@ fn prepare_cluster(
         now,
     );
     Ok(extension_principal)
+}
+
+/// The storage account's name and resource group.
+fn account_parts(protection: &SeededProtection) -> (String, String) {
+    let id = &protection.storage_account_id;
+    (
+        id.rsplit('/').next().unwrap_or_default().to_string(),
+        id.split('/').nth(4).unwrap_or_default().to_string(),
+    )
 }
 
 impl ArmHandle {
@@ -441,6 +475,30 @@ impl ArmHandle {
         Ok(protection)
     }
 
+    /// Installs only the backup extension on another cluster (sharing `protection`'s storage
+    /// account), leaving trusted access and roles to whoever restores into it; returns the
+    /// extension's identity.
+    ///
+    /// # Errors
+    /// Unknown cluster.
+    pub fn seed_backup_extension(
+        &self,
+        cluster_id: &str,
+        protection: &SeededProtection,
+    ) -> Result<String, StandInError> {
+        let now = self.inner.clock.now();
+        let mut world = self.inner.world();
+        let (account, account_rg) = account_parts(protection);
+        install_extension(
+            &mut world,
+            &key(cluster_id),
+            protection,
+            &account,
+            &account_rg,
+            now,
+        )
+    }
+
     /// Prepares another cluster to receive restores of `protection`'s backups: the backup
     /// extension (sharing the storage account), trusted access for the vault, and the restore
     /// roles (vault Reader on the cluster, cluster identity Contributor on the snapshot
@@ -455,18 +513,7 @@ impl ArmHandle {
     ) -> Result<String, StandInError> {
         let now = self.inner.clock.now();
         let mut world = self.inner.world();
-        let account = protection
-            .storage_account_id
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let account_rg = protection
-            .storage_account_id
-            .split('/')
-            .nth(4)
-            .unwrap_or_default()
-            .to_string();
+        let (account, account_rg) = account_parts(protection);
         prepare_cluster(
             &mut world,
             &key(cluster_id),

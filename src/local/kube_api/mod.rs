@@ -272,6 +272,12 @@ impl KubeApiServer {
         Ok(format!("http://{addr}"))
     }
 
+    /// The static token a local-account kubeconfig carries (to seed the ARM stand-in's
+    /// `listClusterUserCredential` answer for this cluster).
+    pub fn local_account_token(&self) -> String {
+        self.inner.static_token.clone()
+    }
+
     /// A kubeconfig for this stand-in at `server_url`, shaped like the one AKS returns from
     /// `listClusterUserCredential` (`cluster_name` names the cluster, context and user).
     pub fn kubeconfig(&self, server_url: &str, cluster_name: &str, auth: KubeconfigAuth) -> String {
