@@ -234,3 +234,63 @@ async fn a_stale_newest_recovery_point_degrades_the_drill() {
     assert!(!env.prod.kube.namespace_exists(&scratch));
     assert_eq!(reports.reports()[0].verdict, Verdict::Degraded);
 }
+
+/// `backup-pilot local --drill`: onboards a fake cluster on the stand-ins, drills it, and
+/// prints the verdict and where the report is (in the Blob store and copied locally).
+#[tokio::test]
+async fn local_runs_a_drill_and_prints_where_its_report_is() {
+    let Some(azurite) = common::azurite::azurite() else {
+        return;
+    };
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-pilot"))
+        .args([
+            "local",
+            "--clusters",
+            "1",
+            "--drill",
+            "--timeout-seconds",
+            "60",
+            "--app-dir",
+            repo,
+        ])
+        .env("BACKUP_PILOT_STATUS_BLOB_URL", &azurite.url)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let drills = stdout
+        .split("\ndrills (")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no drill summary in:\n{stdout}"));
+    assert!(
+        drills.contains("aks-local-01     pass (Completed)"),
+        "{drills}"
+    );
+    let html = drills
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report html: "))
+        .expect("the report's location");
+    assert!(
+        html.starts_with(&format!("{}/backup-pilot-reports/drills/", azurite.url)),
+        "{html}"
+    );
+    let copied = drills
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("copied to:   "))
+        .find(|p| p.ends_with(".html"))
+        .expect("a local copy");
+    let page = std::fs::read_to_string(copied).expect("the copied page");
+    assert!(
+        page.contains("PASS") && page.contains("drill-app-"),
+        "{page}"
+    );
+    assert!(drills.contains("scratch namespaces left: none"), "{drills}");
+}

@@ -6,8 +6,10 @@
 
 pub mod app_folder;
 pub mod arm;
+pub mod azurite;
 pub mod broker;
 pub mod credential;
+pub mod drill_run;
 pub mod functions_host;
 pub mod host_payload;
 pub mod http_front;

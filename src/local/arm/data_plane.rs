@@ -177,6 +177,17 @@ impl ArmHandle {
         Ok(())
     }
 
+    /// How many recovery points a backup instance has.
+    pub fn recovery_points(&self, backup_instance_id: &str) -> usize {
+        let instance = key(backup_instance_id);
+        self.inner
+            .world()
+            .recovery_points
+            .values()
+            .filter(|rp| rp.instance_key == instance)
+            .count()
+    }
+
     /// Adds a recovery point to a backup instance as if a scheduled backup had completed at
     /// `taken_at` (copying the cluster's namespaces now); returns its name.
     ///

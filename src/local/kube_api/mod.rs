@@ -472,6 +472,14 @@ impl KubeApiServer {
         }
     }
 
+    /// Every namespace's name (Terminating ones included); applies due changes first.
+    pub fn namespace_names(&self) -> Vec<String> {
+        let now = self.now();
+        let mut store = self.store();
+        store.tick(now);
+        store.namespace_names()
+    }
+
     /// Whether a namespace exists (Terminating counts); applies due changes first.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         let now = self.now();
