@@ -6,8 +6,10 @@
 //! unauthorized target (refused with its reason), and an invalid request (every problem).
 
 mod common;
+mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -253,4 +255,64 @@ async fn an_invalid_request_is_dead_lettered_with_every_problem() {
     assert_eq!(results[0]["reasons"].as_array().unwrap().len(), 3);
     env.run_all().await;
     assert!(env.ends().is_empty(), "no workflow started");
+}
+
+/// Every step survives a crash after its calls and before its publish (the message comes back
+/// after the 5-minute lock): one restore is triggered, the result is the same, and every
+/// request the product sent conforms to the published specs.
+#[tokio::test]
+async fn a_restore_survives_a_crash_after_every_step_and_its_traffic_conforms() {
+    let (env, reports) = env().await;
+    env.request_restore(&request(&env, "app-restored"), "msg-6")
+        .await;
+    env.run_all_crashing(Duration::from_secs(5 * 60)).await;
+    let ends = env.ends();
+    let last = ends.last().expect("the restore ended");
+    assert!(
+        last.1.as_ref().is_ok_and(|s| s.contains("restore pass")),
+        "{ends:#?}"
+    );
+    assert_eq!(
+        env.arm_calls()
+            .iter()
+            .filter(|(m, p)| m == "POST" && p.ends_with("/restore"))
+            .count(),
+        1,
+        "the crashed trigger's job was adopted, not restored twice"
+    );
+    assert_eq!(env.dr.kube.pods("app-restored"), vec!["web-0", "web-1"]);
+    assert_eq!(
+        env.results().len(),
+        1,
+        "one result, whatever the redeliveries"
+    );
+    assert_eq!(
+        reports.reports().len(),
+        1,
+        "the report was rewritten, not duplicated"
+    );
+
+    let specs = match support::openapi::shared_specs(common::shared_dir()) {
+        Ok(specs) => specs,
+        Err(why) => {
+            common::skipped(&why);
+            return;
+        }
+    };
+    let records: Vec<support::openapi::ArmRequestRecord> = env
+        .arm
+        .journal()
+        .into_iter()
+        .map(|r| support::openapi::ArmRequestRecord {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            request_body: r.request_body,
+            status: r.status,
+            response_body: r.response_body,
+            at: r.at,
+        })
+        .collect();
+    let report = support::openapi::check_journal(specs, &records);
+    assert!(report.is_conformant(), "{report}");
 }

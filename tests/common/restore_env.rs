@@ -6,6 +6,7 @@
 //! delivers the `workflow` queue's messages in scheduled order, moving the clock to each.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,11 +42,16 @@ pub const LOCATION: &str = "westeurope";
 pub struct SimBus {
     queue: Mutex<Vec<OutgoingMessage>>,
     ids: Mutex<HashSet<String>>,
+    /// Loses everything published (a crash after a step's calls, before its publish).
+    crashed: AtomicBool,
 }
 
 #[async_trait]
 impl Publisher for SimBus {
     async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         if self.ids.lock().unwrap().insert(message.message_id.clone()) {
             self.queue.lock().unwrap().push(message);
         }
@@ -306,6 +312,23 @@ impl RestoreEnv {
             let Some(env) = self.next_step() else {
                 return;
             };
+            self.engine.run(&env).await.expect("the step ran");
+        }
+        panic!("the workflows did not settle within 1000 messages");
+    }
+
+    /// Runs workflow messages until none is left, crashing every step once after its calls
+    /// and before its publish; the message comes back when its lock expires (`lock` later),
+    /// as Service Bus redelivers it.
+    pub async fn run_all_crashing(&self, lock: Duration) {
+        for _ in 0..1000 {
+            let Some(env) = self.next_step() else {
+                return;
+            };
+            self.bus.crashed.store(true, Ordering::SeqCst);
+            let _ = self.engine.run(&env).await;
+            self.bus.crashed.store(false, Ordering::SeqCst);
+            self.clock.advance(lock);
             self.engine.run(&env).await.expect("the step ran");
         }
         panic!("the workflows did not settle within 1000 messages");

@@ -18,7 +18,7 @@ use super::super::validate::authorization as validate;
 use super::{Ctx, list_answer};
 
 fn render(a: &RoleAssignmentRecord) -> Value {
-    json!({
+    let mut body = json!({
         "id": a.id(),
         "name": a.name,
         "type": "Microsoft.Authorization/roleAssignments",
@@ -36,7 +36,12 @@ fn render(a: &RoleAssignmentRecord) -> Value {
             "delegatedManagedIdentityResourceId": a.delegated_managed_identity_resource_id,
             "description": a.description,
         }
-    })
+    });
+    // Absent optional properties are left out: the spec does not allow them as null.
+    if let Some(props) = body.get_mut("properties").and_then(Value::as_object_mut) {
+        props.retain(|_, v| !v.is_null());
+    }
+    body
 }
 
 fn normalise(scope: &str) -> String {
