@@ -2,7 +2,8 @@
 //! account: the managed-identity token endpoint, Service Bus, the Functions host that runs
 //! the handler, and Azure Resource Manager ([`arm`]). [`LocalEnvironment`] starts them together
 //! on one (virtual) clock; more stand-ins (ARM, and the Kubernetes API server in [`kube_api`])
-//! plug in as app settings the handler process receives.
+//! plug in as app settings the handler process receives. [`azurite`] starts the Blob storage
+//! emulator, and [`drill_run`] adds what `local --drill` needs.
 
 pub mod app_folder;
 pub mod arm;
