@@ -220,6 +220,10 @@ pub struct Ctx {
     pub arm: Arc<crate::arm::ArmClient>,
     /// What onboarding and offboarding do (validated at start).
     pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
+    /// What restores and drills do (validated at start).
+    pub restore: Arc<crate::restore::settings::RestoreSettings>,
+    /// Where restore and drill evidence reports go.
+    pub reports: Arc<dyn crate::restore::store::ReportStore>,
     /// Kubernetes clients for clusters.
     pub kube: Arc<dyn crate::kube::ClusterAccess>,
     /// The hooks every onboarded cluster gets (validated at startup).
@@ -229,7 +233,8 @@ pub struct Ctx {
 impl Ctx {
     /// A context with in-memory defaults around a clock and a publisher: a memory journal,
     /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
-    /// every call and the default onboarding settings. Callers replace what they need with
+    /// every call, the default onboarding and restore settings and reports kept in memory.
+    /// Callers replace what they need with
     /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
     pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
         Self {
@@ -242,6 +247,8 @@ impl Ctx {
             kube: Arc::new(crate::kube::access::NoClusterAccess),
             hooks: Arc::default(),
             onboarding: Arc::default(),
+            restore: Arc::default(),
+            reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
         }
     }
 }
@@ -257,6 +264,8 @@ pub struct Queues {
     pub restore_requests: String,
     /// Messages the service could not read, with the reason.
     pub dead_letters: String,
+    /// The outcome of every restore and drill (for whoever asked).
+    pub restore_results: String,
 }
 
 impl Default for Queues {
@@ -266,6 +275,7 @@ impl Default for Queues {
             workflow: "workflow".into(),
             restore_requests: "restore-requests".into(),
             dead_letters: "dead-letters".into(),
+            restore_results: "restore-results".into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod restore_env;
 pub mod status;
 
 use std::path::PathBuf;
