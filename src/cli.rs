@@ -107,6 +107,11 @@ pub struct LocalArgs {
     /// Give up waiting for idle queues after this many real seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_seconds: u64,
+    /// After onboarding, run a restore drill on every cluster (Kubernetes stand-ins with an
+    /// `app` workload; reports to Azurite from `.local/azurite`, or to
+    /// BACKUP_PILOT_STATUS_BLOB_URL) and print where each report is.
+    #[arg(long)]
+    pub drill: bool,
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
@@ -167,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 time_scale: args.time_scale,
                 app_dir: args.app_dir,
                 timeout: Duration::from_secs(args.timeout_seconds),
+                drill: args.drill,
             })
             .await
         }

@@ -17,6 +17,8 @@
 //! - [`config`], [`runtime`]: settings and wiring.
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
+//! - [`restore`]: restore requests, authorization, recovery points, verification, drills and
+//!   their evidence reports.
 //! - [`telemetry`]: logs, traces, metrics and trace context across messages.
 //! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
@@ -42,6 +44,7 @@ pub mod local;
 pub mod package;
 pub mod plan;
 pub mod resource_id;
+pub mod restore;
 pub mod runtime;
 pub mod status;
 pub mod telemetry;

@@ -14,7 +14,9 @@ use crate::engine::{Ctx, Engine, Registry};
 use crate::handler::AppState;
 use crate::kube::ClusterAccess;
 use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
-use crate::status::blob::{BlobJournal, StorageAuth};
+use crate::restore::settings::RestoreSettings;
+use crate::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
+use crate::status::blob::{BlobContainer, BlobJournal, StorageAuth};
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
@@ -105,19 +107,42 @@ pub fn journal(
             container,
             auth,
             history_limit,
-        } => {
-            let auth = match auth {
-                StatusAuth::Entra => StorageAuth::Entra(credential.build()?),
-                StatusAuth::Sas(token) => StorageAuth::Sas(token.clone()),
-                StatusAuth::AccountKey(key) => StorageAuth::AccountKey(key.clone()),
-            };
-            Ok(Arc::new(BlobJournal::new(
-                service_url,
-                container,
-                auth,
-                *history_limit,
-            )?))
-        }
+        } => Ok(Arc::new(BlobJournal::new(
+            service_url,
+            container,
+            storage_auth(auth, credential)?,
+            *history_limit,
+        )?)),
+    }
+}
+
+fn storage_auth(auth: &StatusAuth, credential: &CredentialSource) -> anyhow::Result<StorageAuth> {
+    Ok(match auth {
+        StatusAuth::Entra => StorageAuth::Entra(credential.build()?),
+        StatusAuth::Sas(token) => StorageAuth::Sas(token.clone()),
+        StatusAuth::AccountKey(key) => StorageAuth::AccountKey(key.clone()),
+    })
+}
+
+/// Builds the report store: the status store's Blob account (container
+/// `BACKUP_PILOT_REPORT_CONTAINER`), or memory when no Blob store is configured.
+///
+/// # Errors
+/// A credential or Blob client that cannot be built.
+pub fn report_store(
+    store: &StatusStoreConfig,
+    settings: &RestoreSettings,
+    credential: &CredentialSource,
+) -> anyhow::Result<Arc<dyn ReportStore>> {
+    match store {
+        StatusStoreConfig::Memory => Ok(Arc::new(MemoryReportStore::default())),
+        StatusStoreConfig::Blob {
+            service_url, auth, ..
+        } => Ok(Arc::new(BlobReportStore::new(BlobContainer::new(
+            service_url,
+            &settings.report_container,
+            storage_auth(auth, credential)?,
+        )?))),
     }
 }
 
@@ -138,6 +163,8 @@ pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
     Ok(Ctx {
         arm: Arc::new(arm_client(config, http.clone(), clock.clone())?),
         onboarding: Arc::new(config.onboarding.clone()),
+        restore: Arc::new(config.restore.clone()),
+        reports: report_store(&config.status_store, &config.restore, &config.credential)?,
         clock,
         publisher: publisher(config, http.clone())?,
         journal,

@@ -588,15 +588,15 @@ async fn unknown_paths_and_resources_get_arm_errors() {
         (other_sub.status, other_sub.code()),
         (404, "SubscriptionNotFound")
     );
-    let restore = env
+    let suspend = env
         .call(
             Method::POST,
-            &format!("{}/backupInstances/bi/restore", vault_id()),
+            &format!("{}/backupInstances/bi/suspendBackups", vault_id()),
             versions::BACKUP_INSTANCES,
-            Some(json!({})),
+            None,
         )
         .await;
-    assert_eq!(restore.status, 501, "{}", restore.raw);
+    assert_eq!(suspend.status, 501, "{}", suspend.raw);
     let head = env
         .call(Method::HEAD, &rg_path("missing"), versions::RESOURCES, None)
         .await;
@@ -2334,4 +2334,344 @@ async fn on_a_scaled_clock_operations_finish_in_compressed_real_time() {
     };
     assert_eq!(final_status, "Succeeded");
     arm.shutdown();
+}
+
+#[tokio::test]
+async fn kubernetes_versions_offer_1_29_and_1_30_on_the_lts_plan_only() {
+    let env = env().await;
+    let path = format!(
+        "/subscriptions/{SUB}/providers/Microsoft.ContainerService/locations/{LOCATION}/kubernetesVersions"
+    );
+    let listed = env
+        .call(Method::GET, &path, versions::MANAGED_CLUSTERS, None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.raw);
+    let values = listed.body["values"].as_array().expect("values");
+    let plans = |minor: &str| {
+        values
+            .iter()
+            .find(|v| v["version"] == minor)
+            .map(|v| v["capabilities"]["supportPlan"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(plans("1.29"), json!(["AKSLongTermSupport"]));
+    assert_eq!(plans("1.30"), json!(["AKSLongTermSupport"]));
+    assert_eq!(
+        plans("1.31"),
+        json!(["KubernetesOfficial", "AKSLongTermSupport"])
+    );
+    assert!(values.iter().any(|v| v["isPreview"] == true));
+    // The default version of seeded clusters is on offer, with an upgrade path.
+    let v131 = values.iter().find(|v| v["version"] == "1.31").unwrap();
+    assert!(
+        v131["patchVersions"]["1.31.5"]["upgrades"]
+            .as_array()
+            .is_some_and(|u| u
+                .iter()
+                .any(|v| v.as_str().is_some_and(|v| v.starts_with("1.32.")))),
+        "{}",
+        listed.raw
+    );
+    // Seeded clusters say which plan they are on.
+    env.arm
+        .add_cluster(ClusterSeed::new(SUB, RG, "community", LOCATION))
+        .unwrap();
+    env.arm
+        .add_cluster(ClusterSeed::new(SUB, RG, "lts", LOCATION).with_long_term_support())
+        .unwrap();
+    let community = env
+        .call(
+            Method::GET,
+            &cluster_id("community"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        community.body["properties"]["supportPlan"],
+        "KubernetesOfficial"
+    );
+    let lts = env
+        .call(
+            Method::GET,
+            &cluster_id("lts"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(lts.body["properties"]["supportPlan"], "AKSLongTermSupport");
+    assert_eq!(lts.body["sku"]["tier"], "Premium");
+    // Only GET exists on the collection.
+    let post = env
+        .call(Method::POST, &path, versions::MANAGED_CLUSTERS, None)
+        .await;
+    assert_eq!(post.status, 405, "{}", post.raw);
+}
+
+#[tokio::test]
+async fn a_cluster_delete_is_an_lro_that_takes_its_extension_bindings_and_scoped_roles() {
+    let env = env().await;
+    let (vault, cluster_principal, _) = backup_ready(&env, "doomed").await;
+    let assigned = env
+        .assign(
+            &cluster_id("doomed"),
+            roles::READER,
+            &vault,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(assigned.status, 201, "{}", assigned.raw);
+    let elsewhere = env
+        .assign(
+            &rg_path(SNAP_RG),
+            roles::CONTRIBUTOR,
+            &cluster_principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.raw);
+    let node_rg = env
+        .call(
+            Method::GET,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await
+        .body["properties"]["nodeResourceGroup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let delete = env
+        .call(
+            Method::DELETE,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!((delete.status, delete.raw.as_str()), (202, ""));
+    let location = delete.header("Location").unwrap().to_string();
+    let status = delete.header("Azure-AsyncOperation").unwrap().to_string();
+    assert!(
+        location.contains(
+            "/providers/Microsoft.ContainerService/locations/westeurope/operationresults/"
+        ),
+        "{location}"
+    );
+    assert!(delete.header("Retry-After").is_some());
+    let deleting = env
+        .call(
+            Method::GET,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(deleting.body["properties"]["provisioningState"], "Deleting");
+    // One operation at a time: an update is refused while the delete runs; a second delete
+    // joins the running one.
+    let update = env
+        .call(
+            Method::PUT,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            Some(deleting.body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (update.status, update.code()),
+        (409, "OperationNotAllowed"),
+        "{}",
+        update.raw
+    );
+    assert!(
+        update.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("delete managed cluster")
+    );
+    let again = env
+        .call(
+            Method::DELETE,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.header("Location"), Some(location.as_str()));
+    assert_eq!(env.poll(&location).await.status, 202);
+    assert_eq!(env.poll(&status).await.body["status"], "InProgress");
+
+    env.advance(300);
+    assert_eq!(env.poll(&status).await.body["status"], "Succeeded");
+    assert_eq!(env.poll(&location).await.status, 204);
+    let gone = env
+        .call(
+            Method::GET,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!((gone.status, gone.code()), (404, "ResourceNotFound"));
+    let state = env.arm.snapshot();
+    assert!(state.extensions.is_empty() && state.trusted_access_bindings.is_empty());
+    assert!(
+        !state
+            .resource_groups
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(&node_rg)),
+        "{:?}",
+        state.resource_groups
+    );
+    assert_eq!(
+        state.role_assignments.len(),
+        1,
+        "only the assignment at another scope stays"
+    );
+    assert!(
+        state.role_assignments[0]
+            .scope
+            .eq_ignore_ascii_case(&rg_path(SNAP_RG))
+    );
+    let absent = env
+        .call(
+            Method::DELETE,
+            &cluster_id("doomed"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(absent.status, 204);
+
+    // Out of band, through the seeding handle.
+    let seeded = env
+        .arm
+        .add_cluster(ClusterSeed::new(SUB, RG, "vanishing", LOCATION))
+        .unwrap();
+    env.arm.remove_cluster(&seeded.id).unwrap();
+    assert_eq!(
+        env.call(
+            Method::GET,
+            &cluster_id("vanishing"),
+            versions::MANAGED_CLUSTERS,
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert!(env.arm.remove_cluster(&seeded.id).is_err());
+    assert!(env.arm.remove_cluster(&vault_id()).is_err());
+}
+
+#[tokio::test]
+async fn stop_protection_keeps_recovery_points_and_refuses_further_backups() {
+    let env = env().await;
+    let (vault, cluster, extension) = backup_ready(&env, "aks").await;
+    grant_all(&env, "aks", &vault, &cluster, &extension).await;
+    env.advance(91);
+    let bi_url = format!("{}/backupInstances/aks-bi", vault_id());
+    let stop_url = format!("{bi_url}/stopProtection");
+    let missing = env
+        .call(Method::POST, &stop_url, versions::BACKUP_INSTANCES, None)
+        .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "ResourceNotFound"),
+        "{}",
+        missing.raw
+    );
+    let created = env
+        .call(
+            Method::PUT,
+            &bi_url,
+            versions::BACKUP_INSTANCES,
+            Some(json!({"properties": backup_instance("aks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.raw);
+    let configuring = env
+        .call(Method::POST, &stop_url, versions::BACKUP_INSTANCES, None)
+        .await;
+    assert_eq!(configuring.status, 409, "{}", configuring.raw);
+    env.advance(60);
+    let trigger = json!({"backupRuleOptions": {"ruleName": "BackupDaily", "triggerOption": {"retentionTagOverride": "Default"}}});
+    let backup = env
+        .call(
+            Method::POST,
+            &format!("{bi_url}/backup"),
+            versions::BACKUP_INSTANCES,
+            Some(trigger.clone()),
+        )
+        .await;
+    assert_eq!(backup.status, 202, "{}", backup.raw);
+    env.advance(15 + 240);
+    let points_url = format!("{bi_url}/recoveryPoints");
+    let points = || env.call(Method::GET, &points_url, versions::BACKUP_INSTANCES, None);
+    assert_eq!(points().await.body["value"].as_array().unwrap().len(), 1);
+
+    let stop = env
+        .call(Method::POST, &stop_url, versions::BACKUP_INSTANCES, None)
+        .await;
+    assert_eq!((stop.status, stop.raw.as_str()), (202, ""));
+    let status_url = stop.header("Azure-AsyncOperation").unwrap().to_string();
+    let result_url = stop.header("Location").unwrap().to_string();
+    assert!(
+        status_url.contains("/backupVaults/bv-aks/operationStatus/"),
+        "{status_url}"
+    );
+    assert_eq!(env.poll(&result_url).await.status, 202);
+    let state = || env.call(Method::GET, &bi_url, versions::BACKUP_INSTANCES, None);
+    assert_eq!(
+        state().await.body["properties"]["currentProtectionState"],
+        "ProtectionConfigured"
+    );
+    env.advance(30);
+    assert_eq!(env.poll(&status_url).await.body["status"], "Succeeded");
+    let result = env.poll(&result_url).await;
+    assert_eq!(
+        (result.status, result.body["objectType"].as_str()),
+        (200, Some("OperationJobExtendedInfo"))
+    );
+    let stopped = state().await;
+    assert_eq!(
+        stopped.body["properties"]["currentProtectionState"], "ProtectionStopped",
+        "{}",
+        stopped.raw
+    );
+    assert_eq!(
+        stopped.body["properties"]["protectionStatus"]["status"],
+        "ProtectionStopped"
+    );
+    assert_eq!(
+        points().await.body["value"].as_array().unwrap().len(),
+        1,
+        "recovery points are kept"
+    );
+    let refused = env
+        .call(
+            Method::POST,
+            &format!("{bi_url}/backup"),
+            versions::BACKUP_INSTANCES,
+            Some(trigger),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "UserErrorBackupInstanceNotProtected")
+    );
+    // Stopping again is harmless.
+    let again = env
+        .call(Method::POST, &stop_url, versions::BACKUP_INSTANCES, None)
+        .await;
+    assert_eq!(again.status, 202);
+    env.advance(30);
+    assert_eq!(
+        state().await.body["properties"]["currentProtectionState"],
+        "ProtectionStopped"
+    );
 }

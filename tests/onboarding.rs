@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::response::IntoResponse;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -127,18 +126,18 @@ async fn sim_with(settings: OnboardingSettings, timings: Timings) -> Sim {
         .await
         .expect("spawn the ARM stand-in");
     arm.add_subscription(SUB).unwrap();
-    sim_on(settings, clock, arm, arm_url.clone(), arm_url)
+    sim_on(settings, clock, arm, arm_url)
 }
 
+/// Another engine (other settings) on the same stand-in, clock and journal.
 fn sim_on(
     settings: OnboardingSettings,
     clock: Arc<ManualClock>,
     arm: ArmHandle,
     arm_url: String,
-    client_url: String,
 ) -> Sim {
     let options = ArmOptions {
-        base_url: client_url,
+        base_url: arm_url.clone(),
         quick_retry: QuickRetry {
             retries: 2,
             initial: Duration::from_millis(1),
@@ -290,6 +289,26 @@ impl Sim {
 
     fn placement(&self, cluster: &str) -> Placement {
         Placement::for_cluster(&self.settings, &cluster.parse().unwrap(), LOCATION)
+    }
+
+    /// Deletes a cluster as `az aks delete` does (ManagedClusters_Delete) and waits for the
+    /// operation, so its GET answers 404.
+    async fn delete_cluster(&self, cluster: &str) {
+        self.arm_delete(cluster, versions::MANAGED_CLUSTERS).await;
+        self.clock.advance(Duration::from_secs(3600));
+        let status = self
+            .http
+            .get(format!(
+                "{}{cluster}?api-version={}",
+                self.arm_url,
+                versions::MANAGED_CLUSTERS
+            ))
+            .bearer_auth(self.arm.arm_token())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "the cluster is gone");
     }
 
     async fn arm_delete(&self, path: &str, api_version: &str) {
@@ -596,30 +615,14 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
         );
     }
 
-    // Every request the product sent conforms to the published specs. (Response-side findings
-    // are the stand-in's business and are reported separately.)
+    // Every request the product sent, and every answer of the stand-in, conforms to the
+    // published specs (the full replay with offboarding is
+    // `the_journal_of_onboarding_first_backup_and_both_offboardings_conforms_to_the_specs`).
     match support::openapi::shared_specs(common::shared_dir()) {
         Err(why) => common::skipped(&why),
         Ok(specs) => {
-            let replay: Vec<support::openapi::ArmRequestRecord> = records
-                .iter()
-                .map(|r| support::openapi::ArmRequestRecord {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    query: r.query.clone(),
-                    request_body: r.request_body.clone(),
-                    status: r.status,
-                    response_body: r.response_body.clone(),
-                    at: r.at,
-                })
-                .collect();
-            let report = support::openapi::check_journal(specs, &replay);
-            let ours: Vec<_> = report
-                .violations
-                .iter()
-                .filter(|f| f.side == support::openapi::Side::Request)
-                .collect();
-            assert!(ours.is_empty(), "{report}");
+            let report = support::openapi::check_journal(specs, &records);
+            assert!(report.is_conformant(), "{report}");
             assert!(report.checked > 40, "{report}");
         }
     }
@@ -897,7 +900,6 @@ async fn drivers_that_are_off_fail_with_the_exact_fix_unless_the_service_may_ena
         sim.clock.clone(),
         sim.arm.clone(),
         sim.arm_url.clone(),
-        sim.arm_url.clone(),
     );
     allowed
         .deliver(&event(WRITE, &cluster, "evt-2", "corr-2"))
@@ -958,79 +960,6 @@ async fn opted_out_and_out_of_scope_clusters_are_left_alone() {
     );
 }
 
-/// An answer the overlay gives instead of the stand-in: status and JSON body.
-type Override = Arc<dyn Fn(&axum::http::Method, &str) -> Option<(u16, Value)> + Send + Sync>;
-
-/// A reverse proxy in front of the stand-in for the few ARM operations it does not serve
-/// (`ManagedClusters_Delete`, `ManagedClusters_ListKubernetesVersions`): `answer` may answer a
-/// request itself; everything else goes to the stand-in, and the stand-in's own URLs in
-/// polling headers and bodies are rewritten to the proxy's, as a reverse proxy does.
-async fn overlay(arm_url: String, answer: Override) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let own_url = format!("http://{}", listener.local_addr().unwrap());
-    let client = reqwest::Client::new();
-    let rewrite_to = own_url.clone();
-    let handler = move |req: axum::http::Request<axum::body::Body>| {
-        let (client, arm_url, own, answer) = (
-            client.clone(),
-            arm_url.clone(),
-            rewrite_to.clone(),
-            answer.clone(),
-        );
-        async move {
-            let method = req.method().clone();
-            let path_q = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_default();
-            if let Some((status, body)) = answer(&method, req.uri().path()) {
-                let status = axum::http::StatusCode::from_u16(status).unwrap();
-                return (status, axum::Json(body)).into_response();
-            }
-            let headers = req.headers().clone();
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 22)
-                .await
-                .unwrap();
-            let mut forward = client
-                .request(method, format!("{arm_url}{path_q}"))
-                .body(bytes);
-            for (k, v) in &headers {
-                if k != "host" {
-                    forward = forward.header(k, v);
-                }
-            }
-            let resp = forward.send().await.unwrap();
-            let mut out = axum::http::Response::builder().status(resp.status().as_u16());
-            for (k, v) in resp.headers() {
-                if k == "content-length" {
-                    continue;
-                }
-                let text = v.to_str().unwrap_or_default().replace(&arm_url, &own);
-                out = out.header(k, text);
-            }
-            let body =
-                String::from_utf8_lossy(&resp.bytes().await.unwrap()).replace(&arm_url, &own);
-            out.body(axum::body::Body::from(body))
-                .unwrap()
-                .into_response()
-        }
-    };
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, axum::Router::new().fallback(handler)).await;
-    });
-    own_url
-}
-
-/// The cluster is gone: ARM's 404 for its GET.
-fn deleted(cluster: String) -> Override {
-    Arc::new(move |method, path| {
-        (method == axum::http::Method::GET && path.eq_ignore_ascii_case(&cluster)).then(|| {
-            (404, json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource '{cluster}' was not found.")}}))
-        })
-    })
-}
-
 #[tokio::test]
 async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
     let settings = OnboardingSettings {
@@ -1070,19 +999,11 @@ async fn a_delete_event_offboards_and_removes_only_what_the_service_made() {
         .status();
     assert_eq!(status, 201);
 
-    let proxy = overlay(sim.arm_url.clone(), deleted(cluster.clone())).await;
-    let after = sim_on(
-        settings,
-        sim.clock.clone(),
-        sim.arm.clone(),
-        sim.arm_url.clone(),
-        proxy,
-    );
-    after
-        .deliver(&event(DELETE, &cluster, "evt-3", "corr-3"))
+    sim.delete_cluster(&cluster).await;
+    sim.deliver(&event(DELETE, &cluster, "evt-3", "corr-3"))
         .await;
-    after.run_all(Crash::AfterEveryStep).await;
-    let ends = after.ends();
+    sim.run_all(Crash::AfterEveryStep).await;
+    let ends = sim.ends();
     let (step, end) = ends.last().unwrap();
     assert_eq!(step, "remove_role_assignments", "{end:?}");
     let summary = end.as_ref().unwrap();
@@ -1304,41 +1225,40 @@ async fn the_az_cli_role_profile_grants_its_six_and_protects() {
 }
 
 #[tokio::test]
-async fn an_lts_only_kubernetes_version_fails_with_gotcha_one() {
-    let sim = sim(poc()).await;
-    let mut seeded = ClusterSeed::new(SUB, RG, "old", LOCATION);
-    seeded.kubernetes_version = "1.29.9".into();
-    sim.arm.add_cluster(seeded).unwrap();
-    // ManagedClusters_ListKubernetesVersions (2024-01-01), shaped as the spec's
-    // KubernetesVersionListResult: 1.29 is offered on the LTS plan only.
-    let versions: Override = Arc::new(|method, path| {
-        (method == axum::http::Method::GET && path.to_ascii_lowercase().ends_with("/kubernetesversions")).then(|| {
-            (200, json!({"values": [
-                {"version": "1.29", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.29.9": {"upgrades": ["1.30.5"]}}},
-                {"version": "1.30", "capabilities": {"supportPlan": ["AKSLongTermSupport"]}, "patchVersions": {"1.30.5": {"upgrades": ["1.31.2"]}}},
-                {"version": "1.31", "capabilities": {"supportPlan": ["KubernetesOfficial", "AKSLongTermSupport"]}, "patchVersions": {"1.31.2": {"upgrades": []}}},
-            ]}))
-        })
-    });
-    let proxy = overlay(sim.arm_url.clone(), versions).await;
-    let through = sim_on(
-        poc(),
-        sim.clock.clone(),
-        sim.arm.clone(),
-        sim.arm_url.clone(),
-        proxy,
-    );
-    through
-        .deliver(&event(WRITE, &cluster_id("old"), "evt-1", "corr-1"))
+async fn an_lts_only_kubernetes_version_fails_with_gotcha_one_unless_the_cluster_is_on_lts() {
+    // The stand-in's ManagedClusters_ListKubernetesVersions offers 1.29 on the LTS plan only.
+    let sim = sim_with(poc(), Timings::instant()).await;
+    let mut old = ClusterSeed::new(SUB, RG, "old", LOCATION);
+    old.kubernetes_version = "1.29.9".into();
+    sim.arm.add_cluster(old.clone()).unwrap();
+    sim.deliver(&event(WRITE, &cluster_id("old"), "evt-1", "corr-1"))
         .await;
-    through.run_all(Crash::Never).await;
-    let (step, end) = through.ends().pop().unwrap();
+    sim.run_all(Crash::Never).await;
+    let (step, end) = sim.ends().pop().unwrap();
     assert_eq!(step, "ensure_cluster_prerequisites");
     let reason = end.unwrap_err();
     assert!(
-        reason.contains("LTS-only") && reason.contains("upgrade to one of 1.31"),
+        reason.contains("LTS-only") && reason.contains("upgrade to one of 1.31, 1.32, 1.33"),
         "{reason}"
     );
+    assert!(
+        sim.arm
+            .journal()
+            .iter()
+            .any(|r| r.path.ends_with("/kubernetesVersions") && r.status == 200),
+        "the product read the offered versions"
+    );
+
+    // The same version on the LTS plan is supported.
+    let mut lts = old.with_long_term_support();
+    lts.name = "old-lts".into();
+    sim.arm.add_cluster(lts).unwrap();
+    sim.deliver(&event(WRITE, &cluster_id("old-lts"), "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "first_backup", "{end:?}");
+    assert!(end.is_ok_and(|s| s.starts_with("protected:")));
 }
 
 #[tokio::test]
@@ -1395,4 +1315,197 @@ async fn a_backup_instance_made_by_hand_is_adopted_not_duplicated() {
         "{:#?}",
         state.backup_instances
     );
+}
+
+#[tokio::test]
+async fn a_delete_event_in_retain_mode_stops_protection_and_keeps_the_recovery_points() {
+    let settings = OnboardingSettings {
+        first_backup: true,
+        offboard_data: OffboardData::Retain,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let cluster = seed(&sim, "retired", two_d2_nodes());
+    let neighbour = seed(&sim, "stays", two_d2_nodes());
+    sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
+        .await;
+    sim.deliver(&event(WRITE, &neighbour, "evt-2", "corr-2"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let state = sim.arm.snapshot();
+    assert_eq!(state.recovery_points.len(), 2, "{:#?}", sim.ends());
+    assert_eq!(state.role_assignments.len(), 14);
+
+    sim.delete_cluster(&cluster).await;
+    sim.deliver(&event(DELETE, &cluster, "evt-3", "corr-3"))
+        .await;
+    sim.run_all(Crash::AfterEveryStep).await;
+    let (step, end) = sim.ends().pop().unwrap();
+    assert_eq!(step, "remove_role_assignments", "{end:?}");
+    let summary = end.unwrap();
+    assert!(
+        summary.contains("1 backup instance(s) stopped (recovery points retained)"),
+        "{summary}"
+    );
+
+    let state = sim.arm.snapshot();
+    let p = sim.placement(&cluster);
+    let instance = |id: &str| {
+        state
+            .backup_instances
+            .iter()
+            .find(|b| b.id.eq_ignore_ascii_case(id))
+            .unwrap_or_else(|| panic!("{id} kept: {:#?}", state.backup_instances))
+    };
+    assert_eq!(
+        instance(&p.backup_instance_id()).protection_state,
+        "ProtectionStopped"
+    );
+    assert_eq!(
+        instance(&sim.placement(&neighbour).backup_instance_id()).protection_state,
+        "ProtectionConfigured"
+    );
+    assert_eq!(
+        state.recovery_points.len(),
+        2,
+        "recovery points are retained"
+    );
+    let stops = sim
+        .arm
+        .journal()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/stopProtection") && r.status == 202)
+        .count();
+    assert!((1..=2).contains(&stops), "{stops}");
+    assert_eq!(
+        state.role_assignments.len(),
+        7,
+        "only the neighbour's seven stay: {:#?}",
+        state.role_assignments
+    );
+    assert!(state.vaults.len() == 2 && state.storage_accounts.len() == 2);
+
+    // A redelivered delete event finds the instance stopped and stops nothing again.
+    sim.deliver(&event(DELETE, &cluster, "evt-4", "corr-4"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    let again = sim
+        .arm
+        .journal()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/stopProtection"))
+        .count();
+    assert_eq!(again, stops);
+}
+
+#[tokio::test]
+async fn the_journal_of_onboarding_first_backup_and_both_offboardings_conforms_to_the_specs() {
+    let specs = match support::openapi::shared_specs(common::shared_dir()) {
+        Ok(specs) => specs,
+        Err(why) => return common::skipped(&why),
+    };
+    // Guide timings, so every long-running operation is polled while it runs.
+    let retain = OnboardingSettings {
+        first_backup: true,
+        offboard_data: OffboardData::Retain,
+        ..poc()
+    };
+    let sim = sim(retain.clone()).await;
+    let kept = seed(&sim, "kept", two_d2_nodes());
+    let retired = seed(&sim, "retired", two_d2_nodes());
+    let removed = seed(&sim, "removed", two_d2_nodes());
+    for (i, cluster) in [&kept, &retired, &removed].into_iter().enumerate() {
+        sim.deliver(&event(
+            WRITE,
+            cluster,
+            &format!("evt-{i}"),
+            &format!("corr-{i}"),
+        ))
+        .await;
+    }
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.len() == 3
+            && ends
+                .iter()
+                .all(|(_, e)| e.as_ref().is_ok_and(|s| s.contains("first recovery point"))),
+        "{ends:#?}"
+    );
+
+    // Offboarding, retain mode.
+    sim.delete_cluster(&retired).await;
+    sim.deliver(&event(DELETE, &retired, "evt-r", "corr-r"))
+        .await;
+    sim.run_all(Crash::Never).await;
+    // Offboarding, delete mode, by an engine with those settings on the same Azure.
+    let deleting = sim_on(
+        OnboardingSettings {
+            offboard_data: OffboardData::Delete,
+            ..retain
+        },
+        sim.clock.clone(),
+        sim.arm.clone(),
+        sim.arm_url.clone(),
+    );
+    sim.delete_cluster(&removed).await;
+    deleting
+        .deliver(&event(DELETE, &removed, "evt-d", "corr-d"))
+        .await;
+    deleting.run_all(Crash::Never).await;
+    let offboarded: Vec<_> = sim.ends().into_iter().chain(deleting.ends()).collect();
+    let summaries: Vec<String> = offboarded
+        .iter()
+        .filter(|(step, _)| step == "remove_role_assignments")
+        .filter_map(|(_, e)| e.as_ref().ok().cloned())
+        .collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("stopped (recovery points retained)"))
+            && summaries
+                .iter()
+                .any(|s| s.contains("1 backup instance(s) deleted")),
+        "{offboarded:#?}"
+    );
+
+    let journal = sim.arm.journal();
+    for wanted in [
+        ("GET", "/kubernetesversions"),
+        ("PUT", "/backupinstances/"),
+        ("POST", "/validateforbackup"),
+        ("POST", "/backup"),
+        ("GET", "/recoverypoints"),
+        ("POST", "/stopprotection"),
+        ("DELETE", "/backupinstances/"),
+        ("DELETE", "/managedclusters/removed"),
+        ("DELETE", "/roleassignments/"),
+        ("GET", "/asyncoperations/"),
+    ] {
+        assert!(
+            journal
+                .iter()
+                .any(|r| r.method == wanted.0 && r.path.to_ascii_lowercase().contains(wanted.1)),
+            "no {} {} in the journal",
+            wanted.0,
+            wanted.1
+        );
+    }
+    // Storage's Location URL was read to its end, so the account it answers was checked.
+    assert!(
+        journal.iter().any(|r| r.path.contains("/asyncoperations/")
+            && r.status == 200
+            && r.response_body
+                .as_ref()
+                .is_some_and(|b| b.get("id").is_some())),
+        "no finished storage account creation was read"
+    );
+    let report = support::openapi::check_journal(specs, &journal);
+    assert!(report.is_conformant(), "{report}");
+    assert_eq!(
+        report.checked + report.skipped.len(),
+        journal.len(),
+        "every record is checked or a documented status endpoint: {report}"
+    );
+    assert!(report.checked > 150, "{report}");
 }

@@ -1610,3 +1610,94 @@ fn journal_replay_reports_violations_notes_and_skipped_status_endpoints() {
         "{text}"
     );
 }
+
+#[test]
+fn storage_asyncoperations_is_a_location_url_whose_final_body_is_the_account() {
+    // StorageAccounts_Create answers 202 with `Location: .../providers/Microsoft.Storage/
+    // locations/{l}/asyncoperations/{id}` (azure-specs/README.md: "StorageAccounts_Create
+    // returns 202 without body"; storage.json declares no Azure-AsyncOperation header). That
+    // URL follows ARM RPC's Location rules (shared/reference/arm-behaviour.md §4): 202 without
+    // a body while running, then what the synchronous call returns — the StorageAccount.
+    let Some(specs) = specs() else { return };
+    let polling = format!(
+        "/subscriptions/{SUB}/providers/Microsoft.Storage/locations/eastus/asyncoperations/3b1f0c2e-0000-4000-8000-000000000001"
+    );
+    let account = |kind: Value| {
+        json!({
+            "id": storage_account("aksbackup01"),
+            "name": "aksbackup01",
+            "type": "Microsoft.Storage/storageAccounts",
+            "location": "eastus",
+            "sku": {"name": "Standard_LRS", "tier": "Standard"},
+            "kind": kind,
+            "properties": {"provisioningState": "Succeeded", "allowSharedKeyAccess": false}
+        })
+    };
+    let get = |status: u16, body: Option<Value>| {
+        record(
+            "GET",
+            &polling,
+            versions::STORAGE_ACCOUNTS,
+            None,
+            status,
+            body,
+        )
+    };
+    let journal = vec![
+        get(202, None),
+        get(200, Some(account(json!("StorageV2")))),
+        get(200, Some(account(json!(42)))),
+        get(202, Some(json!({"status": "InProgress"}))),
+        get(200, Some(json!({"status": "Succeeded"}))),
+    ];
+    let report = check_journal(specs, &journal);
+    println!("{report}");
+    assert_eq!(report.checked, 0, "{report}");
+    assert_eq!(report.skipped.len(), 5, "{report}");
+    assert!(
+        report.skipped.iter().all(|s| s
+            .reason
+            .starts_with("Location polling URL of StorageAccounts_Create")),
+        "{report}"
+    );
+    let at = |record: usize| report.violations.iter().filter(move |f| f.record == record);
+    assert_eq!(at(0).count(), 0, "{report}");
+    assert_eq!(at(1).count(), 0, "{report}");
+    assert!(
+        at(2).any(|f| f.location == "/kind" && f.message.contains("StorageAccounts_GetProperties")),
+        "{report}"
+    );
+    assert!(
+        at(3).any(|f| f.message.contains("202 without a body")),
+        "{report}"
+    );
+    // A status body is not a storage account: it names no resource, so it is noted, and it
+    // is not mistaken for an Azure-AsyncOperation answer.
+    assert_eq!(at(4).count(), 0, "{report}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.record == 4 && n.message.contains("names no resource")),
+        "{report}"
+    );
+    // Elsewhere `asyncoperations` stays an Azure-AsyncOperation status URL.
+    let network = record(
+        "GET",
+        &format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Network/locations/eastus/asyncoperations/op1"
+        ),
+        "2023-09-01",
+        None,
+        200,
+        Some(json!({"name": "op1"})),
+    );
+    let report = check_journal(specs, [&network]);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|f| f.message.contains("without a status")),
+        "{report}"
+    );
+}

@@ -2,12 +2,15 @@
 //! account: the managed-identity token endpoint, Service Bus, the Functions host that runs
 //! the handler, and Azure Resource Manager ([`arm`]). [`LocalEnvironment`] starts them together
 //! on one (virtual) clock; more stand-ins (ARM, and the Kubernetes API server in [`kube_api`])
-//! plug in as app settings the handler process receives.
+//! plug in as app settings the handler process receives. [`azurite`] starts the Blob storage
+//! emulator, and [`drill_run`] adds what `local --drill` needs.
 
 pub mod app_folder;
 pub mod arm;
+pub mod azurite;
 pub mod broker;
 pub mod credential;
+pub mod drill_run;
 pub mod functions_host;
 pub mod host_payload;
 pub mod http_front;
@@ -256,6 +259,7 @@ impl LocalEnvironmentBuilder {
             service_queues.workflow,
             service_queues.restore_requests,
             service_queues.dead_letters,
+            service_queues.restore_results,
         ] {
             queues
                 .entry(name)

@@ -3,7 +3,8 @@
 //! as the custom handler through host.json, sends one Event Grid `ResourceWriteSuccess` per fake
 //! cluster to `cluster-events`, waits until the queues are idle (or a bound), prints what is
 //! left in each queue, why messages were dead-lettered and each cluster's protection state, and
-//! stops everything.
+//! stops everything. With `--drill` it then runs a restore drill on every cluster
+//! ([`drill_run`]) and prints each verdict and where its report is.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::LocalEnvironment;
 use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
+use super::{LocalEnvironment, drill_run};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
 use crate::engine::Queues;
@@ -40,6 +41,8 @@ pub struct LocalOptions {
     pub app_dir: PathBuf,
     /// Stop waiting for idle queues after this much real time.
     pub timeout: Duration,
+    /// After onboarding, run a restore drill on every cluster and print where the reports are.
+    pub drill: bool,
 }
 
 /// Runs the whole chain on stand-ins once.
@@ -67,13 +70,27 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
         .spawn()
         .await?;
     arm.add_subscription(FAKE_SUBSCRIPTION)?;
-    for index in 1..=options.clusters {
-        arm.add_cluster(ClusterSeed::new(
-            FAKE_SUBSCRIPTION,
-            FAKE_RESOURCE_GROUP,
-            &fake_cluster_name(index),
-            FAKE_LOCATION,
-        ))?;
+    let seeds: Vec<ClusterSeed> = (1..=options.clusters)
+        .map(|index| {
+            ClusterSeed::new(
+                FAKE_SUBSCRIPTION,
+                FAKE_RESOURCE_GROUP,
+                &fake_cluster_name(index),
+                FAKE_LOCATION,
+            )
+        })
+        .collect();
+    let drills = if options.drill {
+        Some(drill_run::prepare(&arm, Arc::new(clock), seeds, &options.app_dir).await?)
+    } else {
+        for seed in seeds {
+            arm.add_cluster(seed)?;
+        }
+        None
+    };
+    let mut builder = builder;
+    for (name, value) in drills.iter().flat_map(|d| d.settings()) {
+        builder = builder.setting(name, value);
     }
     let env = builder
         .scaled_clock(clock)
@@ -105,6 +122,13 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         result = drive(&env, &options) => result,
         () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let outcome = match (outcome, &drills) {
+        (Ok(()), Some(setup)) => tokio::select! {
+            result = drill_run::drill(&env, &arm, setup, options.timeout) => result.map(|report| println!("{report}")),
+            () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        },
+        (other, _) => other,
     };
     println!("{}", summary(&env));
     println!("{}", protection_summary(&arm));

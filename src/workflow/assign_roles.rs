@@ -26,6 +26,40 @@ const REPLICATION_WAIT: Duration = Duration::from_secs(20);
 /// See the module docs.
 pub struct AssignRoles;
 
+/// What [`converge`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Converged {
+    /// Assignments created.
+    pub created: usize,
+    /// Assignments whose principal is not yet replicated (retry later), as summaries.
+    pub not_replicated: Vec<String>,
+}
+
+/// Makes each assignment exist: read by its deterministic name, created if missing;
+/// `RoleAssignmentExists` counts as done, `PrincipalNotFound` is reported for a later retry.
+///
+/// # Errors
+/// Any other ARM failure.
+pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converged, StepError> {
+    let mut done = Converged::default();
+    for a in wanted {
+        if in_place(ctx, a).await? {
+            continue;
+        }
+        match ctx
+            .arm
+            .put(&a.path(), versions::ROLE_ASSIGNMENTS, &a.body())
+            .await
+        {
+            Ok(_) => done.created += 1,
+            Err(e) if e.has_code("RoleAssignmentExists") => {}
+            Err(e) if e.has_code("PrincipalNotFound") => done.not_replicated.push(a.summary()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
 /// The assignments this workflow needs, from its facts.
 ///
 /// # Errors
@@ -50,8 +84,8 @@ pub fn wanted_for(ctx: &Ctx, ids: &Identities, scopes: &Scopes) -> Vec<roles::As
     roles::assignments(roles::profile(ctx.onboarding.role_profile), ids, scopes)
 }
 
-/// True if the assignment exists under its deterministic name for the same principal (the
-/// step creates it otherwise).
+/// True if the assignment exists under its deterministic name for the same principal
+/// ([`converge`] creates it otherwise).
 ///
 /// # Errors
 /// A failed read.
@@ -78,23 +112,10 @@ impl Step for AssignRoles {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let mut not_replicated = Vec::new();
-        let mut created = 0usize;
-        for a in wanted(ctx, env)? {
-            if in_place(ctx, &a).await? {
-                continue;
-            }
-            match ctx
-                .arm
-                .put(&a.path(), versions::ROLE_ASSIGNMENTS, &a.body())
-                .await
-            {
-                Ok(_) => created += 1,
-                Err(e) if e.has_code("RoleAssignmentExists") => {}
-                Err(e) if e.has_code("PrincipalNotFound") => not_replicated.push(a.summary()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let Converged {
+            created,
+            not_replicated,
+        } = converge(ctx, &wanted(ctx, env)?).await?;
         if !not_replicated.is_empty() {
             return Ok(wait(
                 REPLICATION_WAIT,

@@ -23,14 +23,27 @@ pub const FACT: &str = "TrustedAccessBound";
 /// See the module docs.
 pub struct BindTrustedAccess;
 
-/// What the step does about the vault's trusted-access binding.
+/// Where a cluster's trusted-access binding for a vault stands after [`ensure_binding`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Binding {
+    /// It exists with the backup-operator role and has provisioned.
+    Ready,
+    /// It exists and is still provisioning (why, for the retry).
+    Provisioning(String),
+    /// A create or update was sent; follow this operation.
+    Started(crate::arm::PendingOperation),
+    /// It ended `Failed` (what happened).
+    Failed(String),
+}
+
+/// What [`ensure_binding`] does about the vault's binding (what `plan` shows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindingDecision {
     /// A binding for the vault with the backup-operator role has succeeded: its name.
     Ready(String),
     /// Such a binding is still provisioning: its name.
     Provisioning(String),
-    /// Such a binding failed; the text says what to do.
+    /// Such a binding failed (what happened).
     Failed(String),
     /// Create the binding, or add the role to the vault's binding (`existed`), with `roles`.
     Put {
@@ -43,7 +56,9 @@ pub enum BindingDecision {
     },
 }
 
-/// Reads the cluster's bindings and decides what to do about the one for `vault_id`.
+/// Reads the cluster's bindings and decides what to do about the one for `vault_id`: a binding
+/// for the vault is reused (the role added if it lacks it), else one is created under a
+/// deterministic name.
 ///
 /// # Errors
 /// A failed read.
@@ -83,7 +98,7 @@ pub async fn assess(
             lro::OperationStatus::Succeeded => BindingDecision::Ready(name),
             lro::OperationStatus::InProgress => BindingDecision::Provisioning(name),
             lro::OperationStatus::Failed { code, message, .. } => BindingDecision::Failed(format!(
-                "trusted access binding {name} on {cluster_id} failed ({code}: {message}); delete it and resend the cluster event"
+                "trusted access binding {name} on {cluster_id} failed ({code}: {message})"
             )),
         });
     }
@@ -93,6 +108,44 @@ pub async fn assess(
         roles,
         existed: existing.is_some(),
     })
+}
+
+/// Makes `cluster_id` bind `vault_id` with the backup-operator role, as [`assess`] decides.
+/// `label` names the operation for [`facts::follow`].
+///
+/// # Errors
+/// ARM failures.
+pub async fn ensure_binding(
+    ctx: &Ctx,
+    cluster_id: &str,
+    vault_id: &str,
+    label: &str,
+) -> Result<Binding, StepError> {
+    let (name, roles) = match assess(ctx, cluster_id, vault_id).await? {
+        BindingDecision::Ready(_) => return Ok(Binding::Ready),
+        BindingDecision::Provisioning(name) => {
+            return Ok(Binding::Provisioning(format!(
+                "trusted access binding {name} is provisioning"
+            )));
+        }
+        BindingDecision::Failed(why) => return Ok(Binding::Failed(why)),
+        BindingDecision::Put { name, roles, .. } => (name, roles),
+    };
+    let path = format!("{cluster_id}/trustedAccessRoleBindings/{name}");
+    let resp = ctx
+        .arm
+        .put(
+            &path,
+            versions::MANAGED_CLUSTERS,
+            &bodies::trusted_access_binding(vault_id, &roles),
+        )
+        .await?;
+    Ok(
+        match resp.pending(label, FinalState::OriginalUri, ctx.arm.default_poll()) {
+            Some(op) => Binding::Started(op),
+            None => Binding::Ready,
+        },
+    )
 }
 
 fn roles_of(binding: &Value) -> Vec<String> {
@@ -124,29 +177,15 @@ impl Step for BindTrustedAccess {
         }
         let cluster_id = facts::cluster_id(env)?.to_string();
         let vault_id = facts::required(env, facts::VAULT_ID)?;
-        let (name, roles) = match assess(ctx, &cluster_id, &vault_id).await? {
-            BindingDecision::Ready(_) => return Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
-            BindingDecision::Provisioning(name) => {
-                return Ok(wait(
-                    ctx.arm.default_poll(),
-                    format!("trusted access binding {name} is provisioning"),
-                ));
-            }
-            BindingDecision::Failed(reason) => return Ok(Outcome::failed(reason)),
-            BindingDecision::Put { name, roles, .. } => (name, roles),
-        };
-        let path = format!("{cluster_id}/trustedAccessRoleBindings/{name}");
-        let resp = ctx
-            .arm
-            .put(
-                &path,
-                versions::MANAGED_CLUSTERS,
-                &bodies::trusted_access_binding(&vault_id, &roles),
-            )
-            .await?;
-        match resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll()) {
-            Some(op) => Ok(started(op)),
-            None => Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
-        }
+        Ok(
+            match ensure_binding(ctx, &cluster_id, &vault_id, NAME).await? {
+                Binding::Ready => advance(super::AFTER_TRUSTED_ACCESS, FACT),
+                Binding::Provisioning(why) => wait(ctx.arm.default_poll(), why),
+                Binding::Started(op) => started(op),
+                Binding::Failed(why) => {
+                    Outcome::failed(format!("{why}; delete it and resend the cluster event"))
+                }
+            },
+        )
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod azurite;
 pub mod chain;
+pub mod restore_env;
 pub mod status;
 
 use std::path::PathBuf;

@@ -322,4 +322,13 @@ pub enum StandInError {
     /// Seeding a principal.
     #[error("cannot add principal: {0}")]
     AddPrincipal(String),
+    /// Deleting a cluster out of band.
+    #[error("cannot remove cluster: {0}")]
+    RemoveCluster(String),
+    /// Seeding protection (vault, policy, extension, roles, backup instance).
+    #[error("cannot seed protection: {0}")]
+    SeedProtection(String),
+    /// Attaching or tuning a cluster's data plane, or adding a recovery point.
+    #[error("cannot change the data plane: {0}")]
+    DataPlane(String),
 }

@@ -23,7 +23,9 @@
 //! # let _ = base_url; Ok(()) }
 //! ```
 
+pub mod aks_versions;
 pub mod capacity;
+pub mod data_plane;
 pub mod error;
 pub mod faults;
 pub mod journal;
@@ -35,6 +37,7 @@ pub mod rbac;
 pub mod response;
 pub mod router;
 pub mod seed;
+pub mod seed_protection;
 pub mod server;
 pub mod snapshot;
 pub mod state;
@@ -57,6 +60,7 @@ pub use faults::{FaultKnobs, InjectedFailure};
 pub use journal::ArmRequestRecord;
 pub use rbac::{PrincipalKind, roles};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};
+pub use seed_protection::{ProtectionSeed, SeededProtection};
 pub use snapshot::ArmSnapshot;
 pub use throttle::{BucketLimit, ThrottleLimits};
 pub use timings::Timings;

@@ -71,6 +71,8 @@ pub enum Route {
     TrustedAccessBinding(ClusterPath, String),
     /// `/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{l}/trustedAccessRoles`.
     TrustedAccessRoles { sub: String, location: String },
+    /// `/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{l}/kubernetesVersions`.
+    KubernetesVersions { sub: String, location: String },
     /// AKS operation status (`.../locations/{l}/operations/{id}`).
     ContainerServiceOperationStatus {
         sub: String,
@@ -135,11 +137,17 @@ pub enum Route {
     InstanceOperationResult(InstancePath, String),
     /// `BackupInstances_AdhocBackup`.
     AdhocBackup(InstancePath),
+    /// `BackupInstances_StopProtection`.
+    StopProtection(InstancePath),
     /// A backup instance's recovery points.
     RecoveryPoints(InstancePath),
     /// One recovery point.
     RecoveryPoint(InstancePath, String),
-    /// Other backup-instance actions Azure has (`validateRestore`, `restore`, ...).
+    /// `BackupInstances_ValidateForRestore`.
+    ValidateRestore(InstancePath),
+    /// `BackupInstances_TriggerRestore`.
+    TriggerRestore(InstancePath),
+    /// Other backup-instance actions Azure has (`stopProtection`, `suspendBackups`, ...).
     InstanceAction(InstancePath, String),
     /// `BackupInstances_ValidateForBackup`.
     ValidateForBackup(VaultPath),
@@ -221,6 +229,7 @@ impl Route {
             | ProviderRegister { sub, .. }
             | ResourceGroupOperation { sub, .. }
             | TrustedAccessRoles { sub, .. }
+            | KubernetesVersions { sub, .. }
             | ContainerServiceOperationStatus { sub, .. }
             | ContainerServiceOperationResult { sub, .. }
             | StorageNameAvailability { sub }
@@ -262,6 +271,9 @@ impl Route {
             Instance(i)
             | InstanceOperationResult(i, _)
             | AdhocBackup(i)
+            | StopProtection(i)
+            | ValidateRestore(i)
+            | TriggerRestore(i)
             | RecoveryPoints(i)
             | RecoveryPoint(i, _)
             | InstanceAction(i, _) => Some(&i.vault.group),
@@ -297,6 +309,7 @@ impl Route {
                 api(&CLUSTERS, "managedClusters/trustedAccessRoleBindings", CS)
             }
             TrustedAccessRoles { .. } => api(&CLUSTERS, "locations/trustedAccessRoles", CS),
+            KubernetesVersions { .. } => api(&CLUSTERS, "locations/kubernetesVersions", CS),
             ContainerServiceOperationStatus { .. } => api(&CLUSTERS, "locations/operations", CS),
             ContainerServiceOperationResult { .. } => {
                 api(&CLUSTERS, "locations/operationresults", CS)
@@ -322,7 +335,8 @@ impl Route {
                 api(&DATA_PROTECTION_ANY, "locations/operationResults", DP)
             }
             Policies(_) | Policy(..) => api(&POLICIES, "backupVaults/backupPolicies", DP),
-            Instances(_) | Instance(_) | AdhocBackup(_) | InstanceAction(..) => {
+            Instances(_) | Instance(_) | AdhocBackup(_) | StopProtection(_)
+            | ValidateRestore(_) | TriggerRestore(_) | InstanceAction(..) => {
                 api(&INSTANCES, "backupVaults/backupInstances", DP)
             }
             ValidateForBackup(_) => api(&INSTANCES, "backupVaults/validateForBackup", DP),
@@ -364,9 +378,7 @@ impl Route {
             (Cluster(_), "PATCH") => {
                 return Err(ArmError::not_implemented("ManagedClusters_UpdateTags"));
             }
-            (Cluster(_), "DELETE") => {
-                return Err(ArmError::not_implemented("ManagedClusters_Delete"));
-            }
+            (Cluster(_), "DELETE") => Some("ManagedClusters_Delete"),
             (AgentPools(_), "GET") => Some("AgentPools_List"),
             (AgentPool(..), "GET") => Some("AgentPools_Get"),
             (AgentPool(..), "PUT") => Some("AgentPools_CreateOrUpdate"),
@@ -381,6 +393,7 @@ impl Route {
             (TrustedAccessBinding(..), "PUT") => Some("TrustedAccessRoleBindings_CreateOrUpdate"),
             (TrustedAccessBinding(..), "DELETE") => Some("TrustedAccessRoleBindings_Delete"),
             (TrustedAccessRoles { .. }, "GET") => Some("TrustedAccessRoles_List"),
+            (KubernetesVersions { .. }, "GET") => Some("ManagedClusters_ListKubernetesVersions"),
             (ContainerServiceOperationStatus { .. }, "GET") => {
                 Some("ContainerService_OperationStatus")
             }
@@ -437,6 +450,9 @@ impl Route {
                 Some("BackupInstances_GetBackupInstanceOperationResult")
             }
             (AdhocBackup(_), "POST") => Some("BackupInstances_AdhocBackup"),
+            (StopProtection(_), "POST") => Some("BackupInstances_StopProtection"),
+            (ValidateRestore(_), "POST") => Some("BackupInstances_ValidateForRestore"),
+            (TriggerRestore(_), "POST") => Some("BackupInstances_TriggerRestore"),
             (RecoveryPoints(_), "GET") => Some("RecoveryPoints_List"),
             (RecoveryPoint(..), "GET") => Some("RecoveryPoints_Get"),
             (InstanceAction(_, action), "POST") => {
@@ -574,6 +590,12 @@ fn subscription_provider(
         match tail {
             [l, location, roles] if eq(l, "locations") && eq(roles, "trustedAccessRoles") => {
                 return Ok(Route::TrustedAccessRoles {
+                    sub,
+                    location: loc(location),
+                });
+            }
+            [l, location, v] if eq(l, "locations") && eq(v, "kubernetesVersions") => {
+                return Ok(Route::KubernetesVersions {
                     sub,
                     location: loc(location),
                 });
@@ -742,6 +764,9 @@ fn group_provider(
                             Route::InstanceOperationResult(i, name(id))
                         }
                         [a] if eq(a, "backup") => Route::AdhocBackup(i),
+                        [a] if eq(a, "stopProtection") => Route::StopProtection(i),
+                        [a] if eq(a, "validateRestore") => Route::ValidateRestore(i),
+                        [a] if eq(a, "restore") => Route::TriggerRestore(i),
                         [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
                         [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
                         [action] => Route::InstanceAction(i, name(action)),
@@ -844,13 +869,25 @@ mod tests {
             "InvalidResourceType"
         );
         assert_eq!(
-            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/restore", V)
+            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/suspendBackups", V)
                 .unwrap()
                 .operation_id(&Method::POST)
                 .unwrap_err()
                 .code,
             "NotImplementedByStandIn"
         );
+        for (action, operation) in [
+            ("restore", "BackupInstances_TriggerRestore"),
+            ("validateRestore", "BackupInstances_ValidateForRestore"),
+        ] {
+            assert_eq!(
+                route(&format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/{action}"), V)
+                    .unwrap()
+                    .operation_id(&Method::POST)
+                    .unwrap(),
+                operation
+            );
+        }
         assert_eq!(
             route("/subscriptions/s/resourcegroups/rg", V)
                 .unwrap()

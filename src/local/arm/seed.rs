@@ -1,15 +1,16 @@
 //! Seeding: what exists before the product runs — subscriptions (with the usual providers
 //! registered, DataProtection and KubernetesConfiguration not), resource groups, AKS clusters
-//! (pools, CSI flags, identity, Entra or local accounts) and directory principals. Seeded
+//! (pools, CSI flags, identity, Entra or local accounts, support plan) and directory
+//! principals — and what happens outside it (a cluster deleted out of band). Seeded
 //! identities are old, so they are visible at once.
 
 use std::collections::BTreeMap;
 
-use serde_json::Map;
+use serde_json::{Map, json};
 
 use super::ArmHandle;
 use super::error::StandInError;
-use super::providers::container_service::{NewCluster, insert_cluster};
+use super::providers::container_service::{NewCluster, insert_cluster, remove_cluster};
 use super::rbac::PrincipalKind;
 use super::router::canonical_namespace;
 use super::state::{
@@ -100,6 +101,8 @@ pub struct ClusterSeed {
     pub local_account_token: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// On the `AKSLongTermSupport` plan (Premium tier), which LTS-only versions need.
+    pub long_term_support: bool,
 }
 
 impl ClusterSeed {
@@ -126,7 +129,15 @@ impl ClusterSeed {
             kube_api_url: None,
             local_account_token: None,
             tags: BTreeMap::new(),
+            long_term_support: false,
         }
+    }
+
+    /// Puts the cluster on the long-term-support plan (Premium tier).
+    #[must_use]
+    pub fn with_long_term_support(mut self) -> Self {
+        self.long_term_support = true;
+        self
     }
 
     /// Replaces the node pools.
@@ -316,7 +327,14 @@ impl ArmHandle {
             disable_local_accounts: seed.disable_local_accounts,
             enable_rbac: true,
             tags: seed.tags.clone(),
-            extra_properties: Map::new(),
+            extra_properties: if seed.long_term_support {
+                Map::from_iter([(
+                    "supportPlan".to_string(),
+                    json!(super::aks_versions::LONG_TERM_SUPPORT),
+                )])
+            } else {
+                Map::new()
+            },
         };
         let now = self.inner.clock.now();
         let mut world = self.inner.world();
@@ -334,7 +352,9 @@ impl ArmHandle {
                 identity_type: "SystemAssigned".into(),
                 principal_id: seed.principal_id,
                 spec,
-                sku: None,
+                sku: seed
+                    .long_term_support
+                    .then(|| json!({"name": "Base", "tier": "Premium"})),
                 kube_api_url: seed.kube_api_url,
             },
             now,
@@ -353,6 +373,29 @@ impl ArmHandle {
             kubelet_object_id: cluster.kubelet.1.clone(),
             node_resource_group: cluster.node_resource_group.clone(),
         })
+    }
+
+    /// Deletes a cluster at once, as if it had been deleted outside the product (an
+    /// `az aks delete` that has finished): its node resource group, bindings, extensions and
+    /// the role assignments at its scope go with it. Nothing is journaled.
+    ///
+    /// # Errors
+    /// An id that is not a managed cluster's, or a cluster that does not exist.
+    pub fn remove_cluster(&self, id: &str) -> Result<(), StandInError> {
+        let fail = StandInError::RemoveCluster;
+        let parsed = crate::resource_id::ResourceId::parse(id).map_err(|e| fail(e.to_string()))?;
+        let is_cluster = parsed
+            .resource_type()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.ContainerService/managedClusters"));
+        if !is_cluster {
+            return Err(fail(format!("'{id}' is not a managed cluster id")));
+        }
+        let mut world = self.inner.world();
+        if remove_cluster(&mut world, &key(id)) {
+            Ok(())
+        } else {
+            Err(fail(format!("cluster '{id}' does not exist")))
+        }
     }
 
     /// Adds a directory principal that is visible at once (e.g. the product's identity or a

@@ -374,6 +374,8 @@ pub struct RecoveryPointRecord {
     pub name: String,
     /// `properties` (an `AzureBackupDiscreteRecoveryPoint`).
     pub properties: Value,
+    /// What the backup copied out of the cluster (the data a restore writes back).
+    pub snapshot: crate::local::kube_api::restore::ClusterSnapshot,
 }
 
 type Action = Box<dyn FnOnce(&mut World, OffsetDateTime) + Send>;
@@ -426,6 +428,8 @@ pub struct World {
     pub role_assignments: BTreeMap<String, RoleAssignmentRecord>,
     /// Long-running operations.
     pub operations: Operations,
+    /// The clusters' Kubernetes stand-ins, for backups and restores.
+    pub data_planes: super::data_plane::DataPlanes,
     events: Vec<Scheduled>,
     seq: u64,
 }
@@ -469,6 +473,7 @@ impl World {
             directory: Directory::default(),
             role_assignments: BTreeMap::new(),
             operations: Operations::default(),
+            data_planes: super::data_plane::DataPlanes::default(),
             events: Vec::new(),
             seq: 0,
         }

@@ -21,6 +21,8 @@ pub struct Timings {
     pub cluster_create: Duration,
     /// AKS cluster update (e.g. enabling the CSI driver or snapshot controller).
     pub cluster_update: Duration,
+    /// AKS cluster deletion.
+    pub cluster_delete: Duration,
     /// Agent pool create/scale.
     pub agent_pool_update: Duration,
     /// Trusted-access role binding create/update/delete.
@@ -39,10 +41,18 @@ pub struct Timings {
     pub protection_configure: Duration,
     /// Backup instance deletion.
     pub backup_instance_delete: Duration,
+    /// `stopProtection` of a backup instance.
+    pub stop_protection: Duration,
     /// Ad-hoc backup: from the POST until the job exists and the operation succeeds.
     pub backup_trigger: Duration,
     /// Ad-hoc backup job until the recovery point appears (guide: first backup 3-5 min).
     pub backup_job: Duration,
+    /// `validateRestore`.
+    pub validate_restore: Duration,
+    /// Restore: from the POST until the job exists and the operation succeeds.
+    pub restore_trigger: Duration,
+    /// Restore job until the resources are back (guide: restore operation 3-5 min).
+    pub restore_job: Duration,
 }
 
 impl Default for Timings {
@@ -55,6 +65,7 @@ impl Default for Timings {
             resource_group_delete: secs(180),
             cluster_create: secs(600),
             cluster_update: secs(300),
+            cluster_delete: secs(300),
             agent_pool_update: secs(240),
             trusted_access_binding: secs(30),
             storage_account_create: secs(30),
@@ -64,8 +75,12 @@ impl Default for Timings {
             validate_for_backup: secs(30),
             protection_configure: secs(60),
             backup_instance_delete: secs(60),
+            stop_protection: secs(30),
             backup_trigger: secs(15),
             backup_job: secs(240),
+            validate_restore: secs(30),
+            restore_trigger: secs(15),
+            restore_job: secs(225),
         }
     }
 }
@@ -82,6 +97,7 @@ impl Timings {
             resource_group_delete: zero,
             cluster_create: zero,
             cluster_update: zero,
+            cluster_delete: zero,
             agent_pool_update: zero,
             trusted_access_binding: zero,
             storage_account_create: zero,
@@ -91,8 +107,12 @@ impl Timings {
             validate_for_backup: zero,
             protection_configure: zero,
             backup_instance_delete: zero,
+            stop_protection: zero,
             backup_trigger: zero,
             backup_job: zero,
+            validate_restore: zero,
+            restore_trigger: zero,
+            restore_job: zero,
         }
     }
 }
@@ -131,6 +151,7 @@ mod tests {
         assert!(within(t.extension_install, 5, 10));
         assert!(within(t.backup_job + t.backup_trigger, 3, 5));
         assert!(within(t.role_propagation, 1, 2));
+        assert!(within(t.restore_job + t.restore_trigger, 3, 5));
     }
 
     #[test]

@@ -10,13 +10,11 @@
 //! - [`validate`]: [`SpecSet::validate_request`] / [`SpecSet::validate_response`].
 //! - [`journal`]: [`check_journal`] over recorded ARM exchanges, and its [`Report`].
 //! - [`examples`]: requests and responses rebuilt from the specs' own example files.
-//! - [`record`]: the stand-in's journal record type (local copy until `armstandin` merges).
 
 pub mod examples;
 pub mod journal;
 pub mod load;
 pub mod matching;
-pub mod record;
 pub mod schema;
 pub mod validate;
 
@@ -24,12 +22,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub use backup_pilot::local::arm::journal::ArmRequestRecord;
 pub use journal::{Finding, RecordedExchange, Report, Side, Skipped, check_journal};
 pub use load::{LoadError, SpecSet};
 pub use matching::{MatchedOperation, VERSION_ALIASES, VersionAlias};
-// When `backup_pilot::local::arm::journal::ArmRequestRecord` exists, replace this line with
-// `pub use backup_pilot::local::arm::journal::ArmRequestRecord;` (fields are identical).
-pub use record::ArmRequestRecord;
 pub use validate::Checked;
 
 /// Something the specs reject: a request ARM would refuse or a response that breaks the

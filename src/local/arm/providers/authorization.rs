@@ -17,25 +17,38 @@ use super::super::timings::span;
 use super::super::validate::authorization as validate;
 use super::{Ctx, list_answer};
 
+/// A `RoleAssignment` (2022-04-01). Optional properties that are not set are left out: the
+/// spec's `condition`, `conditionVersion`, `delegatedManagedIdentityResourceId` and
+/// `description` are plain strings, not `x-nullable`, so `null` would break the schema.
 fn render(a: &RoleAssignmentRecord) -> Value {
+    let mut properties = json!({
+        "roleDefinitionId": a.role_definition_id,
+        "principalId": a.principal_id,
+        "principalType": a.principal_type.as_str(),
+        "scope": a.scope,
+        "createdOn": rfc3339(a.created_on),
+        "updatedOn": rfc3339(a.created_on),
+        "createdBy": a.created_by,
+        "updatedBy": a.created_by,
+    });
+    for (name, value) in [
+        ("condition", &a.condition),
+        ("conditionVersion", &a.condition_version),
+        (
+            "delegatedManagedIdentityResourceId",
+            &a.delegated_managed_identity_resource_id,
+        ),
+        ("description", &a.description),
+    ] {
+        if let Some(value) = value {
+            properties[name] = json!(value);
+        }
+    }
     json!({
         "id": a.id(),
         "name": a.name,
         "type": "Microsoft.Authorization/roleAssignments",
-        "properties": {
-            "roleDefinitionId": a.role_definition_id,
-            "principalId": a.principal_id,
-            "principalType": a.principal_type.as_str(),
-            "scope": a.scope,
-            "condition": a.condition,
-            "conditionVersion": a.condition_version,
-            "createdOn": rfc3339(a.created_on),
-            "updatedOn": rfc3339(a.created_on),
-            "createdBy": a.created_by,
-            "updatedBy": a.created_by,
-            "delegatedManagedIdentityResourceId": a.delegated_managed_identity_resource_id,
-            "description": a.description,
-        }
+        "properties": properties,
     })
 }
 
@@ -215,4 +228,52 @@ pub fn list(world: &World, scope: &str, ctx: &Ctx<'_>) -> HandlerResult {
         .map(render)
         .collect();
     Ok(list_answer(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::arm::rbac::PrincipalKind;
+    use time::macros::datetime;
+
+    fn record(condition: Option<&str>) -> RoleAssignmentRecord {
+        let at = datetime!(2026-01-01 00:00 UTC);
+        RoleAssignmentRecord {
+            scope: "/subscriptions/s/resourceGroups/rg".into(),
+            name: "0d2c4b1a-2b3c-4d5e-8f90-0123456789ab".into(),
+            role_definition_id:
+                "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/r".into(),
+            role_guid: "r".into(),
+            principal_id: "p".into(),
+            principal_type: PrincipalKind::ServicePrincipal,
+            description: None,
+            condition: condition.map(str::to_string),
+            condition_version: condition.map(|_| "2.0".to_string()),
+            delegated_managed_identity_resource_id: None,
+            created_by: "c".into(),
+            created_on: at,
+            effective_at: at,
+        }
+    }
+
+    #[test]
+    fn unset_optional_properties_are_left_out_not_null() {
+        let plain = render(&record(None));
+        let props = plain["properties"].as_object().unwrap();
+        for absent in [
+            "condition",
+            "conditionVersion",
+            "delegatedManagedIdentityResourceId",
+            "description",
+        ] {
+            assert!(!props.contains_key(absent), "{absent} in {plain}");
+        }
+        assert!(props.values().all(|v| !v.is_null()), "{plain}");
+        let conditional = render(&record(Some("@Resource[x] StringEquals 'y'")));
+        assert_eq!(
+            conditional["properties"]["condition"],
+            "@Resource[x] StringEquals 'y'"
+        );
+        assert_eq!(conditional["properties"]["conditionVersion"], "2.0");
+    }
 }

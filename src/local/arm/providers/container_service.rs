@@ -1,7 +1,8 @@
 //! Microsoft.ContainerService 2024-01-01: managed clusters (GET; PUT as an LRO for updates
-//! such as enabling the CSI driver and snapshot controller, or creation), agent pools (list,
-//! get, create/scale), `listClusterUserCredential`, trusted-access role bindings and roles,
-//! and AKS's operation status/result URLs. One operation at a time per cluster, as AKS
+//! such as enabling the CSI driver and snapshot controller, or creation; DELETE as an LRO),
+//! agent pools (list, get, create/scale), `listClusterUserCredential`, trusted-access role
+//! bindings and roles, and AKS's operation status/result URLs (the offered Kubernetes
+//! versions are [`super::super::aks_versions`]). One operation at a time per cluster, as AKS
 //! enforces (409 `OperationNotAllowed`).
 
 use std::collections::BTreeMap;
@@ -149,10 +150,10 @@ fn busy(cluster: &ClusterRecord) -> Result<(), ArmError> {
             "OperationNotAllowed",
             format!(
                 "Operation is not allowed because there's an in progress {} operation on the managed cluster '{}'. Please wait for it to finish before starting a new operation.",
-                if cluster.provisioning_state == "Creating" {
-                    "create managed cluster"
-                } else {
-                    "update managed cluster"
+                match cluster.provisioning_state.as_str() {
+                    "Creating" => "create managed cluster",
+                    "Deleting" => "delete managed cluster",
+                    _ => "update managed cluster",
                 },
                 cluster.name
             ),
@@ -240,6 +241,13 @@ pub fn render_cluster(world: &World, c: &ClusterRecord) -> Value {
         ("nodeResourceGroup", json!(c.node_resource_group)),
         ("enableRBAC", json!(spec.enable_rbac)),
         ("disableLocalAccounts", json!(spec.disable_local_accounts)),
+        (
+            "supportPlan",
+            spec.extra_properties
+                .get("supportPlan")
+                .cloned()
+                .unwrap_or_else(|| json!(super::super::aks_versions::COMMUNITY)),
+        ),
         (
             "storageProfile",
             json!({
@@ -580,6 +588,67 @@ pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> Hand
             operation_url(ctx, &cluster.sub, &cluster.location, &op, false),
         ),
     )
+}
+
+/// Removes a cluster at once with what goes with it in Azure: its node resource group, its
+/// trusted-access bindings and extensions, and the role assignments at its scope (role
+/// assignments of its identity elsewhere stay, orphaned, as in Azure). Returns whether the
+/// cluster existed.
+pub fn remove_cluster(world: &mut World, cluster_key: &str) -> bool {
+    let Some(cluster) = world.clusters.get(cluster_key) else {
+        return false;
+    };
+    let node_group = key(&group_id(&cluster.sub, &cluster.node_resource_group));
+    world.remove_under(&node_group);
+    world.groups.remove(&node_group);
+    world.remove_under(cluster_key);
+    true
+}
+
+/// `ManagedClusters_Delete`: 202 with `Location`, `Azure-AsyncOperation` and `Retry-After`
+/// (the cluster reads `Deleting` until the operation ends, then is gone as
+/// [`remove_cluster`] says), 202 again for a deletion in progress, or 204 when absent.
+pub fn delete_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> HandlerResult {
+    let k = cluster_key(path);
+    let Some(cluster) = world.clusters.get(&k) else {
+        return Ok(ArmResponse::empty(StatusCode::NO_CONTENT));
+    };
+    let (sub, location) = (cluster.sub.clone(), cluster.location.clone());
+    let in_progress = (cluster.provisioning_state == "Deleting")
+        .then(|| cluster.pending_op.clone())
+        .flatten();
+    let op = match in_progress {
+        Some(op) => op,
+        None => {
+            busy(cluster)?;
+            let due = ctx.now + span(world.timings.cluster_delete);
+            let op =
+                world
+                    .operations
+                    .start(OpStyle::ContainerService, "InProgress", &sub, ctx.now, due);
+            if let Some(c) = world.clusters.get_mut(&k) {
+                c.provisioning_state = "Deleting".into();
+                c.pending_op = Some(op.clone());
+            }
+            let (ck, op_id) = (k.clone(), op.clone());
+            world.schedule(due, move |w, at| {
+                remove_cluster(w, &ck);
+                w.operations.succeed(&op_id, at, None, 204);
+            });
+            op
+        }
+    };
+    let retry = world
+        .operations
+        .get(&sub, &op)
+        .map_or(1, |o| o.retry_after(ctx.now));
+    Ok(ArmResponse::empty(StatusCode::ACCEPTED)
+        .with_header("Location", operation_url(ctx, &sub, &location, &op, true))
+        .with_header(
+            "Azure-AsyncOperation",
+            operation_url(ctx, &sub, &location, &op, false),
+        )
+        .with_header("Retry-After", retry.to_string()))
 }
 
 /// `AgentPools_List`.

@@ -7,6 +7,7 @@ pub mod container_service;
 pub mod data_protection;
 pub mod extensions;
 pub mod resources;
+pub mod restore;
 pub mod storage;
 
 use axum::http::{Method, StatusCode};
@@ -94,6 +95,7 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
 
         (R::Cluster(c), "GET") => container_service::get_cluster(world, c),
         (R::Cluster(c), "PUT") => container_service::put_cluster(world, c, ctx),
+        (R::Cluster(c), "DELETE") => container_service::delete_cluster(world, c, ctx),
         (R::AgentPools(c), _) => container_service::list_pools(world, c),
         (R::AgentPool(c, p), "GET") => container_service::get_pool(world, c, p),
         (R::AgentPool(c, p), "PUT") => container_service::put_pool(world, c, p, ctx),
@@ -105,6 +107,7 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
             container_service::delete_binding(world, c, b, ctx)
         }
         (R::TrustedAccessRoles { .. }, _) => Ok(container_service::trusted_access_roles()),
+        (R::KubernetesVersions { .. }, _) => Ok(super::aks_versions::kubernetes_version_list()),
         (R::ContainerServiceOperationStatus { sub, location, id }, _) => {
             container_service::operation_status(world, sub, location, id)
         }
@@ -158,7 +161,10 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
             data_protection::instance_operation_result(world, i, id, ctx)
         }
         (R::AdhocBackup(i), _) => data_protection::adhoc_backup(world, i, ctx),
+        (R::StopProtection(i), _) => data_protection::stop_protection(world, i, ctx),
         (R::ValidateForBackup(v), _) => data_protection::validate_for_backup(world, v, ctx),
+        (R::ValidateRestore(i), _) => restore::validate_restore(world, i, ctx),
+        (R::TriggerRestore(i), _) => restore::trigger_restore(world, i, ctx),
         (R::RecoveryPoints(i), _) => data_protection::list_recovery_points(world, i),
         (R::RecoveryPoint(i, rp), _) => data_protection::get_recovery_point(world, i, rp),
         (R::Jobs(v), _) => data_protection::list_jobs(world, v),
