@@ -1,14 +1,21 @@
-//! The command line: `serve` (the custom handler), `status` (the fleet or one cluster, from
-//! the status store), `package` (stage the Functions app folder).
+//! The command line: `serve` (the custom handler); for operators `status` (the fleet, or one
+//! cluster with its live view), `plan` (what onboarding would change, read-only), `onboard`
+//! and `restore` (enqueue work); `package` (stage the Functions app folder) and `local`.
 
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::auth::CredentialSource;
 use crate::config::{Config, StatusStoreConfig};
+use crate::engine::journal::MemoryJournal;
+use crate::enqueue::{self, Enqueued};
+use crate::resource_id::ResourceId;
+use crate::status::{ClusterStatus, StoreInfo};
 
 /// Event-driven onboarding, restores and drills for Azure Backup for AKS.
 #[derive(Debug, Parser)]
@@ -25,13 +32,48 @@ pub enum Command {
     /// Serve as the Azure Functions custom handler (what the host runs).
     Serve,
     /// Show whether every cluster is protected and, if not, why and what to do: the fleet
-    /// summary, or one cluster's detail with its step history. Reads the status store
-    /// (BACKUP_PILOT_STATUS_BLOB_URL).
+    /// summary from the status store (BACKUP_PILOT_STATUS_BLOB_URL), or one cluster's detail
+    /// with its step history plus the live view from ARM and the cluster (extension,
+    /// backup instances, recovery points, jobs, backup CRDs, extension pods).
     Status {
         /// One cluster's resource id (default: the whole fleet).
         #[arg(long)]
         cluster: Option<String>,
-        /// Print JSON (the same document as the status HTTP API) instead of tables.
+        /// Print JSON (the status HTTP API's document; for one cluster with `live` added).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what onboarding would create or change on one cluster and what is already in
+    /// place, without changing anything (it only reads). Uses the service's settings.
+    Plan {
+        /// The cluster's resource id.
+        #[arg(long)]
+        cluster: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue onboarding of one cluster: sends a cluster write event to the cluster-events
+    /// queue, as Event Grid would.
+    Onboard {
+        /// The cluster's resource id.
+        #[arg(long)]
+        cluster: String,
+        /// This request's id (default: a new one). Resending the same id starts no second
+        /// workflow while the workflow queue's duplicate detection remembers it (one hour).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Print what was enqueued as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue a restore request (JSON, see schemas/restore-request.schema.json) on the
+    /// restore-requests queue.
+    Restore {
+        /// The request file, or `-` for standard input.
+        #[arg(long)]
+        request: PathBuf,
+        /// Print what was enqueued as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -67,6 +109,11 @@ pub struct LocalArgs {
     /// Give up waiting for idle queues after this many real seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_seconds: u64,
+    /// After onboarding, run a restore drill on every cluster (Kubernetes stand-ins with an
+    /// `app` workload; reports to Azurite from `.local/azurite`, or to
+    /// BACKUP_PILOT_STATUS_BLOB_URL) and print where each report is.
+    #[arg(long)]
+    pub drill: bool,
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
@@ -104,7 +151,17 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::runtime::serve(Config::from_env()?).await,
-        Command::Status { cluster, json } => status(cluster.as_deref(), json).await,
+        Command::Status { cluster, json } => match cluster {
+            None => fleet_status(json).await,
+            Some(id) => cluster_status(&id, json).await,
+        },
+        Command::Plan { cluster, json } => plan(&cluster, json).await,
+        Command::Onboard {
+            cluster,
+            request_id,
+            json,
+        } => onboard(&cluster, request_id, json).await,
+        Command::Restore { request, json } => restore(&request, json).await,
         Command::Package { out, binary } => {
             let binary = match binary {
                 Some(b) => b,
@@ -120,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             time_scale: args.time_scale,
             app_dir: args.app_dir,
             timeout: Duration::from_secs(args.timeout_seconds),
+            drill: args.drill,
             handler: None,
             live: true,
         })
@@ -128,7 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn status(cluster: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+/// `status`: the fleet, from the status store.
+async fn fleet_status(as_json: bool) -> anyhow::Result<()> {
     use crate::status::render;
     let env = |k: &str| std::env::var(k).ok();
     let store = StatusStoreConfig::from_lookup(env)?;
@@ -140,29 +199,203 @@ async fn status(cluster: Option<&str>, as_json: bool) -> anyhow::Result<()> {
     let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
     let journal = crate::runtime::journal(&store, &credential)?;
     let info = journal.store();
-    let output = match cluster {
-        None => {
-            let clusters = journal.fleet_status().await?;
-            if as_json {
-                serde_json::to_string_pretty(&render::fleet_json(&info, &clusters))?
-            } else {
-                render::fleet_table(&info, &clusters)
-            }
-        }
-        Some(id) => {
-            let Some(status) = journal.cluster_status(id).await? else {
-                anyhow::bail!(
-                    "no status is recorded for {id} in {}: check the id (`az aks show -g <group> -n <name> --query id`), or start onboarding with `backup-pilot onboard --cluster {id}`",
-                    info.location
-                );
-            };
-            if as_json {
-                serde_json::to_string_pretty(&render::cluster_json(&info, &status))?
-            } else {
-                render::cluster_text(&info, &status)
-            }
-        }
+    let clusters = journal.fleet_status().await?;
+    let output = if as_json {
+        serde_json::to_string_pretty(&render::fleet_json(&info, &clusters))?
+    } else {
+        render::fleet_table(&info, &clusters)
     };
     println!("{}", output.trim_end());
     Ok(())
+}
+
+/// A cluster id from the command line, checked to be an AKS cluster.
+fn cluster_arg(raw: &str) -> anyhow::Result<ResourceId> {
+    let how =
+        "pass the cluster's full ARM id (`az aks show -g <group> -n <name> --query id -o tsv`)";
+    let id = ResourceId::parse(raw).map_err(|e| anyhow::anyhow!("{e}; {how}"))?;
+    if !id.is_type(crate::events::MANAGED_CLUSTER_TYPE) {
+        anyhow::bail!("{id} is not an AKS cluster; {how}");
+    }
+    Ok(id)
+}
+
+/// The service's settings, for the commands that call Azure as the service does.
+fn service_config(command: &str) -> anyhow::Result<Config> {
+    Config::from_env().map_err(|e| {
+        anyhow::anyhow!(
+            "`{command}` uses the function app's settings (the same variables; see the README's configuration table), and they are not usable here: {e}"
+        )
+    })
+}
+
+/// `status --cluster`: the journal's detail (when a store is configured) and the live view
+/// (when the service's settings are available).
+async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
+    use crate::status::{live, render};
+    let id = cluster_arg(raw)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let (store, recorded) = match StatusStoreConfig::from_lookup(env)? {
+        StatusStoreConfig::Memory => (
+            StoreInfo {
+                kind: "none",
+                location: "not configured".into(),
+                note: Some(
+                    "set BACKUP_PILOT_STATUS_BLOB_URL to the Blob service the deployed service writes to, to see the step history".into(),
+                ),
+            },
+            None,
+        ),
+        configured => {
+            let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
+            let journal = crate::runtime::journal(&configured, &credential)?;
+            let recorded = journal.cluster_status(&id.to_string()).await?;
+            (journal.store(), recorded)
+        }
+    };
+    let live = match service_config("status --cluster") {
+        Ok(config) => {
+            let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
+            live::gather(&ctx, &id).await
+        }
+        Err(e) => Err(live::Unavailable {
+            error: e.to_string(),
+            fix: Some("run it where the service's settings are set, or export them (at least ServiceBusConnection__fullyQualifiedNamespace or BACKUP_PILOT_SERVICEBUS_URL)".into()),
+        }),
+    };
+    let status = recorded.unwrap_or_else(|| ClusterStatus::new(&id.to_string()));
+    if as_json {
+        let mut doc = render::cluster_json(&store, &status);
+        if let serde_json::Value::Object(map) = &mut doc {
+            let live = match &live {
+                Ok(view) => render::live_json(view),
+                Err(u) => serde_json::to_value(u)?,
+            };
+            map.insert("live".into(), live);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    let mut out = render::cluster_text(&store, &status);
+    out.push('\n');
+    match &live {
+        Ok(view) => out.push_str(&render::live_text(view)),
+        Err(u) => {
+            out.push_str(&format!("Live view unavailable: {}\n", u.error));
+            if let Some(fix) = &u.fix {
+                out.push_str(&format!("Fix: {fix}\n"));
+            }
+        }
+    }
+    println!("{}", out.trim_end());
+    Ok(())
+}
+
+/// `plan --cluster`.
+async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
+    let id = cluster_arg(raw)?;
+    let config = service_config("plan")?;
+    let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
+    let plan = crate::plan::plan(&ctx, &id).await.map_err(|e| {
+        let fix = match &e {
+            crate::engine::StepError::Arm(arm) => crate::advice::for_arm(arm, &id.to_string()),
+            _ => None,
+        };
+        match fix {
+            Some(fix) => anyhow::anyhow!("could not make the plan: {e}\nfix: {fix}"),
+            None => anyhow::anyhow!("could not make the plan: {e}"),
+        }
+    })?;
+    let output = if as_json {
+        serde_json::to_string_pretty(&crate::plan::render::json(&plan))?
+    } else {
+        crate::plan::render::text(&plan)
+    };
+    println!("{}", output.trim_end());
+    Ok(())
+}
+
+/// Sends an enqueued message through the configured publisher and prints what was sent.
+async fn send_and_report(
+    config: &Config,
+    message: crate::bus::OutgoingMessage,
+    enqueued: &Enqueued,
+    what: &str,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let publisher = crate::runtime::publisher(config, http)?;
+    enqueue::send(publisher.as_ref(), message)
+        .await
+        .map_err(|e| {
+            let fix = match &e {
+                enqueue::EnqueueError::Send { source, .. } => crate::advice::for_bus(source),
+                _ => None,
+            };
+            match fix {
+                Some(fix) => anyhow::anyhow!("{e}\nfix: {fix}"),
+                None => anyhow::anyhow!("{e}"),
+            }
+        })?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(enqueued)?);
+        return Ok(());
+    }
+    println!("Enqueued {what} on {}.", enqueued.queue);
+    println!("  message id:  {}", enqueued.message_id);
+    if let Some(r) = &enqueued.request_id {
+        println!("  request id:  {r}");
+    }
+    println!("  workflow id: {}", enqueued.workflow_id);
+    if let Some(cluster) = &enqueued.cluster {
+        println!("Follow it with: backup-pilot status --cluster {cluster}");
+    }
+    Ok(())
+}
+
+/// `onboard --cluster`.
+async fn onboard(raw: &str, request_id: Option<String>, as_json: bool) -> anyhow::Result<()> {
+    let id = cluster_arg(raw)?;
+    let config = service_config("onboard")?;
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let now = crate::runtime::clock(&config).now();
+    let (message, enqueued) = enqueue::onboard_message(
+        &config.queues.cluster_events,
+        &id.to_string(),
+        &request_id,
+        now,
+    )?;
+    send_and_report(
+        &config,
+        message,
+        &enqueued,
+        &format!("onboarding of {id}"),
+        as_json,
+    )
+    .await?;
+    if !as_json {
+        println!(
+            "To resend this request without starting a second workflow, add --request-id {request_id}"
+        );
+    }
+    Ok(())
+}
+
+/// `restore --request`.
+async fn restore(path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+    let body = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| anyhow::anyhow!("could not read the request from standard input: {e}"))?;
+        buf
+    } else {
+        std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("could not read {}: {e}", path.display()))?
+    };
+    let config = service_config("restore")?;
+    let (message, enqueued) = enqueue::restore_message(&config.queues.restore_requests, &body)?;
+    send_and_report(&config, message, &enqueued, "a restore request", as_json).await
 }

@@ -173,6 +173,8 @@ pub struct Config {
     pub arm_poll: Duration,
     /// What onboarding and offboarding do.
     pub onboarding: crate::workflow::settings::OnboardingSettings,
+    /// What restores and drills do.
+    pub restore: crate::restore::settings::RestoreSettings,
     /// Which Entra credential to use.
     pub credential: CredentialSource,
     /// Queue names.
@@ -280,6 +282,12 @@ impl Config {
                 problems.append(&mut more);
                 crate::workflow::settings::OnboardingSettings::default()
             });
+        let restore = crate::restore::settings::RestoreSettings::from_lookup(get).unwrap_or_else(
+            |mut more| {
+                problems.append(&mut more);
+                crate::restore::settings::RestoreSettings::default()
+            },
+        );
 
         let defaults = Queues::default();
         let queues = Queues {
@@ -289,6 +297,8 @@ impl Config {
             restore_requests: get("BACKUP_PILOT_QUEUE_RESTORE_REQUESTS")
                 .unwrap_or(defaults.restore_requests),
             dead_letters: get("BACKUP_PILOT_QUEUE_DEAD_LETTERS").unwrap_or(defaults.dead_letters),
+            restore_results: get("BACKUP_PILOT_QUEUE_RESTORE_RESULTS")
+                .unwrap_or(defaults.restore_results),
         };
 
         let base = RetryPolicy::default();
@@ -365,6 +375,7 @@ impl Config {
                 arm_scope,
                 arm_poll,
                 onboarding,
+                restore,
                 credential,
                 queues,
                 retry,

@@ -85,6 +85,11 @@ pub struct Envelope {
     /// back from `configure_backup` to `assign_roles`) is not dropped as a duplicate.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hop: u32,
+    /// How many of this step's latest runs in a row ended in an error (0 after a run that
+    /// decided to wait, e.g. while polling an operation). The error backoff grows with this,
+    /// not with `attempt`, so a long poll does not make the next transient error wait long.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
     /// When the workflow started.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -145,6 +150,7 @@ impl Envelope {
             fact: fact.to_string(),
             attempt: 0,
             hop: 0,
+            failures: 0,
             started_at: now,
             step_started_at: now,
             step_deadline: Some(now + step_timeout),
@@ -167,6 +173,7 @@ impl Envelope {
             fact: fact.to_string(),
             attempt: 0,
             hop: self.hop.saturating_add(1),
+            failures: 0,
             step_started_at: now,
             step_deadline: Some(now + step_timeout),
             ..self.clone()

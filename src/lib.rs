@@ -4,6 +4,7 @@
 //! Crate map:
 //! - [`handler`]: the custom-handler protocol (routes, host payloads, answers).
 //! - [`arm`]: Azure Resource Manager (API versions, client).
+//! - [`advice`]: the command an operator should run when a read fails.
 //! - [`events`]: Event Grid intake of cluster writes and deletes.
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy and the journal.
@@ -11,17 +12,22 @@
 //! - [`kube`]: the Kubernetes side (cluster access, hook CRDs, extension health, restore
 //!   namespaces), with kube-rs.
 //! - [`bus`]: Service Bus publishing (REST, Entra or SAS).
+//! - [`enqueue`]: the messages `onboard` and `restore` send.
 //! - [`auth`]: credentials and tokens.
 //! - [`config`], [`runtime`]: settings and wiring.
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
+//! - [`restore`]: restore requests, authorization, recovery points, verification, drills and
+//!   their evidence reports.
 //! - [`telemetry`]: logs, traces, metrics and trace context across messages.
 //! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
 //! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
 //!   server, Azure Resource Manager) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
+//! - [`plan`]: what onboarding would change on a cluster, read-only.
 //! - [`cli`]: the command line.
 
+pub mod advice;
 pub mod arm;
 pub mod auth;
 pub mod bus;
@@ -29,13 +35,16 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod enqueue;
 pub mod envelope;
 pub mod events;
 pub mod handler;
 pub mod kube;
 pub mod local;
 pub mod package;
+pub mod plan;
 pub mod resource_id;
+pub mod restore;
 pub mod runtime;
 pub mod status;
 pub mod telemetry;

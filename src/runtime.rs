@@ -14,7 +14,9 @@ use crate::engine::{Ctx, Engine, Registry};
 use crate::handler::AppState;
 use crate::kube::ClusterAccess;
 use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
-use crate::status::blob::{BlobJournal, StorageAuth};
+use crate::restore::settings::RestoreSettings;
+use crate::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
+use crate::status::blob::{BlobContainer, BlobJournal, StorageAuth};
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
@@ -100,31 +102,51 @@ pub fn journal(
             container,
             auth,
             history_limit,
-        } => {
-            let auth = match auth {
-                StatusAuth::Entra => StorageAuth::Entra(credential.build()?),
-                StatusAuth::Sas(token) => StorageAuth::Sas(token.clone()),
-                StatusAuth::AccountKey(key) => StorageAuth::AccountKey(key.clone()),
-            };
-            Ok(Arc::new(BlobJournal::new(
-                service_url,
-                container,
-                auth,
-                *history_limit,
-            )?))
-        }
+        } => Ok(Arc::new(BlobJournal::new(
+            service_url,
+            container,
+            storage_auth(auth, credential)?,
+            *history_limit,
+        )?)),
     }
 }
 
-/// Builds the handler state with the given steps.
+fn storage_auth(auth: &StatusAuth, credential: &CredentialSource) -> anyhow::Result<StorageAuth> {
+    Ok(match auth {
+        StatusAuth::Entra => StorageAuth::Entra(credential.build()?),
+        StatusAuth::Sas(token) => StorageAuth::Sas(token.clone()),
+        StatusAuth::AccountKey(key) => StorageAuth::AccountKey(key.clone()),
+    })
+}
+
+/// Builds the report store: the status store's Blob account (container
+/// `BACKUP_PILOT_REPORT_CONTAINER`), or memory when no Blob store is configured.
 ///
 /// # Errors
-/// A credential that cannot be built.
-pub fn state(
-    config: &Config,
-    registry: Registry,
-    journal: Arc<dyn Journal>,
-) -> anyhow::Result<AppState> {
+/// A credential or Blob client that cannot be built.
+pub fn report_store(
+    store: &StatusStoreConfig,
+    settings: &RestoreSettings,
+    credential: &CredentialSource,
+) -> anyhow::Result<Arc<dyn ReportStore>> {
+    match store {
+        StatusStoreConfig::Memory => Ok(Arc::new(MemoryReportStore::default())),
+        StatusStoreConfig::Blob {
+            service_url, auth, ..
+        } => Ok(Arc::new(BlobReportStore::new(BlobContainer::new(
+            service_url,
+            &settings.report_container,
+            storage_auth(auth, credential)?,
+        )?))),
+    }
+}
+
+/// Builds the shared context every step (and the operator commands) use: the ARM client,
+/// publisher, cluster access and hooks from the configuration, with `journal`.
+///
+/// # Errors
+/// A credential that cannot be built, or an invalid hook configuration.
+pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
@@ -134,19 +156,32 @@ pub fn state(
     }
     let clock = clock(config);
     let arm = Arc::new(arm_client(config, http.clone(), clock.clone())?);
-    let ctx = Ctx {
+    Ok(Ctx {
         kube: cluster_access(config, arm.clone())?,
         arm,
         onboarding: Arc::new(config.onboarding.clone()),
+        restore: Arc::new(config.restore.clone()),
+        reports: report_store(&config.status_store, &config.restore, &config.credential)?,
         clock,
         publisher: publisher(config, http)?,
         journal,
         queues: config.queues.clone(),
         retry: config.retry,
         hooks: Arc::new(hooks),
-    };
+    })
+}
+
+/// Builds the handler state with the given steps.
+///
+/// # Errors
+/// See [`ctx`].
+pub fn state(
+    config: &Config,
+    registry: Registry,
+    journal: Arc<dyn Journal>,
+) -> anyhow::Result<AppState> {
     Ok(AppState {
-        engine: Engine::new(ctx, registry),
+        engine: Engine::new(ctx(config, journal)?, registry),
     })
 }
 

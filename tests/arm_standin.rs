@@ -588,15 +588,15 @@ async fn unknown_paths_and_resources_get_arm_errors() {
         (other_sub.status, other_sub.code()),
         (404, "SubscriptionNotFound")
     );
-    let restore = env
+    let suspend = env
         .call(
             Method::POST,
-            &format!("{}/backupInstances/bi/restore", vault_id()),
+            &format!("{}/backupInstances/bi/suspendBackups", vault_id()),
             versions::BACKUP_INSTANCES,
-            Some(json!({})),
+            None,
         )
         .await;
-    assert_eq!(restore.status, 501, "{}", restore.raw);
+    assert_eq!(suspend.status, 501, "{}", suspend.raw);
     let head = env
         .call(Method::HEAD, &rg_path("missing"), versions::RESOURCES, None)
         .await;

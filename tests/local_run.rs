@@ -24,6 +24,7 @@ async fn two_fake_clusters_end_protected_through_the_health_gate_and_the_hooks()
         timeout: Duration::from_secs(60),
         handler: Some(env!("CARGO_BIN_EXE_backup-pilot").into()),
         live: false,
+        drill: false,
     })
     .await
     .expect("every cluster ends protected");

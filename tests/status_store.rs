@@ -53,6 +53,7 @@ fn record(
         subject: subject.into(),
         step: step.into(),
         attempt,
+        hop: 0,
         started_at: t,
         finished_at: t + time::Duration::milliseconds(250),
         transition,

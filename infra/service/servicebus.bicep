@@ -1,4 +1,4 @@
-// The Service Bus namespace and the service's four queues, with the service identity's data
+// The Service Bus namespace and the service's five queues, with the service identity's data
 // roles: Receiver on each queue a function triggers on, Sender on the namespace (the service
 // sends to workflow, dead-letters and its own retries). Entra-only: shared access keys are off.
 // Queue settings are explained in infra/README.md ("Queues").
@@ -53,6 +53,15 @@ var queues = [
     maxDeliveryCount: 5
     requiresDuplicateDetection: false
     ttl: messageTimeToLive
+  }
+  {
+    // The outcome of every restore and drill (verdict, reasons, report location), for whoever
+    // asked; no function reads it. Duplicate detection drops the resend of a result whose
+    // step crashed after sending it (the MessageId is the workflow's).
+    name: 'restore-results'
+    maxDeliveryCount: 10
+    requiresDuplicateDetection: true
+    ttl: 'P14D'
   }
   {
     // Messages the service could not read, copied with their reason. No function reads it;

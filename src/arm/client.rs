@@ -21,6 +21,8 @@ use super::lro::{
     async_operation_status, pending_from_response, provisioning_status,
 };
 use crate::clock::Clock;
+use crate::telemetry::http::{HttpCall, Peer};
+use tracing::Instrument as _;
 
 /// The only `Accept` value the client sends. Data Protection answers 406 with no body to the
 /// `IEEE754Compatible` variant some SDKs send (terraform-provider-azurerm#26911).
@@ -507,17 +509,35 @@ impl ArmClient {
         } else if *method == Method::POST {
             req = req.header(reqwest::header::CONTENT_LENGTH, "0");
         }
-        let resp = req.send().await.map_err(|e| ArmError::Send {
-            request: request.to_string(),
-            message: describe_transport(&e),
-        })?;
+        let call = HttpCall::start(Peer::Arm, method.as_str(), url);
+        for (name, value) in call.trace_headers() {
+            req = req.header(name, value);
+        }
+        let span = call.span().clone();
+        let resp = match req.send().instrument(span.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                call.fail(transport_error_type(&e));
+                return Err(ArmError::Send {
+                    request: request.to_string(),
+                    message: describe_transport(&e),
+                });
+            }
+        };
         let status = resp.status();
         let headers = resp.headers().clone();
         self.observe_rate_limits(&headers, url.path(), method);
-        let bytes = resp.bytes().await.map_err(|e| ArmError::Send {
-            request: request.to_string(),
-            message: describe_transport(&e),
-        })?;
+        let bytes = match resp.bytes().instrument(span).await {
+            Ok(b) => b,
+            Err(e) => {
+                call.fail(transport_error_type(&e));
+                return Err(ArmError::Send {
+                    request: request.to_string(),
+                    message: describe_transport(&e),
+                });
+            }
+        };
+        call.finish(status.as_u16());
         tracing::debug!(%request, status = status.as_u16(), request_id = %request_ids(&headers), "ARM call");
         if !status.is_success() {
             return Err(ArmError::Rejected(Box::new(fault_from(
@@ -640,6 +660,15 @@ fn strip_query(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.to_string()
+}
+
+/// The `error.type` of a request that got no answer.
+fn transport_error_type(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else {
+        "connection"
+    }
 }
 
 fn describe_transport(e: &reqwest::Error) -> String {

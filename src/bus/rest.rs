@@ -14,6 +14,8 @@ use serde_json::{Map, Value, json};
 use super::sas::SasKey;
 use super::{BusError, OutgoingMessage, Publisher};
 use crate::auth::{SERVICE_BUS_SCOPE, bearer};
+use crate::telemetry::http::{HttpCall, Peer};
+use tracing::Instrument as _;
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -87,11 +89,35 @@ impl ServiceBusRest {
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = req.send().await.map_err(|e| BusError::Connection {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        // No `traceparent` header for the HTTP call itself: Service Bus REST turns custom
+        // headers into message properties, and the message carries its own trace context.
+        let call = url::Url::parse(&url)
+            .ok()
+            .map(|u| HttpCall::start(Peer::ServiceBus, "POST", &u));
+        let sent = match &call {
+            Some(c) => req.send().instrument(c.span().clone()).await,
+            None => req.send().await,
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(c) = call {
+                    c.fail(if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connection"
+                    });
+                }
+                return Err(BusError::Connection {
+                    url: url.clone(),
+                    message: e.to_string(),
+                });
+            }
+        };
         let status = resp.status().as_u16();
+        if let Some(c) = call {
+            c.finish(status);
+        }
         if status == 201 || status == 200 {
             return Ok(());
         }

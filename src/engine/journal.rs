@@ -52,6 +52,8 @@ pub struct StepRecord {
     pub step: String,
     /// Its attempt number.
     pub attempt: u32,
+    /// The envelope's hop: tells a second visit of a step (attempt 0 again) from the first.
+    pub hop: u32,
     /// When it started.
     pub started_at: OffsetDateTime,
     /// When it finished.

@@ -220,6 +220,10 @@ pub struct Ctx {
     pub arm: Arc<crate::arm::ArmClient>,
     /// What onboarding and offboarding do (validated at start).
     pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
+    /// What restores and drills do (validated at start).
+    pub restore: Arc<crate::restore::settings::RestoreSettings>,
+    /// Where restore and drill evidence reports go.
+    pub reports: Arc<dyn crate::restore::store::ReportStore>,
     /// Kubernetes clients for clusters.
     pub kube: Arc<dyn crate::kube::ClusterAccess>,
     /// The hooks every onboarded cluster gets (validated at startup).
@@ -229,7 +233,8 @@ pub struct Ctx {
 impl Ctx {
     /// A context with in-memory defaults around a clock and a publisher: a memory journal,
     /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
-    /// every call and the default onboarding settings. Callers replace what they need with
+    /// every call, the default onboarding and restore settings and reports kept in memory.
+    /// Callers replace what they need with
     /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
     pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
         Self {
@@ -242,6 +247,8 @@ impl Ctx {
             kube: Arc::new(crate::kube::access::NoClusterAccess),
             hooks: Arc::default(),
             onboarding: Arc::default(),
+            restore: Arc::default(),
+            reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
         }
     }
 }
@@ -257,6 +264,8 @@ pub struct Queues {
     pub restore_requests: String,
     /// Messages the service could not read, with the reason.
     pub dead_letters: String,
+    /// The outcome of every restore and drill (for whoever asked).
+    pub restore_results: String,
 }
 
 impl Default for Queues {
@@ -266,6 +275,7 @@ impl Default for Queues {
             workflow: "workflow".into(),
             restore_requests: "restore-requests".into(),
             dead_letters: "dead-letters".into(),
+            restore_results: "restore-results".into(),
         }
     }
 }
@@ -456,6 +466,7 @@ impl Engine {
                     step: env.step.clone(),
                 })?;
         let started = self.ctx.clock.now();
+        let mut failed = false;
         let (outcome, retry_reason) = match step.run(&self.ctx, env).await {
             Ok(outcome) => (outcome, "waiting"),
             Err(err) => {
@@ -466,8 +477,9 @@ impl Engine {
                     env.attempt,
                     redact::secrets(&err.to_string())
                 );
+                failed = true;
                 (
-                    error_policy(&err, env.attempt, &self.ctx.retry),
+                    error_policy(&err, env.failures, &self.ctx.retry),
                     err.reason_class(),
                 )
             }
@@ -476,7 +488,7 @@ impl Engine {
         // may start (and finish) while the hand-off is still returning, and the status fold
         // orders runs by when they finished.
         let finished = self.ctx.clock.now();
-        let transition = self.apply(env, outcome, finished).await?;
+        let transition = self.apply(env, outcome, failed, finished).await?;
         record_workflow_metrics(env, &transition, retry_reason, finished);
         self.ctx
             .journal
@@ -486,6 +498,7 @@ impl Engine {
                 subject: env.subject.clone(),
                 step: env.step.clone(),
                 attempt: env.attempt,
+                hop: env.hop,
                 started_at: started,
                 finished_at: finished,
                 transition: transition.clone(),
@@ -501,6 +514,7 @@ impl Engine {
         &self,
         env: &Envelope,
         outcome: Outcome,
+        failed: bool,
         now: time::OffsetDateTime,
     ) -> Result<Transition, EngineError> {
         let mut facts = env.payload.clone();
@@ -537,6 +551,11 @@ impl Engine {
                     return Ok(Transition::Failed { reason });
                 }
                 let mut again = env.retry();
+                again.failures = if failed {
+                    env.failures.saturating_add(1)
+                } else {
+                    0
+                };
                 again.payload = facts;
                 self.publish(&mut again, Some(at)).await?;
                 Ok(Transition::Retrying { at, why })
@@ -655,6 +674,70 @@ mod tests {
             .add(WorkflowKind::Onboard, Last)
             .starts_with(WorkflowKind::Onboard, "flaky", "ClusterCreated");
         (Engine::new(ctx, registry), publisher, clock, journal)
+    }
+
+    /// Polls (waits without error) for five runs, then fails twice, then finishes.
+    struct Poller;
+    #[async_trait]
+    impl Step for Poller {
+        fn name(&self) -> &'static str {
+            "poller"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(24 * 3600)
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            match env.attempt {
+                0..=4 => Ok(Outcome::retry_after(
+                    Duration::from_secs(60),
+                    "operation in flight",
+                )),
+                5 | 6 => Err(StepError::Transient {
+                    message: "503".into(),
+                    retry_after: None,
+                }),
+                _ => Ok(Outcome::done("finished")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn error_backoff_counts_failures_in_a_row_not_polls() {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let ctx = Ctx {
+            retry: RetryPolicy {
+                randomization: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
+        };
+        let registry = Registry::default()
+            .add(WorkflowKind::Onboard, Poller)
+            .starts_with(WorkflowKind::Onboard, "poller", "Start");
+        let engine = Engine::new(ctx, registry);
+        let mut env = engine
+            .start(WorkflowKind::Onboard, "/subscriptions/s", "g", Map::new())
+            .await
+            .unwrap();
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            match engine.run(&env).await.unwrap().transition {
+                Transition::Retrying { at, .. } => delays.push((at - clock.now()).whole_seconds()),
+                other => panic!("{other:?}"),
+            }
+            env = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        }
+        // Five polls at the step's own interval, then the error backoff starts from its
+        // initial delay (10 s, then 20 s) rather than from 10 s × 2^5.
+        assert_eq!(delays, vec![60, 60, 60, 60, 60, 10, 20]);
+        assert_eq!(env.failures, 2);
+        assert_eq!(
+            engine.run(&env).await.unwrap().transition,
+            Transition::Done {
+                summary: "finished".into()
+            }
+        );
     }
 
     #[tokio::test]

@@ -9,11 +9,16 @@ use serde_json::{Map, Value, json};
 use super::deadletter::{DeadLetter, dead_letter};
 use super::invocation::{HttpTriggerRequest, Invocation, InvocationResult};
 use super::{Answer, AppState, names};
+use crate::bus::OutgoingMessage;
 use crate::engine::EngineError;
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
+use crate::restore::report::ReportKind;
+use crate::restore::request::parse_request_bytes;
 use crate::status::{StatusError, render};
 use crate::telemetry::{propagation, redact, spans};
+use crate::workflow::drill_schedule;
+use crate::workflow::restore_run::{self, keys};
 use tracing::Instrument as _;
 
 /// Binding names used in `functions/*/function.json`.
@@ -120,43 +125,64 @@ pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
     }
 }
 
-/// `restore-requests`: a JSON restore request → start a restore workflow.
+/// `restore-requests`: a JSON restore request → start a restore workflow. A request that
+/// breaks the schema (`schemas/restore-request.schema.json`) or its rules is dead-lettered
+/// with every problem listed, and the same problems are published to `restore-results`.
 pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answer {
     let (inv, body) = match read_message(&raw, bindings::REQUEST) {
         Ok(pair) => pair,
         Err(answer) => return answer,
     };
-    let request: Map<String, Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => {
+    let request = match parse_request_bytes(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            let message_id = inv.message_id().unwrap_or_default();
+            let rejected = json!({
+                "kind": "restore",
+                "messageId": message_id,
+                "verdict": "rejected",
+                "reasons": err.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            let ctx = state.engine.ctx();
+            let mut result = OutgoingMessage::json(
+                &ctx.queues.restore_results,
+                &format!("{message_id}:rejected"),
+                rejected.to_string().into_bytes(),
+            );
+            result.label = Some("rejected".into());
+            if let Err(e) = ctx.publisher.send(result).await {
+                return redeliver(
+                    names::RESTORE_REQUESTS,
+                    format!("could not publish the rejection of an invalid request: {e}"),
+                );
+            }
             return reject(
                 &state,
                 names::RESTORE_REQUESTS,
                 &inv,
                 &body,
-                "MalformedRequest",
-                "a restore request must be a JSON object".into(),
-            )
-            .await;
-        }
-        Err(e) => {
-            return reject(
-                &state,
-                names::RESTORE_REQUESTS,
-                &inv,
-                &body,
-                "MalformedRequest",
-                format!("the restore request is not JSON: {e}"),
+                "InvalidRestoreRequest",
+                err.to_string(),
             )
             .await;
         }
     };
     let subject = request
-        .get("sourceClusterId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let generation = inv.message_id().unwrap_or_default();
+        .source_cluster_id
+        .as_ref()
+        .or(request.backup_instance_id.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let generation = request
+        .request_id
+        .clone()
+        .unwrap_or_else(|| inv.message_id().unwrap_or_default());
+    let mut payload = Map::new();
+    payload.insert(keys::REQUEST.into(), restore_run::to_fact(&request));
+    payload.insert(
+        keys::REQUESTED_AT.into(),
+        restore_run::time_fact(state.engine.ctx().clock.now()),
+    );
     start(
         &state,
         names::RESTORE_REQUESTS,
@@ -165,13 +191,14 @@ pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answ
         WorkflowKind::Restore,
         &subject,
         &generation,
-        request,
+        payload,
     )
     .await
 }
 
-/// `restore-drills`: the drill timer.
-pub async fn restore_drills(State(_state): State<AppState>, raw: Bytes) -> Answer {
+/// `restore-drills`: the drill timer. Starts one drill per protected cluster of the configured
+/// vaults (or a rotating sample); a failure to list is answered 500 so the host logs it.
+pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer {
     let inv: Invocation = match serde_json::from_slice(&raw) {
         Ok(inv) => inv,
         Err(e) => {
@@ -187,11 +214,30 @@ pub async fn restore_drills(State(_state): State<AppState>, raw: Bytes) -> Answe
         .and_then(|t| t.get("IsPastDue"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let line = format!(
-        "restore-drill timer fired (past due: {past_due}); no drill workflow is registered in this build"
-    );
-    tracing::info!(function = names::RESTORE_DRILLS, "{line}");
-    Answer::Handled(InvocationResult::logs([line]))
+    let now = state.engine.ctx().clock.now();
+    match drill_schedule::start_drills(&state.engine, now).await {
+        Ok(started) => {
+            let mut lines = vec![format!(
+                "restore-drill timer fired (past due: {past_due}); {} drill(s) started{}",
+                started.len(),
+                if state.engine.ctx().restore.vaults.is_empty() {
+                    " (BACKUP_PILOT_BACKUP_VAULTS is not set, so no cluster is drilled)"
+                } else {
+                    ""
+                }
+            )];
+            lines.extend(
+                started
+                    .iter()
+                    .map(|(d, id)| format!("drill {id} for {}", d.cluster)),
+            );
+            for line in &lines {
+                tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+            }
+            Answer::Handled(InvocationResult::logs(lines))
+        }
+        Err(e) => redeliver(names::RESTORE_DRILLS, e.to_string()),
+    }
 }
 
 /// `status`: the HTTP status API (route `status/{*cluster}`, function-key auth).
@@ -228,7 +274,11 @@ pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
         };
     };
     match journal.cluster_status(&cluster).await {
-        Ok(Some(status)) => http_ok(render::cluster_json(&store, &status)),
+        Ok(Some(status)) => {
+            let mut body = render::cluster_json(&store, &status);
+            add_run_history(&state, &cluster, &mut body).await;
+            http_ok(body)
+        }
         Ok(None) => http_error(
             404,
             "ClusterNotFound",
@@ -238,6 +288,27 @@ pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
             ),
         ),
         Err(e) => store_unavailable(&e),
+    }
+}
+
+/// How many drills and restores the cluster view lists.
+pub const RUN_HISTORY: usize = 10;
+
+/// Adds the cluster's recent drills and restores (from the report store) to its status view;
+/// a report store that cannot be read is named instead of failing the answer.
+async fn add_run_history(state: &AppState, cluster: &str, body: &mut Value) {
+    let reports = &state.engine.ctx().reports;
+    for (key, kind) in [
+        ("drillHistory", ReportKind::Drill),
+        ("restoreHistory", ReportKind::Restore),
+    ] {
+        body[key] = match reports.history(kind, cluster, RUN_HISTORY).await {
+            Ok(runs) => json!(runs),
+            Err(e) => {
+                tracing::warn!(function = names::STATUS, "report history unreadable: {e}");
+                json!({"error": redact::secrets(&e.to_string()), "store": reports.location()})
+            }
+        };
     }
 }
 

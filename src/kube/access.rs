@@ -18,6 +18,7 @@ use super::error::{KubeError, error_chain};
 use crate::arm::{ArmClient, versions};
 use crate::auth::{self, AKS_SCOPE};
 use crate::resource_id::ResourceId;
+use crate::telemetry::http::{HttpCallLayer, Peer};
 
 /// How long to wait for a TCP connection to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -226,10 +227,20 @@ impl ClusterAccess for KubeconfigAccess {
             self.server_override.as_deref(),
         )
         .await?;
-        let client = kube::Client::try_from(config).map_err(|e| KubeError::ReadKubeconfig {
-            cluster: cluster.to_string(),
-            reason: error_chain(&e),
+        let base = config.cluster_url.to_string();
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+            KubeError::ReadKubeconfig {
+                cluster: cluster.to_string(),
+                reason: error_chain(&e),
+            }
         })?;
+        // One client span per API request (a child of the step's span).
+        let client = match url::Url::parse(&base) {
+            Ok(base) => builder
+                .with_layer(&HttpCallLayer::new(Peer::Kubernetes, base))
+                .build(),
+            Err(_) => builder.build(),
+        };
         Ok(ClusterClient::new(client, server))
     }
 }

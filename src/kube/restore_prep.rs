@@ -156,6 +156,30 @@ pub async fn ensure_namespaces(
     Ok(states)
 }
 
+/// Which of `names` exist now (Terminating ones count: they are not free to restore into).
+///
+/// # Errors
+/// The API server's rejection.
+pub async fn existing_namespaces(
+    cluster: &ClusterClient,
+    names: &[String],
+) -> Result<std::collections::BTreeSet<String>, KubeError> {
+    let api: Api<Namespace> = Api::all(cluster.kube());
+    let mut existing = std::collections::BTreeSet::new();
+    for name in names {
+        let get = format!("read namespace {name}");
+        if api
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster.error(&get, e))?
+            .is_some()
+        {
+            existing.insert(name.clone());
+        }
+    }
+    Ok(existing)
+}
+
 /// Counts what a namespace holds. A missing namespace holds nothing.
 ///
 /// # Errors

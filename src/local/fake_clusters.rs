@@ -1,7 +1,8 @@
 //! Fake AKS clusters for local runs and tests, wiring the two stand-ins together: each cluster
 //! is seeded into the ARM stand-in and gets its own Kubernetes API stand-in (its own port and
 //! local-account token; Entra tokens from the shared issuer), which the kubeconfig ARM hands
-//! out for it points at. [`FakeClusters::extension_hook`] is the ARM stand-in's
+//! out for it points at, and which the ARM stand-in backs up from and restores to.
+//! [`FakeClusters::extension_hook`] is the ARM stand-in's
 //! extension-install callback: it plays the backup extension's install in that cluster's API
 //! server (hook CRDs, pods that turn Ready a while after ARM reports the install done).
 
@@ -37,6 +38,8 @@ pub enum FakeClusterError {
 pub struct FakeCluster {
     /// What the ARM stand-in seeded (id, identities).
     pub arm: SeededCluster,
+    /// Its region.
+    pub location: String,
     /// Its Kubernetes API stand-in.
     pub kube: KubeApiServer,
     /// Where that listens.
@@ -117,12 +120,16 @@ impl FakeClusters {
                 cluster: seed.name.clone(),
                 source,
             })?;
+        let location = seed.location.clone();
         let seed = seed
             .with_kube_api_url(&kube_url)
-            .with_local_account_token(kube.local_account_token());
+            .with_local_account_token(&kube.local_account_token());
         let seeded = arm.add_cluster(seed)?;
+        // Backups copy from this stand-in and restores write to it.
+        arm.attach_kube(&seeded.id, kube.clone());
         let cluster = FakeCluster {
             arm: seeded,
+            location,
             kube,
             kube_url,
         };

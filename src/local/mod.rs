@@ -3,12 +3,15 @@
 //! the handler, Azure Resource Manager ([`arm`]) and the Kubernetes API server ([`kube_api`]),
 //! one per fake cluster ([`fake_clusters`]). [`LocalEnvironment`] starts the host side on one
 //! (virtual) clock; ARM plugs in as an app setting the handler process receives, and ARM's
-//! kubeconfigs lead the handler to the Kubernetes stand-ins.
+//! kubeconfigs lead the handler to the Kubernetes stand-ins. [`azurite`] starts the Blob
+//! storage emulator, and [`drill_run`] adds what `local --drill` needs.
 
 pub mod app_folder;
 pub mod arm;
+pub mod azurite;
 pub mod broker;
 pub mod credential;
+pub mod drill_run;
 pub mod fake_clusters;
 pub mod functions_host;
 pub mod host_payload;
@@ -260,6 +263,7 @@ impl LocalEnvironmentBuilder {
             service_queues.workflow,
             service_queues.restore_requests,
             service_queues.dead_letters,
+            service_queues.restore_results,
         ] {
             queues
                 .entry(name)

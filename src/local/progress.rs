@@ -365,6 +365,7 @@ mod tests {
             subject: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks".into(),
             step: step.into(),
             attempt,
+            hop: 0,
             started_at: t0 + time::Duration::seconds(at),
             finished_at: t0 + time::Duration::seconds(at + 1),
             transition,

@@ -5,7 +5,8 @@
 //! sends one Event Grid `ResourceWriteSuccess` per fake cluster to `cluster-events`, shows each
 //! cluster's progress live (read from the status HTTP function), and ends with each cluster's
 //! timeline, the virtual time to protected and the wall time. It fails unless every cluster
-//! ends protected.
+//! ends protected. With `--drill` it then runs a restore drill on every cluster
+//! ([`drill_run`]) and prints each verdict and where its report is.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,12 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::LocalEnvironment;
 use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
 use super::fake_clusters::FakeClusters;
 use super::kube_api::{ExtensionInstall, KubeApiOptions};
 use super::progress::{ClusterWatch, LiveView, StatusClient};
 use super::timeline::{Stretch, human, table};
+use super::{LocalEnvironment, drill_run};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
 use crate::engine::Queues;
@@ -66,6 +67,8 @@ pub struct LocalOptions {
     /// Draw the live view on stderr when it is a terminal (else only a line per settled
     /// cluster).
     pub live: bool,
+    /// After onboarding, run a restore drill on every cluster and print where the reports are.
+    pub drill: bool,
 }
 
 /// One cluster at the end of a run.
@@ -224,6 +227,24 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             .await?;
         watches.push(ClusterWatch::new(&cluster.arm.id, &name));
     }
+    let drills = if options.drill {
+        Some(drill_run::prepare(&fakes.clusters(), &options.app_dir)?)
+    } else {
+        None
+    };
+    let mut builder = builder;
+    for (name, value) in drills.iter().flat_map(|d| d.settings()) {
+        builder = builder.setting(name, value);
+    }
+    let blob_store = std::env::var_os("BACKUP_PILOT_STATUS_BLOB_URL").is_some()
+        || drills
+            .iter()
+            .flat_map(|d| d.settings())
+            .any(|(name, _)| *name == "BACKUP_PILOT_STATUS_BLOB_URL");
+    if !blob_store {
+        // Status lives in the handler's memory for the run, on purpose.
+        builder = builder.setting("BACKUP_PILOT_STATUS_STORE", "memory");
+    }
     let mut builder = builder
         .scaled_clock(clock)
         .spawn_handler(Some(program))
@@ -234,8 +255,6 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             "BACKUP_PILOT_PROFILE",
             &std::env::var("BACKUP_PILOT_PROFILE").unwrap_or_else(|_| "poc".into()),
         )
-        // Status lives in the handler's memory for the run, on purpose.
-        .setting("BACKUP_PILOT_STATUS_STORE", "memory")
         // The host re-logs the handler's lines; colour codes would arrive escaped.
         .setting("NO_COLOR", "1");
     if let Some(text) = hooks_setting {
@@ -285,11 +304,19 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     let idle = env.wait_idle(DRAIN_TIMEOUT).await;
     print!("{}", report.render());
     println!("{}", protection_summary(&arm));
-    if !idle || !report.all_protected() {
+    let drilled = match (&drills, report.all_protected()) {
+        (Some(setup), true) => tokio::select! {
+            result = drill_run::drill(&env, &arm, setup, options.timeout) => result.map(|text| println!("{text}")),
+            () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        },
+        _ => Ok(()),
+    };
+    if !idle || !report.all_protected() || drilled.is_err() {
         println!("{}", summary(&env));
     }
     env.stop().await;
     arm.shutdown();
+    drilled?;
     if report.all_protected() {
         Ok(report)
     } else {

@@ -154,6 +154,7 @@ mod tests {
             kind: WorkflowKind::Onboard,
             step: step.into(),
             attempt,
+            hop: 0,
             started_at: t0 + time::Duration::seconds(from),
             finished_at: t0 + time::Duration::seconds(to),
             duration_ms: u64::try_from((to - from) * 1000).unwrap(),

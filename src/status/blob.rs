@@ -66,22 +66,29 @@ impl fmt::Debug for StorageAuth {
     }
 }
 
-/// The Blob-backed journal.
-pub struct BlobJournal {
+/// One Blob container: its URL, how to authenticate, and a cached client (a self-signed SAS
+/// is renewed before it expires). Shared by the status journal and the drill report store.
+pub struct BlobContainer {
     container_url: Url,
     auth: StorageAuth,
-    history_limit: usize,
     retry_budget: time::Duration,
     client: Mutex<Option<(Arc<BlobContainerClient>, Option<OffsetDateTime>)>>,
 }
 
-impl fmt::Debug for BlobJournal {
+impl fmt::Debug for BlobContainer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobJournal")
+        f.debug_struct("BlobContainer")
             .field("container_url", &self.container_url.as_str())
             .field("auth", &self.auth)
             .finish()
     }
+}
+
+/// The Blob-backed journal.
+#[derive(Debug)]
+pub struct BlobJournal {
+    blobs: BlobContainer,
+    history_limit: usize,
 }
 
 /// What an ETag-conditioned upload ran into.
@@ -94,18 +101,13 @@ enum UploadError {
     Other(StatusError),
 }
 
-impl BlobJournal {
-    /// A journal in `container` of the Blob service at `service_url` (e.g.
+impl BlobContainer {
+    /// `container` of the Blob service at `service_url` (e.g.
     /// `https://acct.blob.core.windows.net` or Azurite's `http://127.0.0.1:10000/devstoreaccount1`).
     ///
     /// # Errors
     /// A URL that cannot hold a container, a query string in it, or Entra auth over http.
-    pub fn new(
-        service_url: &Url,
-        container: &str,
-        auth: StorageAuth,
-        history_limit: usize,
-    ) -> Result<Self, StatusError> {
+    pub fn new(service_url: &Url, container: &str, auth: StorageAuth) -> Result<Self, StatusError> {
         if service_url.query().is_some() {
             return Err(StatusError::Config(
                 "the Blob service URL must not carry a query string; pass a SAS as BACKUP_PILOT_STATUS_BLOB_SAS".into(),
@@ -127,25 +129,36 @@ impl BlobJournal {
         Ok(Self {
             container_url,
             auth,
-            history_limit: history_limit.max(1),
             retry_budget: time::Duration::seconds(10),
             client: Mutex::new(None),
         })
     }
 
-    /// Limits how long one request keeps retrying transient failures (default 10 s; a step
-    /// waits for its record, and a status answer for its read).
+    /// Limits how long one request keeps retrying transient failures (default 10 s).
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
         self.retry_budget = time::Duration::try_from(budget).unwrap_or(time::Duration::MAX);
         self
     }
 
-    fn location(&self) -> String {
+    /// The container URL (no credentials).
+    pub fn location(&self) -> String {
         self.container_url.to_string()
     }
 
+    /// The URL of a blob in the container (no credentials).
+    pub fn blob_url(&self, name: &str) -> String {
+        let mut url = self.container_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(name.split('/'));
+        }
+        url.to_string()
+    }
+
     /// A client for the container, renewing a self-signed SAS before it expires.
-    fn container(&self) -> Result<Arc<BlobContainerClient>, StatusError> {
+    ///
+    /// # Errors
+    /// [`StatusError::Config`] when the SDK refuses the URL or credential.
+    pub fn client(&self) -> Result<Arc<BlobContainerClient>, StatusError> {
         let now = OffsetDateTime::now_utc();
         if let Ok(cached) = self.client.lock()
             && let Some((client, expiry)) = cached.as_ref()
@@ -192,13 +205,6 @@ impl BlobJournal {
         Ok(client)
     }
 
-    fn blob_name(cluster: &str) -> String {
-        format!(
-            "{PREFIX}{}.json",
-            cluster_key(cluster).trim_start_matches('/')
-        )
-    }
-
     fn read_error(&self, what: &str, e: &azure_core::Error) -> StatusError {
         StatusError::Read {
             store: self.location(),
@@ -215,9 +221,12 @@ impl BlobJournal {
         }
     }
 
-    /// Reads one document and its ETag; `None` when it (or the container) does not exist.
-    async fn read(&self, name: &str) -> Result<Option<(Vec<u8>, Etag)>, StatusError> {
-        let blob = self.container()?.blob_client(name);
+    /// Reads one blob and its ETag; `None` when it (or the container) does not exist.
+    ///
+    /// # Errors
+    /// The service failing.
+    pub async fn read(&self, name: &str) -> Result<Option<(Vec<u8>, Etag)>, StatusError> {
+        let blob = self.client()?.blob_client(name);
         let result = match blob.download(None).await {
             Ok(r) => r,
             Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
@@ -244,19 +253,18 @@ impl BlobJournal {
         &self,
         name: &str,
         body: Vec<u8>,
-        etag: Option<Etag>,
+        content_type: &str,
+        etag: Option<Option<Etag>>,
     ) -> Result<(), UploadError> {
-        let blob = self
-            .container()
-            .map_err(UploadError::Other)?
-            .blob_client(name);
+        let blob = self.client().map_err(UploadError::Other)?.blob_client(name);
         let mut options = BlockBlobClientUploadOptions {
-            blob_content_type: Some("application/json".into()),
+            blob_content_type: Some(content_type.into()),
             ..Default::default()
         };
         match etag {
-            Some(etag) => options.if_match = Some(etag),
-            None => options.if_none_match = Some(Etag::from("*")),
+            Some(Some(etag)) => options.if_match = Some(etag),
+            Some(None) => options.if_none_match = Some(Etag::from("*")),
+            None => {}
         }
         match blob
             .block_blob_client()
@@ -277,12 +285,111 @@ impl BlobJournal {
         }
     }
 
-    async fn create_container(&self) -> Result<(), StatusError> {
-        match self.container()?.create(None).await {
+    /// Creates the container (an existing one is fine).
+    ///
+    /// # Errors
+    /// The service failing.
+    pub async fn create(&self) -> Result<(), StatusError> {
+        match self.client()?.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status().map(u16::from) == Some(409) => Ok(()),
             Err(e) => Err(self.write_error("the container", &e)),
         }
+    }
+
+    /// Writes a blob unconditionally, creating the container when it is missing.
+    ///
+    /// # Errors
+    /// The service failing.
+    pub async fn put(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StatusError> {
+        for _ in 0..2 {
+            match self.upload(name, body.clone(), content_type, None).await {
+                Ok(()) => return Ok(()),
+                Err(UploadError::NoContainer) => self.create().await?,
+                Err(UploadError::Conflict) => {
+                    return Err(StatusError::Write {
+                        store: self.location(),
+                        what: name.to_string(),
+                        message: "the service refused an unconditional write with a conflict"
+                            .into(),
+                    });
+                }
+                Err(UploadError::Other(e)) => return Err(e),
+            }
+        }
+        Err(StatusError::Write {
+            store: self.location(),
+            what: name.to_string(),
+            message: "the container vanished right after it was created".into(),
+        })
+    }
+
+    /// The names of the blobs under `prefix` (none when the container does not exist).
+    ///
+    /// # Errors
+    /// The service failing.
+    pub async fn list(&self, prefix: &str, what: &str) -> Result<Vec<String>, StatusError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.into()),
+            ..Default::default()
+        };
+        let mut pager = self
+            .client()?
+            .list_blobs(Some(options))
+            .map_err(|e| self.read_error(what, &e))?;
+        let mut names = Vec::new();
+        loop {
+            match pager.try_next().await {
+                Ok(Some(item)) => names.extend(item.name),
+                Ok(None) => return Ok(names),
+                Err(e) if status_and_code(&e).1.as_deref() == Some("ContainerNotFound") => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(self.read_error(what, &e)),
+            }
+        }
+    }
+}
+
+impl BlobJournal {
+    /// A journal in `container` of the Blob service at `service_url` (e.g.
+    /// `https://acct.blob.core.windows.net` or Azurite's `http://127.0.0.1:10000/devstoreaccount1`).
+    ///
+    /// # Errors
+    /// A URL that cannot hold a container, a query string in it, or Entra auth over http.
+    pub fn new(
+        service_url: &Url,
+        container: &str,
+        auth: StorageAuth,
+        history_limit: usize,
+    ) -> Result<Self, StatusError> {
+        Ok(Self {
+            blobs: BlobContainer::new(service_url, container, auth)?,
+            history_limit: history_limit.max(1),
+        })
+    }
+
+    /// Limits how long one request keeps retrying transient failures (default 10 s; a step
+    /// waits for its record, and a status answer for its read).
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.blobs = self.blobs.with_retry_budget(budget);
+        self
+    }
+
+    fn location(&self) -> String {
+        self.blobs.location()
+    }
+
+    fn blob_name(cluster: &str) -> String {
+        format!(
+            "{PREFIX}{}.json",
+            cluster_key(cluster).trim_start_matches('/')
+        )
     }
 
     /// Folds `record` into its cluster's document, redoing the update whenever another
@@ -293,7 +400,7 @@ impl BlobJournal {
     pub async fn update(&self, record: &StepRecord) -> Result<(), StatusError> {
         let name = Self::blob_name(&record.subject);
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let (mut status, etag) = match self.read(&name).await? {
+            let (mut status, etag) = match self.blobs.read(&name).await? {
                 Some((bytes, etag)) => match serde_json::from_slice::<ClusterStatus>(&bytes) {
                     Ok(status) => (status, Some(etag)),
                     Err(e) => {
@@ -312,13 +419,17 @@ impl BlobJournal {
                 what: name.clone(),
                 message: e.to_string(),
             })?;
-            match self.upload(&name, body, etag).await {
+            match self
+                .blobs
+                .upload(&name, body, "application/json", Some(etag))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(UploadError::Conflict) => {
                     let pause = rand::rng().random_range(5..=25) * u64::from(attempt + 1);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                Err(UploadError::NoContainer) => self.create_container().await?,
+                Err(UploadError::NoContainer) => self.blobs.create().await?,
                 Err(UploadError::Other(e)) => return Err(e),
             }
         }
@@ -330,7 +441,7 @@ impl BlobJournal {
     }
 
     async fn read_status(&self, name: &str) -> Result<Option<ClusterStatus>, StatusError> {
-        let Some((bytes, _)) = self.read(name).await? else {
+        let Some((bytes, _)) = self.blobs.read(name).await? else {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -339,25 +450,7 @@ impl BlobJournal {
     }
 
     async fn list_names(&self) -> Result<Vec<String>, StatusError> {
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: Some(PREFIX.into()),
-            ..Default::default()
-        };
-        let mut pager = self
-            .container()?
-            .list_blobs(Some(options))
-            .map_err(|e| self.read_error("the cluster list", &e))?;
-        let mut names = Vec::new();
-        loop {
-            match pager.try_next().await {
-                Ok(Some(item)) => names.extend(item.name),
-                Ok(None) => return Ok(names),
-                Err(e) if status_and_code(&e).1.as_deref() == Some("ContainerNotFound") => {
-                    return Ok(Vec::new());
-                }
-                Err(e) => return Err(self.read_error("the cluster list", &e)),
-            }
-        }
+        self.blobs.list(PREFIX, "the cluster list").await
     }
 }
 

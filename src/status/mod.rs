@@ -1,11 +1,11 @@
-//! Per-cluster status, as the journal records it: phase, the last error and its fix, the
-//! next retry, recent step history with durations, and the last drill and restore. Where it
-//! lives: ARM is the truth for protection itself; this small journal (one JSON document per
-//! cluster, in Blob storage when configured — see [`blob`]) is the history and the "why".
-//! [`render`] turns it into the fleet summary and the per-cluster detail (JSON and tables).
+//! Per-cluster status as the journal records it (phase, last error and fix, next retry, step
+//! history, last drill and restore), one JSON document per cluster in Blob storage ([`blob`]);
+//! ARM is the truth for protection itself, read live by [`live`]. [`render`] turns both into
+//! the fleet summary and the per-cluster detail (JSON and tables).
 
 pub mod account_sas;
 pub mod blob;
+pub mod live;
 pub mod render;
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +153,9 @@ pub struct HistoryEntry {
     pub step: String,
     /// Its attempt.
     pub attempt: u32,
+    /// The envelope's hop (a second visit of a step has another; 0 is not stored).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hop: u32,
     /// Start.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -181,6 +184,7 @@ impl HistoryEntry {
             kind: record.kind,
             step: record.step.clone(),
             attempt: record.attempt,
+            hop: record.hop,
             started_at: record.started_at,
             finished_at: record.finished_at,
             duration_ms: u64::try_from(took.whole_milliseconds()).unwrap_or(0),
@@ -193,7 +197,12 @@ impl HistoryEntry {
         self.workflow_id == other.workflow_id
             && self.step == other.step
             && self.attempt == other.attempt
+            && self.hop == other.hop
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Everything recorded about one cluster (the stored document).
@@ -549,6 +558,7 @@ mod tests {
             subject: CLUSTER.to_lowercase(),
             step: step.into(),
             attempt,
+            hop: 0,
             started_at: start,
             finished_at: start + time::Duration::milliseconds(1500),
             transition,
@@ -642,6 +652,52 @@ mod tests {
         assert_eq!(next.at, datetime!(2026-03-01 12:06 UTC));
         assert_eq!(s.workflow.as_ref().unwrap().attempt, 3);
         assert!(s.next_step().unwrap().contains("2026-03-01T12:06:00Z"));
+    }
+
+    #[test]
+    fn a_step_visited_again_keeps_both_runs_in_the_history() {
+        let advanced = Transition::Advanced {
+            next: "bind_trusted_access".into(),
+            fact: "RolesAssigned".into(),
+        };
+        let first = StepRecord {
+            hop: 7,
+            ..record(
+                WorkflowKind::Onboard,
+                "wf",
+                "assign_roles",
+                0,
+                1,
+                advanced.clone(),
+            )
+        };
+        let again = StepRecord {
+            hop: 10,
+            ..record(WorkflowKind::Onboard, "wf", "assign_roles", 0, 4, advanced)
+        };
+        let mut s = ClusterStatus::new(CLUSTER);
+        s.apply(&first, 10);
+        s.apply(&again, 10);
+        s.apply(&again, 10);
+        assert_eq!(
+            s.history.iter().map(|h| h.hop).collect::<Vec<_>>(),
+            [7, 10],
+            "two visits, each once, in time order"
+        );
+        let stored = serde_json::to_value(&s.history[0]).unwrap();
+        assert_eq!(stored["hop"], 7);
+        let doc = serde_json::to_value(&ClusterStatus {
+            history: vec![HistoryEntry {
+                hop: 0,
+                ..s.history[0].clone()
+            }],
+            ..s.clone()
+        })
+        .unwrap();
+        assert!(
+            doc["history"][0].get("hop").is_none(),
+            "hop 0 is not stored"
+        );
     }
 
     #[test]

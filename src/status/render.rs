@@ -1,7 +1,7 @@
 //! The two status views, as JSON (the HTTP API and `status --json`) and as tables for people
 //! (`status`): the fleet summary — counts by phase and every failed cluster's error, fix and
-//! next step — and one cluster's detail with its step history and durations. Both are built
-//! from journal records only; the live view from ARM joins them here later.
+//! next step — and one cluster's detail with its step history and durations, from journal
+//! records; and one cluster's live view from ARM and the cluster ([`super::live`]).
 
 use std::fmt::Write as _;
 
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use time::OffsetDateTime;
 
+use super::live::{LiveView, Section, Unavailable};
 use super::{ClusterStatus, FleetSummary, Phase, RunSummary, StoreInfo, rfc3339};
 use crate::resource_id::ResourceId;
 
@@ -239,6 +240,206 @@ fn run_line(run: Option<&RunSummary>) -> String {
     )
 }
 
+/// One cluster's live view as JSON.
+pub fn live_json(view: &LiveView) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+fn unavailable_lines(out: &mut String, indent: &str, u: &Unavailable) {
+    let _ = writeln!(out, "{indent}unavailable: {}", u.error);
+    if let Some(fix) = &u.fix {
+        let _ = writeln!(out, "{indent}fix: {fix}");
+    }
+}
+
+/// One cluster's live view as text.
+pub fn live_text(view: &LiveView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Live view (read now from Azure Resource Manager and the cluster):"
+    );
+    let field = |out: &mut String, label: &str, value: &str| {
+        let _ = writeln!(out, "{:<20}{value}", format!("{label}:"));
+    };
+    field(&mut out, "Region", &view.location);
+    match &view.extension {
+        Section::Shown(Some(e)) => {
+            let mut line = format!(
+                "{} {}",
+                e.id.rsplit('/').next().unwrap_or(&e.id),
+                e.provisioning_state
+            );
+            if let Some(v) = &e.version {
+                let _ = write!(line, ", version {v}");
+            }
+            field(&mut out, "Extension", &line);
+            field(
+                &mut out,
+                "Extension identity",
+                e.principal_id
+                    .as_deref()
+                    .unwrap_or("none yet (aksAssignedIdentity)"),
+            );
+        }
+        Section::Shown(None) => field(&mut out, "Extension", "not installed"),
+        Section::Unavailable(u) => {
+            field(&mut out, "Extension", "");
+            unavailable_lines(&mut out, "  ", u);
+        }
+    }
+    field(&mut out, "Vault", &view.vault);
+    match &view.backup_instances {
+        Section::Shown(list) if list.is_empty() => {
+            field(
+                &mut out,
+                "Backup instance",
+                "none protects this cluster in the vault",
+            );
+        }
+        Section::Shown(list) => {
+            for bi in list {
+                field(&mut out, "Backup instance", &bi.id);
+                let status = bi
+                    .protection_status
+                    .as_ref()
+                    .map(|s| format!(" (status {s})"))
+                    .unwrap_or_default();
+                field(
+                    &mut out,
+                    "  Protection",
+                    &format!("{}{status}", bi.protection_state),
+                );
+                if let Some(e) = &bi.error {
+                    field(&mut out, "  Error", e);
+                }
+                match &bi.recovery_points {
+                    Section::Shown(points) if points.is_empty() => {
+                        field(&mut out, "  Recovery points", "none yet");
+                    }
+                    Section::Shown(points) => {
+                        let _ = writeln!(out, "  Recovery points (newest first):");
+                        let rows: Vec<[String; 3]> = points
+                            .iter()
+                            .map(|p| [p.time.clone(), p.kind.clone(), p.id.clone()])
+                            .collect();
+                        indented_table(&mut out, "    ", ["TIME", "TYPE", "ID"], &rows);
+                    }
+                    Section::Unavailable(u) => {
+                        let _ = writeln!(out, "  Recovery points:");
+                        unavailable_lines(&mut out, "    ", u);
+                    }
+                }
+                match &bi.jobs {
+                    Section::Shown(jobs) if jobs.is_empty() => field(&mut out, "  Jobs", "none"),
+                    Section::Shown(jobs) => {
+                        let _ = writeln!(out, "  Recent jobs (newest first):");
+                        let rows: Vec<[String; 5]> = jobs
+                            .iter()
+                            .map(|j| {
+                                [
+                                    j.start_time.clone().unwrap_or_default(),
+                                    j.operation.clone(),
+                                    j.status.clone(),
+                                    j.duration.clone().unwrap_or_default(),
+                                    match &j.error {
+                                        Some(e) => format!("{} ({e})", j.name),
+                                        None => j.name.clone(),
+                                    },
+                                ]
+                            })
+                            .collect();
+                        indented_table(
+                            &mut out,
+                            "    ",
+                            ["STARTED", "OPERATION", "STATUS", "DURATION", "JOB"],
+                            &rows,
+                        );
+                    }
+                    Section::Unavailable(u) => {
+                        let _ = writeln!(out, "  Jobs:");
+                        unavailable_lines(&mut out, "    ", u);
+                    }
+                }
+            }
+        }
+        Section::Unavailable(u) => {
+            field(&mut out, "Backup instance", "");
+            unavailable_lines(&mut out, "  ", u);
+        }
+    }
+    match &view.kubernetes {
+        Section::Shown(k) => {
+            let crds: Vec<String> = k
+                .crds
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        c.name,
+                        if c.established {
+                            "established"
+                        } else {
+                            "MISSING"
+                        }
+                    )
+                })
+                .collect();
+            field(&mut out, "Backup CRDs", &crds.join(", "));
+            let ready = k.pods.iter().filter(|p| p.ready).count();
+            let pods = if k.pods.is_empty() {
+                "none in dataprotection-microsoft".to_string()
+            } else {
+                format!(
+                    "{ready} of {} Ready (dataprotection-microsoft)",
+                    k.pods.len()
+                )
+            };
+            field(&mut out, "Extension pods", &pods);
+            if !k.pods.is_empty() {
+                let rows: Vec<[String; 2]> = k
+                    .pods
+                    .iter()
+                    .map(|p| {
+                        [
+                            p.name.clone(),
+                            p.reason.clone().unwrap_or_else(|| "Ready".into()),
+                        ]
+                    })
+                    .collect();
+                indented_table(&mut out, "  ", ["POD", "STATE"], &rows);
+            }
+        }
+        Section::Unavailable(u) => {
+            field(&mut out, "Backup CRDs", "");
+            unavailable_lines(&mut out, "  ", u);
+        }
+    }
+    if view.problems.is_empty() {
+        field(&mut out, "Problems", "none");
+    } else {
+        let _ = writeln!(out, "Problems:");
+        for p in &view.problems {
+            let _ = writeln!(out, "  - {}", p.problem);
+            let _ = writeln!(out, "    fix: {}", p.fix);
+        }
+    }
+    out
+}
+
+fn indented_table<const N: usize>(
+    out: &mut String,
+    indent: &str,
+    header: [&str; N],
+    rows: &[[String; N]],
+) {
+    let mut t = String::new();
+    table(&mut t, header, rows);
+    for line in t.lines() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
 fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
@@ -289,6 +490,7 @@ mod tests {
                 subject: id.into(),
                 step: "assign_roles".into(),
                 attempt: 0,
+                hop: 0,
                 started_at: datetime!(2026-03-01 12:00 UTC),
                 finished_at: datetime!(2026-03-01 12:00:02 UTC),
                 transition: Transition::Failed {

@@ -1,10 +1,14 @@
 //! Outbound HTTP telemetry, one client span per request with the semantic-convention
 //! attributes (`http.request.method`, `url.full` without secrets, `server.address`,
 //! `http.response.status_code`), plus the request-duration, ARM-call and throttle metrics.
-//! Hand-written clients (ARM, Kubernetes, Service Bus) use [`HttpCall`]; Azure SDK clients
-//! (Blob) add [`AzureSdkTelemetry`] to their pipeline.
+//! Hand-written clients (ARM, Service Bus, the kubeconfig fetch) use [`HttpCall`]; tower
+//! stacks (kube-rs clients) add [`HttpCallLayer`]; Azure SDK clients (Blob) add
+//! [`AzureSdkTelemetry`] to their pipeline.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -193,5 +197,157 @@ impl Policy for AzureSdkTelemetry {
             }),
         }
         result
+    }
+}
+
+/// A tower layer that wraps every request of a service stack in an [`HttpCall`] (kube-rs
+/// clients: `ClientBuilder::with_layer`). The call is a child of the span current when the
+/// request is made, and sends `traceparent` along. Requests with a path-only URI (kube-rs
+/// adds the server URL further down its stack) are shown against `base`.
+#[derive(Debug, Clone)]
+pub struct HttpCallLayer {
+    peer: Peer,
+    base: Url,
+}
+
+impl HttpCallLayer {
+    /// Calls to `peer` at `base`.
+    pub fn new(peer: Peer, base: Url) -> Self {
+        Self { peer, base }
+    }
+}
+
+impl<S> tower::Layer<S> for HttpCallLayer {
+    type Service = HttpCallService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpCallService {
+            inner,
+            peer: self.peer,
+            base: self.base.clone(),
+        }
+    }
+}
+
+/// The service [`HttpCallLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct HttpCallService<S> {
+    inner: S,
+    peer: Peer,
+    base: Url,
+}
+
+impl<S, B, RB> tower::Service<axum::http::Request<B>> for HttpCallService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        let uri = request.uri().to_string();
+        let url = Url::parse(&uri)
+            .or_else(|_| self.base.join(&uri))
+            .unwrap_or_else(|_| self.base.clone());
+        let call = HttpCall::start(self.peer, request.method().as_str(), &url);
+        for (name, value) in call.trace_headers() {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let span = call.span().clone();
+        let response = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(
+            async move {
+                let result = response.await;
+                match &result {
+                    Ok(r) => call.finish(r.status().as_u16()),
+                    Err(e) => {
+                        let text = e.to_string().to_ascii_lowercase();
+                        call.fail(if text.contains("timed out") || text.contains("timeout") {
+                            "timeout"
+                        } else {
+                            "connection"
+                        });
+                    }
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    #[tokio::test]
+    async fn the_layer_makes_a_client_span_per_request_under_the_caller() {
+        let exporter = InMemorySpanExporter::default();
+        let (dispatch, provider) = super::super::capture_spans(exporter.clone());
+        let _guard = tracing::dispatcher::set_default(&dispatch);
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let record = seen.clone();
+        let inner = tower::service_fn(move |request: axum::http::Request<()>| {
+            *record.lock().unwrap() = request
+                .headers()
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap().to_string());
+            async {
+                Ok::<_, std::convert::Infallible>(
+                    axum::http::Response::builder()
+                        .status(404)
+                        .body(())
+                        .unwrap(),
+                )
+            }
+        });
+        let base = Url::parse("https://aks-shop.hcp.westeurope.azmk8s.io:443").unwrap();
+        let mut service = HttpCallLayer::new(Peer::Kubernetes, base).layer(inner);
+        let parent = tracing::info_span!("step");
+        async {
+            let request = axum::http::Request::get("/api/v1/namespaces/x/pods?limit=5")
+                .body(())
+                .unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            assert_eq!(response.status(), 404);
+        }
+        .instrument(parent)
+        .await;
+        provider.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+        let step = spans.iter().find(|s| s.name == "step").unwrap();
+        let call = spans.iter().find(|s| s.name == "GET").unwrap();
+        assert_eq!(call.parent_span_id, step.span_context.span_id());
+        let attr = |k: &str| {
+            call.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(
+            attr("url.full").as_deref(),
+            Some("https://aks-shop.hcp.westeurope.azmk8s.io/api/v1/namespaces/x/pods?limit=5")
+        );
+        assert_eq!(attr("peer").as_deref(), Some("kubernetes"));
+        assert_eq!(attr("http.response.status_code").as_deref(), Some("404"));
+        let sent = seen.lock().unwrap().clone().expect("traceparent sent");
+        assert_eq!(
+            super::super::trace_id(&sent),
+            Some(call.span_context.trace_id().to_string().as_str())
+        );
     }
 }

@@ -26,6 +26,40 @@ const REPLICATION_WAIT: Duration = Duration::from_secs(20);
 /// See the module docs.
 pub struct AssignRoles;
 
+/// What [`converge`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Converged {
+    /// Assignments created.
+    pub created: usize,
+    /// Assignments whose principal is not yet replicated (retry later), as summaries.
+    pub not_replicated: Vec<String>,
+}
+
+/// Makes each assignment exist: read by its deterministic name, created if missing;
+/// `RoleAssignmentExists` counts as done, `PrincipalNotFound` is reported for a later retry.
+///
+/// # Errors
+/// Any other ARM failure.
+pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converged, StepError> {
+    let mut done = Converged::default();
+    for a in wanted {
+        if in_place(ctx, a).await? {
+            continue;
+        }
+        match ctx
+            .arm
+            .put(&a.path(), versions::ROLE_ASSIGNMENTS, &a.body())
+            .await
+        {
+            Ok(_) => done.created += 1,
+            Err(e) if e.has_code("RoleAssignmentExists") => {}
+            Err(e) if e.has_code("PrincipalNotFound") => done.not_replicated.push(a.summary()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
 /// The assignments this workflow needs, from its facts.
 ///
 /// # Errors
@@ -42,11 +76,29 @@ pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepE
         storage_account: facts::required(env, facts::STORAGE_ACCOUNT_ID)?,
         storage_shared: facts::flag(env, facts::STORAGE_SHARED),
     };
-    Ok(roles::assignments(
-        roles::profile(ctx.onboarding.role_profile),
-        &ids,
-        &scopes,
-    ))
+    Ok(wanted_for(ctx, &ids, &scopes))
+}
+
+/// The role profile's assignments for these identities and scopes.
+pub fn wanted_for(ctx: &Ctx, ids: &Identities, scopes: &Scopes) -> Vec<roles::Assignment> {
+    roles::assignments(roles::profile(ctx.onboarding.role_profile), ids, scopes)
+}
+
+/// True if the assignment exists under its deterministic name for the same principal
+/// ([`converge`] creates it otherwise).
+///
+/// # Errors
+/// A failed read.
+pub async fn in_place(ctx: &Ctx, assignment: &roles::Assignment) -> Result<bool, StepError> {
+    let existing = ctx
+        .arm
+        .get_optional(&assignment.path(), versions::ROLE_ASSIGNMENTS)
+        .await?;
+    Ok(existing.is_some_and(|e| {
+        e.pointer("/properties/principalId")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.eq_ignore_ascii_case(&assignment.principal_id))
+    }))
 }
 
 #[async_trait]
@@ -60,34 +112,10 @@ impl Step for AssignRoles {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let mut not_replicated = Vec::new();
-        let mut created = 0usize;
-        for a in wanted(ctx, env)? {
-            let path = a.path();
-            if let Some(existing) = ctx
-                .arm
-                .get_optional(&path, versions::ROLE_ASSIGNMENTS)
-                .await?
-            {
-                let principal = existing
-                    .pointer("/properties/principalId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if principal.eq_ignore_ascii_case(&a.principal_id) {
-                    continue;
-                }
-            }
-            match ctx
-                .arm
-                .put(&path, versions::ROLE_ASSIGNMENTS, &a.body())
-                .await
-            {
-                Ok(_) => created += 1,
-                Err(e) if e.has_code("RoleAssignmentExists") => {}
-                Err(e) if e.has_code("PrincipalNotFound") => not_replicated.push(a.summary()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let Converged {
+            created,
+            not_replicated,
+        } = converge(ctx, &wanted(ctx, env)?).await?;
         if !not_replicated.is_empty() {
             return Ok(wait(
                 REPLICATION_WAIT,

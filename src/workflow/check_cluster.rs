@@ -28,6 +28,31 @@ pub const FACT: &str = "ClusterEligible";
 /// See the module docs.
 pub struct CheckCluster;
 
+/// Whether onboarding goes on, and if not why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligibility {
+    /// The workflow ends with this summary: out of scope, opted out, gone, or already
+    /// protected with the configured settings.
+    Finish(String),
+    /// The workflow fails; the text says what to do.
+    Fail(String),
+    /// The cluster is busy: look again after this long, for this reason.
+    Wait(Duration, String),
+    /// Onboarding goes on.
+    Eligible(Eligible),
+}
+
+/// What onboarding needs to know about an eligible cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligible {
+    /// Region (lower case, no spaces).
+    pub location: String,
+    /// Tenant of its identity (empty when ARM gives none).
+    pub tenant: String,
+    /// Its control-plane identity.
+    pub principal: String,
+}
+
 /// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
 /// resource group given (from the placement, or from the facts earlier steps recorded).
 /// Backup hooks are `applied` (the references of the hooks the service puts on the cluster:
@@ -86,100 +111,117 @@ impl Step for CheckCluster {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        let settings = &ctx.onboarding;
-        if !settings.covers_subscription(cluster_id.subscription()) {
-            return Ok(finish(format!(
-                "not onboarded: subscription {} is not in BACKUP_PILOT_SUBSCRIPTIONS",
-                cluster_id.subscription()
-            )));
-        }
-        let Some(cluster) = ctx
-            .arm
-            .get_optional(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
-            .await?
-        else {
-            return Ok(finish(format!(
-                "{cluster_id} no longer exists; nothing to onboard"
-            )));
-        };
-        let tags = cluster.get("tags");
-        if let Some(out) = settings.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
-            return Ok(finish(format!(
-                "not onboarded: the cluster carries the opt-out tag {out}; existing protection, if any, is left as it is"
-            )));
-        }
-        if let Some(opt_in) = settings.opt_in_tag.as_ref().filter(|t| !t.matches(tags)) {
-            return Ok(finish(format!(
-                "not onboarded: the cluster lacks the opt-in tag {opt_in}"
-            )));
-        }
-        let state = cluster
-            .pointer("/properties/provisioningState")
-            .and_then(Value::as_str)
-            .unwrap_or("Succeeded");
-        if state.eq_ignore_ascii_case("Failed") {
-            return Ok(Outcome::failed(format!(
-                "{cluster_id} is in provisioning state Failed; repair it (`az aks update` or `az aks reconcile`) and resend the cluster event"
-            )));
-        }
-        if !state.eq_ignore_ascii_case("Succeeded") {
-            return Ok(wait(
-                Duration::from_secs(60),
-                format!("the cluster is {state}; waiting for it to settle"),
-            ));
-        }
-        if cluster
-            .pointer("/properties/powerState/code")
-            .and_then(Value::as_str)
-            .is_some_and(|c| c.eq_ignore_ascii_case("Stopped"))
-        {
-            return Ok(Outcome::failed(format!(
-                "{cluster_id} is stopped; the backup extension cannot be installed on a stopped cluster. Start it (`az aks start`) and resend the cluster event"
-            )));
-        }
-        let principal =
-            control_plane_principal(&cluster).map_err(|reason| StepError::Permanent { reason })?;
-        let location = location_of(&cluster).ok_or_else(|| StepError::Permanent {
-            reason: format!("{cluster_id} has no location in its ARM body"),
-        })?;
-        let tenant = tenant_of(&cluster).unwrap_or_default();
-
-        // The cheap check: already protected, with what the settings ask for?
-        let placement = Placement::for_cluster(settings, &cluster_id, &location);
-        let spec = backup_instance_spec(
-            ctx,
-            &cluster_id,
-            &placement.location,
-            placement.policy_id(),
-            placement.snapshot_resource_group_id(),
-            ctx.hooks.backup_references(),
-        );
-        let existing = match ctx
-            .arm
-            .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
-            .await
-        {
-            Ok(bi) => bi,
-            // Nothing can be protected in a subscription not yet registered for backups.
-            Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(bi) = existing {
-            let protected = bi
-                .pointer("/properties/currentProtectionState")
-                .and_then(Value::as_str)
-                .is_some_and(|s| s == "ProtectionConfigured");
-            if protected && backup_instance_differences(&bi, &spec).is_empty() {
-                return Ok(finish(format!(
-                    "already protected and unchanged: {}",
-                    placement.backup_instance_id()
-                )));
-            }
-        }
-        Ok(advance(super::ensure_cluster_prerequisites::NAME, FACT)
-            .with(facts::CLUSTER_ID, cluster_id.to_string())
-            .with(facts::LOCATION, location)
-            .with(facts::TENANT_ID, tenant)
-            .with(facts::CLUSTER_PRINCIPAL_ID, principal))
+        Ok(match assess(ctx, &cluster_id).await? {
+            Eligibility::Finish(summary) => finish(summary),
+            Eligibility::Fail(reason) => Outcome::failed(reason),
+            Eligibility::Wait(after, why) => wait(after, why),
+            Eligibility::Eligible(e) => advance(super::ensure_cluster_prerequisites::NAME, FACT)
+                .with(facts::CLUSTER_ID, cluster_id.to_string())
+                .with(facts::LOCATION, e.location)
+                .with(facts::TENANT_ID, e.tenant)
+                .with(facts::CLUSTER_PRINCIPAL_ID, e.principal),
+        })
     }
+}
+
+/// Reads the cluster and decides whether onboarding goes on (see the module docs).
+///
+/// # Errors
+/// A failed read, or a cluster without a managed identity or location (permanent).
+pub async fn assess(ctx: &Ctx, cluster_id: &ResourceId) -> Result<Eligibility, StepError> {
+    let settings = &ctx.onboarding;
+    if !settings.covers_subscription(cluster_id.subscription()) {
+        return Ok(Eligibility::Finish(format!(
+            "not onboarded: subscription {} is not in BACKUP_PILOT_SUBSCRIPTIONS",
+            cluster_id.subscription()
+        )));
+    }
+    let Some(cluster) = ctx
+        .arm
+        .get_optional(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
+        .await?
+    else {
+        return Ok(Eligibility::Finish(format!(
+            "{cluster_id} no longer exists; nothing to onboard"
+        )));
+    };
+    let tags = cluster.get("tags");
+    if let Some(out) = settings.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
+        return Ok(Eligibility::Finish(format!(
+            "not onboarded: the cluster carries the opt-out tag {out}; existing protection, if any, is left as it is"
+        )));
+    }
+    if let Some(opt_in) = settings.opt_in_tag.as_ref().filter(|t| !t.matches(tags)) {
+        return Ok(Eligibility::Finish(format!(
+            "not onboarded: the cluster lacks the opt-in tag {opt_in}"
+        )));
+    }
+    let state = cluster
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+        .unwrap_or("Succeeded");
+    if state.eq_ignore_ascii_case("Failed") {
+        return Ok(Eligibility::Fail(format!(
+            "{cluster_id} is in provisioning state Failed; repair it (`az aks update` or `az aks reconcile`) and resend the cluster event"
+        )));
+    }
+    if !state.eq_ignore_ascii_case("Succeeded") {
+        return Ok(Eligibility::Wait(
+            Duration::from_secs(60),
+            format!("the cluster is {state}; waiting for it to settle"),
+        ));
+    }
+    if cluster
+        .pointer("/properties/powerState/code")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.eq_ignore_ascii_case("Stopped"))
+    {
+        return Ok(Eligibility::Fail(format!(
+            "{cluster_id} is stopped; the backup extension cannot be installed on a stopped cluster. Start it (`az aks start`) and resend the cluster event"
+        )));
+    }
+    let principal =
+        control_plane_principal(&cluster).map_err(|reason| StepError::Permanent { reason })?;
+    let location = location_of(&cluster).ok_or_else(|| StepError::Permanent {
+        reason: format!("{cluster_id} has no location in its ARM body"),
+    })?;
+    let tenant = tenant_of(&cluster).unwrap_or_default();
+
+    // The cheap check: already protected, with what the settings ask for?
+    let placement = Placement::for_cluster(settings, cluster_id, &location);
+    let spec = backup_instance_spec(
+        ctx,
+        cluster_id,
+        &placement.location,
+        placement.policy_id(),
+        placement.snapshot_resource_group_id(),
+        ctx.hooks.backup_references(),
+    );
+    let existing = match ctx
+        .arm
+        .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
+        .await
+    {
+        Ok(bi) => bi,
+        // Nothing can be protected in a subscription not yet registered for backups.
+        Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(bi) = existing {
+        let protected = bi
+            .pointer("/properties/currentProtectionState")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s == "ProtectionConfigured");
+        if protected && backup_instance_differences(&bi, &spec).is_empty() {
+            return Ok(Eligibility::Finish(format!(
+                "already protected and unchanged: {}",
+                placement.backup_instance_id()
+            )));
+        }
+    }
+    Ok(Eligibility::Eligible(Eligible {
+        location,
+        tenant,
+        principal,
+    }))
 }

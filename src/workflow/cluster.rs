@@ -163,13 +163,17 @@ pub fn check_version(cluster: &Value, offered: &Value) -> VersionVerdict {
         .iter()
         .find(|v| v.get("version").and_then(Value::as_str) == Some(minor.as_str()))
     else {
-        return VersionVerdict::Unsupported(format!(
-            "Kubernetes {version} is no longer offered by AKS in this region; {advice}"
+        return VersionVerdict::Unsupported(crate::engine::fix::compose(
+            &format!("Kubernetes {version} is no longer offered by AKS in this region"),
+            &advice,
         ));
     };
     if !supports(entry, "KubernetesOfficial") && !on_lts {
-        return VersionVerdict::Unsupported(format!(
-            "Kubernetes {minor} is LTS-only in AKS and the cluster is not on the AKSLongTermSupport plan; {advice}, or move the cluster to the LTS plan (Premium tier)"
+        return VersionVerdict::Unsupported(crate::engine::fix::compose(
+            &format!(
+                "Kubernetes {minor} is LTS-only in AKS and the cluster is not on the AKSLongTermSupport plan"
+            ),
+            &format!("{advice}, or move the cluster to the LTS plan (Premium tier)"),
         ));
     }
     VersionVerdict::Supported
@@ -416,15 +420,20 @@ pub fn capacity_advice(
         ),
         None => "add a Linux node pool without NoSchedule taints".to_string(),
     };
-    format!(
-        "the backup extension needs about {}m CPU free, but the schedulable pools [{}] leave an estimated {}m (a single burstable Standard_B2ms node is not enough); {how}, or use a non-burstable size such as Standard_D2s_v3; or set BACKUP_PILOT_ALLOW_NODE_POOL_SCALE=true to let the service scale",
-        model.extension_millicores,
-        if pools.is_empty() {
-            "none".to_string()
-        } else {
-            pools
-        },
-        cap.free_millicores
+    crate::engine::fix::compose(
+        &format!(
+            "the backup extension needs about {}m CPU free, but the schedulable pools [{}] leave an estimated {}m (a single burstable Standard_B2ms node is not enough)",
+            model.extension_millicores,
+            if pools.is_empty() {
+                "none".to_string()
+            } else {
+                pools
+            },
+            cap.free_millicores
+        ),
+        &format!(
+            "{how}, or use a non-burstable size such as Standard_D2s_v3; or set BACKUP_PILOT_ALLOW_NODE_POOL_SCALE=true to let the service scale"
+        ),
     )
 }
 

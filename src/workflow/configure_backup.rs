@@ -78,28 +78,11 @@ impl Step for ConfigureBackup {
             .map(str::to_string)
             .unwrap_or(deterministic);
 
-        let existing = match ctx
-            .arm
-            .get_optional(&bi_id, versions::BACKUP_INSTANCES)
-            .await?
-        {
-            Some(bi) => Some(bi),
-            None => find_for_cluster(ctx, &vault_id, &spec.cluster_id).await?,
-        };
+        let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id).await?;
         let resubmit = facts::flag(env, RESUBMIT);
         if let Some(bi) = &existing {
-            let id = bi
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or(&bi_id)
-                .to_string();
-            let state = bi
-                .pointer("/properties/currentProtectionState")
-                .and_then(Value::as_str)
-                .unwrap_or("Invalid");
-            match state {
-                "ProtectionConfigured" => {
-                    let differences = bodies::backup_instance_differences(bi, &spec);
+            match instance_verdict(bi, &bi_id, &spec, resubmit) {
+                InstanceVerdict::Adopt { id, differences } => {
                     if !differences.is_empty() {
                         tracing::warn!(backup_instance = %id, ?differences, "adopting a backup instance whose configuration differs from the settings; it cannot be changed in place (delete it to apply the settings)");
                     }
@@ -107,36 +90,22 @@ impl Step for ConfigureBackup {
                         .with(facts::BACKUP_INSTANCE_ID, id)
                         .without(RESUBMIT));
                 }
-                "ProtectionError" | "ConfiguringProtectionFailed" if !resubmit => {
-                    let (code, message) = protection_error(bi);
-                    let text = format!(
-                        "backup instance {id} is in {state}: {code}: {message}{}",
-                        known_code_advice(&code)
-                    );
-                    if known_code(&code).is_some_and(|k| k.class == CodeClass::MissingRoles) {
-                        return Ok(remediate(env, &text, true).with(facts::BACKUP_INSTANCE_ID, id));
-                    }
+                InstanceVerdict::MissingRoles { id, text } => {
+                    return Ok(remediate(env, &text, true).with(facts::BACKUP_INSTANCE_ID, id));
+                }
+                InstanceVerdict::Fail(text) => {
                     return Ok(Outcome::failed(text).without(facts::PENDING_OPERATION));
                 }
-                "ProtectionError" | "ConfiguringProtectionFailed" | "NotProtected" | "Invalid" => {
-                    // Re-submitted below, after validation.
-                }
-                "ProtectionStopped"
-                | "SoftDeleted"
-                | "SoftDeleting"
-                | "BackupSchedulesSuspended"
-                | "RetentionSchedulesSuspended" => {
-                    return Ok(Outcome::failed(format!(
-                        "the vault holds backup instance {id} for this cluster in state {state}; resume it (`az dataprotection backup-instance resume-protection`) or delete it, then resend the cluster event"
-                    )));
-                }
-                other => {
+                InstanceVerdict::Held(text) => return Ok(Outcome::failed(text)),
+                InstanceVerdict::Busy { id, state } => {
                     return Ok(wait(
                         ctx.arm.default_poll(),
-                        format!("backup instance {id} is {other}"),
+                        format!("backup instance {id} is {state}"),
                     )
                     .with(facts::BACKUP_INSTANCE_ID, id));
                 }
+                // Re-submitted below, after validation.
+                InstanceVerdict::Resubmit { .. } => {}
             }
         }
 
@@ -203,6 +172,122 @@ impl Step for ConfigureBackup {
     }
 }
 
+/// What an existing backup instance for the cluster means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceVerdict {
+    /// `ProtectionConfigured`: adopted; `differences` from the settings cannot be changed in
+    /// place (delete the instance to apply them).
+    Adopt {
+        /// Its id.
+        id: String,
+        /// How it differs from the settings.
+        differences: Vec<String>,
+    },
+    /// In an error state a missing role explains: the roles are re-checked, then the
+    /// instance is re-submitted.
+    MissingRoles {
+        /// Its id.
+        id: String,
+        /// The error, with its advice.
+        text: String,
+    },
+    /// In an error state nothing here fixes; the text says what to do.
+    Fail(String),
+    /// Stopped, soft-deleted or suspended: a person decides; the text says how.
+    Held(String),
+    /// Not protected (or its error was dealt with): re-submitted.
+    Resubmit {
+        /// Its id.
+        id: String,
+        /// Its protection state.
+        state: String,
+    },
+    /// Configuring or in another transient state: followed.
+    Busy {
+        /// Its id.
+        id: String,
+        /// Its protection state.
+        state: String,
+    },
+}
+
+/// Judges an existing instance (`fallback_id` when its body has no id) against `spec`;
+/// `resubmit` is true once the roles behind its error were fixed.
+pub fn instance_verdict(
+    bi: &Value,
+    fallback_id: &str,
+    spec: &BackupInstanceSpec,
+    resubmit: bool,
+) -> InstanceVerdict {
+    let id = bi
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback_id)
+        .to_string();
+    let state = bi
+        .pointer("/properties/currentProtectionState")
+        .and_then(Value::as_str)
+        .unwrap_or("Invalid");
+    match state {
+        "ProtectionConfigured" => InstanceVerdict::Adopt {
+            differences: bodies::backup_instance_differences(bi, spec),
+            id,
+        },
+        "ProtectionError" | "ConfiguringProtectionFailed" if !resubmit => {
+            let (code, message) = protection_error(bi);
+            let text = format!(
+                "backup instance {id} is in {state}: {code}: {message}{}",
+                known_code_advice(&code)
+            );
+            if known_code(&code).is_some_and(|k| k.class == CodeClass::MissingRoles) {
+                InstanceVerdict::MissingRoles { id, text }
+            } else {
+                InstanceVerdict::Fail(text)
+            }
+        }
+        "ProtectionError" | "ConfiguringProtectionFailed" | "NotProtected" | "Invalid" => {
+            InstanceVerdict::Resubmit {
+                id,
+                state: state.to_string(),
+            }
+        }
+        "ProtectionStopped"
+        | "SoftDeleted"
+        | "SoftDeleting"
+        | "BackupSchedulesSuspended"
+        | "RetentionSchedulesSuspended" => InstanceVerdict::Held(format!(
+            "the vault holds backup instance {id} for this cluster in state {state}; resume it (`az dataprotection backup-instance resume-protection`) or delete it, then resend the cluster event"
+        )),
+        other => InstanceVerdict::Busy {
+            id,
+            state: other.to_string(),
+        },
+    }
+}
+
+/// The cluster's instance: `bi_id` (the deterministic one, or the one recorded), else one in
+/// the vault that protects `cluster_id` under any name.
+///
+/// # Errors
+/// A failed read.
+pub async fn existing_instance(
+    ctx: &Ctx,
+    bi_id: &str,
+    vault_id: &str,
+    cluster_id: &str,
+) -> Result<Option<Value>, StepError> {
+    Ok(
+        match ctx
+            .arm
+            .get_optional(bi_id, versions::BACKUP_INSTANCES)
+            .await?
+        {
+            Some(bi) => Some(bi),
+            None => find_for_cluster(ctx, vault_id, cluster_id).await?,
+        },
+    )
+}
+
 /// The instance spec from the facts earlier steps recorded, with the hook references
 /// `apply_hooks` put on the cluster.
 fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
@@ -237,7 +322,8 @@ async fn find_for_cluster(
     }))
 }
 
-fn protection_error(bi: &Value) -> (String, String) {
+/// A backup instance's protection error as (code, message).
+pub fn protection_error(bi: &Value) -> (String, String) {
     let err = bi
         .pointer("/properties/protectionErrorDetails")
         .or_else(|| bi.pointer("/properties/protectionStatus/errorDetails"));

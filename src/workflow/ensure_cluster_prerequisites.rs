@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use serde_json::Value;
+
 use super::cluster::{
-    VersionVerdict, capacity, capacity_advice, check_version, disabled_storage_features,
-    enable_storage_command, scaled_pool, with_storage_features_enabled,
+    UsablePool, VersionVerdict, capacity, capacity_advice, check_version,
+    disabled_storage_features, enable_storage_command, scaled_pool, with_storage_features_enabled,
 };
 use super::facts::{self, Progress, advance, failed_operation, started};
 use crate::arm::{FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Ctx, Outcome, Step, StepError, fix};
 use crate::envelope::Envelope;
+use crate::resource_id::ResourceId;
 
 /// The step's name.
 pub const NAME: &str = "ensure_cluster_prerequisites";
@@ -24,6 +27,125 @@ pub const FACT: &str = "ClusterPrepared";
 
 /// See the module docs.
 pub struct EnsureClusterPrerequisites;
+
+/// One thing the step does, in order; a failure ends the list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrerequisiteAction {
+    /// Turn the switched-off storage features on, by a PUT of `body` (the cluster).
+    EnableStorage {
+        /// What is off.
+        disabled: Vec<&'static str>,
+        /// The cluster body to PUT.
+        body: Value,
+    },
+    /// Scale `pool` to `nodes` so the extension fits.
+    ScalePool {
+        /// The pool.
+        pool: UsablePool,
+        /// Its new node count (or autoscaler maximum).
+        nodes: u32,
+        /// The capacity advice, for the failure text if the scale is refused.
+        advice: String,
+    },
+    /// The workflow fails; the text says what to do.
+    Fail(String),
+}
+
+/// What the step will do about the cluster's prerequisites.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prerequisites {
+    /// In order; empty when the cluster is ready.
+    pub actions: Vec<PrerequisiteAction>,
+    /// Checks that could not be made (logged; they do not stop onboarding).
+    pub warnings: Vec<String>,
+}
+
+/// Reads the cluster and AKS's supported versions for `location`, and decides what the step
+/// does: fail on an unsupported version, enable the storage features (or fail when the
+/// settings forbid it), scale a pool when the extension does not fit (or fail with the
+/// advice).
+///
+/// # Errors
+/// A failed read (a version list that cannot be read for a non-transient reason is a
+/// warning instead).
+pub async fn assess(
+    ctx: &Ctx,
+    cluster_id: &ResourceId,
+    location: &str,
+) -> Result<Prerequisites, StepError> {
+    let (rg, name) = (
+        cluster_id.resource_group().unwrap_or_default(),
+        cluster_id.name().unwrap_or_default(),
+    );
+    let cluster = ctx
+        .arm
+        .get(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
+        .await?;
+    let settings = &ctx.onboarding;
+    let mut out = Prerequisites::default();
+    let versions_path = format!(
+        "/subscriptions/{}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions",
+        cluster_id.subscription()
+    );
+    match ctx
+        .arm
+        .get(&versions_path, versions::MANAGED_CLUSTERS)
+        .await
+    {
+        Ok(offered) => {
+            if let VersionVerdict::Unsupported(why) = check_version(&cluster, &offered) {
+                out.actions.push(PrerequisiteAction::Fail(why));
+                return Ok(out);
+            }
+        }
+        Err(e) if e.is_transient() => return Err(e.into()),
+        // The version list is advice, not a gate AKS depends on: if it cannot be read,
+        // say so and go on (AKS itself refuses extensions on unsupported versions).
+        Err(e) => out.warnings.push(format!(
+            "could not check the Kubernetes version against AKS's supported list: {e}"
+        )),
+    }
+
+    let disabled = disabled_storage_features(&cluster);
+    if !disabled.is_empty() {
+        if !settings.allow_cluster_update {
+            out.actions.push(PrerequisiteAction::Fail(fix::compose(
+                &format!(
+                    "{} {} off; volume backups need the CSI disk driver and the snapshot controller",
+                    disabled.join(" and "),
+                    if disabled.len() > 1 { "are" } else { "is" },
+                ),
+                &format!(
+                    "run `{}`, or set BACKUP_PILOT_ALLOW_CLUSTER_UPDATE=true to let the service do it",
+                    enable_storage_command(rg, name)
+                ),
+            )));
+            return Ok(out);
+        }
+        out.actions.push(PrerequisiteAction::EnableStorage {
+            body: with_storage_features_enabled(&cluster),
+            disabled,
+        });
+    }
+
+    let model = settings.capacity;
+    let cap = capacity(&cluster, &model);
+    if !cap.fits(&model) {
+        let advice = capacity_advice(&cap, &model, rg, name);
+        match cap
+            .scale_target(&model)
+            .filter(|_| settings.allow_node_pool_scale)
+        {
+            Some((pool, nodes)) => out.actions.push(PrerequisiteAction::ScalePool {
+                pool,
+                nodes,
+                advice,
+            }),
+            None => out.actions.push(PrerequisiteAction::Fail(advice)),
+        }
+    }
+    Ok(out)
+}
 
 #[async_trait]
 impl Step for EnsureClusterPrerequisites {
@@ -44,106 +166,69 @@ impl Step for EnsureClusterPrerequisites {
         }
         let cluster_id = facts::cluster_id(env)?;
         let cluster_path = cluster_id.to_string();
-        let (rg, name) = (
-            cluster_id.resource_group().unwrap_or_default(),
-            cluster_id.name().unwrap_or_default(),
-        );
-        let cluster = ctx
-            .arm
-            .get(&cluster_path, versions::MANAGED_CLUSTERS)
-            .await?;
-        let settings = &ctx.onboarding;
-
         let location = facts::required(env, facts::LOCATION)?;
-        let versions_path = format!(
-            "/subscriptions/{}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions",
-            cluster_id.subscription()
-        );
-        match ctx
-            .arm
-            .get(&versions_path, versions::MANAGED_CLUSTERS)
-            .await
-        {
-            Ok(offered) => {
-                if let VersionVerdict::Unsupported(why) = check_version(&cluster, &offered) {
-                    return Ok(Outcome::failed(why).without(facts::PENDING_OPERATION));
-                }
-            }
-            Err(e) if e.is_transient() => return Err(e.into()),
-            // The version list is advice, not a gate AKS depends on: if it cannot be read,
-            // say so and go on (AKS itself refuses extensions on unsupported versions).
-            Err(e) => tracing::warn!(
-                cluster = %cluster_id,
-                "could not check the Kubernetes version against AKS's supported list: {e}"
-            ),
+        let assessed = assess(ctx, &cluster_id, &location).await?;
+        for warning in &assessed.warnings {
+            tracing::warn!(cluster = %cluster_id, "{warning}");
         }
-
-        let disabled = disabled_storage_features(&cluster);
-        if !disabled.is_empty() {
-            if !settings.allow_cluster_update {
-                return Ok(Outcome::failed(format!(
-                    "{} {} off; volume backups need both. Run `{}`, or set BACKUP_PILOT_ALLOW_CLUSTER_UPDATE=true to let the service do it, then resend the cluster event",
-                    disabled.join(" and "),
-                    if disabled.len() > 1 { "are" } else { "is" },
-                    enable_storage_command(rg, name)
-                ))
-                .without(facts::PENDING_OPERATION));
-            }
-            let body = with_storage_features_enabled(&cluster);
-            let resp = ctx
-                .arm
-                .put(&cluster_path, versions::MANAGED_CLUSTERS, &body)
-                .await?;
-            if let Some(op) = resp.pending(
-                &format!("{NAME}:update"),
-                FinalState::OriginalUri,
-                ctx.arm.default_poll(),
-            ) {
-                return Ok(started(op));
-            }
-        }
-
-        let model = settings.capacity;
-        let cap = capacity(&cluster, &model);
-        if !cap.fits(&model) {
-            let advice = capacity_advice(&cap, &model, rg, name);
-            let target = cap.scale_target(&model);
-            let Some((pool, nodes)) = target.filter(|_| settings.allow_node_pool_scale) else {
-                return Ok(Outcome::failed(advice).without(facts::PENDING_OPERATION));
-            };
-            let pool_path = format!("{cluster_path}/agentPools/{}", pool.name);
-            let current = ctx.arm.get(&pool_path, versions::MANAGED_CLUSTERS).await?;
-            let resp = ctx
-                .arm
-                .put(
-                    &pool_path,
-                    versions::MANAGED_CLUSTERS,
-                    &scaled_pool(&current, nodes),
-                )
-                .await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) if !e.is_transient() => {
-                    return Ok(failed_operation(
-                        ctx,
-                        env,
-                        StepError::Permanent {
-                            reason: format!(
-                                "scaling node pool {} failed: {e}; {advice}",
-                                pool.name
-                            ),
-                        },
-                    ));
+        for action in assessed.actions {
+            match action {
+                PrerequisiteAction::Fail(reason) => {
+                    return Ok(Outcome::failed(reason).without(facts::PENDING_OPERATION));
                 }
-                Err(e) => return Err(e.into()),
-            };
-            tracing::info!(cluster = %cluster_id, pool = %pool.name, nodes, "scaling a node pool for the backup extension");
-            if let Some(op) = resp.pending(
-                &format!("{NAME}:scale"),
-                FinalState::OriginalUri,
-                ctx.arm.default_poll(),
-            ) {
-                return Ok(started(op));
+                PrerequisiteAction::EnableStorage { body, .. } => {
+                    let resp = ctx
+                        .arm
+                        .put(&cluster_path, versions::MANAGED_CLUSTERS, &body)
+                        .await?;
+                    if let Some(op) = resp.pending(
+                        &format!("{NAME}:update"),
+                        FinalState::OriginalUri,
+                        ctx.arm.default_poll(),
+                    ) {
+                        return Ok(started(op));
+                    }
+                }
+                PrerequisiteAction::ScalePool {
+                    pool,
+                    nodes,
+                    advice,
+                } => {
+                    let pool_path = format!("{cluster_path}/agentPools/{}", pool.name);
+                    let current = ctx.arm.get(&pool_path, versions::MANAGED_CLUSTERS).await?;
+                    let resp = ctx
+                        .arm
+                        .put(
+                            &pool_path,
+                            versions::MANAGED_CLUSTERS,
+                            &scaled_pool(&current, nodes),
+                        )
+                        .await;
+                    let resp = match resp {
+                        Ok(r) => r,
+                        Err(e) if !e.is_transient() => {
+                            return Ok(failed_operation(
+                                ctx,
+                                env,
+                                StepError::Permanent {
+                                    reason: format!(
+                                        "scaling node pool {} failed: {e}; {advice}",
+                                        pool.name
+                                    ),
+                                },
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    tracing::info!(cluster = %cluster_id, pool = %pool.name, nodes, "scaling a node pool for the backup extension");
+                    if let Some(op) = resp.pending(
+                        &format!("{NAME}:scale"),
+                        FinalState::OriginalUri,
+                        ctx.arm.default_poll(),
+                    ) {
+                        return Ok(started(op));
+                    }
+                }
             }
         }
         Ok(advance(super::ensure_providers::NAME, FACT))

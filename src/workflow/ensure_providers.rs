@@ -27,6 +27,53 @@ const REGISTRATION_POLL: Duration = Duration::from_secs(30);
 /// See the module docs.
 pub struct EnsureProviders;
 
+/// Where one required namespace stands on the subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderState {
+    /// The namespace.
+    pub namespace: &'static str,
+    /// Its `registrationState` (`NotRegistered` when ARM gives none).
+    pub state: String,
+}
+
+impl ProviderState {
+    /// Ready to use.
+    pub fn is_registered(&self) -> bool {
+        self.state.eq_ignore_ascii_case("Registered")
+    }
+
+    /// Neither registered nor registering: the step registers it.
+    pub fn needs_registration(&self) -> bool {
+        !self.is_registered() && !self.state.eq_ignore_ascii_case("Registering")
+    }
+}
+
+fn provider_path(subscription: &str, namespace: &str) -> String {
+    format!("/subscriptions/{subscription}/providers/{namespace}")
+}
+
+/// Reads the registration state of every [`REQUIRED`] namespace (what the step and the
+/// planner decide from).
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(ctx: &Ctx, subscription: &str) -> Result<Vec<ProviderState>, StepError> {
+    let mut states = Vec::new();
+    for namespace in REQUIRED {
+        let provider = ctx
+            .arm
+            .get(&provider_path(subscription, namespace), versions::RESOURCES)
+            .await?;
+        let state = provider
+            .get("registrationState")
+            .and_then(Value::as_str)
+            .unwrap_or("NotRegistered")
+            .to_string();
+        states.push(ProviderState { namespace, state });
+    }
+    Ok(states)
+}
+
 #[async_trait]
 impl Step for EnsureProviders {
     fn name(&self) -> &'static str {
@@ -41,28 +88,29 @@ impl Step for EnsureProviders {
         let cluster_id = facts::cluster_id(env)?;
         let subscription = cluster_id.subscription();
         let mut registering = Vec::new();
-        for namespace in REQUIRED {
-            let path = format!("/subscriptions/{subscription}/providers/{namespace}");
-            let provider = ctx.arm.get(&path, versions::RESOURCES).await?;
-            let state = provider
-                .get("registrationState")
-                .and_then(Value::as_str)
-                .unwrap_or("NotRegistered");
-            if state.eq_ignore_ascii_case("Registered") {
+        for provider in assess(ctx, subscription).await? {
+            if provider.is_registered() {
                 continue;
             }
-            if !state.eq_ignore_ascii_case("Registering") {
+            if provider.needs_registration() {
                 tracing::info!(
                     subscription,
-                    namespace,
-                    state,
+                    namespace = provider.namespace,
+                    state = %provider.state,
                     "registering a resource provider"
                 );
                 ctx.arm
-                    .post(&format!("{path}/register"), versions::RESOURCES, None)
+                    .post(
+                        &format!(
+                            "{}/register",
+                            provider_path(subscription, provider.namespace)
+                        ),
+                        versions::RESOURCES,
+                        None,
+                    )
                     .await?;
             }
-            registering.push(namespace);
+            registering.push(provider.namespace);
         }
         if registering.is_empty() {
             Ok(advance(super::ensure_resource_groups::NAME, FACT))

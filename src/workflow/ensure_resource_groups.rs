@@ -22,6 +22,33 @@ pub const FACT: &str = "ResourceGroupsReady";
 /// See the module docs.
 pub struct EnsureResourceGroups;
 
+/// The resource groups a cluster's backup needs: the backup group, then the snapshot group.
+pub fn wanted(placement: &Placement) -> [String; 2] {
+    [
+        placement.backup_resource_group_id(),
+        placement.snapshot_resource_group_id(),
+    ]
+}
+
+/// The [`wanted`] resource groups that do not exist yet (the step creates them).
+///
+/// # Errors
+/// A failed read.
+pub async fn missing(ctx: &Ctx, placement: &Placement) -> Result<Vec<String>, StepError> {
+    let mut out = Vec::new();
+    for rg in wanted(placement) {
+        if ctx
+            .arm
+            .get_optional(&rg, versions::RESOURCES)
+            .await?
+            .is_none()
+        {
+            out.push(rg);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Step for EnsureResourceGroups {
     fn name(&self) -> &'static str {
@@ -36,21 +63,11 @@ impl Step for EnsureResourceGroups {
         let cluster_id = facts::cluster_id(env)?;
         let location = facts::required(env, facts::LOCATION)?;
         let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &location);
-        for rg in [
-            placement.backup_resource_group_id(),
-            placement.snapshot_resource_group_id(),
-        ] {
-            if ctx
-                .arm
-                .get_optional(&rg, versions::RESOURCES)
-                .await?
-                .is_none()
-            {
-                tracing::info!(resource_group = %rg, "creating a resource group");
-                ctx.arm
-                    .put(&rg, versions::RESOURCES, &bodies::resource_group(&location))
-                    .await?;
-            }
+        for rg in missing(ctx, &placement).await? {
+            tracing::info!(resource_group = %rg, "creating a resource group");
+            ctx.arm
+                .put(&rg, versions::RESOURCES, &bodies::resource_group(&location))
+                .await?;
         }
         Ok(advance(super::ensure_storage::NAME, FACT).with(
             facts::SNAPSHOT_RESOURCE_GROUP_ID,

@@ -24,6 +24,54 @@ pub const FACT: &str = "StorageReady";
 /// See the module docs.
 pub struct EnsureStorage;
 
+/// What the step does about the storage account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountAction {
+    /// It does not exist: create it.
+    Create,
+    /// It allows public blob or shared-key access: put the required settings back.
+    Repair(Value),
+    /// It is as required.
+    Keep(Value),
+}
+
+/// Reads the storage account and decides what to do about it.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess_account(ctx: &Ctx, account_id: &str) -> Result<AccountAction, StepError> {
+    Ok(
+        match ctx
+            .arm
+            .get_optional(account_id, versions::STORAGE_ACCOUNTS)
+            .await?
+        {
+            None => AccountAction::Create,
+            Some(a) if bodies::storage_account_drifted(&a) => AccountAction::Repair(a),
+            Some(a) => AccountAction::Keep(a),
+        },
+    )
+}
+
+/// True if the blob container exists (the step creates it otherwise).
+///
+/// # Errors
+/// A failed read.
+pub async fn container_exists(
+    ctx: &Ctx,
+    account_id: &str,
+    container: &str,
+) -> Result<bool, StepError> {
+    Ok(ctx
+        .arm
+        .get_optional(
+            &container_path(account_id, container),
+            versions::STORAGE_ACCOUNTS,
+        )
+        .await?
+        .is_some())
+}
+
 #[async_trait]
 impl Step for EnsureStorage {
     fn name(&self) -> &'static str {
@@ -47,14 +95,10 @@ impl Step for EnsureStorage {
         let account_id = placement.storage_account_id();
         let desired = bodies::storage_account(&placement.location, settings.profile);
 
-        let account = ctx
-            .arm
-            .get_optional(&account_id, versions::STORAGE_ACCOUNTS)
-            .await?;
-        let account = match account {
-            Some(a) if !bodies::storage_account_drifted(&a) => a,
-            existing => {
-                if existing.is_some() {
+        let account = match assess_account(ctx, &account_id).await? {
+            AccountAction::Keep(a) => a,
+            action => {
+                if matches!(action, AccountAction::Repair(_)) {
                     tracing::warn!(account = %account_id, "storage account allows public or shared-key access; restoring the required settings");
                 }
                 let resp = ctx
@@ -92,13 +136,8 @@ impl Step for EnsureStorage {
                 )
             });
 
-        let container = container_path(&account_id, &placement.container);
-        if ctx
-            .arm
-            .get_optional(&container, versions::STORAGE_ACCOUNTS)
-            .await?
-            .is_none()
-        {
+        if !container_exists(ctx, &account_id, &placement.container).await? {
+            let container = container_path(&account_id, &placement.container);
             ctx.arm
                 .put(
                     &container,

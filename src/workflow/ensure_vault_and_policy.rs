@@ -23,6 +23,69 @@ pub const FACT: &str = "BackupInfrastructureReady";
 /// See the module docs.
 pub struct EnsureVaultAndPolicy;
 
+/// What an existing vault means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultVerdict {
+    /// Still provisioning: look again later.
+    Provisioning,
+    /// Cannot be used (failed, another region, no identity); the text says what to do.
+    Unusable(String),
+    /// Usable; its system-assigned identity.
+    Ready {
+        /// The identity's principal id.
+        principal: String,
+    },
+}
+
+/// Judges an existing vault: provisioned, in the cluster's region (`location`), with a
+/// system-assigned identity.
+pub fn vault_verdict(vault: &Value, vault_id: &str, location: &str) -> VaultVerdict {
+    match lro::provisioning_status(vault) {
+        lro::OperationStatus::InProgress => return VaultVerdict::Provisioning,
+        lro::OperationStatus::Failed { code, message, .. } => {
+            return VaultVerdict::Unusable(format!(
+                "backup vault {vault_id} is in a failed state ({code}: {message}); delete it and resend the cluster event"
+            ));
+        }
+        lro::OperationStatus::Succeeded => {}
+    }
+    let vault_location = vault
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace(' ', "");
+    if vault_location != location {
+        return VaultVerdict::Unusable(format!(
+            "backup vault {vault_id} is in {vault_location} but the cluster is in {location}; AKS backup needs both in one region. Set BACKUP_PILOT_NAME_PREFIX so this cluster gets its own vault, or move the cluster"
+        ));
+    }
+    match vault
+        .pointer("/identity/principalId")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
+        Some(principal) => VaultVerdict::Ready {
+            principal: principal.to_string(),
+        },
+        None => VaultVerdict::Unusable(format!(
+            "backup vault {vault_id} has no system-assigned identity; enable it (`az dataprotection backup-vault update --type SystemAssigned ...`) and resend the cluster event"
+        )),
+    }
+}
+
+/// True if the backup policy exists (the step creates it otherwise).
+///
+/// # Errors
+/// A failed read.
+pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError> {
+    Ok(ctx
+        .arm
+        .get_optional(policy_id, versions::BACKUP_POLICIES)
+        .await?
+        .is_some())
+}
+
 #[async_trait]
 impl Step for EnsureVaultAndPolicy {
     fn name(&self) -> &'static str {
@@ -69,49 +132,19 @@ impl Step for EnsureVaultAndPolicy {
                 }
             }
         };
-        match lro::provisioning_status(&vault) {
-            lro::OperationStatus::InProgress => {
+        let principal = match vault_verdict(&vault, &vault_id, &placement.location) {
+            VaultVerdict::Provisioning => {
                 return Ok(wait(
                     ctx.arm.default_poll(),
                     format!("vault {} is provisioning", placement.vault),
                 ));
             }
-            lro::OperationStatus::Failed { code, message, .. } => {
-                return Ok(Outcome::failed(format!(
-                    "backup vault {vault_id} is in a failed state ({code}: {message}); delete it and resend the cluster event"
-                )));
-            }
-            lro::OperationStatus::Succeeded => {}
-        }
-        let vault_location = vault
-            .get("location")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .replace(' ', "");
-        if vault_location != placement.location {
-            return Ok(Outcome::failed(format!(
-                "backup vault {vault_id} is in {vault_location} but the cluster is in {}; AKS backup needs both in one region. Set BACKUP_PILOT_NAME_PREFIX so this cluster gets its own vault, or move the cluster",
-                placement.location
-            )));
-        }
-        let Some(principal) = vault
-            .pointer("/identity/principalId")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-        else {
-            return Ok(Outcome::failed(format!(
-                "backup vault {vault_id} has no system-assigned identity; enable it (`az dataprotection backup-vault update --type SystemAssigned ...`) and resend the cluster event"
-            )));
+            VaultVerdict::Unusable(reason) => return Ok(Outcome::failed(reason)),
+            VaultVerdict::Ready { principal } => principal,
         };
 
         let policy_id = placement.policy_id();
-        if ctx
-            .arm
-            .get_optional(&policy_id, versions::BACKUP_POLICIES)
-            .await?
-            .is_none()
-        {
+        if !policy_exists(ctx, &policy_id).await? {
             ctx.arm
                 .put(
                     &policy_id,
@@ -122,7 +155,7 @@ impl Step for EnsureVaultAndPolicy {
         }
         Ok(advance(super::install_extension::NAME, FACT)
             .with(facts::VAULT_ID, vault_id)
-            .with(facts::VAULT_PRINCIPAL_ID, principal.to_string())
+            .with(facts::VAULT_PRINCIPAL_ID, principal)
             .with(facts::POLICY_ID, policy_id))
     }
 }

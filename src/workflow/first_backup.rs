@@ -33,6 +33,35 @@ fn protected_summary(ctx: &Ctx, bi: &str) -> String {
     )
 }
 
+/// The instance's first recovery point listed, as (id, time), if it has one (the step then
+/// ends without an ad-hoc backup).
+///
+/// # Errors
+/// A failed read.
+pub async fn first_recovery_point(
+    ctx: &Ctx,
+    bi: &str,
+) -> Result<Option<(String, String)>, StepError> {
+    let points = ctx
+        .arm
+        .list(
+            &format!("{bi}/recoveryPoints"),
+            versions::BACKUP_INSTANCES,
+            &[],
+        )
+        .await?;
+    Ok(points.first().map(|rp| {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("?").to_string();
+        (
+            text(
+                rp.pointer("/properties/recoveryPointId")
+                    .or_else(|| rp.get("name")),
+            ),
+            text(rp.pointer("/properties/recoveryPointTime")),
+        )
+    }))
+}
+
 fn known_adhoc_issue(e: &ArmError) -> bool {
     e.has_code("BMSUserErrorInvalidInput")
 }
@@ -75,24 +104,7 @@ impl Step for FirstBackup {
             Progress::Idle => {}
         }
 
-        let points = ctx
-            .arm
-            .list(
-                &format!("{bi}/recoveryPoints"),
-                versions::BACKUP_INSTANCES,
-                &[],
-            )
-            .await?;
-        if let Some(rp) = points.first() {
-            let id = rp
-                .pointer("/properties/recoveryPointId")
-                .or_else(|| rp.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            let at = rp
-                .pointer("/properties/recoveryPointTime")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
+        if let Some((id, at)) = first_recovery_point(ctx, &bi).await? {
             return Ok(finish(format!(
                 "{}; first recovery point {id} at {at}",
                 protected_summary(ctx, &bi)

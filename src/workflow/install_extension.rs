@@ -132,42 +132,32 @@ impl Step for InstallExtension {
                 }
             }
         };
-        let id = extension
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or(&ours)
-            .to_string();
-        match lro::provisioning_state(&extension).unwrap_or("Succeeded") {
-            s if s.eq_ignore_ascii_case("Succeeded") => {}
-            s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
-                let (code, message) = failure_of(&extension);
-                return Ok(Outcome::failed(install_failure(&id, &code, &message))
-                    .without(facts::PENDING_OPERATION));
+        let (id, principal, adopted_storage) = match extension_verdict(&extension, &ours) {
+            ExtensionVerdict::Ready {
+                id,
+                principal,
+                storage,
+            } => (id, principal, storage),
+            ExtensionVerdict::Failed(reason) => {
+                return Ok(Outcome::failed(reason).without(facts::PENDING_OPERATION));
             }
-            s => {
+            ExtensionVerdict::Busy(state) => {
                 return Ok(wait(
                     ctx.arm.default_poll(),
-                    format!("the backup extension is {s}"),
+                    format!("the backup extension is {state}"),
                 ));
             }
-        }
-        let Some(principal) = extension
-            .pointer("/properties/aksAssignedIdentity/principalId")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-        else {
-            return Ok(wait(
-                ctx.arm.default_poll(),
-                "the backup extension has no aksAssignedIdentity yet",
-            ));
+            ExtensionVerdict::NoIdentity => {
+                return Ok(wait(
+                    ctx.arm.default_poll(),
+                    "the backup extension has no aksAssignedIdentity yet",
+                ));
+            }
         };
         let mut outcome = advance(super::AFTER_EXTENSION_INSTALL, FACT)
-            .with(facts::EXTENSION_PRINCIPAL_ID, principal.to_string());
+            .with(facts::EXTENSION_PRINCIPAL_ID, principal);
         // An adopted extension keeps its storage; roles then go to that account.
-        if let Some((sub, rg, account, container)) = bodies::extension_storage_of(&extension) {
-            let adopted = format!(
-                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
-            );
+        if let Some((adopted, container)) = adopted_storage {
             let ours = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
             if !adopted.eq_ignore_ascii_case(&ours)
                 || env.fact_str(facts::CONTAINER) != Some(container.as_str())
@@ -183,8 +173,69 @@ impl Step for InstallExtension {
     }
 }
 
-/// An installed extension of the backup type, whatever its name.
-async fn installed_under_another_name(
+/// What an installed backup extension means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionVerdict {
+    /// Installed and usable.
+    Ready {
+        /// Its resource id.
+        id: String,
+        /// Its own identity (`aksAssignedIdentity.principalId`).
+        principal: String,
+        /// The storage account id and container it is configured with, if it names them.
+        storage: Option<(String, String)>,
+    },
+    /// The install failed; the text says what to do.
+    Failed(String),
+    /// Still installing or updating: its provisioning state.
+    Busy(String),
+    /// Succeeded, but its identity is not there yet.
+    NoIdentity,
+}
+
+/// Judges an installed extension (`fallback_id` when its body has no id).
+pub fn extension_verdict(extension: &Value, fallback_id: &str) -> ExtensionVerdict {
+    let id = extension
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback_id)
+        .to_string();
+    match lro::provisioning_state(extension).unwrap_or("Succeeded") {
+        s if s.eq_ignore_ascii_case("Succeeded") => {}
+        s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
+            let (code, message) = failure_of(extension);
+            return ExtensionVerdict::Failed(install_failure(&id, &code, &message));
+        }
+        s => return ExtensionVerdict::Busy(s.to_string()),
+    }
+    let Some(principal) = extension
+        .pointer("/properties/aksAssignedIdentity/principalId")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    else {
+        return ExtensionVerdict::NoIdentity;
+    };
+    let storage = bodies::extension_storage_of(extension).map(|(sub, rg, account, container)| {
+        (
+            format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
+            ),
+            container,
+        )
+    });
+    ExtensionVerdict::Ready {
+        id,
+        principal: principal.to_string(),
+        storage,
+    }
+}
+
+/// An installed extension of the backup type, whatever its name. The step looks for one when
+/// AKS refuses its install (one extension of a type per cluster) and adopts it.
+///
+/// # Errors
+/// A failed read.
+pub async fn installed_under_another_name(
     ctx: &Ctx,
     cluster_id: &str,
 ) -> Result<Option<Value>, StepError> {

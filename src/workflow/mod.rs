@@ -9,6 +9,13 @@
 //! [`ONBOARD_STEPS`]); configure_backup goes back to assign_roles on permission errors, a
 //! bounded number of times. Offboard (starts at `stop_protection` with `ClusterDeleted`):
 //! stop_protection → remove_role_assignments.
+//!
+//! Restore (starts at `restore_resolve` with `RestoreRequested`) and Drill (starts at
+//! `drill_plan` with `DrillScheduled`) share their middle: … → restore_authorize →
+//! restore_point → restore_target_ready → restore_namespaces → restore_validate →
+//! restore_trigger → restore_follow_job → restore_verify → [drill_cleanup →] restore_report.
+//! Any failure jumps to the end ([`restore_run::Guarded`]), so every run is reported and
+//! drills always clean up.
 
 pub mod bodies;
 pub mod cluster;
@@ -33,6 +40,23 @@ pub mod stop_protection;
 
 pub mod apply_hooks;
 pub mod extension_health;
+
+pub mod restore_lookup;
+pub mod restore_run;
+
+pub mod drill_cleanup;
+pub mod drill_plan;
+pub mod drill_schedule;
+pub mod restore_authorize;
+pub mod restore_follow_job;
+pub mod restore_namespaces;
+pub mod restore_point;
+pub mod restore_report;
+pub mod restore_resolve;
+pub mod restore_target_ready;
+pub mod restore_trigger;
+pub mod restore_validate;
+pub mod restore_verify;
 
 use crate::engine::{Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
@@ -67,10 +91,47 @@ pub const ONBOARD_STEPS: [&str; 13] = [
 pub const ONBOARD_FACT: &str = "ClusterCreated";
 /// The fact that starts offboarding.
 pub const OFFBOARD_FACT: &str = "ClusterDeleted";
+/// The fact that starts a restore.
+pub const RESTORE_FACT: &str = "RestoreRequested";
+
+/// Adds the steps restores and drills share to `kind`.
+fn with_restore_steps(registry: Registry, kind: WorkflowKind) -> Registry {
+    use restore_run::Guarded;
+    registry
+        .add(kind, Guarded(restore_authorize::RestoreAuthorize))
+        .add(kind, Guarded(restore_point::RestorePoint))
+        .add(kind, Guarded(restore_target_ready::RestoreTargetReady))
+        .add(kind, Guarded(restore_namespaces::RestoreNamespaces))
+        .add(kind, Guarded(restore_validate::RestoreValidate))
+        .add(kind, Guarded(restore_trigger::RestoreTrigger))
+        .add(kind, Guarded(restore_follow_job::RestoreFollowJob))
+        .add(kind, Guarded(restore_verify::RestoreVerify))
+        .add(kind, restore_report::RestoreReport)
+}
 
 /// Every workflow this build runs.
 pub fn registry() -> Registry {
-    Registry::default()
+    let registry = with_restore_steps(Registry::default(), WorkflowKind::Restore)
+        .add(
+            WorkflowKind::Restore,
+            restore_run::Guarded(restore_resolve::RestoreResolve),
+        )
+        .starts_with(
+            WorkflowKind::Restore,
+            restore_run::steps::RESOLVE,
+            RESTORE_FACT,
+        );
+    with_restore_steps(registry, WorkflowKind::Drill)
+        .add(
+            WorkflowKind::Drill,
+            restore_run::Guarded(drill_plan::DrillPlanStep),
+        )
+        .add(WorkflowKind::Drill, drill_cleanup::DrillCleanup)
+        .starts_with(
+            WorkflowKind::Drill,
+            restore_run::steps::PLAN,
+            drill_plan::START_FACT,
+        )
         .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
         .add(
             WorkflowKind::Onboard,
@@ -123,7 +184,7 @@ mod tests {
     #[test]
     fn every_kind_starts_at_a_registered_step() {
         let r = registry();
-        for kind in [WorkflowKind::Onboard, WorkflowKind::Offboard] {
+        for kind in WorkflowKind::ALL {
             let (step, _) = r.first(kind).unwrap();
             assert!(r.step(kind, step).is_some(), "{kind}: {step}");
         }

@@ -195,6 +195,37 @@ pub const AZ_CLI: [RoleGrant; 6] = [
     ),
 ];
 
+/// What a restore target needs (field notes §1.4, "Restore roles", operational tier): the
+/// vault reads the target cluster and the snapshot resource group, the target cluster's
+/// identity creates volumes from the snapshots, and the target's extension reads the backup
+/// blobs.
+pub const RESTORE: [RoleGrant; 4] = [
+    grant(
+        Principal::Vault,
+        READER,
+        Target::Cluster,
+        "vault reads the restore target cluster",
+    ),
+    grant(
+        Principal::Vault,
+        READER,
+        Target::SnapshotResourceGroup,
+        "vault reads disk snapshots",
+    ),
+    grant(
+        Principal::Cluster,
+        CONTRIBUTOR,
+        Target::SnapshotResourceGroup,
+        "restore target cluster creates volumes from disk snapshots",
+    ),
+    grant(
+        Principal::Extension,
+        STORAGE_BLOB_DATA_CONTRIBUTOR,
+        Target::StorageAccount,
+        "restore target's extension reads backup blobs",
+    ),
+];
+
 /// The grants of a profile.
 pub fn profile(name: RoleProfileName) -> &'static [RoleGrant] {
     match name {

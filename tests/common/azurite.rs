@@ -4,27 +4,14 @@
 //! `skipped: azurite not installed (run .ci/run)` — unless `BACKUP_PILOT_REQUIRE_AZURITE=1`,
 //! which makes that a failure (CI sets it).
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
 
 /// A reachable Azurite blob endpoint.
 pub struct Azurite {
     /// `http://127.0.0.1:<port>/devstoreaccount1`
     pub url: String,
-    child: Option<Child>,
-    _workspace: Option<tempfile::TempDir>,
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    _running: Option<backup_pilot::local::azurite::Azurite>,
 }
 
 static SHARED: Mutex<Weak<Azurite>> = Mutex::new(Weak::new());
@@ -38,8 +25,7 @@ pub fn azurite() -> Option<Arc<Azurite>> {
     let found = match std::env::var("BACKUP_PILOT_AZURITE_BLOB_URL") {
         Ok(url) if !url.trim().is_empty() => Some(Azurite {
             url: url.trim().trim_end_matches('/').to_string(),
-            child: None,
-            _workspace: None,
+            _running: None,
         }),
         _ => start(),
     };
@@ -62,50 +48,13 @@ pub fn azurite() -> Option<Arc<Azurite>> {
 }
 
 fn start() -> Option<Azurite> {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(".local/azurite/node_modules/.bin/azurite-blob");
-    if !bin.exists() {
-        return None;
+    use backup_pilot::local::azurite::{Azurite as Running, AzuriteError};
+    match Running::start(Path::new(env!("CARGO_MANIFEST_DIR")), None) {
+        Ok(running) => Some(Azurite {
+            url: running.url().to_string(),
+            _running: Some(running),
+        }),
+        Err(AzuriteError::FindAzurite(_)) => None,
+        Err(e) => panic!("{e}"),
     }
-    let workspace = tempfile::tempdir().expect("a temporary folder for Azurite");
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--silent",
-        ])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("Azurite starts");
-    let mut azurite = Azurite {
-        url: format!("http://127.0.0.1:{port}/devstoreaccount1"),
-        child: Some(child),
-        _workspace: Some(workspace),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(child) = azurite.child.as_mut()
-            && let Ok(Some(exit)) = child.try_wait()
-        {
-            panic!("Azurite exited before listening ({exit}); see its message above");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Azurite did not listen on port {port} within 30s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(azurite)
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }

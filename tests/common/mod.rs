@@ -1,8 +1,11 @@
 //! Shared test support: start the real handler server on a loopback port with in-memory
-//! dependencies (or a given journal), find the shared reference shelf, and find Azurite.
+//! dependencies (or a given journal), run an onboarding chain on the ARM stand-in
+//! ([`chain`]), find the shared reference shelf, and find Azurite.
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod chain;
+pub mod restore_env;
 pub mod status;
 
 use std::path::PathBuf;

@@ -325,4 +325,10 @@ pub enum StandInError {
     /// Deleting a cluster out of band.
     #[error("cannot remove cluster: {0}")]
     RemoveCluster(String),
+    /// Seeding protection (vault, policy, extension, roles, backup instance).
+    #[error("cannot seed protection: {0}")]
+    SeedProtection(String),
+    /// Attaching or tuning a cluster's data plane, or adding a recovery point.
+    #[error("cannot change the data plane: {0}")]
+    DataPlane(String),
 }

@@ -25,6 +25,7 @@
 
 pub mod aks_versions;
 pub mod capacity;
+pub mod data_plane;
 pub mod error;
 pub mod extension_hook;
 pub mod faults;
@@ -37,6 +38,7 @@ pub mod rbac;
 pub mod response;
 pub mod router;
 pub mod seed;
+pub mod seed_protection;
 pub mod server;
 pub mod snapshot;
 pub mod state;
@@ -60,6 +62,7 @@ pub use faults::{FaultKnobs, InjectedFailure};
 pub use journal::ArmRequestRecord;
 pub use rbac::{PrincipalKind, roles};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};
+pub use seed_protection::{ProtectionSeed, SeededProtection};
 pub use snapshot::ArmSnapshot;
 pub use throttle::{BucketLimit, ThrottleLimits};
 pub use timings::Timings;

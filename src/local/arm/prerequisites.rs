@@ -24,6 +24,8 @@ pub enum Phase {
     Configure,
     /// Running a backup job.
     Backup,
+    /// Validating or running a restore into the cluster `facts` names (the target).
+    Restore,
 }
 
 /// A DataProtection user error (`UserFacingError`).

@@ -143,7 +143,11 @@ pub enum Route {
     RecoveryPoints(InstancePath),
     /// One recovery point.
     RecoveryPoint(InstancePath, String),
-    /// Other backup-instance actions Azure has (`validateRestore`, `restore`, ...).
+    /// `BackupInstances_ValidateForRestore`.
+    ValidateRestore(InstancePath),
+    /// `BackupInstances_TriggerRestore`.
+    TriggerRestore(InstancePath),
+    /// Other backup-instance actions Azure has (`stopProtection`, `suspendBackups`, ...).
     InstanceAction(InstancePath, String),
     /// `BackupInstances_ValidateForBackup`.
     ValidateForBackup(VaultPath),
@@ -268,6 +272,8 @@ impl Route {
             | InstanceOperationResult(i, _)
             | AdhocBackup(i)
             | StopProtection(i)
+            | ValidateRestore(i)
+            | TriggerRestore(i)
             | RecoveryPoints(i)
             | RecoveryPoint(i, _)
             | InstanceAction(i, _) => Some(&i.vault.group),
@@ -330,7 +336,9 @@ impl Route {
             }
             Policies(_) | Policy(..) => api(&POLICIES, "backupVaults/backupPolicies", DP),
             Instances(_) | Instance(_) | AdhocBackup(_) | StopProtection(_)
-            | InstanceAction(..) => api(&INSTANCES, "backupVaults/backupInstances", DP),
+            | ValidateRestore(_) | TriggerRestore(_) | InstanceAction(..) => {
+                api(&INSTANCES, "backupVaults/backupInstances", DP)
+            }
             ValidateForBackup(_) => api(&INSTANCES, "backupVaults/validateForBackup", DP),
             InstanceOperationResult(..) => api(
                 &DATA_PROTECTION_ANY,
@@ -443,6 +451,8 @@ impl Route {
             }
             (AdhocBackup(_), "POST") => Some("BackupInstances_AdhocBackup"),
             (StopProtection(_), "POST") => Some("BackupInstances_StopProtection"),
+            (ValidateRestore(_), "POST") => Some("BackupInstances_ValidateForRestore"),
+            (TriggerRestore(_), "POST") => Some("BackupInstances_TriggerRestore"),
             (RecoveryPoints(_), "GET") => Some("RecoveryPoints_List"),
             (RecoveryPoint(..), "GET") => Some("RecoveryPoints_Get"),
             (InstanceAction(_, action), "POST") => {
@@ -755,6 +765,8 @@ fn group_provider(
                         }
                         [a] if eq(a, "backup") => Route::AdhocBackup(i),
                         [a] if eq(a, "stopProtection") => Route::StopProtection(i),
+                        [a] if eq(a, "validateRestore") => Route::ValidateRestore(i),
+                        [a] if eq(a, "restore") => Route::TriggerRestore(i),
                         [r] if eq(r, "recoveryPoints") => Route::RecoveryPoints(i),
                         [r, rp] if eq(r, "recoveryPoints") => Route::RecoveryPoint(i, name(rp)),
                         [action] => Route::InstanceAction(i, name(action)),
@@ -857,13 +869,25 @@ mod tests {
             "InvalidResourceType"
         );
         assert_eq!(
-            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/restore", V)
+            route("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/suspendBackups", V)
                 .unwrap()
                 .operation_id(&Method::POST)
                 .unwrap_err()
                 .code,
             "NotImplementedByStandIn"
         );
+        for (action, operation) in [
+            ("restore", "BackupInstances_TriggerRestore"),
+            ("validateRestore", "BackupInstances_ValidateForRestore"),
+        ] {
+            assert_eq!(
+                route(&format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/b/{action}"), V)
+                    .unwrap()
+                    .operation_id(&Method::POST)
+                    .unwrap(),
+                operation
+            );
+        }
         assert_eq!(
             route("/subscriptions/s/resourcegroups/rg", V)
                 .unwrap()

@@ -375,6 +375,8 @@ pub struct RecoveryPointRecord {
     pub name: String,
     /// `properties` (an `AzureBackupDiscreteRecoveryPoint`).
     pub properties: Value,
+    /// What the backup copied out of the cluster (the data a restore writes back).
+    pub snapshot: crate::local::kube_api::restore::ClusterSnapshot,
 }
 
 type Action = Box<dyn FnOnce(&mut World, OffsetDateTime) + Send>;
@@ -429,6 +431,8 @@ pub struct World {
     pub operations: Operations,
     /// Told when an extension install completes.
     pub on_extension_installed: Option<ExtensionInstalledHook>,
+    /// The clusters' Kubernetes stand-ins, for backups and restores.
+    pub data_planes: super::data_plane::DataPlanes,
     events: Vec<Scheduled>,
     seq: u64,
 }
@@ -473,6 +477,7 @@ impl World {
             role_assignments: BTreeMap::new(),
             operations: Operations::default(),
             on_extension_installed: None,
+            data_planes: super::data_plane::DataPlanes::default(),
             events: Vec::new(),
             seq: 0,
         }

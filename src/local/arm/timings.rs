@@ -47,6 +47,12 @@ pub struct Timings {
     pub backup_trigger: Duration,
     /// Ad-hoc backup job until the recovery point appears (guide: first backup 3-5 min).
     pub backup_job: Duration,
+    /// `validateRestore`.
+    pub validate_restore: Duration,
+    /// Restore: from the POST until the job exists and the operation succeeds.
+    pub restore_trigger: Duration,
+    /// Restore job until the resources are back (guide: restore operation 3-5 min).
+    pub restore_job: Duration,
 }
 
 impl Default for Timings {
@@ -72,6 +78,9 @@ impl Default for Timings {
             stop_protection: secs(30),
             backup_trigger: secs(15),
             backup_job: secs(240),
+            validate_restore: secs(30),
+            restore_trigger: secs(15),
+            restore_job: secs(225),
         }
     }
 }
@@ -101,6 +110,9 @@ impl Timings {
             stop_protection: zero,
             backup_trigger: zero,
             backup_job: zero,
+            validate_restore: zero,
+            restore_trigger: zero,
+            restore_job: zero,
         }
     }
 }
@@ -139,6 +151,7 @@ mod tests {
         assert!(within(t.extension_install, 5, 10));
         assert!(within(t.backup_job + t.backup_trigger, 3, 5));
         assert!(within(t.role_propagation, 1, 2));
+        assert!(within(t.restore_job + t.restore_trigger, 3, 5));
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! with Kubernetes semantics — discovery, namespaces (Terminating, then gone), the backup
 //! extension's hook CRDs (served once "installed"), server-side apply with field managers and
 //! conflicts, resourceVersions, `Status` errors — plus a control API to play the extension and
-//! workloads (pods and PVCs whose readiness the harness decides), all on an injected clock.
+//! workloads (pods and PVCs whose readiness the harness decides), and the backup extension's
+//! data path (copy namespaces at backup time, write them back on restore: [`restore`]), all on
+//! an injected clock.
 //!
 //! Deliberate limits (it refuses rather than pretends): no watch, no subresources, only apply
 //! patches, writes only to namespaces and installed custom resources.
 
 pub mod apply;
 pub mod catalog;
+pub mod restore;
 pub mod routes;
 pub mod status;
 pub mod store;
@@ -269,6 +272,12 @@ impl KubeApiServer {
         Ok(format!("http://{addr}"))
     }
 
+    /// The static token a local-account kubeconfig carries (to seed the ARM stand-in's
+    /// `listClusterUserCredential` answer for this cluster).
+    pub fn local_account_token(&self) -> String {
+        self.inner.static_token.clone()
+    }
+
     /// A kubeconfig for this stand-in at `server_url`, shaped like the one AKS returns from
     /// `listClusterUserCredential` (`cluster_name` names the cluster, context and user).
     pub fn kubeconfig(&self, server_url: &str, cluster_name: &str, auth: KubeconfigAuth) -> String {
@@ -282,12 +291,6 @@ impl KubeApiServer {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster_name}\n  cluster:\n    server: {server_url}\ncontexts:\n- name: {cluster_name}\n  context:\n    cluster: {cluster_name}\n    user: clusterUser_{cluster_name}\ncurrent-context: {cluster_name}\nusers:\n- name: clusterUser_{cluster_name}\n  user:\n{user}"
         )
-    }
-
-    /// The static token local-account kubeconfigs carry (seed an ARM stand-in's cluster with it,
-    /// so `listClusterUserCredential` hands out a kubeconfig this stand-in accepts).
-    pub fn local_account_token(&self) -> &str {
-        &self.inner.static_token
     }
 
     /// Cluster access for the product that reaches this stand-in at `server_url` with the
@@ -467,6 +470,14 @@ impl KubeApiServer {
                 state.clone(),
             );
         }
+    }
+
+    /// Every namespace's name (Terminating ones included); applies due changes first.
+    pub fn namespace_names(&self) -> Vec<String> {
+        let now = self.now();
+        let mut store = self.store();
+        store.tick(now);
+        store.namespace_names()
     }
 
     /// Whether a namespace exists (Terminating counts); applies due changes first.

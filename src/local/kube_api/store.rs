@@ -45,6 +45,13 @@ pub enum Scheduled {
         /// The new state.
         state: super::PodState,
     },
+    /// A deployment's replicas all become available.
+    DeploymentAvailable {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
 }
 
 /// How strictly a create treats unknown fields (`fieldValidation`).
@@ -213,6 +220,23 @@ impl Store {
                     if let Some(pod) = self.objects.get_mut(&key) {
                         pod["status"] = state.status_json(&timestamp(now));
                         pod["metadata"]["resourceVersion"] = Value::String(rv);
+                    }
+                }
+                Scheduled::DeploymentAvailable { namespace, name } => {
+                    let key = Key {
+                        group: "apps".into(),
+                        plural: "deployments".into(),
+                        namespace,
+                        name,
+                    };
+                    let rv = self.next_revision();
+                    if let Some(d) = self.objects.get_mut(&key) {
+                        let replicas = d
+                            .pointer("/spec/replicas")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(1);
+                        d["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+                        d["metadata"]["resourceVersion"] = Value::String(rv);
                     }
                 }
             }
@@ -830,6 +854,24 @@ impl Store {
             }
             None => false,
         }
+    }
+
+    /// Names of every namespace.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.objects
+            .keys()
+            .filter(|k| k.group.is_empty() && k.plural == "namespaces")
+            .map(|k| k.name.clone())
+            .collect()
+    }
+
+    /// Every object in a namespace, with its key.
+    pub fn namespace_objects(&self, namespace: &str) -> Vec<(Key, Value)> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.namespace == namespace)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Names of the pods in a namespace.

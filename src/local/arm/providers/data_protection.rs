@@ -3,13 +3,14 @@
 //! that ends in `ProtectionConfigured` or `ProtectionError`; LRO delete), `validateForBackup`,
 //! ad-hoc backup and `stopProtection` (POST LROs, `final-state-via: location`), jobs, recovery
 //! points, and the vault-, resource-group- and location-scoped operation status/result
-//! endpoints. Restore actions belong to a later issue. Every request with the `Accept` header
+//! endpoints. Restore actions are in [`super::restore`]. Every request with the `Accept` header
 //! `...; IEEE754Compatible=false` gets 406 with an empty body (checked at the front door).
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use super::super::data_plane::record_recovery_point;
 use super::super::error::ArmError;
 use super::super::lro::{OpStyle, job_extended_info, rfc3339};
 use super::super::prerequisites::{self, Phase};
@@ -24,7 +25,7 @@ use super::super::validate::data_protection::{self as validate, InstanceFacts};
 use super::super::validate::{check_provisioning_state, names};
 use super::{Ctx, list_answer, new_guid, same_location, tags_json};
 
-const AKS_TYPE: &str = "Microsoft.ContainerService/managedClusters";
+pub(super) const AKS_TYPE: &str = "Microsoft.ContainerService/managedClusters";
 
 fn vault_typed(v: &VaultPath) -> String {
     format!("Microsoft.DataProtection/backupVaults/{}", v.vault)
@@ -41,24 +42,33 @@ fn find_vault<'w>(world: &'w World, v: &VaultPath) -> Result<&'w VaultRecord, Ar
         .ok_or_else(|| ArmError::resource_not_found(&vault_typed(v), &v.group.rg))
 }
 
-fn parent_vault<'w>(world: &'w World, v: &VaultPath) -> Result<&'w VaultRecord, ArmError> {
+pub(super) fn parent_vault<'w>(
+    world: &'w World,
+    v: &VaultPath,
+) -> Result<&'w VaultRecord, ArmError> {
     world
         .vaults
         .get(&vault_key(v))
         .ok_or_else(|| ArmError::parent_resource_not_found(&vault_typed(v)))
 }
 
-fn vault_status_url(ctx: &Ctx<'_>, vault_id: &str, op: &str) -> String {
+pub(super) fn vault_status_url(ctx: &Ctx<'_>, vault_id: &str, op: &str) -> String {
     ctx.url(&format!("{vault_id}/operationStatus/{op}"))
 }
 
-fn location_url(ctx: &Ctx<'_>, sub: &str, location: &str, kind: &str, op: &str) -> String {
+pub(super) fn location_url(
+    ctx: &Ctx<'_>,
+    sub: &str,
+    location: &str,
+    kind: &str,
+    op: &str,
+) -> String {
     ctx.url(&format!(
         "/subscriptions/{sub}/providers/Microsoft.DataProtection/locations/{location}/{kind}/{op}"
     ))
 }
 
-fn retry_after(world: &World, sub: &str, op: &str, now: OffsetDateTime) -> String {
+pub(super) fn retry_after(world: &World, sub: &str, op: &str, now: OffsetDateTime) -> String {
     world
         .operations
         .get(sub, op)
@@ -66,7 +76,7 @@ fn retry_after(world: &World, sub: &str, op: &str, now: OffsetDateTime) -> Strin
         .to_string()
 }
 
-fn start(
+pub(super) fn start(
     world: &mut World,
     sub: &str,
     now: OffsetDateTime,
@@ -394,7 +404,7 @@ pub fn put_policy(world: &mut World, v: &VaultPath, name: &str, ctx: &Ctx<'_>) -
 
 // ---- backup instances -----------------------------------------------------------------------
 
-fn instance_id(i: &InstancePath) -> String {
+pub(super) fn instance_id(i: &InstancePath) -> String {
     format!(
         "{}/backupInstances/{}",
         vault_id(&i.vault.group.sub, &i.vault.group.rg, &i.vault.vault),
@@ -402,7 +412,7 @@ fn instance_id(i: &InstancePath) -> String {
     )
 }
 
-fn instance_typed(i: &InstancePath) -> String {
+pub(super) fn instance_typed(i: &InstancePath) -> String {
     format!("{}/backupInstances/{}", vault_typed(&i.vault), i.instance)
 }
 
@@ -429,7 +439,7 @@ fn render_instance(i: &InstanceRecord) -> Value {
 }
 
 /// The facts of a stored instance (re-derived from its properties).
-fn stored_facts(i: &InstanceRecord) -> Option<InstanceFacts> {
+pub(super) fn stored_facts(i: &InstanceRecord) -> Option<InstanceFacts> {
     validate::backup_instance(&i.properties, "properties").ok()
 }
 
@@ -812,6 +822,80 @@ fn retention_days(policy: &Value) -> i64 {
         .unwrap_or(7)
 }
 
+/// What a new job is.
+pub(super) struct JobKind<'a> {
+    /// `operationCategory` (`Backup`, `Restore`).
+    pub category: &'static str,
+    /// `operation`.
+    pub operation: &'static str,
+    /// The policy, when the job runs one.
+    pub policy: Option<&'a PolicyRecord>,
+}
+
+/// The required `AzureBackupJob` properties of a new, user-triggered, in-progress job of
+/// `instance` (datasource details from the protected cluster).
+pub(super) fn job_properties(
+    world: &World,
+    vault: &VaultRecord,
+    instance: &InstanceRecord,
+    facts: &InstanceFacts,
+    kind: JobKind<'_>,
+) -> Map<String, Value> {
+    let cluster = world.clusters.get(&key(&facts.datasource_id));
+    let mut properties = Map::new();
+    for (k, v) in [
+        ("activityID", json!(new_guid())),
+        (
+            "backupInstanceFriendlyName",
+            json!(
+                facts
+                    .friendly_name
+                    .clone()
+                    .unwrap_or_else(|| instance.name.clone())
+            ),
+        ),
+        ("backupInstanceId", json!(instance.id)),
+        ("dataSourceId", json!(facts.datasource_id)),
+        (
+            "dataSourceLocation",
+            json!(cluster.map_or(vault.location.clone(), |c| c.location.clone())),
+        ),
+        (
+            "dataSourceName",
+            json!(cluster.map_or(String::new(), |c| c.name.clone())),
+        ),
+        (
+            "dataSourceSetName",
+            json!(cluster.map_or(String::new(), |c| c.name.clone())),
+        ),
+        ("dataSourceType", json!(AKS_TYPE)),
+        ("isUserTriggered", json!(true)),
+        ("operation", json!(kind.operation)),
+        ("operationCategory", json!(kind.category)),
+        ("progressEnabled", json!(false)),
+        (
+            "sourceResourceGroup",
+            json!(cluster.map_or(String::new(), |c| c.rg.clone())),
+        ),
+        (
+            "sourceSubscriptionID",
+            json!(cluster.map_or(vault.sub.clone(), |c| c.sub.clone())),
+        ),
+        ("status", json!("InProgress")),
+        ("subscriptionId", json!(vault.sub)),
+        ("supportedActions", json!([])),
+        ("vaultName", json!(vault.name)),
+        ("sourceDataStoreName", json!("OperationalStore")),
+    ] {
+        properties.insert(k.to_string(), v);
+    }
+    if let Some(policy) = kind.policy {
+        properties.insert("policyId".into(), json!(policy.id));
+        properties.insert("policyName".into(), json!(policy.name));
+    }
+    properties
+}
+
 /// `BackupInstances_AdhocBackup`: 202; the operation yields a job id, the job completes
 /// (and a recovery point appears) after the backup duration, or fails with the first unmet
 /// prerequisite at that time.
@@ -887,65 +971,22 @@ pub fn adhoc_backup(world: &mut World, i: &InstancePath, ctx: &Ctx<'_>) -> Handl
     let job_name = new_guid();
     let job_id = format!("{}/backupJobs/{job_name}", vault.id);
     let job_key = key(&job_id);
-    let cluster = world.clusters.get(&key(&facts.datasource_id)).cloned();
-    let mut properties = Map::new();
-    for (k, v) in [
-        ("activityID", json!(new_guid())),
-        (
-            "backupInstanceFriendlyName",
-            json!(
-                facts
-                    .friendly_name
-                    .clone()
-                    .unwrap_or_else(|| instance.name.clone())
-            ),
-        ),
-        ("backupInstanceId", json!(instance.id)),
-        ("dataSourceId", json!(facts.datasource_id)),
-        (
-            "dataSourceLocation",
-            json!(
-                cluster
-                    .as_ref()
-                    .map_or(vault.location.clone(), |c| c.location.clone())
-            ),
-        ),
-        (
-            "dataSourceName",
-            json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone())),
-        ),
-        (
-            "dataSourceSetName",
-            json!(cluster.as_ref().map_or(String::new(), |c| c.name.clone())),
-        ),
-        ("dataSourceType", json!(AKS_TYPE)),
-        ("isUserTriggered", json!(true)),
-        ("operation", json!("Backup")),
-        ("operationCategory", json!("Backup")),
-        ("policyId", json!(policy.id)),
-        ("policyName", json!(policy.name)),
-        ("progressEnabled", json!(false)),
-        (
-            "sourceResourceGroup",
-            json!(cluster.as_ref().map_or(String::new(), |c| c.rg.clone())),
-        ),
-        (
-            "sourceSubscriptionID",
-            json!(cluster.as_ref().map_or(sub.clone(), |c| c.sub.clone())),
-        ),
-        ("status", json!("InProgress")),
-        ("subscriptionId", json!(sub)),
-        ("supportedActions", json!([])),
-        ("vaultName", json!(vault.name)),
-        ("sourceDataStoreName", json!("OperationalStore")),
-        (
-            "extendedInfo",
-            json!({"subTasks": [{"taskId": 1, "taskName": "Trigger Backup", "taskStatus": "InProgress"}],
-                   "additionalDetails": {"RetentionTag": tag, "PolicyRuleName": body.rule_name}}),
-        ),
-    ] {
-        properties.insert(k.to_string(), v);
-    }
+    let mut properties = job_properties(
+        world,
+        &vault,
+        &instance,
+        &facts,
+        JobKind {
+            category: "Backup",
+            operation: "Backup",
+            policy: Some(&policy),
+        },
+    );
+    properties.insert(
+        "extendedInfo".into(),
+        json!({"subTasks": [{"taskId": 1, "taskName": "Trigger Backup", "taskStatus": "InProgress"}],
+               "additionalDetails": {"RetentionTag": tag, "PolicyRuleName": body.rule_name}}),
+    );
     let job_done = due + span(world.timings.backup_job);
     let vault_key = key(&vault.id);
     let (op_id, job_for_op) = (op.clone(), job_name.clone());
@@ -1021,35 +1062,15 @@ fn finish_backup(
         })
     };
     let recovery_point = outcome.is_ok().then(new_guid);
-    if let (Some(rp), Some(instance)) = (&recovery_point, world.instances.get(instance_key)) {
-        let id = format!("{}/recoveryPoints/{rp}", instance.id);
-        let expiry = at + time::Duration::days(retention_days);
-        world.recovery_points.insert(
-            key(&id),
-            RecoveryPointRecord {
-                id,
-                instance_key: instance_key.to_string(),
-                name: rp.clone(),
-                properties: json!({
-                    "objectType": "AzureBackupDiscreteRecoveryPoint",
-                    "recoveryPointId": rp,
-                    "recoveryPointTime": rfc3339(at),
-                    "recoveryPointType": "Full",
-                    "policyName": policy_name,
-                    "retentionTagName": tag,
-                    "expiryTime": rfc3339(expiry),
-                    "recoveryPointState": "Completed",
-                    "recoveryPointDataStoresDetails": [{
-                        "id": new_guid(),
-                        "type": "OperationalStore",
-                        "creationTime": rfc3339(at),
-                        "expiryTime": rfc3339(expiry),
-                        "metaData": "",
-                        "visible": true,
-                        "state": "COMMITTED"
-                    }]
-                }),
-            },
+    if let Some(rp) = &recovery_point {
+        record_recovery_point(
+            world,
+            instance_key,
+            rp,
+            policy_name,
+            tag,
+            retention_days,
+            at,
         );
     }
     if let Some(job) = world.jobs.get_mut(job_key) {
@@ -1085,7 +1106,7 @@ fn finish_backup(
 }
 
 /// .NET `TimeSpan` text (`HH:MM:SS`).
-fn timespan(d: time::Duration) -> String {
+pub(super) fn timespan(d: time::Duration) -> String {
     let secs = d.whole_seconds().max(0);
     format!(
         "{:02}:{:02}:{:02}",

@@ -7,6 +7,7 @@ pub mod container_service;
 pub mod data_protection;
 pub mod extensions;
 pub mod resources;
+pub mod restore;
 pub mod storage;
 
 use axum::http::{Method, StatusCode};
@@ -162,6 +163,8 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
         (R::AdhocBackup(i), _) => data_protection::adhoc_backup(world, i, ctx),
         (R::StopProtection(i), _) => data_protection::stop_protection(world, i, ctx),
         (R::ValidateForBackup(v), _) => data_protection::validate_for_backup(world, v, ctx),
+        (R::ValidateRestore(i), _) => restore::validate_restore(world, i, ctx),
+        (R::TriggerRestore(i), _) => restore::trigger_restore(world, i, ctx),
         (R::RecoveryPoints(i), _) => data_protection::list_recovery_points(world, i),
         (R::RecoveryPoint(i, rp), _) => data_protection::get_recovery_point(world, i, rp),
         (R::Jobs(v), _) => data_protection::list_jobs(world, v),

@@ -390,7 +390,15 @@ pub struct InstanceFacts {
     pub friendly_name: Option<String>,
 }
 
-fn datasource(map: &Map<String, Value>, path: &str) -> Result<(String, Option<String>), ArmError> {
+/// Validates a `Datasource` / `DatasourceSet` object and returns its `resourceID` and
+/// `datasourceType`.
+///
+/// # Errors
+/// Missing `resourceID`; mistyped fields; a wrong `resourceProperties` discriminator.
+pub fn datasource(
+    map: &Map<String, Value>,
+    path: &str,
+) -> Result<(String, Option<String>), ArmError> {
     let d = Obj::new(map, path);
     let id = d.req_str("resourceID")?;
     for key in [

@@ -10,6 +10,7 @@ pub mod data_protection;
 pub mod extensions;
 pub mod names;
 pub mod resources;
+pub mod restore;
 pub mod storage;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,16 @@
+//! Restores and restore drills: the request and its schema ([`request`]), who may restore
+//! where ([`authorize`]), choosing a recovery point ([`recovery_point`]), the ARM restore body
+//! ([`body`]), restore jobs ([`job`]), scoring what came back ([`verify`]), drill planning
+//! ([`drill`]), the evidence report ([`report`]), where reports are kept ([`store`]) and the
+//! settings ([`settings`]). The workflow steps that use them live in [`crate::workflow`].
+
+pub mod authorize;
+pub mod body;
+pub mod drill;
+pub mod job;
+pub mod recovery_point;
+pub mod report;
+pub mod request;
+pub mod settings;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,236 @@
+//! Restore and drill settings from `BACKUP_PILOT_*` variables: the vaults whose backup
+//! instances are restored and drilled, the restore allowlist, the outer deadlines, and what a
+//! drill restores and how many clusters it samples. Every problem is listed at once.
+
+use std::time::Duration;
+
+use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
+use super::store::DEFAULT_REPORT_CONTAINER;
+use crate::resource_id::ResourceId;
+
+/// `BACKUP_PILOT_BACKUP_VAULTS`.
+pub const VAULTS_VAR: &str = "BACKUP_PILOT_BACKUP_VAULTS";
+
+/// What restores and drills do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreSettings {
+    /// Vaults searched for a cluster's backup instance and enumerated by drills.
+    pub vaults: Vec<ResourceId>,
+    /// Where message-triggered restores may write.
+    pub allowlist: RestoreAllowlist,
+    /// How long a restore job may run before the restore is failed.
+    pub job_timeout: Duration,
+    /// How long after the job a restore may wait for pods and claims to become ready.
+    pub verify_timeout: Duration,
+    /// Clusters drilled per run (`None`: all).
+    pub drill_sample: Option<usize>,
+    /// Namespaces drilled (empty: each backup instance's included namespaces).
+    pub drill_namespaces: Vec<String>,
+    /// Whether drills restore cluster-scoped resources (the guide's advice: yes).
+    pub drill_include_cluster_scope: bool,
+    /// How long scratch namespaces may take to disappear before a drill reports them left
+    /// behind.
+    pub cleanup_timeout: Duration,
+    /// The Blob container reports go to (in the status store's account).
+    pub report_container: String,
+}
+
+impl Default for RestoreSettings {
+    fn default() -> Self {
+        Self {
+            vaults: Vec::new(),
+            allowlist: RestoreAllowlist::default(),
+            job_timeout: Duration::from_secs(60 * 60),
+            verify_timeout: Duration::from_secs(15 * 60),
+            drill_sample: None,
+            drill_namespaces: Vec::new(),
+            drill_include_cluster_scope: true,
+            cleanup_timeout: Duration::from_secs(30 * 60),
+            report_container: DEFAULT_REPORT_CONTAINER.into(),
+        }
+    }
+}
+
+fn minutes(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: Duration,
+    problems: &mut Vec<String>,
+) -> Duration {
+    match get(key) {
+        None => default,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(m) if m > 0 => Duration::from_secs(m * 60),
+            _ => {
+                problems.push(format!(
+                    "{key} must be a whole number of minutes above 0, got {raw:?}"
+                ));
+                default
+            }
+        },
+    }
+}
+
+fn list(raw: Option<String>) -> Vec<String> {
+    raw.map(|r| {
+        r.split([',', ';', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+impl RestoreSettings {
+    /// Reads the settings through `get`.
+    ///
+    /// # Errors
+    /// Every invalid setting, one line each.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let defaults = Self::default();
+        let mut problems = Vec::new();
+        let mut vaults = Vec::new();
+        for raw in list(get(VAULTS_VAR)) {
+            match ResourceId::parse(&raw) {
+                Ok(id) if id.is_type("Microsoft.DataProtection/backupVaults") => vaults.push(id),
+                Ok(_) | Err(_) => problems.push(format!(
+                    "{VAULTS_VAR}: {raw:?} is not a backup vault id (/subscriptions/…/providers/Microsoft.DataProtection/backupVaults/<name>)"
+                )),
+            }
+        }
+        let allowlist = match get(ALLOWLIST_VAR) {
+            None => RestoreAllowlist::default(),
+            Some(raw) => RestoreAllowlist::from_json(&raw).unwrap_or_else(|e| {
+                problems.push(e.to_string());
+                RestoreAllowlist::default()
+            }),
+        };
+        let drill_sample = match get("BACKUP_PILOT_DRILL_SAMPLE") {
+            None => None,
+            Some(raw) if raw.trim().eq_ignore_ascii_case("all") => None,
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    problems.push(format!(
+                        "BACKUP_PILOT_DRILL_SAMPLE must be a number of clusters above 0 or \"all\", got {raw:?}"
+                    ));
+                    None
+                }
+            },
+        };
+        let drill_namespaces = list(get("BACKUP_PILOT_DRILL_NAMESPACES"));
+        for ns in &drill_namespaces {
+            if !crate::kube::hooks::is_dns_label(ns) {
+                problems.push(format!(
+                    "BACKUP_PILOT_DRILL_NAMESPACES: {ns:?} is not a namespace name"
+                ));
+            }
+        }
+        let drill_include_cluster_scope = match get("BACKUP_PILOT_DRILL_INCLUDE_CLUSTER_SCOPE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None => defaults.drill_include_cluster_scope,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                problems.push(format!(
+                    "BACKUP_PILOT_DRILL_INCLUDE_CLUSTER_SCOPE must be true or false, got {other:?}"
+                ));
+                defaults.drill_include_cluster_scope
+            }
+        };
+        let settings = Self {
+            vaults,
+            allowlist,
+            job_timeout: minutes(
+                &get,
+                "BACKUP_PILOT_RESTORE_JOB_TIMEOUT_MINUTES",
+                defaults.job_timeout,
+                &mut problems,
+            ),
+            verify_timeout: minutes(
+                &get,
+                "BACKUP_PILOT_RESTORE_VERIFY_TIMEOUT_MINUTES",
+                defaults.verify_timeout,
+                &mut problems,
+            ),
+            drill_sample,
+            drill_namespaces,
+            drill_include_cluster_scope,
+            cleanup_timeout: minutes(
+                &get,
+                "BACKUP_PILOT_DRILL_CLEANUP_TIMEOUT_MINUTES",
+                defaults.cleanup_timeout,
+                &mut problems,
+            ),
+            report_container: get("BACKUP_PILOT_REPORT_CONTAINER")
+                .map(|c| c.trim().to_string())
+                .unwrap_or(defaults.report_container),
+        };
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<RestoreSettings, Vec<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RestoreSettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let s = read(&[]).unwrap();
+        assert_eq!(s, RestoreSettings::default());
+        assert!(
+            s.allowlist.targets().is_empty(),
+            "no restore target until configured"
+        );
+    }
+
+    #[test]
+    fn values_are_read() {
+        let s = read(&[
+            (VAULTS_VAR, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v1, /subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v2"),
+            (ALLOWLIST_VAR, r#"[{"cluster": "*", "namespaces": ["restored-*"]}]"#),
+            ("BACKUP_PILOT_RESTORE_JOB_TIMEOUT_MINUTES", "90"),
+            ("BACKUP_PILOT_DRILL_SAMPLE", "3"),
+            ("BACKUP_PILOT_DRILL_NAMESPACES", "app,db"),
+            ("BACKUP_PILOT_DRILL_INCLUDE_CLUSTER_SCOPE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(s.vaults.len(), 2);
+        assert_eq!(s.allowlist.targets().len(), 1);
+        assert_eq!(s.job_timeout, Duration::from_secs(90 * 60));
+        assert_eq!(s.drill_sample, Some(3));
+        assert_eq!(s.drill_namespaces, vec!["app", "db"]);
+        assert!(!s.drill_include_cluster_scope);
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let problems = read(&[
+            (VAULTS_VAR, "/subscriptions/s/resourceGroups/rg"),
+            (ALLOWLIST_VAR, "[{"),
+            ("BACKUP_PILOT_RESTORE_VERIFY_TIMEOUT_MINUTES", "0"),
+            ("BACKUP_PILOT_DRILL_SAMPLE", "some"),
+            ("BACKUP_PILOT_DRILL_NAMESPACES", "App"),
+            ("BACKUP_PILOT_DRILL_INCLUDE_CLUSTER_SCOPE", "maybe"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+    }
+}

@@ -1,0 +1,77 @@
+//! `restore_authorize`: may this restore run? The target cluster and namespaces against the
+//! allowlist (a drill's own: its scratch namespaces on its cluster), never a system namespace,
+//! Patch into an existing namespace only where granted, and Azure's 10 restores per backup
+//! instance per day counted from the vault's restore jobs. A refusal gives every reason.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::facts;
+use super::restore_run::{self, keys, steps};
+use crate::arm::versions;
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::kube::restore_prep::existing_namespaces;
+use crate::restore::authorize::{AuthorizeError, RestoreTarget, authorize};
+use crate::restore::drill::DrillPlan;
+use crate::restore::job::jobs_from_list;
+
+/// The fact it publishes.
+pub const FACT: &str = "RestoreAuthorized";
+
+/// See the module docs.
+pub struct RestoreAuthorize;
+
+#[async_trait]
+impl Step for RestoreAuthorize {
+    fn name(&self) -> &'static str {
+        steps::AUTHORIZE
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(15 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let request = restore_run::request(env)?;
+        let target = restore_run::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let vault = facts::required(env, facts::VAULT_ID)?;
+        let namespaces = request.target_namespaces();
+        let client = ctx.kube.client(&target).await?;
+        let existing = existing_namespaces(&client, &namespaces).await?;
+        let listed = ctx
+            .arm
+            .list(
+                &format!("{vault}/backupJobs"),
+                versions::BACKUP_INSTANCES,
+                &[],
+            )
+            .await?;
+        let (jobs, unreadable) = jobs_from_list(&listed);
+        for e in unreadable {
+            tracing::warn!(workflow_id = %env.workflow_id, "ignoring a job: {e}");
+        }
+        let allowlist = if env.kind == WorkflowKind::Drill {
+            restore_run::required::<DrillPlan>(env, keys::PLAN)?.allowlist()
+        } else {
+            ctx.restore.allowlist.clone()
+        };
+        let candidate = RestoreTarget {
+            cluster: target,
+            namespaces,
+            conflict_policy: request.conflict_policy,
+            existing,
+        };
+        match authorize(&candidate, &allowlist, &bi, &jobs, ctx.clock.now()) {
+            Ok(()) => Ok(Outcome::next(steps::POINT, FACT)),
+            Err(e @ AuthorizeError::Refuse { .. }) => Err(StepError::Permanent {
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(StepError::Permanent {
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

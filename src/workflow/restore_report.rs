@@ -1,0 +1,244 @@
+//! `restore_report` (the last step of every restore and drill, failed ones included): builds
+//! the evidence report from what the run recorded, writes it (JSON and HTML) to the report
+//! store, publishes the result to the `restore-results` queue (the workflow id is the message
+//! id, so a resend is dropped), and ends the workflow: done for pass or degraded, failed (with
+//! every reason and where the report is) for fail.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::facts::{self, finish};
+use super::restore_run::{self, keys, steps};
+use crate::bus::OutgoingMessage;
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::kube::restore_prep::NamespaceContents;
+use crate::restore::job::Job;
+use crate::restore::recovery_point::RecoveryPoint;
+use crate::restore::report::{
+    Cleanup, EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
+};
+use crate::restore::request::RestoreRequest;
+use crate::restore::verify::{Finding, Verdict, Verification};
+
+/// See the module docs.
+pub struct RestoreReport;
+
+fn seconds(d: time::Duration) -> Option<u64> {
+    u64::try_from(d.whole_seconds()).ok()
+}
+
+/// The report of the run `env` carries, as of `now`.
+pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport {
+    let request: Option<RestoreRequest> = restore_run::fact(env, keys::REQUEST);
+    let text = |key: &str| env.fact_str(key).map(str::to_string);
+    let source = text(keys::SOURCE_CLUSTER_ID)
+        .or_else(|| {
+            request
+                .as_ref()
+                .and_then(|r| r.source_cluster_id.as_ref().map(ToString::to_string))
+        })
+        .unwrap_or_else(|| env.subject.clone());
+    let target = text(keys::TARGET_CLUSTER_ID)
+        .or_else(|| {
+            request
+                .as_ref()
+                .and_then(|r| r.target_cluster_id.as_ref().map(ToString::to_string))
+        })
+        .unwrap_or_else(|| source.clone());
+    let point: Option<RecoveryPoint> = restore_run::fact(env, keys::RECOVERY_POINT);
+    let job: Option<Job> = restore_run::fact(env, keys::JOB);
+    let verification: Option<Verification> = restore_run::fact(env, keys::VERIFICATION);
+    let contents: Vec<(String, NamespaceContents)> =
+        restore_run::fact(env, keys::CONTENTS).unwrap_or_default();
+    let cleanup: Option<Cleanup> = restore_run::fact(env, keys::CLEANUP);
+    let aborted = text(keys::ABORTED);
+    let requested_at = restore_run::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
+    let verified_at = restore_run::time_of(env, keys::VERIFIED_AT);
+
+    let (mut verdict, mut findings) = match (&verification, &aborted) {
+        (Some(v), None) => (v.verdict, v.findings.clone()),
+        (_, Some(reason)) => {
+            let mut f: Vec<Finding> = restore_run::fact(env, keys::FINDINGS).unwrap_or_default();
+            f.push(Finding::fail(format!("stopped at {reason}")));
+            (Verdict::Fail, f)
+        }
+        (None, None) => (
+            Verdict::Fail,
+            vec![Finding::fail("the run ended without a verification")],
+        ),
+    };
+    if let Some(c) = &cleanup
+        && !c.left_behind.is_empty()
+    {
+        findings.push(Finding::degraded(format!(
+            "scratch namespace(s) {} were left behind; delete them",
+            c.left_behind.join(", ")
+        )));
+        verdict = verdict.max(Verdict::Degraded);
+    }
+    let namespaces = request
+        .as_ref()
+        .map(|r| {
+            r.namespace_pairs()
+                .into_iter()
+                .map(|(source, target)| NamespaceEvidence {
+                    contents: contents.iter().find(|(n, _)| *n == target).map(|(_, c)| *c),
+                    source,
+                    target,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rto_seconds = match (&aborted, verified_at) {
+        (None, Some(at)) => seconds(at - requested_at),
+        _ => None,
+    };
+    EvidenceReport {
+        version: REPORT_VERSION,
+        kind: match env.kind {
+            WorkflowKind::Drill => ReportKind::Drill,
+            _ => ReportKind::Restore,
+        },
+        id: env.workflow_id.clone(),
+        cluster_id: source,
+        target_cluster_id: target,
+        backup_instance_id: text(facts::BACKUP_INSTANCE_ID),
+        recovery_point_age_seconds: point
+            .as_ref()
+            .map(|p| (requested_at - p.time).whole_seconds()),
+        recovery_point: point,
+        policy_interval_seconds: env
+            .payload
+            .get(keys::POLICY_INTERVAL_SECONDS)
+            .and_then(serde_json::Value::as_u64),
+        namespaces,
+        timeline: Timeline {
+            requested_at: Some(requested_at),
+            triggered_at: restore_run::time_of(env, keys::TRIGGERED_AT),
+            job_finished_at: job
+                .as_ref()
+                .and_then(|j| j.end_time)
+                .or_else(|| restore_run::time_of(env, keys::JOB_FINISHED_AT)),
+            verified_at,
+            cleaned_up_at: restore_run::time_of(env, keys::CLEANED_UP_AT),
+        },
+        job,
+        rto_seconds,
+        velero_phase: verdict.velero_phase().to_string(),
+        verdict,
+        findings,
+        aborted,
+        cleanup,
+        generated_at: now,
+        service_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+fn reasons(report: &EvidenceReport) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.level > Verdict::Pass)
+        .map(|f| f.message.clone())
+        .collect()
+}
+
+#[async_trait]
+impl Step for RestoreReport {
+    fn name(&self) -> &'static str {
+        steps::REPORT
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let report = build_report(env, ctx.clock.now()).scrubbed();
+        let stored = ctx.reports.put(&report).await.map_err(|e| {
+            if e.is_transient() {
+                StepError::Transient {
+                    message: format!("could not write the evidence report: {e}"),
+                    retry_after: None,
+                }
+            } else {
+                StepError::Permanent {
+                    reason: format!("could not write the evidence report: {e}"),
+                }
+            }
+        })?;
+        let request: Option<RestoreRequest> = restore_run::fact(env, keys::REQUEST);
+        let why = reasons(&report);
+        let result = json!({
+            "workflowId": env.workflow_id,
+            "kind": report.kind,
+            "requestId": request.as_ref().and_then(|r| r.request_id.clone()),
+            "requestedBy": request.as_ref().and_then(|r| r.requested_by.clone()),
+            "sourceClusterId": report.cluster_id,
+            "targetClusterId": report.target_cluster_id,
+            "backupInstanceId": report.backup_instance_id,
+            "recoveryPointId": report.recovery_point.as_ref().map(|p| p.id.clone()),
+            "restoreJobId": report.job.as_ref().map(|j| j.name.clone()),
+            "verdict": report.verdict,
+            "veleroPhase": report.velero_phase,
+            "reasons": why,
+            "rtoSeconds": report.rto_seconds,
+            "aborted": report.aborted,
+            "report": stored,
+        });
+        let mut message = OutgoingMessage::json(
+            &ctx.queues.restore_results,
+            &format!("{}:result", env.workflow_id),
+            result.to_string().into_bytes(),
+        );
+        message.correlation_id = Some(env.workflow_id.clone());
+        message.label = Some(report.verdict.as_str().to_string());
+        ctx.publisher.send(message).await?;
+
+        let what = match report.kind {
+            ReportKind::Drill => "restore drill",
+            ReportKind::Restore => "restore",
+        };
+        let restored: usize = report
+            .namespaces
+            .iter()
+            .filter_map(|n| {
+                n.contents
+                    .map(|c| crate::restore::verify::resource_count(&c))
+            })
+            .sum();
+        let rto = report
+            .rto_seconds
+            .map(|s| format!("; RTO {s}s"))
+            .unwrap_or_default();
+        match report.verdict {
+            Verdict::Pass | Verdict::Degraded => {
+                let detail = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                };
+                Ok(finish(format!(
+                    "{what} {} ({}): {restored} resource(s) verified in {}{rto}{detail}; report {}",
+                    report.verdict,
+                    report.velero_phase,
+                    report
+                        .namespaces
+                        .iter()
+                        .map(|n| n.target.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    stored.html
+                )))
+            }
+            Verdict::Fail => Ok(Outcome::failed(format!(
+                "{what} failed: {}; report {}",
+                why.join("; "),
+                stored.html
+            ))),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `restore_trigger`: `BackupInstances_TriggerRestore`, followed as a location LRO to the
+//! restore job's id. Crash-safe: before sending, a restore job of this instance for the same
+//! recovery point and target that started since this step began is adopted instead of
+//! starting a second restore (each one counts against the 10 a day).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::facts::{self, Progress, advance, started, wait};
+use super::restore_run::{self, keys, steps, time_fact};
+use super::restore_validate::restore_body;
+use crate::arm::{FinalState, versions};
+use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::restore::job::jobs_from_list;
+use crate::restore::recovery_point::RecoveryPoint;
+
+/// The fact it publishes.
+pub const FACT: &str = "RestoreTriggered";
+/// How long after the POST to look for the job when the service gave no operation.
+const JOB_APPEAR_WAIT: Duration = Duration::from_secs(15);
+
+/// See the module docs.
+pub struct RestoreTrigger;
+
+fn job_name(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
+fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
+    let at = restore_run::time_of(env, keys::TRIGGERED_AT).unwrap_or_else(|| ctx.clock.now());
+    advance(steps::FOLLOW_JOB, FACT)
+        .with(keys::JOB_ID, job_name(job))
+        .with(keys::TRIGGERED_AT, time_fact(at))
+}
+
+#[async_trait]
+impl Step for RestoreTrigger {
+    fn name(&self) -> &'static str {
+        steps::TRIGGER
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        match facts::follow(ctx, env, steps::TRIGGER).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => {
+                return Err(StepError::Permanent {
+                    reason: format!("the restore was refused: {error}"),
+                });
+            }
+            Progress::Finished { body, .. } => {
+                if let Some(job) = body
+                    .as_ref()
+                    .and_then(|b| b.get("jobId"))
+                    .and_then(Value::as_str)
+                {
+                    return Ok(triggered(ctx, env, job));
+                }
+            }
+            Progress::Idle => {}
+        }
+        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let vault = facts::required(env, facts::VAULT_ID)?;
+        let point: RecoveryPoint = restore_run::required(env, keys::RECOVERY_POINT)?;
+        let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
+        let listed = ctx
+            .arm
+            .list(
+                &format!("{vault}/backupJobs"),
+                versions::BACKUP_INSTANCES,
+                &[],
+            )
+            .await?;
+        let (jobs, _) = jobs_from_list(&listed);
+        let since = env.step_started_at - time::Duration::MINUTE;
+        let ours = jobs.iter().find(|j| {
+            j.is_restore()
+                && j.belongs_to(&bi)
+                && j.start_time >= since
+                && j.recovery_point_id.as_deref() == Some(point.id.as_str())
+                && j.recovery_destination
+                    .as_deref()
+                    .is_none_or(|d| d.eq_ignore_ascii_case(&target))
+        });
+        if let Some(job) = ours {
+            return Ok(triggered(ctx, env, &job.name));
+        }
+        if env.fact_str(keys::TRIGGERED_AT).is_some() {
+            // Sent before and no job yet: the service may still be creating it.
+            if let Some(at) = restore_run::time_of(env, keys::TRIGGERED_AT)
+                && ctx.clock.now() - at < time::Duration::minutes(5)
+            {
+                return Ok(wait(
+                    JOB_APPEAR_WAIT,
+                    "waiting for the restore job to appear",
+                ));
+            }
+        }
+        let answer = ctx
+            .arm
+            .post(
+                &format!("{bi}/restore"),
+                versions::BACKUP_INSTANCES,
+                Some(&restore_body(env)?),
+            )
+            .await?;
+        let now = time_fact(ctx.clock.now());
+        Ok(
+            match answer.pending(steps::TRIGGER, FinalState::Location, ctx.arm.default_poll()) {
+                Some(op) => started(op).with(keys::TRIGGERED_AT, now),
+                None => match answer.json().get("jobId").and_then(Value::as_str) {
+                    Some(job) => triggered(ctx, env, job).with(keys::TRIGGERED_AT, now),
+                    None => wait(JOB_APPEAR_WAIT, "the restore was accepted without a job id")
+                        .with(keys::TRIGGERED_AT, now),
+                },
+            },
+        )
+    }
+}
