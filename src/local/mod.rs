@@ -56,6 +56,29 @@ const DIVERTING_VARIABLES: [&str; 8] = [
     "MSI_SECRET",
 ];
 
+/// Serves `router` on an ephemeral loopback port until `stop` resolves (pass
+/// `std::future::pending()` to serve for the life of the process); returns the base URL
+/// `http://127.0.0.1:{port}`. The stand-ins' `spawn` methods share this.
+///
+/// # Errors
+/// Binding the port.
+pub async fn serve_on_loopback(
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!("local stand-in server stopped: {e}");
+        }
+    });
+    Ok(url)
+}
+
 /// A stand-in's HTTP server on a loopback port; stops when dropped.
 #[derive(Debug)]
 pub struct LoopbackServer {

@@ -6,7 +6,6 @@
 //! audience as Azure would.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -108,13 +107,8 @@ impl TokenIssuer {
     /// # Errors
     /// Binding the port.
     pub async fn spawn(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr()?;
-        let app = self.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(format!("http://{addr}/msi/token"))
+        let base = super::serve_on_loopback(self.router(), std::future::pending()).await?;
+        Ok(format!("{base}/msi/token"))
     }
 }
 

@@ -46,7 +46,6 @@ pub mod throttle;
 pub mod timings;
 pub mod validate;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -244,18 +243,12 @@ impl ArmStandIn {
     /// # Errors
     /// Binding the port.
     pub async fn spawn(&self) -> Result<(String, ArmHandle), StandInError> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .map_err(StandInError::Spawn)?;
-        let addr = listener.local_addr().map_err(StandInError::Spawn)?;
-        let app = self.router();
         let stop = self.handle.shutdown.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
-        Ok((format!("http://{addr}"), self.handle()))
+        let url =
+            crate::local::serve_on_loopback(self.router(), async move { stop.cancelled().await })
+                .await
+                .map_err(StandInError::Spawn)?;
+        Ok((url, self.handle()))
     }
 }
 

@@ -16,7 +16,6 @@ pub mod routes;
 pub mod status;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -263,13 +262,7 @@ impl KubeApiServer {
     /// # Errors
     /// Binding the port.
     pub async fn spawn(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr()?;
-        let app = self.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(format!("http://{addr}"))
+        super::serve_on_loopback(self.router(), std::future::pending()).await
     }
 
     /// The static token a local-account kubeconfig carries (to seed the ARM stand-in's
