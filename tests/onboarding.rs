@@ -8,9 +8,8 @@
 mod common;
 mod support;
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +20,6 @@ use time::macros::datetime;
 use tower::ServiceExt;
 
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry, versions};
-use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
 use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
@@ -63,38 +61,7 @@ impl TokenCredential for IssuerCredential {
     }
 }
 
-/// Service Bus as far as the engine sees it: duplicate detection by message id, scheduled
-/// delivery, and a switch that loses everything published (a crash before the send).
-#[derive(Default)]
-struct SimBus {
-    queue: Mutex<Vec<OutgoingMessage>>,
-    ids: Mutex<HashSet<String>>,
-    crashed: AtomicBool,
-}
-
-#[async_trait]
-impl Publisher for SimBus {
-    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
-        if self.crashed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        if self.ids.lock().unwrap().insert(message.message_id.clone()) {
-            self.queue.lock().unwrap().push(message);
-        }
-        Ok(())
-    }
-
-    async fn send_batch(
-        &self,
-        _queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), BusError> {
-        for m in messages {
-            self.send(m).await?;
-        }
-        Ok(())
-    }
-}
+use common::sim_bus::SimBus;
 
 struct Sim {
     engine: Engine,
@@ -338,25 +305,7 @@ impl Sim {
 
     /// Takes the next message due (the earliest scheduled), moving the clock to it.
     fn next_message(&self) -> Option<Envelope> {
-        let mut queue = self.bus.queue.lock().unwrap();
-        let index = queue
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, m)| {
-                (
-                    m.scheduled_enqueue_time
-                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                    *i,
-                )
-            })
-            .map(|(i, _)| i)?;
-        let message = queue.remove(index);
-        if let Some(at) = message.scheduled_enqueue_time {
-            let now = self.clock.now();
-            if at > now {
-                self.clock.advance((at - now).unsigned_abs());
-            }
-        }
+        let message = self.bus.take_next_due(None, &self.clock)?;
         Some(Envelope::decode(&message.body).expect("an envelope"))
     }
 
@@ -375,9 +324,9 @@ impl Sim {
 
     async fn run_one(&self, env: &Envelope, crash: Crash) {
         if crash == Crash::AfterEveryStep {
-            self.bus.crashed.store(true, Ordering::SeqCst);
+            self.bus.set_crashed(true);
             let _ = self.engine.run(env).await;
-            self.bus.crashed.store(false, Ordering::SeqCst);
+            self.bus.set_crashed(false);
         }
         self.engine.run(env).await.expect("the step ran");
     }

@@ -5,14 +5,14 @@
 //! message ids (as duplicate detection does) and delivers scheduled messages by moving the
 //! clock to them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use super::sim_bus::SimBus;
+
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry};
-use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
-use backup_pilot::clock::{Clock, ManualClock};
+use backup_pilot::bus::OutgoingMessage;
+use backup_pilot::clock::ManualClock;
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
 use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
@@ -35,41 +35,6 @@ pub const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
 pub const RG: &str = "rg-apps";
 /// The clusters' region.
 pub const LOCATION: &str = "westeurope";
-
-/// Service Bus as the engine sees it: duplicate detection and scheduled delivery.
-#[derive(Default)]
-pub struct QueueBus {
-    queue: Mutex<Vec<OutgoingMessage>>,
-    ids: Mutex<HashSet<String>>,
-}
-
-impl QueueBus {
-    /// Every message still queued.
-    pub fn queued(&self) -> Vec<OutgoingMessage> {
-        self.queue.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Publisher for QueueBus {
-    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
-        if self.ids.lock().unwrap().insert(message.message_id.clone()) {
-            self.queue.lock().unwrap().push(message);
-        }
-        Ok(())
-    }
-
-    async fn send_batch(
-        &self,
-        _queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), BusError> {
-        for m in messages {
-            self.send(m).await?;
-        }
-        Ok(())
-    }
-}
 
 /// The PoC profile of the guide.
 pub fn poc() -> OnboardingSettings {
@@ -110,7 +75,7 @@ pub fn cluster_id(name: &str) -> String {
 /// The chain.
 pub struct Chain {
     pub engine: Engine,
-    pub bus: Arc<QueueBus>,
+    pub bus: Arc<SimBus>,
     pub clock: Arc<ManualClock>,
     pub arm: ArmHandle,
     pub arm_url: String,
@@ -176,7 +141,7 @@ impl Chain {
             Some(credential),
             None,
         ));
-        let bus = Arc::new(QueueBus::default());
+        let bus = Arc::new(SimBus::default());
         let journal = Arc::new(MemoryJournal::default());
         let defaults = Ctx::with_defaults(clock.clone(), bus.clone());
         let ctx = Ctx {
@@ -224,26 +189,7 @@ impl Chain {
 
     /// Takes the next message due (the earliest scheduled), moving the clock to it.
     pub fn next_message(&self) -> Option<OutgoingMessage> {
-        let mut queue = self.bus.queue.lock().unwrap();
-        let index = queue
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, m)| {
-                (
-                    m.scheduled_enqueue_time
-                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                    *i,
-                )
-            })
-            .map(|(i, _)| i)?;
-        let message = queue.remove(index);
-        if let Some(at) = message.scheduled_enqueue_time {
-            let now = self.clock.now();
-            if at > now {
-                self.clock.advance((at - now).unsigned_abs());
-            }
-        }
-        Some(message)
+        self.bus.take_next_due(None, &self.clock)
     }
 
     /// Runs workflow messages until none is left.

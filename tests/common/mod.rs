@@ -6,6 +6,7 @@
 pub mod azurite;
 pub mod chain;
 pub mod restore_env;
+pub mod sim_bus;
 pub mod status;
 
 use std::path::PathBuf;

@@ -5,19 +5,17 @@
 //! small in-test bus that keeps what the engine publishes, drops duplicate message ids, and
 //! delivers the `workflow` queue's messages in scheduled order, moving the clock to each.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use super::sim_bus::SimBus;
+
 use base64::Engine as _;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use tower::ServiceExt;
 
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry};
-use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot::engine::journal::{MemoryJournal, Transition};
 use backup_pilot::engine::{Ctx, Engine, Queues, RetryPolicy};
@@ -36,52 +34,6 @@ use backup_pilot::workflow;
 
 pub const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
 pub const LOCATION: &str = "westeurope";
-
-/// Service Bus as the engine sees it.
-#[derive(Default)]
-pub struct SimBus {
-    queue: Mutex<Vec<OutgoingMessage>>,
-    ids: Mutex<HashSet<String>>,
-    /// Loses everything published (a crash after a step's calls, before its publish).
-    crashed: AtomicBool,
-}
-
-#[async_trait]
-impl Publisher for SimBus {
-    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
-        if self.crashed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        if self.ids.lock().unwrap().insert(message.message_id.clone()) {
-            self.queue.lock().unwrap().push(message);
-        }
-        Ok(())
-    }
-
-    async fn send_batch(
-        &self,
-        _queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), BusError> {
-        for m in messages {
-            self.send(m).await?;
-        }
-        Ok(())
-    }
-}
-
-impl SimBus {
-    /// Messages sent to `queue` (not consumed).
-    pub fn sent_to(&self, queue: &str) -> Vec<OutgoingMessage> {
-        self.queue
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.queue == queue)
-            .cloned()
-            .collect()
-    }
-}
 
 /// A cluster with its Kubernetes stand-in.
 pub struct Cluster {
@@ -282,27 +234,9 @@ impl RestoreEnv {
 
     /// Takes the earliest due `workflow` message, moving the clock to it.
     fn next_step(&self) -> Option<Envelope> {
-        let workflow_queue = Queues::default().workflow;
-        let mut queue = self.bus.queue.lock().unwrap();
-        let index = queue
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.queue == workflow_queue)
-            .min_by_key(|(i, m)| {
-                (
-                    m.scheduled_enqueue_time
-                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                    *i,
-                )
-            })
-            .map(|(i, _)| i)?;
-        let message = queue.remove(index);
-        if let Some(at) = message.scheduled_enqueue_time {
-            let now = self.clock.now();
-            if at > now {
-                self.clock.advance((at - now).unsigned_abs());
-            }
-        }
+        let message = self
+            .bus
+            .take_next_due(Some(&Queues::default().workflow), &self.clock)?;
         Some(Envelope::decode(&message.body).expect("an envelope"))
     }
 
@@ -325,9 +259,9 @@ impl RestoreEnv {
             let Some(env) = self.next_step() else {
                 return;
             };
-            self.bus.crashed.store(true, Ordering::SeqCst);
+            self.bus.set_crashed(true);
             let _ = self.engine.run(&env).await;
-            self.bus.crashed.store(false, Ordering::SeqCst);
+            self.bus.set_crashed(false);
             self.clock.advance(lock);
             self.engine.run(&env).await.expect("the step ran");
         }
