@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stands backup-pilot up with the az CLI: registers resource providers, deploys the service
-# (infra/service), builds the Linux release binary, packages it with host.json and functions/,
+# (infra/service), builds the Linux release binary, packages it with host.json and the function folders,
 # deploys the zip, and opens target subscriptions (infra/target). infra/README.md walks through it.
 # JSON from az is read from stdout only; az's stderr (warnings, progress) goes to a log that is
 # shown when a command fails (guide gotcha 7). No secret is read, written or printed here.
@@ -114,8 +114,9 @@ cmd_providers() {
   done
 }
 
-# Builds the release binary for Linux, stages $dist/app (host.json, functions/, binary) and
-# zips it to $dist/app.zip.
+# Builds the release binary for Linux, stages $dist/app (host.json, the binary and one folder
+# per function beside host.json, where the Functions host looks for them) and zips it to
+# $dist/app.zip.
 build_package() {
   require_tools cargo python3
   local -a target_args=()
@@ -130,8 +131,8 @@ build_package() {
     rm -rf "$dist/app" "$dist/app.zip"
     cargo run --release ${target_args[@]+"${target_args[@]}"} -- package --out "$dist/app"
   )
-  [[ -f $dist/app/host.json && -d $dist/app/functions ]] ||
-    die "cargo run -- package did not stage host.json and functions/ in $dist/app"
+  [[ -f $dist/app/host.json ]] && compgen -G "$dist/app/*/function.json" >/dev/null ||
+    die "cargo run -- package did not stage host.json and the function folders in $dist/app"
   # Zip the folder's contents (not the folder), keeping the binary's executable bit.
   (
     cd "$dist/app"
@@ -167,9 +168,9 @@ cmd_code() {
   az_json functionapp deployment source config-zip -g "$group" -n "$app" \
     --subscription "$subscription" --src "$dist/app.zip" --build-remote false >/dev/null
   # The host indexes the new package after the deployment returns: wait (bounded) until it
-  # lists every function in functions/.
+  # lists every function staged beside host.json.
   local expected missing attempt
-  expected=$(cd "$dist/app/functions" && printf '%s\n' */ | tr -d /)
+  expected=$(cd "$dist/app" && for f in */function.json; do printf '%s\n' "${f%/function.json}"; done)
   for ((attempt = 1; ; attempt++)); do
     missing=$(az_json functionapp function list -g "$group" -n "$app" --subscription "$subscription" |
       python3 -c '

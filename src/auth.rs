@@ -2,15 +2,32 @@
 //! the managed identity when the Functions host provides one (`IDENTITY_ENDPOINT` +
 //! `IDENTITY_HEADER`), otherwise the developer's az / azd login. Tokens are fetched per call
 //! (the credential caches them) and never logged: [`BearerToken`] redacts itself.
+//!
+//! Every token request is bounded: [`bearer`] gives up after [`TOKEN_TIMEOUT`], and the
+//! managed-identity credential retries an unreachable endpoint at most [`TOKEN_RETRIES`] times
+//! within [`TOKEN_RETRY_WINDOW`] (azure_identity's default would keep at it for a minute).
+//! A token endpoint that is down therefore costs a call seconds, not the message lock; the
+//! error is transient, so the step is retried later as a scheduled message.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
     DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
     UserAssignedId,
 };
+
+/// The longest one token request may take, the credential's own retries included.
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Retries of a failed managed-identity token request inside one request.
+pub const TOKEN_RETRIES: u32 = 2;
+
+/// The longest the managed-identity credential keeps retrying inside one request.
+pub const TOKEN_RETRY_WINDOW: Duration = Duration::from_secs(5);
 
 /// Scope for Azure Resource Manager.
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
@@ -61,7 +78,10 @@ impl CredentialSource {
             Self::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
+                    client_options: ClientOptions {
+                        retry: token_retry(),
+                        ..ClientOptions::default()
+                    },
                 };
                 let cred = ManagedIdentityCredential::new(Some(options))
                     .map_err(|e| AuthError::Credential(e.to_string()))?;
@@ -74,6 +94,18 @@ impl CredentialSource {
             }
         }
     }
+}
+
+/// The managed-identity credential's retry policy: [`TOKEN_RETRIES`] retries within
+/// [`TOKEN_RETRY_WINDOW`].
+fn token_retry() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: time::Duration::milliseconds(200),
+        max_retries: TOKEN_RETRIES,
+        max_total_elapsed: time::Duration::try_from(TOKEN_RETRY_WINDOW)
+            .unwrap_or(time::Duration::SECOND),
+        max_delay: time::Duration::SECOND,
+    })
 }
 
 /// A bearer token that never prints its value.
@@ -114,24 +146,50 @@ pub enum AuthError {
         /// azure_identity's message (never contains a token).
         message: String,
     },
+    /// A token request got no answer in time.
+    #[error(
+        "could not get a token for {scope}: the token endpoint gave no answer within {}s",
+        .after.as_secs_f64()
+    )]
+    TokenTimeout {
+        /// The scope asked for.
+        scope: String,
+        /// How long the request was given.
+        after: Duration,
+    },
 }
 
-/// Gets a token for one scope.
+/// Gets a token for one scope, within [`TOKEN_TIMEOUT`].
 ///
 /// # Errors
-/// [`AuthError::Token`] with the credential's message.
+/// [`AuthError::Token`] with the credential's message, or [`AuthError::TokenTimeout`].
 pub async fn bearer(
     credential: &dyn TokenCredential,
     scope: &str,
 ) -> Result<BearerToken, AuthError> {
-    credential
-        .get_token(&[scope], None)
-        .await
-        .map(|t| BearerToken(t.token.secret().to_string()))
-        .map_err(|e| AuthError::Token {
+    bearer_within(credential, scope, TOKEN_TIMEOUT).await
+}
+
+/// Gets a token for one scope, giving up after `limit`.
+///
+/// # Errors
+/// [`AuthError::Token`] with the credential's message, or [`AuthError::TokenTimeout`].
+pub async fn bearer_within(
+    credential: &dyn TokenCredential,
+    scope: &str,
+    limit: Duration,
+) -> Result<BearerToken, AuthError> {
+    match tokio::time::timeout(limit, credential.get_token(&[scope], None)).await {
+        Ok(Ok(t)) => Ok(BearerToken(t.token.secret().to_string())),
+        Ok(Err(e)) => Err(AuthError::Token {
             scope: scope.to_string(),
             message: e.to_string(),
-        })
+        }),
+        Err(_) => Err(AuthError::TokenTimeout {
+            scope: scope.to_string(),
+            after: limit,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +221,30 @@ mod tests {
             }
         );
         assert!(CredentialSource::from_env(env(&[("AZURE_CREDENTIAL", "magic")])).is_err());
+    }
+
+    /// A credential whose endpoint never answers.
+    #[derive(Debug)]
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Silent {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_endpoint_that_never_answers_costs_the_timeout_only() {
+        let started = tokio::time::Instant::now();
+        let err = bearer(&Silent, ARM_SCOPE).await.unwrap_err();
+        assert!(matches!(err, AuthError::TokenTimeout { .. }), "{err}");
+        assert_eq!(started.elapsed(), TOKEN_TIMEOUT);
+        assert!(err.to_string().contains("no answer within 10s"), "{err}");
     }
 
     #[test]

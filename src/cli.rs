@@ -110,10 +110,14 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 120)]
     pub timeout_seconds: u64,
     /// After onboarding, run a restore drill on every cluster (Kubernetes stand-ins with an
-    /// `app` workload; reports to Azurite from `.local/azurite`, or to
-    /// BACKUP_PILOT_STATUS_BLOB_URL) and print where each report is.
+    /// `app` workload; status and reports in Azurite from `.local/azurite`, installed on first
+    /// use, or in BACKUP_PILOT_STATUS_BLOB_URL) and print each verdict and where its report is.
     #[arg(long)]
     pub drill: bool,
+    /// Keep Azurite's data and the reports in `.local/state/` across runs, instead of a fresh
+    /// folder per run under `.local/runs/`.
+    #[arg(long)]
+    pub keep_state: bool,
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
@@ -178,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app_dir: args.app_dir,
             timeout: Duration::from_secs(args.timeout_seconds),
             drill: args.drill,
+            keep_state: args.keep_state,
             handler: None,
             live: true,
         })

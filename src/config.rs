@@ -171,6 +171,10 @@ pub struct Config {
     pub arm_scope: String,
     /// Polling interval for operations whose response gives no `Retry-After`.
     pub arm_poll: Duration,
+    /// `BACKUP_PILOT_STEP_BUDGET_SECONDS`: how long one step run may take, in real time
+    /// (see [`crate::engine::InvocationBudget`]); 40 s by default, at most
+    /// [`MAX_STEP_BUDGET_SECONDS`].
+    pub step_budget: Duration,
     /// What onboarding and offboarding do.
     pub onboarding: crate::workflow::settings::OnboardingSettings,
     /// What restores and drills do.
@@ -194,6 +198,10 @@ pub struct Config {
     /// its note is information, not a warning.
     pub memory_store_intended: bool,
 }
+
+/// The largest `BACKUP_PILOT_STEP_BUDGET_SECONDS`: with the hand-off budget, an invocation
+/// stays well under the queues' 5-minute message lock.
+pub const MAX_STEP_BUDGET_SECONDS: u64 = 240;
 
 /// Every configuration problem found, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,6 +285,18 @@ impl Config {
         if arm_poll.is_zero() {
             problems.push("BACKUP_PILOT_ARM_POLL_SECONDS must be > 0".into());
         }
+        let step_budget_seconds = parse_or(
+            &get,
+            "BACKUP_PILOT_STEP_BUDGET_SECONDS",
+            crate::engine::STEP_BUDGET.as_secs(),
+            &mut problems,
+        );
+        if !(1..=MAX_STEP_BUDGET_SECONDS).contains(&step_budget_seconds) {
+            problems.push(format!(
+                "BACKUP_PILOT_STEP_BUDGET_SECONDS must be 1 to {MAX_STEP_BUDGET_SECONDS} (well under the queues' 5-minute message lock), got {step_budget_seconds}"
+            ));
+        }
+        let step_budget = Duration::from_secs(step_budget_seconds);
         let onboarding = crate::workflow::settings::OnboardingSettings::from_lookup(get)
             .unwrap_or_else(|mut more| {
                 problems.append(&mut more);
@@ -374,6 +394,7 @@ impl Config {
                 arm_url,
                 arm_scope,
                 arm_poll,
+                step_budget,
                 onboarding,
                 restore,
                 credential,

@@ -1,7 +1,9 @@
 //! What the operator commands `onboard` and `restore` put on the queues, and sending it: a
 //! cluster write event (Event Grid schema, as Event Grid delivers it) for `cluster-events`,
 //! and a restore request for `restore-requests`. Message ids are deterministic (the request
-//! id, or the request's content), so resending one request starts one workflow.
+//! id, or the request's content), so resending one request starts one workflow. Cluster ids
+//! are checked against ARM's naming rules before anything is sent
+//! ([`ResourceId::parse_checked`]).
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -80,6 +82,10 @@ pub fn onboard_message(
             "{id} is not an AKS cluster (Microsoft.ContainerService/managedClusters)"
         )));
     }
+    // ARM's naming rules, as the intake applies them: an id that breaks one would only be
+    // dead-lettered there.
+    let id =
+        ResourceId::parse_checked(cluster).map_err(|e| EnqueueError::BadCluster(e.to_string()))?;
     let cluster = id.to_string();
     let message_id = Uuid::new_v5(
         &MESSAGE_NAMESPACE,
@@ -207,7 +213,7 @@ fn check_restore_request(body: &[u8]) -> Result<Map<String, Value>, EnqueueError
         match request.get(key) {
             None => {}
             Some(Value::String(raw)) => {
-                if let Err(e) = ResourceId::parse(raw) {
+                if let Err(e) = ResourceId::parse_checked(raw) {
                     problems.push(format!("`{key}`: {e}"));
                 }
             }
@@ -289,6 +295,22 @@ mod tests {
             err.contains("not an AKS cluster") && err.contains("az aks show"),
             "{err}"
         );
+        for (bad, rule) in [
+            (CLUSTER.replace("/shop", "/-shop"), "managed-cluster-name"),
+            (
+                CLUSTER.replace("00000000-0000-0000-0000-0000000000aa", "s"),
+                "subscription-guid",
+            ),
+            (
+                CLUSTER.replace("/apps/", "/ap\u{2067}ps/"),
+                "no-bidi-controls",
+            ),
+        ] {
+            let err = onboard_message("q", &bad, "r", now)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(rule), "{err}");
+        }
     }
 
     #[test]

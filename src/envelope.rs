@@ -1,7 +1,10 @@
 //! The versioned message the service sends itself. Each envelope names one step of one
 //! workflow; its `MessageId` is derived from the workflow, step and attempt, so Service Bus
 //! duplicate detection drops a resend of the same fact. Decoding reports an unknown version
-//! or kind as a [`EnvelopeError`] that the caller dead-letters.
+//! or kind as a [`EnvelopeError`] that the caller dead-letters, and so are counters and
+//! deadlines no workflow of this service reaches ([`MAX_ATTEMPT`], [`MAX_HOP`],
+//! [`MAX_STEP_WINDOW`]): the counters come from a message, so they are bounded before any
+//! arithmetic, and the arithmetic on them saturates all the same.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +16,19 @@ use uuid::Uuid;
 
 /// The envelope version this build writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;
+
+/// The highest `attempt` (and `failures`) an envelope may carry. A step retries at most until
+/// its deadline (a day at most) and never sooner than a second apart, so no workflow comes
+/// near this; a larger value was not written by this service.
+pub const MAX_ATTEMPT: u32 = 1_000_000;
+
+/// The highest `hop` an envelope may carry: a workflow has a few dozen steps, and the
+/// remediation loops that revisit steps are bounded.
+pub const MAX_HOP: u32 = 10_000;
+
+/// The longest a step's deadline may lie after the step started. Step timeouts are a day at
+/// most; a deadline further out was not written by this service.
+pub const MAX_STEP_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Namespace for the name-based UUIDs of workflow ids.
 const WORKFLOW_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_9b1d_4c3e_8a57_2d0e_41b9_a001);
@@ -129,6 +145,19 @@ pub enum EnvelopeError {
     /// Fields missing or of the wrong type.
     #[error("the envelope is malformed: {0}")]
     Malformed(String),
+    /// A counter or deadline outside what this service ever writes.
+    #[error("the envelope is implausible: {0}; this service never writes such an envelope")]
+    Implausible(String),
+}
+
+impl EnvelopeError {
+    /// The short dead-letter reason code for this error.
+    pub fn dead_letter_reason(&self) -> &'static str {
+        match self {
+            Self::Implausible(_) => "ImplausibleEnvelope",
+            _ => "UnreadableEnvelope",
+        }
+    }
 }
 
 impl Envelope {
@@ -232,7 +261,47 @@ impl Envelope {
         {
             return Err(EnvelopeError::UnknownKind(kind.clone()));
         }
-        serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        let envelope: Self =
+            serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        envelope.check_plausible()?;
+        Ok(envelope)
+    }
+
+    /// Checks the counters and the deadline against what this service ever writes.
+    ///
+    /// # Errors
+    /// [`EnvelopeError::Implausible`] naming the field, its value and the limit.
+    pub fn check_plausible(&self) -> Result<(), EnvelopeError> {
+        let implausible = |what: String| Err(EnvelopeError::Implausible(what));
+        if self.attempt > MAX_ATTEMPT {
+            return implausible(format!(
+                "`attempt` is {}, above the limit of {MAX_ATTEMPT}",
+                self.attempt
+            ));
+        }
+        if self.failures > MAX_ATTEMPT {
+            return implausible(format!(
+                "`failures` is {}, above the limit of {MAX_ATTEMPT}",
+                self.failures
+            ));
+        }
+        if self.hop > MAX_HOP {
+            return implausible(format!(
+                "`hop` is {}, above the limit of {MAX_HOP}",
+                self.hop
+            ));
+        }
+        if let Some(deadline) = self.step_deadline {
+            let window = deadline - self.step_started_at;
+            if window > MAX_STEP_WINDOW {
+                return implausible(format!(
+                    "`stepDeadline` is {} days after `stepStartedAt`, above the limit of {} days",
+                    window.whole_days(),
+                    MAX_STEP_WINDOW.as_secs() / 86_400
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Encodes the envelope as JSON bytes.
@@ -267,6 +336,7 @@ pub fn workflow_id(kind: WorkflowKind, subject: &str, generation: &str) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use time::macros::datetime;
 
     fn sample() -> Envelope {
@@ -334,6 +404,49 @@ mod tests {
         );
         let again = Envelope::decode(&back.encode()).unwrap();
         assert_eq!(again.hop, 2);
+    }
+
+    #[test]
+    fn counters_and_deadlines_beyond_any_workflow_are_implausible() {
+        let encode = |f: &dyn Fn(&mut Value)| {
+            let mut v = serde_json::to_value(sample()).unwrap();
+            f(&mut v);
+            v.to_string()
+        };
+        for (field, value, named) in [
+            ("attempt", json!(u32::MAX), "`attempt` is 4294967295"),
+            ("failures", json!(MAX_ATTEMPT + 1), "`failures` is 1000001"),
+            ("hop", json!(MAX_HOP + 1), "`hop` is 10001"),
+            (
+                "stepDeadline",
+                json!("9999-12-31T23:59:59Z"),
+                "`stepDeadline`",
+            ),
+        ] {
+            let body = encode(&|v| v[field] = value.clone());
+            let err = Envelope::decode(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(err, EnvelopeError::Implausible(_)),
+                "{field}: {err}"
+            );
+            assert!(err.to_string().contains(named), "{err}");
+            assert_eq!(err.dead_letter_reason(), "ImplausibleEnvelope");
+        }
+        // Larger than u32: serde refuses it before the plausibility check.
+        let body = encode(&|v| v["attempt"] = json!(u64::MAX));
+        assert!(matches!(
+            Envelope::decode(body.as_bytes()),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        // At the limits, still accepted.
+        let body = encode(&|v| {
+            v["attempt"] = json!(MAX_ATTEMPT);
+            v["hop"] = json!(MAX_HOP);
+        });
+        assert_eq!(
+            Envelope::decode(body.as_bytes()).unwrap().attempt,
+            MAX_ATTEMPT
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! into an onboarding or offboarding request for an AKS cluster. Only successful writes and
 //! deletes of `Microsoft.ContainerService/managedClusters` count; other resources and event
 //! types are ignored with a reason; anything malformed is an [`IntakeError`] that the caller
-//! dead-letters.
+//! dead-letters, and so is a cluster id that breaks ARM's naming rules
+//! ([`crate::resource_id::NamingRule`]).
 
 use serde_json::Value;
 
-use crate::resource_id::ResourceId;
+use crate::resource_id::{ResourceId, ResourceIdError};
 
 /// The ARM type of an AKS cluster.
 pub const MANAGED_CLUSTER_TYPE: &str = "Microsoft.ContainerService/managedClusters";
@@ -85,6 +86,19 @@ pub enum IntakeError {
     /// A field of the wrong type or shape.
     #[error("the event is malformed: {0}")]
     Malformed(String),
+    /// The cluster id breaks one of ARM's naming rules; no cluster can have it.
+    #[error("the event's cluster id is not acceptable: {0}")]
+    InvalidResourceId(ResourceIdError),
+}
+
+impl IntakeError {
+    /// The short dead-letter reason code for this error.
+    pub fn dead_letter_reason(&self) -> &'static str {
+        match self {
+            Self::InvalidResourceId(_) => "InvalidResourceId",
+            _ => "MalformedEvent",
+        }
+    }
 }
 
 /// Reads one event from a message body.
@@ -167,6 +181,8 @@ pub fn read_event(body: &[u8]) -> Result<Intake, IntakeError> {
             .unwrap_or_else(|| "a resource group or subscription".into());
         return Ok(Intake::Ignored(format!("{kind} is not an AKS cluster")));
     }
+    let resource =
+        ResourceId::parse_checked(resource_uri).map_err(IntakeError::InvalidResourceId)?;
     if let Some(status) = data.get("status") {
         match status.as_str() {
             Some("Succeeded") => {}
@@ -232,12 +248,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const CLUSTER: &str = "/subscriptions/0000-AAAA/resourcegroups/rg-apps/providers/Microsoft.ContainerService/managedClusters/aks-01";
+    const CLUSTER: &str = "/subscriptions/6F1B4E6A-2D9C-4B7E-9A51-3C0F8E2D7A10/resourcegroups/rg-apps/providers/Microsoft.ContainerService/managedClusters/aks-01";
 
     fn event_grid(event_type: &str, uri: &str) -> Value {
         json!({
             "subject": uri, "eventType": event_type, "eventTime": "2026-01-01T00:00:00Z",
-            "id": "evt-1", "topic": "/subscriptions/0000-AAAA", "dataVersion": "2", "metadataVersion": "1",
+            "id": "evt-1", "topic": "/subscriptions/6F1B4E6A-2D9C-4B7E-9A51-3C0F8E2D7A10", "dataVersion": "2", "metadataVersion": "1",
             "data": { "resourceUri": uri, "status": "Succeeded", "correlationId": "corr-9",
                       "operationName": "Microsoft.ContainerService/managedClusters/write" }
         })
@@ -253,7 +269,7 @@ mod tests {
         assert_eq!(ev.generation, "corr-9");
         assert_eq!(
             ev.cluster.to_string(),
-            "/subscriptions/0000-aaaa/resourceGroups/rg-apps/providers/Microsoft.ContainerService/managedClusters/aks-01"
+            "/subscriptions/6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10/resourceGroups/rg-apps/providers/Microsoft.ContainerService/managedClusters/aks-01"
         );
 
         let mut ce = eg.clone();
@@ -289,6 +305,35 @@ mod tests {
             read_event(event_grid(WRITE_SUCCESS, &pool).to_string().as_bytes()),
             Ok(Intake::Ignored(_))
         ));
+    }
+
+    #[test]
+    fn cluster_ids_breaking_arm_naming_rules_are_refused_with_the_rule() {
+        use crate::resource_id::NamingRule;
+        let sub = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
+        let id = |sub: &str, rg: &str, name: &str| {
+            format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+            )
+        };
+        for (uri, rule) in [
+            (id("not-a-guid", "rg", "aks"), NamingRule::SubscriptionGuid),
+            (
+                id(sub, "rg", &"c".repeat(300)),
+                NamingRule::ManagedClusterName,
+            ),
+            (id(sub, "rg\u{202E}", "aks"), NamingRule::NoBidiControls),
+            (id(sub, "rg\u{0}", "aks"), NamingRule::NoControlCharacters),
+        ] {
+            let body = event_grid(WRITE_SUCCESS, &uri).to_string();
+            let err = read_event(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&err, IntakeError::InvalidResourceId(e) if e.rule() == Some(rule)),
+                "{err}"
+            );
+            assert_eq!(err.dead_letter_reason(), "InvalidResourceId");
+            assert!(err.to_string().contains(rule.name()), "{err}");
+        }
     }
 
     #[test]

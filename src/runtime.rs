@@ -1,7 +1,10 @@
 //! Wiring: turns a [`Config`] into the shared context and the handler state (credential,
-//! publisher, clock, journal, steps), and runs the handler server until shutdown.
+//! publisher, clock, journal, steps), and runs the handler server until shutdown. The
+//! engine's step budget comes from `BACKUP_PILOT_STEP_BUDGET_SECONDS`; every outbound call
+//! has its own bound (see [`crate::engine`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::arm::{ArmClient, ArmOptions};
 use crate::auth::CredentialSource;
@@ -10,13 +13,21 @@ use crate::bus::rest::{BusAuth, ServiceBusRest};
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{Config, ServiceBusAuth, StatusAuth, StatusStoreConfig};
 use crate::engine::journal::{Journal, MemoryJournal};
-use crate::engine::{Ctx, Engine, Registry};
+use crate::engine::{Ctx, Engine, InvocationBudget, Registry};
 use crate::handler::AppState;
 use crate::kube::ClusterAccess;
 use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
 use crate::restore::settings::RestoreSettings;
 use crate::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
 use crate::status::blob::{BlobContainer, BlobJournal, StorageAuth};
+
+/// How long the shared HTTP client (ARM, Service Bus) waits for a connection.
+pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the shared HTTP client waits for one whole request and response; the calls built
+/// on it have shorter bounds of their own ([`crate::arm::ARM_CALL_TIMEOUT`],
+/// [`crate::bus::rest::SEND_TIMEOUT`]), this only catches what they miss.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
@@ -148,7 +159,8 @@ pub fn report_store(
 /// A credential that cannot be built, or an invalid hook configuration.
 pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
     let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
+        .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .timeout(HTTP_REQUEST_TIMEOUT)
         .build()?;
     let hooks = config.kube.hooks.load()?;
     for warning in hooks.warnings() {
@@ -181,7 +193,10 @@ pub fn state(
     journal: Arc<dyn Journal>,
 ) -> anyhow::Result<AppState> {
     Ok(AppState {
-        engine: Engine::new(ctx(config, journal)?, registry),
+        engine: Engine::new(ctx(config, journal)?, registry).with_budget(InvocationBudget {
+            step: config.step_budget,
+            ..InvocationBudget::default()
+        }),
     })
 }
 

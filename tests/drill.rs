@@ -9,7 +9,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_pilot::local::arm::InjectedFailure;
+use serde_json::{Value, json};
+
+use backup_pilot::clock::Clock as _;
+use backup_pilot::engine::{Ctx, Engine};
+use backup_pilot::local::arm::{ClusterSeed, InjectedFailure, ProtectionSeed};
 use backup_pilot::local::kube_api::restore::RestoreKnobs;
 use backup_pilot::restore::report::EvidenceReport;
 use backup_pilot::restore::settings::RestoreSettings;
@@ -17,8 +21,10 @@ use backup_pilot::restore::store::{BlobReportStore, MemoryReportStore, ReportSto
 use backup_pilot::restore::verify::Verdict;
 use backup_pilot::status::account_sas::AccountKey;
 use backup_pilot::status::blob::{BlobContainer, StorageAuth};
+use backup_pilot::workflow;
 
-use common::restore_env::RestoreEnv;
+use backup_pilot::local::kube_api::KubeApiServer;
+use common::restore_env::{LOCATION, RestoreEnv, SUB, invoke_engine, web};
 
 /// The scratch namespace of `app` on the environment's first day.
 const SCRATCH: &str = "drill-app-20260302";
@@ -233,6 +239,306 @@ async fn a_stale_newest_recovery_point_degrades_the_drill() {
     let scratch = format!("drill-app-{}", "20260303");
     assert!(!env.prod.kube.namespace_exists(&scratch));
     assert_eq!(reports.reports()[0].verdict, Verdict::Degraded);
+}
+
+/// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
+fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
+    let ctx = env.engine.ctx().clone();
+    let settings = RestoreSettings {
+        vaults: vaults.iter().map(|v| v.parse().unwrap()).collect(),
+        ..(*ctx.restore).clone()
+    };
+    Engine::new(
+        Ctx {
+            restore: Arc::new(settings),
+            ..ctx
+        },
+        workflow::registry(),
+    )
+}
+
+/// Fires the drill timer at the real handler serving `engine`: (status, answer).
+async fn fire_timer(engine: &Engine) -> (u16, Value) {
+    let invocation = json!({
+        "Data": { "timer": { "Schedule": {"AdjustForDST": true}, "IsPastDue": false } },
+        "Metadata": {}
+    });
+    invoke_engine(engine, "restore-drills", &invocation).await
+}
+
+/// The answer's log lines.
+fn logs(answer: &Value) -> Vec<String> {
+    answer["Logs"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A cluster running the `app` workload, onboarded into backup vault `vault` of `rg` (with
+/// the daily policy `aks-daily`, backups at 00:00 UTC), whose backup instance has no recovery
+/// point yet: (cluster id, backup instance id).
+async fn protected_without_points(
+    env: &RestoreEnv,
+    rg: &str,
+    name: &str,
+    vault: &str,
+) -> (String, String) {
+    let kube = KubeApiServer::new(env.clock.clone());
+    let url = kube.spawn().await.unwrap();
+    let cluster = env
+        .arm
+        .add_cluster(
+            ClusterSeed::new(SUB, rg, name, LOCATION)
+                .with_kube_api_url(&url)
+                .with_local_account_token(&kube.local_account_token()),
+        )
+        .unwrap();
+    env.arm.attach_kube(&cluster.id, kube.clone());
+    kube.add_namespace("app");
+    kube.add_workload("app", &web());
+    let seed = ProtectionSeed {
+        vault: vault.into(),
+        ..ProtectionSeed::new(&cluster.id, &["app"])
+    };
+    let protection = env.arm.seed_protection(&seed).unwrap();
+    (cluster.id, protection.backup_instance_id)
+}
+
+/// ARM GETs the product made since `from` (an index into the stand-in's journal) whose path
+/// `matches`.
+fn reads_since(env: &RestoreEnv, from: usize, matches: impl Fn(&str) -> bool) -> usize {
+    env.arm_calls()[from..]
+        .iter()
+        .filter(|(method, path)| method == "GET" && matches(path))
+        .count()
+}
+
+const NOT_DRILLABLE: &str =
+    "not drillable yet: no recovery point; next backup expected at 2026-03-03T00:00:00Z";
+
+#[tokio::test]
+async fn a_cluster_without_a_recovery_point_is_skipped_while_one_with_a_point_is_drilled() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    // Two new clusters in one vault, one policy, no backup taken yet.
+    let (first, first_instance) =
+        protected_without_points(&env, "rg-new", "aks-new-1", "bv-new").await;
+    let (second, _) = protected_without_points(&env, "rg-new", "aks-new-2", "bv-new").await;
+    let fresh = [first, second];
+    let new_vault = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-new/providers/Microsoft.DataProtection/backupVaults/bv-new"
+    );
+    let engine = engine_with_vaults(&env, &[&env.protection.vault_id, &new_vault]);
+
+    let before = env.arm_calls().len();
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "{answer}");
+    let lines = logs(&answer);
+    assert!(
+        lines[0].contains("1 drill(s) started, 2 skipped (not drillable yet)"),
+        "{lines:#?}"
+    );
+    for cluster in &fresh {
+        let name = cluster.rsplit('/').next().unwrap();
+        assert!(
+            lines.iter().any(|l| l.starts_with("skipped ")
+                && l.contains(name)
+                && l.ends_with(&format!(": {NOT_DRILLABLE}"))),
+            "{lines:#?}"
+        );
+    }
+    // One page of recovery points per sampled instance, the shared policy read once.
+    assert_eq!(
+        reads_since(&env, before, |p| p.ends_with("/recoveryPoints")),
+        3,
+        "{:#?}",
+        &env.arm_calls()[before..]
+    );
+    assert_eq!(
+        reads_since(&env, before, |p| p.contains("/backupPolicies/")),
+        1,
+        "{:#?}",
+        &env.arm_calls()[before..]
+    );
+
+    env.run_all().await;
+    let ends = env.ends();
+    assert_eq!(ends.len(), 1, "only the drill that ran ended: {ends:#?}");
+    let summary = ends[0].1.as_ref().expect("the drill passed");
+    assert!(
+        summary.starts_with("restore drill pass (Completed)"),
+        "{summary}"
+    );
+    assert_eq!(reports.reports().len(), 1, "no report for a skipped drill");
+
+    // The skipped clusters' status says why and when, and that no drill ran or failed.
+    for cluster in &fresh {
+        let (code, body) = env.status(cluster).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["drillSkipped"]["reason"], NOT_DRILLABLE, "{body}");
+        assert!(body["lastDrill"].is_null(), "{body}");
+        assert_eq!(body["history"][0]["outcome"], "skipped", "{body}");
+    }
+    let (_, prod) = env.status(&env.prod.id).await;
+    assert_eq!(prod["lastDrill"]["outcome"], "succeeded", "{prod}");
+    assert!(prod.get("drillSkipped").is_none(), "{prod}");
+
+    // The next run, after the first backup: the cluster is drilled and the skip is gone.
+    env.arm
+        .add_recovery_point(&first_instance, env.clock.now())
+        .unwrap();
+    env.clock.advance(Duration::from_secs(3600));
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "{answer}");
+    // aks-prod's drill of the day is started again under the same id, which the bus drops.
+    assert!(
+        logs(&answer)[0].contains("2 drill(s) started, 1 skipped"),
+        "{answer}"
+    );
+    env.run_all().await;
+    let (_, drilled) = env.status(&fresh[0]).await;
+    assert!(drilled.get("drillSkipped").is_none(), "{drilled}");
+    assert!(!drilled["lastDrill"].is_null(), "{drilled}");
+}
+
+#[tokio::test]
+async fn an_unreadable_policy_leaves_the_next_backup_time_unknown() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports).await;
+    let (fresh, _) = protected_without_points(&env, "rg-new", "aks-new", "bv-new").await;
+    let new_vault = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-new/providers/Microsoft.DataProtection/backupVaults/bv-new"
+    );
+    let engine = engine_with_vaults(&env, &[&new_vault]);
+    env.arm.fail_next(
+        "BackupPolicies_Get",
+        1,
+        InjectedFailure {
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            message: "The client does not have authorization to perform action 'Microsoft.DataProtection/backupVaults/backupPolicies/read'.".into(),
+        },
+    );
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, body) = env.status(&fresh).await;
+    let reason = body["drillSkipped"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "not drillable yet: no recovery point; next backup time unknown (policy /subscriptions/"
+        ) && reason.contains("could not be read")
+            && reason.contains("403 AuthorizationFailed"),
+        "{body}"
+    );
+    assert!(env.ends().is_empty(), "{:#?}", env.ends());
+}
+
+#[tokio::test]
+async fn a_vault_that_answers_404_is_reported_and_the_other_vaults_are_drilled() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    let typo = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-apps/providers/Microsoft.DataProtection/backupVaults/bv-typo"
+    );
+    let engine = engine_with_vaults(&env, &[&typo, &env.protection.vault_id]);
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "a timer gains nothing from a 500: {answer}");
+    let lines = logs(&answer);
+    assert!(
+        lines[0].contains("1 drill(s) started, 1 vault(s) could not be read"),
+        "{lines:#?}"
+    );
+    let error = lines
+        .iter()
+        .find(|l| l.starts_with("vault error: "))
+        .unwrap_or_else(|| panic!("no vault error in {lines:#?}"));
+    assert!(
+        error.contains(&format!(
+            "could not list the backup instances of backup vault {typo}"
+        )) && error.contains("404")
+            && error.contains(&format!(
+                "Fix: correct or remove {typo} in BACKUP_PILOT_BACKUP_VAULTS"
+            )),
+        "{error}"
+    );
+
+    // The good vault's cluster is drilled.
+    env.run_all().await;
+    let drills: Vec<_> = env
+        .ends()
+        .into_iter()
+        .filter(|(step, _)| step != "drill_schedule")
+        .collect();
+    assert_eq!(drills.len(), 1, "{drills:#?}");
+    assert!(
+        drills[0]
+            .1
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("restore drill pass"))
+    );
+
+    // The vault's status names the error and the fix.
+    let (code, body) = env.status(&typo).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["lastDrill"]["outcome"], "failed", "{body}");
+    assert!(
+        body["lastDrill"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("BACKUP_PILOT_BACKUP_VAULTS")),
+        "{body}"
+    );
+    assert!(
+        body["nextStep"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(&format!("correct or remove {typo}"))),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_vault_denied_then_granted_is_reported_then_cleared() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports).await;
+    let vault = env.protection.vault_id.clone();
+    let engine = engine_with_vaults(&env, &[&vault]);
+    env.arm.fail_next(
+        "BackupInstances_List",
+        1,
+        InjectedFailure {
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            message: "The client does not have authorization to perform action 'Microsoft.DataProtection/backupVaults/backupInstances/read'.".into(),
+        },
+    );
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("0 drill(s) started, 1 vault(s) could not be read")
+            && answer.to_string().contains(&format!(
+                "Fix: grant the function app's identity Reader on {vault}"
+            )),
+        "{answer}"
+    );
+    let (_, body) = env.status(&vault).await;
+    assert_eq!(body["lastDrill"]["outcome"], "failed", "{body}");
+
+    // Granted: the next run drills and the vault's status no longer shows the error.
+    let (status, answer) = fire_timer(&engine).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.to_string().contains("1 drill(s) started"),
+        "{answer}"
+    );
+    let (_, body) = env.status(&vault).await;
+    assert_eq!(body["lastDrill"]["outcome"], "succeeded", "{body}");
+    assert!(body["nextStep"].is_null(), "{body}");
 }
 
 /// `backup-pilot local --drill`: onboards a fake cluster on the stand-ins, drills it, and

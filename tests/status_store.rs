@@ -1,13 +1,18 @@
-//! The Blob status store on Azurite: concurrent writers never lose a record (ETag retries),
-//! documents sit at `clusters/{cluster key}.json`, a failed cluster shows its error, fix and
-//! next step and a waiting one its next retry, the fleet summary counts phases, an unreadable
-//! document is shown and then rewritten, and the status function reads the store through the
-//! real router without a secret in any answer — including when the store is unreachable.
+//! The Blob status store on Azurite: 50 concurrent writers on one cluster neither contend nor
+//! lose a record (appends to the cluster's log), and neither do writers racing the log's
+//! compaction; records sit at `clusters/{cluster key}.log` (JSON Lines, no secrets) and, once
+//! compacted, in `clusters/{cluster key}.json`; a document written before the log existed
+//! still reads; a failed cluster shows its error, fix and next step and a waiting one its next
+//! retry, the fleet summary counts phases, an unreadable document is shown and then
+//! rewritten, and the status function reads the store through the real router without a
+//! secret in any answer — including when the store is unreachable.
 
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::Clock as _;
@@ -15,12 +20,16 @@ use backup_pilot::engine::fix;
 use backup_pilot::engine::journal::{Journal, StepRecord, Transition};
 use backup_pilot::envelope::WorkflowKind;
 use backup_pilot::status::account_sas::AccountKey;
-use backup_pilot::status::blob::{BlobJournal, STORAGE_API_VERSION, StorageAuth};
-use backup_pilot::status::{FleetSummary, Phase, cluster_key};
+use backup_pilot::status::blob::{
+    BlobContainer, BlobJournal, COMPACT_AT, STORAGE_API_VERSION, StorageAuth,
+};
+use backup_pilot::status::{ClusterStatus, FleetSummary, Phase, cluster_key};
 use common::azurite::{Azurite, azurite};
 use common::status::{FIX, assert_no_secrets, cluster, get_status, registry, run_onboarding_step};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use tracing::instrument::WithSubscriber as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 fn unique_container(test: &str) -> String {
     format!(
@@ -84,52 +93,330 @@ async fn raw_blob(az: &Azurite, container: &str, name: &str, put: Option<&str>) 
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_never_lose_a_record() {
-    let Some(az) = azurite() else { return };
-    let store = Arc::new(journal(&az, &unique_container("race"), 100));
-    let subject = cluster("aks-race");
-    let t0 = datetime!(2026-03-01 12:00 UTC);
-    let writers: Vec<_> = (0..3)
+/// The name of a cluster's blob with `suffix` (`.json` snapshot, `.log` log).
+fn blob_name(subject: &str, suffix: &str) -> String {
+    format!(
+        "clusters/{}{suffix}",
+        cluster_key(subject).trim_start_matches('/')
+    )
+}
+
+/// The lines of a cluster's log (none when there is no log).
+async fn log_lines(az: &Azurite, container: &str, subject: &str) -> Vec<serde_json::Value> {
+    let (code, body) = raw_blob(az, container, &blob_name(subject, ".log"), None).await;
+    if code == 404 {
+        return Vec::new();
+    }
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Every warning and error logged by futures run under [`Warnings::dispatch`].
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    fn dispatch(&self) -> tracing::Dispatch {
+        tracing::Dispatch::new(tracing_subscriber::registry().with(self.clone()))
+    }
+
+    fn taken(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Text<'a>(&'a mut String);
+        impl tracing::field::Visit for Text<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        if *event.metadata().level() <= tracing::Level::WARN {
+            let mut text = format!("{} ", event.metadata().level());
+            event.record(&mut Text(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+    }
+}
+
+/// Record `i` of writer `w`: a distinct run (`wf-{w}`, attempt `i`) at a distinct time.
+fn writer_record(subject: &str, w: u32, i: u32) -> StepRecord {
+    let at = datetime!(2026-03-01 12:00 UTC) + time::Duration::seconds(i64::from(w * 100 + i));
+    record(
+        subject,
+        &format!("wf-{w}"),
+        "poll",
+        i,
+        at,
+        Transition::Retrying {
+            at: at + time::Duration::minutes(1),
+            why: "waiting".into(),
+        },
+    )
+}
+
+/// `writers` tasks, each recording `per_writer` records through [`Journal::record`] (the
+/// engine's path) as fast as it can; returns how long they took.
+async fn write_concurrently(
+    store: &Arc<BlobJournal>,
+    subject: &str,
+    writers: u32,
+    per_writer: u32,
+    warnings: &Warnings,
+) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let store = store.clone();
-            let subject = subject.clone();
-            tokio::spawn(async move {
-                for i in 0..8u32 {
-                    let at = t0 + time::Duration::seconds(i64::from(w * 100 + i));
-                    store
-                        .update(&record(
-                            &subject,
-                            &format!("wf-{w}"),
-                            "poll",
-                            i,
-                            at,
-                            Transition::Retrying {
-                                at: at + time::Duration::minutes(1),
-                                why: "waiting".into(),
-                            },
-                        ))
-                        .await
-                        .unwrap();
+            let subject = subject.to_string();
+            tokio::spawn(
+                async move {
+                    for i in 0..per_writer {
+                        store.record(writer_record(&subject, w, i)).await;
+                    }
                 }
-            })
+                .with_subscriber(warnings.dispatch()),
+            )
         })
         .collect();
-    for w in writers {
-        w.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
     }
-    let status = store.cluster_status(&subject).await.unwrap().unwrap();
+    start.elapsed()
+}
+
+/// Asserts that `status` shows every writer's every record, once, in time order.
+fn assert_every_record(status: &ClusterStatus, writers: u32, per_writer: u32) {
     let runs: HashSet<(String, u32)> = status
         .history
         .iter()
         .map(|h| (h.workflow_id.clone(), h.attempt))
         .collect();
-    assert_eq!(runs.len(), 24, "every writer's every record landed");
+    let expected: HashSet<(String, u32)> = (0..writers)
+        .flat_map(|w| (0..per_writer).map(move |i| (format!("wf-{w}"), i)))
+        .collect();
+    assert_eq!(
+        status.history.len(),
+        expected.len(),
+        "each record once in the history"
+    );
+    assert_eq!(runs, expected, "every writer's every record landed");
     assert!(
         status
             .history
             .windows(2)
-            .all(|w| w[0].finished_at <= w[1].finished_at)
+            .all(|w| w[0].finished_at <= w[1].finished_at),
+        "history in time order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_writers_never_contend_or_lose_a_record() {
+    let Some(az) = azurite() else { return };
+    let container = unique_container("race");
+    let store = Arc::new(journal(&az, &container, 1000));
+    let subject = cluster("aks-race");
+    let warnings = Warnings::default();
+    let (writers, per_writer) = (50, 4);
+
+    let took = write_concurrently(&store, &subject, writers, per_writer, &warnings).await;
+    println!(
+        "{writers} writers x {per_writer} records on one cluster: {} ms",
+        took.as_millis()
+    );
+
+    assert_eq!(
+        warnings.taken(),
+        Vec::<String>::new(),
+        "no record failed, no retries ran out, no warning"
+    );
+    let status = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert_every_record(&status, writers, per_writer);
+    assert_eq!(status.phase, Phase::InProgress);
+    let fleet = store.fleet_status().await.unwrap();
+    assert_eq!(
+        fleet.len(),
+        1,
+        "one cluster, whether its records are in the log or the snapshot"
+    );
+    assert_eq!(fleet[0].history.len(), status.history.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compaction_while_writers_keep_appending_keeps_every_record() {
+    let Some(az) = azurite() else { return };
+    let container = unique_container("compact");
+    let store = Arc::new(journal(&az, &container, 1000));
+    let subject = cluster("aks-compact");
+    let warnings = Warnings::default();
+    // 300 records: the log crosses the threshold and keeps growing while writers append.
+    let (writers, per_writer) = (50, 6);
+    assert!(writers * per_writer > 2 * COMPACT_AT);
+
+    // Watches the blobs while the writers run: a snapshot appears only by compaction.
+    let running = Arc::new(AtomicBool::new(true));
+    let snapshot_while_running = Arc::new(AtomicBool::new(false));
+    let log_shrank = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (az, container, subject) = (az.clone(), container.clone(), subject.clone());
+        let (running, snapshot_while_running, log_shrank) = (
+            running.clone(),
+            snapshot_while_running.clone(),
+            log_shrank.clone(),
+        );
+        tokio::spawn(async move {
+            let mut longest = 0;
+            while running.load(Ordering::SeqCst) {
+                let (code, _) =
+                    raw_blob(&az, &container, &blob_name(&subject, ".json"), None).await;
+                if code == 200 && running.load(Ordering::SeqCst) {
+                    snapshot_while_running.store(true, Ordering::SeqCst);
+                }
+                let lines = log_lines(&az, &container, &subject).await.len();
+                if lines < longest {
+                    log_shrank.fetch_add(1, Ordering::SeqCst);
+                }
+                longest = lines;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    let took = write_concurrently(&store, &subject, writers, per_writer, &warnings).await;
+    running.store(false, Ordering::SeqCst);
+    watcher.await.unwrap();
+    println!(
+        "{writers} writers x {per_writer} records with compaction: {} ms; the log was seen shorter {} time(s) while they ran",
+        took.as_millis(),
+        log_shrank.load(Ordering::SeqCst)
+    );
+
+    assert_eq!(
+        warnings.taken(),
+        Vec::<String>::new(),
+        "a lost compaction race is not worth a warning"
+    );
+    assert!(
+        snapshot_while_running.load(Ordering::SeqCst),
+        "a compaction wrote the snapshot while writers were still appending"
+    );
+    let status = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert_every_record(&status, writers, per_writer);
+
+    // The log is bounded: the last writers to cross the threshold compacted it.
+    let left = log_lines(&az, &container, &subject).await.len();
+    assert!(left < COMPACT_AT as usize, "{left} records left in the log");
+    let (code, body) = raw_blob(&az, &container, &blob_name(&subject, ".json"), None).await;
+    assert_eq!(code, 200);
+    let snapshot: ClusterStatus = serde_json::from_str(&body).unwrap();
+    assert!(
+        snapshot.history.len() + left >= (writers * per_writer) as usize,
+        "every record is in the snapshot or the log: {} + {left}",
+        snapshot.history.len()
+    );
+
+    // A forced compaction folds the rest; nothing changes for readers.
+    store.compact(&subject).await.unwrap();
+    assert!(log_lines(&az, &container, &subject).await.is_empty());
+    let compacted = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert_eq!(compacted, status);
+}
+
+#[tokio::test]
+async fn a_document_written_before_the_log_existed_still_reads() {
+    let Some(az) = azurite() else { return };
+    let container = unique_container("legacy");
+    let store = journal(&az, &container, 50);
+    let subject = cluster("aks-legacy");
+    // What earlier builds stored: the folded document alone, no log.
+    BlobContainer::new(
+        &url::Url::parse(&az.url).unwrap(),
+        &container,
+        StorageAuth::AccountKey(AccountKey::azurite()),
+    )
+    .unwrap()
+    .create()
+    .await
+    .unwrap();
+    let legacy = serde_json::json!({
+        "schemaVersion": 1,
+        "cluster": subject,
+        "phase": "protected",
+        "phaseSince": "2026-03-01T12:00:01Z",
+        "workflow": {
+            "id": "w-old", "kind": "onboard", "step": "enable_protection", "attempt": 0,
+            "updatedAt": "2026-03-01T12:00:01Z"
+        },
+        "lastError": null,
+        "nextRetry": null,
+        "lastDrill": null,
+        "lastRestore": null,
+        "history": [{
+            "workflowId": "w-old", "kind": "onboard", "step": "enable_protection",
+            "attempt": 0, "startedAt": "2026-03-01T12:00:00Z",
+            "finishedAt": "2026-03-01T12:00:01Z", "durationMs": 1000, "outcome": "done",
+            "detail": "protected"
+        }],
+        "updatedAt": "2026-03-01T12:00:01Z"
+    });
+    let (code, body) = raw_blob(
+        &az,
+        &container,
+        &blob_name(&subject, ".json"),
+        Some(&legacy.to_string()),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+
+    let old = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert_eq!(old.phase, Phase::Protected);
+    assert_eq!(old.history.len(), 1);
+    assert_eq!(store.fleet_status().await.unwrap(), vec![old.clone()]);
+
+    // A new record goes to the log and reads on top of the old document.
+    store
+        .update(&record(
+            &subject,
+            "w-new",
+            "assign_roles",
+            1,
+            datetime!(2026-03-02 08:00 UTC),
+            Transition::Failed {
+                reason: fix::compose("role assignment denied (403)", FIX),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(log_lines(&az, &container, &subject).await.len(), 1);
+    let both = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert_eq!(both.phase, Phase::Failed);
+    assert_eq!(
+        both.history
+            .iter()
+            .map(|h| h.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        ["w-old", "w-new"]
+    );
+    assert_eq!(both.last_error.as_ref().unwrap().fix.as_deref(), Some(FIX));
+
+    // Compaction folds it into the old document and removes the log.
+    assert!(store.compact(&subject).await.unwrap());
+    assert!(log_lines(&az, &container, &subject).await.is_empty());
+    let (code, body) = raw_blob(&az, &container, &blob_name(&subject, ".json"), None).await;
+    assert_eq!(code, 200);
+    let stored: ClusterStatus = serde_json::from_str(&body).unwrap();
+    assert_eq!(stored, both);
+    assert!(
+        !store.compact(&subject).await.unwrap(),
+        "no log: nothing to compact"
     );
 }
 
@@ -181,15 +468,21 @@ async fn failures_retries_and_the_fleet_are_read_back_from_blob_storage() {
         .await
         .unwrap();
 
-    // The document is where the docs say, as plain JSON.
-    let name = format!(
-        "clusters/{}.json",
-        cluster_key(&bad).trim_start_matches('/')
+    // The record is in the cluster's log, one JSON line, where the docs say.
+    let logged = log_lines(&az, &container, &bad).await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (&logged[0]["outcome"], &logged[0]["fix"]),
+        (&serde_json::json!("failed"), &serde_json::json!(FIX))
     );
+    // Compacted, the document is where the docs say, as plain JSON, and the log is gone.
+    assert!(store.compact(&bad).await.unwrap());
+    let name = blob_name(&bad, ".json");
     let (code, body) = raw_blob(&az, &container, &name, None).await;
     assert_eq!(code, 200, "{name}: {body}");
     let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stored["phase"], "failed");
+    assert!(log_lines(&az, &container, &bad).await.is_empty());
 
     let detail = store
         .cluster_status(&bad.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions"))
@@ -245,7 +538,7 @@ async fn an_unreadable_document_is_shown_then_rewritten() {
     let store = journal(&az, &container, 50);
     let subject = cluster("aks-x");
     let t = datetime!(2026-03-01 12:00 UTC);
-    // Create the container through the store, then damage the document.
+    // Create the container and the document through the store, then damage the document.
     store
         .update(&record(
             &subject,
@@ -259,10 +552,8 @@ async fn an_unreadable_document_is_shown_then_rewritten() {
         ))
         .await
         .unwrap();
-    let name = format!(
-        "clusters/{}.json",
-        cluster_key(&subject).trim_start_matches('/')
-    );
+    assert!(store.compact(&subject).await.unwrap());
+    let name = blob_name(&subject, ".json");
     let (code, _) = raw_blob(&az, &container, &name, Some("{not json")).await;
     assert_eq!(code, 201);
 
@@ -293,12 +584,34 @@ async fn an_unreadable_document_is_shown_then_rewritten() {
         .unwrap();
     let healed = store.cluster_status(&subject).await.unwrap().unwrap();
     assert_eq!(healed.phase, Phase::Protected);
+    // The next compaction rewrites the document from the log, and says so (which also shows
+    // that `Warnings` sees what the concurrency tests assert is absent).
+    let warnings = Warnings::default();
+    assert!(
+        store
+            .compact(&subject)
+            .with_subscriber(warnings.dispatch())
+            .await
+            .unwrap()
+    );
+    let warned = warnings.taken();
+    assert!(
+        warned.len() == 1 && warned[0].contains("the stored status is unreadable"),
+        "{warned:?}"
+    );
+    let (code, body) = raw_blob(&az, &container, &name, None).await;
+    assert_eq!(code, 200);
+    let rewritten: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rewritten["phase"], "protected");
+    let after = store.cluster_status(&subject).await.unwrap().unwrap();
+    assert!(after.last_error.is_none(), "{:?}", after.last_error);
 }
 
 #[tokio::test]
 async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
     let Some(az) = azurite() else { return };
-    let store: Arc<dyn Journal> = Arc::new(journal(&az, &unique_container("api"), 50));
+    let container = unique_container("api");
+    let store: Arc<dyn Journal> = Arc::new(journal(&az, &container, 50));
     let h = common::spawn_handler_with_journal(
         registry(),
         Arc::new(RecordingPublisher::default()),
@@ -324,6 +637,10 @@ async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
     assert_eq!(code, 200);
     assert_no_secrets(&text);
     assert_eq!(detail["lastError"]["fix"], FIX);
+    // Nor does the log in Blob storage keep one.
+    let logged = log_lines(&az, &container, &cluster("aks-bad")).await;
+    assert_eq!(logged.len(), 1);
+    assert_no_secrets(&serde_json::to_string(&logged).unwrap());
 
     // A store that cannot be reached: 503 with the reason, still no secret.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

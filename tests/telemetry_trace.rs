@@ -309,11 +309,10 @@ async fn a_workflow_started_by_a_traced_message_joins_the_senders_trace() {
         .add(WorkflowKind::Onboard, Finish)
         .starts_with(WorkflowKind::Onboard, "finish", "ClusterCreated");
     let (h, publisher) = common::spawn_recording(registry).await;
-    let cluster =
-        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c";
+    let cluster = "/subscriptions/6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c";
     let event = serde_json::json!({
         "subject": cluster, "eventType": "Microsoft.Resources.ResourceWriteSuccess", "id": "e1",
-        "eventTime": "2026-03-01T12:00:00Z", "dataVersion": "2", "metadataVersion": "1", "topic": "/subscriptions/s",
+        "eventTime": "2026-03-01T12:00:00Z", "dataVersion": "2", "metadataVersion": "1", "topic": "/subscriptions/6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10",
         "data": {"resourceUri": cluster, "status": "Succeeded", "correlationId": "c-1"}
     });
     let sender = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

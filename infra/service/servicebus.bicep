@@ -15,7 +15,7 @@ param tags object
 @description('Principal (object) id of the service identity.')
 param principalId string
 
-// Lock held by one delivery. With host.json maxAutoLockRenewalDuration 00:05:00 the host renews
+// Lock held by one delivery. With host.json maxAutoLockRenewalDuration 00:10:00 the host renews
 // it, so a message stays locked for the whole functionTimeout (00:10:00) of one invocation.
 var lockDuration = 'PT5M'
 

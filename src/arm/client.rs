@@ -3,6 +3,11 @@
 //! call it retries only quick transient failures within a small budget; a longer wait is
 //! returned to the step (which becomes a scheduled retry). It honours `Retry-After` and holds
 //! back calls when `x-ms-ratelimit-remaining-*` says the subscription's quota is spent.
+//!
+//! Every call is bounded by [`ArmOptions::call_timeout`] ([`ARM_CALL_TIMEOUT`] by default),
+//! in real time, with its token requests ([`crate::auth::TOKEN_TIMEOUT`] each) and in-call
+//! retries included: an ARM or token endpoint that is down fails the call as
+//! [`ArmError::Timeout`] (transient) instead of holding the invocation and its message lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,10 @@ use tracing::Instrument as _;
 /// The only `Accept` value the client sends. Data Protection answers 406 with no body to the
 /// `IEEE754Compatible` variant some SDKs send (terraform-provider-azurerm#26911).
 pub const ACCEPT_JSON: &str = "application/json";
+
+/// The default bound on one ARM call, retries and token requests included: well inside the
+/// engine's step budget ([`crate::engine::STEP_BUDGET`]).
+pub const ARM_CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Retries of quick transient failures inside one call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +74,8 @@ pub struct ArmOptions {
     pub rate_limit_reserve: u64,
     /// How long to hold back calls once the quota is nearly spent.
     pub rate_limit_pause: Duration,
+    /// The longest one call may take, in real time, retries and token requests included.
+    pub call_timeout: Duration,
 }
 
 impl Default for ArmOptions {
@@ -76,6 +87,7 @@ impl Default for ArmOptions {
             default_poll: Duration::from_secs(20),
             rate_limit_reserve: 5,
             rate_limit_pause: Duration::from_secs(30),
+            call_timeout: ARM_CALL_TIMEOUT,
         }
     }
 }
@@ -432,8 +444,28 @@ impl ArmClient {
         }
     }
 
-    /// Sends one request with the quick-retry policy.
+    /// Sends one request with the quick-retry policy, within [`ArmOptions::call_timeout`].
     async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<ArmResponse, ArmError> {
+        let limit = self.options.call_timeout;
+        let request = format!("{method} {}", url.path());
+        match tokio::time::timeout(limit, self.send_with_retries(method, url, body)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(%request, "ARM call gave up after {}s", limit.as_secs_f64());
+                Err(ArmError::Timeout {
+                    request,
+                    after: limit,
+                })
+            }
+        }
+    }
+
+    async fn send_with_retries(
         &self,
         method: Method,
         url: Url,

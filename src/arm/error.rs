@@ -266,6 +266,18 @@ pub enum ArmError {
         /// The transport's message.
         message: String,
     },
+    /// The call, its in-call retries and token requests included, did not finish within
+    /// [`crate::arm::ArmOptions::call_timeout`].
+    #[error(
+        "{request} got no answer from Azure Resource Manager within {}s",
+        .after.as_secs_f64()
+    )]
+    Timeout {
+        /// `METHOD path`.
+        request: String,
+        /// The bound that ran out.
+        after: Duration,
+    },
     /// ARM answered with an error status.
     #[error("{0}")]
     Rejected(Box<ArmFault>),
@@ -347,7 +359,7 @@ impl ArmError {
     /// transient codes. Everything else is permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Send { .. } | Self::Token(_) => true,
+            Self::Send { .. } | Self::Timeout { .. } | Self::Token(_) => true,
             Self::Rejected(f) => {
                 is_transient_status(f.status) || self.class() == Some(CodeClass::Transient)
             }

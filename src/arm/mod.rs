@@ -6,6 +6,6 @@ pub mod error;
 pub mod lro;
 pub mod versions;
 
-pub use client::{ArmClient, ArmOptions, ArmResponse, Polled, QuickRetry};
+pub use client::{ARM_CALL_TIMEOUT, ArmClient, ArmOptions, ArmResponse, Polled, QuickRetry};
 pub use error::{ArmError, ArmFault, CodeClass};
 pub use lro::{FinalState, OperationKind, PendingOperation};

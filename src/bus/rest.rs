@@ -2,6 +2,11 @@
 //! URL, so the same client talks to Azure and to the local stand-in. Transient failures
 //! (connection, 408, 429, 5xx) are retried briefly with exponential backoff honouring
 //! `Retry-After`; anything else is returned at once.
+//!
+//! One send, its token request and retries included, is bounded by [`SEND_TIMEOUT`] (real
+//! time; [`ServiceBusRest::with_timeout`] changes it): a namespace or token endpoint that does
+//! not answer fails the send as a transient [`BusError::Connection`] in time for the engine's
+//! hand-off budget ([`crate::engine::HAND_OFF_BUDGET`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +21,12 @@ use super::{BusError, OutgoingMessage, Publisher};
 use crate::auth::{SERVICE_BUS_SCOPE, bearer};
 use crate::telemetry::http::{HttpCall, Peer};
 use tracing::Instrument as _;
+
+/// The default bound on one send (or batch), token request and retries included.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// How long one send keeps retrying transient failures, by default (within [`SEND_TIMEOUT`]).
+pub const SEND_RETRY_WINDOW: Duration = Duration::from_secs(8);
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -33,6 +44,7 @@ pub struct ServiceBusRest {
     base_url: String,
     auth: BusAuth,
     max_elapsed: Duration,
+    timeout: Duration,
 }
 
 impl ServiceBusRest {
@@ -42,13 +54,20 @@ impl ServiceBusRest {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             auth,
-            max_elapsed: Duration::from_secs(20),
+            max_elapsed: SEND_RETRY_WINDOW,
+            timeout: SEND_TIMEOUT,
         }
     }
 
     /// Limits how long one send keeps retrying transient failures.
     pub fn with_retry_budget(mut self, max_elapsed: Duration) -> Self {
         self.max_elapsed = max_elapsed;
+        self
+    }
+
+    /// Bounds one send (or batch), token request and retries included.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -150,7 +169,7 @@ impl ServiceBusRest {
             max_elapsed_time: Some(self.max_elapsed),
             ..Default::default()
         };
-        backoff::future::retry(policy, || async {
+        let retried = backoff::future::retry(policy, || async {
             self.post_once(queue, content_type, &headers, body.clone())
                 .await
                 .map_err(|e| {
@@ -167,8 +186,17 @@ impl ServiceBusRest {
                         backoff::Error::Permanent(e)
                     }
                 })
-        })
-        .await
+        });
+        match tokio::time::timeout(self.timeout, retried).await {
+            Ok(result) => result,
+            Err(_) => Err(BusError::Connection {
+                url: self.messages_url(queue),
+                message: format!(
+                    "no answer within {}s (token request and retries included)",
+                    self.timeout.as_secs_f64()
+                ),
+            }),
+        }
     }
 }
 

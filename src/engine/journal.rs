@@ -37,6 +37,12 @@ pub enum Transition {
         /// What to do.
         reason: String,
     },
+    /// Deliberately not run (never produced by a step: the drill schedule records a cluster
+    /// it could not drill yet). Neither a success nor a failure.
+    Skipped {
+        /// Why, and when it can run.
+        reason: String,
+    },
 }
 
 /// One journal entry.

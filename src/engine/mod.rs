@@ -2,6 +2,16 @@
 //! `async fn(&Ctx, &Envelope) -> Result<Outcome, StepError>`; one error policy turns errors
 //! into outcomes; every outcome becomes a message: the next step now, the same step later (a
 //! scheduled message — no step ever sleeps), or a journal entry when the workflow ends.
+//!
+//! One invocation is bounded in real time by its [`InvocationBudget`]: the step gets
+//! [`STEP_BUDGET`] (`BACKUP_PILOT_STEP_BUDGET_SECONDS`) and the hand-off after it (publishing
+//! what follows, recording the run) [`HAND_OFF_BUDGET`]; 55 s together by default, well under
+//! the queue's 5-minute message lock and the local stand-in's 60 s. A step that runs out of
+//! budget is cancelled at an `.await` (steps are idempotent and cancel-safe) and ends as
+//! [`StepError::Timeout`], a transient error: the retry policy schedules it again and the
+//! invocation answers in time. Each client call inside a step has its own, shorter bound
+//! ([`crate::arm::ARM_CALL_TIMEOUT`], [`crate::auth::TOKEN_TIMEOUT`],
+//! [`crate::bus::rest::SEND_TIMEOUT`], the Kubernetes client's timeouts).
 
 pub mod fix;
 pub mod journal;
@@ -144,6 +154,16 @@ pub enum StepError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// The step did not finish within its share of the invocation budget (a dependency is
+    /// slow or unreachable); it is retried later.
+    #[error(
+        "the step did not finish within its budget of {}s (BACKUP_PILOT_STEP_BUDGET_SECONDS): a dependency is slow or unreachable",
+        .budget.as_secs_f64()
+    )]
+    Timeout {
+        /// The budget that ran out.
+        budget: Duration,
+    },
 }
 
 impl From<crate::kube::KubeError> for StepError {
@@ -160,7 +180,7 @@ impl StepError {
             Self::Auth(_) => true,
             Self::Arm(e) => e.is_transient(),
             Self::Kube(e) => e.is_transient(),
-            Self::Transient { .. } => true,
+            Self::Transient { .. } | Self::Timeout { .. } => true,
             Self::Permanent { .. } => false,
         }
     }
@@ -191,6 +211,7 @@ impl StepError {
                 (Some(408), _) => "timeout",
                 (Some(s), _) if s >= 500 => "server_error",
                 (_, crate::arm::ArmError::Send { .. }) => "connection",
+                (_, crate::arm::ArmError::Timeout { .. }) => "timeout",
                 (_, crate::arm::ArmError::Token(_)) => "auth",
                 _ if e.is_transient() => "transient",
                 _ => "permanent",
@@ -198,6 +219,7 @@ impl StepError {
             Self::Kube(e) if e.is_transient() => "transient",
             Self::Kube(_) => "permanent",
             Self::Transient { .. } => "transient",
+            Self::Timeout { .. } => "timeout",
             Self::Permanent { .. } => "permanent",
         }
     }
@@ -372,20 +394,59 @@ pub struct StepReport {
     pub transition: Transition,
 }
 
+/// The default real-time budget of one step run.
+pub const STEP_BUDGET: Duration = Duration::from_secs(40);
+
+/// The default real-time bound on the hand-off after a step: publishing the next message and
+/// recording the run (each bounded by it).
+pub const HAND_OFF_BUDGET: Duration = Duration::from_secs(15);
+
+/// How long one invocation may take, in real time (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationBudget {
+    /// The step's run.
+    pub step: Duration,
+    /// Each hand-off call after it: the publish, the journal record.
+    pub hand_off: Duration,
+}
+
+impl Default for InvocationBudget {
+    fn default() -> Self {
+        Self {
+            step: STEP_BUDGET,
+            hand_off: HAND_OFF_BUDGET,
+        }
+    }
+}
+
 /// Runs steps and publishes their outcomes.
 #[derive(Clone)]
 pub struct Engine {
     ctx: Ctx,
     registry: Arc<Registry>,
+    budget: InvocationBudget,
 }
 
 impl Engine {
-    /// An engine over these steps.
+    /// An engine over these steps, with the default [`InvocationBudget`].
     pub fn new(ctx: Ctx, registry: Registry) -> Self {
         Self {
             ctx,
             registry: Arc::new(registry),
+            budget: InvocationBudget::default(),
         }
+    }
+
+    /// The same engine with another invocation budget.
+    #[must_use]
+    pub fn with_budget(mut self, budget: InvocationBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The invocation budget.
+    pub fn budget(&self) -> InvocationBudget {
+        self.budget
     }
 
     /// The shared context.
@@ -467,7 +528,11 @@ impl Engine {
                 })?;
         let started = self.ctx.clock.now();
         let mut failed = false;
-        let (outcome, retry_reason) = match step.run(&self.ctx, env).await {
+        let budget = self.budget.step;
+        let ran = tokio::time::timeout(budget, step.run(&self.ctx, env))
+            .await
+            .unwrap_or(Err(StepError::Timeout { budget }));
+        let (outcome, retry_reason) = match ran {
             Ok(outcome) => (outcome, "waiting"),
             Err(err) => {
                 tracing::warn!(
@@ -490,20 +555,29 @@ impl Engine {
         let finished = self.ctx.clock.now();
         let transition = self.apply(env, outcome, failed, finished).await?;
         record_workflow_metrics(env, &transition, retry_reason, finished);
-        self.ctx
-            .journal
-            .record(StepRecord {
-                workflow_id: env.workflow_id.clone(),
-                kind: env.kind,
-                subject: env.subject.clone(),
-                step: env.step.clone(),
-                attempt: env.attempt,
-                hop: env.hop,
-                started_at: started,
-                finished_at: finished,
-                transition: transition.clone(),
-            })
-            .await;
+        let record = self.ctx.journal.record(StepRecord {
+            workflow_id: env.workflow_id.clone(),
+            kind: env.kind,
+            subject: env.subject.clone(),
+            step: env.step.clone(),
+            attempt: env.attempt,
+            hop: env.hop,
+            started_at: started,
+            finished_at: finished,
+            transition: transition.clone(),
+        });
+        // The next message is out; a status store that does not answer only loses this
+        // record (the status catches up with the next one), not the invocation.
+        if tokio::time::timeout(self.budget.hand_off, record)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                step = %env.step,
+                "the status journal did not record the run within {}s",
+                self.budget.hand_off.as_secs_f64()
+            );
+        }
         Ok(StepReport {
             step: env.step.clone(),
             transition,
@@ -537,7 +611,16 @@ impl Engine {
                 Ok(Transition::Advanced { next: step, fact })
             }
             Action::RetryAfter { after, why } => {
-                let at = now + after;
+                // `after` may come from a server's Retry-After; a delay past the end of the
+                // calendar is no retry at all.
+                let Some(at) = retry_time(now, after) else {
+                    let reason = format!(
+                        "step `{}` asked to wait {}s before its next attempt, which is beyond any deadline; last reason: {why}",
+                        env.step,
+                        after.as_secs()
+                    );
+                    return Ok(Transition::Failed { reason });
+                };
                 if let Some(deadline) = env.step_deadline
                     && at > deadline
                 {
@@ -545,7 +628,7 @@ impl Engine {
                     let reason = format!(
                         "step `{}` did not finish within its deadline ({} attempts over {}s); last reason: {why}",
                         env.step,
-                        env.attempt + 1,
+                        u64::from(env.attempt).saturating_add(1),
                         waited.whole_seconds()
                     );
                     return Ok(Transition::Failed { reason });
@@ -583,10 +666,25 @@ impl Engine {
         msg.properties
             .insert("workflow-kind".into(), env.kind.as_str().into());
         msg.properties.insert("step".into(), env.step.clone());
-        let result = self.ctx.publisher.send(msg).instrument(span.clone()).await;
+        let limit = self.budget.hand_off;
+        let queue = msg.queue.clone();
+        let result = tokio::time::timeout(limit, self.ctx.publisher.send(msg))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Connection {
+                    url: queue,
+                    message: format!("no answer within {}s", limit.as_secs_f64()),
+                })
+            });
         spans::record_send(&span, &result);
         result
     }
+}
+
+/// When a retry `after` from `now` runs, or `None` when that is past the end of the calendar.
+pub fn retry_time(now: time::OffsetDateTime, after: Duration) -> Option<time::OffsetDateTime> {
+    now.checked_add(time::Duration::try_from(after).ok()?)
 }
 
 /// Retries by reason, time-to-protected for finished onboardings, and drill outcomes.
@@ -858,6 +956,84 @@ mod tests {
             1,
             "nothing published after the failure"
         );
+    }
+
+    /// Always fails with a transient error, asking to wait `0` seconds.
+    struct AlwaysBusy(Duration);
+    #[async_trait]
+    impl Step for AlwaysBusy {
+        fn name(&self) -> &'static str {
+            "busy"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+        async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
+            Err(StepError::Transient {
+                message: "busy".into(),
+                retry_after: Some(self.0),
+            })
+        }
+    }
+
+    /// An engine whose one onboarding step is always busy for `delay`, and an envelope for it.
+    fn busy_engine(
+        delay: Duration,
+    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let registry = Registry::default().add(WorkflowKind::Onboard, AlwaysBusy(delay));
+        let engine = Engine::new(
+            Ctx::with_defaults(clock.clone(), publisher.clone()),
+            registry,
+        );
+        let env = Envelope::start(
+            WorkflowKind::Onboard,
+            "/subscriptions/s",
+            "g1",
+            "busy",
+            "ClusterCreated",
+            clock.now(),
+            Duration::from_secs(60),
+        );
+        (engine, publisher, clock, env)
+    }
+
+    #[tokio::test]
+    async fn counters_at_their_maximum_do_not_overflow() {
+        let (engine, publisher, clock, mut env) = busy_engine(Duration::ZERO);
+        env.attempt = u32::MAX;
+        env.failures = u32::MAX;
+        env.hop = u32::MAX;
+        // Past the deadline: the step fails, counting every attempt without wrapping.
+        clock.advance(Duration::from_secs(3600));
+        match engine.run(&env).await.unwrap().transition {
+            Transition::Failed { reason } => {
+                assert!(reason.contains("4294967296 attempts"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Within the deadline: the retry keeps the counters at their maximum.
+        env.step_deadline = Some(clock.now() + Duration::from_secs(3600));
+        let report = engine.run(&env).await.unwrap();
+        assert!(matches!(report.transition, Transition::Retrying { .. }));
+        let again = publisher.sent().last().unwrap().body.clone();
+        let again: Envelope = serde_json::from_slice(&again).unwrap();
+        assert_eq!((again.attempt, again.failures), (u32::MAX, u32::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_retry_delay_past_the_calendar_fails_the_workflow() {
+        let (engine, publisher, clock, mut env) = busy_engine(Duration::MAX);
+        env.step_deadline = None;
+        match engine.run(&env).await.unwrap().transition {
+            Transition::Failed { reason } => {
+                assert!(reason.contains("beyond any deadline"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(publisher.sent().is_empty());
+        assert_eq!(retry_time(clock.now(), Duration::from_secs(u64::MAX)), None);
     }
 
     #[tokio::test]

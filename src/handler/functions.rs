@@ -55,7 +55,7 @@ pub async fn cluster_events(State(state): State<AppState>, raw: Bytes) -> Answer
                 names::CLUSTER_EVENTS,
                 &inv,
                 &body,
-                "MalformedEvent",
+                err.dead_letter_reason(),
                 err.to_string(),
             )
             .await;
@@ -95,7 +95,7 @@ pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
                 names::WORKFLOW,
                 &inv,
                 &body,
-                "UnreadableEnvelope",
+                err.dead_letter_reason(),
                 err.to_string(),
             )
             .await;
@@ -197,15 +197,19 @@ pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answ
 }
 
 /// `restore-drills`: the drill timer. Starts one drill per protected cluster of the configured
-/// vaults (or a rotating sample); a failure to list is answered 500 so the host logs it.
+/// vaults (or a rotating sample) that has a recovery point. Clusters not drillable yet, vaults
+/// that cannot be listed and drills that cannot be started are reported in the answer's log
+/// lines and the logs, and recorded in the status journal; the answer is 200 all the same:
+/// timer invocations are not redelivered, so a 500 would only hide the report.
 pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer {
     let inv: Invocation = match serde_json::from_slice(&raw) {
         Ok(inv) => inv,
         Err(e) => {
-            return redeliver(
-                names::RESTORE_DRILLS,
-                format!("the host's request is not JSON: {e}"),
+            let why = format!(
+                "the host's request is not JSON: {e} (a timer is not redelivered: the next scheduled run tries again)"
             );
+            tracing::error!(function = names::RESTORE_DRILLS, "invocation failed: {why}");
+            return Answer::Redeliver(InvocationResult::logs([format!("failed: {why}")]));
         }
     };
     let past_due = inv
@@ -214,30 +218,61 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
         .and_then(|t| t.get("IsPastDue"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let now = state.engine.ctx().clock.now();
-    match drill_schedule::start_drills(&state.engine, now).await {
-        Ok(started) => {
-            let mut lines = vec![format!(
-                "restore-drill timer fired (past due: {past_due}); {} drill(s) started{}",
-                started.len(),
-                if state.engine.ctx().restore.vaults.is_empty() {
-                    " (BACKUP_PILOT_BACKUP_VAULTS is not set, so no cluster is drilled)"
-                } else {
-                    ""
-                }
-            )];
-            lines.extend(
-                started
-                    .iter()
-                    .map(|(d, id)| format!("drill {id} for {}", d.cluster)),
-            );
-            for line in &lines {
-                tracing::info!(function = names::RESTORE_DRILLS, "{line}");
-            }
-            Answer::Handled(InvocationResult::logs(lines))
-        }
-        Err(e) => redeliver(names::RESTORE_DRILLS, e.to_string()),
+    let ctx = state.engine.ctx();
+    let now = ctx.clock.now();
+    let run = drill_schedule::start_drills(&state.engine, now).await;
+    let mut summary = format!(
+        "restore-drill timer fired (past due: {past_due}); {} drill(s) started",
+        run.started.len()
+    );
+    if !run.skipped.is_empty() {
+        summary.push_str(&format!(
+            ", {} skipped (not drillable yet)",
+            run.skipped.len()
+        ));
     }
+    if !run.vault_problems.is_empty() {
+        summary.push_str(&format!(
+            ", {} vault(s) could not be read",
+            run.vault_problems.len()
+        ));
+    }
+    if !run.start_failures.is_empty() {
+        summary.push_str(&format!(
+            ", {} drill(s) could not be started",
+            run.start_failures.len()
+        ));
+    }
+    if ctx.restore.vaults.is_empty() {
+        summary.push_str(" (BACKUP_PILOT_BACKUP_VAULTS is not set, so no cluster is drilled)");
+    }
+    tracing::info!(function = names::RESTORE_DRILLS, "{summary}");
+    let mut lines = vec![summary];
+    for (drill, id) in &run.started {
+        let line = format!("drill {id} for {}", drill.cluster);
+        tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    for skip in &run.skipped {
+        let line = format!("skipped {}: {}", skip.cluster, skip.reason());
+        tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    for problem in &run.vault_problems {
+        let line = format!("vault error: {}", redact::secrets(&problem.reason()));
+        tracing::error!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    for (drill, error) in &run.start_failures {
+        let line = format!(
+            "drill of {} not started: {} (the next restore-drills run tries again)",
+            drill.cluster,
+            redact::secrets(&error.to_string())
+        );
+        tracing::error!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    Answer::Handled(InvocationResult::logs(lines))
 }
 
 /// `status`: the HTTP status API (route `status/{*cluster}`, function-key auth).

@@ -3,6 +3,9 @@
 //! client. For Entra-integrated clusters
 //! (the kubeconfig's user runs `kubelogin`), the service presents its own Entra token for the
 //! AKS server application instead. The API server URL can be overridden (tests, proxies).
+//! Every request is bounded ([`CONNECT_TIMEOUT`], [`READ_TIMEOUT`], [`WRITE_TIMEOUT`]; the
+//! Entra token by [`crate::auth::TOKEN_TIMEOUT`], the kubeconfig by the ARM call bound), and
+//! a step's Kubernetes calls together by the engine's step budget.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use crate::telemetry::http::{HttpCallLayer, Peer};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for an answer (the service makes no long-lived calls).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a request to be written to the API server.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for one cluster, with the API server URL its errors mention.
 #[derive(Clone)]
@@ -366,6 +371,7 @@ pub async fn client_config(
     }
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
+    config.write_timeout = Some(WRITE_TIMEOUT);
     // Retries belong to the step engine (a scheduled message), not to a sleeping client.
     config.default_retry = false;
     let server = config

@@ -174,7 +174,7 @@ pub struct LockedMessage {
     pub message: Message,
     /// Settles the message: complete, abandon, renew, dead-letter.
     pub lock_token: Uuid,
-    /// When the lock lapses unless renewed.
+    /// When the lock lapses unless renewed, on the broker's lock clock.
     pub locked_until: OffsetDateTime,
 }
 
@@ -243,7 +243,16 @@ pub enum BrokerError {
 struct Entry {
     message: Message,
     visible_at: OffsetDateTime,
+    /// The lock token and when the lock lapses, on the broker's lock clock.
     lock: Option<(Uuid, OffsetDateTime)>,
+}
+
+/// "Now" on the broker's two clocks: message time (scheduling, time to live, duplicate
+/// detection) and lock time (peek-lock expiry).
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    at: OffsetDateTime,
+    lock_at: OffsetDateTime,
 }
 
 #[derive(Debug)]
@@ -258,13 +267,14 @@ struct QueueState {
 impl QueueState {
     /// Applies everything time has decided: lapsed locks (redelivery or dead-letter), expired
     /// messages, and duplicate-detection history older than the window.
-    fn settle_time(&mut self, now: OffsetDateTime) {
+    fn settle_time(&mut self, times: Now) {
+        let now = times.at;
         let max = self.settings.max_delivery_count;
         let mut exhausted = Vec::new();
         let mut expired = Vec::new();
         for (seq, entry) in &mut self.entries {
             if let Some((_, until)) = entry.lock
-                && until <= now
+                && until <= times.lock_at
             {
                 entry.lock = None;
                 if entry.message.delivery_count >= max {
@@ -317,16 +327,22 @@ impl QueueState {
             .map(|(seq, _)| *seq)
     }
 
-    /// The next instant at which time alone changes what a receiver can get.
-    fn next_change(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.entries
-            .values()
-            .filter_map(|e| match e.lock {
-                Some((_, until)) => Some(until),
-                None if e.visible_at > now => Some(e.visible_at),
-                None => None,
-            })
-            .min()
+    /// The next instants at which time alone changes what a receiver can get: a scheduled
+    /// message turning visible (message clock) and a lock lapsing (lock clock).
+    fn next_change(&self, now: OffsetDateTime) -> NextChange {
+        let mut next = NextChange::default();
+        for e in self.entries.values() {
+            match e.lock {
+                Some((_, until)) => {
+                    next.lock_lapses = Some(next.lock_lapses.map_or(until, |t| t.min(until)));
+                }
+                None if e.visible_at > now => {
+                    next.visible = Some(next.visible.map_or(e.visible_at, |t| t.min(e.visible_at)));
+                }
+                None => {}
+            }
+        }
+        next
     }
 
     fn accept(&mut self, new: NewMessage, now: OffsetDateTime) -> SendOutcome {
@@ -389,9 +405,24 @@ impl QueueState {
     }
 }
 
-/// The broker: named queues on one clock. Share it as `Arc<Broker>`.
+/// When time alone next changes a queue.
+#[derive(Debug, Clone, Copy, Default)]
+struct NextChange {
+    /// A scheduled message becomes visible (message clock).
+    visible: Option<OffsetDateTime>,
+    /// A lock lapses (lock clock).
+    lock_lapses: Option<OffsetDateTime>,
+}
+
+/// The broker: named queues on a message clock (scheduled messages, time to live, duplicate
+/// detection) and a lock clock (peek-lock expiry). Share it as `Arc<Broker>`.
+///
+/// The two differ under the local stand-ins: scheduled delays pass in virtual time, but a
+/// handler's processing takes real time, so locks are measured in real time as Service Bus
+/// does (a 60 s lock is 60 s of the handler's work, whatever the time scale).
 pub struct Broker {
     clock: Arc<dyn Clock>,
+    lock_clock: Arc<dyn Clock>,
     queues: Mutex<BTreeMap<String, QueueState>>,
     changed: Notify,
 }
@@ -405,18 +436,31 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// An empty broker on `clock`.
+    /// An empty broker with `clock` for messages and locks alike (tests that move a manual
+    /// clock to lapse locks).
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_lock_clock(clock.clone(), clock)
+    }
+
+    /// An empty broker whose locks run on `lock_clock` (real time for the local stand-ins)
+    /// while messages run on `clock`.
+    pub fn with_lock_clock(clock: Arc<dyn Clock>, lock_clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
+            lock_clock,
             queues: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
         }
     }
 
-    /// The broker's clock.
+    /// The broker's message clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The clock locks are measured on.
+    pub fn lock_clock(&self) -> &Arc<dyn Clock> {
+        &self.lock_clock
     }
 
     /// Creates a queue.
@@ -465,7 +509,7 @@ impl Broker {
     /// # Errors
     /// [`BrokerError::QueueNotFound`].
     pub fn send(&self, queue: &str, message: NewMessage) -> Result<SendOutcome, BrokerError> {
-        let outcome = self.with_queue(queue, |q, now| q.accept(message, now))?;
+        let outcome = self.with_queue(queue, |q, now| q.accept(message, now.at))?;
         self.changed.notify_waiters();
         Ok(outcome)
     }
@@ -482,7 +526,7 @@ impl Broker {
         let outcomes = self.with_queue(queue, |q, now| {
             messages
                 .into_iter()
-                .map(|m| q.accept(m, now))
+                .map(|m| q.accept(m, now.at))
                 .collect::<Vec<_>>()
         })?;
         self.changed.notify_waiters();
@@ -520,12 +564,15 @@ impl Broker {
                 return Ok(None);
             }
             let mut nap = remaining.min(MAX_RECEIVE_NAP);
-            if let Some(at) = next_change {
+            if let Some(at) = next_change.visible {
                 let virtual_wait = until(self.clock.now(), at);
-                nap = nap
-                    .min(self.clock.real_duration(virtual_wait))
-                    .max(Duration::from_millis(1));
+                nap = nap.min(self.clock.real_duration(virtual_wait));
             }
+            if let Some(at) = next_change.lock_lapses {
+                let lock_wait = until(self.lock_clock.now(), at);
+                nap = nap.min(self.lock_clock.real_duration(lock_wait));
+            }
+            let nap = nap.max(Duration::from_millis(1));
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(nap) => {}
@@ -591,7 +638,7 @@ impl Broker {
     pub fn renew_lock(&self, queue: &str, lock_token: Uuid) -> Result<OffsetDateTime, BrokerError> {
         let mut renewed = None;
         self.settle(queue, lock_token, |q, seq, now| {
-            let until = now + q.settings.lock_duration;
+            let until = now.lock_at + q.settings.lock_duration;
             if let Some(entry) = q.entries.get_mut(&seq) {
                 entry.lock = Some((lock_token, until));
                 renewed = Some(until);
@@ -633,7 +680,7 @@ impl Broker {
             for entry in q.entries.values() {
                 if entry.lock.is_some() {
                     counts.locked += 1;
-                } else if entry.visible_at > now {
+                } else if entry.visible_at > now.at {
                     counts.scheduled += 1;
                 } else {
                     counts.active += 1;
@@ -646,17 +693,17 @@ impl Broker {
     fn receive_or_next_change(
         &self,
         queue: &str,
-    ) -> Result<(Option<LockedMessage>, Option<OffsetDateTime>), BrokerError> {
+    ) -> Result<(Option<LockedMessage>, NextChange), BrokerError> {
         self.with_queue(queue, |q, now| {
             let lock_duration = q.settings.lock_duration;
             let visible = q
                 .entries
                 .values_mut()
-                .find(|e| e.lock.is_none() && e.visible_at <= now);
+                .find(|e| e.lock.is_none() && e.visible_at <= now.at);
             match visible {
                 Some(entry) => {
                     let token = Uuid::new_v4();
-                    let locked_until = now + lock_duration;
+                    let locked_until = now.lock_at + lock_duration;
                     entry.lock = Some((token, locked_until));
                     entry.message.delivery_count += 1;
                     let locked = LockedMessage {
@@ -664,9 +711,9 @@ impl Broker {
                         lock_token: token,
                         locked_until,
                     };
-                    (Some(locked), None)
+                    (Some(locked), NextChange::default())
                 }
-                None => (None, q.next_change(now)),
+                None => (None, q.next_change(now.at)),
             }
         })
     }
@@ -675,7 +722,7 @@ impl Broker {
         &self,
         queue: &str,
         lock_token: Uuid,
-        apply: impl FnOnce(&mut QueueState, i64, OffsetDateTime),
+        apply: impl FnOnce(&mut QueueState, i64, Now),
     ) -> Result<(), BrokerError> {
         let done = self.with_queue(queue, |q, now| match q.locked_entry(lock_token) {
             Some(seq) => {
@@ -697,9 +744,12 @@ impl Broker {
     fn with_queue<T>(
         &self,
         queue: &str,
-        f: impl FnOnce(&mut QueueState, OffsetDateTime) -> T,
+        f: impl FnOnce(&mut QueueState, Now) -> T,
     ) -> Result<T, BrokerError> {
-        let now = self.clock.now();
+        let now = Now {
+            at: self.clock.now(),
+            lock_at: self.lock_clock.now(),
+        };
         let mut queues = self.lock();
         let state = queues
             .get_mut(queue)
@@ -777,6 +827,26 @@ mod tests {
         assert!(broker.complete("q", first.lock_token).is_err());
         broker.complete("q", again.lock_token).unwrap();
         assert!(broker.counts("q").unwrap().is_drained());
+    }
+
+    #[test]
+    fn locks_run_on_the_lock_clock_not_on_message_time() {
+        let messages = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let locks = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let broker = Broker::with_lock_clock(messages.clone(), locks.clone());
+        broker.create_queue("q", QueueSettings::default()).unwrap();
+        broker.send("q", message("m")).unwrap();
+        let first = broker.try_receive("q").unwrap().unwrap();
+        // Hours of virtual time pass while the handler works for a moment of real time.
+        messages.advance(Duration::from_secs(6 * 3600));
+        assert_eq!(broker.try_receive("q").unwrap(), None, "still locked");
+        broker.renew_lock("q", first.lock_token).unwrap();
+        locks.advance(Duration::from_secs(59));
+        assert_eq!(broker.try_receive("q").unwrap(), None, "renewed for 60 s");
+        locks.advance(Duration::from_secs(2));
+        let again = broker.try_receive("q").unwrap().unwrap();
+        assert_eq!(again.message.delivery_count, 2, "a lapsed lock redelivers");
+        assert!(broker.complete("q", first.lock_token).is_err());
     }
 
     #[test]

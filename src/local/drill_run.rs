@@ -1,9 +1,11 @@
 //! `local --drill`: puts an `app` workload on each fake cluster's Kubernetes stand-in (attached
-//! to the ARM stand-in, so backups copy it and restores write it back), points the
-//! handler's report store at Azurite (started from `.local/azurite` unless
+//! to the ARM stand-in, so backups copy it and restores write it back), has onboarding take
+//! each cluster's first backup (so every cluster has a recovery point before the drill timer
+//! fires), points the handler's status and report store at Azurite (started from
+//! `.local/azurite`, installed on first use, with its data in the run's state folder, unless
 //! `BACKUP_PILOT_STATUS_BLOB_URL` is set), and after onboarding fires the `restore-drills`
-//! timer, waits for the drills, and prints each verdict and where its report is — in Blob
-//! storage and copied to `.local/reports/`.
+//! timer, waits for the drills, and prints one verdict per cluster and where its report is —
+//! in Blob storage and copied to the run's `reports/` folder.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,9 +15,10 @@ use serde_json::{Value, json};
 
 use super::LocalEnvironment;
 use super::arm::ArmHandle;
-use super::azurite::Azurite;
+use super::azurite::{Azurite, AzuriteError};
 use super::fake_clusters::FakeCluster;
 use super::kube_api::{KubeApiServer, Workload};
+use super::run_state::RunState;
 use crate::status::account_sas::AccountKey;
 use crate::status::blob::{BlobContainer, StorageAuth};
 use crate::workflow::placement::Placement;
@@ -41,11 +44,15 @@ impl DrillSetup {
 }
 
 /// Puts an `app` workload on each fake cluster's Kubernetes stand-in, starts Azurite when no
-/// Blob store is configured, and works out the handler's drill settings.
+/// Blob store is configured (its data in `state`), and works out the handler's drill settings.
 ///
 /// # Errors
-/// Invalid onboarding settings, or Azurite missing.
-pub fn prepare(clusters: &[FakeCluster], app_dir: &Path) -> anyhow::Result<DrillSetup> {
+/// Invalid onboarding settings, or Azurite missing and not installable.
+pub fn prepare(
+    clusters: &[FakeCluster],
+    app_dir: &Path,
+    state: &RunState,
+) -> anyhow::Result<DrillSetup> {
     let onboarding = OnboardingSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(|problems| anyhow::anyhow!("onboarding settings: {}", problems.join("; ")))?;
     let mut kubes = Vec::new();
@@ -72,44 +79,76 @@ pub fn prepare(clusters: &[FakeCluster], app_dir: &Path) -> anyhow::Result<Drill
     let (azurite, blob_url) = match std::env::var("BACKUP_PILOT_STATUS_BLOB_URL") {
         Ok(url) if !url.trim().is_empty() => (None, url.trim().to_string()),
         _ => {
-            let data = app_dir.join(".local/azurite-data");
-            let azurite = Azurite::start(app_dir, Some(&data))?;
+            let azurite = start_azurite(app_dir, &state.azurite_data())?;
             let url = azurite.url().to_string();
             (Some(azurite), url)
         }
     };
-    let settings = vec![
+    let mut settings = vec![
         ("BACKUP_PILOT_BACKUP_VAULTS", vaults.join(",")),
         ("BACKUP_PILOT_DRILL_NAMESPACES", APP_NAMESPACE.to_string()),
         ("BACKUP_PILOT_STATUS_BLOB_URL", blob_url.clone()),
     ];
+    if std::env::var_os("BACKUP_PILOT_FIRST_BACKUP").is_none() {
+        // A drill needs a recovery point: onboarding takes the first backup and waits for it.
+        settings.push(("BACKUP_PILOT_FIRST_BACKUP", "true".to_string()));
+    }
     Ok(DrillSetup {
         kubes,
         _azurite: azurite,
         blob_url,
         settings,
-        reports_dir: app_dir.join(".local/reports"),
+        reports_dir: state.reports(),
     })
 }
 
-/// After onboarding: makes sure each protected cluster has a recovery point, fires the drill
-/// timer at the handler as the Functions host would, waits for the drills, and describes each
-/// result and where its report is (copying the reports to `.local/reports/`).
+/// Starts Azurite with its data in `data`, installing it first (`.ci/azurite install`, npm)
+/// when it is missing.
+fn start_azurite(app_dir: &Path, data: &Path) -> anyhow::Result<Azurite> {
+    match Azurite::start(app_dir, Some(data)) {
+        Err(AzuriteError::FindAzurite(_)) if app_dir.join(".ci/azurite").is_file() => {
+            eprintln!(
+                "installing Azurite (the Blob storage emulator, from npm) into .local/azurite …"
+            );
+            let status = std::process::Command::new("bash")
+                .arg(".ci/azurite")
+                .arg("install")
+                .current_dir(app_dir)
+                .status()
+                .map_err(|e| anyhow::anyhow!("could not run .ci/azurite install: {e}"))?;
+            if !status.success() {
+                anyhow::bail!(
+                    ".ci/azurite install failed ({status}); --drill needs Azurite, which needs Node.js 18+ and npm"
+                );
+            }
+            Ok(Azurite::start(app_dir, Some(data))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// How the drills of a run ended, one line per cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillOutcome {
+    /// The verdicts, reasons, report locations and scratch namespaces left, as printed.
+    pub text: String,
+    /// Clusters without a drill result, or whose drill failed.
+    pub not_passed: Vec<String>,
+}
+
+/// After onboarding: fires the drill timer at the handler as the Functions host would, waits
+/// for the drills, and describes each cluster's latest result and where its report is (copying
+/// the reports to the run's `reports/` folder). Every fake cluster gets exactly one line: its
+/// verdict, or why it has none.
 ///
 /// # Errors
 /// The handler refusing the timer, the drills not settling, or a report that cannot be read.
 pub async fn drill(
     env: &LocalEnvironment,
-    arm: &ArmHandle,
+    _arm: &ArmHandle,
     setup: &DrillSetup,
     timeout: Duration,
-) -> anyhow::Result<String> {
-    let state = arm.snapshot();
-    for bi in &state.backup_instances {
-        if bi.protection_state == "ProtectionConfigured" && arm.recovery_points(&bi.id) == 0 {
-            arm.add_recovery_point(&bi.id, env.clock().now())?;
-        }
-    }
+) -> anyhow::Result<DrillOutcome> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
@@ -130,24 +169,40 @@ pub async fn drill(
     if !env.wait_idle(timeout).await {
         anyhow::bail!("the drills were still running after {timeout:?}");
     }
-    let results = env
+    // The newest result per cluster: a drill the host's own timer started earlier in the run
+    // and the one fired here may both have answered.
+    let mut latest: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for message in env
         .broker()
         .peek(&crate::engine::Queues::default().restore_results)
-        .unwrap_or_default();
-    let mut out = format!(
-        "\ndrills ({} result(s) on restore-results; reports in {}):\n",
-        results.len(),
-        setup.blob_url
-    );
-    std::fs::create_dir_all(&setup.reports_dir)?;
-    for message in results {
+        .unwrap_or_default()
+    {
         let result: Value = serde_json::from_slice(&message.body).unwrap_or(Value::Null);
-        let cluster = result["sourceClusterId"].as_str().unwrap_or("?");
+        if let Some(cluster) = result["sourceClusterId"].as_str() {
+            latest.insert(crate::status::cluster_key(cluster), result);
+        }
+    }
+    let mut out = format!("\ndrills (reports in {}):\n", setup.blob_url);
+    let mut not_passed = Vec::new();
+    std::fs::create_dir_all(&setup.reports_dir)?;
+    for (cluster, kube) in &setup.kubes {
         let name = cluster.rsplit('/').next().unwrap_or(cluster);
+        let Some(result) = latest.get(&crate::status::cluster_key(cluster)) else {
+            let _ = writeln!(
+                out,
+                "  {name:<16} no drill result: {}",
+                why_not_drilled(&body, cluster)
+            );
+            not_passed.push(name.to_string());
+            continue;
+        };
+        let verdict = result["verdict"].as_str().unwrap_or("?");
+        if verdict != "pass" && verdict != "degraded" {
+            not_passed.push(name.to_string());
+        }
         let _ = writeln!(
             out,
-            "  {name:<16} {} ({}){}",
-            result["verdict"].as_str().unwrap_or("?"),
+            "  {name:<16} {verdict} ({}){}",
             result["veleroPhase"].as_str().unwrap_or("?"),
             result["rtoSeconds"]
                 .as_u64()
@@ -166,9 +221,6 @@ pub async fn drill(
                 let _ = writeln!(out, "      copied to:   {}", local.display());
             }
         }
-    }
-    for (cluster, kube) in &setup.kubes {
-        let name = cluster.rsplit('/').next().unwrap_or(cluster);
         let scratch = kube
             .namespace_names()
             .into_iter()
@@ -176,7 +228,7 @@ pub async fn drill(
             .collect::<Vec<_>>();
         let _ = writeln!(
             out,
-            "  {name:<16} scratch namespaces left: {}",
+            "      scratch namespaces left: {}",
             if scratch.is_empty() {
                 "none".to_string()
             } else {
@@ -184,7 +236,55 @@ pub async fn drill(
             }
         );
     }
-    Ok(out)
+    Ok(DrillOutcome {
+        text: out,
+        not_passed,
+    })
+}
+
+/// What the timer's answer says about `cluster` when no drill of it reported: the line of the
+/// answer that names it, or a generic hint.
+fn why_not_drilled(answer: &Value, cluster: &str) -> String {
+    let key = crate::status::cluster_key(cluster);
+    let mut found = Vec::new();
+    collect_mentions(answer, &key, &mut found);
+    found
+        .into_iter()
+        .next()
+        // "skipped <cluster id>: <reason>" — the name is already on the line.
+        .map(|line| match line.strip_prefix("skipped ") {
+            Some(rest) => rest
+                .split_once(": ")
+                .map_or(line.clone(), |(_, why)| why.to_string()),
+            None => line,
+        })
+        .unwrap_or_else(|| {
+            "the drill timer started no drill of it (see `backup-pilot status --cluster`)".into()
+        })
+}
+
+fn collect_mentions(value: &Value, key: &str, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.to_ascii_lowercase().contains(key) => found.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_mentions(v, key, found)),
+        Value::Object(map) => {
+            let names_it = map.values().any(|v| {
+                v.as_str()
+                    .is_some_and(|s| crate::status::cluster_key(s) == key)
+            });
+            if names_it {
+                let detail = ["reason", "status", "detail", "message"]
+                    .iter()
+                    .find_map(|k| map.get(*k).and_then(Value::as_str));
+                if let Some(detail) = detail {
+                    found.push(detail.to_string());
+                    return;
+                }
+            }
+            map.values().for_each(|v| collect_mentions(v, key, found));
+        }
+        _ => {}
+    }
 }
 
 /// Downloads a report blob from the Blob service at `blob_url` into `dir`.

@@ -627,19 +627,21 @@ impl ServiceBusListener {
     }
 }
 
-/// Keeps a lock while the invocation runs, renewing at half the lock duration (virtual time),
-/// for at most `max_renewal` of real time (`maxAutoLockRenewalDuration`: the handler's work is
-/// not sped up by the virtual clock, so neither is this bound).
+/// Keeps a lock while the invocation runs, as the Functions host's automatic lock renewal
+/// does: renewed at half the queue's lock duration, for at most `max_renewal`
+/// (`maxAutoLockRenewalDuration`, real time) — the lock itself runs on the broker's lock clock,
+/// real time under the local stand-ins, since the handler's work is not sped up by the virtual
+/// clock.
 async fn renew_lock(broker: Arc<Broker>, queue: String, token: Uuid, max_renewal: Duration) {
     let Ok(settings) = broker.settings(&queue) else {
         return;
     };
+    let lock_clock = broker.lock_clock().clone();
+    let nap = lock_clock
+        .real_duration(settings.lock_duration / 2)
+        .max(Duration::from_millis(1));
     let stop_at = tokio::time::Instant::now() + max_renewal;
     loop {
-        let nap = broker
-            .clock()
-            .real_duration(settings.lock_duration / 2)
-            .max(Duration::from_millis(1));
         tokio::time::sleep(nap).await;
         if tokio::time::Instant::now() >= stop_at || broker.renew_lock(&queue, token).is_err() {
             return;

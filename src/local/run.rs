@@ -21,6 +21,7 @@ use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
 use super::fake_clusters::FakeClusters;
 use super::kube_api::{ExtensionInstall, KubeApiOptions};
 use super::progress::{ClusterWatch, LiveView, StatusClient};
+use super::run_state::RunState;
 use super::timeline::{Stretch, human, table};
 use super::{LocalEnvironment, drill_run};
 use crate::bus::{OutgoingMessage, Publisher};
@@ -69,6 +70,9 @@ pub struct LocalOptions {
     pub live: bool,
     /// After onboarding, run a restore drill on every cluster and print where the reports are.
     pub drill: bool,
+    /// Carry Azurite's data and the reports over from earlier runs (`.local/state/`) instead
+    /// of starting from a fresh folder under `.local/runs/`.
+    pub keep_state: bool,
 }
 
 /// One cluster at the end of a run.
@@ -227,8 +231,17 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             .await?;
         watches.push(ClusterWatch::new(&cluster.arm.id, &name));
     }
+    let state = RunState::create(
+        &options.app_dir,
+        options.keep_state,
+        OffsetDateTime::now_utc(),
+    )?;
     let drills = if options.drill {
-        Some(drill_run::prepare(&fakes.clusters(), &options.app_dir)?)
+        Some(drill_run::prepare(
+            &fakes.clusters(),
+            &options.app_dir,
+            &state,
+        )?)
     } else {
         None
     };
@@ -275,6 +288,15 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     }
     println!("  Service Bus         {}", env.service_bus_url());
     println!("  token endpoint      {}", env.token_url());
+    println!(
+        "  state               {}{}",
+        state.root().display(),
+        if state.is_kept() {
+            " (kept between runs: --keep-state)"
+        } else {
+            " (fresh for this run)"
+        }
+    );
     println!("  custom handler      {}", env.host().handler_url());
     if let Some(url) = env.host().http_url() {
         println!("  HTTP functions      {url}/api/… (function key: x-functions-key header)");
@@ -306,7 +328,14 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     println!("{}", protection_summary(&arm));
     let drilled = match (&drills, report.all_protected()) {
         (Some(setup), true) => tokio::select! {
-            result = drill_run::drill(&env, &arm, setup, options.timeout) => result.map(|text| println!("{text}")),
+            result = drill_run::drill(&env, &arm, setup, options.timeout) => result.and_then(|outcome| {
+                println!("{}", outcome.text);
+                if outcome.not_passed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("no passing drill for: {}", outcome.not_passed.join(", ")))
+                }
+            }),
             () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
         },
         _ => Ok(()),
@@ -435,7 +464,7 @@ async fn drive(
     };
     if !all_settled && status_error.is_none() {
         status_error = Some(format!(
-            "the clusters had not settled after {:?} (real time); raise --timeout-seconds or --time-scale",
+            "the clusters had not settled after {:?} (real time); raise --timeout-seconds, or lower --time-scale so each virtual minute gets more real time on a busy machine",
             options.timeout
         ));
     }

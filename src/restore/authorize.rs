@@ -173,7 +173,7 @@ fn daily_limit_reason(
     // The slot frees when the oldest counted restore is 24 h old.
     let frees_at = recent
         .get(recent.len() - RESTORES_PER_INSTANCE_PER_DAY)
-        .map(|j| j.start_time + time::Duration::DAY)
+        .map(|j| j.start_time.saturating_add(time::Duration::DAY))
         .unwrap_or(now);
     Some(format!(
         "Azure Backup allows {RESTORES_PER_INSTANCE_PER_DAY} restores per backup instance per day; {} restore jobs of {backup_instance_id} started in the last 24 hours; the next restore is possible after {}",

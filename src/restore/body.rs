@@ -112,8 +112,8 @@ mod tests {
     use crate::restore::request::parse_request;
     use std::path::PathBuf;
 
-    const SOURCE: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-prod";
-    const TARGET: &str = "/subscriptions/s/resourceGroups/rg-dr/providers/Microsoft.ContainerService/managedClusters/aks-dr";
+    const SOURCE: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-prod";
+    const TARGET: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-dr/providers/Microsoft.ContainerService/managedClusters/aks-dr";
 
     fn body() -> Value {
         let request = parse_request(&json!({

@@ -240,6 +240,15 @@ pub fn parse_iso_duration(raw: &str) -> Option<Duration> {
 /// The shortest backup interval of a policy (`BaseBackupPolicyResource` JSON): the period of
 /// each `AzureBackupRule`'s `repeatingTimeIntervals` (`R/<start>/<period>`).
 pub fn policy_interval(policy: &Value) -> Option<Duration> {
+    schedule_intervals(policy)
+        .into_iter()
+        .filter_map(|i| i.rsplit('/').next().and_then(parse_iso_duration))
+        .min()
+}
+
+/// The backup rules' schedules of a policy (`BaseBackupPolicyResource` JSON): every
+/// `repeatingTimeIntervals` entry of each `AzureBackupRule`'s trigger.
+fn schedule_intervals(policy: &Value) -> Vec<&str> {
     policy
         .pointer("/properties/policyRules")
         .and_then(Value::as_array)
@@ -250,8 +259,91 @@ pub fn policy_interval(policy: &Value) -> Option<Duration> {
         .filter_map(Value::as_array)
         .flatten()
         .filter_map(Value::as_str)
-        .filter_map(|i| i.rsplit('/').next().and_then(parse_iso_duration))
-        .min()
+        .collect()
+}
+
+/// The first time at or after `now` of an ISO 8601 repeating interval as backup policies
+/// write it, `R/<start>/<period>` (e.g. `R/2026-03-01T00:00:00+00:00/P1D`): the start itself
+/// when it is still ahead, else the start plus the fewest whole periods that reach `now`. The
+/// start's UTC offset is taken as written (a schedule `timeZone` with daylight saving may move
+/// the real time by an hour). The answer is in UTC.
+///
+/// # Errors
+/// Why the interval cannot be read (one line, quoting it).
+pub fn next_occurrence(interval: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let shape =
+        || format!("`{interval}` is not an ISO 8601 repeating interval `R/<start>/<period>`");
+    let mut parts = interval.trim().split('/');
+    let (Some(repeat), Some(start), Some(period), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(shape());
+    };
+    if !repeat.eq_ignore_ascii_case("R") {
+        return Err(if repeat.starts_with(['R', 'r']) {
+            format!("`{interval}` repeats a fixed number of times; only `R/` (unbounded) is read")
+        } else {
+            shape()
+        });
+    }
+    let start = parse_schedule_start(start).ok_or_else(|| {
+        format!("`{interval}`: the start `{start}` is not an RFC 3339 date and time")
+    })?;
+    let step = parse_iso_duration(period).ok_or_else(|| {
+        format!(
+            "`{interval}`: the period `{period}` is not a duration in weeks, days, hours, minutes or seconds"
+        )
+    })?;
+    if now <= start {
+        return Ok(start.to_offset(time::UtcOffset::UTC));
+    }
+    let step_ns = i128::try_from(step.as_nanos()).map_err(|_| shape())?;
+    let elapsed_ns = (now - start).whole_nanoseconds();
+    let periods = (elapsed_ns + step_ns - 1) / step_ns;
+    let ahead = i64::try_from(periods * i128::from(step.as_secs()))
+        .ok()
+        .map(time::Duration::seconds)
+        .and_then(|d| start.checked_add(d))
+        .ok_or_else(|| format!("`{interval}`: the next occurrence is out of range"))?;
+    Ok(ahead.to_offset(time::UtcOffset::UTC))
+}
+
+/// `2026-03-01T00:00:00+00:00` (RFC 3339), or the same without an offset (read as UTC).
+fn parse_schedule_start(raw: &str) -> Option<OffsetDateTime> {
+    let raw = raw.trim();
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .or_else(|| {
+            let local =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            time::PrimitiveDateTime::parse(raw, &local)
+                .ok()
+                .map(time::PrimitiveDateTime::assume_utc)
+        })
+}
+
+/// When the policy's next scheduled backup is due, at or after `now` (UTC): the earliest next
+/// occurrence over its backup rules' `repeatingTimeIntervals`.
+///
+/// # Errors
+/// Why it cannot be told: no scheduled backup rule, or no interval that can be read.
+pub fn next_backup_at(policy: &Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let intervals = schedule_intervals(policy);
+    let mut problems = Vec::new();
+    let mut earliest: Option<OffsetDateTime> = None;
+    for interval in &intervals {
+        match next_occurrence(interval, now) {
+            Ok(at) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
+            Err(why) => problems.push(why),
+        }
+    }
+    match earliest {
+        Some(at) => Ok(at),
+        None if problems.is_empty() => Err(
+            "the policy has no scheduled backup rule (no `AzureBackupRule` with `repeatingTimeIntervals`)".into(),
+        ),
+        None => Err(problems.join("; ")),
+    }
 }
 
 fn hours(d: Duration) -> String {
@@ -451,6 +543,115 @@ mod tests {
             sample(&all, Some(2), 7),
             "deterministic"
         );
+    }
+
+    fn policy_with(intervals: &[&str]) -> Value {
+        json!({"properties": {"objectType": "BackupPolicy", "datasourceTypes": ["Microsoft.ContainerService/managedClusters"], "policyRules": [
+            {"objectType": "AzureRetentionRule", "name": "Default", "isDefault": true, "lifecycles": []},
+            {"objectType": "AzureBackupRule", "name": "BackupHourly",
+             "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Incremental"},
+             "dataStore": {"objectType": "DataStoreInfoBase", "dataStoreType": "OperationalStore"},
+             "trigger": {"objectType": "ScheduleBasedTriggerContext", "taggingCriteria": [],
+                         "schedule": {"repeatingTimeIntervals": intervals, "timeZone": "Coordinated Universal Time"}}}
+        ]}})
+    }
+
+    #[test]
+    fn the_next_backup_comes_from_the_schedule() {
+        let now = datetime!(2026-03-02 09:00 UTC);
+        for (interval, expected) in [
+            // Daily at midnight, started in the past: tomorrow's midnight.
+            (
+                "R/2026-03-01T00:00:00+00:00/P1D",
+                datetime!(2026-03-03 00:00 UTC),
+            ),
+            // Daily at 21:30 (written with an offset), answered in UTC.
+            (
+                "R/2024-01-01T23:30:00+02:00/P1D",
+                datetime!(2026-03-02 21:30 UTC),
+            ),
+            // Every four hours from 09:00 on an earlier day: the next slot after 09:00 today
+            // is 09:00 itself (a backup due now is the next one).
+            (
+                "R/2023-01-04T09:00:00+00:00/PT4H",
+                datetime!(2026-03-02 09:00 UTC),
+            ),
+            (
+                "R/2023-01-04T10:00:00+00:00/PT4H",
+                datetime!(2026-03-02 10:00 UTC),
+            ),
+            // A start time still ahead is the next backup, whatever the period.
+            (
+                "R/2026-03-05T06:00:00+00:00/P1W",
+                datetime!(2026-03-05 06:00 UTC),
+            ),
+            // No offset: read as UTC.
+            (
+                "R/2026-03-01T01:00:00/PT12H",
+                datetime!(2026-03-02 13:00 UTC),
+            ),
+        ] {
+            assert_eq!(next_occurrence(interval, now), Ok(expected), "{interval}");
+        }
+        let past_second = datetime!(2026-03-02 09:00:01 UTC);
+        assert_eq!(
+            next_occurrence("R/2023-01-04T09:00:00+00:00/PT4H", past_second),
+            Ok(datetime!(2026-03-02 13:00 UTC)),
+            "a moment after a slot waits for the next one"
+        );
+        for (malformed, says) in [
+            ("P1D", "is not an ISO 8601 repeating interval"),
+            (
+                "R/2026-03-01T00:00:00+00:00",
+                "is not an ISO 8601 repeating interval",
+            ),
+            (
+                "R/2026-03-01T00:00:00+00:00/P1D/x",
+                "is not an ISO 8601 repeating interval",
+            ),
+            (
+                "R5/2026-03-01T00:00:00+00:00/P1D",
+                "repeats a fixed number of times",
+            ),
+            (
+                "R/yesterday/P1D",
+                "the start `yesterday` is not an RFC 3339",
+            ),
+            (
+                "R/2026-03-01T00:00:00+00:00/P1M",
+                "the period `P1M` is not a duration",
+            ),
+            (
+                "R/2026-03-01T00:00:00+00:00/PT0H",
+                "the period `PT0H` is not a duration",
+            ),
+        ] {
+            let err = next_occurrence(malformed, now).expect_err(malformed);
+            assert!(
+                err.contains(says) && err.contains(malformed),
+                "{malformed}: {err}"
+            );
+        }
+
+        // A policy: the earliest of its rules' schedules; unreadable ones are passed over.
+        assert_eq!(
+            next_backup_at(
+                &policy_with(&[
+                    "R/2026-03-01T00:00:00+00:00/P1D",
+                    "R/2026-03-01T00:00:00+00:00/PT6H",
+                    "bad"
+                ]),
+                now
+            ),
+            Ok(datetime!(2026-03-02 12:00 UTC))
+        );
+        let err =
+            next_backup_at(&policy_with(&["R/2026-03-01T00:00:00+00:00/P1Y"]), now).unwrap_err();
+        assert!(err.contains("the period `P1Y`"), "{err}");
+        let err = next_backup_at(&policy_with(&[]), now).unwrap_err();
+        assert!(err.contains("no scheduled backup rule"), "{err}");
+        let err = next_backup_at(&json!({"properties": {"policyRules": []}}), now).unwrap_err();
+        assert!(err.contains("no scheduled backup rule"), "{err}");
     }
 
     #[test]

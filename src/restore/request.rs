@@ -1,6 +1,7 @@
 //! The restore request: its JSON schema (`schemas/restore-request.schema.json`, draft 2020-12),
-//! the semantic checks a schema cannot express, and the typed [`RestoreRequest`] the workflow
-//! carries. Every problem in a request is reported at once, each with the field it concerns.
+//! the semantic checks a schema cannot express (among them ARM's naming rules for the ids,
+//! [`crate::resource_id::NamingRule`]), and the typed [`RestoreRequest`] the workflow carries.
+//! Every problem in a request is reported at once, each with the field it concerns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -393,7 +394,7 @@ fn check_id(value: &Value, field: &str, kind: &str, problems: &mut Vec<Problem>)
     if !raw.to_ascii_lowercase().starts_with("/subscriptions/") {
         return; // the schema reports it
     }
-    let problem = match ResourceId::parse(raw) {
+    let problem = match ResourceId::parse_checked(raw) {
         Ok(id) if id.is_type(kind) => None,
         Ok(id) => Some(format!(
             "must be the id of a {kind}, not of a {}",
@@ -649,6 +650,43 @@ mod tests {
         assert!(warnings[0].contains("(app)"), "{warnings:?}");
         let mapped = parse_request(&body(json!({"app": "app-copy"}))).unwrap();
         assert!(mapped.warnings().is_empty());
+    }
+
+    #[test]
+    fn ids_breaking_arm_naming_rules_are_named_with_the_rule() {
+        let sub = "00000000-0000-0000-0000-000000000001";
+        for (field, raw, rule) in [
+            (
+                "sourceClusterId",
+                CLUSTER.replace(sub, "not-a-guid"),
+                "subscription-guid",
+            ),
+            (
+                "targetClusterId",
+                CLUSTER.replace("aks1", &"a".repeat(300)),
+                "managed-cluster-name",
+            ),
+            (
+                "sourceClusterId",
+                CLUSTER.replace("/rg/", "/rg\u{202E}/"),
+                "no-bidi-controls",
+            ),
+            (
+                "backupInstanceId",
+                BI.replace("/rg/", "/rg\u{0}/"),
+                "no-control-characters",
+            ),
+        ] {
+            let mut request = json!({"includedNamespaces": ["a"], "sourceClusterId": CLUSTER});
+            request[field] = json!(raw);
+            let err = parse_request(&request).unwrap_err();
+            let problem = err
+                .problems()
+                .into_iter()
+                .find(|p| p.field == format!("/{field}"))
+                .unwrap_or_else(|| panic!("{field}: {err}"));
+            assert!(problem.message.contains(rule), "{problem}");
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn minutes(
     match get(key) {
         None => default,
         Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(m) if m > 0 => Duration::from_secs(m * 60),
+            Ok(m) if m > 0 => Duration::from_secs(m.saturating_mul(60)),
             _ => {
                 problems.push(format!(
                     "{key} must be a whole number of minutes above 0, got {raw:?}"

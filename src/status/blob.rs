@@ -1,32 +1,87 @@
-//! The status journal in Azure Blob storage: one JSON document per cluster,
-//! `clusters/{cluster key}.json` in the `backup-pilot-status` container, updated by
-//! read-modify-write with ETag conditions (`If-Match`, or `If-None-Match: *` for a new
-//! cluster), so concurrent invocations never lose each other's records: a 412 or 409 means
-//! "someone else wrote first", and the update is redone on the fresh document. Auth: Entra
-//! (managed identity) in Azure; a SAS, or an account key that signs short-lived SAS tokens,
-//! for Azurite.
+//! The status journal in Azure Blob storage, in the `backup-pilot-status` container. Each
+//! cluster has two blobs under `clusters/{cluster key}`:
+//!
+//! - `.log`, an **append blob**: JSON Lines, one step record per line, each line written by one
+//!   Append Block. Appends are unconditional and atomic, so concurrent steps of one cluster (a
+//!   drill during onboarding, a redelivered message, a repair) never contend and never retry.
+//!   The first writer creates the blob (`If-None-Match: *`; "already exists" means another
+//!   writer did, and it appends too); an append that finds no blob or no container creates
+//!   them and appends again.
+//! - `.json`, the **snapshot**: the folded [`ClusterStatus`], the same document earlier builds
+//!   kept (so their documents still read). Only compaction writes it.
+//!
+//! A cluster's status is its snapshot with every log record applied by
+//! [`ClusterStatus::apply`], which is idempotent and order-tolerant: a record in both the
+//! snapshot and the log, or one appended twice (a retried Append Block), changes nothing.
+//!
+//! **Compaction** keeps logs short. When an append reports [`COMPACT_AT`] or more committed
+//! blocks, its writer, best effort and before returning: reads the log (ETag `L`) and the
+//! snapshot (ETag `S`); folds the log into the snapshot; writes the snapshot with
+//! `If-Match: S` (`If-None-Match: *` when there is none); then deletes the log with
+//! `If-Match: L`. A snapshot write that loses to another compactor starts over from fresh
+//! reads (a few rounds); a delete that fails with 412 means records were appended meanwhile:
+//! the log stays, and the writer of those records, past the threshold too, tries next, so the
+//! last writer of a burst finds the log unchanged. Neither is an error, nor logged as one. A
+//! writer whose log was deleted under it creates a new one.
+//!
+//! **Why no record is lost, in any interleaving.** Claim: from the moment the append of a
+//! record `r` succeeded, `r` is in the current log or in the snapshot (until the newer runs
+//! that the history limit keeps push it out).
+//! 1. The snapshot only grows: every write of it is conditioned on the ETag of the snapshot it
+//!    was folded from, so no write replaces a snapshot its writer did not fold (earlier builds,
+//!    still running during a deploy, write it by ETag-conditioned read-modify-write too). The
+//!    one exception is a snapshot that is not valid JSON: compaction replaces it with the
+//!    log's records, with a warning.
+//! 2. The log loses records only by the delete. Every append changes an append blob's ETag,
+//!    so a delete with `If-Match: L` succeeds only if nothing was appended after the compactor
+//!    read the log as `L`: every record deleted was in what it read, and it had already
+//!    written a snapshot folding exactly that content.
+//! 3. A writer whose append finds no log (a compactor just deleted it) creates a new one
+//!    (another writer may have, `If-None-Match: *` tells) and appends there: its record was
+//!    never in the deleted log, whose records are in the snapshot by 2. A compactor that read
+//!    the deleted log can no longer delete the new one (another ETag), and an empty or short
+//!    new log is not compacted by the threshold.
+//! 4. Requests the SDK retries after a lost response are harmless: a second Append Block
+//!    repeats a line (applied once), a repeated delete finds nothing (done), a repeated
+//!    snapshot write gets 412 (fold again).
+//!
+//! Readers read the log **before** the snapshot: a record appended before the log read is,
+//! at that moment, in that log or in the snapshot (the claim), and the snapshot read after it
+//! still holds it (1). Reading the other way round, a compaction in between could hide
+//! records. A line this build cannot parse is skipped by readers and dropped, with a warning,
+//! by the next compaction.
+//!
+//! The log holds what the snapshot would: failure reasons, retry reasons and summaries are
+//! stored with secrets removed (a failure's problem and fix apart, as
+//! [`crate::engine::fix`] splits them). Auth: Entra (managed identity) in Azure; a SAS, or an
+//! account key that signs short-lived SAS tokens, for Azurite.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use azure_core::Bytes;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{
     ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, Url,
 };
 use azure_storage_blob::models::{
-    BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions,
+    AppendBlobClientAppendBlockResultHeaders as _, AppendBlobClientCreateOptions,
+    BlobClientDeleteOptions, BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::{StreamExt as _, TryStreamExt as _};
-use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::account_sas::AccountKey;
 use super::{ClusterStatus, Phase, StatusError, StoreInfo, cluster_key};
-use crate::engine::journal::{Journal, StepRecord};
+use crate::engine::fix;
+use crate::engine::journal::{Journal, StepRecord, Transition};
+use crate::envelope::WorkflowKind;
 use crate::telemetry::http::{AzureSdkTelemetry, Peer};
 use crate::telemetry::redact;
 
@@ -37,10 +92,28 @@ pub const DEFAULT_CONTAINER: &str = "backup-pilot-status";
 /// versions up to the one it was released with) see the same requests.
 pub const STORAGE_API_VERSION: &str = "2025-11-05";
 
-/// Every cluster document's name starts with this.
+/// Every cluster blob's name starts with this.
 pub const PREFIX: &str = "clusters/";
 
-const MAX_WRITE_ATTEMPTS: u32 = 12;
+/// Suffix of a cluster's snapshot document (the folded [`ClusterStatus`]).
+pub const SNAPSHOT_SUFFIX: &str = ".json";
+
+/// Suffix of a cluster's log (an append blob, one JSON step record per line).
+pub const LOG_SUFFIX: &str = ".log";
+
+/// A writer whose append leaves the log with at least this many blocks (records) compacts it.
+/// Readers read the whole log (about 50 KB at this length) besides the snapshot; appends past
+/// it each try to compact, which costs four requests.
+pub const COMPACT_AT: u32 = 100;
+
+/// How often one record is appended again after its log vanished (deleted by a compaction)
+/// or filled up; each round needs another compaction to have run in between.
+const MAX_APPEND_ROUNDS: u32 = 8;
+
+/// How often a compaction starts over after another compactor wrote the snapshot first.
+const COMPACT_ROUNDS: u32 = 4;
+
+const LOG_CONTENT_TYPE: &str = "application/x-ndjson";
 const READ_CONCURRENCY: usize = 16;
 const SAS_LIFETIME: time::Duration = time::Duration::hours(1);
 const SAS_RENEW_BEFORE: time::Duration = time::Duration::minutes(10);
@@ -91,12 +164,24 @@ pub struct BlobJournal {
     history_limit: usize,
 }
 
-/// What an ETag-conditioned upload ran into.
+/// What an ETag-conditioned upload (or the creation of an append blob) ran into.
 enum UploadError {
     /// Someone else wrote first (412, or 409 for a document that now exists).
     Conflict,
     /// The container does not exist yet.
     NoContainer,
+    /// Anything else.
+    Other(StatusError),
+}
+
+/// What an Append Block ran into.
+enum AppendError {
+    /// The append blob does not exist (never created, or deleted by a compaction).
+    NoBlob,
+    /// The container does not exist yet.
+    NoContainer,
+    /// The append blob holds the most blocks the service allows.
+    Full,
     /// Anything else.
     Other(StatusError),
 }
@@ -297,6 +382,73 @@ impl BlobContainer {
         }
     }
 
+    /// Creates an empty append blob unless one exists (`If-None-Match: *`; an existing blob
+    /// is [`UploadError::Conflict`]).
+    async fn create_append_blob(&self, name: &str, content_type: &str) -> Result<(), UploadError> {
+        let blob = self.client().map_err(UploadError::Other)?.blob_client(name);
+        let options = AppendBlobClientCreateOptions {
+            blob_content_type: Some(content_type.into()),
+            if_none_match: Some(Etag::from("*")),
+            ..Default::default()
+        };
+        match blob.append_blob_client().create(Some(options)).await {
+            Ok(_) => Ok(()),
+            Err(e) => match status_and_code(&e) {
+                (Some(409 | 412), _) => Err(UploadError::Conflict),
+                (Some(404), Some(code)) if code == "ContainerNotFound" => {
+                    Err(UploadError::NoContainer)
+                }
+                _ => Err(UploadError::Other(self.write_error(name, &e))),
+            },
+        }
+    }
+
+    /// Appends `block` to an append blob as one Append Block (unconditional and atomic);
+    /// the blob's committed block count afterwards (0 when the service does not say).
+    async fn append_block(&self, name: &str, block: Bytes) -> Result<u32, AppendError> {
+        let blob = self.client().map_err(AppendError::Other)?.blob_client(name);
+        let length = block.len() as u64;
+        match blob
+            .append_blob_client()
+            .append_block(block.into(), length, None)
+            .await
+        {
+            Ok(response) => Ok(response
+                .blob_committed_block_count()
+                .ok()
+                .flatten()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0)),
+            Err(e) => match status_and_code(&e) {
+                (Some(404), Some(code)) if code == "ContainerNotFound" => {
+                    Err(AppendError::NoContainer)
+                }
+                (Some(404), _) => Err(AppendError::NoBlob),
+                (Some(409), Some(code)) if code == "BlockCountExceedsLimit" => {
+                    Err(AppendError::Full)
+                }
+                _ => Err(AppendError::Other(self.write_error(name, &e))),
+            },
+        }
+    }
+
+    /// Deletes a blob if its ETag is still `etag`: `false` when it changed (412); a blob
+    /// that is already gone counts as deleted.
+    async fn delete_if_match(&self, name: &str, etag: &Etag) -> Result<bool, StatusError> {
+        let options = BlobClientDeleteOptions {
+            if_match: Some(etag.clone()),
+            ..Default::default()
+        };
+        match self.client()?.blob_client(name).delete(Some(options)).await {
+            Ok(_) => Ok(true),
+            Err(e) => match status_and_code(&e).0 {
+                Some(404) => Ok(true),
+                Some(412) => Ok(false),
+                _ => Err(self.write_error(name, &e)),
+            },
+        }
+    }
+
     /// Writes a blob unconditionally, creating the container when it is missing.
     ///
     /// # Errors
@@ -385,73 +537,368 @@ impl BlobJournal {
         self.blobs.location()
     }
 
-    fn blob_name(cluster: &str) -> String {
-        format!(
-            "{PREFIX}{}.json",
-            cluster_key(cluster).trim_start_matches('/')
-        )
+    /// The name stem of a cluster's blobs: `clusters/{stem}.json` and `clusters/{stem}.log`.
+    fn stem(cluster: &str) -> String {
+        cluster_key(cluster).trim_start_matches('/').to_string()
     }
 
-    /// Folds `record` into its cluster's document, redoing the update whenever another
-    /// writer got there first.
+    fn snapshot_name(stem: &str) -> String {
+        format!("{PREFIX}{stem}{SNAPSHOT_SUFFIX}")
+    }
+
+    fn log_name(stem: &str) -> String {
+        format!("{PREFIX}{stem}{LOG_SUFFIX}")
+    }
+
+    /// Appends `record` to its cluster's log (one Append Block: no conditions, no retries on
+    /// contention) and, when the log holds [`COMPACT_AT`] records or more, compacts it. A
+    /// compaction that fails is logged and retried by the next append; it never loses the
+    /// record, which is in the log already.
     ///
     /// # Errors
-    /// The store failing, or losing the race [`MAX_WRITE_ATTEMPTS`] times in a row.
+    /// The store failing to take the record.
     pub async fn update(&self, record: &StepRecord) -> Result<(), StatusError> {
-        let name = Self::blob_name(&record.subject);
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let (mut status, etag) = match self.blobs.read(&name).await? {
-                Some((bytes, etag)) => match serde_json::from_slice::<ClusterStatus>(&bytes) {
-                    Ok(status) => (status, Some(etag)),
-                    Err(e) => {
-                        tracing::warn!(
-                            blob = %name,
-                            "the stored status is unreadable ({e}); starting it afresh"
-                        );
-                        (ClusterStatus::new(&record.subject), Some(etag))
-                    }
-                },
-                None => (ClusterStatus::new(&record.subject), None),
-            };
-            status.apply(record, self.history_limit);
-            let body = serde_json::to_vec(&status).map_err(|e| StatusError::Write {
+        let stem = Self::stem(&record.subject);
+        let mut line =
+            serde_json::to_vec(&LogLine::from(record)).map_err(|e| StatusError::Write {
                 store: self.location(),
-                what: name.clone(),
+                what: Self::log_name(&stem),
                 message: e.to_string(),
             })?;
-            match self
-                .blobs
-                .upload(&name, body, "application/json", Some(etag))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(UploadError::Conflict) => {
-                    let pause = rand::rng().random_range(5..=25) * u64::from(attempt + 1);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+        line.push(b'\n');
+        let blocks = self.append(&stem, Bytes::from(line)).await?;
+        if blocks >= COMPACT_AT
+            && let Err(e) = self.compact_stem(&stem, COMPACT_AT as usize).await
+        {
+            tracing::warn!(
+                blob = %Self::log_name(&stem),
+                "the status log was not compacted (the next record appended tries again): {e}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends one line to the log of `stem`, creating the log (and the container) when it
+    /// is missing; the log's block count afterwards.
+    async fn append(&self, stem: &str, line: Bytes) -> Result<u32, StatusError> {
+        let name = Self::log_name(stem);
+        for _ in 0..MAX_APPEND_ROUNDS {
+            match self.blobs.append_block(&name, line.clone()).await {
+                Ok(blocks) => return Ok(blocks),
+                Err(AppendError::NoBlob) => self.create_log(&name).await?,
+                Err(AppendError::NoContainer) => {
+                    self.blobs.create().await?;
+                    self.create_log(&name).await?;
                 }
+                Err(AppendError::Full) => {
+                    self.compact_stem(stem, 1).await?;
+                }
+                Err(AppendError::Other(e)) => return Err(e),
+            }
+        }
+        Err(StatusError::Write {
+            store: self.location(),
+            what: name,
+            message: format!(
+                "the log was removed or full at each of {MAX_APPEND_ROUNDS} attempts to append"
+            ),
+        })
+    }
+
+    /// Creates a log unless it exists (another writer's log is as good), and the container
+    /// when it is missing.
+    async fn create_log(&self, name: &str) -> Result<(), StatusError> {
+        for _ in 0..2 {
+            match self.blobs.create_append_blob(name, LOG_CONTENT_TYPE).await {
+                Ok(()) | Err(UploadError::Conflict) => return Ok(()),
                 Err(UploadError::NoContainer) => self.blobs.create().await?,
                 Err(UploadError::Other(e)) => return Err(e),
             }
         }
-        Err(StatusError::Contended {
+        Err(StatusError::Write {
             store: self.location(),
-            what: name,
-            attempts: MAX_WRITE_ATTEMPTS,
+            what: name.to_string(),
+            message: "the container vanished right after it was created".into(),
         })
     }
 
-    async fn read_status(&self, name: &str) -> Result<Option<ClusterStatus>, StatusError> {
-        let Some((bytes, _)) = self.blobs.read(name).await? else {
+    /// Folds a cluster's log into its snapshot now and removes the log, however short
+    /// (appends compact on their own once a log holds [`COMPACT_AT`] records). `true` when
+    /// the log was folded in and removed; `false` when there was nothing to fold, or records
+    /// were appended meanwhile (they stay in the log: nothing is lost).
+    ///
+    /// # Errors
+    /// The store failing.
+    pub async fn compact(&self, cluster: &str) -> Result<bool, StatusError> {
+        self.compact_stem(&Self::stem(cluster), 1).await
+    }
+
+    /// Compacts the log of `stem` if it holds at least `min_lines` lines: read the log (ETag
+    /// `L`) and the snapshot, write the fold with the snapshot's ETag as condition, delete the
+    /// log `If-Match: L`. Starts over when another compactor wrote the snapshot first; gives
+    /// up (`false`) when the log changed. See the module docs for why nothing is lost.
+    async fn compact_stem(&self, stem: &str, min_lines: usize) -> Result<bool, StatusError> {
+        let (snapshot_name, log_name) = (Self::snapshot_name(stem), Self::log_name(stem));
+        for _ in 0..COMPACT_ROUNDS {
+            let Some(log) = self.read_log(&log_name).await? else {
+                return Ok(false);
+            };
+            if log.lines == 0 || log.lines < min_lines {
+                return Ok(false);
+            }
+            let (base, etag) = match self.blobs.read(&snapshot_name).await? {
+                Some((bytes, etag)) => match serde_json::from_slice::<ClusterStatus>(&bytes) {
+                    Ok(status) => (Some(status), Some(etag)),
+                    Err(e) => {
+                        tracing::warn!(
+                            blob = %snapshot_name,
+                            "the stored status is unreadable ({e}); the log's records replace it"
+                        );
+                        (None, Some(etag))
+                    }
+                },
+                None => (None, None),
+            };
+            if log.unreadable > 0 {
+                tracing::warn!(
+                    blob = %log_name,
+                    "{} line(s) of the status log are not step records this build reads; compaction drops them",
+                    log.unreadable
+                );
+            }
+            if let Some(status) = fold(base, &log.records, self.history_limit) {
+                let body = serde_json::to_vec(&status).map_err(|e| StatusError::Write {
+                    store: self.location(),
+                    what: snapshot_name.clone(),
+                    message: e.to_string(),
+                })?;
+                match self
+                    .blobs
+                    .upload(&snapshot_name, body, "application/json", Some(etag))
+                    .await
+                {
+                    Ok(()) => {}
+                    // Another compactor wrote first: fold again onto what it wrote.
+                    Err(UploadError::Conflict) => continue,
+                    // The container went, and the log with it.
+                    Err(UploadError::NoContainer) => return Ok(false),
+                    Err(UploadError::Other(e)) => return Err(e),
+                }
+            }
+            return self.blobs.delete_if_match(&log_name, &log.etag).await;
+        }
+        Ok(false)
+    }
+
+    /// A cluster's log: its step records, how many lines it has (and how many of them could
+    /// not be read), and its ETag.
+    async fn read_log(&self, name: &str) -> Result<Option<Log>, StatusError> {
+        let Some((bytes, etag)) = self.blobs.read(name).await? else {
+            return Ok(None);
+        };
+        let mut log = Log {
+            records: Vec::new(),
+            lines: 0,
+            unreadable: 0,
+            etag,
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            log.lines += 1;
+            match serde_json::from_slice::<LogLine>(line) {
+                Ok(line) => log.records.push(line.into_record()),
+                Err(_) => log.unreadable += 1,
+            }
+        }
+        Ok(Some(log))
+    }
+
+    /// A cluster's snapshot; a placeholder that says so when it cannot be read.
+    async fn read_snapshot(&self, stem: &str) -> Result<Option<ClusterStatus>, StatusError> {
+        let Some((bytes, _)) = self.blobs.read(&Self::snapshot_name(stem)).await? else {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            unreadable(name, &format!("the stored document is not valid status JSON ({e}); it is rewritten by the cluster's next step"))
+            unreadable(stem, &format!("the stored document is not valid status JSON ({e}); it is rewritten when the cluster's status log is next compacted"))
         })))
     }
 
-    async fn list_names(&self) -> Result<Vec<String>, StatusError> {
-        self.blobs.list(PREFIX, "the cluster list").await
+    /// One cluster's status: its log, **then** its snapshot (in this order, so a compaction
+    /// between the two reads cannot hide a record), the log applied onto the snapshot.
+    async fn read_cluster(&self, stem: &str) -> Result<Option<ClusterStatus>, StatusError> {
+        let log = self.read_log(&Self::log_name(stem)).await?;
+        let snapshot = self.read_snapshot(stem).await?;
+        let (records, unreadable_lines) =
+            log.map_or((Vec::new(), 0), |l| (l.records, l.unreadable));
+        Ok(fold(snapshot, &records, self.history_limit).or_else(|| {
+            (unreadable_lines > 0).then(|| {
+                unreadable(
+                    stem,
+                    "the cluster's status log holds no step record this build reads",
+                )
+            })
+        }))
     }
+
+    /// The name stems of every cluster with a snapshot, a log or both.
+    async fn list_stems(&self) -> Result<BTreeSet<String>, StatusError> {
+        let names = self.blobs.list(PREFIX, "the cluster list").await?;
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let rest = name.strip_prefix(PREFIX)?;
+                rest.strip_suffix(SNAPSHOT_SUFFIX)
+                    .or_else(|| rest.strip_suffix(LOG_SUFFIX))
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+}
+
+/// A cluster's log as read.
+struct Log {
+    records: Vec<StepRecord>,
+    lines: usize,
+    unreadable: usize,
+    etag: Etag,
+}
+
+/// `records` applied onto `base` (or onto a new status when there is none); `None` when there
+/// is neither.
+fn fold(
+    base: Option<ClusterStatus>,
+    records: &[StepRecord],
+    history_limit: usize,
+) -> Option<ClusterStatus> {
+    let mut status = base.or_else(|| records.first().map(|r| ClusterStatus::new(&r.subject)))?;
+    for record in records {
+        status.apply(record, history_limit);
+    }
+    Some(status)
+}
+
+/// One line of a cluster's log: a [`StepRecord`] whose texts are scrubbed of secrets as the
+/// status scrubs them (a failure's problem and fix apart, split before scrubbing).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogLine {
+    workflow_id: String,
+    kind: WorkflowKind,
+    subject: String,
+    step: String,
+    attempt: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    hop: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    finished_at: OffsetDateTime,
+    #[serde(flatten)]
+    transition: LoggedTransition,
+}
+
+/// A [`Transition`] as logged, tagged by the outcome names the status and spans use.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+enum LoggedTransition {
+    Advanced {
+        next: String,
+        fact: String,
+    },
+    Retrying {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        why: String,
+    },
+    Done {
+        summary: String,
+    },
+    Failed {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+impl From<&StepRecord> for LogLine {
+    fn from(record: &StepRecord) -> Self {
+        let transition = match &record.transition {
+            Transition::Advanced { next, fact } => LoggedTransition::Advanced {
+                next: next.clone(),
+                fact: redact::secrets(fact),
+            },
+            Transition::Retrying { at, why } => LoggedTransition::Retrying {
+                at: *at,
+                why: redact::secrets(why),
+            },
+            Transition::Done { summary } => LoggedTransition::Done {
+                summary: redact::secrets(summary),
+            },
+            // Split before scrubbing: a redacted value may swallow the full stop before "Fix:".
+            Transition::Failed { reason } => match fix::split(reason) {
+                (problem, Some(fix)) => LoggedTransition::Failed {
+                    reason: redact::secrets(problem),
+                    fix: Some(redact::secrets(fix)),
+                },
+                (_, None) => LoggedTransition::Failed {
+                    reason: redact::secrets(reason),
+                    fix: None,
+                },
+            },
+            Transition::Skipped { reason } => LoggedTransition::Skipped {
+                reason: redact::secrets(reason),
+            },
+        };
+        Self {
+            workflow_id: record.workflow_id.clone(),
+            kind: record.kind,
+            subject: record.subject.clone(),
+            step: record.step.clone(),
+            attempt: record.attempt,
+            hop: record.hop,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            transition,
+        }
+    }
+}
+
+impl LogLine {
+    fn into_record(self) -> StepRecord {
+        let transition = match self.transition {
+            LoggedTransition::Advanced { next, fact } => Transition::Advanced { next, fact },
+            LoggedTransition::Retrying { at, why } => Transition::Retrying { at, why },
+            LoggedTransition::Done { summary } => Transition::Done { summary },
+            LoggedTransition::Failed {
+                reason,
+                fix: Some(fix),
+            } => Transition::Failed {
+                reason: fix::compose(&reason, &fix),
+            },
+            LoggedTransition::Failed { reason, fix: None } => Transition::Failed { reason },
+            LoggedTransition::Skipped { reason } => Transition::Skipped { reason },
+        };
+        StepRecord {
+            workflow_id: self.workflow_id,
+            kind: self.kind,
+            subject: self.subject,
+            step: self.step,
+            attempt: self.attempt,
+            hop: self.hop,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            transition,
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[async_trait]
@@ -475,13 +922,13 @@ impl Journal for BlobJournal {
     }
 
     async fn cluster_status(&self, cluster: &str) -> Result<Option<ClusterStatus>, StatusError> {
-        self.read_status(&Self::blob_name(cluster)).await
+        self.read_cluster(&Self::stem(cluster)).await
     }
 
     async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError> {
-        let names = self.list_names().await?;
-        let mut clusters: Vec<ClusterStatus> = futures::stream::iter(names)
-            .map(|name| async move { self.read_status(&name).await })
+        let stems = self.list_stems().await?;
+        let mut clusters: Vec<ClusterStatus> = futures::stream::iter(stems)
+            .map(|stem| async move { self.read_cluster(&stem).await })
             .buffer_unordered(READ_CONCURRENCY)
             .try_filter_map(|status| async move { Ok(status) })
             .try_collect()
@@ -491,17 +938,13 @@ impl Journal for BlobJournal {
     }
 }
 
-/// A placeholder for a document that cannot be read, so the fleet view shows it.
-fn unreadable(name: &str, why: &str) -> ClusterStatus {
-    let cluster = name
-        .strip_prefix(PREFIX)
-        .and_then(|n| n.strip_suffix(".json"))
-        .map_or_else(|| name.to_string(), |n| format!("/{n}"));
-    let mut status = ClusterStatus::new(&cluster);
+/// A placeholder for a cluster whose status cannot be read, so the fleet view shows it.
+fn unreadable(stem: &str, why: &str) -> ClusterStatus {
+    let mut status = ClusterStatus::new(&format!("/{stem}"));
     status.phase = Phase::Unknown;
     status.last_error = Some(super::LastError {
         workflow_id: String::new(),
-        kind: crate::envelope::WorkflowKind::Onboard,
+        kind: WorkflowKind::Onboard,
         step: String::new(),
         attempt: 0,
         at: OffsetDateTime::UNIX_EPOCH,
@@ -533,4 +976,156 @@ fn describe(e: &azure_core::Error) -> String {
         _ => "",
     };
     format!("{text}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const CLUSTER: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-1";
+
+    fn record(kind: WorkflowKind, step: &str, minute: i64, transition: Transition) -> StepRecord {
+        let started_at = datetime!(2026-03-01 12:00 UTC) + time::Duration::minutes(minute);
+        StepRecord {
+            workflow_id: format!("wf-{}", kind.as_str()),
+            kind,
+            subject: CLUSTER.into(),
+            step: step.into(),
+            attempt: 1,
+            hop: u32::try_from(minute).unwrap(),
+            started_at,
+            finished_at: started_at + time::Duration::milliseconds(1500),
+            transition,
+        }
+    }
+
+    fn through_the_log(record: &StepRecord) -> (String, StepRecord) {
+        let line = serde_json::to_string(&LogLine::from(record)).unwrap();
+        let back = serde_json::from_str::<LogLine>(&line)
+            .unwrap()
+            .into_record();
+        (line, back)
+    }
+
+    #[test]
+    fn a_log_line_keeps_no_secret_and_folds_like_the_record() {
+        let records = [
+            record(
+                WorkflowKind::Onboard,
+                "ensure_vault",
+                0,
+                Transition::Advanced {
+                    next: "assign_roles".into(),
+                    fact: "VaultReady".into(),
+                },
+            ),
+            record(
+                WorkflowKind::Onboard,
+                "assign_roles",
+                1,
+                Transition::Retrying {
+                    at: datetime!(2026-03-01 12:05 UTC),
+                    why: "ARM answered 429 to Authorization: Bearer TOKENVALUE".into(),
+                },
+            ),
+            record(
+                WorkflowKind::Onboard,
+                "assign_roles",
+                2,
+                Transition::Failed {
+                    reason: fix::compose(
+                        "GET https://a/b?sig=SECRETSIG failed (403)",
+                        "grant the identity Owner on rg",
+                    ),
+                },
+            ),
+            record(
+                WorkflowKind::Drill,
+                "restore",
+                3,
+                Transition::Done {
+                    summary: "restored 3 namespaces; code=FUNCTIONKEY".into(),
+                },
+            ),
+            record(
+                WorkflowKind::Drill,
+                "schedule",
+                4,
+                Transition::Skipped {
+                    reason: "not drillable yet: no recovery point".into(),
+                },
+            ),
+        ];
+        let (mut direct, mut logged) = (ClusterStatus::new(CLUSTER), ClusterStatus::new(CLUSTER));
+        for r in &records {
+            let (line, back) = through_the_log(r);
+            for secret in ["TOKENVALUE", "SECRETSIG", "FUNCTIONKEY"] {
+                assert!(!line.contains(secret), "{line}");
+            }
+            assert!(!line.contains('\n'), "one record, one line");
+            direct.apply(r, 10);
+            logged.apply(&back, 10);
+        }
+        assert_eq!(logged, direct, "the status reads the same from the log");
+        let line: serde_json::Value =
+            serde_json::from_str(&through_the_log(&records[2]).0).unwrap();
+        assert_eq!(
+            (&line["outcome"], &line["fix"]),
+            (
+                &serde_json::json!("failed"),
+                &serde_json::json!("grant the identity Owner on rg")
+            )
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_its_fix_when_a_secret_swallows_the_full_stop() {
+        let failed = record(
+            WorkflowKind::Onboard,
+            "assign_roles",
+            0,
+            Transition::Failed {
+                reason: "denied for https://x?sig=SECRETSIG. Fix: grant the role".into(),
+            },
+        );
+        let (line, back) = through_the_log(&failed);
+        assert!(!line.contains("SECRETSIG"), "{line}");
+        let (mut direct, mut logged) = (ClusterStatus::new(CLUSTER), ClusterStatus::new(CLUSTER));
+        direct.apply(&failed, 10);
+        logged.apply(&back, 10);
+        assert_eq!(logged.last_error, direct.last_error);
+        assert_eq!(
+            logged.last_error.unwrap().fix.as_deref(),
+            Some("grant the role")
+        );
+    }
+
+    #[test]
+    fn fold_applies_the_log_onto_the_snapshot_and_tolerates_repeats() {
+        let a = record(
+            WorkflowKind::Onboard,
+            "a",
+            0,
+            Transition::Advanced {
+                next: "b".into(),
+                fact: "A".into(),
+            },
+        );
+        let b = record(
+            WorkflowKind::Onboard,
+            "b",
+            1,
+            Transition::Done {
+                summary: "protected".into(),
+            },
+        );
+        assert!(fold(None, &[], 10).is_none());
+        let snapshot = fold(None, std::slice::from_ref(&a), 10).unwrap();
+        // `a` is in the snapshot and still in the log (a lost delete race), `b` came later.
+        let read = fold(Some(snapshot), &[a.clone(), b.clone(), b.clone()], 10).unwrap();
+        assert_eq!(read, fold(None, &[b, a], 10).unwrap());
+        assert_eq!(read.history.len(), 2);
+        assert_eq!(read.phase, Phase::Protected);
+    }
 }

@@ -1,5 +1,6 @@
 //! Per-cluster status as the journal records it (phase, last error and fix, next retry, step
-//! history, last drill and restore), one JSON document per cluster in Blob storage ([`blob`]);
+//! history, last drill and restore), kept in Blob storage ([`blob`]) as an append-only log of
+//! step records per cluster, folded now and then into one JSON document per cluster;
 //! ARM is the truth for protection itself, read live by [`live`]. [`render`] turns both into
 //! the fleet summary and the per-cluster detail (JSON and tables).
 
@@ -141,6 +142,20 @@ pub struct RunSummary {
     updated_at: OffsetDateTime,
 }
 
+/// The latest drill the schedule did not start because the cluster could not be drilled yet
+/// (for example: no recovery point so far). Not a run: it neither passed nor failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillSkip {
+    /// The id the skip was recorded under (one per cluster and day).
+    pub workflow_id: String,
+    /// When the schedule decided.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Why, and when it can be drilled (`not drillable yet: ...`).
+    pub reason: String,
+}
+
 /// One step run in the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,7 +191,7 @@ impl HistoryEntry {
             Transition::Advanced { next, fact } => format!("{fact} → {next}"),
             Transition::Retrying { at, why } => format!("retry at {}: {why}", rfc3339(*at)),
             Transition::Done { summary } => summary.clone(),
-            Transition::Failed { reason } => reason.clone(),
+            Transition::Failed { reason } | Transition::Skipped { reason } => reason.clone(),
         };
         let took = record.finished_at - record.started_at;
         Self {
@@ -231,6 +246,10 @@ pub struct ClusterStatus {
     /// The latest restore drill.
     #[serde(default)]
     pub last_drill: Option<RunSummary>,
+    /// The schedule's latest decision not to drill the cluster, when newer than the latest
+    /// drill (absent in documents written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_skipped: Option<DrillSkip>,
     /// The latest restore.
     #[serde(default)]
     pub last_restore: Option<RunSummary>,
@@ -254,6 +273,7 @@ impl ClusterStatus {
             last_error: None,
             next_retry: None,
             last_drill: None,
+            drill_skipped: None,
             last_restore: None,
             history: Vec::new(),
             updated_at: None,
@@ -294,8 +314,39 @@ impl ClusterStatus {
         self.updated_at = self.updated_at.max(Some(record.finished_at));
         match record.kind {
             WorkflowKind::Onboard | WorkflowKind::Offboard => self.apply_protection(record),
-            WorkflowKind::Drill => apply_run(&mut self.last_drill, record),
+            WorkflowKind::Drill => self.apply_drill(record),
             WorkflowKind::Restore => apply_run(&mut self.last_restore, record),
+        }
+    }
+
+    /// A drill run updates `last_drill` and clears an older skip; a skip is kept only when it
+    /// is newer than the latest drill run.
+    fn apply_drill(&mut self, record: &StepRecord) {
+        if let Transition::Skipped { reason } = &record.transition {
+            let newer = self
+                .drill_skipped
+                .as_ref()
+                .is_none_or(|s| s.at <= record.finished_at)
+                && self
+                    .last_drill
+                    .as_ref()
+                    .is_none_or(|d| d.started_at <= record.started_at);
+            if newer {
+                self.drill_skipped = Some(DrillSkip {
+                    workflow_id: record.workflow_id.clone(),
+                    at: record.finished_at,
+                    reason: redact::secrets(reason),
+                });
+            }
+            return;
+        }
+        apply_run(&mut self.last_drill, record);
+        if self
+            .drill_skipped
+            .as_ref()
+            .is_some_and(|s| s.at <= record.started_at)
+        {
+            self.drill_skipped = None;
         }
     }
 
@@ -313,6 +364,7 @@ impl ClusterStatus {
             Transition::Done { .. } if onboarding => Phase::Protected,
             Transition::Done { .. } => Phase::Offboarded,
             Transition::Failed { .. } => Phase::Failed,
+            Transition::Skipped { .. } => return,
         };
         if phase != self.phase || self.phase_since.is_none() {
             self.phase_since = Some(record.finished_at);
@@ -320,7 +372,7 @@ impl ClusterStatus {
         self.phase = phase;
         let (step, attempt) = match &record.transition {
             Transition::Advanced { next, .. } => (next.clone(), 0),
-            Transition::Retrying { .. } => (record.step.clone(), record.attempt + 1),
+            Transition::Retrying { .. } => (record.step.clone(), record.attempt.saturating_add(1)),
             _ => (record.step.clone(), record.attempt),
         };
         self.workflow = Some(WorkflowRef {
@@ -353,6 +405,13 @@ impl ClusterStatus {
         }
     }
 
+    /// True when the subject is a backup vault (the drill schedule records a vault it cannot
+    /// read under the vault's id), not a cluster.
+    pub fn is_backup_vault(&self) -> bool {
+        ResourceId::parse(&self.cluster)
+            .is_ok_and(|id| id.is_type("Microsoft.DataProtection/backupVaults"))
+    }
+
     /// What the operator should do next, in one sentence; `None` when nothing is needed.
     pub fn next_step(&self) -> Option<String> {
         let rerun = format!(
@@ -376,6 +435,19 @@ impl ClusterStatus {
                 (None, Some(w)) => format!("nothing to do: step {} is next", w.step),
                 (None, None) => "nothing to do: a workflow is running".to_string(),
             }),
+            // A backup vault's document holds what the drill schedule met reading it.
+            Phase::Unknown if self.is_backup_vault() => {
+                let run = self.last_drill.as_ref()?;
+                (run.outcome == RunOutcome::Failed).then(|| {
+                    run.detail
+                        .as_deref()
+                        .and_then(|d| fix::split(d).1)
+                        .map_or_else(
+                            || "correct what the error describes; the next restore-drills run reads the vault again".to_string(),
+                            |fix| format!("{fix}; the next restore-drills run reads the vault again"),
+                        )
+                })
+            }
             Phase::Unknown => Some(format!("no onboarding recorded: {rerun}")),
             Phase::Protected | Phase::Offboarded => None,
         }
@@ -383,6 +455,9 @@ impl ClusterStatus {
 }
 
 fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
+    if matches!(record.transition, Transition::Skipped { .. }) {
+        return;
+    }
     let newer_run = slot.as_ref().is_none_or(|run| {
         run.workflow_id != record.workflow_id && record.started_at > run.started_at
     });
@@ -421,6 +496,7 @@ fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
             Some(record.finished_at),
             Some(redact::secrets(reason)),
         ),
+        Transition::Skipped { .. } => return,
     };
 }
 
@@ -497,18 +573,6 @@ pub enum StatusError {
         what: String,
         /// The cause (secrets removed).
         message: String,
-    },
-    /// Other writers kept changing the document.
-    #[error(
-        "could not update {what} in the status store at {store}: it changed under every one of {attempts} attempts"
-    )]
-    Contended {
-        /// The container URL.
-        store: String,
-        /// The document.
-        what: String,
-        /// Attempts made.
-        attempts: u32,
     },
     /// The store is configured wrongly.
     #[error("the status store cannot be used: {0}")]

@@ -33,14 +33,18 @@ pub fn fleet_json(store: &StoreInfo, clusters: &[ClusterStatus]) -> Value {
     let rows: Vec<Value> = clusters
         .iter()
         .map(|c| {
-            json!({
+            let mut row = json!({
                 "cluster": c.cluster,
                 "phase": c.phase.as_str(),
                 "since": c.phase_since.map(rfc3339),
                 "step": c.workflow.as_ref().map(|w| w.step.clone()),
                 "nextRetryAt": c.next_retry.as_ref().map(|r| rfc3339(r.at)),
                 "lastDrill": c.last_drill.as_ref().map(run_brief),
-            })
+            });
+            if let Some(skip) = &c.drill_skipped {
+                row["drillSkipped"] = json!({"at": rfc3339(skip.at), "reason": skip.reason});
+            }
+            row
         })
         .collect();
     json!({
@@ -145,6 +149,18 @@ pub fn fleet_table(store: &StoreInfo, clusters: &[ClusterStatus]) -> String {
             }
         }
     }
+    let skipped: Vec<&ClusterStatus> = clusters
+        .iter()
+        .filter(|c| c.drill_skipped.is_some())
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "\nDrills skipped:");
+        for c in skipped {
+            if let Some(skip) = &c.drill_skipped {
+                let _ = writeln!(out, "  {} ({}): {}", c.cluster, when(skip.at), skip.reason);
+            }
+        }
+    }
     out
 }
 
@@ -189,6 +205,12 @@ pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
         field("Next step", next);
     }
     field("Last drill", run_line(c.last_drill.as_ref()));
+    if let Some(skip) = &c.drill_skipped {
+        field(
+            "Drill skip",
+            format!("{} (decided {})", skip.reason, when(skip.at)),
+        );
+    }
     field("Last restore", run_line(c.last_restore.as_ref()));
     if !c.history.is_empty() {
         let _ = writeln!(out, "\nStep history (oldest first):");
@@ -536,5 +558,85 @@ mod tests {
         assert!(text.contains("Fix:          grant Owner on rg"), "{text}");
         assert!(text.contains("2.0s"), "{text}");
         assert!(text.contains("Last drill:   none recorded"), "{text}");
+    }
+
+    #[test]
+    fn a_skipped_drill_shows_apart_from_drill_runs() {
+        let id = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-new";
+        let record = |workflow: &str, minute: i64, transition: Transition| StepRecord {
+            workflow_id: workflow.into(),
+            kind: WorkflowKind::Drill,
+            subject: id.into(),
+            step: "drill_schedule".into(),
+            attempt: 0,
+            hop: 0,
+            started_at: datetime!(2026-03-02 09:00 UTC) + time::Duration::minutes(minute),
+            finished_at: datetime!(2026-03-02 09:00 UTC) + time::Duration::minutes(minute),
+            transition,
+        };
+        let reason =
+            "not drillable yet: no recovery point; next backup expected at 2026-03-03T00:00:00Z";
+        let skipped = record(
+            "skip-1",
+            0,
+            Transition::Skipped {
+                reason: reason.into(),
+            },
+        );
+        let mut c = ClusterStatus::new(id);
+        c.apply(&skipped, 10);
+        assert!(c.last_drill.is_none(), "a skip is not a drill run");
+        assert_eq!(c.drill_skipped.as_ref().unwrap().reason, reason);
+        assert_eq!(c.history[0].outcome, "skipped");
+        let v = cluster_json(&store(), &c);
+        assert_eq!(v["drillSkipped"]["reason"], reason);
+        let text = cluster_text(&store(), &c);
+        assert!(
+            text.contains(&format!(
+                "Drill skip:   {reason} (decided 2026-03-02T09:00:00Z)"
+            )),
+            "{text}"
+        );
+        assert!(
+            fleet_table(&store(), std::slice::from_ref(&c)).contains(&format!(
+                "Drills skipped:\n  {id} (2026-03-02T09:00:00Z): {reason}"
+            ))
+        );
+        assert_eq!(
+            fleet_json(&store(), std::slice::from_ref(&c))["clusters"][0]["drillSkipped"]["reason"],
+            reason
+        );
+
+        // Documents from before the field read as they were; the field is only written when set.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("drillSkipped");
+        let read: ClusterStatus = serde_json::from_value(old).unwrap();
+        assert!(read.drill_skipped.is_none());
+        assert!(
+            serde_json::to_value(&read)
+                .unwrap()
+                .get("drillSkipped")
+                .is_none()
+        );
+
+        // A drill that starts later clears the skip; a late, older skip does not come back.
+        c.apply(
+            &record(
+                "drill-1",
+                60,
+                Transition::Done {
+                    summary: "restore drill pass".into(),
+                },
+            ),
+            10,
+        );
+        assert!(c.drill_skipped.is_none());
+        assert_eq!(
+            c.last_drill.as_ref().unwrap().outcome,
+            super::super::RunOutcome::Succeeded
+        );
+        c.apply(&skipped, 10);
+        assert!(c.drill_skipped.is_none(), "older than the drill");
+        assert_eq!(c.phase, Phase::Unknown, "skips do not touch the phase");
     }
 }

@@ -89,6 +89,7 @@ pub fn outcome(transition: &Transition) -> &'static str {
         Transition::Retrying { .. } => "retrying",
         Transition::Done { .. } => "done",
         Transition::Failed { .. } => "failed",
+        Transition::Skipped { .. } => "skipped",
     }
 }
 

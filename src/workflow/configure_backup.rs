@@ -352,8 +352,10 @@ fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let last_created = facts::counter(env, ROLES_CREATED);
     let worth_it = done == 0 || (last_created > 0 && done < MAX_REMEDIATIONS);
     let outcome = if worth_it {
-        tracing::info!(workflow_id = %env.workflow_id, remediation = done + 1, "permission error, re-checking role assignments: {why}");
-        advance(super::assign_roles::NAME, PERMISSIONS_MISSING).with(facts::REMEDIATIONS, done + 1)
+        let remediation = done.saturating_add(1);
+        tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");
+        advance(super::assign_roles::NAME, PERMISSIONS_MISSING)
+            .with(facts::REMEDIATIONS, remediation)
     } else {
         wait(
             PROPAGATION_WAIT,

@@ -207,17 +207,20 @@ impl<S: Step> Step for Guarded<S> {
         Ok(match &outcome.action {
             Action::Failed { reason } => abort(ctx, env, reason.clone()),
             Action::RetryAfter { after, why } => {
-                let at = ctx.clock.now() + *after;
-                match env.step_deadline {
-                    Some(deadline) if at > deadline => abort(
+                match (
+                    crate::engine::retry_time(ctx.clock.now(), *after),
+                    env.step_deadline,
+                ) {
+                    (Some(at), Some(deadline)) if at <= deadline => outcome,
+                    (Some(_), None) => outcome,
+                    _ => abort(
                         ctx,
                         env,
                         format!(
                             "did not finish within its deadline ({} attempts); last reason: {why}",
-                            env.attempt + 1
+                            u64::from(env.attempt).saturating_add(1)
                         ),
                     ),
-                    _ => outcome,
                 }
             }
             _ => outcome,

@@ -78,7 +78,7 @@ impl Step for RestoreTrigger {
             )
             .await?;
         let (jobs, _) = jobs_from_list(&listed);
-        let since = env.step_started_at - time::Duration::MINUTE;
+        let since = env.step_started_at.saturating_sub(time::Duration::MINUTE);
         let ours = jobs.iter().find(|j| {
             j.is_restore()
                 && j.belongs_to(&bi)

@@ -165,26 +165,7 @@ impl RestoreEnv {
 
     /// Sends a host invocation to the handler's `function`; returns the host-facing answer.
     pub async fn invoke(&self, function: &str, invocation: &Value) -> (u16, Value) {
-        let state = AppState {
-            engine: self.engine.clone(),
-        };
-        let response = app(state, 1 << 20)
-            .oneshot(
-                axum::http::Request::post(format!("/{function}"))
-                    .header("content-type", "application/json")
-                    .body(axum::body::Body::from(invocation.to_string()))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        invoke_engine(&self.engine, function, invocation).await
     }
 
     /// Delivers a restore request as the `restore-requests` trigger does.
@@ -308,4 +289,29 @@ impl RestoreEnv {
             .map(|r| (r.method, r.path))
             .collect()
     }
+}
+
+/// Sends a host invocation to the real handler serving `engine`'s `function`; returns the
+/// host-facing answer (status, JSON body).
+pub async fn invoke_engine(engine: &Engine, function: &str, invocation: &Value) -> (u16, Value) {
+    let state = AppState {
+        engine: engine.clone(),
+    };
+    let response = app(state, 1 << 20)
+        .oneshot(
+            axum::http::Request::post(format!("/{function}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(invocation.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }

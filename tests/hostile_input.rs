@@ -1,0 +1,248 @@
+//! Hostile input through the real handler over HTTP: envelopes whose counters are at or past
+//! anything the service writes, and cluster events and restore requests whose ids break ARM's
+//! naming rules. Each is answered (never a panic or a hang) and ends the way the service
+//! promises: a failed workflow, or a dead letter with a reason that names the rule.
+
+mod common;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backup_pilot::bus::{OutgoingMessage, RecordingPublisher};
+use backup_pilot::engine::journal::Transition;
+use backup_pilot::engine::{Ctx, Outcome, Registry, Step, StepError};
+use backup_pilot::envelope::{Envelope, MAX_ATTEMPT, WorkflowKind};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
+
+/// Always fails with a transient error.
+struct Busy;
+#[async_trait]
+impl Step for Busy {
+    fn name(&self) -> &'static str {
+        "busy"
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
+        Err(StepError::Transient {
+            message: "503 from a dependency".into(),
+            retry_after: None,
+        })
+    }
+}
+
+fn registry() -> Registry {
+    Registry::default()
+        .add(WorkflowKind::Onboard, Busy)
+        .starts_with(WorkflowKind::Onboard, "busy", "ClusterCreated")
+}
+
+/// A Service Bus trigger payload as the host builds it for `dataType: binary`.
+fn binary_payload(binding: &str, body: &[u8], message_id: &str) -> Value {
+    json!({
+        "Data": { binding: base64::engine::general_purpose::STANDARD.encode(body) },
+        "Metadata": {
+            "DeliveryCount": "1",
+            "MessageId": serde_json::to_string(message_id).unwrap(),
+        }
+    })
+}
+
+async fn post(url: &str, function: &str, payload: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/{function}"))
+        .json(payload)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("a JSON answer"))
+}
+
+fn dead_letters(publisher: &RecordingPublisher) -> Vec<OutgoingMessage> {
+    publisher
+        .sent()
+        .into_iter()
+        .filter(|m| m.queue == "dead-letters")
+        .collect()
+}
+
+fn envelope_past_its_deadline(attempt: u32) -> Value {
+    let started = time::macros::datetime!(2026-03-01 11:00 UTC);
+    let mut env = Envelope::start(
+        WorkflowKind::Onboard,
+        &format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks"
+        ),
+        "g-1",
+        "busy",
+        "ClusterCreated",
+        started,
+        Duration::from_secs(60),
+    );
+    env.attempt = attempt;
+    env.failures = attempt;
+    let mut value = serde_json::to_value(&env).unwrap();
+    value["hop"] = json!(attempt.min(10));
+    value
+}
+
+#[tokio::test]
+async fn an_envelope_with_the_largest_attempt_is_dead_lettered_not_a_panic() {
+    let (h, publisher) = common::spawn_recording(registry()).await;
+    let body = envelope_past_its_deadline(u32::MAX).to_string();
+    let (status, answer) = post(
+        &h.url,
+        "workflow",
+        &binary_payload("message", body.as_bytes(), "m-max"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let dl = dead_letters(&publisher);
+    assert_eq!(dl.len(), 1, "{answer}");
+    assert_eq!(
+        dl[0].properties["dead-letter-reason"],
+        "ImplausibleEnvelope"
+    );
+    let description = &dl[0].properties["dead-letter-description"];
+    assert!(
+        description.contains("`attempt` is 4294967295"),
+        "{description}"
+    );
+    assert_eq!(dl[0].body, body.as_bytes(), "the original, unchanged");
+    assert!(
+        h.journal.records().is_empty(),
+        "no step ran for an implausible envelope"
+    );
+}
+
+#[tokio::test]
+async fn an_envelope_at_the_attempt_limit_past_its_deadline_fails_its_workflow() {
+    let (h, publisher) = common::spawn_recording(registry()).await;
+    let body = envelope_past_its_deadline(MAX_ATTEMPT).to_string();
+    let (status, answer) = post(
+        &h.url,
+        "workflow",
+        &binary_payload("message", body.as_bytes(), "m-limit"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        publisher.sent().is_empty(),
+        "no retry and no dead letter: {:?}",
+        publisher.sent()
+    );
+    let records = h.journal.records();
+    assert_eq!(records.len(), 1);
+    match &records[0].transition {
+        Transition::Failed { reason } => assert!(
+            reason.contains(&format!("{} attempts", u64::from(MAX_ATTEMPT) + 1)),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn cluster_event(uri: &str) -> Value {
+    json!({
+        "subject": uri, "eventType": "Microsoft.Resources.ResourceWriteSuccess", "id": "e-1",
+        "eventTime": "2026-03-01T12:00:00Z", "dataVersion": "2", "metadataVersion": "1",
+        "topic": format!("/subscriptions/{SUB}"),
+        "data": {"resourceUri": uri, "status": "Succeeded", "correlationId": "c-1"}
+    })
+}
+
+fn cluster_id(sub: &str, rg: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+}
+
+#[tokio::test]
+async fn cluster_events_with_ids_breaking_arm_naming_rules_are_dead_lettered_with_the_rule() {
+    let (h, publisher) = common::spawn_recording(registry()).await;
+    let cases = [
+        (
+            "not a GUID",
+            cluster_id("not-a-guid", "rg", "aks"),
+            "subscription-guid",
+        ),
+        (
+            "300-character name",
+            cluster_id(SUB, "rg", &"a".repeat(300)),
+            "managed-cluster-name",
+        ),
+        (
+            "right-to-left override",
+            cluster_id(SUB, "rg", "aks\u{202E}dorp"),
+            "no-bidi-controls",
+        ),
+        (
+            "NUL in the resource group",
+            cluster_id(SUB, "rg\u{0}apps", "aks"),
+            "no-control-characters",
+        ),
+    ];
+    for (i, (what, uri, rule)) in cases.iter().enumerate() {
+        let event = cluster_event(uri).to_string();
+        let (status, answer) = post(
+            &h.url,
+            "cluster-events",
+            &binary_payload("event", event.as_bytes(), &format!("m-{i}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{what}: {answer}");
+        let dl = dead_letters(&publisher);
+        assert_eq!(dl.len(), i + 1, "{what}: {answer}");
+        let letter = &dl[i];
+        assert_eq!(
+            letter.properties["dead-letter-reason"], "InvalidResourceId",
+            "{what}"
+        );
+        let description = &letter.properties["dead-letter-description"];
+        assert!(description.contains(rule), "{what}: {description}");
+        assert!(
+            !description
+                .chars()
+                .any(|c| c.is_control() || backup_pilot::resource_id::is_bidi_control(c)),
+            "{what}: the reason quotes the id escaped: {description:?}"
+        );
+    }
+    assert!(
+        publisher.sent().iter().all(|m| m.queue == "dead-letters"),
+        "no workflow started"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_request_with_an_id_breaking_a_naming_rule_is_dead_lettered_with_the_rule() {
+    let (h, publisher) = common::spawn_recording(registry()).await;
+    let request = json!({
+        "sourceClusterId": cluster_id("not-a-guid", "rg", "aks"),
+        "includedNamespaces": ["shop"],
+    })
+    .to_string();
+    let (status, answer) = post(
+        &h.url,
+        "restore-requests",
+        &binary_payload("request", request.as_bytes(), "r-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let dl = dead_letters(&publisher);
+    assert_eq!(dl.len(), 1, "{answer}");
+    assert_eq!(
+        dl[0].properties["dead-letter-reason"],
+        "InvalidRestoreRequest"
+    );
+    assert!(
+        dl[0].properties["dead-letter-description"].contains("subscription-guid"),
+        "{:?}",
+        dl[0].properties
+    );
+}
