@@ -131,8 +131,9 @@ build_package() {
     rm -rf "$dist/app" "$dist/app.zip"
     cargo run --release ${target_args[@]+"${target_args[@]}"} -- package --out "$dist/app"
   )
-  [[ -f $dist/app/host.json ]] && compgen -G "$dist/app/*/function.json" >/dev/null ||
+  if [[ ! -f $dist/app/host.json ]] || ! compgen -G "$dist/app/*/function.json" >/dev/null; then
     die "cargo run -- package did not stage host.json and the function folders in $dist/app"
+  fi
   # Zip the folder's contents (not the folder), keeping the binary's executable bit.
   (
     cd "$dist/app"
