@@ -604,7 +604,12 @@ impl ArmClient {
 
     fn hold(&self, key: &str, wait: Duration) {
         if let Ok(mut held) = self.held_until.lock() {
-            let until = self.clock.now() + wait;
+            let Some(until) = time::Duration::try_from(wait)
+                .ok()
+                .and_then(|wait| self.clock.now().checked_add(wait))
+            else {
+                return;
+            };
             let entry = held.entry(key.to_string()).or_insert(until);
             if *entry < until {
                 *entry = until;

@@ -52,9 +52,10 @@ pub struct PendingOperation {
 }
 
 impl PendingOperation {
-    /// The suggested delay before the next poll.
+    /// The suggested delay before the next poll, at most [`MAX_RETRY_AFTER`] (the value
+    /// travels in messages, so it is not trusted).
     pub fn retry_after(&self) -> Duration {
-        Duration::from_secs(self.retry_after_secs)
+        Duration::from_secs(self.retry_after_secs).min(MAX_RETRY_AFTER)
     }
 
     /// Reads one from a payload value.
@@ -98,9 +99,18 @@ impl LroHeaders {
     }
 }
 
+/// The longest server-requested delay honoured: a longer `Retry-After` (a broken or hostile
+/// endpoint, a date years ahead) waits this long and asks again, so no delay overflows a
+/// timestamp or parks a workflow for good.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// The server's requested delay: `retry-after-ms`, `x-ms-retry-after-ms`, then `Retry-After`
-/// (integer seconds, or an HTTP date as RFC 9110 allows).
+/// (integer seconds, or an HTTP date as RFC 9110 allows), at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    requested_delay(headers).map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+fn requested_delay(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = text(name).and_then(|v| v.trim().parse::<u64>().ok()) {
@@ -279,6 +289,29 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(retry_after(&headers(&[("Retry-After", "soon")])), None);
+    }
+
+    #[test]
+    fn a_retry_after_beyond_an_hour_is_capped() {
+        for huge in [
+            ("Retry-After", "18446744073709551615"),
+            ("retry-after-ms", "18446744073709551615"),
+            ("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[huge])),
+                Some(MAX_RETRY_AFTER),
+                "{huge:?}"
+            );
+        }
+        let pending = PendingOperation {
+            retry_after_secs: u64::MAX,
+            ..serde_json::from_value(json!({
+                "label": "x", "kind": "azureAsyncOperation", "url": "https://arm/op", "retryAfterSecs": 1
+            }))
+            .unwrap()
+        };
+        assert_eq!(pending.retry_after(), MAX_RETRY_AFTER);
     }
 
     #[test]
