@@ -159,6 +159,18 @@ pub enum AuthError {
     },
 }
 
+impl AuthError {
+    /// Whether waiting and asking again can help: a token request that failed or went
+    /// unanswered (the endpoint is down, throttled or slow) can; a credential that could not
+    /// be set up (missing identity, bad configuration) cannot.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Token { .. } | Self::TokenTimeout { .. } => true,
+            Self::Credential(_) => false,
+        }
+    }
+}
+
 /// Gets a token for one scope, within [`TOKEN_TIMEOUT`].
 ///
 /// # Errors
@@ -195,6 +207,35 @@ pub async fn bearer_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_outage_is_retried_and_a_missing_credential_is_not() {
+        let outage = AuthError::Token {
+            scope: "https://servicebus.azure.net/.default".into(),
+            message: "connection refused".into(),
+        };
+        let silent = AuthError::TokenTimeout {
+            scope: "https://management.azure.com/.default".into(),
+            after: TOKEN_TIMEOUT,
+        };
+        let setup = AuthError::Credential("no managed identity".into());
+        for (err, transient) in [(outage, true), (silent, true), (setup, false)] {
+            assert_eq!(err.is_transient(), transient, "{err}");
+            // The same answer wherever the token was wanted: publishing, ARM, a step.
+            assert_eq!(
+                crate::bus::BusError::Auth(err.clone()).is_transient(),
+                transient
+            );
+            assert_eq!(
+                crate::arm::ArmError::Token(err.clone()).is_transient(),
+                transient
+            );
+            assert_eq!(
+                crate::engine::StepError::Auth(err).is_transient(),
+                transient
+            );
+        }
+    }
     use std::collections::HashMap;
 
     #[test]

@@ -359,7 +359,8 @@ impl ArmError {
     /// transient codes. Everything else is permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Send { .. } | Self::Timeout { .. } | Self::Token(_) => true,
+            Self::Send { .. } | Self::Timeout { .. } => true,
+            Self::Token(e) => e.is_transient(),
             Self::Rejected(f) => {
                 is_transient_status(f.status) || self.class() == Some(CodeClass::Transient)
             }

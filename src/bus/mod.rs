@@ -80,12 +80,14 @@ pub enum BusError {
 }
 
 impl BusError {
-    /// Worth retrying: connection errors, 408, 429 and 5xx (the Azure SDK rule).
+    /// Worth retrying: connection errors, 408, 429 and 5xx (the Azure SDK rule), and a token
+    /// that could not be had for now (the token endpoint down or slow).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connection { .. } => true,
             Self::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-            Self::Auth(_) | Self::Invalid(_) => false,
+            Self::Auth(e) => e.is_transient(),
+            Self::Invalid(_) => false,
         }
     }
 

@@ -177,7 +177,7 @@ impl StepError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Bus(e) => e.is_transient(),
-            Self::Auth(_) => true,
+            Self::Auth(e) => e.is_transient(),
             Self::Arm(e) => e.is_transient(),
             Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } | Self::Timeout { .. } => true,
