@@ -187,6 +187,21 @@ fn local_drill_twice_in_a_row_in_one_directory_drills_every_cluster_both_times()
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| panic!("run {run}: no state folder printed:\n{stdout}"));
         assert!(state.contains("fresh for this run"), "{state}");
+        let page_path = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("status page: "))
+            .unwrap_or_else(|| panic!("run {run}: no status page saved:\n{stdout}"));
+        let page = std::fs::read_to_string(repo().join(page_path)).expect("the status page");
+        assert_eq!(
+            page.matches("<th scope=\"row\">").count(),
+            3,
+            "run {run}: a row per cluster in {page_path}"
+        );
+        assert_eq!(
+            page.matches("phase succeeded").count(),
+            3,
+            "run {run}: {page}"
+        );
         states.push(state);
         assert!(
             !stderr.contains("(Failed,") && !stderr.contains("was not recorded"),

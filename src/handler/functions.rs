@@ -15,7 +15,7 @@ use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
 use crate::restore::report::ReportKind;
 use crate::restore::request::parse_request_bytes;
-use crate::status::{StatusError, render};
+use crate::status::{StatusError, page, render};
 use crate::telemetry::{propagation, redact, spans};
 use crate::workflow::drill_schedule;
 use crate::workflow::restore_run::{self, keys};
@@ -277,8 +277,9 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
 
 /// `status`: the HTTP status API (route `status/{*cluster}`, function-key auth).
 /// `GET /api/status` answers the fleet summary; `GET /api/status/{cluster id}` one cluster's
-/// detail. Answers are JSON and carry no secrets; a store that cannot be read answers 503
-/// with the reason.
+/// detail. Answers are JSON, or the HTML pages of [`page`] when the client accepts
+/// `text/html` (a browser); none carries a secret, the function key included. A store that
+/// cannot be read answers 503 with the reason.
 pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
     let inv: Invocation = match serde_json::from_slice(&raw) {
         Ok(inv) => inv,
@@ -302,13 +303,41 @@ pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
     }
     let journal = &state.engine.ctx().journal;
     let store = journal.store();
+    let now = state.engine.ctx().clock.now();
     let Some(cluster) = requested_cluster(&req) else {
         return match journal.fleet_status().await {
+            Ok(clusters) if req.accepts_html() => {
+                // Links never carry the function key: it appears in no answer.
+                let link = |id: &str| format!("/api/status/{}", id.trim_start_matches('/'));
+                http_page(page::fleet_page(&store, &clusters, now, &link))
+            }
             Ok(clusters) => http_ok(render::fleet_json(&store, &clusters)),
             Err(e) => store_unavailable(&e),
         };
     };
     match journal.cluster_status(&cluster).await {
+        Ok(Some(status)) if req.accepts_html() => {
+            let drills = match state
+                .engine
+                .ctx()
+                .reports
+                .history(ReportKind::Drill, &cluster, RUN_HISTORY)
+                .await
+            {
+                Ok(runs) => runs,
+                Err(e) => {
+                    tracing::warn!(function = names::STATUS, "report history unreadable: {e}");
+                    Vec::new()
+                }
+            };
+            http_page(page::cluster_page(
+                &store,
+                &status,
+                &drills,
+                now,
+                "/api/status",
+            ))
+        }
         Ok(Some(status)) => {
             let mut body = render::cluster_json(&store, &status);
             add_run_history(&state, &cluster, &mut body).await;
@@ -360,6 +389,15 @@ fn requested_cluster(req: &HttpTriggerRequest) -> Option<String> {
     })?;
     let trimmed = raw.trim().trim_matches('/');
     Some(format!("/{trimmed}"))
+}
+
+fn http_page(page: String) -> Answer {
+    Answer::Handled(InvocationResult::html(
+        bindings::HTTP_RESPONSE,
+        200,
+        page,
+        vec![],
+    ))
 }
 
 fn http_ok(body: Value) -> Answer {

@@ -164,13 +164,34 @@ impl InvocationResult {
     /// A result for an HTTP-triggered function: the host reads `Outputs.<binding>` as
     /// `{statusCode, body, headers}`.
     pub fn http(binding: &str, status: u16, body: Value, logs: Vec<String>) -> Self {
+        Self::http_with_type(binding, status, body, "application/json", logs)
+    }
+
+    /// An HTML page as the HTTP output binding's answer.
+    pub fn html(binding: &str, status: u16, page: String, logs: Vec<String>) -> Self {
+        Self::http_with_type(
+            binding,
+            status,
+            Value::String(page),
+            "text/html; charset=utf-8",
+            logs,
+        )
+    }
+
+    fn http_with_type(
+        binding: &str,
+        status: u16,
+        body: Value,
+        content_type: &str,
+        logs: Vec<String>,
+    ) -> Self {
         let mut outputs = Map::new();
         outputs.insert(
             binding.to_string(),
             serde_json::json!({
                 "statusCode": status,
                 "body": body,
-                "headers": { "Content-Type": "application/json" },
+                "headers": { "Content-Type": content_type },
             }),
         );
         Self {
@@ -283,6 +304,20 @@ impl HttpTriggerRequest {
         url::Url::parse(&self.url)
             .map(|u| u.path().to_string())
             .unwrap_or_default()
+    }
+
+    /// A header's value (names compare case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the client asked for HTML (`Accept` names `text/html`), as a browser does.
+    pub fn accepts_html(&self) -> bool {
+        self.header("accept")
+            .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/html"))
     }
 }
 

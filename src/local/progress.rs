@@ -109,23 +109,8 @@ impl StatusClient {
     /// # Errors
     /// See [`ProgressError`].
     pub async fn cluster(&self, cluster_id: &str) -> Result<Option<StatusAnswer>, ProgressError> {
-        let url = format!("{}/api/status/{}", self.base, cluster_id.trim_matches('/'));
-        let response = self
-            .http
-            .get(&url)
-            .header("x-functions-key", &self.key)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| ProgressError::Request {
-                cluster: cluster_id.to_string(),
-                detail: e.without_url().to_string(),
-            })?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| ProgressError::Request {
-            cluster: cluster_id.to_string(),
-            detail: e.without_url().to_string(),
-        })?;
+        let path = format!("/{}", cluster_id.trim_matches('/'));
+        let (status, body) = self.get(&path, "application/json", cluster_id).await?;
         match status {
             200 => serde_json::from_slice(&body)
                 .map(Some)
@@ -140,6 +125,47 @@ impl StatusClient {
                 body: String::from_utf8_lossy(&body).chars().take(300).collect(),
             }),
         }
+    }
+
+    /// `GET /api/status` as a browser asks for it: the fleet status page (HTML).
+    ///
+    /// # Errors
+    /// See [`ProgressError`].
+    pub async fn fleet_page(&self) -> Result<String, ProgressError> {
+        let (status, body) = self.get("", "text/html", "the fleet").await?;
+        match status {
+            200 => Ok(String::from_utf8_lossy(&body).into_owned()),
+            _ => Err(ProgressError::Answer {
+                cluster: "the fleet".into(),
+                status,
+                body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+            }),
+        }
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        accept: &str,
+        what: &str,
+    ) -> Result<(u16, axum::body::Bytes), ProgressError> {
+        let url = format!("{}/api/status{path}", self.base);
+        let failed = |e: reqwest::Error| ProgressError::Request {
+            cluster: what.to_string(),
+            detail: e.without_url().to_string(),
+        };
+        let response = self
+            .http
+            .get(&url)
+            .header("x-functions-key", &self.key)
+            .header("accept", accept)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(failed)?;
+        Ok((status, body))
     }
 }
 

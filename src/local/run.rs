@@ -340,6 +340,10 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         },
         _ => Ok(()),
     };
+    match save_status_page(&env, &state, &options.app_dir).await {
+        Ok(path) => println!("status page: {}", path.display()),
+        Err(e) => println!("status page not saved: {e:#}"),
+    }
     if !idle || !report.all_protected() || drilled.is_err() {
         println!("{}", summary(&env));
     }
@@ -372,16 +376,7 @@ async fn drive(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let http_url = env.host().http_url().ok_or_else(|| {
-        anyhow::anyhow!("the function app has no HTTP functions; the status function is needed to follow the clusters")
-    })?;
-    let key = env
-        .function_keys()
-        .function
-        .first()
-        .cloned()
-        .unwrap_or_else(|| env.function_keys().master.clone());
-    let status = StatusClient::new(http.clone(), http_url, &key);
+    let status = status_client(env, http.clone())?;
     let publisher = env.publisher(http);
     let queue = Queues::default().cluster_events;
     let start = env.clock().now();
@@ -474,6 +469,38 @@ async fn drive(
         wall_time,
         status_error,
     })
+}
+
+/// A client of the status HTTP function, presenting a function key.
+fn status_client(env: &LocalEnvironment, http: reqwest::Client) -> anyhow::Result<StatusClient> {
+    let http_url = env.host().http_url().ok_or_else(|| {
+        anyhow::anyhow!("the function app has no HTTP functions; the status function is needed to follow the clusters")
+    })?;
+    let key = env
+        .function_keys()
+        .function
+        .first()
+        .cloned()
+        .unwrap_or_else(|| env.function_keys().master.clone());
+    Ok(StatusClient::new(http, http_url, &key))
+}
+
+/// Saves the fleet status page the status function serves to a browser, in the run's state
+/// folder and as `.local/status/index.html` (the latest run's); returns the latter.
+async fn save_status_page(
+    env: &LocalEnvironment,
+    state: &RunState,
+    app_dir: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    let page = status_client(env, reqwest::Client::new())?
+        .fleet_page()
+        .await?;
+    let latest = app_dir.join(".local/status");
+    for dir in [state.root().join("status"), latest.clone()] {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("index.html"), &page)?;
+    }
+    Ok(latest.join("index.html"))
 }
 
 /// An Event Grid `ResourceWriteSuccess` for fake cluster `index`, as a subscription system

@@ -7,6 +7,7 @@
 pub mod account_sas;
 pub mod blob;
 pub mod live;
+pub mod page;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

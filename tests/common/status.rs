@@ -100,12 +100,38 @@ pub async fn run_onboarding_step(url: &str, subject: &str, now: time::OffsetDate
 /// `GET /api/status[/{cluster}]` as the host sends it (non-forwarding HTTP trigger), with the
 /// cluster in `Params` as the route `status/{*cluster}` puts it.
 pub async fn get_status(url: &str, cluster: Option<&str>) -> (u16, Value, String) {
+    get_status_as(url, cluster, "application/json").await
+}
+
+/// `GET /api/status[/{cluster}]` as a browser asks for it (`Accept: text/html…`): the
+/// answer's status, Content-Type, page and the whole host answer as text.
+pub async fn get_status_page(url: &str, cluster: Option<&str>) -> (u16, String, String, String) {
+    let (status, body, text) = get_status_as(
+        url,
+        cluster,
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let content_type = answer["Outputs"]["res"]["headers"]["Content-Type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (
+        status,
+        content_type,
+        body.as_str().unwrap_or_default().to_string(),
+        text,
+    )
+}
+
+async fn get_status_as(url: &str, cluster: Option<&str>, accept: &str) -> (u16, Value, String) {
     let path = cluster.map_or(String::new(), |c| format!("/{}", c.trim_start_matches('/')));
     let mut req = json!({
         "Url": format!("https://pilot.azurewebsites.net/api/status{path}?code=FUNCTIONKEY"),
         "Method": "GET",
         "Query": {"code": "FUNCTIONKEY"},
-        "Headers": {"Accept": ["application/json"]},
+        "Headers": {"Accept": [accept]},
     });
     if let Some(c) = cluster {
         req["Params"] = json!({"cluster": c.trim_start_matches('/')});
