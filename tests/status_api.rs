@@ -136,7 +136,7 @@ async fn a_browser_gets_the_fleet_page_and_a_page_per_cluster() {
         "a link to each cluster's page: {page}"
     );
     assert!(
-        page.contains(&backup_pilot::status::page::escape(FIX)),
+        page.contains(&backup_pilot::restore::report::escape_html(FIX)),
         "the failed cluster's fix: {page}"
     );
 

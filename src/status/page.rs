@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 use super::{ClusterStatus, FleetSummary, Phase, RunOutcome, RunSummary, StoreInfo, rfc3339};
+use crate::restore::report::escape_html as escape;
 use crate::restore::store::RunRecord;
 
 /// The page's style: dark text on light backgrounds, every pair above WCAG AA's 4.5:1.
@@ -30,22 +31,6 @@ th{background:#e9ecef}\
 .offboarded,.unknown,.skipped{background:#ececec;color:#2b2b2b}\
 code{font-family:ui-monospace,Consolas,monospace;font-size:.85em;word-break:break-all}\
 a{color:#0b4f9c}";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A time to the second, as RFC 3339.
 fn when(at: OffsetDateTime) -> String {
@@ -479,10 +464,5 @@ mod tests {
         assert!(rto_trend_svg(&[drill(1, 300), unmeasured]).is_none());
         let svg = rto_trend_svg(&[drill(1, 300), drill(2, 600)]).unwrap();
         assert!(svg.contains("points=\"24.0,"), "{svg}");
-    }
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
     }
 }
