@@ -43,6 +43,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a cluster's restore and drill reports as a hash chain (and their signatures
+    /// when BACKUP_PILOT_EVIDENCE_KEY is set): exits 0 when every link holds, else names the
+    /// first broken one. Reads the report container of BACKUP_PILOT_STATUS_BLOB_URL.
+    VerifyEvidence {
+        /// The cluster's resource id.
+        #[arg(long)]
+        cluster: String,
+    },
     /// Show what onboarding would create or change on one cluster and what is already in
     /// place, without changing anything (it only reads). Uses the service's settings.
     Plan {
@@ -160,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(id) => cluster_status(&id, json).await,
         },
         Command::Plan { cluster, json } => plan(&cluster, json).await,
+        Command::VerifyEvidence { cluster } => verify_evidence(&cluster).await,
         Command::Onboard {
             cluster,
             request_id,
@@ -212,6 +221,52 @@ async fn fleet_status(as_json: bool) -> anyhow::Result<()> {
     };
     println!("{}", output.trim_end());
     Ok(())
+}
+
+/// `verify-evidence`: every report kind of one cluster, checked as a chain.
+async fn verify_evidence(raw: &str) -> anyhow::Result<()> {
+    use crate::restore::evidence::{EvidenceKey, verify_chain};
+    use crate::restore::report::ReportKind;
+    let id = cluster_arg(raw)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let store = StatusStoreConfig::from_lookup(env)?;
+    if store == StatusStoreConfig::Memory {
+        anyhow::bail!(
+            "no report store is configured: set BACKUP_PILOT_STATUS_BLOB_URL to the Blob service the deployed service writes its reports to"
+        );
+    }
+    let settings = crate::restore::settings::RestoreSettings::from_lookup(env)
+        .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
+    let key = EvidenceKey::from_lookup(&env).map_err(anyhow::Error::msg)?;
+    let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
+    let reports = crate::runtime::report_store(&store, &settings, &credential)?;
+    println!("Reports: {}", reports.location());
+    println!(
+        "Signatures: {}",
+        key.as_ref().map_or_else(
+            || "not checked (BACKUP_PILOT_EVIDENCE_KEY is not set)".to_string(),
+            |k| format!("checked with key {:?}", k.id())
+        )
+    );
+    let mut broken = Vec::new();
+    for kind in [ReportKind::Drill, ReportKind::Restore] {
+        let documents = reports.documents(kind, &id.to_string()).await?;
+        match verify_chain(&documents, key.as_ref()) {
+            Ok(n) => println!(
+                "{} chain of {id}: {n} report(s), every link holds",
+                kind.as_str()
+            ),
+            Err(link) => {
+                println!("{} chain of {id}: BROKEN at {link}", kind.as_str());
+                broken.push(format!("{}: {link}", kind.as_str()));
+            }
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("the evidence does not hold: {}", broken.join("; "))
+    }
 }
 
 /// A cluster id from the command line, checked to be an AKS cluster.

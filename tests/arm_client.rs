@@ -219,7 +219,8 @@ async fn permanent_errors_keep_code_message_and_advice() {
     assert!(!err.is_transient());
     let text = err.to_string();
     assert!(
-        text.contains("AuthorizationFailed") && text.contains("User Access Administrator"),
+        text.contains("AuthorizationFailed")
+            && text.contains("Role Based Access Control Administrator assignment"),
         "{text}"
     );
     let err = arm

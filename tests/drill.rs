@@ -600,3 +600,98 @@ async fn local_runs_a_drill_and_prints_where_its_report_is() {
     );
     assert!(drills.contains("scratch namespaces left: none"), "{drills}");
 }
+
+/// Evidence an auditor can check: each drill report carries its content hash, the previous
+/// report's and an HMAC signature with the configured key; `backup-pilot verify-evidence`
+/// accepts the chain Azurite holds, and names the first broken link once a stored report is
+/// changed.
+#[tokio::test]
+async fn drill_reports_form_a_signed_chain_and_verify_evidence_names_a_tampered_one() {
+    use backup_pilot::restore::evidence::EvidenceKey;
+    use backup_pilot::restore::report::ReportKind;
+    let Some(azurite) = common::azurite::azurite() else {
+        return;
+    };
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let blobs = blob_container(&azurite.url);
+    let container = blobs.location().rsplit('/').next().unwrap().to_string();
+    let reports = Arc::new(BlobReportStore::new(blobs));
+    let settings = RestoreSettings {
+        evidence_key: EvidenceKey::from_lookup(&|k: &str| {
+            (k == "BACKUP_PILOT_EVIDENCE_KEY").then(|| KEY.to_string())
+        })
+        .unwrap(),
+        ..RestoreSettings::default()
+    };
+    let env = RestoreEnv::new(settings, reports.clone()).await;
+    for day in 0..2 {
+        if day > 0 {
+            env.clock.advance(Duration::from_secs(24 * 3600));
+        }
+        let (status, answer) = env.fire_drill_timer().await;
+        assert_eq!(status, 200, "{answer}");
+        env.run_all().await;
+    }
+    let history = reports
+        .history(ReportKind::Drill, &env.prod.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2, "{history:#?}");
+    let documents = reports
+        .documents(ReportKind::Drill, &env.prod.id)
+        .await
+        .unwrap();
+    let newest = documents
+        .iter()
+        .max_by_key(|d| d["generatedAt"].as_str().unwrap().to_string())
+        .unwrap();
+    let oldest = documents
+        .iter()
+        .min_by_key(|d| d["generatedAt"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(
+        newest["evidence"]["previousSha256"], oldest["evidence"]["contentSha256"],
+        "the newer report links to the older"
+    );
+    assert_eq!(newest["evidence"]["signature"]["algorithm"], "HMAC-SHA256");
+
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_backup-pilot"))
+            .args(["verify-evidence", "--cluster", &env.prod.id])
+            .env("BACKUP_PILOT_STATUS_BLOB_URL", &azurite.url)
+            .env("BACKUP_PILOT_REPORT_CONTAINER", &container)
+            .env("BACKUP_PILOT_EVIDENCE_KEY", KEY)
+            .env_remove("BACKUP_PILOT_STATUS_STORE")
+            .output()
+            .expect("run verify-evidence")
+    };
+    let intact = verify();
+    let stdout = String::from_utf8_lossy(&intact.stdout).into_owned();
+    assert!(
+        intact.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    assert!(stdout.contains("2 report(s), every link holds"), "{stdout}");
+
+    // Someone turns the older drill's verdict into a pass it never had... or any change.
+    let url = history[1].report.json.clone();
+    let store = blob_client_for(&url);
+    let name = blob_name(&url);
+    let (bytes, _) = store.read(&name).await.unwrap().unwrap();
+    let mut doc: Value = serde_json::from_slice(&bytes).unwrap();
+    doc["rtoSeconds"] = json!(1);
+    store
+        .put(&name, serde_json::to_vec(&doc).unwrap(), "application/json")
+        .await
+        .unwrap();
+    let tampered = verify();
+    let stdout = String::from_utf8_lossy(&tampered.stdout).into_owned();
+    assert!(!tampered.status.success(), "{stdout}");
+    let id = doc["id"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("BROKEN at report {id}"))
+            && stdout.contains("content was changed after it was written"),
+        "{stdout}"
+    );
+}

@@ -66,6 +66,11 @@ param hostStorageSku string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionDays int = 30
 
+@description('Days every version of a restore or drill evidence report stays immutable (WORM) in the reports container.')
+@minValue(1)
+@maxValue(146000)
+param evidenceRetentionDays int = 365
+
 var suffix = uniqueString(resourceGroup().id)
 var allTags = union(tags, {
   application: 'aks-backup-pilot'
@@ -77,6 +82,8 @@ var appName = '${namePrefix}-func-${suffix}'
 var planName = '${namePrefix}-plan-${suffix}'
 var packageContainerName = 'app-package'
 var eventDeadLetterContainerName = 'event-deadletters'
+// BACKUP_PILOT_REPORT_CONTAINER's default: restore and drill evidence reports.
+var reportContainerName = 'backup-pilot-reports'
 
 // Built-in role definition GUIDs (identical in every public-cloud tenant).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -160,6 +167,8 @@ resource hostBlobs 'Microsoft.Storage/storageAccounts/blobServices@2023-01-01' =
   parent: hostStorage
   name: 'default'
   properties: {
+    // Version-level immutability of the reports container needs blob versioning.
+    isVersioningEnabled: true
     deleteRetentionPolicy: {
       enabled: true
       days: 7
@@ -186,6 +195,30 @@ resource eventDeadLetterContainer 'Microsoft.Storage/storageAccounts/blobService
   name: eventDeadLetterContainerName
   properties: {
     publicAccess: 'None'
+  }
+}
+
+// Evidence reports: version-level immutability with a default time-based retention policy, so
+// no version of a report can be changed or deleted before evidenceRetentionDays pass (a
+// rewrite makes a new version; the old one stays). Each report also carries a hash chain that
+// `backup-pilot verify-evidence` checks.
+resource reportContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-01-01' = {
+  parent: hostBlobs
+  name: reportContainerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: {
+      enabled: true
+    }
+  }
+}
+
+resource reportRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-01-01' = {
+  parent: reportContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: evidenceRetentionDays
+    allowProtectedAppendWrites: false
   }
 }
 

@@ -34,7 +34,7 @@ pub const KNOWN_CODES: &[KnownCode] = &[
     KnownCode {
         code: "AuthorizationFailed",
         class: CodeClass::Permanent,
-        advice: "the service's identity lacks a role: give it Contributor and User Access Administrator (or Owner) on each subscription it onboards",
+        advice: "the service's identity lacks the action named in the message: add that action to `operatorActions`, the custom role in infra/target/main.bicep (infra/README.md, Permissions, says why each action is there), and redeploy that template; do not grant Contributor or Owner instead",
     },
     KnownCode {
         code: "LinkedAuthorizationFailed",
@@ -243,9 +243,28 @@ impl fmt::Display for ArmFault {
         if let Some(k) = known_code(&self.code) {
             write!(f, ". What to do: {}", k.advice)?;
             if k.code.eq_ignore_ascii_case("AuthorizationFailed")
-                && let Some(role) = role_for_denied_action(&self.message)
+                && let Some(action) = denied_action(&self.message)
             {
-                write!(f, " (this action needs {role})")?;
+                if self.message.contains("ABAC condition") {
+                    write!(
+                        f,
+                        " (here the role assignment itself is outside what the condition on the service's Role Based Access Control Administrator assignment in infra/target/main.bicep allows: only the roles it lists, only to service principals, never to the service itself; check the role and principal of the assignment, not the actions)"
+                    )?;
+                } else if action
+                    .to_ascii_lowercase()
+                    .starts_with("microsoft.authorization/roleassignments/")
+                    && !action.to_ascii_lowercase().ends_with("/read")
+                {
+                    write!(
+                        f,
+                        " (missing action: '{action}'; infra/target/main.bicep grants it through the conditioned Role Based Access Control Administrator assignment: deploy that template in this subscription)"
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        " (missing action: '{action}'; add it to operatorActions in infra/target/main.bicep)"
+                    )?;
+                }
             }
         }
         if !self.request_ids.is_empty() {
@@ -387,8 +406,15 @@ pub fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// The action an `AuthorizationFailed` message names ("... perform action 'X' over scope 'Y'
+/// ...").
+pub fn denied_action(message: &str) -> Option<&str> {
+    message.split("action '").nth(1)?.split('\'').next()
+}
+
 /// For an `AuthorizationFailed` message ("... perform action 'X' over scope 'Y' ..."), the
-/// built-in role that grants the action.
+/// built-in role that grants the action (for a person's own identity; the service's identity
+/// gets the action in its custom role instead).
 pub fn role_for_denied_action(message: &str) -> Option<&'static str> {
     let action = message
         .split("action '")
@@ -473,7 +499,17 @@ mod tests {
     fn authorization_failures_name_the_missing_role() {
         let msg = "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '/subscriptions/s' or the scope is invalid.";
         let text = ArmError::Rejected(Box::new(fault(403, "AuthorizationFailed", msg))).to_string();
-        assert!(text.contains("User Access Administrator"), "{text}");
+        assert!(
+            text.contains("missing action: 'Microsoft.Authorization/roleAssignments/write'; infra/target/main.bicep grants it through the conditioned Role Based Access Control Administrator assignment"),
+            "{text}"
+        );
+        let msg = "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Storage/storageAccounts/write' over scope '/subscriptions/s' or the scope is invalid.";
+        let text = ArmError::Rejected(Box::new(fault(403, "AuthorizationFailed", msg))).to_string();
+        assert!(
+            text.contains("missing action: 'Microsoft.Storage/storageAccounts/write'; add it to operatorActions in infra/target/main.bicep"),
+            "{text}"
+        );
+        assert!(!text.contains("give it Contributor"), "{text}");
         assert!(text.starts_with("PUT /subscriptions/s/x answered 403 AuthorizationFailed"));
         assert_eq!(
             role_for_denied_action("perform action 'Microsoft.Storage/storageAccounts/write' over"),

@@ -7,6 +7,7 @@
 pub mod authorize;
 pub mod body;
 pub mod drill;
+pub mod evidence;
 pub mod job;
 pub mod recovery_point;
 pub mod report;

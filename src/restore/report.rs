@@ -28,6 +28,16 @@ pub enum ReportKind {
     Drill,
 }
 
+impl ReportKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restore => "restore",
+            Self::Drill => "drill",
+        }
+    }
+}
+
 /// One restored namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,6 +135,9 @@ pub struct EvidenceReport {
     pub generated_at: OffsetDateTime,
     /// The service version that wrote it.
     pub service_version: String,
+    /// Its content hash, the previous report's, and a signature ([`super::evidence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<super::evidence::Evidence>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -418,6 +431,7 @@ mod tests {
             }),
             generated_at: datetime!(2026-03-07 03:07 UTC),
             service_version: "0.1.0".into(),
+            evidence: None,
         }
     }
 

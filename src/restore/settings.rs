@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
+use super::evidence::EvidenceKey;
 use super::store::DEFAULT_REPORT_CONTAINER;
 use crate::resource_id::ResourceId;
 
@@ -33,6 +34,8 @@ pub struct RestoreSettings {
     pub cleanup_timeout: Duration,
     /// The Blob container reports go to (in the status store's account).
     pub report_container: String,
+    /// The key reports are signed with (`BACKUP_PILOT_EVIDENCE_KEY`); unsigned without.
+    pub evidence_key: Option<EvidenceKey>,
 }
 
 impl Default for RestoreSettings {
@@ -47,6 +50,7 @@ impl Default for RestoreSettings {
             drill_include_cluster_scope: true,
             cleanup_timeout: Duration::from_secs(30 * 60),
             report_container: DEFAULT_REPORT_CONTAINER.into(),
+            evidence_key: None,
         }
     }
 }
@@ -169,6 +173,10 @@ impl RestoreSettings {
             report_container: get("BACKUP_PILOT_REPORT_CONTAINER")
                 .map(|c| c.trim().to_string())
                 .unwrap_or(defaults.report_container),
+            evidence_key: EvidenceKey::from_lookup(&get).unwrap_or_else(|e| {
+                problems.push(e);
+                None
+            }),
         };
         if problems.is_empty() {
             Ok(settings)

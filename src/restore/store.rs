@@ -55,6 +55,9 @@ pub struct RunRecord {
     pub left_behind: Vec<String>,
     /// The report.
     pub report: StoredReport,
+    /// The report's content hash ([`super::evidence`]), when it carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
 }
 
 impl RunRecord {
@@ -74,6 +77,7 @@ impl RunRecord {
                 .map(|c| c.left_behind.clone())
                 .unwrap_or_default(),
             report: stored,
+            content_sha256: report.evidence.as_ref().map(|e| e.content_sha256.clone()),
         }
     }
 }
@@ -120,6 +124,14 @@ pub trait ReportStore: Send + Sync + 'static {
         cluster: &str,
         limit: usize,
     ) -> Result<Vec<RunRecord>, ReportError>;
+
+    /// Every stored report document of `kind` for `cluster`, as stored (for
+    /// [`super::evidence::verify_chain`]).
+    async fn documents(
+        &self,
+        kind: ReportKind,
+        cluster: &str,
+    ) -> Result<Vec<serde_json::Value>, ReportError>;
 }
 
 /// Reports in Blob storage.
@@ -201,6 +213,30 @@ impl ReportStore for BlobReportStore {
         runs.truncate(limit);
         Ok(runs)
     }
+
+    async fn documents(
+        &self,
+        kind: ReportKind,
+        cluster: &str,
+    ) -> Result<Vec<serde_json::Value>, ReportError> {
+        let prefix = EvidenceReport::cluster_prefix(kind, cluster);
+        let mut documents = Vec::new();
+        for name in self.blobs.list(&prefix, "the reports").await? {
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let Some((bytes, _)) = self.blobs.read(&name).await? else {
+                continue;
+            };
+            documents.push(serde_json::from_slice(&bytes).map_err(|e| {
+                ReportError::ReadReport {
+                    name: name.clone(),
+                    message: e.to_string(),
+                }
+            })?);
+        }
+        Ok(documents)
+    }
 }
 
 /// Reports in this process's memory (local runs and tests).
@@ -255,5 +291,19 @@ impl ReportStore for MemoryReportStore {
         runs.sort_by_key(|r| std::cmp::Reverse(r.generated_at));
         runs.truncate(limit);
         Ok(runs)
+    }
+
+    async fn documents(
+        &self,
+        kind: ReportKind,
+        cluster: &str,
+    ) -> Result<Vec<serde_json::Value>, ReportError> {
+        let prefix = EvidenceReport::cluster_prefix(kind, cluster);
+        Ok(self
+            .reports()
+            .iter()
+            .filter(|r| r.kind == kind && r.blob_stem().starts_with(&prefix))
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect())
     }
 }

@@ -372,6 +372,7 @@ mod tests {
                 json: format!("https://acct.blob.core.windows.net/r/d{day}.json"),
                 html: format!("https://acct.blob.core.windows.net/r/d{day}.html"),
             },
+            content_sha256: None,
         }
     }
 

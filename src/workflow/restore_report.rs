@@ -15,6 +15,7 @@ use crate::bus::OutgoingMessage;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::NamespaceContents;
+use crate::restore::evidence;
 use crate::restore::job::Job;
 use crate::restore::recovery_point::RecoveryPoint;
 use crate::restore::report::{
@@ -134,7 +135,28 @@ pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport
         cleanup,
         generated_at: now,
         service_version: env!("CARGO_PKG_VERSION").to_string(),
+        evidence: None,
     }
+}
+
+/// The content hash of the cluster's newest earlier report of the same kind (not this run's
+/// own, which a rerun of this step finds): the link of the hash chain.
+async fn previous_report_hash(
+    ctx: &Ctx,
+    report: &EvidenceReport,
+) -> Result<Option<String>, StepError> {
+    let runs = ctx
+        .reports
+        .history(report.kind, &report.cluster_id, 3)
+        .await
+        .map_err(|e| StepError::Transient {
+            message: format!("could not read the previous report to chain this one to: {e}"),
+            retry_after: None,
+        })?;
+    Ok(runs
+        .into_iter()
+        .find(|r| r.id != report.id)
+        .and_then(|r| r.content_sha256))
 }
 
 fn reasons(report: &EvidenceReport) -> Vec<String> {
@@ -157,7 +179,16 @@ impl Step for RestoreReport {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let report = build_report(env, ctx.clock.now()).scrubbed();
+        let mut report = build_report(env, ctx.clock.now()).scrubbed();
+        let previous = previous_report_hash(ctx, &report).await?;
+        let document = serde_json::to_value(&report).map_err(|e| StepError::Permanent {
+            reason: format!("could not serialise the evidence report: {e}"),
+        })?;
+        report.evidence = Some(evidence::seal(
+            &document,
+            previous,
+            ctx.restore.evidence_key.as_ref(),
+        ));
         let stored = ctx.reports.put(&report).await.map_err(|e| {
             if e.is_transient() {
                 StepError::Transient {

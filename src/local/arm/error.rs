@@ -331,4 +331,7 @@ pub enum StandInError {
     /// Attaching or tuning a cluster's data plane, or adding a recovery point.
     #[error("cannot change the data plane: {0}")]
     DataPlane(String),
+    /// Seeding a role definition or assignment.
+    #[error("cannot grant: {0}")]
+    Grant(String),
 }

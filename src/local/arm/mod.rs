@@ -24,13 +24,17 @@
 //! ```
 
 pub mod aks_versions;
+pub mod authz;
 pub mod capacity;
+pub mod condition;
 pub mod data_plane;
 pub mod error;
 pub mod extension_hook;
 pub mod faults;
+pub mod grants;
 pub mod journal;
 pub mod kubeconfig;
+pub mod least_privilege;
 pub mod lro;
 pub mod prerequisites;
 pub mod providers;
@@ -54,10 +58,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::local::token::TokenIssuer;
 
+pub use authz::{AuthzCheck, Permission, RoleDefinition};
 pub use capacity::CapacityModel;
 pub use error::{ArmError, StandInError};
 pub use extension_hook::{ExtensionInstalled, ExtensionInstalledHook};
 pub use faults::{FaultKnobs, InjectedFailure};
+pub use grants::{GrantsError, TargetGrants, TargetParams};
 pub use journal::ArmRequestRecord;
 pub use rbac::{PrincipalKind, roles};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};
@@ -188,6 +194,7 @@ impl ArmStandInBuilder {
             tokens: self.tokens,
             world: Mutex::new(world),
             journal: journal::Journal::default(),
+            authz: Mutex::new(authz::Authz::new()),
             controls: Mutex::new(Controls {
                 throttle: throttle::Throttle::new(self.throttle),
                 faults: faults::Faults::new(self.faults),

@@ -46,6 +46,8 @@ pub struct Inner {
     pub world: Mutex<World>,
     /// Every request and answer.
     pub journal: Journal,
+    /// Least-privilege enforcement (off until a principal is put under it).
+    pub authz: Mutex<super::authz::Authz>,
     /// Throttling and faults.
     pub controls: Mutex<Controls>,
 }
@@ -65,6 +67,13 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         world.advance(self.clock.now());
         world
+    }
+
+    /// The enforcement state.
+    pub fn authz(&self) -> MutexGuard<'_, super::authz::Authz> {
+        self.authz
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The controls.
@@ -165,6 +174,36 @@ fn wants_ieee754_incompatible_json(headers: &HeaderMap) -> bool {
         })
 }
 
+/// ARM's authorization, for a caller under enforcement (see [`super::authz`]): after the
+/// subscription is known, before the provider sees the request.
+#[allow(clippy::too_many_arguments)]
+fn authorize(
+    inner: &Inner,
+    world: &World,
+    method: &Method,
+    path: &str,
+    route: &router::Route,
+    auth: Option<&str>,
+    raw_body: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<(), ArmError> {
+    let mut authz = inner.authz();
+    let principal = authz.principal_of(auth, &world.caller_object_id);
+    if !authz.is_enforced(&principal) {
+        return Ok(());
+    }
+    let op = super::authz::operation(route, method, path);
+    let body: Option<Value> = serde_json::from_slice(raw_body).ok();
+    authz.authorize(
+        &principal,
+        &op,
+        &world.role_assignments,
+        &world.directory,
+        body.as_ref(),
+        now,
+    )
+}
+
 /// Everything that decides the answer, in ARM's order.
 fn answer(
     inner: &Inner,
@@ -237,6 +276,7 @@ fn answer(
                     ));
                 }
             }
+            authorize(inner, &world, method, path, &route, auth, raw_body, now)?;
             if let Some(ns) = api.requires_registration
                 && world.registration(sub, ns) != Registration::Registered
             {
