@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -18,6 +20,10 @@ use crate::clock::{Clock, until};
 pub const MAX_DELIVERY_COUNT_EXCEEDED: &str = "MaxDeliveryCountExceeded";
 /// Dead-letter reason for an expired message on a queue that dead-letters on expiration.
 pub const TTL_EXPIRED: &str = "TTLExpiredException";
+
+/// Marks a message the duplicate-delivery knob put back (so it is duplicated at most once).
+/// The local host does not pass it on to the handler's trigger metadata as anything special.
+pub const DUPLICATE_DELIVERY_PROPERTY: &str = "x-local-duplicate-delivery";
 
 /// The longest a receiver sleeps between checks, so a clock that jumps (a manual clock, a
 /// scaled clock's rounding) is noticed promptly.
@@ -425,6 +431,24 @@ pub struct Broker {
     lock_clock: Arc<dyn Clock>,
     queues: Mutex<BTreeMap<String, QueueState>>,
     changed: Notify,
+    duplicates: Mutex<DuplicateDelivery>,
+}
+
+/// Fault knob: at-least-once delivery made visible — a completed message is delivered once
+/// more, as Service Bus may do when a settlement is lost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DuplicateDeliveryKnobs {
+    /// Probability (0..=1) that a completed message comes back once more.
+    pub rate: f64,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+struct DuplicateDelivery {
+    knobs: Option<DuplicateDeliveryKnobs>,
+    rng: StdRng,
+    delivered: u64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -450,6 +474,55 @@ impl Broker {
             lock_clock,
             queues: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
+            duplicates: Mutex::new(DuplicateDelivery {
+                knobs: None,
+                rng: StdRng::seed_from_u64(0),
+                delivered: 0,
+            }),
+        }
+    }
+
+    /// Fault knob: redeliver a fraction of completed messages once more (`None`: never), and
+    /// reseed the RNG. A duplicate keeps its `MessageId`, body and properties, is visible at
+    /// once, is not subject to duplicate detection (it is a redelivery, not a send) and is
+    /// never itself duplicated again.
+    pub fn set_duplicate_delivery(&self, knobs: Option<DuplicateDeliveryKnobs>) {
+        let mut d = self
+            .duplicates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        d.rng = StdRng::seed_from_u64(knobs.map_or(0, |k| k.seed));
+        d.knobs = knobs;
+    }
+
+    /// How many duplicate deliveries the knob has queued.
+    pub fn duplicate_deliveries(&self) -> u64 {
+        self.duplicates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delivered
+    }
+
+    /// Whether this completed message gets a duplicate delivery (counted when it does).
+    fn draw_duplicate(&self, message: &Message) -> bool {
+        if message
+            .application_properties
+            .contains_key(DUPLICATE_DELIVERY_PROPERTY)
+        {
+            return false;
+        }
+        let mut d = self
+            .duplicates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(knobs) = d.knobs else {
+            return false;
+        };
+        if knobs.rate > 0.0 && d.rng.random::<f64>() < knobs.rate {
+            d.delivered += 1;
+            true
+        } else {
+            false
         }
     }
 
@@ -585,8 +658,26 @@ impl Broker {
     /// # Errors
     /// Unknown queue, or [`BrokerError::LockLost`].
     pub fn complete(&self, queue: &str, lock_token: Uuid) -> Result<(), BrokerError> {
-        self.settle(queue, lock_token, |q, seq, _| {
-            q.entries.remove(&seq);
+        self.settle(queue, lock_token, |q, seq, now| {
+            if let Some(entry) = q.entries.remove(&seq)
+                && self.draw_duplicate(&entry.message)
+            {
+                let mut message = entry.message;
+                message
+                    .application_properties
+                    .insert(DUPLICATE_DELIVERY_PROPERTY.into(), Value::Bool(true));
+                let sequence_number = q.next_sequence;
+                q.next_sequence += 1;
+                message.sequence_number = sequence_number;
+                q.entries.insert(
+                    sequence_number,
+                    Entry {
+                        message,
+                        visible_at: now.at,
+                        lock: None,
+                    },
+                );
+            }
         })
     }
 
@@ -954,6 +1045,21 @@ mod tests {
             broker.send("nope", message("m")),
             Err(BrokerError::QueueNotFound("nope".into()))
         );
+    }
+
+    #[test]
+    fn the_duplicate_knob_redelivers_a_completed_message_once() {
+        let (broker, _clock) = broker(QueueSettings::default());
+        broker.set_duplicate_delivery(Some(DuplicateDeliveryKnobs { rate: 1.0, seed: 7 }));
+        broker.send("q", message("m")).unwrap();
+        let first = broker.try_receive("q").unwrap().unwrap();
+        broker.complete("q", first.lock_token).unwrap();
+        let again = broker.try_receive("q").unwrap().unwrap();
+        assert_eq!(again.message.message_id, "m");
+        assert_eq!(again.message.body, first.message.body);
+        broker.complete("q", again.lock_token).unwrap();
+        assert!(broker.counts("q").unwrap().is_drained(), "only once");
+        assert_eq!(broker.duplicate_deliveries(), 1);
     }
 
     #[tokio::test]

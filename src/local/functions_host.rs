@@ -2,16 +2,20 @@
 //! invokes it over the host's HTTP contract — a peek-lock receive loop per Service Bus trigger
 //! limited to `maxConcurrentCalls` (complete on success, abandon on failure, lock renewed while
 //! the call runs), NCRONTAB timers on the virtual clock, and `/api/{route}` for HTTP triggers.
+//! A spawned handler that exits is restarted, as the host restarts a crashed worker (triggers
+//! pause until it answers again; invocations it was running fail and their messages are
+//! abandoned); [`FunctionsHost::kill_handler`] and [`FunctionsHost::restart`] let a chaos
+//! harness crash the handler or recycle the whole host.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -28,6 +32,10 @@ use crate::clock::{Clock, until};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a timer sleeps between clock checks.
 const MAX_TIMER_NAP: Duration = Duration::from_millis(200);
+/// How often the host checks that a spawned handler is still running.
+const SUPERVISE_INTERVAL: Duration = Duration::from_millis(20);
+/// How long the host waits before trying again to start a handler that failed to start.
+const RESTART_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Where the custom handler comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,9 +159,20 @@ pub(crate) struct HostCore {
     function_timeout: Option<Duration>,
     records: Mutex<Vec<InvocationRecord>>,
     in_flight: AtomicUsize,
+    /// True while the handler is running and answered its readiness probe.
+    ready: watch::Receiver<bool>,
 }
 
 impl HostCore {
+    /// Waits until the handler is ready; false if `cancel` fired first.
+    async fn wait_ready(&self, cancel: &CancellationToken) -> bool {
+        let mut ready = self.ready.clone();
+        tokio::select! {
+            () = cancel.cancelled() => false,
+            r = ready.wait_for(|r| *r) => r.is_ok(),
+        }
+    }
+
     /// POSTs one invocation and reads the answer as the host does.
     pub(crate) async fn invoke(
         &self,
@@ -240,14 +259,104 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Keeps a spawned handler running: when the process exits (a crash, a SIGKILL) the host
+/// marks it not ready — the triggers stop invoking — and starts it again from the same launch
+/// (same port), as the Functions host restarts its worker.
+struct Supervisor {
+    launch: WorkerLaunch,
+    http: reqwest::Client,
+    worker: Mutex<Option<WorkerProcess>>,
+    ready: Arc<watch::Sender<bool>>,
+    restarts: AtomicU64,
+}
+
+impl Supervisor {
+    fn worker(&self) -> std::sync::MutexGuard<'_, Option<WorkerProcess>> {
+        self.worker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// SIGKILLs the handler now; false when none was running.
+    fn kill(&self) -> bool {
+        let killed = self.worker().as_mut().is_some_and(WorkerProcess::kill_now);
+        if killed {
+            self.ready.send_replace(false);
+        }
+        killed
+    }
+
+    async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(SUPERVISE_INTERVAL) => {}
+            }
+            let dead = self.worker().as_mut().is_none_or(WorkerProcess::has_exited);
+            if !dead {
+                continue;
+            }
+            self.ready.send_replace(false);
+            let dead_worker = self.worker().take();
+            drop(dead_worker);
+            tracing::warn!("the custom handler exited; the host restarts it");
+            let started = tokio::select! {
+                () = cancel.cancelled() => return,
+                started = WorkerProcess::start(self.launch.clone(), &self.http) => started,
+            };
+            match started {
+                Ok(worker) => {
+                    *self.worker() = Some(worker);
+                    self.restarts.fetch_add(1, Ordering::SeqCst);
+                    self.ready.send_replace(true);
+                }
+                Err(e) => {
+                    tracing::error!("could not restart the custom handler: {e}");
+                    tokio::time::sleep(RESTART_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    async fn stop(&self) {
+        self.ready.send_replace(false);
+        let worker = self.worker().take();
+        if let Some(mut worker) = worker {
+            worker.stop().await;
+        }
+    }
+}
+
+/// The trigger loops of one host generation (a restart cancels them and starts new ones).
+#[derive(Default)]
+struct Triggers {
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Triggers {
+    fn abort(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
 /// The running host.
 pub struct FunctionsHost {
     core: Arc<HostCore>,
-    cancel: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    worker: Option<WorkerProcess>,
+    app: FunctionApp,
+    settings: BTreeMap<String, String>,
+    broker: Arc<Broker>,
+    namespace: String,
+    triggers: Mutex<Triggers>,
+    supervisor: Option<Arc<Supervisor>>,
+    supervision: CancellationToken,
+    /// Keeps the readiness channel open for a handler the host does not spawn.
+    _ready: Arc<watch::Sender<bool>>,
     http_front: Option<LoopbackServer>,
     listened_queues: Vec<String>,
+    kills: AtomicU64,
+    restarts: AtomicU64,
 }
 
 impl std::fmt::Debug for FunctionsHost {
@@ -285,8 +394,13 @@ impl FunctionsHost {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| HostError::HttpClient(e.to_string()))?;
-        let (worker, handler_url) = match handler {
-            HandlerTarget::Url(url) => (None, url.trim_end_matches('/').to_string()),
+        let ready = Arc::new(watch::Sender::new(false));
+        let supervision = CancellationToken::new();
+        let (supervisor, handler_url) = match handler {
+            HandlerTarget::Url(url) => {
+                ready.send_replace(true);
+                (None, url.trim_end_matches('/').to_string())
+            }
             HandlerTarget::Spawn {
                 program_override,
                 env_remove,
@@ -294,9 +408,18 @@ impl FunctionsHost {
                 let mut launch =
                     WorkerLaunch::from_app(&app, &settings, program_override, free_port()?);
                 launch.env_remove = env_remove;
-                let worker = WorkerProcess::start(launch, &http).await?;
+                let worker = WorkerProcess::start(launch.clone(), &http).await?;
                 let url = worker.url().to_string();
-                (Some(worker), url)
+                ready.send_replace(true);
+                let supervisor = Arc::new(Supervisor {
+                    launch,
+                    http: http.clone(),
+                    worker: Mutex::new(Some(worker)),
+                    ready: ready.clone(),
+                    restarts: AtomicU64::new(0),
+                });
+                tokio::spawn(supervisor.clone().run(supervision.clone()));
+                (Some(supervisor), url)
             }
         };
         let core = Arc::new(HostCore {
@@ -306,53 +429,10 @@ impl FunctionsHost {
             function_timeout: app.host.function_timeout,
             records: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
+            ready: ready.subscribe(),
         });
-        let cancel = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let mut listened_queues = Vec::new();
-        let mut http_functions = Vec::new();
-        for trigger in plan {
-            match trigger {
-                Planned::ServiceBus {
-                    function,
-                    binding,
-                    binary,
-                    queue,
-                } => {
-                    listened_queues.push(queue.clone());
-                    let listener = ServiceBusListener {
-                        core: core.clone(),
-                        broker: broker.clone(),
-                        namespace: namespace.to_string(),
-                        max_concurrent_calls: app.host.max_concurrent_calls,
-                        max_lock_renewal: app.host.max_auto_lock_renewal,
-                        function,
-                        binding,
-                        binary,
-                        queue,
-                    };
-                    tasks.push(tokio::spawn(listener.run(cancel.clone())));
-                }
-                Planned::Timer {
-                    function,
-                    binding,
-                    schedule,
-                    run_on_startup,
-                    use_monitor,
-                } => {
-                    let timer = TimerRunner {
-                        core: core.clone(),
-                        function,
-                        binding,
-                        schedule,
-                        run_on_startup,
-                        use_monitor,
-                    };
-                    tasks.push(tokio::spawn(timer.run(cancel.clone())));
-                }
-                Planned::Http(function) => http_functions.push(function),
-            }
-        }
+        let (triggers, listened_queues, http_functions) =
+            start_triggers(&core, &app, &broker, namespace, plan);
         let http_front = if http_functions.is_empty() {
             None
         } else {
@@ -366,12 +446,80 @@ impl FunctionsHost {
         };
         Ok(Self {
             core,
-            cancel,
-            tasks,
-            worker,
+            app,
+            settings,
+            broker,
+            namespace: namespace.to_string(),
+            triggers: Mutex::new(triggers),
+            supervisor,
+            supervision,
+            _ready: ready,
             http_front,
             listened_queues,
+            kills: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
         })
+    }
+
+    /// SIGKILLs the spawned handler now, as a crash would; the host restarts it (see the
+    /// module docs). False when there is no spawned handler running (e.g. it is restarting).
+    pub fn kill_handler(&self) -> bool {
+        let killed = self.supervisor.as_ref().is_some_and(|s| s.kill());
+        if killed {
+            self.kills.fetch_add(1, Ordering::SeqCst);
+        }
+        killed
+    }
+
+    /// How many times [`Self::kill_handler`] killed the handler.
+    pub fn handler_kills(&self) -> u64 {
+        self.kills.load(Ordering::SeqCst)
+    }
+
+    /// How many times the host restarted an exited handler.
+    pub fn handler_restarts(&self) -> u64 {
+        self.supervisor
+            .as_ref()
+            .map_or(0, |s| s.restarts.load(Ordering::SeqCst))
+    }
+
+    /// How many times [`Self::restart`] recycled the host.
+    pub fn host_restarts(&self) -> u64 {
+        self.restarts.load(Ordering::SeqCst)
+    }
+
+    /// Whether the handler is running and ready.
+    pub fn is_ready(&self) -> bool {
+        *self.core.ready.borrow()
+    }
+
+    /// Recycles the host abruptly, as a host process restart does: the trigger loops stop at
+    /// once (invocations already running fail when the handler goes; their messages are
+    /// abandoned or their locks lapse), a spawned handler is killed and started again, and the
+    /// triggers start anew once it answers. Queues live in the broker and survive; the HTTP
+    /// front keeps its address.
+    ///
+    /// # Errors
+    /// The app's triggers no longer plan (e.g. a queue was deleted).
+    pub fn restart(&self) -> Result<(), HostError> {
+        let lookup = |name: &str| {
+            self.settings
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        };
+        let plan = plan_triggers(&self.app, &self.broker, &lookup)?;
+        let old =
+            std::mem::take(&mut *self.triggers.lock().unwrap_or_else(PoisonError::into_inner));
+        old.abort();
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.kill();
+        }
+        let (triggers, _, _) =
+            start_triggers(&self.core, &self.app, &self.broker, &self.namespace, plan);
+        *self.triggers.lock().unwrap_or_else(PoisonError::into_inner) = triggers;
+        self.restarts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The handler's base URL.
@@ -405,29 +553,85 @@ impl FunctionsHost {
 
     /// Stops the triggers, lets running invocations finish (bounded), then kills the handler.
     pub async fn stop(&mut self) {
-        self.cancel.cancel();
+        let triggers =
+            std::mem::take(&mut *self.triggers.lock().unwrap_or_else(PoisonError::into_inner));
+        triggers.cancel.cancel();
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+        triggers.abort();
         self.http_front = None;
-        if let Some(worker) = self.worker.as_mut() {
-            worker.stop().await;
+        self.supervision.cancel();
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.stop().await;
         }
-        self.worker = None;
     }
 }
 
 impl Drop for FunctionsHost {
     fn drop(&mut self) {
-        self.cancel.cancel();
-        for task in &self.tasks {
-            task.abort();
+        self.supervision.cancel();
+        std::mem::take(&mut *self.triggers.lock().unwrap_or_else(PoisonError::into_inner)).abort();
+    }
+}
+
+/// Starts one generation of trigger loops from `plan`; returns them, the queues the Service
+/// Bus triggers listen on, and the HTTP functions (served by the caller).
+fn start_triggers(
+    core: &Arc<HostCore>,
+    app: &FunctionApp,
+    broker: &Arc<Broker>,
+    namespace: &str,
+    plan: Vec<Planned>,
+) -> (Triggers, Vec<String>, Vec<HttpFunction>) {
+    let cancel = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut listened_queues = Vec::new();
+    let mut http_functions = Vec::new();
+    for trigger in plan {
+        match trigger {
+            Planned::ServiceBus {
+                function,
+                binding,
+                binary,
+                queue,
+            } => {
+                listened_queues.push(queue.clone());
+                let listener = ServiceBusListener {
+                    core: core.clone(),
+                    broker: broker.clone(),
+                    namespace: namespace.to_string(),
+                    max_concurrent_calls: app.host.max_concurrent_calls,
+                    max_lock_renewal: app.host.max_auto_lock_renewal,
+                    function,
+                    binding,
+                    binary,
+                    queue,
+                };
+                tasks.push(tokio::spawn(listener.run(cancel.clone())));
+            }
+            Planned::Timer {
+                function,
+                binding,
+                schedule,
+                run_on_startup,
+                use_monitor,
+            } => {
+                let timer = TimerRunner {
+                    core: core.clone(),
+                    function,
+                    binding,
+                    schedule,
+                    run_on_startup,
+                    use_monitor,
+                };
+                tasks.push(tokio::spawn(timer.run(cancel.clone())));
+            }
+            Planned::Http(function) => http_functions.push(function),
         }
     }
+    (Triggers { cancel, tasks }, listened_queues, http_functions)
 }
 
 enum Planned {
@@ -551,6 +755,11 @@ impl ServiceBusListener {
                     Err(_) => return,
                 },
             };
+            // No receives while the handler is down (restarting): the messages wait in the
+            // queue instead of burning deliveries on connection errors.
+            if !this.core.wait_ready(&cancel).await {
+                return;
+            }
             let received = tokio::select! {
                 () = cancel.cancelled() => return,
                 r = this.broker.receive(&this.queue, Duration::from_secs(1)) => r,

@@ -7,6 +7,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -70,6 +73,27 @@ impl Default for ServiceBusSettings {
     }
 }
 
+/// Fault knob: a fraction of sends answered 503 ServerBusy, drawn from a seeded RNG so a run
+/// can be replayed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SendFaults {
+    /// Probability (0..=1) that an otherwise valid send is refused with 503 ServerBusy.
+    pub server_busy_rate: f64,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+/// Called with the queue name before an otherwise valid send is stored; `true` refuses it with
+/// 503 ServerBusy (e.g. a chaos harness that kills the sender at that moment).
+pub type BeforeSendHook = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+struct FaultState {
+    knobs: Option<SendFaults>,
+    rng: StdRng,
+    before_send: Option<BeforeSendHook>,
+    refused: u64,
+}
+
 /// One request the stand-in answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -125,6 +149,9 @@ pub enum SendRejection {
     /// 405: an operation this stand-in does not offer (only sends).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 503: the namespace is busy (injected by a fault knob).
+    #[error("{0}")]
+    ServerBusy(String),
 }
 
 impl SendRejection {
@@ -137,6 +164,7 @@ impl SendRejection {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ServerBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -176,6 +204,7 @@ struct Inner {
     tokens: TokenIssuer,
     settings: ServiceBusSettings,
     requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<FaultState>,
 }
 
 impl std::fmt::Debug for LocalServiceBus {
@@ -195,6 +224,12 @@ impl LocalServiceBus {
                 tokens,
                 settings,
                 requests: Mutex::new(Vec::new()),
+                faults: Mutex::new(FaultState {
+                    knobs: None,
+                    rng: StdRng::seed_from_u64(0),
+                    before_send: None,
+                    refused: 0,
+                }),
             }),
         }
     }
@@ -211,6 +246,58 @@ impl LocalServiceBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Fault knob: refuse a fraction of valid sends with 503 ServerBusy (`None`: none), and
+    /// reseed the RNG.
+    pub fn set_send_faults(&self, faults: Option<SendFaults>) {
+        let mut state = self.faults();
+        state.rng = StdRng::seed_from_u64(faults.map_or(0, |f| f.seed));
+        state.knobs = faults;
+    }
+
+    /// Fault knob: `hook` sees every valid send before it is stored and may refuse it (503).
+    pub fn set_before_send(&self, hook: Option<BeforeSendHook>) {
+        self.faults().before_send = hook;
+    }
+
+    /// How many sends the fault knobs refused with 503.
+    pub fn refused_sends(&self) -> u64 {
+        self.faults().refused
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the fault knobs refuse this send (counted).
+    fn injected_busy(&self, queue: &str) -> Option<SendRejection> {
+        let hook = {
+            let mut state = self.faults();
+            let busy = match state.knobs {
+                Some(k) if k.server_busy_rate > 0.0 => {
+                    state.rng.random::<f64>() < k.server_busy_rate
+                }
+                _ => false,
+            };
+            if busy {
+                state.refused += 1;
+                return Some(SendRejection::ServerBusy(format!(
+                    "ServerBusy: The request was terminated because the entity '{queue}' is being throttled (injected by the local Service Bus). Please wait 10 seconds and try again."
+                )));
+            }
+            state.before_send.clone()
+        };
+        if hook.is_some_and(|h| h(queue)) {
+            self.faults().refused += 1;
+            return Some(SendRejection::ServerBusy(format!(
+                "ServerBusy: the send to '{queue}' was refused by the local Service Bus's before-send hook."
+            )));
+        }
+        None
     }
 
     /// The REST router.
@@ -249,6 +336,9 @@ impl LocalServiceBus {
         let broker = &self.inner.broker;
         if !broker.has_queue(queue) {
             return Err(SendRejection::EntityNotFound(queue.to_string()));
+        }
+        if let Some(busy) = self.injected_busy(queue) {
+            return Err(busy);
         }
         let limit = self.inner.settings.max_message_bytes;
         let content_type = header_text(headers, header::CONTENT_TYPE.as_str());

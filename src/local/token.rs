@@ -6,6 +6,7 @@
 //! audience as Azure would.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -21,6 +22,11 @@ pub struct TokenIssuer {
     issued: Arc<Mutex<HashMap<String, String>>>,
     secret_header: String,
     requests: Arc<Mutex<u64>>,
+    /// Fault knob: while set, the endpoint answers 500 (an outage window); tokens already
+    /// issued stay valid.
+    unavailable: Arc<AtomicBool>,
+    /// Requests refused during outage windows.
+    refused: Arc<AtomicU64>,
 }
 
 /// Why a presented token is refused; the text matches what Azure services say.
@@ -61,6 +67,18 @@ impl TokenIssuer {
     /// How many token requests were answered.
     pub fn requests(&self) -> u64 {
         self.requests.lock().map(|n| *n).unwrap_or_default()
+    }
+
+    /// Fault knob: while `true`, `GET /msi/token` answers 500 (as the managed-identity
+    /// endpoint does when the identity service is unreachable); tokens already issued keep
+    /// being accepted. `false` ends the outage.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// How many token requests were refused during outage windows.
+    pub fn refused_while_unavailable(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Issues a token for `resource` directly (tests that skip the HTTP call).
@@ -122,6 +140,10 @@ async fn token(
         .and_then(|v| v.to_str().ok());
     if presented != Some(issuer.secret_header.as_str()) {
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_request", "error_description": "X-IDENTITY-HEADER is missing or wrong"}))).into_response();
+    }
+    if issuer.unavailable.load(Ordering::SeqCst) {
+        issuer.refused.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "service_unavailable", "error_description": "The managed identity endpoint is temporarily unavailable (outage window of the local stand-in)."}))).into_response();
     }
     if query.get("api-version").map(String::as_str) != Some("2019-08-01") {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_request", "error_description": "api-version must be 2019-08-01"}))).into_response();

@@ -211,6 +211,17 @@ impl WorkerProcess {
         &self.url
     }
 
+    /// Sends SIGKILL now, without waiting (a crash, as far as the host can tell). False when
+    /// it had already exited.
+    pub fn kill_now(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None)) && self.child.start_kill().is_ok()
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the process and waits for it.
     pub async fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

@@ -16,6 +16,7 @@ pub mod routes;
 pub mod status;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -175,6 +176,11 @@ struct Inner {
     options: KubeApiOptions,
     store: Mutex<Store>,
     requests: Mutex<Vec<(Method, String)>>,
+    /// Fault knob: while set, every HTTP request is answered 503 (the in-process data path the
+    /// ARM stand-in uses for backups and restores is not affected).
+    unavailable: AtomicBool,
+    /// Requests answered 503 because of `unavailable`.
+    refused_unavailable: AtomicU64,
 }
 
 /// The stand-in. Cheap to clone; clones share state.
@@ -199,6 +205,8 @@ impl KubeApiServer {
                 options,
                 store: Mutex::new(store),
                 requests: Mutex::new(Vec::new()),
+                unavailable: AtomicBool::new(false),
+                refused_unavailable: AtomicU64::new(0),
             }),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -248,6 +256,28 @@ impl KubeApiServer {
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// Fault knob: while `true`, the API server answers every HTTP request with 503
+    /// ServiceUnavailable (an outage window); `false` brings it back.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// How many requests were answered 503 during outage windows.
+    pub fn refused_while_unavailable(&self) -> u64 {
+        self.inner.refused_unavailable.load(Ordering::SeqCst)
+    }
+
+    /// Counts and reports whether the server is in an outage window.
+    pub(crate) fn refuse_if_unavailable(&self) -> bool {
+        let down = self.inner.unavailable.load(Ordering::SeqCst);
+        if down {
+            self.inner
+                .refused_unavailable
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        down
     }
 
     /// The router (every path).

@@ -24,6 +24,9 @@ pub async fn handle(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    if server.refuse_if_unavailable() {
+        return ApiError::service_unavailable().into_response();
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -42,6 +42,17 @@ impl ApiError {
         Self::status(401, "Unauthorized", "Unauthorized".into(), None)
     }
 
+    /// 503 ServiceUnavailable, as an API server answers while it is unavailable (an upgrade,
+    /// an overloaded control plane).
+    pub fn service_unavailable() -> Self {
+        Self::status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request".into(),
+            None,
+        )
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::status(400, "BadRequest", message.into(), None)
