@@ -473,10 +473,14 @@ impl ArmClient {
     ) -> Result<ArmResponse, ArmError> {
         let request = format!("{method} {}", url.path());
         let gate_key = gate_key(&method, url.path());
+        let operation_key = operation_key(&method, url.path());
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0u32;
         loop {
-            if let Some(wait) = self.held_back(&gate_key) {
+            let held = self
+                .held_back(&gate_key)
+                .or_else(|| self.held_back(&operation_key));
+            if let Some(wait) = held {
                 return Err(ArmError::Rejected(Box::new(ArmFault {
                     status: 429,
                     code: "HeldBack".into(),
@@ -495,7 +499,13 @@ impl ArmClient {
             if let Err(err) = &result
                 && let Some(wait) = err.retry_after().filter(|_| err.status() == Some(429))
             {
-                self.hold(&gate_key, wait);
+                // ARM's own throttling holds back the subscription's requests of this kind; a
+                // resource provider's 429 holds back only the operation it throttled.
+                if is_arm_throttling(err) {
+                    self.hold(&gate_key, wait);
+                } else {
+                    self.hold(&operation_key, wait);
+                }
             }
             match result {
                 Err(err) if err.is_transient() && attempt < self.options.quick_retry.retries => {
@@ -665,6 +675,45 @@ fn operation_failed(label: &str, code: String, message: String) -> ArmError {
 }
 
 /// Subscription + read/write/delete class: the unit ARM throttles by.
+/// ARM's own request throttling (the subscription's or tenant's buckets), as opposed to a
+/// resource provider throttling one operation.
+fn is_arm_throttling(err: &ArmError) -> bool {
+    err.has_code("SubscriptionRequestsThrottled") || err.has_code("TenantRequestsThrottled")
+}
+
+/// The key a provider's 429 holds back: the subscription, the method and the resource type
+/// (the path with the names left out), so the same operation on other resources waits too,
+/// and nothing else does.
+fn operation_key(method: &Method, path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let sub = segments
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("subscriptions"))
+        .and_then(|i| segments.get(i + 1))
+        .unwrap_or(&"tenant")
+        .to_ascii_lowercase();
+    let types: Vec<String> = match segments
+        .iter()
+        .rposition(|s| s.eq_ignore_ascii_case("providers"))
+    {
+        // providers/{namespace}/{type}/{name}/{type}/{name}…/{action}
+        Some(p) => segments
+            .iter()
+            .skip(p + 1)
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || i % 2 == 1)
+            .map(|(_, s)| s.to_ascii_lowercase())
+            .collect(),
+        None => segments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, s)| s.to_ascii_lowercase())
+            .collect(),
+    };
+    format!("{sub}:{method}:{}", types.join("/"))
+}
+
 fn gate_key(method: &Method, path: &str) -> String {
     let sub = path
         .split('/')
@@ -771,6 +820,51 @@ pub(crate) fn fault_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_429_holds_back_its_operation_and_arm_throttling_the_subscription() {
+        let bi = "/subscriptions/S1/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v1/backupInstances/bi-1";
+        let other_bi = "/subscriptions/s1/resourceGroups/rg2/providers/Microsoft.DataProtection/backupVaults/v2/backupInstances/bi-9";
+        let action = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v1/backupInstances/bi-1/validateForBackup";
+        let storage =
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct";
+        assert_eq!(
+            operation_key(&Method::PUT, bi),
+            "s1:PUT:microsoft.dataprotection/backupvaults/backupinstances"
+        );
+        assert_eq!(
+            operation_key(&Method::PUT, bi),
+            operation_key(&Method::PUT, other_bi)
+        );
+        assert_ne!(
+            operation_key(&Method::PUT, bi),
+            operation_key(&Method::GET, bi)
+        );
+        assert_ne!(
+            operation_key(&Method::PUT, bi),
+            operation_key(&Method::POST, action)
+        );
+        assert_ne!(
+            operation_key(&Method::PUT, bi),
+            operation_key(&Method::PUT, storage)
+        );
+        assert_eq!(
+            operation_key(&Method::PUT, "/subscriptions/s1/resourcegroups/rg"),
+            "s1:PUT:subscriptions/resourcegroups"
+        );
+        let fault = |code: &str| {
+            ArmError::Rejected(Box::new(ArmFault {
+                status: 429,
+                code: code.into(),
+                message: String::new(),
+                retry_after: Some(Duration::from_secs(10)),
+                request: String::new(),
+                request_ids: String::new(),
+            }))
+        };
+        assert!(is_arm_throttling(&fault("SubscriptionRequestsThrottled")));
+        assert!(!is_arm_throttling(&fault("TooManyRequests")));
+    }
     use reqwest::header::HeaderValue;
 
     #[test]

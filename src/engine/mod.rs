@@ -185,6 +185,17 @@ impl StepError {
         }
     }
 
+    /// True when the dependency answered "too many requests" (429, or the ARM client held a
+    /// request back to stay inside the quota): the step made no progress because it waited,
+    /// so the wait does not count against its deadline.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            Self::Arm(e) => e.status() == Some(429),
+            Self::Bus(BusError::Status { status: 429, .. }) => true,
+            _ => false,
+        }
+    }
+
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -528,6 +539,7 @@ impl Engine {
                 })?;
         let started = self.ctx.clock.now();
         let mut failed = false;
+        let mut throttled = false;
         let budget = self.budget.step;
         let ran = tokio::time::timeout(budget, step.run(&self.ctx, env))
             .await
@@ -543,6 +555,7 @@ impl Engine {
                     redact::secrets(&err.to_string())
                 );
                 failed = true;
+                throttled = err.is_throttled();
                 (
                     error_policy(&err, env.failures, &self.ctx.retry),
                     err.reason_class(),
@@ -553,7 +566,9 @@ impl Engine {
         // may start (and finish) while the hand-off is still returning, and the status fold
         // orders runs by when they finished.
         let finished = self.ctx.clock.now();
-        let transition = self.apply(env, outcome, failed, finished).await?;
+        let transition = self
+            .apply(env, outcome, Progress { failed, throttled }, finished)
+            .await?;
         record_workflow_metrics(env, &transition, retry_reason, finished);
         let record = self.ctx.journal.record(StepRecord {
             workflow_id: env.workflow_id.clone(),
@@ -588,7 +603,7 @@ impl Engine {
         &self,
         env: &Envelope,
         outcome: Outcome,
-        failed: bool,
+        progress: Progress,
         now: time::OffsetDateTime,
     ) -> Result<Transition, EngineError> {
         let mut facts = env.payload.clone();
@@ -621,7 +636,14 @@ impl Engine {
                     );
                     return Ok(Transition::Failed { reason });
                 };
-                if let Some(deadline) = env.step_deadline
+                // Throttling slows a step down but never fails it: the wait moves the deadline
+                // out by as much, so the deadline measures the step's own lack of progress.
+                let deadline = match env.step_deadline {
+                    Some(d) if progress.throttled => Some(d.checked_add(span(after)).unwrap_or(d)),
+                    other => other,
+                };
+                if !progress.throttled
+                    && let Some(deadline) = deadline
                     && at > deadline
                 {
                     let waited = now - env.step_started_at;
@@ -634,7 +656,8 @@ impl Engine {
                     return Ok(Transition::Failed { reason });
                 }
                 let mut again = env.retry();
-                again.failures = if failed {
+                again.step_deadline = deadline;
+                again.failures = if progress.failed {
                     env.failures.saturating_add(1)
                 } else {
                     0
@@ -680,6 +703,19 @@ impl Engine {
         spans::record_send(&span, &result);
         result
     }
+}
+
+/// How a step run ended, for the retry decision.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// The step returned an error (the error backoff grows).
+    failed: bool,
+    /// The error was throttling (its wait does not count against the deadline).
+    throttled: bool,
+}
+
+fn span(wait: Duration) -> time::Duration {
+    time::Duration::try_from(wait).unwrap_or(time::Duration::MAX)
 }
 
 /// When a retry `after` from `now` runs, or `None` when that is past the end of the calendar.
@@ -997,6 +1033,88 @@ mod tests {
             Duration::from_secs(60),
         );
         (engine, publisher, clock, env)
+    }
+
+    /// A step that ARM keeps throttling (429 with Retry-After), or that fails otherwise.
+    struct Throttled {
+        status: u16,
+    }
+    #[async_trait]
+    impl Step for Throttled {
+        fn name(&self) -> &'static str {
+            "busy"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+        async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
+            Err(StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
+                crate::arm::ArmFault {
+                    status: self.status,
+                    code: if self.status == 429 {
+                        "TooManyRequests"
+                    } else {
+                        "InternalServerError"
+                    }
+                    .into(),
+                    message: "busy".into(),
+                    retry_after: Some(Duration::from_secs(30)),
+                    request: "PUT /x".into(),
+                    request_ids: String::new(),
+                },
+            ))))
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_moves_the_deadline_instead_of_failing_the_step() {
+        for (status, throttled) in [(429, true), (503, false)] {
+            let publisher = Arc::new(RecordingPublisher::default());
+            let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+            let registry = Registry::default().add(WorkflowKind::Onboard, Throttled { status });
+            let engine = Engine::new(
+                Ctx::with_defaults(clock.clone(), publisher.clone()),
+                registry,
+            );
+            let mut env = Envelope::start(
+                WorkflowKind::Onboard,
+                "/subscriptions/s",
+                "g1",
+                "busy",
+                "ClusterCreated",
+                clock.now(),
+                Duration::from_secs(60),
+            );
+            // Ten throttled waits of 30 s each: five times the step's 60 s deadline.
+            let mut failed_at_deadline = false;
+            for round in 0..10 {
+                let report = engine.run(&env).await.unwrap();
+                match (&report.transition, throttled) {
+                    (Transition::Retrying { .. }, _) => {}
+                    (Transition::Failed { reason }, false) => {
+                        assert!(reason.contains("deadline"), "{reason}");
+                        assert!(round >= 1, "a 5xx may retry before its deadline");
+                        failed_at_deadline = true;
+                        break;
+                    }
+                    (other, _) => panic!("{status} round {round}: {other:?}"),
+                }
+                let next: Envelope =
+                    serde_json::from_slice(&publisher.sent().last().unwrap().body).unwrap();
+                if throttled {
+                    assert!(
+                        next.step_deadline.unwrap() > env.step_deadline.unwrap(),
+                        "the wait moved the deadline"
+                    );
+                }
+                clock.advance(Duration::from_secs(30));
+                env = next;
+            }
+            assert_eq!(
+                failed_at_deadline, !throttled,
+                "{status}: only a step that is not throttled fails at its deadline"
+            );
+        }
     }
 
     #[tokio::test]
