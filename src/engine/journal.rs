@@ -71,8 +71,23 @@ pub struct StepRecord {
 /// Receives step records and answers from them.
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
-    /// Records one step run. Failures to record are logged, never fail the step.
-    async fn record(&self, record: StepRecord);
+    /// Records one step run.
+    ///
+    /// # Errors
+    /// The store could not be written.
+    async fn try_record(&self, record: StepRecord) -> Result<(), StatusError>;
+
+    /// Records one step run; a failure to record is logged, never fails the step.
+    async fn record(&self, record: StepRecord) {
+        let (workflow, step) = (record.workflow_id.clone(), record.step.clone());
+        if let Err(e) = self.try_record(record).await {
+            tracing::warn!(
+                workflow.id = %workflow,
+                step.name = %step,
+                "the step's status was not recorded: {e}"
+            );
+        }
+    }
 
     /// Where the records are kept, for the header of status answers.
     fn store(&self) -> StoreInfo;
@@ -105,10 +120,11 @@ impl MemoryJournal {
 
 #[async_trait]
 impl Journal for MemoryJournal {
-    async fn record(&self, record: StepRecord) {
+    async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
         if let Ok(mut r) = self.records.lock() {
             r.push(record);
         }
+        Ok(())
     }
 
     fn store(&self) -> StoreInfo {

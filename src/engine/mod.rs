@@ -186,12 +186,34 @@ impl StepError {
     }
 
     /// True when the dependency answered "too many requests" (429, or the ARM client held a
-    /// request back to stay inside the quota): the step made no progress because it waited,
-    /// so the wait does not count against its deadline.
+    /// request back to stay inside the quota): the step made no progress because it was told
+    /// to wait, so the wait does not count against its deadline.
+    ///
+    /// A 503 that says when to come back (`Retry-After`) is the same signal: the service is
+    /// shedding load and asks the caller to wait, so waiting is not the step's lack of
+    /// progress. A 5xx without `Retry-After` still counts.
     pub fn is_throttled(&self) -> bool {
         match self {
-            Self::Arm(e) => e.status() == Some(429),
+            Self::Arm(e) => match e.status() {
+                Some(429) => true,
+                Some(503) => e.retry_after().is_some(),
+                _ => false,
+            },
             Self::Bus(BusError::Status { status: 429, .. }) => true,
+            Self::Bus(BusError::Status {
+                status: 503,
+                retry_after,
+                ..
+            }) => retry_after.is_some(),
+            Self::Kube(e) => match e.as_ref() {
+                crate::kube::KubeError::Api { code: 429, .. } => true,
+                crate::kube::KubeError::Api {
+                    code: 503,
+                    retry_after,
+                    ..
+                } => retry_after.is_some(),
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -387,12 +409,15 @@ pub enum EngineError {
     /// The next message could not be published: redeliver.
     #[error("could not publish the next message: {0}")]
     Publish(#[from] BusError),
+    /// The end of the workflow could not be recorded in the status journal: redeliver.
+    #[error("could not record the end of the workflow in the status journal: {0}")]
+    Record(String),
 }
 
 impl EngineError {
     /// True if the message should be redelivered rather than dead-lettered.
     pub fn should_redeliver(&self) -> bool {
-        matches!(self, Self::Publish(_))
+        matches!(self, Self::Publish(_) | Self::Record(_))
     }
 }
 
@@ -570,7 +595,7 @@ impl Engine {
             .apply(env, outcome, Progress { failed, throttled }, finished)
             .await?;
         record_workflow_metrics(env, &transition, retry_reason, finished);
-        let record = self.ctx.journal.record(StepRecord {
+        let record = self.ctx.journal.try_record(StepRecord {
             workflow_id: env.workflow_id.clone(),
             kind: env.kind,
             subject: env.subject.clone(),
@@ -581,17 +606,26 @@ impl Engine {
             finished_at: finished,
             transition: transition.clone(),
         });
-        // The next message is out; a status store that does not answer only loses this
-        // record (the status catches up with the next one), not the invocation.
-        if tokio::time::timeout(self.budget.hand_off, record)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                step = %env.step,
-                "the status journal did not record the run within {}s",
+        // The next message is out. A run the workflow goes on from only loses this record
+        // when the store does not answer (the next step's record supersedes it); the record
+        // of a workflow's end has no successor, so without it the invocation fails and the
+        // broker redelivers it (the step is idempotent) until the end is recorded.
+        let recorded = match tokio::time::timeout(self.budget.hand_off, record).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the status journal did not answer within {}s",
                 self.budget.hand_off.as_secs_f64()
+            )),
+        };
+        if let Err(why) = recorded {
+            let terminal = matches!(
+                transition,
+                Transition::Done { .. } | Transition::Failed { .. }
             );
+            tracing::warn!(step = %env.step, terminal, "the step's run was not recorded: {why}");
+            if terminal {
+                return Err(EngineError::Record(why));
+            }
         }
         Ok(StepReport {
             step: env.step.clone(),
@@ -752,6 +786,7 @@ mod tests {
     use super::*;
     use crate::bus::RecordingPublisher;
     use crate::clock::ManualClock;
+    use crate::status::StatusError;
     use journal::MemoryJournal;
     use time::macros::datetime;
 
@@ -808,6 +843,61 @@ mod tests {
             .add(WorkflowKind::Onboard, Last)
             .starts_with(WorkflowKind::Onboard, "flaky", "ClusterCreated");
         (Engine::new(ctx, registry), publisher, clock, journal)
+    }
+
+    /// A status store that is down: every record fails.
+    struct DownJournal;
+    #[async_trait]
+    impl Journal for DownJournal {
+        async fn try_record(&self, _record: StepRecord) -> Result<(), StatusError> {
+            Err(StatusError::Write {
+                store: "blob".into(),
+                what: "clusters/x.log".into(),
+                message: "connection refused".into(),
+            })
+        }
+        fn store(&self) -> crate::status::StoreInfo {
+            MemoryJournal::default().store()
+        }
+        async fn cluster_status(
+            &self,
+            _cluster: &str,
+        ) -> Result<Option<crate::status::ClusterStatus>, StatusError> {
+            Ok(None)
+        }
+        async fn fleet_status(&self) -> Result<Vec<crate::status::ClusterStatus>, StatusError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_workflow_is_recorded_or_redelivered() {
+        let (engine, publisher, _clock, _journal) = engine();
+        let ctx = Ctx {
+            journal: Arc::new(DownJournal),
+            ..engine.ctx().clone()
+        };
+        let down = Engine::new(
+            ctx,
+            Registry::default()
+                .add(WorkflowKind::Onboard, Flaky)
+                .add(WorkflowKind::Onboard, Last)
+                .starts_with(WorkflowKind::Onboard, "flaky", "ClusterCreated"),
+        );
+        let mut env = down
+            .start(WorkflowKind::Onboard, "s", "g", Map::new())
+            .await
+            .unwrap();
+        env.attempt = 1;
+        // A step the workflow goes on from: the next message carries it; the record may wait.
+        let report = down.run(&env).await.unwrap();
+        assert!(matches!(report.transition, Transition::Advanced { .. }));
+        let last: Envelope =
+            serde_json::from_slice(&publisher.sent().last().unwrap().body).unwrap();
+        // The end has no successor: unrecorded, the invocation fails and is redelivered.
+        let err = down.run(&last).await.unwrap_err();
+        assert!(err.should_redeliver(), "{err}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
     }
 
     /// Polls (waits without error) for five runs, then fails twice, then finishes.
@@ -1035,7 +1125,7 @@ mod tests {
         (engine, publisher, clock, env)
     }
 
-    /// A step that ARM keeps throttling (429 with Retry-After), or that fails otherwise.
+    /// A step that ARM keeps throttling (429, or 503 with Retry-After), or fails with a 500.
     struct Throttled {
         status: u16,
     }
@@ -1051,14 +1141,15 @@ mod tests {
             Err(StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
                 crate::arm::ArmFault {
                     status: self.status,
-                    code: if self.status == 429 {
-                        "TooManyRequests"
-                    } else {
-                        "InternalServerError"
+                    code: match self.status {
+                        429 => "TooManyRequests",
+                        503 => "ServiceUnavailable",
+                        _ => "InternalServerError",
                     }
                     .into(),
                     message: "busy".into(),
-                    retry_after: Some(Duration::from_secs(30)),
+                    // A 500 says nothing about when to come back.
+                    retry_after: (self.status != 500).then_some(Duration::from_secs(30)),
                     request: "PUT /x".into(),
                     request_ids: String::new(),
                 },
@@ -1068,7 +1159,7 @@ mod tests {
 
     #[tokio::test]
     async fn throttling_moves_the_deadline_instead_of_failing_the_step() {
-        for (status, throttled) in [(429, true), (503, false)] {
+        for (status, throttled) in [(429, true), (503, true), (500, false)] {
             let publisher = Arc::new(RecordingPublisher::default());
             let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
             let registry = Registry::default().add(WorkflowKind::Onboard, Throttled { status });

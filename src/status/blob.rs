@@ -903,14 +903,8 @@ fn is_zero(n: &u32) -> bool {
 
 #[async_trait]
 impl Journal for BlobJournal {
-    async fn record(&self, record: StepRecord) {
-        if let Err(e) = self.update(&record).await {
-            tracing::warn!(
-                workflow.id = %record.workflow_id,
-                step.name = %record.step,
-                "the step's status was not recorded: {e}"
-            );
-        }
+    async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
+        self.update(&record).await
     }
 
     fn store(&self) -> StoreInfo {
