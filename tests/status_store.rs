@@ -671,3 +671,49 @@ async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
     );
     assert_no_secrets(&text);
 }
+
+/// A claim is atomic: of 20 concurrent claimants of one key exactly one wins (the others see
+/// when it was claimed); a released claim can be won again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_of_many_concurrent_claimants_wins() {
+    use backup_pilot::engine::journal::{Claim, Journal as _};
+    let Some(az) = azurite() else { return };
+    let store = Arc::new(journal(&az, &unique_container("claim"), 50));
+    let at = time::macros::datetime!(2026-03-02 09:00 UTC);
+    let key = "wf-restore-1/restore_trigger/7";
+    let claimants: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim(key, at + time::Duration::seconds(i))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for c in claimants {
+        answers.push(c.await.unwrap());
+    }
+    let won = answers.iter().filter(|a| **a == Claim::Won).count();
+    assert_eq!(won, 1, "{answers:?}");
+    let held: Vec<_> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Claim::Held { since } => Some(*since),
+            Claim::Won => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 19);
+    assert!(
+        held.windows(2).all(|w| w[0] == w[1]),
+        "everyone sees the one winner's time: {held:?}"
+    );
+    store.release(key).await.unwrap();
+    assert_eq!(store.claim(key, at).await.unwrap(), Claim::Won);
+    assert!(matches!(
+        store.claim(key, at).await.unwrap(),
+        Claim::Held { since } if since == at
+    ));
+}

@@ -89,6 +89,21 @@ pub trait Journal: Send + Sync + 'static {
         }
     }
 
+    /// Claims `key` for a call that must happen at most once per workflow step (a restore
+    /// trigger has no idempotency key): [`Claim::Won`] for the first caller ever,
+    /// [`Claim::Held`] with the first claim's time for a rerun after a crash or a concurrent
+    /// duplicate delivery. The claim is atomic (a create-only write).
+    ///
+    /// # Errors
+    /// The store could not be read or written.
+    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError>;
+
+    /// Gives a claim back: the call it guarded was refused, so the next run may send it.
+    ///
+    /// # Errors
+    /// The store could not be written.
+    async fn release(&self, key: &str) -> Result<(), StatusError>;
+
     /// Where the records are kept, for the header of status answers.
     fn store(&self) -> StoreInfo;
 
@@ -105,10 +120,23 @@ pub trait Journal: Send + Sync + 'static {
     async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError>;
 }
 
+/// The answer to [`Journal::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody claimed the key before: go ahead.
+    Won,
+    /// Claimed before, at `since`.
+    Held {
+        /// When the first claim was made.
+        since: OffsetDateTime,
+    },
+}
+
 /// Keeps records in memory (local runs and tests).
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
     records: Mutex<Vec<StepRecord>>,
+    claims: Mutex<std::collections::HashMap<String, OffsetDateTime>>,
 }
 
 impl MemoryJournal {
@@ -123,6 +151,27 @@ impl Journal for MemoryJournal {
     async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
         if let Ok(mut r) = self.records.lock() {
             r.push(record);
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError> {
+        let mut claims = self
+            .claims
+            .lock()
+            .map_err(|_| StatusError::Config("the claim table is poisoned".into()))?;
+        Ok(match claims.get(key) {
+            Some(since) => Claim::Held { since: *since },
+            None => {
+                claims.insert(key.to_string(), at);
+                Claim::Won
+            }
+        })
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StatusError> {
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.remove(key);
         }
         Ok(())
     }

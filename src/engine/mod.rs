@@ -856,6 +856,16 @@ mod tests {
                 message: "connection refused".into(),
             })
         }
+        async fn claim(
+            &self,
+            _key: &str,
+            _at: time::OffsetDateTime,
+        ) -> Result<journal::Claim, StatusError> {
+            Err(StatusError::Config("down".into()))
+        }
+        async fn release(&self, _key: &str) -> Result<(), StatusError> {
+            Err(StatusError::Config("down".into()))
+        }
         fn store(&self) -> crate::status::StoreInfo {
             MemoryJournal::default().store()
         }

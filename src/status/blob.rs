@@ -80,7 +80,7 @@ use time::OffsetDateTime;
 use super::account_sas::AccountKey;
 use super::{ClusterStatus, Phase, StatusError, StoreInfo, cluster_key};
 use crate::engine::fix;
-use crate::engine::journal::{Journal, StepRecord, Transition};
+use crate::engine::journal::{Claim, Journal, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::telemetry::http::{AzureSdkTelemetry, Peer};
 use crate::telemetry::redact;
@@ -91,6 +91,9 @@ pub const DEFAULT_CONTAINER: &str = "backup-pilot-status";
 /// The Blob service version the store speaks: pinned, so Azure and Azurite (which accepts
 /// versions up to the one it was released with) see the same requests.
 pub const STORAGE_API_VERSION: &str = "2025-11-05";
+
+/// Claims ([`Journal::claim`]) are create-only blobs under this prefix.
+pub const CLAIMS_PREFIX: &str = "claims/";
 
 /// Every cluster blob's name starts with this.
 pub const PREFIX: &str = "clusters/";
@@ -435,8 +438,13 @@ impl BlobContainer {
     /// Deletes a blob if its ETag is still `etag`: `false` when it changed (412); a blob
     /// that is already gone counts as deleted.
     async fn delete_if_match(&self, name: &str, etag: &Etag) -> Result<bool, StatusError> {
+        self.delete(name, Some(etag)).await
+    }
+
+    /// Deletes a blob (only at `etag` when given); true when it is gone, false when it changed.
+    async fn delete(&self, name: &str, etag: Option<&Etag>) -> Result<bool, StatusError> {
         let options = BlobClientDeleteOptions {
-            if_match: Some(etag.clone()),
+            if_match: etag.cloned(),
             ..Default::default()
         };
         match self.client()?.blob_client(name).delete(Some(options)).await {
@@ -905,6 +913,47 @@ fn is_zero(n: &u32) -> bool {
 impl Journal for BlobJournal {
     async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
         self.update(&record).await
+    }
+
+    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError> {
+        let name = format!("{CLAIMS_PREFIX}{}", key.trim_start_matches('/'));
+        let body = super::rfc3339(at).into_bytes();
+        for _ in 0..2 {
+            match self
+                .blobs
+                .upload(&name, body.clone(), "text/plain", Some(None))
+                .await
+            {
+                Ok(()) => return Ok(Claim::Won),
+                Err(UploadError::NoContainer) => self.blobs.create().await?,
+                Err(UploadError::Conflict) => {
+                    let since = self
+                        .blobs
+                        .read(&name)
+                        .await?
+                        .and_then(|(bytes, _)| {
+                            OffsetDateTime::parse(
+                                String::from_utf8_lossy(&bytes).trim(),
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .ok()
+                        })
+                        .unwrap_or(at);
+                    return Ok(Claim::Held { since });
+                }
+                Err(UploadError::Other(e)) => return Err(e),
+            }
+        }
+        Err(StatusError::Write {
+            store: self.location(),
+            what: name,
+            message: "the container vanished right after it was created".into(),
+        })
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StatusError> {
+        let name = format!("{CLAIMS_PREFIX}{}", key.trim_start_matches('/'));
+        self.blobs.delete(&name, None).await.map(|_| ())
     }
 
     fn store(&self) -> StoreInfo {

@@ -1,7 +1,9 @@
 //! `restore_trigger`: `BackupInstances_TriggerRestore`, followed as a location LRO to the
 //! restore job's id. Crash-safe: before sending, a restore job of this instance for the same
 //! recovery point and target that started since this step began is adopted instead of
-//! starting a second restore (each one counts against the 10 a day).
+//! starting a second restore (each one counts against the 10 a day), and an atomic claim in
+//! the status store lets only one run of a step visit send (a job appears only after the
+//! POST, so a rerun or a duplicate could not see it yet).
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use super::facts::{self, Progress, advance, started, wait};
 use super::restore_run::{self, keys, steps, time_fact};
 use super::restore_validate::restore_body;
 use crate::arm::{FinalState, versions};
+use crate::engine::journal::Claim;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::job::jobs_from_list;
@@ -21,6 +24,8 @@ use crate::restore::recovery_point::RecoveryPoint;
 pub const FACT: &str = "RestoreTriggered";
 /// How long after the POST to look for the job when the service gave no operation.
 const JOB_APPEAR_WAIT: Duration = Duration::from_secs(15);
+/// How long a claimed trigger may go without a job before another run sends it again.
+const CLAIM_TAKEOVER: time::Duration = time::Duration::minutes(10);
 
 /// See the module docs.
 pub struct RestoreTrigger;
@@ -102,14 +107,56 @@ impl Step for RestoreTrigger {
                 ));
             }
         }
-        let answer = ctx
+        // The POST has no idempotency key, and its job appears only once the operation is
+        // under way: a rerun after a crash right after the POST, or a duplicate delivery
+        // running beside this one, would not see it yet. One atomic claim per step visit lets
+        // exactly one run send; the others wait for its job (and adopt it above). A claim
+        // whose job never appeared (its holder died before sending) is taken over later.
+        let claim_key = format!("{}/{}/{}", env.workflow_id, steps::TRIGGER, env.hop);
+        let now = ctx.clock.now();
+        match ctx.journal.claim(&claim_key, now).await {
+            Ok(Claim::Won) => {}
+            Ok(Claim::Held { since }) if now - since < CLAIM_TAKEOVER => {
+                return Ok(wait(
+                    JOB_APPEAR_WAIT,
+                    "another run of this step sent the restore; waiting for its job to appear",
+                ));
+            }
+            Ok(Claim::Held { .. }) => {
+                tracing::warn!(
+                    workflow.id = %env.workflow_id,
+                    "the restore claimed {} ago produced no job; sending it again",
+                    CLAIM_TAKEOVER
+                );
+            }
+            Err(e) => {
+                return Err(StepError::Transient {
+                    message: format!("could not claim the restore trigger: {e}"),
+                    retry_after: None,
+                });
+            }
+        }
+        let answer = match ctx
             .arm
             .post(
                 &format!("{bi}/restore"),
                 versions::BACKUP_INSTANCES,
                 Some(&restore_body(env)?),
             )
-            .await?;
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                // Refused with an answer: nothing was started, so the next run may send.
+                // (Without an answer the restore may have started: the claim stays.)
+                if e.status().is_some()
+                    && let Err(release) = ctx.journal.release(&claim_key).await
+                {
+                    tracing::warn!("could not give back the restore claim: {release}");
+                }
+                return Err(e.into());
+            }
+        };
         let now = time_fact(ctx.clock.now());
         Ok(
             match answer.pending(steps::TRIGGER, FinalState::Location, ctx.arm.default_poll()) {
