@@ -67,15 +67,15 @@ use backup_pilot::bus::{OutgoingMessage, Publisher};
 use backup_pilot::clock::ScaledClock;
 use backup_pilot::engine::Queues;
 use backup_pilot::local::LocalEnvironment;
-use backup_pilot::local::arm::{ArmHandle, ArmStandIn, ClusterSeed, FaultKnobs};
+use backup_pilot::local::arm::{ArmHandle, ClusterSeed, FaultKnobs};
 use backup_pilot::local::azurite::Azurite;
 use backup_pilot::local::broker::DuplicateDeliveryKnobs;
-use backup_pilot::local::fake_clusters::{FakeCluster, FakeClusters};
-use backup_pilot::local::kube_api::{ExtensionInstall, KubeApiOptions, Workload};
+use backup_pilot::local::fake_clusters::FakeCluster;
+use backup_pilot::local::kube_api::Workload;
 use backup_pilot::local::progress::StatusClient;
 use backup_pilot::local::run::{
-    EXTENSION_PODS_READY_AFTER, FAKE_LOCATION, FAKE_RESOURCE_GROUP, FAKE_SUBSCRIPTION,
-    SAMPLE_HOOKS, cluster_write_event, fake_cluster_name,
+    FAKE_LOCATION, FAKE_RESOURCE_GROUP, FAKE_SUBSCRIPTION, SAMPLE_HOOKS, cluster_write_event,
+    fake_cluster_name, fake_estate,
 };
 use backup_pilot::local::servicebus::SendFaults;
 use backup_pilot::restore::drill::SCRATCH_PREFIX;
@@ -753,19 +753,8 @@ async fn run() -> anyhow::Result<bool> {
     let blob = Arc::new(BlobProxy::start(azurite.url()).await?);
 
     let builder = LocalEnvironment::builder(&app_dir);
-    let tokens = builder.token_issuer();
-    let fakes = FakeClusters::new(
-        Arc::new(clock),
-        KubeApiOptions {
-            issuer: Some(tokens.clone()),
-            ..KubeApiOptions::default()
-        },
-        ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
-    );
-    let (arm_url, arm) = ArmStandIn::builder()
-        .clock(Arc::new(clock))
-        .tokens(tokens)
-        .on_extension_installed(fakes.extension_hook())
+    let (fakes, arm) = fake_estate(clock, builder.token_issuer());
+    let (arm_url, arm) = arm
         .faults(chaos.arm_knobs(Duration::ZERO, 0))
         .build()
         .spawn()

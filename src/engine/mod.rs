@@ -1116,9 +1116,16 @@ mod tests {
     fn busy_engine(
         delay: Duration,
     ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+        single_step_engine(AlwaysBusy(delay))
+    }
+
+    /// An engine whose only onboarding step is `step` (named `busy`), and an envelope for it.
+    fn single_step_engine(
+        step: impl Step,
+    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
         let publisher = Arc::new(RecordingPublisher::default());
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
-        let registry = Registry::default().add(WorkflowKind::Onboard, AlwaysBusy(delay));
+        let registry = Registry::default().add(WorkflowKind::Onboard, step);
         let engine = Engine::new(
             Ctx::with_defaults(clock.clone(), publisher.clone()),
             registry,
@@ -1170,22 +1177,7 @@ mod tests {
     #[tokio::test]
     async fn throttling_moves_the_deadline_instead_of_failing_the_step() {
         for (status, throttled) in [(429, true), (503, true), (500, false)] {
-            let publisher = Arc::new(RecordingPublisher::default());
-            let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
-            let registry = Registry::default().add(WorkflowKind::Onboard, Throttled { status });
-            let engine = Engine::new(
-                Ctx::with_defaults(clock.clone(), publisher.clone()),
-                registry,
-            );
-            let mut env = Envelope::start(
-                WorkflowKind::Onboard,
-                "/subscriptions/s",
-                "g1",
-                "busy",
-                "ClusterCreated",
-                clock.now(),
-                Duration::from_secs(60),
-            );
+            let (engine, publisher, clock, mut env) = single_step_engine(Throttled { status });
             // Ten throttled waits of 30 s each: five times the step's 60 s deadline.
             let mut failed_at_deadline = false;
             for round in 0..10 {

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::arm::{ArmHandle, ArmStandIn, ClusterSeed};
+use super::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed};
 use super::fake_clusters::FakeClusters;
 use super::kube_api::{ExtensionInstall, KubeApiOptions};
 use super::progress::{ClusterWatch, LiveView, StatusClient};
 use super::run_state::RunState;
 use super::timeline::{Stretch, human, table};
+use super::token::TokenIssuer;
 use super::{LocalEnvironment, drill_run};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
@@ -203,22 +204,8 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     let drill_schedule = std::env::var("BACKUP_PILOT_DRILL_SCHEDULE")
         .unwrap_or_else(|_| DEFAULT_DRILL_SCHEDULE.to_string());
     let builder = LocalEnvironment::builder(&options.app_dir);
-    let tokens = builder.token_issuer();
-    let fakes = FakeClusters::new(
-        Arc::new(clock),
-        KubeApiOptions {
-            issuer: Some(tokens.clone()),
-            ..KubeApiOptions::default()
-        },
-        ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
-    );
-    let (arm_url, arm) = ArmStandIn::builder()
-        .clock(Arc::new(clock))
-        .tokens(tokens)
-        .on_extension_installed(fakes.extension_hook())
-        .build()
-        .spawn()
-        .await?;
+    let (fakes, arm) = fake_estate(clock, builder.token_issuer());
+    let (arm_url, arm) = arm.build().spawn().await?;
     arm.add_subscription(FAKE_SUBSCRIPTION)?;
     let mut watches = Vec::new();
     for index in 1..=options.clusters {
@@ -469,6 +456,25 @@ async fn drive(
         wall_time,
         status_error,
     })
+}
+
+/// The fake clusters and an ARM stand-in builder wired to them (an extension install plays
+/// out in the cluster's Kubernetes stand-in, whose pods turn Ready after
+/// [`EXTENSION_PODS_READY_AFTER`]), all on `clock` and checking tokens from `tokens`.
+pub fn fake_estate(clock: ScaledClock, tokens: TokenIssuer) -> (FakeClusters, ArmStandInBuilder) {
+    let fakes = FakeClusters::new(
+        Arc::new(clock),
+        KubeApiOptions {
+            issuer: Some(tokens.clone()),
+            ..KubeApiOptions::default()
+        },
+        ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
+    );
+    let arm = ArmStandIn::builder()
+        .clock(Arc::new(clock))
+        .tokens(tokens)
+        .on_extension_installed(fakes.extension_hook());
+    (fakes, arm)
 }
 
 /// A client of the status HTTP function, presenting a function key.
