@@ -813,6 +813,7 @@ async fn run() -> anyhow::Result<bool> {
         .scaled_clock(clock)
         .spawn_handler(Some(env!("CARGO_BIN_EXE_backup-pilot").into()))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", NEVER_DURING_THE_RUN)
+        .setting("BACKUP_PILOT_SCAN_SCHEDULE", NEVER_DURING_THE_RUN)
         .setting("BACKUP_PILOT_ARM_URL", &arm_url)
         .setting("BACKUP_PILOT_PROFILE", "poc")
         .setting("BACKUP_PILOT_HOOKS", SAMPLE_HOOKS)
@@ -937,11 +938,21 @@ async fn run() -> anyhow::Result<bool> {
 
     // Drills under the same chaos, then quiet.
     match fire_drills(&env, &http).await {
-        Ok(answer) => eprintln!(
-            "  {:>4.0}s: drill timer fired: {}",
-            wall.elapsed().as_secs_f64(),
-            answer.to_string().chars().take(200).collect::<String>()
-        ),
+        Ok(answer) => {
+            let lines: Vec<&str> = answer
+                .get("Logs")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            eprintln!(
+                "  {:>4.0}s: drill timer fired: {}",
+                wall.elapsed().as_secs_f64(),
+                lines.first().copied().unwrap_or_default()
+            );
+            for line in lines.iter().filter(|l| l.contains("error")).take(3) {
+                eprintln!("    {}", line.chars().take(300).collect::<String>());
+            }
+        }
         Err(e) => eprintln!("  drill timer: {e}"),
     }
     let drain_deadline = (Instant::now() + Duration::from_secs(120)).min(deadline);

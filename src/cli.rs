@@ -61,6 +61,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sweep the fleet with Azure Resource Graph (BACKUP_PILOT_MANAGEMENT_GROUPS, else
+    /// BACKUP_PILOT_SUBSCRIPTIONS, else every subscription you can read): a table of every
+    /// cluster, what the sweep found (unprotected, drifted and why, healthy, busy, out of
+    /// scope) and what it would do. Two queries, no per-cluster ARM read. With `--enqueue` it
+    /// starts the onboarding and repair workflows, as the `fleet-scan` timer does.
+    Scan {
+        /// Start the workflows (needs the service's Service Bus and status store settings).
+        #[arg(long)]
+        enqueue: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enqueue onboarding of one cluster: sends a cluster write event to the cluster-events
     /// queue, as Event Grid would.
     Onboard {
@@ -126,6 +139,19 @@ pub struct LocalArgs {
     /// folder per run under `.local/runs/`.
     #[arg(long)]
     pub keep_state: bool,
+    /// Clusters that exist before the service starts (no events): the first fleet sweep
+    /// (Resource Graph) finds and onboards them.
+    #[arg(long, default_value_t = 0)]
+    pub existing_clusters: u32,
+    /// Subscriptions the existing clusters are spread over, under one management group.
+    #[arg(long, default_value_t = 1)]
+    pub subscriptions: u32,
+    /// After onboarding, break protection on a sample of clusters in every way the
+    /// stand-in knows (backup instance error, extension failed, backups stopped, a role
+    /// assignment or the trusted-access binding deleted); exits non-zero unless the next
+    /// sweep repairs each.
+    #[arg(long)]
+    pub drift: bool,
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
@@ -168,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(id) => cluster_status(&id, json).await,
         },
         Command::Plan { cluster, json } => plan(&cluster, json).await,
+        Command::Scan { enqueue, json } => scan(enqueue, json).await,
         Command::VerifyEvidence { cluster } => verify_evidence(&cluster).await,
         Command::Onboard {
             cluster,
@@ -192,6 +219,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             timeout: Duration::from_secs(args.timeout_seconds),
             drill: args.drill,
             keep_state: args.keep_state,
+            existing_clusters: args.existing_clusters,
+            subscriptions: args.subscriptions,
+            drift: args.drift,
             handler: None,
             live: true,
         })
@@ -372,6 +402,38 @@ async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
         crate::plan::render::text(&plan)
     };
     println!("{}", output.trim_end());
+    Ok(())
+}
+
+/// `scan`: one sweep, printed; with `enqueue`, acted on.
+async fn scan(enqueue: bool, as_json: bool) -> anyhow::Result<()> {
+    let config = service_config("scan")?;
+    let journal: Arc<dyn crate::engine::journal::Journal> = if enqueue {
+        if config.status_store == StatusStoreConfig::Memory {
+            anyhow::bail!(
+                "`scan --enqueue` needs the service's status store (BACKUP_PILOT_STATUS_BLOB_URL): it is where one onboarding per cluster is claimed"
+            );
+        }
+        crate::runtime::journal(&config.status_store, &config.credential)?
+    } else {
+        Arc::new(MemoryJournal::default())
+    };
+    let ctx = crate::runtime::ctx(&config, journal)?;
+    let engine = crate::engine::Engine::new(ctx, crate::workflow::registry());
+    let report = crate::fleet::scan::sweep(&engine, enqueue)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sweep did not complete: {e}"))?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::fleet::render::json(&report))?
+        );
+    } else {
+        println!(
+            "{}",
+            crate::fleet::render::table(&report, enqueue).trim_end()
+        );
+    }
     Ok(())
 }
 

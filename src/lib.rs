@@ -6,6 +6,7 @@
 //! - [`arm`]: Azure Resource Manager (API versions, client).
 //! - [`advice`]: the command an operator should run when a read fails.
 //! - [`events`]: Event Grid intake of cluster writes and deletes.
+//! - [`fleet`]: fleet scans and drift repair with Azure Resource Graph.
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy and the journal.
 //! - [`workflow`]: the workflows and their steps.
@@ -38,6 +39,7 @@ pub mod engine;
 pub mod enqueue;
 pub mod envelope;
 pub mod events;
+pub mod fleet;
 pub mod handler;
 pub mod kube;
 pub mod local;

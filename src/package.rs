@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub const HOST_JSON: &str = include_str!("../host.json");
 
 /// Every function's `function.json`, as in the repository's `functions/` folder.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+pub const FUNCTIONS: [(&str, &str); 6] = [
     (
         "cluster-events",
         include_str!("../functions/cluster-events/function.json"),
@@ -29,6 +29,10 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
         include_str!("../functions/restore-drills/function.json"),
     ),
     ("status", include_str!("../functions/status/function.json")),
+    (
+        "fleet-scan",
+        include_str!("../functions/fleet-scan/function.json"),
+    ),
 ];
 
 /// What went wrong while staging.

@@ -132,11 +132,22 @@ async fn an_envelope_at_the_attempt_limit_past_its_deadline_fails_its_workflow()
     )
     .await;
     assert_eq!(status, 200, "{answer}");
-    assert!(
-        publisher.sent().is_empty(),
-        "no retry and no dead letter: {:?}",
-        publisher.sent()
+    let sent = publisher.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "no retry; one dead letter for a person: {sent:?}"
     );
+    let dl = dead_letters(&publisher);
+    assert_eq!(dl.len(), 1, "{sent:?}");
+    assert_eq!(dl[0].properties["dead-letter-reason"], "WorkflowFailed");
+    let description = &dl[0].properties["dead-letter-description"];
+    assert!(
+        description.contains("stopped at step")
+            && description.contains(&format!("{} attempts", u64::from(MAX_ATTEMPT) + 1)),
+        "{description}"
+    );
+    assert_eq!(dl[0].body, body.as_bytes(), "the original, unchanged");
     let records = h.journal.records();
     assert_eq!(records.len(), 1);
     match &records[0].transition {

@@ -527,6 +527,7 @@ async fn the_real_handler_dead_letters_a_malformed_event() {
         .clock(clock.clone() as Arc<dyn Clock>)
         .handler_url(&handler_url)
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", "0 0 3 * * *")
+        .setting("BACKUP_PILOT_SCAN_SCHEDULE", "0 0 4 * * *")
         .start()
         .await
         .unwrap();
@@ -598,6 +599,7 @@ async fn the_spawned_handler_authenticates_with_the_managed_identity_endpoint() 
         .scaled_clock(clock)
         .spawn_handler(Some(env!("CARGO_BIN_EXE_backup-pilot").into()))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", "0 0 3 * * *")
+        .setting("BACKUP_PILOT_SCAN_SCHEDULE", "0 0 4 * * *")
         .setting("NO_COLOR", "1")
         .start()
         .await

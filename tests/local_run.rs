@@ -26,6 +26,9 @@ async fn two_fake_clusters_end_protected_through_the_health_gate_and_the_hooks()
         live: false,
         drill: false,
         keep_state: false,
+        existing_clusters: 0,
+        subscriptions: 1,
+        drift: false,
     })
     .await
     .expect("every cluster ends protected");

@@ -23,6 +23,8 @@ param tags object = {}
 
 @description('NCRONTAB (6 fields, UTC: Flex has no WEBSITE_TIME_ZONE) for the restore-drills timer.')
 param drillSchedule string = '0 0 3 * * 0'
+@description('Fleet scan and drift sweep (6-field NCRONTAB, UTC): two Resource Graph queries per sweep.')
+param scanSchedule string = '0 15 * * * *'
 
 @description('OTLP/HTTP endpoint the binary exports traces and metrics to (e.g. an OpenTelemetry Collector with the azuremonitor exporter). Empty: no OTLP export; the host still logs to Application Insights.')
 param otlpEndpoint string = ''
@@ -323,6 +325,10 @@ var serviceSettings = concat([
   {
     name: 'BACKUP_PILOT_DRILL_SCHEDULE'
     value: drillSchedule
+  }
+  {
+    name: 'BACKUP_PILOT_SCAN_SCHEDULE'
+    value: scanSchedule
   }
 ], empty(armUrl) ? [] : [
   {

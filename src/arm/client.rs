@@ -628,6 +628,14 @@ impl ArmClient {
     }
 
     fn observe_rate_limits(&self, headers: &HeaderMap, path: &str, method: &Method) {
+        // Resource Graph's per-user quota: none left means no query until the window resets.
+        if let Some(wait) = graph_quota_spent(headers) {
+            tracing::info!(
+                "Resource Graph quota spent; the next query waits {}s",
+                wait.as_secs()
+            );
+            self.hold(&operation_key(method, path), wait);
+        }
         let lowest = headers
             .iter()
             .filter(|(name, _)| name.as_str().starts_with("x-ms-ratelimit-remaining-"))
@@ -729,6 +737,43 @@ fn gate_key(method: &Method, path: &str) -> String {
     format!("{sub}:{class}")
 }
 
+/// How long until Resource Graph's per-user window resets, when its quota is spent
+/// (`x-ms-user-quota-remaining: 0`, `x-ms-user-quota-resets-after: hh:mm:ss`).
+fn graph_quota_spent(headers: &HeaderMap) -> Option<Duration> {
+    let remaining: u64 = headers
+        .get("x-ms-user-quota-remaining")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if remaining > 0 {
+        return None;
+    }
+    let resets = headers
+        .get("x-ms-user-quota-resets-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_hms)
+        .unwrap_or(Duration::from_secs(5));
+    Some(resets.clamp(Duration::from_secs(1), super::lro::MAX_RETRY_AFTER))
+}
+
+/// `hh:mm:ss` as a duration.
+fn parse_hms(text: &str) -> Option<Duration> {
+    let mut parts = text.trim().split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let seconds = h.parse::<u64>().ok()?.checked_mul(3600)?
+        + m.parse::<u64>().ok()?.checked_mul(60)?
+        + s.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)?
+            .ceil() as u64;
+    Some(Duration::from_secs(seconds))
+}
+
 fn request_ids(headers: &HeaderMap) -> String {
     ["x-ms-request-id", "x-ms-correlation-request-id"]
         .iter()
@@ -820,6 +865,38 @@ pub(crate) fn fault_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spent_resource_graph_quota_holds_queries_until_its_window_resets() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ms-user-quota-remaining", HeaderValue::from_static("3"));
+        h.insert(
+            "x-ms-user-quota-resets-after",
+            HeaderValue::from_static("00:00:04"),
+        );
+        assert_eq!(graph_quota_spent(&h), None);
+        h.insert("x-ms-user-quota-remaining", HeaderValue::from_static("0"));
+        assert_eq!(graph_quota_spent(&h), Some(Duration::from_secs(4)));
+        h.insert(
+            "x-ms-user-quota-resets-after",
+            HeaderValue::from_static("00:02:03.5"),
+        );
+        assert_eq!(graph_quota_spent(&h), Some(Duration::from_secs(124)));
+        h.insert(
+            "x-ms-user-quota-resets-after",
+            HeaderValue::from_static("junk"),
+        );
+        assert_eq!(
+            graph_quota_spent(&h),
+            Some(Duration::from_secs(5)),
+            "unreadable: Resource Graph's default window"
+        );
+        assert_eq!(
+            parse_hms("99999999999999999:00:00"),
+            None,
+            "overflow is refused"
+        );
+    }
 
     #[test]
     fn a_provider_429_holds_back_its_operation_and_arm_throttling_the_subscription() {

@@ -20,6 +20,8 @@ pub const ROLE_ASSIGNMENTS: &str = "2022-04-01";
 pub const EXTENSIONS: &str = "2023-05-01";
 /// `Microsoft.Resources` resource groups and provider registration.
 pub const RESOURCES: &str = "2022-09-01";
+/// Azure Resource Graph queries (`POST /providers/Microsoft.ResourceGraph/resources`).
+pub const RESOURCE_GRAPH: &str = "2022-10-01";
 
 /// The guide's table: resource type → API version.
 pub const GUIDE_TABLE: [(&str, &str); 5] = [

@@ -43,6 +43,12 @@ pub enum Transition {
         /// Why, and when it can run.
         reason: String,
     },
+    /// Never produced by a step: a fleet sweep found the subject needs work (its decayed
+    /// protection) and started the workflow the record names to do it.
+    Found {
+        /// What was found.
+        what: String,
+    },
 }
 
 /// One journal entry.

@@ -10,7 +10,7 @@ use super::deadletter::{DeadLetter, dead_letter};
 use super::invocation::{HttpTriggerRequest, Invocation, InvocationResult};
 use super::{Answer, AppState, names};
 use crate::bus::OutgoingMessage;
-use crate::engine::EngineError;
+use crate::engine::journal::Transition;
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
 use crate::restore::report::ReportKind;
@@ -18,6 +18,7 @@ use crate::restore::request::parse_request_bytes;
 use crate::status::{StatusError, page, render};
 use crate::telemetry::{propagation, redact, spans};
 use crate::workflow::drill_schedule;
+use crate::workflow::onboard_start::{self, Start};
 use crate::workflow::restore_run::{self, keys};
 use tracing::Instrument as _;
 
@@ -81,7 +82,12 @@ pub async fn cluster_events(State(state): State<AppState>, raw: Bytes) -> Answer
     .await
 }
 
-/// `workflow`: run the step an envelope names.
+/// The dead-letter reason of a workflow that stopped at a step (the description names the
+/// step, what failed and the fix).
+pub const WORKFLOW_FAILED: &str = "WorkflowFailed";
+
+/// `workflow`: run the step an envelope names; an onboarding or offboarding that stops is
+/// dead-lettered.
 pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
     let (inv, body) = match read_message(&raw, bindings::MESSAGE) {
         Ok(pair) => pair,
@@ -103,6 +109,30 @@ pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
     };
     match state.engine.run(&env).await {
         Ok(report) => {
+            if let Transition::Failed { reason } = &report.transition
+                && matches!(env.kind, WorkflowKind::Onboard | WorkflowKind::Offboard)
+            {
+                // A protection workflow that stopped needs a person: its last message goes to
+                // the dead letters with what failed and the fix, beside the recorded status.
+                // (A restore or drill that fails is answered by its result and report.)
+                let description = format!(
+                    "{} workflow {} for {} stopped at step {}: {}",
+                    env.kind,
+                    env.workflow_id,
+                    env.subject,
+                    report.step,
+                    redact::secrets(reason)
+                );
+                return reject(
+                    &state,
+                    names::WORKFLOW,
+                    &inv,
+                    &body,
+                    WORKFLOW_FAILED,
+                    description,
+                )
+                .await;
+            }
             let line = format!(
                 "{} {} step {} attempt {}: {:?}",
                 env.kind, env.workflow_id, report.step, env.attempt, report.transition
@@ -194,6 +224,49 @@ pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answ
         payload,
     )
     .await
+}
+
+/// `fleet-scan`: the sweep timer. Lists the fleet with Resource Graph and starts onboarding
+/// for clusters not protected yet and repairs for protected clusters whose protection
+/// decayed ([`crate::fleet::scan`]). Answers 200 whatever happened (timers are not
+/// redelivered): a query that failed is in the answer's log lines and the logs, and the next
+/// sweep reads again.
+pub async fn fleet_scan(State(state): State<AppState>, raw: Bytes) -> Answer {
+    if let Err(e) = serde_json::from_slice::<Value>(&raw) {
+        tracing::warn!(
+            function = names::FLEET_SCAN,
+            "the timer payload is not JSON ({e}); sweeping anyway"
+        );
+    }
+    let lines = match crate::fleet::scan::sweep(&state.engine, true).await {
+        Ok(report) => {
+            let mut lines = vec![report.summary()];
+            for (cluster, workflow, what) in &report.started {
+                lines.push(format!("{what} workflow {workflow} started for {cluster}"));
+            }
+            for (cluster, finding) in &report.findings {
+                if let crate::fleet::sweep::Finding::Drifted(causes) = finding {
+                    let causes: Vec<String> = causes.iter().map(ToString::to_string).collect();
+                    lines.push(format!("drifted: {}: {}", cluster.id, causes.join("; ")));
+                }
+            }
+            for (cluster, error) in &report.start_errors {
+                lines.push(format!(
+                    "not started for {cluster} (next sweep tries again): {error}"
+                ));
+            }
+            lines.extend(report.unreadable_rows.iter().cloned());
+            lines
+        }
+        Err(e) => vec![format!(
+            "scan: the sweep did not complete; the next one reads again: {}",
+            redact::secrets(&e.to_string())
+        )],
+    };
+    for line in &lines {
+        tracing::info!(function = names::FLEET_SCAN, "{line}");
+    }
+    Answer::Handled(InvocationResult::logs(lines))
 }
 
 /// `restore-drills`: the drill timer. Starts one drill per protected cluster of the configured
@@ -453,13 +526,29 @@ async fn start(
         &inv.message_id().unwrap_or_default(),
         &propagation::from_properties(&inv.application_properties()),
     );
-    let started = state
-        .engine
-        .start(kind, subject, generation, payload)
-        .instrument(received)
-        .await;
+    let started = async {
+        if kind == WorkflowKind::Onboard {
+            onboard_start::start_onboarding(&state.engine, subject, generation, payload).await
+        } else {
+            state
+                .engine
+                .start(kind, subject, generation, payload)
+                .await
+                .map(|env| Start::Started(Box::new(env)))
+        }
+    }
+    .instrument(received)
+    .await;
     match started {
-        Ok(env) => {
+        Ok(Start::AlreadyRunning { since }) => {
+            let line = format!(
+                "{kind} of {subject} not started: an onboarding of the cluster is under way (since {})",
+                crate::status::rfc3339(since)
+            );
+            tracing::info!("{line}");
+            Answer::Handled(InvocationResult::logs([line]))
+        }
+        Ok(Start::Started(env)) => {
             let line = format!(
                 "{kind} workflow {} started for {subject} (message {})",
                 env.workflow_id,
@@ -468,7 +557,7 @@ async fn start(
             tracing::info!(workflow_id = %env.workflow_id, "{line}");
             Answer::Handled(InvocationResult::logs([line]))
         }
-        Err(err @ EngineError::Publish(_)) => redeliver(function, err.to_string()),
+        Err(err) if err.should_redeliver() => redeliver(function, err.to_string()),
         Err(err) => reject(state, function, inv, body, "NoWorkflow", err.to_string()).await,
     }
 }

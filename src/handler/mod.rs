@@ -31,13 +31,16 @@ pub mod names {
     pub const RESTORE_DRILLS: &str = "restore-drills";
     /// The status HTTP API.
     pub const STATUS: &str = "status";
+    /// The fleet-scan timer.
+    pub const FLEET_SCAN: &str = "fleet-scan";
     /// Every function, for packaging and checks.
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         CLUSTER_EVENTS,
         WORKFLOW,
         RESTORE_REQUESTS,
         RESTORE_DRILLS,
         STATUS,
+        FLEET_SCAN,
     ];
 }
 
@@ -66,6 +69,10 @@ pub fn app(state: AppState, max_request_bytes: usize) -> Router {
             post(functions::restore_drills),
         )
         .route(&format!("/{}", names::STATUS), post(functions::status))
+        .route(
+            &format!("/{}", names::FLEET_SCAN),
+            post(functions::fleet_scan),
+        )
         .fallback(unknown_function)
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

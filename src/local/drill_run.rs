@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::LocalEnvironment;
 use super::arm::ArmHandle;
@@ -149,23 +149,7 @@ pub async fn drill(
     setup: &DrillSetup,
     timeout: Duration,
 ) -> anyhow::Result<DrillOutcome> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let invocation = json!({
-        "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "IsPastDue": false}},
-        "Metadata": {}
-    });
-    let answer = http
-        .post(format!("{}/restore-drills", env.host().handler_url()))
-        .json(&invocation)
-        .send()
-        .await?;
-    let status = answer.status();
-    let body: Value = answer.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        anyhow::bail!("the handler refused the drill timer ({status}): {body}");
-    }
+    let body = super::fire_timer(env, crate::handler::names::RESTORE_DRILLS).await?;
     if !env.wait_idle(timeout).await {
         anyhow::bail!("the drills were still running after {timeout:?}");
     }

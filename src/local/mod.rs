@@ -12,6 +12,7 @@ pub mod azurite;
 pub mod broker;
 pub mod credential;
 pub mod drill_run;
+pub mod estate;
 pub mod fake_clusters;
 pub mod functions_host;
 pub mod host_payload;
@@ -43,6 +44,32 @@ use token::TokenIssuer;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::engine::Queues;
+
+/// Fires timer `function` at the handler, as the host would, and returns its answer
+/// (`{"Logs": […]}`): what `local` does for a sweep or a drill it wants now, not on the
+/// schedule.
+///
+/// # Errors
+/// The handler unreachable or refusing the invocation.
+pub async fn fire_timer(
+    env: &LocalEnvironment,
+    function: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let answer = http
+        .post(format!("{}/{function}", env.host().handler_url()))
+        .json(&estate::timer_invocation())
+        .send()
+        .await?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        anyhow::bail!("the handler refused the {function} timer ({status}): {body}");
+    }
+    Ok(body)
+}
 
 /// Inherited variables removed from a spawned handler's environment: each would point its
 /// credentials or Service Bus client away from the stand-ins.

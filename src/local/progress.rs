@@ -70,6 +70,9 @@ pub struct StatusAnswer {
     /// Recent step runs, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The latest drift a fleet sweep found, and its repair.
+    #[serde(default)]
+    pub drift: Option<crate::status::DriftNote>,
 }
 
 /// The workflow part of a [`StatusAnswer`].

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::arm::drift::Drift;
 use super::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed};
 use super::fake_clusters::FakeClusters;
 use super::kube_api::{ExtensionInstall, KubeApiOptions};
@@ -24,7 +25,7 @@ use super::progress::{ClusterWatch, LiveView, StatusClient};
 use super::run_state::RunState;
 use super::timeline::{Stretch, human, table};
 use super::token::TokenIssuer;
-use super::{LocalEnvironment, drill_run};
+use super::{LocalEnvironment, drill_run, estate};
 use crate::bus::{OutgoingMessage, Publisher};
 use crate::clock::ScaledClock;
 use crate::engine::Queues;
@@ -40,6 +41,9 @@ pub const FAKE_RESOURCE_GROUP: &str = "rg-backup-pilot-local";
 pub const FAKE_LOCATION: &str = "westeurope";
 /// The drill schedule used when `BACKUP_PILOT_DRILL_SCHEDULE` is not set.
 pub const DEFAULT_DRILL_SCHEDULE: &str = "0 0 3 * * *";
+/// The scan schedule used when `BACKUP_PILOT_SCAN_SCHEDULE` is not set (`local` fires the
+/// first sweep itself when clusters exist before the service).
+pub const DEFAULT_SCAN_SCHEDULE: &str = "0 0 4 * * *";
 /// How long the backup extension's pods take to turn Ready after ARM reports the install done
 /// (virtual time: image pulls), so the health gate has something to wait for.
 pub const EXTENSION_PODS_READY_AFTER: Duration = Duration::from_secs(150);
@@ -74,6 +78,14 @@ pub struct LocalOptions {
     /// Carry Azurite's data and the reports over from earlier runs (`.local/state/`) instead
     /// of starting from a fresh folder under `.local/runs/`.
     pub keep_state: bool,
+    /// Clusters that exist before the service starts (no events): the first fleet sweep
+    /// finds and onboards them.
+    pub existing_clusters: u32,
+    /// Subscriptions the existing clusters are spread over (under one management group).
+    pub subscriptions: u32,
+    /// After onboarding, break protection on a sample of clusters in every known way and
+    /// check the next sweep repairs each.
+    pub drift: bool,
 }
 
 /// One cluster at the end of a run.
@@ -218,6 +230,20 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             .await?;
         watches.push(ClusterWatch::new(&cluster.arm.id, &name));
     }
+    let estate_clusters = if options.existing_clusters > 0 || options.drift {
+        estate::seed(
+            &arm,
+            &fakes,
+            options.existing_clusters,
+            options.subscriptions,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    for (id, name) in &estate_clusters {
+        watches.push(ClusterWatch::new(id, name));
+    }
     let state = RunState::create(
         &options.app_dir,
         options.keep_state,
@@ -249,6 +275,11 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         .scaled_clock(clock)
         .spawn_handler(Some(program))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", &drill_schedule)
+        .setting(
+            "BACKUP_PILOT_SCAN_SCHEDULE",
+            &std::env::var("BACKUP_PILOT_SCAN_SCHEDULE")
+                .unwrap_or_else(|_| DEFAULT_SCAN_SCHEDULE.to_string()),
+        )
         .setting("BACKUP_PILOT_ARM_URL", &arm_url)
         // The guide's PoC profile unless the caller chose one.
         .setting(
@@ -259,6 +290,13 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         .setting("NO_COLOR", "1");
     if let Some(text) = hooks_setting {
         builder = builder.setting("BACKUP_PILOT_HOOKS", text);
+    }
+    if !estate_clusters.is_empty() || options.drift {
+        builder = builder.setting("BACKUP_PILOT_MANAGEMENT_GROUPS", estate::ESTATE_GROUP);
+    }
+    if options.drift {
+        // Stopped backups are only visible once a backup has completed.
+        builder = builder.setting("BACKUP_PILOT_FIRST_BACKUP", "true");
     }
     if std::env::var_os("RUST_LOG").is_none() {
         builder = builder.setting("RUST_LOG", LOG_FILTER);
@@ -313,6 +351,19 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     let idle = env.wait_idle(DRAIN_TIMEOUT).await;
     print!("{}", report.render());
     println!("{}", protection_summary(&arm));
+    let repaired = if options.drift && report.all_protected() {
+        let sample: Vec<(String, String)> = if estate_clusters.is_empty() {
+            watches_of(&report)
+        } else {
+            estate_clusters.clone()
+        };
+        tokio::select! {
+            result = drift_and_repair(&env, &arm, &sample, options.timeout) => result,
+            () = crate::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        }
+    } else {
+        Ok(())
+    };
     let drilled = match (&drills, report.all_protected()) {
         (Some(setup), true) => tokio::select! {
             result = drill_run::drill(&env, &arm, setup, options.timeout) => result.and_then(|outcome| {
@@ -331,12 +382,13 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         Ok(path) => println!("status page: {}", path.display()),
         Err(e) => println!("status page not saved: {e:#}"),
     }
-    if !idle || !report.all_protected() || drilled.is_err() {
+    if !idle || !report.all_protected() || drilled.is_err() || repaired.is_err() {
         println!("{}", summary(&env));
     }
     env.stop().await;
     arm.shutdown();
     drilled?;
+    repaired?;
     if report.all_protected() {
         Ok(report)
     } else {
@@ -350,6 +402,88 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             "not every cluster ended protected: {}; see the timelines above",
             open.join(", ")
         )
+    }
+}
+
+/// Every cluster of a report as `(id, name)`.
+fn watches_of(report: &LocalReport) -> Vec<(String, String)> {
+    report
+        .clusters
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect()
+}
+
+/// `--drift`: breaks protection on a sample of `clusters`, fires the sweep, waits for every
+/// repair to end protected, and checks with one more sweep that none is still drifted.
+async fn drift_and_repair(
+    env: &LocalEnvironment,
+    arm: &ArmHandle,
+    clusters: &[(String, String)],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let broken = estate::inject(arm, clusters)?;
+    let catch_up = env.clock().real_duration(estate::INDEX_CATCH_UP);
+    tokio::time::sleep(catch_up).await;
+    let sweep = estate::fire_sweep(env).await?;
+    println!(
+        "
+after breaking protection on {} cluster(s):",
+        broken.len()
+    );
+    println!("{}", sweep.summary());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let status = status_client(env, http)?;
+    let deadline = Instant::now() + timeout;
+    let mut repaired_in_status: Vec<(String, Drift)> = Vec::new();
+    loop {
+        repaired_in_status.clear();
+        for (id, drift) in &broken {
+            if let Ok(Some(answer)) = status.cluster(id).await
+                && answer.phase == Phase::Protected
+                && answer
+                    .drift
+                    .as_ref()
+                    .is_some_and(|d| d.repaired_at.is_some())
+            {
+                repaired_in_status.push((id.clone(), *drift));
+            }
+        }
+        if repaired_in_status.len() == broken.len() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    env.wait_idle(DRAIN_TIMEOUT).await;
+    tokio::time::sleep(catch_up).await;
+    let check = estate::fire_sweep(env).await?;
+    println!("{}", check.summary());
+    let still = check.drifted();
+    let mut not_repaired = Vec::new();
+    let mut repaired = 0;
+    for (id, drift) in &broken {
+        let in_status = repaired_in_status.iter().any(|(r, _)| r == id);
+        if in_status && !still.contains(&id.to_ascii_lowercase()) {
+            repaired += 1;
+        } else {
+            let name = id.rsplit('/').next().unwrap_or(id);
+            not_repaired.push(format!(
+                "{name} ({drift}{})",
+                if in_status {
+                    ": the last sweep still finds it drifted"
+                } else {
+                    ": no repair recorded"
+                }
+            ));
+        }
+    }
+    println!("drift: injected={} repaired={repaired}", broken.len());
+    if not_repaired.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("drift not repaired: {}", not_repaired.join(", "))
     }
 }
 
@@ -391,6 +525,16 @@ async fn drive(
         options.clusters,
         crate::status::rfc3339(start.replace_nanosecond(0).unwrap_or(start))
     );
+    if options.existing_clusters > 0 {
+        let sweep = estate::fire_sweep(env).await?;
+        println!(
+            "{} existing cluster(s) in {} subscription(s) under management group {}; first sweep:\n{}\n",
+            options.existing_clusters,
+            options.subscriptions.max(1),
+            estate::ESTATE_GROUP,
+            sweep.summary()
+        );
+    }
 
     let mut view = LiveView::new(&watches, options.live);
     let deadline = wall + options.timeout;

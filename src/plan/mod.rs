@@ -179,7 +179,7 @@ pub async fn plan(ctx: &Ctx, cluster: &ResourceId) -> Result<Plan, StepError> {
             warnings: Vec::new(),
         },
     };
-    let eligible = match check_cluster::assess(ctx, cluster).await? {
+    let eligible = match check_cluster::assess(ctx, cluster, false).await? {
         Eligibility::Eligible(e) => e,
         Eligibility::Finish(reason) => return Ok(planner.end(check_cluster::NAME, reason)),
         Eligibility::Fail(reason) => {

@@ -831,6 +831,9 @@ enum LoggedTransition {
     Skipped {
         reason: String,
     },
+    Found {
+        what: String,
+    },
 }
 
 impl From<&StepRecord> for LogLine {
@@ -861,6 +864,9 @@ impl From<&StepRecord> for LogLine {
             Transition::Skipped { reason } => LoggedTransition::Skipped {
                 reason: redact::secrets(reason),
             },
+            Transition::Found { what } => LoggedTransition::Found {
+                what: redact::secrets(what),
+            },
         };
         Self {
             workflow_id: record.workflow_id.clone(),
@@ -890,6 +896,7 @@ impl LogLine {
             },
             LoggedTransition::Failed { reason, fix: None } => Transition::Failed { reason },
             LoggedTransition::Skipped { reason } => Transition::Skipped { reason },
+            LoggedTransition::Found { what } => Transition::Found { what },
         };
         StepRecord {
             workflow_id: self.workflow_id,

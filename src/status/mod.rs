@@ -157,6 +157,26 @@ pub struct DrillSkip {
     pub reason: String,
 }
 
+/// Decayed protection a fleet sweep found, and its repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftNote {
+    /// The repair workflow.
+    pub workflow_id: String,
+    /// When the sweep found it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: OffsetDateTime,
+    /// What was found (`backup extension is Failed; …`).
+    pub causes: String,
+    /// When the repair workflow ended protected; absent while it runs (or if it failed).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repaired_at: Option<OffsetDateTime>,
+}
+
 /// One step run in the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -193,6 +213,7 @@ impl HistoryEntry {
             Transition::Retrying { at, why } => format!("retry at {}: {why}", rfc3339(*at)),
             Transition::Done { summary } => summary.clone(),
             Transition::Failed { reason } | Transition::Skipped { reason } => reason.clone(),
+            Transition::Found { what } => what.clone(),
         };
         let took = record.finished_at - record.started_at;
         Self {
@@ -254,6 +275,9 @@ pub struct ClusterStatus {
     /// The latest restore.
     #[serde(default)]
     pub last_restore: Option<RunSummary>,
+    /// The latest drift a fleet sweep found, and whether it was repaired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftNote>,
     /// Recent step runs, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
@@ -276,6 +300,7 @@ impl ClusterStatus {
             last_drill: None,
             drill_skipped: None,
             last_restore: None,
+            drift: None,
             history: Vec::new(),
             updated_at: None,
         }
@@ -351,13 +376,56 @@ impl ClusterStatus {
         }
     }
 
+    /// The end of a workflow is final for that workflow: a late record of one of its earlier
+    /// steps (a redelivery after a crash, a duplicate delivery, finishing after the chain
+    /// ended) joins the history but does not move the phase back, and the end wins over
+    /// the workflow's own earlier records whatever the order they are folded in. Across
+    /// workflows the newest record wins.
     fn apply_protection(&mut self, record: &StepRecord) {
-        if self
+        if let Transition::Found { what } = &record.transition {
+            if self
+                .drift
+                .as_ref()
+                .is_none_or(|d| d.found_at <= record.finished_at)
+            {
+                self.drift = Some(DriftNote {
+                    workflow_id: record.workflow_id.clone(),
+                    found_at: record.finished_at,
+                    causes: redact::secrets(what),
+                    repaired_at: None,
+                });
+            }
+            return;
+        }
+        if let (Some(drift), Transition::Done { .. }) = (self.drift.as_mut(), &record.transition)
+            && drift.workflow_id == record.workflow_id
+            && record.kind == WorkflowKind::Onboard
+        {
+            drift.repaired_at = Some(record.finished_at);
+        }
+        let record_ends = matches!(
+            record.transition,
+            Transition::Done { .. } | Transition::Failed { .. }
+        );
+        let same_workflow = self
             .workflow
             .as_ref()
-            .is_some_and(|w| w.updated_at > record.finished_at)
-        {
-            return;
+            .filter(|w| w.id == record.workflow_id);
+        let current_ended = matches!(
+            self.phase,
+            Phase::Protected | Phase::Failed | Phase::Offboarded
+        );
+        match same_workflow {
+            Some(_) if current_ended && !record_ends => return,
+            Some(_) if !current_ended && record_ends => {}
+            _ if self
+                .workflow
+                .as_ref()
+                .is_some_and(|w| w.updated_at > record.finished_at) =>
+            {
+                return;
+            }
+            _ => {}
         }
         let onboarding = record.kind == WorkflowKind::Onboard;
         let phase = match &record.transition {
@@ -365,7 +433,7 @@ impl ClusterStatus {
             Transition::Done { .. } if onboarding => Phase::Protected,
             Transition::Done { .. } => Phase::Offboarded,
             Transition::Failed { .. } => Phase::Failed,
-            Transition::Skipped { .. } => return,
+            Transition::Skipped { .. } | Transition::Found { .. } => return,
         };
         if phase != self.phase || self.phase_since.is_none() {
             self.phase_since = Some(record.finished_at);
@@ -456,7 +524,10 @@ impl ClusterStatus {
 }
 
 fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
-    if matches!(record.transition, Transition::Skipped { .. }) {
+    if matches!(
+        record.transition,
+        Transition::Skipped { .. } | Transition::Found { .. }
+    ) {
         return;
     }
     let newer_run = slot.as_ref().is_none_or(|run| {
@@ -497,7 +568,7 @@ fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
             Some(record.finished_at),
             Some(redact::secrets(reason)),
         ),
-        Transition::Skipped { .. } => return,
+        Transition::Skipped { .. } | Transition::Found { .. } => return,
     };
 }
 
@@ -677,6 +748,59 @@ mod tests {
         );
         assert_eq!(s.history.len(), 2);
         assert_eq!(s.history[0].duration_ms, 1500);
+    }
+
+    #[test]
+    fn a_late_record_of_an_ended_workflow_does_not_reopen_it_in_either_fold_order() {
+        let done = record(
+            WorkflowKind::Onboard,
+            "wf",
+            "first_backup",
+            0,
+            5,
+            Transition::Done {
+                summary: "protected".into(),
+            },
+        );
+        // A redelivery of an earlier step (its first run was killed after publishing the
+        // next step) finishes after the workflow ended; its successor is a duplicate.
+        let late = record(
+            WorkflowKind::Onboard,
+            "wf",
+            "assign_roles",
+            1,
+            7,
+            Transition::Advanced {
+                next: "bind_trusted_access".into(),
+                fact: "RolesAssigned".into(),
+            },
+        );
+        for order in [[&done, &late], [&late, &done]] {
+            let mut s = ClusterStatus::new(CLUSTER);
+            for r in order {
+                s.apply(r, 10);
+            }
+            assert_eq!(s.phase, Phase::Protected);
+            assert_eq!(s.history.len(), 2, "the late run is still in the history");
+        }
+        // A newer workflow (a repair, a new request) does move the phase.
+        let newer = record(
+            WorkflowKind::Onboard,
+            "wf-2",
+            "ensure_providers",
+            0,
+            9,
+            Transition::Advanced {
+                next: "ensure_resource_groups".into(),
+                fact: "ProvidersRegistered".into(),
+            },
+        );
+        let mut s = ClusterStatus::new(CLUSTER);
+        for r in [&done, &late, &newer] {
+            s.apply(r, 10);
+        }
+        assert_eq!(s.phase, Phase::InProgress);
+        assert_eq!(s.workflow.as_ref().unwrap().id, "wf-2");
     }
 
     #[test]

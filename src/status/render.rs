@@ -212,6 +212,25 @@ pub fn cluster_text(store: &StoreInfo, c: &ClusterStatus) -> String {
         );
     }
     field("Last restore", run_line(c.last_restore.as_ref()));
+    if let Some(d) = &c.drift {
+        field(
+            "Drift",
+            match d.repaired_at {
+                Some(at) => format!(
+                    "{} (found {}, repaired {})",
+                    d.causes,
+                    when(d.found_at),
+                    when(at)
+                ),
+                None => format!(
+                    "{} (found {}; repair workflow {})",
+                    d.causes,
+                    when(d.found_at),
+                    d.workflow_id
+                ),
+            },
+        );
+    }
     if !c.history.is_empty() {
         let _ = writeln!(out, "\nStep history (oldest first):");
         let rows: Vec<[String; 6]> = c

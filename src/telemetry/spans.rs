@@ -90,6 +90,7 @@ pub fn outcome(transition: &Transition) -> &'static str {
         Transition::Done { .. } => "done",
         Transition::Failed { .. } => "failed",
         Transition::Skipped { .. } => "skipped",
+        Transition::Found { .. } => "found",
     }
 }
 

@@ -111,7 +111,8 @@ impl Step for CheckCluster {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        Ok(match assess(ctx, &cluster_id).await? {
+        let repair = env.fact_str(facts::REPAIR).is_some();
+        Ok(match assess(ctx, &cluster_id, repair).await? {
             Eligibility::Finish(summary) => finish(summary),
             Eligibility::Fail(reason) => Outcome::failed(reason),
             Eligibility::Wait(after, why) => wait(after, why),
@@ -124,11 +125,16 @@ impl Step for CheckCluster {
     }
 }
 
-/// Reads the cluster and decides whether onboarding goes on (see the module docs).
+/// Reads the cluster and decides whether onboarding goes on (see the module docs). A
+/// `repair` (of protection a sweep found decayed) skips the cheap "already protected" check.
 ///
 /// # Errors
 /// A failed read, or a cluster without a managed identity or location (permanent).
-pub async fn assess(ctx: &Ctx, cluster_id: &ResourceId) -> Result<Eligibility, StepError> {
+pub async fn assess(
+    ctx: &Ctx,
+    cluster_id: &ResourceId,
+    repair: bool,
+) -> Result<Eligibility, StepError> {
     let settings = &ctx.onboarding;
     if !settings.covers_subscription(cluster_id.subscription()) {
         return Ok(Eligibility::Finish(format!(
@@ -187,6 +193,13 @@ pub async fn assess(ctx: &Ctx, cluster_id: &ResourceId) -> Result<Eligibility, S
     })?;
     let tenant = tenant_of(&cluster).unwrap_or_default();
 
+    if repair {
+        return Ok(Eligibility::Eligible(Eligible {
+            location,
+            tenant,
+            principal,
+        }));
+    }
     // The cheap check: already protected, with what the settings ask for?
     let placement = Placement::for_cluster(settings, cluster_id, &location);
     let spec = backup_instance_spec(

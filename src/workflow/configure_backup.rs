@@ -79,9 +79,21 @@ impl Step for ConfigureBackup {
             .unwrap_or(deterministic);
 
         let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id).await?;
-        let resubmit = facts::flag(env, RESUBMIT);
+        // A repair comes after the chain re-did the roles, binding and extension: an instance
+        // in error is re-submitted.
+        let repair = env.fact_str(facts::REPAIR).is_some();
+        let resubmit = facts::flag(env, RESUBMIT) || repair;
         if let Some(bi) = &existing {
-            match instance_verdict(bi, &bi_id, &spec, resubmit) {
+            let verdict = match instance_verdict(bi, &bi_id, &spec, resubmit) {
+                InstanceVerdict::Adopt { id, .. } if repair && !status_configured(bi) => {
+                    InstanceVerdict::Resubmit {
+                        id,
+                        state: "ProtectionConfigured with a protection error".into(),
+                    }
+                }
+                other => other,
+            };
+            match verdict {
                 InstanceVerdict::Adopt { id, differences } => {
                     if !differences.is_empty() {
                         tracing::warn!(backup_instance = %id, ?differences, "adopting a backup instance whose configuration differs from the settings; it cannot be changed in place (delete it to apply the settings)");
@@ -170,6 +182,15 @@ impl Step for ConfigureBackup {
             .with(facts::BACKUP_VALIDATED, true)
             .without(RESUBMIT))
     }
+}
+
+/// True when the instance's `protectionStatus.status` is `ProtectionConfigured` (or absent):
+/// backups are running. A protection error there (backups failing) keeps
+/// `currentProtectionState` as it was.
+fn status_configured(bi: &Value) -> bool {
+    bi.pointer("/properties/protectionStatus/status")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.eq_ignore_ascii_case("ProtectionConfigured"))
 }
 
 /// What an existing backup instance for the cluster means for onboarding.

@@ -224,16 +224,25 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
     let ctx = engine.ctx();
     let mut schedule = DrillSchedule::default();
     let mut all = Vec::new();
-    for vault in &ctx.restore.vaults {
-        match ctx
-            .arm
-            .list(
-                &format!("{vault}/backupInstances"),
-                versions::BACKUP_INSTANCES,
-                &[],
-            )
-            .await
-        {
+    // Vaults are read side by side: one slow or failing vault must not spend the
+    // invocation's budget for the others.
+    let listed: Vec<_> = futures::stream::iter(ctx.restore.vaults.clone())
+        .map(|vault| async move {
+            let instances = ctx
+                .arm
+                .list(
+                    &format!("{vault}/backupInstances"),
+                    versions::BACKUP_INSTANCES,
+                    &[],
+                )
+                .await;
+            (vault, instances)
+        })
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    for (vault, listed) in listed {
+        match listed {
             Ok(instances) => {
                 let protected: Vec<ScheduledDrill> =
                     instances.iter().filter_map(protected_cluster).collect();

@@ -54,6 +54,10 @@ pub const BACKUP_HOOK_REFERENCES: &str = "backupHookReferences";
 pub const RESTORE_HOOK_REFERENCES: &str = "restoreHookReferences";
 /// Backup instances offboarding has dealt with.
 pub const STOPPED_BACKUP_INSTANCES: &str = "stoppedBackupInstances";
+/// Set by a drift repair (the causes a sweep found): the chain is re-run on a cluster that
+/// was protected, so `check_cluster` does not end it as already protected, `configure_backup`
+/// re-submits a backup instance in error, and `first_backup` proves backups run again.
+pub const REPAIR: &str = "repair";
 
 /// A string fact the step cannot do without.
 ///

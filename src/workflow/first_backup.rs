@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::bodies;
 use super::facts::{self, Progress, failed_operation, finish, started, wait};
@@ -42,6 +44,18 @@ pub async fn first_recovery_point(
     ctx: &Ctx,
     bi: &str,
 ) -> Result<Option<(String, String)>, StepError> {
+    recovery_point_since(ctx, bi, None).await
+}
+
+/// A recovery point of `bi` taken at or after `since` (any, when `None`): id and time.
+///
+/// # Errors
+/// A failed read.
+pub async fn recovery_point_since(
+    ctx: &Ctx,
+    bi: &str,
+    since: Option<OffsetDateTime>,
+) -> Result<Option<(String, String)>, StepError> {
     let points = ctx
         .arm
         .list(
@@ -50,7 +64,15 @@ pub async fn first_recovery_point(
             &[],
         )
         .await?;
-    Ok(points.first().map(|rp| {
+    let taken_since = |rp: &&Value| {
+        since.is_none_or(|since| {
+            rp.pointer("/properties/recoveryPointTime")
+                .and_then(Value::as_str)
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .is_some_and(|at| at >= since)
+        })
+    };
+    Ok(points.iter().find(taken_since).map(|rp| {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("?").to_string();
         (
             text(
@@ -79,7 +101,12 @@ impl Step for FirstBackup {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
-        if !ctx.onboarding.first_backup {
+        // A repair proves backups run again with a backup taken after it started.
+        let repair_since = env
+            .fact_str(facts::REPAIR)
+            .is_some()
+            .then_some(env.started_at);
+        if !ctx.onboarding.first_backup && repair_since.is_none() {
             return Ok(finish(protected_summary(ctx, &bi)));
         }
         let mut job_id = env.fact_str(facts::FIRST_BACKUP_JOB_ID).map(str::to_string);
@@ -104,7 +131,7 @@ impl Step for FirstBackup {
             Progress::Idle => {}
         }
 
-        if let Some((id, at)) = first_recovery_point(ctx, &bi).await? {
+        if let Some((id, at)) = recovery_point_since(ctx, &bi, repair_since).await? {
             return Ok(finish(format!(
                 "{}; first recovery point {id} at {at}",
                 protected_summary(ctx, &bi)

@@ -67,6 +67,9 @@ fn failure_of(extension: &Value) -> (String, String) {
     (code, message)
 }
 
+/// Set once a repair has re-submitted a failed extension.
+const REINSTALLED: &str = "extensionReinstalled";
+
 #[async_trait]
 impl Step for InstallExtension {
     fn name(&self) -> &'static str {
@@ -138,6 +141,30 @@ impl Step for InstallExtension {
                 principal,
                 storage,
             } => (id, principal, storage),
+            // A repair re-installs a failed extension once (a PUT of the same body makes
+            // the extension manager run Helm again), then judges the result like any other.
+            ExtensionVerdict::Failed(reason)
+                if env.fact_str(facts::REPAIR).is_some() && !facts::flag(env, REINSTALLED) =>
+            {
+                tracing::info!(cluster = %cluster_id, "re-installing the failed backup extension: {reason}");
+                let storage = desired_storage(env)?;
+                let resp = ctx
+                    .arm
+                    .put(&ours, versions::EXTENSIONS, &bodies::extension(&storage))
+                    .await?;
+                let outcome = match resp.pending(
+                    NAME,
+                    FinalState::AzureAsyncOperation,
+                    ctx.arm.default_poll(),
+                ) {
+                    Some(op) => started(op),
+                    None => wait(
+                        ctx.arm.default_poll(),
+                        "the failed backup extension was submitted again",
+                    ),
+                };
+                return Ok(outcome.with(REINSTALLED, true));
+            }
             ExtensionVerdict::Failed(reason) => {
                 return Ok(Outcome::failed(reason).without(facts::PENDING_OPERATION));
             }

@@ -35,6 +35,7 @@ pub mod ensure_storage;
 pub mod ensure_vault_and_policy;
 pub mod first_backup;
 pub mod install_extension;
+pub mod onboard_start;
 pub mod remove_role_assignments;
 pub mod stop_protection;
 

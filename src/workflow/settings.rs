@@ -144,6 +144,10 @@ pub struct CapacityModel {
 pub struct OnboardingSettings {
     /// Subscriptions whose clusters are onboarded (lower case); empty means all.
     pub subscriptions: Vec<String>,
+    /// Management groups the fleet scan covers (empty: the subscriptions).
+    pub management_groups: Vec<String>,
+    /// How late a daily backup may be before the scan calls it stopped.
+    pub backup_slack: std::time::Duration,
     /// If set, only clusters with this tag are onboarded.
     pub opt_in_tag: Option<TagMatch>,
     /// Clusters with this tag are never onboarded.
@@ -206,6 +210,18 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "subscriptions",
         "(all)",
         "comma-separated subscription ids whose clusters are onboarded",
+    ),
+    (
+        "BACKUP_PILOT_MANAGEMENT_GROUPS",
+        "managementGroups",
+        "(none)",
+        "comma-separated management group names the fleet scan covers (else the subscriptions above, else every readable subscription)",
+    ),
+    (
+        "BACKUP_PILOT_BACKUP_SLACK_HOURS",
+        "backupSlackHours",
+        "6",
+        "how late past the policy's daily backup the scan still calls backups healthy",
     ),
     (
         "BACKUP_PILOT_OPT_IN_TAG",
@@ -450,6 +466,19 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
             }
         })
         .collect();
+    let management_groups = list(get, "BACKUP_PILOT_MANAGEMENT_GROUPS");
+    let backup_slack = match get("BACKUP_PILOT_BACKUP_SLACK_HOURS") {
+        None => std::time::Duration::from_secs(6 * 3600),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(h) if h <= 24 * 30 => std::time::Duration::from_secs(h * 3600),
+            _ => {
+                problems.push(format!(
+                    "BACKUP_PILOT_BACKUP_SLACK_HOURS must be a whole number of hours from 0 to 720, got `{raw}`"
+                ));
+                std::time::Duration::from_secs(6 * 3600)
+            }
+        },
+    };
     let opt_in_tag = get("BACKUP_PILOT_OPT_IN_TAG")
         .and_then(|raw| tag(&raw, "BACKUP_PILOT_OPT_IN_TAG", problems));
     let opt_out_tag = match get("BACKUP_PILOT_OPT_OUT_TAG") {
@@ -610,6 +639,8 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
     };
     OnboardingSettings {
         subscriptions,
+        management_groups,
+        backup_slack,
         opt_in_tag,
         opt_out_tag,
         profile,

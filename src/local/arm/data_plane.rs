@@ -188,6 +188,26 @@ impl ArmHandle {
             .count()
     }
 
+    /// Records a scheduled backup of a backup instance that completed at `completed_at`: a
+    /// recovery point and a completed `Backup` job (what Resource Graph's `lastBackup` reads);
+    /// returns the job's id.
+    ///
+    /// # Errors
+    /// Unknown or unreadable backup instance.
+    pub fn add_scheduled_backup(
+        &self,
+        backup_instance_id: &str,
+        completed_at: OffsetDateTime,
+    ) -> Result<String, StandInError> {
+        let mut world = self.inner.world();
+        super::providers::data_protection::record_scheduled_backup(
+            &mut world,
+            &key(backup_instance_id),
+            completed_at,
+        )
+        .map_err(StandInError::DataPlane)
+    }
+
     /// Adds a recovery point to a backup instance as if a scheduled backup had completed at
     /// `taken_at` (copying the cluster's namespaces now); returns its name.
     ///

@@ -334,4 +334,10 @@ pub enum StandInError {
     /// Seeding a role definition or assignment.
     #[error("cannot grant: {0}")]
     Grant(String),
+    /// Adding a management group or placing a subscription in one.
+    #[error("cannot change the management group hierarchy: {0}")]
+    ManagementGroup(String),
+    /// Breaking a cluster's protection on purpose (drift).
+    #[error("cannot break protection: {0}")]
+    Drift(String),
 }

@@ -1,7 +1,9 @@
 //! The Azure Resource Manager stand-in: the ARM operations the product calls, at its API
 //! versions, over HTTP, validated as Azure validates them and answered in the specs' shapes,
 //! on an injected clock (guide timings), with Azure's delays (principal replication, role
-//! propagation), throttling, fault knobs and a journal of every request.
+//! propagation), throttling, fault knobs and a journal of every request; plus Azure Resource
+//! Graph for the fleet sweep's two queries ([`resource_graph`]), a management-group hierarchy
+//! ([`management_groups`]) and hooks that break a cluster's protection ([`drift`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +30,7 @@ pub mod authz;
 pub mod capacity;
 pub mod condition;
 pub mod data_plane;
+pub mod drift;
 pub mod error;
 pub mod extension_hook;
 pub mod faults;
@@ -36,9 +39,11 @@ pub mod journal;
 pub mod kubeconfig;
 pub mod least_privilege;
 pub mod lro;
+pub mod management_groups;
 pub mod prerequisites;
 pub mod providers;
 pub mod rbac;
+pub mod resource_graph;
 pub mod response;
 pub mod router;
 pub mod seed;
@@ -60,12 +65,14 @@ use crate::local::token::TokenIssuer;
 
 pub use authz::{AuthzCheck, Permission, RoleDefinition};
 pub use capacity::CapacityModel;
+pub use drift::{BrokenProtection, Drift};
 pub use error::{ArmError, StandInError};
 pub use extension_hook::{ExtensionInstalled, ExtensionInstalledHook};
 pub use faults::{FaultKnobs, InjectedFailure};
 pub use grants::{GrantsError, TargetGrants, TargetParams};
 pub use journal::ArmRequestRecord;
 pub use rbac::{PrincipalKind, roles};
+pub use resource_graph::{GraphSettings, QuotaLimit};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};
 pub use seed_protection::{ProtectionSeed, SeededProtection};
 pub use snapshot::ArmSnapshot;
@@ -93,6 +100,7 @@ pub struct ArmStandInBuilder {
     capacity: CapacityModel,
     throttle: ThrottleLimits,
     faults: FaultKnobs,
+    resource_graph: GraphSettings,
     on_extension_installed: Option<ExtensionInstalledHook>,
 }
 
@@ -171,6 +179,14 @@ impl ArmStandInBuilder {
         self
     }
 
+    /// Resource Graph's indexing lag and per-user quota (default: 30 s lag, 15 queries per
+    /// 5 s, both on the stand-in's clock).
+    #[must_use]
+    pub fn resource_graph(mut self, settings: GraphSettings) -> Self {
+        self.resource_graph = settings;
+        self
+    }
+
     /// Called when an extension install completes on a cluster (default: nobody), e.g. to put
     /// the extension's CRDs and pods into that cluster's Kubernetes API stand-in.
     #[must_use]
@@ -199,6 +215,7 @@ impl ArmStandInBuilder {
                 throttle: throttle::Throttle::new(self.throttle),
                 faults: faults::Faults::new(self.faults),
             }),
+            graph: Mutex::new(resource_graph::Graph::new(self.resource_graph)),
         });
         ArmStandIn {
             handle: ArmHandle {
@@ -228,6 +245,7 @@ impl ArmStandIn {
             capacity: CapacityModel::default(),
             throttle: ThrottleLimits::default(),
             faults: FaultKnobs::default(),
+            resource_graph: GraphSettings::default(),
             on_extension_installed: None,
         }
     }

@@ -1,8 +1,9 @@
 //! The front door: every request passes the checks ARM makes before a resource provider
 //! sees it — bearer token, api-version, route, subscription, throttling, provider
 //! registration — then fault injection, DataProtection's `Accept` quirk and body parsing,
-//! then the provider. Every request and its answer goes to the journal, and every answer
-//! gets ARM's request-id and rate-limit headers.
+//! then the provider. Tenant-level paths go, after the token and api-version checks, to
+//! [`super::resource_graph`] and [`super::management_groups`]. Every request and its answer
+//! goes to the journal, and every answer gets ARM's request-id and rate-limit headers.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -50,6 +51,8 @@ pub struct Inner {
     pub authz: Mutex<super::authz::Authz>,
     /// Throttling and faults.
     pub controls: Mutex<Controls>,
+    /// Resource Graph's quota, index and query count.
+    pub graph: Mutex<super::resource_graph::Graph>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -82,6 +85,13 @@ impl Inner {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Resource Graph's state.
+    pub fn graph(&self) -> MutexGuard<'_, super::resource_graph::Graph> {
+        self.graph
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// The axum handler for every path.
@@ -89,7 +99,7 @@ pub async fn handle(
     State(inner): State<Arc<Inner>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let at = inner.clock.now();
@@ -107,10 +117,14 @@ pub async fn handle(
         })
         .unwrap_or_default();
     let request_body = body_for_journal(&body);
+    let correlation = correlation(&headers);
+    if let Ok(value) = HeaderValue::from_str(&correlation) {
+        headers.insert("x-ms-correlation-request-id", value);
+    }
     let mut answer = answer(&inner, &method, &path, &query, &headers, &body);
     answer = answer
         .with_header("x-ms-request-id", uuid::Uuid::new_v4().to_string())
-        .with_header("x-ms-correlation-request-id", correlation(&headers));
+        .with_header("x-ms-correlation-request-id", correlation);
     inner.journal.record(ArmRequestRecord {
         method: method.as_str().to_string(),
         path,
@@ -228,6 +242,12 @@ fn answer(
     else {
         return ArmError::missing_api_version().into();
     };
+    if super::resource_graph::is_resources_path(path) {
+        return super::resource_graph::answer(inner, method, path, api_version, headers, raw_body);
+    }
+    if let Some(group) = super::management_groups::path_name(path) {
+        return super::management_groups::answer(&inner.world(), method, api_version, &group);
+    }
     let route = match router::route(path, api_version) {
         Ok(route) => route,
         Err(e) => return e.into(),

@@ -433,6 +433,8 @@ pub struct World {
     pub on_extension_installed: Option<ExtensionInstalledHook>,
     /// The clusters' Kubernetes stand-ins, for backups and restores.
     pub data_planes: super::data_plane::DataPlanes,
+    /// Management groups under the tenant root group.
+    pub management_groups: super::management_groups::Hierarchy,
     events: Vec<Scheduled>,
     seq: u64,
 }
@@ -478,6 +480,7 @@ impl World {
             operations: Operations::default(),
             on_extension_installed: None,
             data_planes: super::data_plane::DataPlanes::default(),
+            management_groups: super::management_groups::Hierarchy::default(),
             events: Vec::new(),
             seq: 0,
         }

@@ -1105,6 +1105,83 @@ fn finish_backup(
     }
 }
 
+/// A scheduled (policy-triggered) backup of `instance_key` that completed at `at`: a recovery
+/// point and a completed `Backup` job (`isUserTriggered: false`) that ran for the backup-job
+/// duration; returns the job's id.
+///
+/// # Errors
+/// Unknown or unreadable backup instance, or its vault is gone.
+pub fn record_scheduled_backup(
+    world: &mut World,
+    instance_key: &str,
+    at: OffsetDateTime,
+) -> Result<String, String> {
+    let instance = world
+        .instances
+        .get(instance_key)
+        .cloned()
+        .ok_or_else(|| format!("unknown backup instance '{instance_key}'"))?;
+    let vault = world
+        .vaults
+        .get(&instance.vault_key)
+        .cloned()
+        .ok_or_else(|| format!("the vault of '{}' is gone", instance.id))?;
+    let facts = stored_facts(&instance)
+        .ok_or_else(|| format!("the backup instance '{}' is unreadable", instance.id))?;
+    let policy = world.policies.get(&key(&facts.policy_id)).cloned();
+    let mut properties = job_properties(
+        world,
+        &vault,
+        &instance,
+        &facts,
+        JobKind {
+            category: "Backup",
+            operation: "ScheduledBackup",
+            policy: policy.as_ref(),
+        },
+    );
+    let started = at - span(world.timings.backup_job);
+    let point = new_guid();
+    let policy_name = policy.as_ref().map_or(String::new(), |p| p.name.clone());
+    let retention = policy.as_ref().map_or(7, |p| retention_days(&p.properties));
+    record_recovery_point(
+        world,
+        instance_key,
+        &point,
+        &policy_name,
+        "Default",
+        retention,
+        at,
+    );
+    for (k, v) in [
+        ("isUserTriggered", json!(false)),
+        ("status", json!("Completed")),
+        ("startTime", json!(rfc3339(started))),
+        ("endTime", json!(rfc3339(at))),
+        ("duration", json!(timespan(at - started))),
+        (
+            "extendedInfo",
+            json!({"subTasks": [{"taskId": 1, "taskName": "Take Snapshot", "taskStatus": "Completed"}],
+                   "targetRecoverPoint": {"recoveryPointID": point, "recoveryPointTime": rfc3339(at)}}),
+        ),
+    ] {
+        properties.insert(k.to_string(), v);
+    }
+    let name = new_guid();
+    let id = format!("{}/backupJobs/{name}", vault.id);
+    world.jobs.insert(
+        key(&id),
+        JobRecord {
+            id: id.clone(),
+            vault_key: instance.vault_key.clone(),
+            name,
+            instance_key: instance_key.to_string(),
+            properties,
+        },
+    );
+    Ok(id)
+}
+
 /// .NET `TimeSpan` text (`HH:MM:SS`).
 pub(super) fn timespan(d: time::Duration) -> String {
     let secs = d.whole_seconds().max(0);
