@@ -950,7 +950,7 @@ async fn run() -> anyhow::Result<bool> {
                 lines.first().copied().unwrap_or_default()
             );
             for line in lines.iter().filter(|l| l.contains("error")).take(3) {
-                eprintln!("    {}", line.chars().take(300).collect::<String>());
+                eprintln!("    {}", line.chars().take(900).collect::<String>());
             }
         }
         Err(e) => eprintln!("  drill timer: {e}"),

@@ -407,12 +407,12 @@ async fn the_protection_query_reports_the_instance_its_newest_backup_and_the_ser
     assert_eq!(row.policy_id, env.protection.policy_id);
     assert_eq!(row.last_backup, Some(now - time::Duration::hours(1)));
     assert_eq!(
-        row.role_assignments, 2,
-        "the two marked 'for' this cluster; not the shared one, not the hand-made one"
+        row.role_assignments, 9,
+        "the seven the seed makes as the service does and the two marked 'for' this cluster; not the shared one, not the hand-made one"
     );
 
     let answer = env.graph(json!({"query": PROTECTION})).await;
-    assert_eq!(answer.body["data"][0]["roleAssignments"], 2, "a number");
+    assert_eq!(answer.body["data"][0]["roleAssignments"], 9, "a number");
 
     // Without jobs or marked assignments, lastBackup and roleAssignments are null.
     let other = env
@@ -438,7 +438,10 @@ async fn the_protection_query_reports_the_instance_its_newest_backup_and_the_ser
         .find(|r| r["clusterKey"] == other.to_ascii_lowercase().as_str())
         .unwrap();
     assert_eq!(fresh["lastBackup"], Value::Null);
-    assert_eq!(fresh["roleAssignments"], Value::Null);
+    assert_eq!(
+        fresh["roleAssignments"], 7,
+        "the seed grants the guide's seven, as onboarding does"
+    );
 }
 
 #[tokio::test]
@@ -976,12 +979,12 @@ async fn stale_backups_show_three_days_old_and_a_new_backup_repairs_them() {
 #[tokio::test]
 async fn a_removed_role_assignment_shows_and_recreating_it_repairs_it() {
     let env = env(roomy()).await;
-    assert_eq!(env.protected_row().await.role_assignments, 2);
+    assert_eq!(env.protected_row().await.role_assignments, 9);
     let broken = env
         .arm
         .break_protection(&env.ids.protected, Drift::RoleAssignmentRemoved)
         .unwrap();
-    assert_eq!(env.protected_row().await.role_assignments, 1);
+    assert_eq!(env.protected_row().await.role_assignments, 8);
     assert!(broken.changes[0].contains("roleAssignments/"), "{broken}");
     env.assign(
         &env.ids.protected,
@@ -992,13 +995,12 @@ async fn a_removed_role_assignment_shows_and_recreating_it_repairs_it() {
         ),
     )
     .await;
-    assert_eq!(env.protected_row().await.role_assignments, 2);
-    env.arm
-        .break_protection(&env.ids.protected, Drift::RoleAssignmentRemoved)
-        .unwrap();
-    env.arm
-        .break_protection(&env.ids.protected, Drift::RoleAssignmentRemoved)
-        .unwrap();
+    assert_eq!(env.protected_row().await.role_assignments, 9);
+    for _ in 0..9 {
+        env.arm
+            .break_protection(&env.ids.protected, Drift::RoleAssignmentRemoved)
+            .unwrap();
+    }
     assert_eq!(env.protected_row().await.role_assignments, 0);
     assert!(
         env.arm

@@ -379,7 +379,10 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         _ => Ok(()),
     };
     match save_status_page(&env, &state, &options.app_dir).await {
-        Ok(path) => println!("status page: {}", path.display()),
+        Ok(path) => println!(
+            "status page: {}\n  (the newest run's is also at .local/status/index.html)",
+            path.display()
+        ),
         Err(e) => println!("status page not saved: {e:#}"),
     }
     if !idle || !report.all_protected() || drilled.is_err() || repaired.is_err() {
@@ -636,7 +639,7 @@ fn status_client(env: &LocalEnvironment, http: reqwest::Client) -> anyhow::Resul
 }
 
 /// Saves the fleet status page the status function serves to a browser, in the run's state
-/// folder and as `.local/status/index.html` (the latest run's); returns the latter.
+/// folder and as `.local/status/index.html` (the latest run's); returns the run's own copy.
 async fn save_status_page(
     env: &LocalEnvironment,
     state: &RunState,
@@ -645,12 +648,12 @@ async fn save_status_page(
     let page = status_client(env, reqwest::Client::new())?
         .fleet_page()
         .await?;
-    let latest = app_dir.join(".local/status");
-    for dir in [state.root().join("status"), latest.clone()] {
+    let this_run = state.root().join("status");
+    for dir in [this_run.clone(), app_dir.join(".local/status")] {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("index.html"), &page)?;
     }
-    Ok(latest.join("index.html"))
+    Ok(this_run.join("index.html"))
 }
 
 /// An Event Grid `ResourceWriteSuccess` for fake cluster `index`, as a subscription system

@@ -11,12 +11,13 @@ use serde_json::{Map, json};
 
 use super::ArmHandle;
 use super::error::StandInError;
-use super::rbac::{PrincipalKind, RoleAssignmentRecord, roles};
+use super::rbac::{PrincipalKind, RoleAssignmentRecord};
 use super::state::{
     AccountRecord, BindingRecord, ContainerRecord, ExtensionRecord, GroupRecord, InstanceRecord,
     PolicyRecord, Registration, VaultRecord, World, account_id, group_id, key, vault_id,
 };
 use super::validate::extensions::{BACKUP_EXTENSION_TYPE, backup_keys};
+use crate::workflow::roles::{Assignment, GUIDE, Identities, Scopes, assignments};
 
 /// What to seed for one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,19 +101,15 @@ fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn grant(world: &mut World, principal: &str, role: &str, scope: &str, now: time::OffsetDateTime) {
-    let sub = scope.split('/').nth(2).unwrap_or_default().to_string();
-    let name = new_guid();
+fn grant(world: &mut World, a: &Assignment, now: time::OffsetDateTime) {
     let record = RoleAssignmentRecord {
-        scope: scope.to_string(),
-        name: name.clone(),
-        role_definition_id: format!(
-            "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
-        ),
-        role_guid: role.to_string(),
-        principal_id: principal.to_string(),
+        scope: a.scope.clone(),
+        name: a.name.clone(),
+        role_definition_id: a.role_definition_id.clone(),
+        role_guid: a.grant.role.guid.to_string(),
+        principal_id: a.principal_id.clone(),
         principal_type: PrincipalKind::ServicePrincipal,
-        description: None,
+        description: Some(a.description.clone()),
         condition: None,
         condition_version: None,
         delegated_managed_identity_resource_id: None,
@@ -233,27 +230,21 @@ fn prepare_cluster(
             provisioning_state: "Succeeded".into(),
         },
     );
-    grant(
-        world,
-        &protection.vault_principal_id,
-        roles::READER,
-        &cluster.id,
-        now,
-    );
-    grant(
-        world,
-        &cluster.principal_id,
-        roles::CONTRIBUTOR,
-        &protection.snapshot_resource_group_id,
-        now,
-    );
-    grant(
-        world,
-        &extension_principal,
-        roles::STORAGE_BLOB_DATA_CONTRIBUTOR,
-        &protection.storage_account_id,
-        now,
-    );
+    // The guide's seven assignments, named and described as the service makes them.
+    let ids = Identities {
+        vault: protection.vault_principal_id.clone(),
+        cluster: cluster.principal_id.clone(),
+        extension: extension_principal.clone(),
+    };
+    let scopes = Scopes {
+        cluster: cluster.id.clone(),
+        snapshot_resource_group: protection.snapshot_resource_group_id.clone(),
+        storage_account: protection.storage_account_id.clone(),
+        storage_shared: false,
+    };
+    for a in assignments(&GUIDE, &ids, &scopes) {
+        grant(world, &a, now);
+    }
     Ok(extension_principal)
 }
 
@@ -397,13 +388,6 @@ impl ArmHandle {
             container: seed.container.clone(),
             extension_principal_id: String::new(),
         };
-        grant(
-            &mut world,
-            &vault_principal,
-            roles::READER,
-            &snapshot_rg,
-            now,
-        );
         protection.extension_principal_id = prepare_cluster(
             &mut world,
             &cluster_key,
