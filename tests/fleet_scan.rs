@@ -150,7 +150,7 @@ async fn a_sweep_and_an_event_for_the_same_new_cluster_start_one_workflow_in_eit
     assert_eq!(report.count("unprotected"), 2, "{}", report.summary());
     let started: Vec<&str> = report.started.iter().map(|(c, _, _)| c.as_str()).collect();
     assert_eq!(started, [swept_first.as_str()]);
-    assert_eq!(report.already_running, [event_first.clone()]);
+    assert_eq!(report.already_running, std::slice::from_ref(&event_first));
     // Then the event for `orders` arrives: under way.
     assert!(matches!(
         start_onboarding(
