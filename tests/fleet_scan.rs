@@ -184,3 +184,58 @@ async fn a_sweep_and_an_event_for_the_same_new_cluster_start_one_workflow_in_eit
     let report = sweep(&chain.engine, true).await.unwrap();
     assert!(report.started.is_empty(), "{}", report.summary());
 }
+
+#[tokio::test]
+async fn a_start_that_died_between_its_claim_and_its_first_message_is_not_lost() {
+    let chain = chain().await;
+    let cluster = chain.seed("orders", two_d2_nodes()).await;
+    let key = format!("onboarding/{}", backup_pilot::status::cluster_key(&cluster));
+    let payload = || {
+        let mut p = serde_json::Map::new();
+        p.insert("clusterId".into(), cluster.clone().into());
+        p
+    };
+    // The event's first delivery claimed the cluster and died before publishing.
+    let ours = backup_pilot::envelope::workflow_id(
+        backup_pilot::envelope::WorkflowKind::Onboard,
+        &cluster,
+        "corr-1",
+    );
+    chain
+        .journal
+        .claim(&key, chain.clock.now(), &ours)
+        .await
+        .unwrap();
+    // Its redelivery publishes the first message.
+    assert!(matches!(
+        start_onboarding(&chain.engine, &cluster, "corr-1", payload())
+            .await
+            .unwrap(),
+        Start::Started(_)
+    ));
+    assert_eq!(chain.bus.queued().len(), 1);
+
+    // A sweep's start that died the same way blocks another starter for a while, then not.
+    let other = chain.seed("billing", two_d2_nodes()).await;
+    let key = format!("onboarding/{}", backup_pilot::status::cluster_key(&other));
+    chain
+        .journal
+        .claim(&key, chain.clock.now(), "a-dead-sweep")
+        .await
+        .unwrap();
+    let mut p = serde_json::Map::new();
+    p.insert("clusterId".into(), other.clone().into());
+    assert!(matches!(
+        start_onboarding(&chain.engine, &other, "corr-2", p.clone())
+            .await
+            .unwrap(),
+        Start::AlreadyRunning { .. }
+    ));
+    chain.clock.advance(Duration::from_secs(31 * 60));
+    assert!(matches!(
+        start_onboarding(&chain.engine, &other, "corr-2", p)
+            .await
+            .unwrap(),
+        Start::Started(_)
+    ));
+}

@@ -686,7 +686,7 @@ async fn exactly_one_of_many_concurrent_claimants_wins() {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .claim(key, at + time::Duration::seconds(i))
+                    .claim(key, at + time::Duration::seconds(i), &format!("run-{i}"))
                     .await
                     .unwrap()
             })
@@ -701,19 +701,22 @@ async fn exactly_one_of_many_concurrent_claimants_wins() {
     let held: Vec<_> = answers
         .iter()
         .filter_map(|a| match a {
-            Claim::Held { since } => Some(*since),
+            Claim::Held { since, holder } => Some((*since, holder.clone())),
             Claim::Won => None,
         })
         .collect();
     assert_eq!(held.len(), 19);
     assert!(
         held.windows(2).all(|w| w[0] == w[1]),
-        "everyone sees the one winner's time: {held:?}"
+        "everyone sees the one winner's time and name: {held:?}"
     );
+    let winner = held[0].1.clone();
+    let offset: i64 = winner.trim_start_matches("run-").parse().unwrap();
+    assert_eq!(held[0].0, at + time::Duration::seconds(offset));
     store.release(key).await.unwrap();
-    assert_eq!(store.claim(key, at).await.unwrap(), Claim::Won);
+    assert_eq!(store.claim(key, at, "run-a").await.unwrap(), Claim::Won);
     assert!(matches!(
-        store.claim(key, at).await.unwrap(),
-        Claim::Held { since } if since == at
+        store.claim(key, at, "run-b").await.unwrap(),
+        Claim::Held { since, holder } if since == at && holder == "run-a"
     ));
 }

@@ -95,14 +95,20 @@ pub trait Journal: Send + Sync + 'static {
         }
     }
 
-    /// Claims `key` for a call that must happen at most once per workflow step (a restore
-    /// trigger has no idempotency key): [`Claim::Won`] for the first caller ever,
-    /// [`Claim::Held`] with the first claim's time for a rerun after a crash or a concurrent
-    /// duplicate delivery. The claim is atomic (a create-only write).
+    /// Claims `key` for `holder` (a workflow id), for something that must happen at most
+    /// once (a restore trigger has no idempotency key; a cluster is onboarded by one workflow
+    /// at a time): [`Claim::Won`] for the first caller ever, [`Claim::Held`] with the first
+    /// claim's time and holder for a rerun after a crash or a concurrent duplicate delivery.
+    /// The claim is atomic (a create-only write).
     ///
     /// # Errors
     /// The store could not be read or written.
-    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError>;
+    async fn claim(
+        &self,
+        key: &str,
+        at: OffsetDateTime,
+        holder: &str,
+    ) -> Result<Claim, StatusError>;
 
     /// Gives a claim back: the call it guarded was refused, so the next run may send it.
     ///
@@ -127,14 +133,16 @@ pub trait Journal: Send + Sync + 'static {
 }
 
 /// The answer to [`Journal::claim`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// Nobody claimed the key before: go ahead.
     Won,
-    /// Claimed before, at `since`.
+    /// Claimed before, at `since`, by `holder` (empty for a claim written without one).
     Held {
         /// When the first claim was made.
         since: OffsetDateTime,
+        /// Who made it.
+        holder: String,
     },
 }
 
@@ -142,7 +150,7 @@ pub enum Claim {
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
     records: Mutex<Vec<StepRecord>>,
-    claims: Mutex<std::collections::HashMap<String, OffsetDateTime>>,
+    claims: Mutex<std::collections::HashMap<String, (OffsetDateTime, String)>>,
 }
 
 impl MemoryJournal {
@@ -161,15 +169,23 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
-    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError> {
+    async fn claim(
+        &self,
+        key: &str,
+        at: OffsetDateTime,
+        holder: &str,
+    ) -> Result<Claim, StatusError> {
         let mut claims = self
             .claims
             .lock()
             .map_err(|_| StatusError::Config("the claim table is poisoned".into()))?;
         Ok(match claims.get(key) {
-            Some(since) => Claim::Held { since: *since },
+            Some((since, by)) => Claim::Held {
+                since: *since,
+                holder: by.clone(),
+            },
             None => {
-                claims.insert(key.to_string(), at);
+                claims.insert(key.to_string(), (at, holder.to_string()));
                 Claim::Won
             }
         })

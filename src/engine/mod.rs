@@ -193,12 +193,13 @@ impl StepError {
     /// shedding load and asks the caller to wait, so waiting is not the step's lack of
     /// progress. A 5xx without `Retry-After` still counts.
     pub fn is_throttled(&self) -> bool {
+        let arm_throttled = |e: &crate::arm::ArmError| match e.status() {
+            Some(429) => true,
+            Some(503) => e.retry_after().is_some(),
+            _ => false,
+        };
         match self {
-            Self::Arm(e) => match e.status() {
-                Some(429) => true,
-                Some(503) => e.retry_after().is_some(),
-                _ => false,
-            },
+            Self::Arm(e) => arm_throttled(e),
             Self::Bus(BusError::Status { status: 429, .. }) => true,
             Self::Bus(BusError::Status {
                 status: 503,
@@ -206,6 +207,8 @@ impl StepError {
                 ..
             }) => retry_after.is_some(),
             Self::Kube(e) => match e.as_ref() {
+                // The kubeconfig comes from ARM (a POST, so ARM's write quota).
+                crate::kube::KubeError::FetchKubeconfig { source, .. } => arm_throttled(source),
                 crate::kube::KubeError::Api { code: 429, .. } => true,
                 crate::kube::KubeError::Api {
                     code: 503,
@@ -860,6 +863,7 @@ mod tests {
             &self,
             _key: &str,
             _at: time::OffsetDateTime,
+            _holder: &str,
         ) -> Result<journal::Claim, StatusError> {
             Err(StatusError::Config("down".into()))
         }
@@ -1172,6 +1176,28 @@ mod tests {
                 },
             ))))
         }
+    }
+
+    #[test]
+    fn a_throttled_kubeconfig_request_is_throttling_too() {
+        let fetch = |status: u16| {
+            StepError::from(crate::kube::KubeError::FetchKubeconfig {
+                cluster: "/c".into(),
+                operation: "listClusterUserCredential",
+                source: crate::arm::ArmError::Rejected(Box::new(crate::arm::ArmFault {
+                    status,
+                    code: "TooManyRequests".into(),
+                    message: "slow down".into(),
+                    retry_after: Some(Duration::from_secs(20)),
+                    request: "POST /c/listClusterUserCredential".into(),
+                    request_ids: String::new(),
+                })),
+                hint: "",
+            })
+        };
+        assert!(fetch(429).is_throttled());
+        assert!(fetch(503).is_throttled());
+        assert!(!fetch(403).is_throttled());
     }
 
     #[tokio::test]

@@ -922,9 +922,15 @@ impl Journal for BlobJournal {
         self.update(&record).await
     }
 
-    async fn claim(&self, key: &str, at: OffsetDateTime) -> Result<Claim, StatusError> {
+    async fn claim(
+        &self,
+        key: &str,
+        at: OffsetDateTime,
+        holder: &str,
+    ) -> Result<Claim, StatusError> {
         let name = format!("{CLAIMS_PREFIX}{}", key.trim_start_matches('/'));
-        let body = super::rfc3339(at).into_bytes();
+        // Line 1: when; line 2: who (claims written before holders existed have one line).
+        let body = format!("{}\n{holder}", super::rfc3339(at)).into_bytes();
         for _ in 0..2 {
             match self
                 .blobs
@@ -934,19 +940,25 @@ impl Journal for BlobJournal {
                 Ok(()) => return Ok(Claim::Won),
                 Err(UploadError::NoContainer) => self.blobs.create().await?,
                 Err(UploadError::Conflict) => {
-                    let since = self
+                    let text = self
                         .blobs
                         .read(&name)
                         .await?
-                        .and_then(|(bytes, _)| {
+                        .map(|(bytes, _)| String::from_utf8_lossy(&bytes).to_string())
+                        .unwrap_or_default();
+                    let mut lines = text.lines();
+                    let since = lines
+                        .next()
+                        .and_then(|t| {
                             OffsetDateTime::parse(
-                                String::from_utf8_lossy(&bytes).trim(),
+                                t.trim(),
                                 &time::format_description::well_known::Rfc3339,
                             )
                             .ok()
                         })
                         .unwrap_or(at);
-                    return Ok(Claim::Held { since });
+                    let holder = lines.next().unwrap_or_default().trim().to_string();
+                    return Ok(Claim::Held { since, holder });
                 }
                 Err(UploadError::Other(e)) => return Err(e),
             }

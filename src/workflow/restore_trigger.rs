@@ -114,9 +114,9 @@ impl Step for RestoreTrigger {
         // whose job never appeared (its holder died before sending) is taken over later.
         let claim_key = format!("{}/{}/{}", env.workflow_id, steps::TRIGGER, env.hop);
         let now = ctx.clock.now();
-        match ctx.journal.claim(&claim_key, now).await {
+        match ctx.journal.claim(&claim_key, now, &env.workflow_id).await {
             Ok(Claim::Won) => {}
-            Ok(Claim::Held { since }) if now - since < CLAIM_TAKEOVER => {
+            Ok(Claim::Held { since, .. }) if now - since < CLAIM_TAKEOVER => {
                 return Ok(wait(
                     JOB_APPEAR_WAIT,
                     "another run of this step sent the restore; waiting for its job to appear",
