@@ -40,13 +40,17 @@ enum Scenario {
     Restore,
     /// A restore drill.
     Drill,
+    /// A fleet sweep that onboards an existing cluster, then repairs a deleted role
+    /// assignment.
+    FleetScan,
 }
 
-const ALL: [Scenario; 4] = [
+const ALL: [Scenario; 5] = [
     Scenario::OnboardOffboard,
     Scenario::OnboardSmallClusterWithDriverOff,
     Scenario::Restore,
     Scenario::Drill,
+    Scenario::FleetScan,
 ];
 
 /// What a run ended with.
@@ -94,6 +98,47 @@ async fn run(scenario: Scenario, operator: Option<&RoleDefinition>) -> Run {
         Scenario::OnboardSmallClusterWithDriverOff => onboard_small(operator).await,
         Scenario::Restore => restore(operator).await,
         Scenario::Drill => drill(operator).await,
+        Scenario::FleetScan => fleet_scan(operator).await,
+    }
+}
+
+async fn fleet_scan(operator: Option<&RoleDefinition>) -> Run {
+    let chain = Chain::build(
+        chain::poc(),
+        backup_pilot::local::token::TokenIssuer::new("chain"),
+        backup_pilot::local::arm::ArmStandIn::builder().resource_graph(
+            backup_pilot::local::arm::GraphSettings {
+                indexing_lag: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    grant_infra(&chain.arm, operator);
+    let cluster = chain.seed("aks-estate", two_d2_nodes()).await;
+    let sweep = async |want: &str| match backup_pilot::fleet::scan::sweep(&chain.engine, true)
+        .await
+    {
+        Ok(report) if report.started.len() == 1 && report.started[0].2 == want => None,
+        Ok(report) => Some(format!("sweep expected to {want}: {}", report.summary())),
+        Err(e) => Some(format!("sweep: {e}")),
+    };
+    let mut failures: Vec<String> = sweep("onboard").await.into_iter().collect();
+    chain.run_all().await;
+    failures.extend(failures_of(chain.ends()));
+    if failures.is_empty() {
+        chain
+            .arm
+            .break_protection(&cluster, backup_pilot::local::arm::Drift::RoleAssignmentRemoved)
+            .unwrap();
+        chain.clock.advance(std::time::Duration::from_secs(60));
+        failures.extend(sweep("repair").await);
+        chain.run_all().await;
+        failures.extend(failures_of(chain.ends()));
+    }
+    Run {
+        failures,
+        checks: chain.arm.authorization_checks(),
     }
 }
 
