@@ -4,7 +4,9 @@
 //! and a drill pass with those grants; removing each action of the custom role in turn either
 //! fails the chain that uses it with an error naming the action, or shows the action is unused
 //! or covered by another grant; and the service cannot assign a role outside the condition's
-//! set. (A fleet scan does not exist yet; it is not covered here.)
+//! set. A fleet sweep's Resource Graph rows are trimmed to what those grants let the service
+//! read (`src/local/arm/resource_graph`), so the sweep finding its cluster proves the grants
+//! cover its queries.
 
 mod common;
 
@@ -116,20 +118,32 @@ async fn fleet_scan(operator: Option<&RoleDefinition>) -> Run {
     .await;
     grant_infra(&chain.arm, operator);
     let cluster = chain.seed("aks-estate", two_d2_nodes()).await;
-    let sweep = async |want: &str| match backup_pilot::fleet::scan::sweep(&chain.engine, true)
-        .await
+    let sweep = async |want: &str| match backup_pilot::fleet::scan::sweep(&chain.engine, true).await
     {
         Ok(report) if report.started.len() == 1 && report.started[0].2 == want => None,
         Ok(report) => Some(format!("sweep expected to {want}: {}", report.summary())),
         Err(e) => Some(format!("sweep: {e}")),
     };
+    let before = chain.arm.authorization_checks().len();
     let mut failures: Vec<String> = sweep("onboard").await.into_iter().collect();
+    // The sweep's rows came through enforcement: its cluster was read as the service.
+    let read_by_graph = chain.arm.authorization_checks()[before..].iter().any(|c| {
+        c.allowed
+            && c.action == "Microsoft.ContainerService/managedClusters/read"
+            && c.scope.eq_ignore_ascii_case(&cluster)
+    });
+    if !read_by_graph {
+        failures.push("the sweep's Resource Graph rows were not checked against the grants".into());
+    }
     chain.run_all().await;
     failures.extend(failures_of(chain.ends()));
     if failures.is_empty() {
         chain
             .arm
-            .break_protection(&cluster, backup_pilot::local::arm::Drift::RoleAssignmentRemoved)
+            .break_protection(
+                &cluster,
+                backup_pilot::local::arm::Drift::RoleAssignmentRemoved,
+            )
             .unwrap();
         chain.clock.advance(std::time::Duration::from_secs(60));
         failures.extend(sweep("repair").await);

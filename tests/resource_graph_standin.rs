@@ -1096,3 +1096,267 @@ async fn drift_needs_something_to_break() {
             .is_err()
     );
 }
+
+// Least privilege: a caller under enforcement sees only what it may read.
+
+impl Env {
+    /// A principal under enforcement with `role` at each of `scopes`; its token.
+    fn enforced_principal(&self, role: &str, scopes: &[String]) -> String {
+        let principal = guid();
+        for scope in scopes {
+            self.arm.assign_role(scope, &principal, role, None).unwrap();
+        }
+        self.arm.enforce_least_privilege(&principal, true);
+        self.arm.token_as(&principal)
+    }
+
+    /// A Resource Graph request made with `token`.
+    async fn graph_as(&self, token: &str, body: Value) -> Answer {
+        let response = self
+            .http
+            .post(format!(
+                "{}{GRAPH}?api-version={}",
+                self.base,
+                versions::RESOURCE_GRAPH
+            ))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+fn sub_scope(sub: &str) -> String {
+    format!("/subscriptions/{sub}")
+}
+
+fn ids_of(rows: Vec<ClusterRow>) -> Vec<String> {
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn under_enforcement_a_reader_of_one_subscription_sees_only_its_clusters() {
+    let env = env(roomy()).await;
+    let token = env.enforced_principal(roles::READER, &[sub_scope(SUB_A)]);
+    let mut expected = vec![env.ids.bare.clone(), env.ids.protected.clone()];
+    expected.sort();
+
+    // Tenant-wide, and with every subscription named: only A's clusters.
+    for body in [
+        json!({"query": CLUSTERS}),
+        json!({"query": CLUSTERS, "subscriptions": [SUB_A, SUB_B, SUB_C]}),
+        json!({"query": CLUSTERS, "managementGroups": ["corp"]}),
+    ] {
+        let answer = env.graph_as(&token, body.clone()).await;
+        assert_eq!(answer.body["totalRecords"], 2, "{body}: {}", answer.body);
+        assert_eq!(ids_of(answer.clusters()), expected, "{body}");
+    }
+    let protection = env
+        .graph_as(&token, json!({"query": PROTECTION}))
+        .await
+        .protection();
+    assert_eq!(protection.len(), 1);
+    assert_eq!(
+        protection[0].cluster_key,
+        env.ids.protected.to_ascii_lowercase()
+    );
+    // The same query as the service's identity, not under enforcement: every cluster.
+    assert_eq!(env.clusters().await.len(), 4);
+
+    // The checks are journaled: A's clusters allowed by Reader, B's and C's denied.
+    let checks = env.arm.authorization_checks();
+    let cluster_checks = |id: &str| {
+        checks
+            .iter()
+            .filter(|c| {
+                c.action == "Microsoft.ContainerService/managedClusters/read"
+                    && c.scope.eq_ignore_ascii_case(id)
+            })
+            .collect::<Vec<_>>()
+    };
+    let allowed = cluster_checks(&env.ids.protected);
+    assert!(!allowed.is_empty());
+    assert!(
+        allowed
+            .iter()
+            .all(|c| c.allowed && c.granted_by == ["Reader"])
+    );
+    for hidden in [&env.ids.extension_only, &env.ids.sandbox] {
+        let denied = cluster_checks(hidden);
+        assert!(!denied.is_empty(), "{hidden} was checked");
+        assert!(denied.iter().all(|c| !c.allowed), "{hidden}");
+    }
+}
+
+#[tokio::test]
+async fn under_enforcement_pages_cut_the_callers_view_of_one_snapshot() {
+    let env = env(roomy()).await;
+    let principal = guid();
+    env.arm
+        .assign_role(&sub_scope(SUB_A), &principal, roles::READER, None)
+        .unwrap();
+    env.arm
+        .assign_role(&sub_scope(SUB_C), &principal, roles::READER, None)
+        .unwrap();
+    env.arm.enforce_least_privilege(&principal, true);
+    let token = env.arm.token_as(&principal);
+    let first = env
+        .graph_as(&token, json!({"query": CLUSTERS, "options": {"$top": 2}}))
+        .await;
+    assert_eq!(first.body["totalRecords"], 3, "{}", first.body);
+    let mut seen = ids_of(first.clusters());
+    let skip = first.body["$skipToken"].as_str().unwrap().to_string();
+    // A grant made between pages does not change this query's later pages.
+    env.arm
+        .assign_role(&sub_scope(SUB_B), &principal, roles::READER, None)
+        .unwrap();
+    let second = env
+        .graph_as(
+            &token,
+            json!({"query": CLUSTERS, "options": {"$skipToken": skip}}),
+        )
+        .await;
+    assert_eq!(second.body["totalRecords"], 3, "{}", second.body);
+    assert!(second.body.get("$skipToken").is_none());
+    seen.extend(ids_of(second.clusters()));
+    let mut expected = vec![
+        env.ids.bare.clone(),
+        env.ids.protected.clone(),
+        env.ids.sandbox.clone(),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    // A new query sees what the new grant allows.
+    let again = env.graph_as(&token, json!({"query": CLUSTERS})).await;
+    assert_eq!(again.clusters().len(), 4);
+}
+
+#[tokio::test]
+async fn under_enforcement_a_principal_without_grants_sees_no_rows() {
+    let env = env(roomy()).await;
+    let token = env.enforced_principal(roles::READER, &[]);
+    for (query, scope) in [
+        (CLUSTERS, json!(null)),
+        (CLUSTERS, json!([SUB_A])),
+        (PROTECTION, json!(null)),
+        (PROTECTION, json!([SUB_A, SUB_B])),
+    ] {
+        let mut body = json!({"query": query});
+        if !scope.is_null() {
+            body["subscriptions"] = scope;
+        }
+        let answer = env.graph_as(&token, body.clone()).await;
+        assert_eq!(answer.status, 200, "{body}: {}", answer.body);
+        assert_eq!(answer.body["totalRecords"], 0, "{body}: {}", answer.body);
+        assert_eq!(answer.body["data"], json!([]), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn under_enforcement_joined_and_summarized_rows_count_only_what_the_caller_reads() {
+    let env = env(roomy()).await;
+    env.adhoc_backup().await;
+    // Every read but extensions, backup jobs and role assignments.
+    let role = backup_pilot::local::arm::RoleDefinition {
+        guid: "9d0c0c0c-0000-4000-8000-000000000001".into(),
+        name: "Reader without extensions, jobs and role assignments".into(),
+        permissions: vec![backup_pilot::local::arm::Permission {
+            actions: vec!["*/read".into()],
+            not_actions: vec![
+                "Microsoft.KubernetesConfiguration/extensions/read".into(),
+                "Microsoft.DataProtection/backupVaults/backupJobs/read".into(),
+                "Microsoft.Authorization/roleAssignments/read".into(),
+            ],
+            ..Default::default()
+        }],
+    };
+    env.arm.define_role(role.clone());
+    let all = [sub_scope(SUB_A), sub_scope(SUB_B), sub_scope(SUB_C)];
+    let trimmed = env.enforced_principal(&role.guid, &all);
+    let reader = env.enforced_principal(roles::READER, &all);
+
+    // A Reader sees what the service's identity sees.
+    let full = env.graph_as(&reader, json!({"query": CLUSTERS})).await;
+    assert_eq!(
+        full.body["data"],
+        env.graph(json!({"query": CLUSTERS})).await.body["data"]
+    );
+    assert!(
+        full.clusters()
+            .iter()
+            .any(|r| !r.extension_state.is_empty()),
+        "some cluster has an extension"
+    );
+    let full_row = env
+        .graph_as(&reader, json!({"query": PROTECTION}))
+        .await
+        .protection();
+    assert_eq!(full_row, vec![env.protected_row().await]);
+    assert!(full_row[0].last_backup.is_some());
+    assert_eq!(full_row[0].role_assignments, 9);
+
+    // The same rows without the extension state, the last backup and the assignments.
+    let rows = env
+        .graph_as(&trimmed, json!({"query": CLUSTERS}))
+        .await
+        .clusters();
+    assert_eq!(rows.len(), 4, "clusters are readable");
+    assert!(
+        rows.iter().all(|r| r.extension_state.is_empty()),
+        "{rows:?}"
+    );
+    let answer = env.graph_as(&trimmed, json!({"query": PROTECTION})).await;
+    assert_eq!(answer.body["data"][0]["lastBackup"], Value::Null);
+    assert_eq!(answer.body["data"][0]["roleAssignments"], Value::Null);
+    let row = &answer.protection()[0];
+    assert_eq!(row.backup_instance, full_row[0].backup_instance);
+    assert_eq!(row.protection_status, "ProtectionConfigured");
+
+    // Without the backup instance, no protection row at all.
+    let no_instances = backup_pilot::local::arm::RoleDefinition {
+        guid: "9d0c0c0c-0000-4000-8000-000000000002".into(),
+        name: "Reader without backup instances".into(),
+        permissions: vec![backup_pilot::local::arm::Permission {
+            actions: vec!["*/read".into()],
+            not_actions: vec!["Microsoft.DataProtection/backupVaults/backupInstances/read".into()],
+            ..Default::default()
+        }],
+    };
+    env.arm.define_role(no_instances.clone());
+    let token = env.enforced_principal(&no_instances.guid, &all);
+    let answer = env.graph_as(&token, json!({"query": PROTECTION})).await;
+    assert_eq!(answer.protection(), vec![]);
+}
+
+#[tokio::test]
+async fn under_enforcement_the_services_infra_grants_show_it_the_clusters_of_its_subscription() {
+    let env = env(roomy()).await;
+    let me = env.arm.caller_object_id();
+    let grants = backup_pilot::local::arm::TargetGrants::from_repository(
+        &backup_pilot::local::arm::TargetParams::new(&me, SUB_A),
+    )
+    .expect("infra/target/main.bicep reads");
+    env.arm.apply_target_grants(&grants).unwrap();
+    env.arm.enforce_least_privilege(&me, true);
+    let mut expected = vec![env.ids.bare.clone(), env.ids.protected.clone()];
+    expected.sort();
+    assert_eq!(ids_of(env.clusters().await), expected);
+    let row = env.protected_row().await;
+    assert_eq!(row.role_assignments, 9);
+    assert!(
+        env.arm
+            .authorization_checks()
+            .iter()
+            .any(|c| c.allowed && c.scope.eq_ignore_ascii_case(&env.ids.protected)),
+        "the sweep's reads went through enforcement"
+    );
+}

@@ -74,11 +74,19 @@ impl SweepReport {
     }
 }
 
-/// The scope the settings give: management groups, else subscriptions, else everything.
+/// The scope the settings give: management groups, else subscriptions (with the central
+/// backup subscription, where the backup instances are), else everything.
 pub fn scope_of(engine: &Engine) -> GraphScope {
     let settings = &engine.ctx().onboarding;
+    let mut subscriptions = settings.subscriptions.clone();
+    if let Some(backup) = &settings.backup_subscription
+        && !subscriptions.is_empty()
+        && !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(backup))
+    {
+        subscriptions.push(backup.clone());
+    }
     GraphScope {
-        subscriptions: settings.subscriptions.clone(),
+        subscriptions,
         management_groups: settings.management_groups.clone(),
     }
 }

@@ -122,7 +122,7 @@ pub async fn fire_sweep(env: &LocalEnvironment) -> anyhow::Result<SweepAnswer> {
     Ok(SweepAnswer { lines })
 }
 
-/// Breaks protection on a sample of `clusters`: [`PER_DRIFT`] clusters per kind of drift
+/// Breaks protection on a sample of `clusters`: up to two clusters per kind of drift
 /// (one cluster, one drift), as many as the estate allows. Returns what was broken.
 ///
 /// # Errors

@@ -200,7 +200,7 @@ pub async fn plan(ctx: &Ctx, cluster: &ResourceId) -> Result<Plan, StepError> {
     planner.plan.location = Some(eligible.location.clone());
     let placement = Placement::for_cluster(&ctx.onboarding, cluster, &eligible.location);
     planner.prerequisites(cluster, &eligible.location).await?;
-    let unregistered = planner.providers(cluster.subscription()).await?;
+    let unregistered = planner.providers(&placement).await?;
     let missing_groups = planner.resource_groups(&placement).await?;
     let backup_group_missing = missing_groups.contains(&placement.backup_resource_group_id());
     let account_exists = planner.storage(&placement, backup_group_missing).await?;
@@ -374,11 +374,19 @@ impl Planner<'_> {
     }
 
     /// The namespaces not registered yet.
-    async fn providers(&mut self, subscription: &str) -> Result<HashSet<&'static str>, StepError> {
+    /// Each namespace is needed in one subscription only (the cluster's or the backup one),
+    /// so the namespace alone says what is missing where.
+    async fn providers(
+        &mut self,
+        placement: &Placement,
+    ) -> Result<HashSet<&'static str>, StepError> {
         const STEP: &str = ensure_providers::NAME;
         let mut unregistered = HashSet::new();
-        for p in ensure_providers::assess(self.ctx, subscription).await? {
-            let target = format!("/subscriptions/{subscription}/providers/{}", p.namespace);
+        for p in ensure_providers::assess(self.ctx, placement).await? {
+            let target = format!(
+                "/subscriptions/{}/providers/{}",
+                p.subscription, p.namespace
+            );
             if p.is_registered() {
                 self.add(STEP, "provider", target, Change::InPlace, "Registered");
                 continue;

@@ -1,6 +1,6 @@
-//! `ensure_providers` (fact in: `ClusterPrepared`): the cluster's subscription must be registered
-//! for `Microsoft.KubernetesConfiguration` (extensions) and `Microsoft.DataProtection` (vaults).
-//! An unregistered namespace is registered, and the step waits for `Registered` as queued retries.
+//! `ensure_providers` (fact in: `ClusterPrepared`): every subscription onboarding writes to is
+//! registered for the namespaces it needs there (see [`required`]). An unregistered namespace is
+//! registered, and the step waits for `Registered` as queued retries.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::facts::{self, advance, wait};
+use super::placement::Placement;
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -16,20 +17,31 @@ use crate::envelope::Envelope;
 pub const NAME: &str = "ensure_providers";
 /// The fact it publishes.
 pub const FACT: &str = "ProvidersRegistered";
-/// The namespaces AKS backup needs (the guide's "Required Azure Provider Registrations").
-pub const REQUIRED: [&str; 2] = [
-    "Microsoft.KubernetesConfiguration",
-    "Microsoft.DataProtection",
-];
+/// What the cluster's subscription needs: the backup extension is a
+/// `Microsoft.KubernetesConfiguration/extensions` resource on the cluster (the guide's "Required
+/// Azure Provider Registrations"; "register the Microsoft.KubernetesConfiguration resource
+/// provider at the subscription level" before installing an extension,
+/// learn.microsoft.com/azure/backup/azure-kubernetes-service-cluster-backup-concept). The
+/// snapshot resource group and the trusted-access binding are `Microsoft.Resources` and
+/// `Microsoft.ContainerService`, which a subscription with a cluster has.
+pub const CLUSTER_NAMESPACES: [&str; 1] = ["Microsoft.KubernetesConfiguration"];
+/// What the backup subscription (the cluster's own unless `BACKUP_PILOT_BACKUP_SUBSCRIPTION`)
+/// needs registered by the service: the vault, policy and backup instance. Its storage account
+/// also needs `Microsoft.Storage`, which the operator registers (`infra/deploy.sh providers
+/// --target`): the service's operator role (`infra/target/main.bicep`) may register only these
+/// two namespaces.
+pub const BACKUP_NAMESPACES: [&str; 1] = ["Microsoft.DataProtection"];
 /// How often to look again while a namespace registers.
 const REGISTRATION_POLL: Duration = Duration::from_secs(30);
 
 /// See the module docs.
 pub struct EnsureProviders;
 
-/// Where one required namespace stands on the subscription.
+/// Where one required namespace stands on a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderState {
+    /// The subscription.
+    pub subscription: String,
     /// The namespace.
     pub namespace: &'static str,
     /// Its `registrationState` (`NotRegistered` when ARM gives none).
@@ -52,24 +64,46 @@ fn provider_path(subscription: &str, namespace: &str) -> String {
     format!("/subscriptions/{subscription}/providers/{namespace}")
 }
 
-/// Reads the registration state of every [`REQUIRED`] namespace (what the step and the
+/// The (subscription, namespace) pairs onboarding needs registered for `placement`: the
+/// cluster's subscription for [`CLUSTER_NAMESPACES`], the backup subscription for
+/// [`BACKUP_NAMESPACES`] (one subscription for both by default).
+pub fn required(placement: &Placement) -> Vec<(String, &'static str)> {
+    let on = |sub: &str, namespaces: &[&'static str]| {
+        namespaces
+            .iter()
+            .map(|ns| (sub.to_string(), *ns))
+            .collect::<Vec<_>>()
+    };
+    let mut out = on(&placement.subscription, &CLUSTER_NAMESPACES);
+    out.extend(on(&placement.backup_subscription, &BACKUP_NAMESPACES));
+    out
+}
+
+/// Reads the registration state of every [`required`] namespace (what the step and the
 /// planner decide from).
 ///
 /// # Errors
 /// A failed read.
-pub async fn assess(ctx: &Ctx, subscription: &str) -> Result<Vec<ProviderState>, StepError> {
+pub async fn assess(ctx: &Ctx, placement: &Placement) -> Result<Vec<ProviderState>, StepError> {
     let mut states = Vec::new();
-    for namespace in REQUIRED {
+    for (subscription, namespace) in required(placement) {
         let provider = ctx
             .arm
-            .get(&provider_path(subscription, namespace), versions::RESOURCES)
+            .get(
+                &provider_path(&subscription, namespace),
+                versions::RESOURCES,
+            )
             .await?;
         let state = provider
             .get("registrationState")
             .and_then(Value::as_str)
             .unwrap_or("NotRegistered")
             .to_string();
-        states.push(ProviderState { namespace, state });
+        states.push(ProviderState {
+            subscription,
+            namespace,
+            state,
+        });
     }
     Ok(states)
 }
@@ -86,12 +120,14 @@ impl Step for EnsureProviders {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        let subscription = cluster_id.subscription();
+        // Subscriptions do not depend on the region.
+        let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, "");
         let mut registering = Vec::new();
-        for provider in assess(ctx, subscription).await? {
+        for provider in assess(ctx, &placement).await? {
             if provider.is_registered() {
                 continue;
             }
+            let subscription = provider.subscription.as_str();
             if provider.needs_registration() {
                 tracing::info!(
                     subscription,
@@ -110,18 +146,60 @@ impl Step for EnsureProviders {
                     )
                     .await?;
             }
-            registering.push(provider.namespace);
+            registering.push(format!(
+                "{} on subscription {subscription}",
+                provider.namespace
+            ));
         }
         if registering.is_empty() {
             Ok(advance(super::ensure_resource_groups::NAME, FACT))
         } else {
             Ok(wait(
                 REGISTRATION_POLL,
-                format!(
-                    "registering {} on subscription {subscription}",
-                    registering.join(", ")
-                ),
+                format!("registering {}", registering.join(", ")),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource_id::ResourceId;
+    use crate::workflow::settings::OnboardingSettings;
+
+    const CLUSTER_SUB: &str = "00000000-0000-0000-0000-0000000000aa";
+    const BACKUP_SUB: &str = "00000000-0000-0000-0000-0000000000bb";
+
+    fn placement(backup_subscription: Option<&str>) -> Placement {
+        let settings = OnboardingSettings {
+            backup_subscription: backup_subscription.map(str::to_string),
+            ..OnboardingSettings::default()
+        };
+        let cluster = ResourceId::parse(&format!(
+            "/subscriptions/{CLUSTER_SUB}/resourceGroups/apps/providers/Microsoft.ContainerService/managedClusters/shop"
+        ))
+        .unwrap();
+        Placement::for_cluster(&settings, &cluster, "westeurope")
+    }
+
+    #[test]
+    fn each_namespace_is_registered_where_its_resources_go() {
+        let own: Vec<(String, &str)> = required(&placement(None));
+        assert_eq!(
+            own,
+            [
+                (CLUSTER_SUB.to_string(), "Microsoft.KubernetesConfiguration"),
+                (CLUSTER_SUB.to_string(), "Microsoft.DataProtection"),
+            ]
+        );
+        let central = required(&placement(Some(BACKUP_SUB)));
+        assert_eq!(
+            central,
+            [
+                (CLUSTER_SUB.to_string(), "Microsoft.KubernetesConfiguration"),
+                (BACKUP_SUB.to_string(), "Microsoft.DataProtection"),
+            ]
+        );
     }
 }

@@ -84,12 +84,12 @@ pub async fn start_onboarding(
     let now = ctx.clock.now();
     let ours = workflow_id(WorkflowKind::Onboard, cluster, generation);
     let store = |e: crate::status::StatusError| EngineError::Record(e.to_string());
-    for _ in 0..2 {
-        let (since, holder) = match ctx.journal.claim(&key, now, &ours).await.map_err(store)? {
-            Claim::Won => break,
-            Claim::Held { holder, .. } if holder == ours => break,
-            Claim::Held { since, holder } => (since, holder),
-        };
+    let held = match ctx.journal.claim(&key, now, &ours).await.map_err(store)? {
+        Claim::Won => None,
+        Claim::Held { holder, .. } if holder == ours => None,
+        Claim::Held { since, holder } => Some((since, holder)),
+    };
+    if let Some((since, holder)) = held {
         let status = ctx.journal.cluster_status(cluster).await.map_err(store)?;
         if !claim_is_stale(
             since,
@@ -106,7 +106,6 @@ pub async fn start_onboarding(
             // Another starter took the stale claim first.
             return Ok(Start::AlreadyRunning { since: now });
         }
-        break;
     }
     match engine
         .start(WorkflowKind::Onboard, cluster, generation, payload)

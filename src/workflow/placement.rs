@@ -2,6 +2,17 @@
 //! deterministically from the settings, the cluster id and its region, so two runs (or two
 //! concurrent workflows) for one cluster always converge on the same resources, and two
 //! clusters never share a snapshot resource group or a per-cluster container.
+//!
+//! With `BACKUP_PILOT_BACKUP_SUBSCRIPTION` the backup resource group, storage account,
+//! container, vault, policy and backup instance live in that central subscription, while the
+//! snapshot resource group stays in the cluster's: AKS takes disk snapshots in the cluster's
+//! subscription. Region still binds everything: "The Backup vault and AKS cluster must be in
+//! the same region" and "The AKS cluster and the storage locations must be in the same region"
+//! (learn.microsoft.com/azure/backup/azure-kubernetes-service-cluster-backup, "Before you
+//! start"); the extension's storage settings carry the account's own subscription
+//! (`configuration.backupStorageLocation.config.subscriptionId`, which Azure Policy's
+//! `Kubernetes_InstallAzureBackupExtensionWithTag_DINE` fills from a storage account it deploys
+//! into by a nested deployment in that account's subscription).
 
 use sha2::{Digest, Sha256};
 
@@ -18,8 +29,11 @@ pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "backup-pilot");
 /// The deterministic backup layout of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
-    /// Subscription of the cluster and its backup resources.
+    /// Subscription of the cluster (and of its snapshot resource group).
     pub subscription: String,
+    /// Subscription of the backup resource group, storage account, vault, policy and backup
+    /// instance: the setting's, else the cluster's.
+    pub backup_subscription: String,
     /// Region of the cluster (vault and storage account must match it).
     pub location: String,
     /// Resource group for the storage account and the vault.
@@ -47,6 +61,10 @@ impl Placement {
     ) -> Self {
         let cluster_name = cluster.name().unwrap_or("cluster");
         let subscription = cluster.subscription().to_string();
+        let backup_subscription = settings
+            .backup_subscription
+            .clone()
+            .unwrap_or_else(|| subscription.clone());
         let location = location.to_ascii_lowercase().replace(' ', "");
         let prefix = cluster_prefix(settings, cluster);
         let per_cluster_stem = (format!("rg-{prefix}"), format!("bv-{prefix}"));
@@ -54,12 +72,13 @@ impl Placement {
             Layout::PerCluster => (
                 per_cluster_stem.0,
                 per_cluster_stem.1,
-                format!("{subscription}|{prefix}"),
+                account_stem(&subscription, &backup_subscription, &prefix),
             ),
             Layout::SharedPerRegion => (
                 format!("rg-{}-{location}", settings.shared_name),
                 format!("bv-{}-{location}", settings.shared_name),
-                format!("{subscription}|{}|{location}", settings.shared_name),
+                // One account per region where the shared vault lives.
+                format!("{backup_subscription}|{}|{location}", settings.shared_name),
             ),
         };
         let readable = match settings.layout {
@@ -91,23 +110,44 @@ impl Placement {
                 &hex_hash(&cluster.key())[..8]
             ),
             subscription,
+            backup_subscription,
             location,
         }
     }
 
-    /// `/subscriptions/{sub}`.
+    /// True if the backup resources live in another subscription than the cluster.
+    pub fn is_cross_subscription(&self) -> bool {
+        !self
+            .backup_subscription
+            .eq_ignore_ascii_case(&self.subscription)
+    }
+
+    /// The cluster's subscription, then the backup subscription if it is another one.
+    pub fn subscriptions(&self) -> Vec<&str> {
+        let mut out = vec![self.subscription.as_str()];
+        if self.is_cross_subscription() {
+            out.push(self.backup_subscription.as_str());
+        }
+        out
+    }
+
+    /// `/subscriptions/{sub}` of the cluster.
     pub fn subscription_id(&self) -> String {
         format!("/subscriptions/{}", self.subscription)
     }
-    /// The backup resource group's id.
+    /// `/subscriptions/{sub}` of the backup resources.
+    pub fn backup_subscription_id(&self) -> String {
+        format!("/subscriptions/{}", self.backup_subscription)
+    }
+    /// The backup resource group's id (in the backup subscription).
     pub fn backup_resource_group_id(&self) -> String {
         format!(
             "{}/resourceGroups/{}",
-            self.subscription_id(),
+            self.backup_subscription_id(),
             self.backup_resource_group
         )
     }
-    /// The snapshot resource group's id.
+    /// The snapshot resource group's id (in the cluster's subscription).
     pub fn snapshot_resource_group_id(&self) -> String {
         format!(
             "{}/resourceGroups/{}",
@@ -142,6 +182,18 @@ impl Placement {
             self.vault_id(),
             self.backup_instance
         )
+    }
+}
+
+/// The per-cluster storage account name's hash stem: the cluster's subscription, and the
+/// backup subscription when it is another one (same-subscription names stay what they were;
+/// storage account names are global, so the same prefix in two subscriptions, or backed up to
+/// two backup subscriptions, never yields one name).
+fn account_stem(subscription: &str, backup_subscription: &str, rest: &str) -> String {
+    if backup_subscription.eq_ignore_ascii_case(subscription) {
+        format!("{subscription}|{rest}")
+    } else {
+        format!("{subscription}|{backup_subscription}|{rest}")
     }
 }
 
@@ -314,5 +366,116 @@ mod tests {
             binding,
             trusted_access_binding_name(&p.vault_id().to_uppercase())
         );
+    }
+
+    const CENTRAL: &str = "00000000-0000-0000-0000-0000000000bb";
+
+    #[test]
+    fn without_a_backup_subscription_everything_stays_in_the_clusters() {
+        let s = OnboardingSettings::default();
+        let p = Placement::for_cluster(&s, &cluster("shop"), "westeurope");
+        assert_eq!(p.backup_subscription, p.subscription);
+        assert!(!p.is_cross_subscription());
+        assert_eq!(p.subscriptions(), [p.subscription.as_str()]);
+        let own = "/subscriptions/00000000-0000-0000-0000-0000000000aa/";
+        for id in [
+            p.backup_resource_group_id(),
+            p.storage_account_id(),
+            p.vault_id(),
+            p.policy_id(),
+            p.backup_instance_id(),
+            p.snapshot_resource_group_id(),
+        ] {
+            assert!(id.starts_with(own), "{id}");
+        }
+        // The account name is what it was before the setting existed.
+        let stem = "00000000-0000-0000-0000-0000000000aa|shop";
+        assert_eq!(
+            p.storage_account,
+            format!("bkpshop{}", &hex_hash(stem)[..8])
+        );
+    }
+
+    #[test]
+    fn a_backup_subscription_takes_all_but_the_snapshot_resource_group() {
+        let own = OnboardingSettings::default();
+        let central = OnboardingSettings {
+            backup_subscription: Some(CENTRAL.into()),
+            ..OnboardingSettings::default()
+        };
+        let p = Placement::for_cluster(&central, &cluster("shop"), "westeurope");
+        assert!(p.is_cross_subscription());
+        assert_eq!(
+            p.subscriptions(),
+            ["00000000-0000-0000-0000-0000000000aa", CENTRAL]
+        );
+        for id in [
+            p.backup_resource_group_id(),
+            p.storage_account_id(),
+            p.vault_id(),
+            p.policy_id(),
+            p.backup_instance_id(),
+        ] {
+            assert!(
+                id.starts_with(&format!("/subscriptions/{CENTRAL}/")),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            p.snapshot_resource_group_id(),
+            "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-shop-snapshots"
+        );
+        // Storage account names are global: the backup subscription is in the hash stem.
+        let same_sub = Placement::for_cluster(&own, &cluster("shop"), "westeurope");
+        assert_ne!(p.storage_account, same_sub.storage_account);
+        let elsewhere = OnboardingSettings {
+            backup_subscription: Some("00000000-0000-0000-0000-0000000000cc".into()),
+            ..OnboardingSettings::default()
+        };
+        assert_ne!(
+            p.storage_account,
+            Placement::for_cluster(&elsewhere, &cluster("shop"), "westeurope").storage_account
+        );
+        assert!(p.storage_account.starts_with("bkpshop") && p.storage_account.len() <= 24);
+        // Same names otherwise.
+        assert_eq!(
+            (
+                &p.vault,
+                &p.backup_resource_group,
+                &p.container,
+                &p.policy,
+                &p.backup_instance
+            ),
+            (
+                &same_sub.vault,
+                &same_sub.backup_resource_group,
+                &same_sub.container,
+                &same_sub.policy,
+                &same_sub.backup_instance
+            )
+        );
+    }
+
+    #[test]
+    fn the_shared_layout_shares_one_account_per_region_of_the_backup_subscription() {
+        let s = OnboardingSettings {
+            layout: Layout::SharedPerRegion,
+            container: None,
+            backup_subscription: Some(CENTRAL.into()),
+            ..OnboardingSettings::default()
+        };
+        let other_sub = ResourceId::parse(
+            "/subscriptions/00000000-0000-0000-0000-0000000000dd/resourceGroups/apps/providers/Microsoft.ContainerService/managedClusters/b",
+        )
+        .unwrap();
+        let a = Placement::for_cluster(&s, &cluster("a"), "westeurope");
+        let b = Placement::for_cluster(&s, &other_sub, "westeurope");
+        assert_eq!(a.storage_account_id(), b.storage_account_id());
+        assert_eq!(a.vault_id(), b.vault_id());
+        assert_ne!(
+            a.snapshot_resource_group_id(),
+            b.snapshot_resource_group_id()
+        );
+        assert!(b.snapshot_resource_group_id().contains("0000000000dd"));
     }
 }

@@ -1,7 +1,8 @@
 //! `remove_role_assignments` (fact in: `ProtectionStopped`): removes the role assignments the
 //! service made for the deleted cluster — found by the description mark it writes on each — and
 //! nothing else: not assignments it found already in place, not the shared vault grants of a
-//! shared storage account, not resource groups, vaults or storage.
+//! shared storage account, not resource groups, vaults or storage. With a backup subscription
+//! the storage-account grants are there, so both subscriptions are searched.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::facts::{self, finish};
+use super::placement::Placement;
 use super::roles::made_for_cluster;
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
@@ -33,17 +35,22 @@ impl Step for RemoveRoleAssignments {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
         let cluster = cluster_id.to_string();
-        let assignments = ctx
-            .arm
-            .list(
-                &format!(
-                    "/subscriptions/{}/providers/Microsoft.Authorization/roleAssignments",
-                    cluster_id.subscription()
-                ),
-                versions::ROLE_ASSIGNMENTS,
-                &[],
-            )
-            .await?;
+        // Subscriptions do not depend on the region.
+        let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, "");
+        let mut assignments = Vec::new();
+        for subscription in placement.subscriptions() {
+            assignments.extend(
+                ctx.arm
+                    .list(
+                        &format!(
+                            "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleAssignments"
+                        ),
+                        versions::ROLE_ASSIGNMENTS,
+                        &[],
+                    )
+                    .await?,
+            );
+        }
         let mut removed = 0usize;
         for a in assignments.iter().filter(|a| made_for_cluster(a, &cluster)) {
             if let Some(id) = a.get("id").and_then(Value::as_str) {

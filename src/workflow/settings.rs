@@ -144,6 +144,10 @@ pub struct CapacityModel {
 pub struct OnboardingSettings {
     /// Subscriptions whose clusters are onboarded (lower case); empty means all.
     pub subscriptions: Vec<String>,
+    /// Central subscription (lower case) for the backup resource group, storage account,
+    /// vault, policy and backup instances; `None`: each cluster's own subscription. The
+    /// snapshot resource group stays in the cluster's subscription either way.
+    pub backup_subscription: Option<String>,
     /// Management groups the fleet scan covers (empty: the subscriptions).
     pub management_groups: Vec<String>,
     /// How late a daily backup may be before the scan calls it stopped.
@@ -210,6 +214,12 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "subscriptions",
         "(all)",
         "comma-separated subscription ids whose clusters are onboarded",
+    ),
+    (
+        "BACKUP_PILOT_BACKUP_SUBSCRIPTION",
+        "backupSubscription",
+        "(the cluster's)",
+        "subscription id for the backup resource group, storage account, vault, policy and backup instances (same tenant and region as the clusters); snapshot resource groups stay in each cluster's subscription",
     ),
     (
         "BACKUP_PILOT_MANAGEMENT_GROUPS",
@@ -455,17 +465,10 @@ fn read_file_values(
 fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> OnboardingSettings {
     let subscriptions = list(get, "BACKUP_PILOT_SUBSCRIPTIONS")
         .into_iter()
-        .filter_map(|s| {
-            if uuid::Uuid::parse_str(&s).is_ok() {
-                Some(s.to_ascii_lowercase())
-            } else {
-                problems.push(format!(
-                    "BACKUP_PILOT_SUBSCRIPTIONS: `{s}` is not a subscription id (a GUID)"
-                ));
-                None
-            }
-        })
+        .filter_map(|s| subscription_id(&s, "BACKUP_PILOT_SUBSCRIPTIONS", problems))
         .collect();
+    let backup_subscription = get("BACKUP_PILOT_BACKUP_SUBSCRIPTION")
+        .and_then(|s| subscription_id(&s, "BACKUP_PILOT_BACKUP_SUBSCRIPTION", problems));
     let management_groups = list(get, "BACKUP_PILOT_MANAGEMENT_GROUPS");
     let backup_slack = match get("BACKUP_PILOT_BACKUP_SLACK_HOURS") {
         None => std::time::Duration::from_secs(6 * 3600),
@@ -639,6 +642,7 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
     };
     OnboardingSettings {
         subscriptions,
+        backup_subscription,
         management_groups,
         backup_slack,
         opt_in_tag,
@@ -659,6 +663,16 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
         role_profile,
         first_backup,
         offboard_data,
+    }
+}
+
+/// A subscription id (a GUID), lower case; a problem otherwise.
+fn subscription_id(raw: &str, key: &str, problems: &mut Vec<String>) -> Option<String> {
+    if let Ok(id) = uuid::Uuid::parse_str(raw) {
+        Some(id.hyphenated().to_string())
+    } else {
+        problems.push(format!("{key}: `{raw}` is not a subscription id (a GUID)"));
+        None
     }
 }
 
@@ -945,5 +959,43 @@ mod tests {
             value: None,
         };
         assert!(any.matches(Some(&serde_json::json!({"BACKUP": ""}))));
+    }
+
+    #[test]
+    fn the_backup_subscription_is_a_guid_and_defaults_to_none() {
+        assert_eq!(OnboardingSettings::default().backup_subscription, None);
+        let s = OnboardingSettings::from_lookup(lookup(&[(
+            "BACKUP_PILOT_BACKUP_SUBSCRIPTION",
+            "6F1B4E6A-2D9C-4B7E-9A51-3C0F8E2D7A10",
+        )]))
+        .unwrap();
+        assert_eq!(
+            s.backup_subscription.as_deref(),
+            Some("6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10")
+        );
+        let problems = OnboardingSettings::from_lookup(lookup(&[(
+            "BACKUP_PILOT_BACKUP_SUBSCRIPTION",
+            "central",
+        )]))
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("BACKUP_PILOT_BACKUP_SUBSCRIPTION"),
+            "{problems:#?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("onboarding.json");
+        std::fs::write(
+            &path,
+            r#"{"backupSubscription": "0c5a3f7e-8b21-4d6a-b0f4-91e2d7c6a3b5"}"#,
+        )
+        .unwrap();
+        let s =
+            OnboardingSettings::from_lookup(lookup(&[(FILE_VAR, path.to_str().unwrap())])).unwrap();
+        assert_eq!(
+            s.backup_subscription.as_deref(),
+            Some("0c5a3f7e-8b21-4d6a-b0f4-91e2d7c6a3b5")
+        );
     }
 }

@@ -4,12 +4,20 @@
 //! snapshot resource group, the extension identity holds Storage Blob Data Contributor on
 //! the backup storage account — all by *effective* role assignments (after propagation,
 //! inherited from parent scopes). Codes from `shared/reference/arm-behaviour.md` §5.
+//!
+//! Subscriptions are not compared: the vault, the storage account and the cluster may be in
+//! different subscriptions of the tenant (the extension's storage settings carry the account's
+//! own `subscriptionId`, and Azure Policy's AKS backup extension DINE deploys the container into
+//! the account's subscription). Regions are: "The Backup vault and AKS cluster must be in the
+//! same region" and "The AKS cluster and the storage locations must be in the same region"
+//! (learn.microsoft.com/azure/backup/azure-kubernetes-service-cluster-backup).
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::error::ArmError;
+use super::providers::same_location;
 use super::rbac::{has_effective_role, roles};
 use super::state::{World, account_id, key};
 use super::validate::data_protection::InstanceFacts;
@@ -110,6 +118,10 @@ pub fn check(
                 "Check dataSourceInfo.resourceID.",
             )
         })?;
+    // A restore may target a cluster of the paired region (cross-region restore).
+    if phase != Phase::Restore && !same_location(&vault.location, &cluster.location) {
+        return Err(region_mismatch("Backup vault", &vault.location, cluster));
+    }
     let has = |principal: &str, role: &str, scope: &str| {
         has_effective_role(&world.role_assignments, principal, role, scope, at)
     };
@@ -185,7 +197,14 @@ pub fn check(
         ));
     }
     snapshot_group(world, &vault_principal, &cluster.principal_id, facts, at)?;
-    storage(world, extension, at)?;
+    let account = storage(world, extension, at)?;
+    if phase != Phase::Restore && !same_location(&account.location, &cluster.location) {
+        return Err(region_mismatch(
+            "backup storage account",
+            &account.location,
+            cluster,
+        ));
+    }
     if phase == Phase::Validate {
         let duplicate = world.instances.iter().find(|(k, i)| {
             Some(k.as_str()) != this_instance
@@ -207,6 +226,19 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// A vault or storage account in another region than the cluster. Azure documents the rule,
+/// not its error code; the code here is the stand-in's own.
+fn region_mismatch(what: &str, location: &str, cluster: &super::state::ClusterRecord) -> UserError {
+    UserError::new(
+        "UserErrorDatasourceRegionMismatch",
+        format!(
+            "The {what} is in region '{location}' but the AKS cluster '{}' is in '{}'; they must be in the same region.",
+            cluster.id, cluster.location
+        ),
+        "Use a Backup vault and a storage account in the cluster's region.",
+    )
 }
 
 /// The error for a second instance of the same cluster with the same vault and policy.
@@ -270,11 +302,11 @@ fn snapshot_group(
     }
 }
 
-fn storage(
-    world: &World,
+fn storage<'w>(
+    world: &'w World,
     extension: &super::state::ExtensionRecord,
     at: OffsetDateTime,
-) -> Result<(), UserError> {
+) -> Result<&'w super::state::AccountRecord, UserError> {
     let setting = |k: &str| {
         extension
             .configuration_settings
@@ -351,5 +383,5 @@ fn storage(
             ),
         ));
     }
-    Ok(())
+    Ok(account)
 }

@@ -3,11 +3,18 @@
 //! finds it at least `lag` old on the stand-in's clock, so an answer shows the world as it was
 //! at most `lag` ago (a lag of zero rebuilds on every query). Every snapshot has a generation;
 //! the last few are kept so that the pages of one query come from the same snapshot.
+//!
+//! A caller under least-privilege enforcement reads a *view* of a snapshot: its rows trimmed
+//! to what it may read, computed when its query starts (a request without a skip token) and
+//! kept with the snapshot, keyed by caller and query fingerprint, so the later pages of that
+//! query cut the same rows even if grants change in between; a view is dropped with its
+//! snapshot.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::super::state::World;
@@ -32,6 +39,8 @@ pub struct Snapshot {
 pub struct Index {
     kept: VecDeque<Arc<Snapshot>>,
     next_generation: u64,
+    /// Trimmed rows by (generation, caller, query fingerprint).
+    views: HashMap<(u64, String, String), Arc<Vec<Value>>>,
 }
 
 impl Index {
@@ -55,7 +64,32 @@ impl Index {
         while self.kept.len() > KEPT {
             self.kept.pop_front();
         }
+        let kept: Vec<u64> = self.kept.iter().map(|s| s.generation).collect();
+        self.views.retain(|(g, _, _), _| kept.contains(g));
         snapshot
+    }
+
+    /// `caller`'s view of snapshot `generation` for the query with `fingerprint`: the kept
+    /// one when `reuse` (a later page) and there is one, else `compute`d and kept.
+    pub fn view(
+        &mut self,
+        generation: u64,
+        caller: &str,
+        fingerprint: &str,
+        reuse: bool,
+        compute: impl FnOnce() -> Vec<Value>,
+    ) -> Arc<Vec<Value>> {
+        let key = (
+            generation,
+            caller.to_ascii_lowercase(),
+            fingerprint.to_string(),
+        );
+        if reuse && let Some(rows) = self.views.get(&key) {
+            return rows.clone();
+        }
+        let rows = Arc::new(compute());
+        self.views.insert(key, rows.clone());
+        rows
     }
 
     /// A kept snapshot by generation.
@@ -69,5 +103,6 @@ impl Index {
     /// Forgets every snapshot (the next query rebuilds).
     pub fn clear(&mut self) {
         self.kept.clear();
+        self.views.clear();
     }
 }

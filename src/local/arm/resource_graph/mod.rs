@@ -13,6 +13,39 @@
 //! clock: a `x-ms-user-quota-resets-after` of 5 s means 5 s of the time the product sees.
 //! Every request that reaches the endpoint is counted ([`ArmHandle::graph_queries`]) and
 //! journaled like any ARM request; fault knobs apply under the operation id `Resources`.
+//!
+//! Permissions: for a caller under least-privilege enforcement ([`super::authz`]) the rows
+//! are trimmed to what it may read. Sources: Microsoft's Resource Graph overview
+//! (learn.microsoft.com/azure/governance/resource-graph/overview, section "Permissions in
+//! Azure Resource Graph": at least RBAC read access to the resources queried, no results for
+//! objects without it; the stored copies searched here did not show that section's text, so
+//! it is cited from the page's known structure), azureglossary.com's Resource Graph entry
+//! ("Results are permission-trimmed: if the principal lacks at least read access to a
+//! resource or scope, that object will not appear"), and MicrosoftDocs/azure-docs#28370 (a
+//! user given Reader on a subscription expects its resources in Resource Graph; the answer
+//! is about token refresh, not a missing Resource Graph permission). So each document is
+//! checked with the read action of its type at its own id, like an ARM `GET` of it
+//! ([`rows::CLUSTER_READ`], [`rows::EXTENSION_READ`], [`rows::INSTANCE_READ`],
+//! [`rows::JOB_READ`], and [`rows::ASSIGNMENT_READ`] at the assignment's id, which a grant
+//! covers exactly when it covers the assignment's scope), `notActions` and ABAC conditions
+//! included, data actions not at all. Trimming applies to each table before the query runs,
+//! so a join over rows the caller cannot read finds nothing (`extensionState` null, as with
+//! no extension) and `summarize` sees only readable rows (`lastBackup`, `roleAssignments`).
+//! No public page found says how joins are trimmed; this is the reading consistent with "that
+//! object will not appear". A caller with no readable resource gets `200` with no rows. The
+//! stand-in does not narrow an explicit `subscriptions` list to the subscriptions the caller
+//! can see ([`scope`] checks existence only), so the 400 `NoValidSubscriptionsInQueryRequest`
+//! real Azure may answer for a list of only unseen subscriptions is not modelled.
+//!
+//! No Resource Graph action is required of the caller: `Microsoft.ResourceGraph/resources/read`
+//! exists (public tooling lists it as "Submits a Resource Graph query", and some custom roles
+//! include it), but the request is made at tenant scope
+//! (`/providers/Microsoft.ResourceGraph/resources`), the overview asks only for read access to
+//! the resources queried, and a Reader at a subscription (the service's own grants) queries
+//! without any tenant-scope grant. So there is no `AuthorizationFailed` here. The
+//! per-document checks are recorded like any other ([`ArmHandle::authorization_checks`]),
+//! once when a query starts (later pages read the trimmed view kept with the snapshot, see
+//! [`index`]), denials included: a denied check here trims a row, it fails nothing.
 
 pub mod error;
 pub mod index;
@@ -29,6 +62,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::ArmHandle;
+use super::authz::{Authz, Operation};
 use super::error::ArmError;
 use super::response::ArmResponse;
 use super::server::Inner;
@@ -132,7 +166,12 @@ pub fn answer(
     } else if let Some(injected) = inner.controls().faults.decide(OPERATION_ID) {
         injected.into()
     } else {
-        match run(&mut graph, &world, raw_body, now) {
+        let mut authz = inner.authz();
+        let reader = authz.is_enforced(&caller).then_some(Reader {
+            authz: &mut authz,
+            caller: &caller,
+        });
+        match run(&mut graph, &world, reader, raw_body, now) {
             Ok(body) => ArmResponse::ok(body),
             Err(e) => e.response(now, &correlation),
         }
@@ -143,10 +182,38 @@ pub fn answer(
     answer
 }
 
-/// Validates, resolves the scope, reads the snapshot and cuts the page.
+/// A caller under enforcement, whose rows are trimmed to what it may read.
+struct Reader<'a> {
+    authz: &'a mut Authz,
+    caller: &'a str,
+}
+
+impl Reader<'_> {
+    /// Whether the caller may do `action` at `id` now (recorded like any check).
+    fn may_read(&mut self, world: &World, action: &str, id: &str, now: OffsetDateTime) -> bool {
+        let op = Operation {
+            action: action.to_string(),
+            scope: id.to_string(),
+        };
+        self.authz
+            .authorize(
+                self.caller,
+                &op,
+                &world.role_assignments,
+                &world.directory,
+                None,
+                now,
+            )
+            .is_ok()
+    }
+}
+
+/// Validates, resolves the scope, reads the snapshot (trimmed for a `reader`) and cuts the
+/// page.
 fn run(
     graph: &mut Graph,
     world: &World,
+    reader: Option<Reader<'_>>,
     raw_body: &[u8],
     now: OffsetDateTime,
 ) -> Result<serde_json::Value, GraphError> {
@@ -159,6 +226,7 @@ fn run(
     })?;
     let scope = scope::resolve(world, &request)?;
     let fingerprint = paging::fingerprint(kind, &request);
+    let later_page = request.skip_token.is_some();
     let (snapshot, offset, page_size) = match &request.skip_token {
         Some(token) => {
             let cursor = Cursor::decode(token)
@@ -187,12 +255,31 @@ fn run(
             request.top.unwrap_or(DEFAULT_PAGE_SIZE),
         ),
     };
-    let rows = snapshot.documents.rows(kind, &scope);
+    let rows = match reader {
+        None => std::sync::Arc::new(snapshot.documents.rows(kind, &scope)),
+        Some(mut reader) => {
+            let caller = reader.caller.to_string();
+            graph.index.view(
+                snapshot.generation,
+                &caller,
+                &fingerprint,
+                later_page,
+                || {
+                    snapshot
+                        .documents
+                        .readable_rows(kind, &scope, &mut |action, id| {
+                            reader.may_read(world, action, id, now)
+                        })
+                },
+            )
+        }
+    };
     let total = rows.len();
     let page: Vec<serde_json::Value> = rows
-        .into_iter()
+        .iter()
         .skip(offset as usize)
         .take(page_size as usize)
+        .cloned()
         .collect();
     let next = offset as usize + page.len();
     let mut body = json!({

@@ -5,6 +5,14 @@
 //! each table before the join, `CLUSTERS` is ordered by `id`, `PROTECTION` by `clusterKey`.
 //! Where the KQL picks "any" value (`anyif` over several backup instances of one cluster) the
 //! stand-in takes the instance with the smallest id.
+//!
+//! Permission trimming ([`Documents::readable_rows`]): every document carries the id and the
+//! read action a caller needs for it ([`CLUSTER_READ`] and so on); documents the caller may
+//! not read are dropped from their table before the query runs, as Resource Graph trims each
+//! table (see [`super`]). So a cluster's unreadable extension leaves `extensionState` null as
+//! if there were none, an unreadable backup instance drops its row (or leaves another
+//! readable instance of the same cluster to `anyif`), `lastBackup` is the newest *readable*
+//! completed job and `roleAssignments` counts readable assignments only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +23,17 @@ use time::format_description::well_known::Rfc3339;
 use super::super::providers::tags_json;
 use super::super::state::{World, key};
 use super::super::validate::extensions::BACKUP_EXTENSION_TYPE;
+
+/// What reading a managed cluster takes.
+pub const CLUSTER_READ: &str = "Microsoft.ContainerService/managedClusters/read";
+/// What reading a cluster extension takes.
+pub const EXTENSION_READ: &str = "Microsoft.KubernetesConfiguration/extensions/read";
+/// What reading a backup instance takes.
+pub const INSTANCE_READ: &str = "Microsoft.DataProtection/backupVaults/backupInstances/read";
+/// What reading a backup job takes.
+pub const JOB_READ: &str = "Microsoft.DataProtection/backupVaults/backupJobs/read";
+/// What reading a role assignment takes.
+pub const ASSIGNMENT_READ: &str = "Microsoft.Authorization/roleAssignments/read";
 
 /// The mark the service puts at the start of its role assignments' descriptions.
 const DESCRIPTION_MARK: &str = "backup-pilot:";
@@ -55,7 +74,10 @@ impl QueryKind {
 struct ClusterDoc {
     sub: String,
     id: String,
+    /// The row, `extensionState` null.
     row: Value,
+    /// The backup extension's id and provisioning state.
+    extension: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +92,7 @@ struct InstanceDoc {
 #[derive(Debug, Clone)]
 struct JobDoc {
     sub: String,
+    id: String,
     cluster_key: String,
     end: OffsetDateTime,
 }
@@ -77,6 +100,7 @@ struct JobDoc {
 #[derive(Debug, Clone)]
 struct AssignmentDoc {
     sub: String,
+    id: String,
     cluster_key: String,
 }
 
@@ -141,8 +165,9 @@ impl Documents {
                         "resourceGroup": c.rg.to_ascii_lowercase(),
                         "tags": tags_json(Some(&c.desired.tags)),
                         "provisioningState": c.provisioning_state,
-                        "extensionState": extension.map(|e| e.provisioning_state.clone()),
+                        "extensionState": Value::Null,
                     }),
+                    extension: extension.map(|e| (e.id.clone(), e.provisioning_state.clone())),
                 }
             })
             .collect();
@@ -177,6 +202,7 @@ impl Documents {
                 let end = j.properties.get("endTime").and_then(Value::as_str)?;
                 Some(JobDoc {
                     sub: subscription_of(&j.id),
+                    id: j.id.clone(),
                     cluster_key: text(j.properties.get("dataSourceId")).to_ascii_lowercase(),
                     end: OffsetDateTime::parse(end, &Rfc3339).ok()?,
                 })
@@ -193,6 +219,7 @@ impl Documents {
                 marked.then_some(())?;
                 Some(AssignmentDoc {
                     sub: subscription_of(&a.scope),
+                    id: a.id(),
                     cluster_key: described_cluster(description)?,
                 })
             })
@@ -205,40 +232,95 @@ impl Documents {
         }
     }
 
-    /// The rows of `kind` over the subscriptions in `scope` (lower case).
+    /// The rows of `kind` over the subscriptions in `scope` (lower case), untrimmed.
     pub fn rows(&self, kind: QueryKind, scope: &BTreeSet<String>) -> Vec<Value> {
+        self.readable_rows(kind, scope, &mut |_, _| true)
+    }
+
+    /// The rows of `kind` over `scope` for a caller who may read a document when
+    /// `may_read(action, id)` says so. Asked only for documents that can change the rows:
+    /// a cluster's extension once the cluster is readable; the jobs and role assignments
+    /// of clusters that keep a readable backup instance, jobs newest first until one is
+    /// readable.
+    pub fn readable_rows(
+        &self,
+        kind: QueryKind,
+        scope: &BTreeSet<String>,
+        may_read: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> Vec<Value> {
         match kind {
-            QueryKind::Clusters => self.clusters(scope),
-            QueryKind::Protection => self.protection(scope),
+            QueryKind::Clusters => self.clusters(scope, may_read),
+            QueryKind::Protection => self.protection(scope, may_read),
         }
     }
 
-    fn clusters(&self, scope: &BTreeSet<String>) -> Vec<Value> {
+    fn clusters(
+        &self,
+        scope: &BTreeSet<String>,
+        may_read: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> Vec<Value> {
         let mut docs: Vec<&ClusterDoc> = self
             .clusters
             .iter()
             .filter(|c| scope.contains(&c.sub))
             .collect();
         docs.sort_by(|a, b| a.id.cmp(&b.id));
-        docs.into_iter().map(|c| c.row.clone()).collect()
+        let mut rows = Vec::new();
+        for c in docs {
+            if !may_read(CLUSTER_READ, &c.id) {
+                continue;
+            }
+            let mut row = c.row.clone();
+            if let Some((id, state)) = &c.extension
+                && may_read(EXTENSION_READ, id)
+            {
+                row["extensionState"] = json!(state);
+            }
+            rows.push(row);
+        }
+        rows
     }
 
-    fn protection(&self, scope: &BTreeSet<String>) -> Vec<Value> {
+    fn protection(
+        &self,
+        scope: &BTreeSet<String>,
+        may_read: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> Vec<Value> {
+        let mut in_scope: Vec<&InstanceDoc> = self
+            .instances
+            .iter()
+            .filter(|i| scope.contains(&i.sub))
+            .collect();
+        in_scope.sort_by(|a, b| a.id.cmp(&b.id));
         let mut instances: BTreeMap<&str, &InstanceDoc> = BTreeMap::new();
-        for i in self.instances.iter().filter(|i| scope.contains(&i.sub)) {
-            let slot = instances.entry(i.cluster_key.as_str()).or_insert(i);
-            if i.id < slot.id {
-                *slot = i;
+        for i in in_scope {
+            if instances.contains_key(i.cluster_key.as_str()) || !may_read(INSTANCE_READ, &i.id) {
+                continue;
             }
+            instances.insert(i.cluster_key.as_str(), i);
         }
+        let mut jobs: Vec<&JobDoc> = self
+            .jobs
+            .iter()
+            .filter(|j| scope.contains(&j.sub) && instances.contains_key(j.cluster_key.as_str()))
+            .collect();
+        jobs.sort_by(|a, b| b.end.cmp(&a.end).then_with(|| a.id.cmp(&b.id)));
         let mut last_backup: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
-        for j in self.jobs.iter().filter(|j| scope.contains(&j.sub)) {
-            let slot = last_backup.entry(j.cluster_key.as_str()).or_insert(j.end);
-            *slot = (*slot).max(j.end);
+        for j in jobs {
+            if last_backup.contains_key(j.cluster_key.as_str()) || !may_read(JOB_READ, &j.id) {
+                continue;
+            }
+            last_backup.insert(j.cluster_key.as_str(), j.end);
         }
         let mut assignments: BTreeMap<&str, u64> = BTreeMap::new();
-        for a in self.assignments.iter().filter(|a| scope.contains(&a.sub)) {
-            *assignments.entry(a.cluster_key.as_str()).or_default() += 1;
+        for a in self
+            .assignments
+            .iter()
+            .filter(|a| scope.contains(&a.sub) && instances.contains_key(a.cluster_key.as_str()))
+        {
+            if may_read(ASSIGNMENT_READ, &a.id) {
+                *assignments.entry(a.cluster_key.as_str()).or_default() += 1;
+            }
         }
         instances
             .into_iter()
