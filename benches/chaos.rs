@@ -729,7 +729,7 @@ async fn fire_drills(env: &LocalEnvironment, http: &reqwest::Client) -> anyhow::
 
 #[allow(clippy::too_many_lines)]
 async fn run() -> anyhow::Result<bool> {
-    let clusters_wanted: u32 = env_number("CHAOS_CLUSTERS", 100);
+    let clusters_wanted: u32 = env_number("CHAOS_CLUSTERS", 200);
     let time_scale: f64 = env_number("CHAOS_TIME_SCALE", 300.0);
     let restores_wanted: usize = env_number("CHAOS_RESTORES", 5);
     let timeout = Duration::from_secs(env_number("CHAOS_TIMEOUT_S", 420));
