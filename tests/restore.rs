@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use backup_pilot::engine::Queues;
+use backup_pilot::envelope::Envelope;
 use backup_pilot::local::kube_api::restore::RestoreKnobs;
 use backup_pilot::restore::authorize::RestoreAllowlist;
 use backup_pilot::restore::report::ReportKind;
@@ -255,6 +256,46 @@ async fn an_invalid_request_is_dead_lettered_with_every_problem() {
     assert_eq!(results[0]["reasons"].as_array().unwrap().len(), 3);
     env.run_all().await;
     assert!(env.ends().is_empty(), "no workflow started");
+}
+
+/// A workflow replayed from its first message long after it finished (a duplicate delivery
+/// past Service Bus's duplicate-detection window) adopts the restore its first run sent: the
+/// trigger's claim names when it was made, and a job started since then is the claim's.
+#[tokio::test]
+async fn a_restore_replayed_after_it_finished_is_not_sent_twice() {
+    let (env, _reports) = env().await;
+    env.request_restore(&request(&env, "app-restored"), "msg-replay")
+        .await;
+    let first = env
+        .bus
+        .sent_to(&Queues::default().workflow)
+        .first()
+        .cloned()
+        .expect("the first step's message");
+    env.run_all().await;
+    let posts = |env: &RestoreEnv| {
+        env.arm_calls()
+            .iter()
+            .filter(|(m, p)| m == "POST" && p.ends_with("/restore"))
+            .count()
+    };
+    assert_eq!(posts(&env), 1);
+    env.clock.advance(Duration::from_secs(3 * 60 * 60));
+    env.bus.forget_message_ids();
+    let replay = Envelope::decode(&first.body).unwrap();
+    env.engine.run(&replay).await.unwrap();
+    env.run_all().await;
+    assert_eq!(
+        env.ends().len(),
+        2,
+        "the replay ran to its end: {:#?}",
+        env.ends()
+    );
+    assert_eq!(
+        posts(&env),
+        1,
+        "the replay adopted the first run's restore job"
+    );
 }
 
 /// Every step survives a crash after its calls and before its publish (the message comes back

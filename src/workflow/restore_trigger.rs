@@ -83,18 +83,23 @@ impl Step for RestoreTrigger {
             )
             .await?;
         let (jobs, _) = jobs_from_list(&listed);
-        let since = env.step_started_at.saturating_sub(time::Duration::MINUTE);
-        let ours = jobs.iter().find(|j| {
-            j.is_restore()
-                && j.belongs_to(&bi)
-                && j.start_time >= since
-                && j.recovery_point_id.as_deref() == Some(point.id.as_str())
-                && j.recovery_destination
-                    .as_deref()
-                    .is_none_or(|d| d.eq_ignore_ascii_case(&target))
-        });
-        if let Some(job) = ours {
-            return Ok(triggered(ctx, env, &job.name));
+        // A restore job of this instance, point and target started since `since`.
+        let ours_since = |since: time::OffsetDateTime| {
+            let since = since.saturating_sub(time::Duration::MINUTE);
+            jobs.iter()
+                .find(|j| {
+                    j.is_restore()
+                        && j.belongs_to(&bi)
+                        && j.start_time >= since
+                        && j.recovery_point_id.as_deref() == Some(point.id.as_str())
+                        && j.recovery_destination
+                            .as_deref()
+                            .is_none_or(|d| d.eq_ignore_ascii_case(&target))
+                })
+                .map(|j| j.name.clone())
+        };
+        if let Some(job) = ours_since(env.step_started_at) {
+            return Ok(triggered(ctx, env, &job));
         }
         if env.fact_str(keys::TRIGGERED_AT).is_some() {
             // Sent before and no job yet: the service may still be creating it.
@@ -116,13 +121,18 @@ impl Step for RestoreTrigger {
         let now = ctx.clock.now();
         match ctx.journal.claim(&claim_key, now, &env.workflow_id).await {
             Ok(Claim::Won) => {}
-            Ok(Claim::Held { since, .. }) if now - since < CLAIM_TAKEOVER => {
-                return Ok(wait(
-                    JOB_APPEAR_WAIT,
-                    "another run of this step sent the restore; waiting for its job to appear",
-                ));
-            }
-            Ok(Claim::Held { .. }) => {
+            Ok(Claim::Held { since, .. }) => {
+                // A later run of the same step visit (a duplicate delivery that replayed the
+                // workflow, a redelivery long after) adopts the claim's own job if it exists.
+                if let Some(job) = ours_since(since) {
+                    return Ok(triggered(ctx, env, &job));
+                }
+                if now - since < CLAIM_TAKEOVER {
+                    return Ok(wait(
+                        JOB_APPEAR_WAIT,
+                        "another run of this step sent the restore; waiting for its job to appear",
+                    ));
+                }
                 tracing::warn!(
                     workflow.id = %env.workflow_id,
                     "the restore claimed {} ago produced no job; sending it again",
