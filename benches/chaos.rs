@@ -250,94 +250,113 @@ fn start_chaos(
     // Token endpoint outages.
     {
         let tokens = env.tokens().clone();
-        let stop = stop.clone();
         let log = log.clone();
-        let mut rng = chaos.rng(4);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                if !nap(&stop, Duration::from_secs(rng.random_range(15..35))).await {
-                    break;
+        tasks.push(outage_windows(
+            stop,
+            chaos.rng(4),
+            15..35,
+            1000..4000,
+            move |_, down| {
+                tokens.set_unavailable(down);
+                if down {
+                    log.lock().unwrap().token_outages += 1;
                 }
-                tokens.set_unavailable(true);
-                log.lock().unwrap().token_outages += 1;
-                let go_on = nap(&stop, Duration::from_millis(rng.random_range(1000..4000))).await;
-                tokens.set_unavailable(false);
-                if !go_on {
-                    break;
-                }
-            }
-            tokens.set_unavailable(false);
-        }));
+            },
+        ));
     }
     // Blob outages.
     {
         let blob = blob.clone();
-        let stop = stop.clone();
         let log = log.clone();
-        let mut rng = chaos.rng(5);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                if !nap(&stop, Duration::from_secs(rng.random_range(20..40))).await {
-                    break;
+        tasks.push(outage_windows(
+            stop,
+            chaos.rng(5),
+            20..40,
+            1000..4000,
+            move |_, down| {
+                blob.set_down(down);
+                if down {
+                    log.lock().unwrap().blob_outages += 1;
                 }
-                blob.set_down(true);
-                log.lock().unwrap().blob_outages += 1;
-                let go_on = nap(&stop, Duration::from_millis(rng.random_range(1000..4000))).await;
-                blob.set_down(false);
-                if !go_on {
-                    break;
-                }
-            }
-            blob.set_down(false);
-        }));
+            },
+        ));
     }
     // One cluster's API server down at a time.
     {
         let kubes: Vec<_> = clusters.iter().map(|c| c.kube.clone()).collect();
-        let stop = stop.clone();
         let log = log.clone();
-        let mut rng = chaos.rng(6);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                if !nap(&stop, Duration::from_secs(rng.random_range(3..8))).await {
-                    return;
+        let mut current = 0;
+        tasks.push(outage_windows(
+            stop,
+            chaos.rng(6),
+            3..8,
+            2000..8000,
+            move |rng, down| {
+                if down {
+                    current = rng.random_range(0..kubes.len());
+                    log.lock().unwrap().kube_outages += 1;
                 }
-                let kube = &kubes[rng.random_range(0..kubes.len())];
-                kube.set_unavailable(true);
-                log.lock().unwrap().kube_outages += 1;
-                let go_on = nap(&stop, Duration::from_millis(rng.random_range(2000..8000))).await;
-                kube.set_unavailable(false);
-                if !go_on {
-                    return;
-                }
-            }
-        }));
+                kubes[current].set_unavailable(down);
+            },
+        ));
     }
     // ARM latency spikes.
     {
         let arm = arm.clone();
-        let stop = stop.clone();
         let log = log.clone();
-        let mut rng = chaos.rng(7);
-        tasks.push(tokio::spawn(async move {
-            let mut generation = 100;
-            loop {
-                if !nap(&stop, Duration::from_secs(rng.random_range(10..25))).await {
-                    break;
-                }
+        let mut generation = 100;
+        tasks.push(outage_windows(
+            stop,
+            chaos.rng(7),
+            10..25,
+            1000..3000,
+            move |_, spike| {
                 generation += 1;
-                arm.set_faults(chaos.arm_knobs(Duration::from_millis(250), generation));
-                log.lock().unwrap().latency_spikes += 1;
-                let go_on = nap(&stop, Duration::from_millis(rng.random_range(1000..3000))).await;
-                generation += 1;
-                arm.set_faults(chaos.arm_knobs(Duration::ZERO, generation));
-                if !go_on {
-                    break;
-                }
-            }
-        }));
+                let latency = if spike {
+                    log.lock().unwrap().latency_spikes += 1;
+                    Duration::from_millis(250)
+                } else {
+                    Duration::ZERO
+                };
+                arm.set_faults(chaos.arm_knobs(latency, generation));
+            },
+        ));
     }
     tasks
+}
+
+/// Outage windows until `stop`: `between` seconds up, then `outage(rng, true)`, `length`
+/// milliseconds down, then `outage(rng, false)`. A stop during an outage still ends it.
+fn outage_windows(
+    stop: &CancellationToken,
+    mut rng: StdRng,
+    between: std::ops::Range<u64>,
+    length: std::ops::Range<u64>,
+    mut outage: impl FnMut(&mut StdRng, bool) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            if !nap(
+                &stop,
+                Duration::from_secs(rng.random_range(between.clone())),
+            )
+            .await
+            {
+                return;
+            }
+            outage(&mut rng, true);
+            let go_on = nap(
+                &stop,
+                Duration::from_millis(rng.random_range(length.clone())),
+            )
+            .await;
+            outage(&mut rng, false);
+            if !go_on {
+                return;
+            }
+        }
+    })
 }
 
 /// An Event Grid write event for fake cluster `index`, as `local` sends it.

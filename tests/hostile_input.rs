@@ -72,6 +72,24 @@ fn dead_letters(publisher: &RecordingPublisher) -> Vec<OutgoingMessage> {
         .collect()
 }
 
+/// Posts `body` as message `message_id` to `function`'s `binding` and checks the answer is
+/// 200 with dead letter number `count` (from 1) carrying `reason`; returns that letter.
+async fn post_expecting_dead_letter(
+    (url, publisher): (&str, &RecordingPublisher),
+    (function, binding, message_id): (&str, &str, &str),
+    body: &[u8],
+    count: usize,
+    reason: &str,
+) -> OutgoingMessage {
+    let (status, answer) = post(url, function, &binary_payload(binding, body, message_id)).await;
+    assert_eq!(status, 200, "{answer}");
+    let dl = dead_letters(publisher);
+    assert_eq!(dl.len(), count, "{answer}");
+    let letter = dl[count - 1].clone();
+    assert_eq!(letter.properties["dead-letter-reason"], reason, "{answer}");
+    letter
+}
+
 fn envelope_past_its_deadline(attempt: u32) -> Value {
     let started = time::macros::datetime!(2026-03-01 11:00 UTC);
     let mut env = Envelope::start(
@@ -96,25 +114,20 @@ fn envelope_past_its_deadline(attempt: u32) -> Value {
 async fn an_envelope_with_the_largest_attempt_is_dead_lettered_not_a_panic() {
     let (h, publisher) = common::spawn_recording(registry()).await;
     let body = envelope_past_its_deadline(u32::MAX).to_string();
-    let (status, answer) = post(
-        &h.url,
-        "workflow",
-        &binary_payload("message", body.as_bytes(), "m-max"),
+    let letter = post_expecting_dead_letter(
+        (&h.url, &publisher),
+        ("workflow", "message", "m-max"),
+        body.as_bytes(),
+        1,
+        "ImplausibleEnvelope",
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
-    let dl = dead_letters(&publisher);
-    assert_eq!(dl.len(), 1, "{answer}");
-    assert_eq!(
-        dl[0].properties["dead-letter-reason"],
-        "ImplausibleEnvelope"
-    );
-    let description = &dl[0].properties["dead-letter-description"];
+    let description = &letter.properties["dead-letter-description"];
     assert!(
         description.contains("`attempt` is 4294967295"),
         "{description}"
     );
-    assert_eq!(dl[0].body, body.as_bytes(), "the original, unchanged");
+    assert_eq!(letter.body, body.as_bytes(), "the original, unchanged");
     assert!(
         h.journal.records().is_empty(),
         "no step ran for an implausible envelope"
@@ -125,29 +138,27 @@ async fn an_envelope_with_the_largest_attempt_is_dead_lettered_not_a_panic() {
 async fn an_envelope_at_the_attempt_limit_past_its_deadline_fails_its_workflow() {
     let (h, publisher) = common::spawn_recording(registry()).await;
     let body = envelope_past_its_deadline(MAX_ATTEMPT).to_string();
-    let (status, answer) = post(
-        &h.url,
-        "workflow",
-        &binary_payload("message", body.as_bytes(), "m-limit"),
+    let letter = post_expecting_dead_letter(
+        (&h.url, &publisher),
+        ("workflow", "message", "m-limit"),
+        body.as_bytes(),
+        1,
+        "WorkflowFailed",
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
     let sent = publisher.sent();
     assert_eq!(
         sent.len(),
         1,
         "no retry; one dead letter for a person: {sent:?}"
     );
-    let dl = dead_letters(&publisher);
-    assert_eq!(dl.len(), 1, "{sent:?}");
-    assert_eq!(dl[0].properties["dead-letter-reason"], "WorkflowFailed");
-    let description = &dl[0].properties["dead-letter-description"];
+    let description = &letter.properties["dead-letter-description"];
     assert!(
         description.contains("stopped at step")
             && description.contains(&format!("{} attempts", u64::from(MAX_ATTEMPT) + 1)),
         "{description}"
     );
-    assert_eq!(dl[0].body, body.as_bytes(), "the original, unchanged");
+    assert_eq!(letter.body, body.as_bytes(), "the original, unchanged");
     let records = h.journal.records();
     assert_eq!(records.len(), 1);
     match &records[0].transition {
@@ -201,20 +212,14 @@ async fn cluster_events_with_ids_breaking_arm_naming_rules_are_dead_lettered_wit
     ];
     for (i, (what, uri, rule)) in cases.iter().enumerate() {
         let event = cluster_event(uri).to_string();
-        let (status, answer) = post(
-            &h.url,
-            "cluster-events",
-            &binary_payload("event", event.as_bytes(), &format!("m-{i}")),
+        let letter = post_expecting_dead_letter(
+            (&h.url, &publisher),
+            ("cluster-events", "event", &format!("m-{i}")),
+            event.as_bytes(),
+            i + 1,
+            "InvalidResourceId",
         )
         .await;
-        assert_eq!(status, 200, "{what}: {answer}");
-        let dl = dead_letters(&publisher);
-        assert_eq!(dl.len(), i + 1, "{what}: {answer}");
-        let letter = &dl[i];
-        assert_eq!(
-            letter.properties["dead-letter-reason"], "InvalidResourceId",
-            "{what}"
-        );
         let description = &letter.properties["dead-letter-description"];
         assert!(description.contains(rule), "{what}: {description}");
         assert!(
@@ -238,22 +243,17 @@ async fn a_restore_request_with_an_id_breaking_a_naming_rule_is_dead_lettered_wi
         "includedNamespaces": ["shop"],
     })
     .to_string();
-    let (status, answer) = post(
-        &h.url,
-        "restore-requests",
-        &binary_payload("request", request.as_bytes(), "r-1"),
+    let letter = post_expecting_dead_letter(
+        (&h.url, &publisher),
+        ("restore-requests", "request", "r-1"),
+        request.as_bytes(),
+        1,
+        "InvalidRestoreRequest",
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
-    let dl = dead_letters(&publisher);
-    assert_eq!(dl.len(), 1, "{answer}");
-    assert_eq!(
-        dl[0].properties["dead-letter-reason"],
-        "InvalidRestoreRequest"
-    );
     assert!(
-        dl[0].properties["dead-letter-description"].contains("subscription-guid"),
+        letter.properties["dead-letter-description"].contains("subscription-guid"),
         "{:?}",
-        dl[0].properties
+        letter.properties
     );
 }

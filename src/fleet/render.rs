@@ -14,23 +14,6 @@ fn action(finding: &Finding) -> &'static str {
     }
 }
 
-/// Why, in words.
-fn detail(finding: &Finding) -> String {
-    match finding {
-        Finding::OutOfScope(why) | Finding::Busy(why) => why.clone(),
-        Finding::Unprotected => "no backup instance".into(),
-        Finding::Drifted(causes) => causes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-        Finding::Healthy {
-            pending_first_backup: true,
-        } => "protected; first scheduled backup not run yet".into(),
-        Finding::Healthy { .. } => "protected".into(),
-    }
-}
-
 /// A table, one cluster a line, then the summary line.
 pub fn table(report: &SweepReport, acted: bool) -> String {
     let mut out = format!("Fleet sweep over {}\n\n", report.scope);
@@ -52,7 +35,7 @@ pub fn table(report: &SweepReport, acted: bool) -> String {
             finding.word(),
             action(finding),
             cluster.subscription_id,
-            detail(finding)
+            finding.detail()
         ));
     }
     out.push('\n');
@@ -84,7 +67,7 @@ pub fn json(report: &SweepReport) -> Value {
             "subscriptionId": c.subscription_id,
             "found": f.word(),
             "action": action(f),
-            "detail": detail(f),
+            "detail": f.detail(),
         })).collect::<Vec<_>>(),
         "started": report.started.iter().map(|(cluster, workflow, what)| json!({
             "cluster": cluster, "workflowId": workflow, "workflow": what,

@@ -16,7 +16,7 @@ use super::queries::{self, ClusterRow, ProtectionRow};
 use super::sweep::{Finding, SweepRules, assess_all};
 use crate::engine::Engine;
 use crate::engine::journal::{StepRecord, Transition};
-use crate::envelope::{WorkflowKind, workflow_id};
+use crate::envelope::WorkflowKind;
 use crate::workflow::facts;
 use crate::workflow::onboard_start::{Start, start_onboarding};
 
@@ -172,12 +172,8 @@ async fn start_for(
     payload.insert(facts::CLUSTER_ID.into(), json!(cluster.id));
     payload.insert("trigger".into(), json!("fleetScan"));
     let causes = match finding {
-        Finding::Drifted(causes) => {
-            let text = causes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+        Finding::Drifted(_) => {
+            let text = finding.detail();
             payload.insert(facts::REPAIR.into(), json!(text));
             Some(text)
         }
@@ -217,11 +213,6 @@ async fn start_for(
     }
 }
 
-/// The workflow id a sweep's start for `cluster` would have (for tests and tables).
-pub fn sweep_workflow_id(cluster: &str, finding: &Finding, now: OffsetDateTime) -> String {
-    workflow_id(WorkflowKind::Onboard, cluster, &generation(finding, now))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,8 +235,9 @@ mod tests {
             "repair-2026-03-10-extension+roleAssignments"
         );
         assert_ne!(
-            sweep_workflow_id("/x", &drift, now),
-            sweep_workflow_id("/x", &Finding::Unprotected, now)
+            generation(&drift, now),
+            generation(&Finding::Unprotected, now),
+            "a repair and an onboarding of the same day are different workflows"
         );
     }
 }

@@ -96,6 +96,23 @@ impl Finding {
         }
     }
 
+    /// Why, in words (a drift's causes joined with `; `).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::OutOfScope(why) | Self::Busy(why) => why.clone(),
+            Self::Unprotected => "no backup instance".into(),
+            Self::Drifted(causes) => causes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Healthy {
+                pending_first_backup: true,
+            } => "protected; first scheduled backup not run yet".into(),
+            Self::Healthy { .. } => "protected".into(),
+        }
+    }
+
     /// True when the sweep starts a workflow for it.
     pub fn needs_work(&self) -> bool {
         matches!(self, Self::Unprotected | Self::Drifted(_))
@@ -146,12 +163,8 @@ pub fn assess(
             cluster.subscription_id
         ));
     }
-    let tags = Some(&cluster.tags).filter(|t| !t.is_null());
-    if let Some(out) = settings.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
-        return Finding::OutOfScope(format!("carries the opt-out tag {out}"));
-    }
-    if let Some(opt_in) = settings.opt_in_tag.as_ref().filter(|t| !t.matches(tags)) {
-        return Finding::OutOfScope(format!("lacks the opt-in tag {opt_in}"));
+    if let Some(why) = settings.tag_exclusion(Some(&cluster.tags).filter(|t| !t.is_null())) {
+        return Finding::OutOfScope(why.to_string());
     }
     if !cluster.provisioning_state.eq_ignore_ascii_case("Succeeded") {
         return Finding::Busy(format!(

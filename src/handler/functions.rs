@@ -245,9 +245,8 @@ pub async fn fleet_scan(State(state): State<AppState>, raw: Bytes) -> Answer {
                 lines.push(format!("{what} workflow {workflow} started for {cluster}"));
             }
             for (cluster, finding) in &report.findings {
-                if let crate::fleet::sweep::Finding::Drifted(causes) = finding {
-                    let causes: Vec<String> = causes.iter().map(ToString::to_string).collect();
-                    lines.push(format!("drifted: {}: {}", cluster.id, causes.join("; ")));
+                if let crate::fleet::sweep::Finding::Drifted(_) = finding {
+                    lines.push(format!("drifted: {}: {}", cluster.id, finding.detail()));
                 }
             }
             for (cluster, error) in &report.start_errors {

@@ -44,6 +44,11 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// True when a protection workflow ended in this phase (protected, failed, offboarded).
+    pub fn is_end(self) -> bool {
+        matches!(self, Self::Protected | Self::Failed | Self::Offboarded)
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -411,10 +416,7 @@ impl ClusterStatus {
             .workflow
             .as_ref()
             .filter(|w| w.id == record.workflow_id);
-        let current_ended = matches!(
-            self.phase,
-            Phase::Protected | Phase::Failed | Phase::Offboarded
-        );
+        let current_ended = self.phase.is_end();
         match same_workflow {
             Some(_) if current_ended && !record_ends => return,
             Some(_) if !current_ended && record_ends => {}

@@ -13,7 +13,7 @@ use super::bodies::{BackupInstanceSpec, backup_instance_differences};
 use super::cluster::{control_plane_principal, tenant_of};
 use super::facts::{self, advance, finish, wait};
 use super::placement::Placement;
-use super::settings::HookRef;
+use super::settings::{HookRef, TagExclusion};
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -152,14 +152,13 @@ pub async fn assess(
         )));
     };
     let tags = cluster.get("tags");
-    if let Some(out) = settings.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
+    if let Some(why) = settings.tag_exclusion(tags) {
+        let protection_kept = match why {
+            TagExclusion::OptedOut(_) => "; existing protection, if any, is left as it is",
+            TagExclusion::NotOptedIn(_) => "",
+        };
         return Ok(Eligibility::Finish(format!(
-            "not onboarded: the cluster carries the opt-out tag {out}; existing protection, if any, is left as it is"
-        )));
-    }
-    if let Some(opt_in) = settings.opt_in_tag.as_ref().filter(|t| !t.matches(tags)) {
-        return Ok(Eligibility::Finish(format!(
-            "not onboarded: the cluster lacks the opt-in tag {opt_in}"
+            "not onboarded: the cluster {why}{protection_kept}"
         )));
     }
     let state = cluster

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use crate::engine::journal::Claim;
 use crate::engine::{Engine, EngineError};
 use crate::envelope::{Envelope, WorkflowKind, workflow_id};
-use crate::status::{ClusterStatus, Phase, cluster_key};
+use crate::status::{ClusterStatus, cluster_key};
 
 /// How long a claim without an end in the status blocks another start.
 pub const CLAIM_TTL: Duration = Duration::from_secs(6 * 60 * 60);
@@ -57,12 +57,7 @@ impl ClaimHolder {
                 .and_then(|s| s.workflow.as_ref())
                 .is_some_and(|w| w.id == holder),
             ended_at: status
-                .filter(|s| {
-                    matches!(
-                        s.phase,
-                        Phase::Protected | Phase::Failed | Phase::Offboarded
-                    )
-                })
+                .filter(|s| s.phase.is_end())
                 .and_then(|s| s.phase_since),
         }
     }

@@ -403,6 +403,37 @@ impl OnboardingSettings {
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(subscription))
     }
+
+    /// Whether a cluster's `tags` (an ARM `tags` object) keep it out of onboarding (events,
+    /// scans and repairs apply the same rule).
+    pub fn tag_exclusion(&self, tags: Option<&Value>) -> Option<TagExclusion> {
+        if let Some(out) = self.opt_out_tag.as_ref().filter(|t| t.matches(tags)) {
+            return Some(TagExclusion::OptedOut(out.clone()));
+        }
+        self.opt_in_tag
+            .as_ref()
+            .filter(|t| !t.matches(tags))
+            .map(|opt_in| TagExclusion::NotOptedIn(opt_in.clone()))
+    }
+}
+
+/// Why tags keep a cluster out of onboarding; displays as `carries the opt-out tag …` or
+/// `lacks the opt-in tag …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagExclusion {
+    /// It carries the opt-out tag.
+    OptedOut(TagMatch),
+    /// It lacks the opt-in tag.
+    NotOptedIn(TagMatch),
+}
+
+impl std::fmt::Display for TagExclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OptedOut(t) => write!(f, "carries the opt-out tag {t}"),
+            Self::NotOptedIn(t) => write!(f, "lacks the opt-in tag {t}"),
+        }
+    }
 }
 
 /// Flattens the JSON file into variable names, with a problem for every unknown key or
