@@ -198,6 +198,70 @@ async fn a_failing_drill_still_cleans_up_and_reports() {
     assert_eq!(report.cleanup.as_ref().unwrap().deleted, vec![SCRATCH]);
 }
 
+/// A step message that comes back after its drill ended (its lock was lost mid-invocation and
+/// Service Bus redelivered it, past the duplicate-detection window) is not run: the scratch
+/// namespace the cleanup deleted is not created again, where nothing would ever delete it.
+#[tokio::test]
+async fn a_step_redelivered_after_the_drill_ended_recreates_no_scratch_namespace() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    assert_eq!(env.ends().len(), 1, "{:#?}", env.ends());
+    assert!(!env.prod.kube.namespace_exists(SCRATCH));
+    let late = env
+        .delivered("restore_namespaces")
+        .expect("the drill's restore_namespaces message");
+    env.clock.advance(Duration::from_secs(60 * 60));
+    env.bus.forget_message_ids();
+    let report = env.engine.run(&late).await.unwrap();
+    assert!(
+        matches!(
+            &report.transition,
+            backup_pilot::engine::journal::Transition::Skipped { reason }
+                if reason.contains("ended") && reason.contains("was not run")
+        ),
+        "{report:?}"
+    );
+    env.run_all().await;
+    assert!(
+        !env.prod.kube.namespace_exists(SCRATCH),
+        "the late delivery recreated the scratch namespace"
+    );
+    assert_eq!(env.ends().len(), 1, "nothing ran after the end");
+    assert_eq!(reports.reports().len(), 1, "one report");
+}
+
+/// The timer fired again the same day (a second schedule entry, a manual run) after the
+/// first drill ended and Service Bus forgot its message ids: the cluster is not drilled again,
+/// and the answer says why.
+#[tokio::test]
+async fn a_second_timer_run_the_same_day_does_not_drill_again() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    assert_eq!(env.ends().len(), 1, "{:#?}", env.ends());
+    env.clock.advance(Duration::from_secs(60 * 60));
+    env.bus.forget_message_ids();
+    let (status, answer) = env.fire_drill_timer().await;
+    assert_eq!(status, 200, "{answer}");
+    let text = answer.to_string();
+    assert!(
+        text.contains("0 drill(s) started") && text.contains("1 already drilled today"),
+        "{answer}"
+    );
+    assert!(
+        text.contains("not drilled again today") && text.contains("has ended"),
+        "{answer}"
+    );
+    env.run_all().await;
+    assert_eq!(env.ends().len(), 1, "no second drill: {:#?}", env.ends());
+    assert_eq!(reports.reports().len(), 1);
+    let (_, body) = env.status(&env.prod.id).await;
+    assert_eq!(body["lastDrill"]["outcome"], "succeeded", "{body}");
+}
+
 #[tokio::test]
 async fn a_drill_that_restores_nothing_fails_and_cleans_up() {
     let reports = Arc::new(MemoryReportStore::default());
@@ -395,9 +459,10 @@ async fn a_cluster_without_a_recovery_point_is_skipped_while_one_with_a_point_is
     env.clock.advance(Duration::from_secs(3600));
     let (status, answer) = fire_timer(&engine).await;
     assert_eq!(status, 200, "{answer}");
-    // aks-prod's drill of the day is started again under the same id, which the bus drops.
+    // aks-prod's drill of the day has ended: it is not started again.
     assert!(
-        logs(&answer)[0].contains("2 drill(s) started, 1 skipped"),
+        logs(&answer)[0]
+            .contains("1 drill(s) started, 1 skipped (not drillable yet), 1 already drilled today"),
         "{answer}"
     );
     env.run_all().await;

@@ -1705,8 +1705,10 @@ async fn configure_backup_refers_to_the_hooks_apply_hooks_recorded() {
         json!([{"name": "pg-quiesce-v2", "namespace": "backup-hooks"}])
     );
 
-    // Without the fact (apply_hooks never ran) the step stops and says why.
+    // Without the fact (apply_hooks never ran) the step stops and says why (in a workflow of
+    // its own: the one above has ended, and the engine runs nothing of an ended workflow).
     let mut orphan = paused.clone();
+    orphan.workflow_id.push_str("-orphan");
     orphan.payload.remove("backupHookReferences");
     orphan.payload.remove("backupInstanceId");
     let report = sim.engine.run(&orphan).await.unwrap();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use backup_pilot::engine::Queues;
+use backup_pilot::engine::journal::Transition;
 use backup_pilot::envelope::Envelope;
 use backup_pilot::local::kube_api::restore::RestoreKnobs;
 use backup_pilot::restore::authorize::RestoreAllowlist;
@@ -283,14 +284,13 @@ async fn a_restore_replayed_after_it_finished_is_not_sent_twice() {
     env.clock.advance(Duration::from_secs(3 * 60 * 60));
     env.bus.forget_message_ids();
     let replay = Envelope::decode(&first.body).unwrap();
-    env.engine.run(&replay).await.unwrap();
-    env.run_all().await;
-    assert_eq!(
-        env.ends().len(),
-        2,
-        "the replay ran to its end: {:#?}",
-        env.ends()
+    let report = env.engine.run(&replay).await.unwrap();
+    assert!(
+        matches!(report.transition, Transition::Skipped { .. }),
+        "the replay of an ended workflow runs nothing: {report:?}"
     );
+    env.run_all().await;
+    assert_eq!(env.ends().len(), 1, "{:#?}", env.ends());
     assert_eq!(
         posts(&env),
         1,

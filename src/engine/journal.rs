@@ -116,6 +116,23 @@ pub trait Journal: Send + Sync + 'static {
     /// The store could not be written.
     async fn release(&self, key: &str) -> Result<(), StatusError>;
 
+    /// When the workflow `workflow_id` about `subject` ended, if its end is recorded (see
+    /// [`ClusterStatus::ended`]). The engine asks before every step: a message of an ended
+    /// workflow is a late redelivery and must not act again.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    async fn workflow_ended(
+        &self,
+        subject: &str,
+        workflow_id: &str,
+    ) -> Result<Option<OffsetDateTime>, StatusError> {
+        Ok(self
+            .cluster_status(subject)
+            .await?
+            .and_then(|status| status.ended(workflow_id)))
+    }
+
     /// Where the records are kept, for the header of status answers.
     fn store(&self) -> StoreInfo;
 
@@ -150,6 +167,8 @@ pub enum Claim {
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
     records: Mutex<Vec<StepRecord>>,
+    /// Workflow id → when it ended (answers [`Journal::workflow_ended`] without a fold).
+    ended: Mutex<std::collections::HashMap<String, OffsetDateTime>>,
     claims: Mutex<std::collections::HashMap<String, (OffsetDateTime, String)>>,
 }
 
@@ -163,6 +182,15 @@ impl MemoryJournal {
 #[async_trait]
 impl Journal for MemoryJournal {
     async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
+        if matches!(
+            record.transition,
+            Transition::Done { .. } | Transition::Failed { .. }
+        ) && let Ok(mut ended) = self.ended.lock()
+        {
+            ended
+                .entry(record.workflow_id.clone())
+                .or_insert(record.finished_at);
+        }
         if let Ok(mut r) = self.records.lock() {
             r.push(record);
         }
@@ -196,6 +224,18 @@ impl Journal for MemoryJournal {
             claims.remove(key);
         }
         Ok(())
+    }
+
+    async fn workflow_ended(
+        &self,
+        _subject: &str,
+        workflow_id: &str,
+    ) -> Result<Option<OffsetDateTime>, StatusError> {
+        Ok(self
+            .ended
+            .lock()
+            .ok()
+            .and_then(|ended| ended.get(workflow_id).copied()))
     }
 
     fn store(&self) -> StoreInfo {

@@ -565,6 +565,19 @@ impl Engine {
                     kind: env.kind,
                     step: env.step.clone(),
                 })?;
+        if let Some(ended) = self.ended_at(env).await {
+            let reason = format!(
+                "workflow {} ended at {}; this late delivery of step `{}` was not run",
+                env.workflow_id,
+                crate::status::rfc3339(ended),
+                env.step
+            );
+            tracing::info!(step = %env.step, "{reason}");
+            return Ok(StepReport {
+                step: env.step.clone(),
+                transition: Transition::Skipped { reason },
+            });
+        }
         let started = self.ctx.clock.now();
         let mut failed = false;
         let mut throttled = false;
@@ -634,6 +647,26 @@ impl Engine {
             step: env.step.clone(),
             transition,
         })
+    }
+
+    /// When the envelope's workflow ended, if the journal shows its end: a message that
+    /// comes back after the end (a redelivery once its lock was lost, a duplicate past the
+    /// detection window) must not act again — a drill's scratch namespace recreated after
+    /// its cleanup would be left behind for good. A journal that cannot answer in time does
+    /// not hold the step up: every step is idempotent, so it runs.
+    async fn ended_at(&self, env: &Envelope) -> Option<time::OffsetDateTime> {
+        let asked = self
+            .ctx
+            .journal
+            .workflow_ended(&env.subject, &env.workflow_id);
+        match tokio::time::timeout(self.budget.hand_off, asked).await {
+            Ok(Ok(ended)) => ended,
+            Ok(Err(e)) => {
+                tracing::debug!(step = %env.step, "could not ask whether the workflow ended: {e}");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     async fn apply(
@@ -1250,7 +1283,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Within the deadline: the retry keeps the counters at their maximum.
+        // Within the deadline (another workflow: this one has ended): the retry keeps the
+        // counters at their maximum.
+        env.workflow_id.push_str("-again");
         env.step_deadline = Some(clock.now() + Duration::from_secs(3600));
         let report = engine.run(&env).await.unwrap();
         assert!(matches!(report.transition, Transition::Retrying { .. }));

@@ -315,6 +315,9 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
             run.start_failures.len()
         ));
     }
+    if !run.already.is_empty() {
+        summary.push_str(&format!(", {} already drilled today", run.already.len()));
+    }
     if ctx.restore.vaults.is_empty() {
         summary.push_str(" (BACKUP_PILOT_BACKUP_VAULTS is not set, so no cluster is drilled)");
     }
@@ -327,6 +330,11 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
     }
     for skip in &run.skipped {
         let line = format!("skipped {}: {}", skip.cluster, skip.reason());
+        tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    for already in &run.already {
+        let line = already.describe();
         tracing::info!(function = names::RESTORE_DRILLS, "{line}");
         lines.push(line);
     }

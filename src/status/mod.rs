@@ -311,6 +311,34 @@ impl ClusterStatus {
         }
     }
 
+    /// When the workflow `workflow_id` ended (done or failed), if this status shows its end:
+    /// as the protection workflow behind an end phase, as the latest drill or restore, or in
+    /// the recent history. `None` when it has not ended or its end is no longer shown.
+    pub fn ended(&self, workflow_id: &str) -> Option<OffsetDateTime> {
+        if let Some(w) = &self.workflow
+            && w.id == workflow_id
+            && self.phase.is_end()
+        {
+            return Some(self.phase_since.unwrap_or(w.updated_at));
+        }
+        let runs = [&self.last_drill, &self.last_restore];
+        if let Some(at) = runs
+            .into_iter()
+            .flatten()
+            .filter(|run| run.workflow_id == workflow_id)
+            .find_map(|run| run.finished_at)
+        {
+            return Some(at);
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|h| {
+                h.workflow_id == workflow_id && (h.outcome == "done" || h.outcome == "failed")
+            })
+            .map(|h| h.finished_at)
+    }
+
     /// The status of every subject in `records`, one per cluster key, in key order.
     pub fn fold_all<'a>(
         records: impl IntoIterator<Item = &'a StepRecord>,
@@ -551,6 +579,15 @@ fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
         return;
     }
     run.started_at = run.started_at.min(record.started_at);
+    let terminal = matches!(
+        record.transition,
+        Transition::Done { .. } | Transition::Failed { .. }
+    );
+    if run.finished_at.is_some() && !terminal {
+        // A run's end is final: a step recorded after it (a late delivery) does not make
+        // the run look running again.
+        return;
+    }
     if record.finished_at < run.updated_at {
         return;
     }
@@ -701,6 +738,76 @@ mod tests {
             finished_at: start + time::Duration::milliseconds(1500),
             transition,
         }
+    }
+
+    #[test]
+    fn a_run_that_ended_stays_ended_and_says_when() {
+        let mut s = ClusterStatus::new(CLUSTER);
+        let advanced = |minute| {
+            record(
+                WorkflowKind::Drill,
+                "drill-1",
+                "restore_point",
+                0,
+                minute,
+                Transition::Advanced {
+                    next: "restore_target_ready".into(),
+                    fact: "RecoveryPointChosen".into(),
+                },
+            )
+        };
+        s.apply(&advanced(1), 10);
+        assert_eq!(s.ended("drill-1"), None, "running");
+        let done = record(
+            WorkflowKind::Drill,
+            "drill-1",
+            "restore_report",
+            0,
+            9,
+            Transition::Done {
+                summary: "restore drill pass".into(),
+            },
+        );
+        s.apply(&done, 10);
+        assert_eq!(s.ended("drill-1"), Some(done.finished_at));
+        // A step of the same workflow recorded after its end (a late delivery).
+        s.apply(&advanced(12), 10);
+        let drill = s.last_drill.as_ref().unwrap();
+        assert_eq!(drill.outcome, RunOutcome::Succeeded, "{drill:?}");
+        assert_eq!(s.ended("drill-1"), Some(done.finished_at));
+        assert_eq!(s.ended("drill-2"), None, "another workflow");
+
+        // A protection workflow's end shows through the phase; an ended one in the history
+        // only (no longer the latest run) still counts.
+        let mut p = ClusterStatus::new(CLUSTER);
+        let failed = record(
+            WorkflowKind::Onboard,
+            "onboard-1",
+            "check_cluster",
+            0,
+            2,
+            Transition::Failed {
+                reason: "needs a person".into(),
+            },
+        );
+        p.apply(&failed, 10);
+        assert_eq!(p.ended("onboard-1"), Some(failed.finished_at));
+        p.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "onboard-2",
+                "check_cluster",
+                0,
+                5,
+                Transition::Advanced {
+                    next: "ensure_providers".into(),
+                    fact: "ClusterChecked".into(),
+                },
+            ),
+            10,
+        );
+        assert_eq!(p.ended("onboard-2"), None);
+        assert_eq!(p.ended("onboard-1"), Some(failed.finished_at));
     }
 
     #[test]

@@ -133,6 +133,64 @@ pub struct DrillRun {
     pub vault_problems: Vec<VaultProblem>,
     /// Drills due but not started (the first message could not be published).
     pub start_failures: Vec<(ScheduledDrill, EngineError)>,
+    /// Clusters whose drill of the day has already started (or ended): not started again.
+    pub already: Vec<AlreadyDrilled>,
+}
+
+/// A cluster whose drill of the day the status already shows.
+#[derive(Debug, Clone)]
+pub struct AlreadyDrilled {
+    /// The cluster.
+    pub cluster: ResourceId,
+    /// The day's drill workflow.
+    pub workflow_id: String,
+    /// When it started.
+    pub started_at: OffsetDateTime,
+    /// Whether it is still running.
+    pub running: bool,
+}
+
+impl AlreadyDrilled {
+    /// One line for the timer's answer.
+    pub fn describe(&self) -> String {
+        format!(
+            "not drilled again today: {}'s drill {} started at {} and {}",
+            self.cluster,
+            self.workflow_id,
+            crate::status::rfc3339(self.started_at),
+            if self.running {
+                "is still running"
+            } else {
+                "has ended"
+            }
+        )
+    }
+}
+
+/// The day's drill of `drill`'s cluster as the status shows it, if it started. A status that
+/// cannot be read starts the drill (its first message carries the day's message id, so
+/// Service Bus drops a resend within its duplicate-detection window).
+async fn drilled_today(
+    engine: &Engine,
+    drill: &ScheduledDrill,
+    now: OffsetDateTime,
+) -> Option<AlreadyDrilled> {
+    let cluster = drill.cluster.to_string();
+    let id = drill_workflow_id(&drill.cluster, now);
+    let status = match engine.ctx().journal.cluster_status(&cluster).await {
+        Ok(status) => status?,
+        Err(e) => {
+            tracing::warn!("the status of {cluster} could not be read: {e}");
+            return None;
+        }
+    };
+    let run = status.last_drill.filter(|run| run.workflow_id == id)?;
+    Some(AlreadyDrilled {
+        cluster: drill.cluster.clone(),
+        workflow_id: id,
+        started_at: run.started_at,
+        running: run.finished_at.is_none(),
+    })
 }
 
 fn protected_cluster(instance: &Value) -> Option<ScheduledDrill> {
@@ -388,8 +446,9 @@ async fn record_vault_recovered(
     }
 }
 
-/// Starts one drill workflow per due cluster; the workflow id is the cluster and the day, so
-/// a timer that fires twice in a day starts each drill once. Skipped clusters and unreadable
+/// Starts one drill workflow per due cluster; the workflow id is the cluster and the day, and
+/// a cluster whose status shows the day's drill is not started again, so a timer that fires
+/// twice in a day (or is fired by hand) starts each drill once. Skipped clusters and unreadable
 /// vaults are recorded in the status journal (under the cluster, under the vault); a drill
 /// that cannot be started does not stop the others. Never fails: everything is in the answer.
 pub async fn start_drills(engine: &Engine, now: OffsetDateTime) -> DrillRun {
@@ -437,6 +496,12 @@ pub async fn start_drills(engine: &Engine, now: OffsetDateTime) -> DrillRun {
         ..DrillRun::default()
     };
     for drill in schedule.due {
+        // A workflow runs once: a second start of the day's drill after Service Bus forgot
+        // the first message's id would be skipped by the engine as a late delivery.
+        if let Some(already) = drilled_today(engine, &drill, now).await {
+            run.already.push(already);
+            continue;
+        }
         let mut payload = Map::new();
         payload.insert(facts::CLUSTER_ID.into(), json!(drill.cluster.to_string()));
         payload.insert(

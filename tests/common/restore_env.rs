@@ -51,6 +51,8 @@ pub struct RestoreEnv {
     pub dr: Cluster,
     pub protection: SeededProtection,
     pub recovery_point: String,
+    /// Every workflow message taken so far, oldest first.
+    delivered: std::sync::Mutex<Vec<Envelope>>,
 }
 
 /// The `app` workload the production cluster runs and its backup holds.
@@ -139,7 +141,10 @@ impl RestoreEnv {
         let bus = Arc::new(SimBus::default());
         let journal = Arc::new(MemoryJournal::default());
         let ctx = Ctx {
-            journal: journal.clone(),
+            journal: Arc::new(super::sim_bus::CrashingJournal {
+                inner: journal.clone(),
+                bus: bus.clone(),
+            }),
             retry: RetryPolicy {
                 randomization: 0.0,
                 ..RetryPolicy::default()
@@ -160,6 +165,7 @@ impl RestoreEnv {
             dr,
             protection,
             recovery_point,
+            delivered: std::sync::Mutex::default(),
         }
     }
 
@@ -218,7 +224,20 @@ impl RestoreEnv {
         let message = self
             .bus
             .take_next_due(Some(&Queues::default().workflow), &self.clock)?;
-        Some(Envelope::decode(&message.body).expect("an envelope"))
+        let env = Envelope::decode(&message.body).expect("an envelope");
+        self.delivered.lock().unwrap().push(env.clone());
+        Some(env)
+    }
+
+    /// The first message taken for `step`, if one was.
+    #[allow(dead_code)]
+    pub fn delivered(&self, step: &str) -> Option<Envelope> {
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.step == step)
+            .cloned()
     }
 
     /// Runs workflow messages until none is left.

@@ -43,6 +43,11 @@ impl SimBus {
         self.crashed.store(crashed, Ordering::SeqCst);
     }
 
+    /// True while publishes are lost.
+    pub fn is_crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+
     /// Takes the earliest due message (of `queue`, or of any queue), moving `clock` to its
     /// scheduled time.
     pub fn take_next_due(
@@ -77,7 +82,7 @@ impl SimBus {
 #[async_trait]
 impl Publisher for SimBus {
     async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
-        if self.crashed.load(Ordering::SeqCst) {
+        if self.is_crashed() {
             return Ok(());
         }
         if self.ids.lock().unwrap().insert(message.message_id.clone()) {
@@ -95,5 +100,66 @@ impl Publisher for SimBus {
             self.send(m).await?;
         }
         Ok(())
+    }
+}
+
+/// The status journal of a process that can crash with the [`SimBus`]: while the bus's crash
+/// switch is on, step records are lost like the publishes (the engine records a run after its
+/// publish, so a crash before the publish loses both). Claims, made during a step's calls,
+/// are kept.
+pub struct CrashingJournal {
+    pub inner: std::sync::Arc<backup_pilot::engine::journal::MemoryJournal>,
+    pub bus: std::sync::Arc<SimBus>,
+}
+
+#[async_trait]
+impl backup_pilot::engine::journal::Journal for CrashingJournal {
+    async fn try_record(
+        &self,
+        record: backup_pilot::engine::journal::StepRecord,
+    ) -> Result<(), backup_pilot::status::StatusError> {
+        if self.bus.is_crashed() {
+            return Ok(());
+        }
+        self.inner.try_record(record).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        at: time::OffsetDateTime,
+        holder: &str,
+    ) -> Result<backup_pilot::engine::journal::Claim, backup_pilot::status::StatusError> {
+        self.inner.claim(key, at, holder).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), backup_pilot::status::StatusError> {
+        self.inner.release(key).await
+    }
+
+    async fn workflow_ended(
+        &self,
+        subject: &str,
+        workflow_id: &str,
+    ) -> Result<Option<time::OffsetDateTime>, backup_pilot::status::StatusError> {
+        self.inner.workflow_ended(subject, workflow_id).await
+    }
+
+    fn store(&self) -> backup_pilot::status::StoreInfo {
+        self.inner.store()
+    }
+
+    async fn cluster_status(
+        &self,
+        cluster: &str,
+    ) -> Result<Option<backup_pilot::status::ClusterStatus>, backup_pilot::status::StatusError>
+    {
+        self.inner.cluster_status(cluster).await
+    }
+
+    async fn fleet_status(
+        &self,
+    ) -> Result<Vec<backup_pilot::status::ClusterStatus>, backup_pilot::status::StatusError> {
+        self.inner.fleet_status().await
     }
 }
