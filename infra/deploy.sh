@@ -26,7 +26,7 @@ Commands:
       Create the resource group, deploy infra/service/main.bicep (parameters -p are passed
       through), then build and deploy the code (as 'code').
   code -s SUBSCRIPTION -g RESOURCE_GROUP [-n FUNCTION_APP]
-      Build the Linux release binary, package it (cargo run --release -- package), zip it and
+      Build the Linux release binary, package it (cargo run --release -p aks-backup-pilot -- package), zip it and
       deploy it to the function app (default: the service deployment's output).
   target -s TARGET_SUBSCRIPTION -l LOCATION --service-subscription SUB --service-group RG [-p NAME=VALUE]...
       Deploy infra/target/main.bicep to a subscription whose AKS clusters the service protects.
@@ -127,9 +127,9 @@ build_package() {
   fi
   (
     cd "$repo"
-    cargo build --release ${target_args[@]+"${target_args[@]}"}
+    cargo build --release -p aks-backup-pilot ${target_args[@]+"${target_args[@]}"}
     rm -rf "$dist/app" "$dist/app.zip"
-    cargo run --release ${target_args[@]+"${target_args[@]}"} -- package --out "$dist/app"
+    cargo run --release -p aks-backup-pilot ${target_args[@]+"${target_args[@]}"} -- package --out "$dist/app"
   )
   if [[ ! -f $dist/app/host.json ]] || ! compgen -G "$dist/app/*/function.json" >/dev/null; then
     die "cargo run -- package did not stage host.json and the function folders in $dist/app"

@@ -1,6 +1,7 @@
 //! The command line: `serve` (the custom handler); for operators `status` (the fleet, or one
 //! cluster with its live view), `plan` (what onboarding would change, read-only), `onboard`
-//! and `restore` (enqueue work); `package` (stage the Functions app folder) and `local`.
+//! and `restore` (enqueue work); `package` (stage the Functions app folder). `local` lives in
+//! the local runner (`backup-pilot-local`), which links the stand-ins this crate never does.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -108,65 +109,26 @@ pub enum Command {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
-    /// Run the whole chain on local stand-ins (Functions host, Service Bus, token endpoint,
-    /// ARM, one Kubernetes API server per fake cluster) with this binary as the handler, on a
-    /// fast virtual clock: live progress per cluster, then each cluster's timeline. Exits
-    /// non-zero unless every cluster ends protected.
-    Local(LocalArgs),
-}
-
-/// Options of `local`.
-#[derive(Debug, clap::Args)]
-pub struct LocalArgs {
-    /// How many fake AKS clusters get a ResourceWriteSuccess event.
-    #[arg(long, default_value_t = 3)]
-    pub clusters: u32,
-    /// Virtual seconds per real second (600: an hour passes in six seconds).
-    #[arg(long, default_value_t = 600.0)]
-    pub time_scale: f64,
-    /// The function app folder (holds host.json).
-    #[arg(long, default_value = ".")]
-    pub app_dir: PathBuf,
-    /// Give up waiting for idle queues after this many real seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_seconds: u64,
-    /// After onboarding, run a restore drill on every cluster (Kubernetes stand-ins with an
-    /// `app` workload; status and reports in Azurite from `.local/azurite`, installed on first
-    /// use, or in BACKUP_PILOT_STATUS_BLOB_URL) and print each verdict and where its report is.
-    #[arg(long)]
-    pub drill: bool,
-    /// Keep Azurite's data and the reports in `.local/state/` across runs, instead of a fresh
-    /// folder per run under `.local/runs/`.
-    #[arg(long)]
-    pub keep_state: bool,
-    /// Clusters that exist before the service starts (no events): the first fleet sweep
-    /// (Resource Graph) finds and onboards them.
-    #[arg(long, default_value_t = 0)]
-    pub existing_clusters: u32,
-    /// Subscriptions the existing clusters are spread over, under one management group.
-    #[arg(long, default_value_t = 1)]
-    pub subscriptions: u32,
-    /// After onboarding, break protection on a sample of clusters in every way the
-    /// stand-in knows (backup instance error, extension failed, backups stopped, a role
-    /// assignment or the trusted-access binding deleted); exits non-zero unless the next
-    /// sweep repairs each.
-    #[arg(long)]
-    pub drift: bool,
 }
 
 /// Parses arguments and runs; the exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the async runtime: the OTLP exporters run on their own threads.
-    let mut settings = crate::telemetry::TelemetrySettings {
+    let settings = crate::telemetry::TelemetrySettings {
         split_console_by_level: matches!(cli.command, Command::Serve),
         ..crate::telemetry::TelemetrySettings::from_env()
     };
-    if matches!(cli.command, Command::Local(_)) && std::env::var_os("RUST_LOG").is_none() {
-        // The live view owns the terminal; only warnings interrupt it.
-        settings.log_filter = crate::local::run::LOG_FILTER.into();
-    }
-    let _telemetry = crate::telemetry::init(&settings);
+    execute(&settings, run(cli))
+}
+
+/// Sets up telemetry, runs `work` on a multi-threaded runtime and prints its error; the exit
+/// code says whether it worked. Shared by every binary that runs the product's commands.
+pub fn execute(
+    settings: &crate::telemetry::TelemetrySettings,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let _telemetry = crate::telemetry::init(settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,7 +139,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -212,21 +174,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("run it with: cd {} && func start", out.display());
             Ok(())
         }
-        Command::Local(args) => crate::local::run::run(crate::local::run::LocalOptions {
-            clusters: args.clusters,
-            time_scale: args.time_scale,
-            app_dir: args.app_dir,
-            timeout: Duration::from_secs(args.timeout_seconds),
-            drill: args.drill,
-            keep_state: args.keep_state,
-            existing_clusters: args.existing_clusters,
-            subscriptions: args.subscriptions,
-            drift: args.drift,
-            handler: None,
-            live: true,
-        })
-        .await
-        .map(|_| ()),
     }
 }
 

@@ -22,8 +22,6 @@
 //!   their evidence reports.
 //! - [`telemetry`]: logs, traces, metrics and trace context across messages.
 //! - [`status`]: per-cluster status and history (the journal in Blob storage) and its views.
-//! - [`local`]: the stand-ins (Functions host, Service Bus, token endpoint, Kubernetes API
-//!   server, Azure Resource Manager) for running and testing without Azure.
 //! - [`package`]: staging the Functions app folder.
 //! - [`plan`]: what onboarding would change on a cluster, read-only.
 //! - [`cli`]: the command line.
@@ -42,7 +40,6 @@ pub mod events;
 pub mod fleet;
 pub mod handler;
 pub mod kube;
-pub mod local;
 pub mod package;
 pub mod plan;
 pub mod resource_id;

@@ -1,0 +1,553 @@
+//! Onboarding benchmark (issue 3): onboards a fleet of clusters through the real
+//! `cluster-events` handler, step engine and ARM client against the ARM stand-in at the
+//! guide's timings, with ARM throttling on, on a virtual clock (discrete events: the clock
+//! jumps to the next scheduled message; steps take no virtual time). Prints per cluster the
+//! ARM reads, writes, deletes and 429s it caused, its time to protected, and that time divided
+//! by the floor: the stand-in's own durations along the onboarding chain's critical path.
+//!
+//! Three scenarios: ARM's documented limits; a tight quota shared with another tool; ARM's
+//! limits with random provider 429s and server errors. Run: `cargo bench --bench onboarding`.
+//! Knobs (environment): `BENCH_CLUSTERS` (default 5); `BENCH_THROTTLE_RATE` and
+//! `BENCH_SERVER_ERROR_RATE`, the third scenario's fault rates (default 0.03 and 0.01).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use base64::Engine as _;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tower::ServiceExt;
+
+use backup_pilot::arm::{ArmClient, ArmOptions};
+use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
+use backup_pilot::clock::{Clock, ManualClock};
+use backup_pilot::engine::journal::{MemoryJournal, Transition};
+use backup_pilot::engine::{Ctx, Engine};
+use backup_pilot::envelope::Envelope;
+use backup_pilot::handler::{AppState, app};
+use backup_pilot::kube::KubeconfigAccess;
+use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+use backup_pilot::workflow::settings::{OnboardingSettings, Profile};
+use backup_pilot_local::run::EXTENSION_PODS_READY_AFTER;
+use backup_pilot_standins::arm::{
+    ArmHandle, ArmStandIn, BucketLimit, ClusterSeed, FaultKnobs, ThrottleLimits, Timings,
+};
+use backup_pilot_standins::fake_clusters::FakeClusters;
+use backup_pilot_standins::kube_api::{ExtensionInstall, KubeApiOptions};
+use backup_pilot_standins::token::TokenIssuer;
+
+const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
+const RG: &str = "rg-fleet";
+const LOCATION: &str = "westeurope";
+/// Messages processed before the run is declared stuck.
+const MAX_MESSAGES: usize = 20_000;
+
+/// Tokens from the stand-in's issuer, for the audience the client asks for.
+#[derive(Debug)]
+struct IssuerCredential(TokenIssuer);
+
+#[async_trait]
+impl TokenCredential for IssuerCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let audience = scopes
+            .first()
+            .map_or("", |s| s.trim_end_matches("/.default"));
+        Ok(AccessToken::new(
+            self.0.issue(audience),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// Service Bus in virtual time: duplicate detection by message id and scheduled delivery.
+#[derive(Default)]
+struct VirtualBus {
+    queue: Mutex<Vec<OutgoingMessage>>,
+    ids: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl Publisher for VirtualBus {
+    async fn send(&self, message: OutgoingMessage) -> Result<(), BusError> {
+        if self.ids.lock().unwrap().insert(message.message_id.clone()) {
+            self.queue.lock().unwrap().push(message);
+        }
+        Ok(())
+    }
+
+    async fn send_batch(
+        &self,
+        _queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), BusError> {
+        for m in messages {
+            self.send(m).await?;
+        }
+        Ok(())
+    }
+}
+
+impl VirtualBus {
+    /// The earliest-due message (ties in send order), the clock moved to its time.
+    fn next(&self, clock: &ManualClock) -> Option<Envelope> {
+        let mut queue = self.queue.lock().unwrap();
+        let index = queue
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, m)| {
+                (
+                    m.scheduled_enqueue_time
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    *i,
+                )
+            })
+            .map(|(i, _)| i)?;
+        let message = queue.remove(index);
+        if let Some(at) = message.scheduled_enqueue_time {
+            let now = clock.now();
+            if at > now {
+                clock.advance((at - now).unsigned_abs());
+            }
+        }
+        Some(Envelope::decode(&message.body).expect("an envelope"))
+    }
+}
+
+/// The floor of one onboarding: the stand-in's durations along the chain's critical path,
+/// as if every step took no time and every poll landed the instant its operation ended.
+/// The chain (src/workflow/mod.rs) is sequential: providers → storage account → vault →
+/// extension → its pods Ready (the health gate) → role assignments → trusted access → hooks →
+/// validateForBackup → protection. Role propagation starts when the roles are assigned and
+/// runs beside the binding and the validation, which only succeeds once propagation is over.
+fn floor(t: &Timings) -> (Duration, String) {
+    let roles_ready = (t.trusted_access_binding + t.validate_for_backup).max(t.role_propagation);
+    let parts = [
+        ("providers", t.provider_registration),
+        ("storage", t.storage_account_create),
+        ("vault", t.vault_create),
+        ("extension", t.extension_install),
+        ("extension pods", EXTENSION_PODS_READY_AFTER),
+        ("max(binding+validate, propagation)", roles_ready),
+        ("protection", t.protection_configure),
+    ];
+    let total = parts.iter().map(|(_, d)| *d).sum();
+    let text = parts
+        .iter()
+        .map(|(name, d)| format!("{name} {}s", d.as_secs()))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    (total, text)
+}
+
+/// What one cluster cost and took.
+#[derive(Debug, Default, Clone)]
+struct ClusterFigures {
+    reads: usize,
+    writes: usize,
+    deletes: usize,
+    throttled: usize,
+    protected_after: Option<Duration>,
+    failure: Option<String>,
+}
+
+struct Scenario {
+    name: String,
+    limits: ThrottleLimits,
+    /// Another tool on the same subscription: (reads, writes) per minute of virtual time.
+    neighbour_per_minute: (u32, u32),
+    /// The stand-in's random faults.
+    faults: FaultKnobs,
+}
+
+/// Another principal's calls on the same subscription quota, paced in virtual time: before
+/// each step it sends what it owes since the last one (at most a bucket's worth).
+struct Neighbour {
+    http: reqwest::Client,
+    group_url: String,
+    token: String,
+    per_minute: (u32, u32),
+    cap: (u32, u32),
+    last: OffsetDateTime,
+    owed: (f64, f64),
+    sent: (usize, usize),
+    throttled: usize,
+}
+
+impl Neighbour {
+    async fn catch_up(&mut self, now: OffsetDateTime) {
+        let minutes = (now - self.last).as_seconds_f64() / 60.0;
+        self.last = now;
+        let (reads_rate, writes_rate) = self.per_minute;
+        self.owed.0 = (self.owed.0 + f64::from(reads_rate) * minutes).min(f64::from(self.cap.0));
+        self.owed.1 = (self.owed.1 + f64::from(writes_rate) * minutes).min(f64::from(self.cap.1));
+        while self.owed.0 >= 1.0 {
+            self.owed.0 -= 1.0;
+            self.sent.0 += 1;
+            let answer = self
+                .http
+                .get(&self.group_url)
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            self.count(answer);
+        }
+        while self.owed.1 >= 1.0 {
+            self.owed.1 -= 1.0;
+            self.sent.1 += 1;
+            let answer = self
+                .http
+                .put(&self.group_url)
+                .bearer_auth(&self.token)
+                .json(&json!({"location": LOCATION, "tags": {"owner": "another-tool"}}))
+                .send()
+                .await;
+            self.count(answer);
+        }
+    }
+
+    fn count(&mut self, answer: reqwest::Result<reqwest::Response>) {
+        if answer.expect("the stand-in answers").status() == 429 {
+            self.throttled += 1;
+        }
+    }
+}
+
+/// What one run produced: per-cluster figures, step messages, and the neighbour's
+/// (reads, writes, 429s).
+struct RunFigures {
+    clusters: Vec<(String, ClusterFigures)>,
+    messages: usize,
+    neighbour: (usize, usize, usize),
+}
+
+fn bucket(capacity: u32, refill_per_hour: u32) -> BucketLimit {
+    BucketLimit {
+        capacity,
+        refill_per_hour,
+    }
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cluster_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+}
+
+/// The `cluster-events` invocation the Functions host sends for a cluster write.
+fn write_event(cluster: &str, n: usize) -> String {
+    let event = json!({
+        "subject": cluster, "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": "2026-03-02T09:00:00Z", "id": format!("evt-{n}"),
+        "topic": format!("/subscriptions/{SUB}"), "dataVersion": "2", "metadataVersion": "1",
+        "data": { "resourceUri": cluster, "status": "Succeeded", "correlationId": format!("corr-{n}"),
+                  "operationName": "Microsoft.ContainerService/managedClusters/write" }
+    });
+    json!({
+        "Data": { "event": base64::engine::general_purpose::STANDARD.encode(event.to_string()) },
+        "Metadata": { "MessageId": format!("\"evt-{n}\""), "DeliveryCount": "1" }
+    })
+    .to_string()
+}
+
+async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 09:00 UTC)));
+    let tokens = TokenIssuer::new("identity-header");
+    // Each cluster's own Kubernetes API stand-in, where the extension install plays out.
+    let fakes = FakeClusters::new(
+        clock.clone(),
+        KubeApiOptions {
+            issuer: Some(tokens.clone()),
+            ..KubeApiOptions::default()
+        },
+        ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
+    );
+    let (arm_url, arm): (String, ArmHandle) = ArmStandIn::builder()
+        .clock(clock.clone())
+        .tokens(tokens)
+        .timings(Timings::default())
+        .throttle(scenario.limits)
+        .faults(scenario.faults.clone())
+        .on_extension_installed(fakes.extension_hook())
+        .build()
+        .spawn()
+        .await
+        .expect("spawn the ARM stand-in");
+    arm.add_subscription(SUB).expect("subscription");
+    let credential = Arc::new(IssuerCredential(arm.tokens().clone()));
+    let client = Arc::new(
+        ArmClient::new(
+            reqwest::Client::new(),
+            ArmOptions {
+                base_url: arm_url.clone(),
+                ..ArmOptions::default()
+            },
+            credential.clone(),
+            clock.clone(),
+        )
+        .expect("the ARM client"),
+    );
+    let kube = Arc::new(KubeconfigAccess::new(
+        Arc::new(ArmKubeconfigSource::new(
+            client.clone(),
+            CredentialKind::User,
+        )),
+        Some(credential),
+        None,
+    ));
+    let bus = Arc::new(VirtualBus::default());
+    let journal = Arc::new(MemoryJournal::default());
+    let settings = OnboardingSettings {
+        profile: Profile::Poc,
+        retention_days: 1,
+        ..OnboardingSettings::default()
+    };
+    let engine = Engine::new(
+        Ctx {
+            journal: journal.clone(),
+            arm: client,
+            kube,
+            onboarding: Arc::new(settings),
+            ..Ctx::with_defaults(clock.clone(), bus.clone())
+        },
+        backup_pilot::workflow::registry(),
+    );
+
+    let names: Vec<String> = (1..=clusters).map(|i| format!("fleet-{i:02}")).collect();
+    for name in &names {
+        fakes
+            .add(&arm, ClusterSeed::new(SUB, RG, name, LOCATION))
+            .await
+            .expect("seed a cluster");
+    }
+    let start = clock.now();
+    arm.add_resource_group(SUB, "rg-another-tool", LOCATION)
+        .expect("the neighbour's group");
+    let mut neighbour = Neighbour {
+        http: reqwest::Client::new(),
+        group_url: format!(
+            "{arm_url}/subscriptions/{SUB}/resourcegroups/rg-another-tool?api-version={}",
+            backup_pilot::arm::versions::RESOURCES
+        ),
+        token: arm.arm_token(),
+        per_minute: scenario.neighbour_per_minute,
+        cap: (
+            scenario.limits.reads.capacity,
+            scenario.limits.writes.capacity,
+        ),
+        last: start,
+        owed: (0.0, 0.0),
+        sent: (0, 0),
+        throttled: 0,
+    };
+    for (n, name) in names.iter().enumerate() {
+        let response = app(
+            AppState {
+                engine: engine.clone(),
+            },
+            1 << 20,
+        )
+        .oneshot(
+            axum::http::Request::post("/cluster-events")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(write_event(&cluster_id(name), n)))
+                .expect("a request"),
+        )
+        .await
+        .expect("the handler answers");
+        assert_eq!(response.status(), 200, "the handler took the event");
+    }
+
+    let mut figures: BTreeMap<String, ClusterFigures> = names
+        .iter()
+        .map(|n| {
+            (
+                cluster_id(n).to_ascii_lowercase(),
+                ClusterFigures::default(),
+            )
+        })
+        .collect();
+    let mut messages = 0;
+    while let Some(env) = bus.next(&clock) {
+        messages += 1;
+        neighbour.catch_up(clock.now()).await;
+        let seen = arm.journal().len();
+        assert!(
+            messages < MAX_MESSAGES,
+            "the fleet did not settle within {MAX_MESSAGES} messages"
+        );
+        // Steps run one at a time, so the stand-in's journal records since the last step are
+        // this step's ARM calls.
+        let _ = engine.run(&env).await;
+        let records = arm.journal();
+        let entry = figures.entry(env.subject.to_ascii_lowercase()).or_default();
+        for r in &records[seen..] {
+            match r.method.as_str() {
+                "GET" | "HEAD" => entry.reads += 1,
+                "DELETE" => entry.deletes += 1,
+                _ => entry.writes += 1,
+            }
+            if r.status == 429 {
+                entry.throttled += 1;
+            }
+        }
+    }
+    for record in journal.records() {
+        let entry = figures
+            .entry(record.subject.to_ascii_lowercase())
+            .or_default();
+        match record.transition {
+            Transition::Done { summary } if summary.starts_with("protected:") => {
+                entry.protected_after = Some((record.finished_at - start).unsigned_abs());
+            }
+            Transition::Done { summary } => entry.failure = Some(format!("ended: {summary}")),
+            Transition::Failed { reason } => entry.failure = Some(format!("failed: {reason}")),
+            _ => {}
+        }
+    }
+    arm.shutdown();
+    let named = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                figures
+                    .remove(&cluster_id(n).to_ascii_lowercase())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    RunFigures {
+        clusters: named,
+        messages,
+        neighbour: (neighbour.sent.0, neighbour.sent.1, neighbour.throttled),
+    }
+}
+
+fn minutes(d: Duration) -> String {
+    format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let clusters: usize = env_number("BENCH_CLUSTERS", 5);
+    let faults = FaultKnobs {
+        server_error_rate: env_number("BENCH_SERVER_ERROR_RATE", 0.01),
+        throttle_rate: env_number("BENCH_THROTTLE_RATE", 0.03),
+        ..FaultKnobs::default()
+    };
+    let (floor, parts) = floor(&Timings::default());
+    println!(
+        "onboarding benchmark: {clusters} clusters onboarded at once, guide timings, virtual clock"
+    );
+    println!("floor per cluster = {parts} = {}", minutes(floor));
+    let scenarios = [
+        Scenario {
+            name: "ARM's documented subscription limits (reads 12000/h, writes 1200/h, deletes 15000/h), the service alone".into(),
+            limits: ThrottleLimits::default(),
+            neighbour_per_minute: (0, 0),
+            faults: FaultKnobs::default(),
+        },
+        Scenario {
+            name: "a tight quota (reads 120 burst + 1200/h, writes 30 burst + 300/h) shared with another tool (10 reads + 2 writes a minute)".into(),
+            limits: ThrottleLimits {
+                reads: bucket(120, 1_200),
+                writes: bucket(30, 300),
+                deletes: bucket(200, 15_000),
+            },
+            neighbour_per_minute: (10, 2),
+            faults: FaultKnobs::default(),
+        },
+        Scenario {
+            name: format!(
+                "ARM's documented limits with random faults: {:.0}% provider 429s, {:.0}% server errors",
+                faults.throttle_rate * 100.0,
+                faults.server_error_rate * 100.0
+            ),
+            limits: ThrottleLimits::default(),
+            neighbour_per_minute: (0, 0),
+            faults,
+        },
+    ];
+    for scenario in &scenarios {
+        let wall = Instant::now();
+        let RunFigures {
+            clusters: rows,
+            messages,
+            neighbour,
+        } = run(scenario, clusters).await;
+        println!();
+        println!("throttling: {}", scenario.name);
+        println!(
+            "{:<10} {:>6} {:>7} {:>8} {:>5} {:>18} {:>9} {:>17}",
+            "cluster",
+            "reads",
+            "writes",
+            "deletes",
+            "429s",
+            "time-to-protected",
+            "floor",
+            "ratio to floor"
+        );
+        let mut ratios = Vec::new();
+        for (name, f) in &rows {
+            let (taken, ratio) = match f.protected_after {
+                Some(t) => {
+                    let ratio = t.as_secs_f64() / floor.as_secs_f64();
+                    ratios.push(ratio);
+                    (minutes(t), format!("{ratio:.2}"))
+                }
+                None => ("not protected".to_string(), "-".to_string()),
+            };
+            println!(
+                "{name:<10} {:>6} {:>7} {:>8} {:>5} {taken:>18} {:>9} {ratio:>17}",
+                f.reads,
+                f.writes,
+                f.deletes,
+                f.throttled,
+                minutes(floor)
+            );
+            if let Some(why) = &f.failure {
+                println!("           {why}");
+            }
+        }
+        let total =
+            |pick: fn(&ClusterFigures) -> usize| rows.iter().map(|(_, f)| pick(f)).sum::<usize>();
+        println!(
+            "{:<10} {:>6} {:>7} {:>8} {:>5}   ({messages} step messages, {:.1}s wall)",
+            "total",
+            total(|f| f.reads),
+            total(|f| f.writes),
+            total(|f| f.deletes),
+            total(|f| f.throttled),
+            wall.elapsed().as_secs_f64()
+        );
+        if neighbour.0 + neighbour.1 > 0 {
+            println!(
+                "{:<10} {:>6} {:>7} {:>8} {:>5}   (the other tool's calls, not in the totals)",
+                "neighbour", neighbour.0, neighbour.1, 0, neighbour.2
+            );
+        }
+        assert_eq!(ratios.len(), rows.len(), "every cluster ends protected");
+        // Steps take no virtual time here, so nothing can beat the floor; a ratio below 1
+        // means the floor model no longer matches the chain.
+        assert!(
+            ratios.iter().all(|r| *r >= 1.0),
+            "a cluster was protected faster than the floor: the floor model is wrong"
+        );
+    }
+}

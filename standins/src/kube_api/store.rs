@@ -1,0 +1,916 @@
+//! The stand-in's objects and their lifecycle: resourceVersions, uids and timestamps from the
+//! injected clock, create / get / list / server-side apply / delete with the API server's
+//! checks (names, namespaces that are missing or terminating, schemas, field managers), and
+//! timed transitions (a deleted namespace disappears after a delay; pods turn Ready) that are
+//! applied lazily whenever the clock has passed them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::apply::{self, Merged};
+use super::catalog::{self, ResourceType};
+use super::status::{ApiError, Cause};
+use backup_pilot::kube::hooks::{is_dns_label, is_dns_subdomain};
+use backup_pilot::kube::restore_prep::ROOT_CA_CONFIG_MAP;
+use backup_pilot::kube::schema::{self, FieldPath, Problem};
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// API group.
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Namespace (`""` for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A change scheduled for a virtual time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scheduled {
+    /// A terminating namespace and everything in it disappear.
+    PurgeNamespace(String),
+    /// A pod's status changes.
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The new state.
+        state: super::PodState,
+    },
+    /// A deployment's replicas all become available.
+    DeploymentAvailable {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// How strictly a create treats unknown fields (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and say so in a `Warning` header (the default).
+    Warn,
+    /// Refuse the request.
+    Strict,
+}
+
+/// An equality-based label selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    requirements: Vec<(String, Requirement)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Equals(String),
+    NotEquals(String),
+    Exists,
+    NotExists,
+}
+
+impl Selector {
+    /// Parses `a=b,c!=d,e,!f`.
+    ///
+    /// # Errors
+    /// A requirement this server does not parse (set-based selectors).
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let mut requirements = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let requirement = if let Some((k, v)) = part.split_once("!=") {
+                (
+                    k.trim().to_string(),
+                    Requirement::NotEquals(v.trim().to_string()),
+                )
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (
+                    k.trim().to_string(),
+                    Requirement::Equals(v.trim().to_string()),
+                )
+            } else if let Some(k) = part.strip_prefix('!') {
+                (k.trim().to_string(), Requirement::NotExists)
+            } else if part.contains(' ') || part.contains('(') {
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {part:?} (this server serves equality-based selectors only)"
+                )));
+            } else {
+                (part.to_string(), Requirement::Exists)
+            };
+            requirements.push(requirement);
+        }
+        Ok(Self { requirements })
+    }
+
+    fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
+        self.requirements.iter().all(|(key, req)| {
+            let value = labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+            match req {
+                Requirement::Equals(v) => value == Some(v.as_str()),
+                Requirement::NotEquals(v) => value != Some(v.as_str()),
+                Requirement::Exists => value.is_some(),
+                Requirement::NotExists => value.is_none(),
+            }
+        })
+    }
+}
+
+/// All objects, types and scheduled changes.
+#[derive(Debug)]
+pub struct Store {
+    types: Vec<ResourceType>,
+    objects: BTreeMap<Key, Value>,
+    revision: u64,
+    scheduled: Vec<(OffsetDateTime, Scheduled)>,
+    namespace_finalize_delay: Duration,
+}
+
+/// RFC 3339 with whole seconds, as Kubernetes writes timestamps.
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn object_name(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/name").and_then(Value::as_str)
+}
+
+impl Store {
+    /// A store serving the built-in types, where deleted namespaces take `finalize_delay` to go.
+    pub fn new(finalize_delay: Duration) -> Self {
+        Self {
+            types: catalog::builtins(),
+            objects: BTreeMap::new(),
+            revision: 1,
+            scheduled: Vec::new(),
+            namespace_finalize_delay: finalize_delay,
+        }
+    }
+
+    /// Every served type.
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
+    }
+
+    /// The served type at `group/version/plural`.
+    pub fn resource_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// Whether `group/version` is served at all.
+    pub fn serves(&self, group: &str, version: &str) -> bool {
+        self.types
+            .iter()
+            .any(|t| t.group == group && t.version == version)
+    }
+
+    fn next_revision(&mut self) -> String {
+        self.revision += 1;
+        self.revision.to_string()
+    }
+
+    /// The current resourceVersion.
+    pub fn revision(&self) -> String {
+        self.revision.to_string()
+    }
+
+    /// Schedules a change.
+    pub fn schedule(&mut self, at: OffsetDateTime, change: Scheduled) {
+        self.scheduled.push((at, change));
+    }
+
+    /// Applies every scheduled change that is due at `now`.
+    pub fn tick(&mut self, now: OffsetDateTime) {
+        self.scheduled.sort_by_key(|(at, _)| *at);
+        while self.scheduled.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, change) = self.scheduled.remove(0);
+            match change {
+                Scheduled::PurgeNamespace(name) => {
+                    self.objects.retain(|k, _| {
+                        k.namespace != name && !(k.plural == "namespaces" && k.name == name)
+                    });
+                    self.revision += 1;
+                }
+                Scheduled::Pod {
+                    namespace,
+                    name,
+                    state,
+                } => {
+                    let key = Key {
+                        group: String::new(),
+                        plural: "pods".into(),
+                        namespace,
+                        name,
+                    };
+                    let rv = self.next_revision();
+                    if let Some(pod) = self.objects.get_mut(&key) {
+                        pod["status"] = state.status_json(&timestamp(now));
+                        pod["metadata"]["resourceVersion"] = Value::String(rv);
+                    }
+                }
+                Scheduled::DeploymentAvailable { namespace, name } => {
+                    let key = Key {
+                        group: "apps".into(),
+                        plural: "deployments".into(),
+                        namespace,
+                        name,
+                    };
+                    let rv = self.next_revision();
+                    if let Some(d) = self.objects.get_mut(&key) {
+                        let replicas = d
+                            .pointer("/spec/replicas")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(1);
+                        d["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+                        d["metadata"]["resourceVersion"] = Value::String(rv);
+                    }
+                }
+            }
+        }
+    }
+
+    fn key(ty: &ResourceType, namespace: &str, name: &str) -> Key {
+        Key {
+            group: ty.group.clone(),
+            plural: ty.plural.clone(),
+            namespace: if ty.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+
+    /// One object.
+    pub fn object(&self, key: &Key) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// `GET` one object.
+    ///
+    /// # Errors
+    /// NotFound.
+    pub fn get(&self, ty: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&Self::key(ty, namespace, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(ty, name))
+    }
+
+    /// `GET` a collection, optionally in one namespace and filtered.
+    pub fn list(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        labels: &Selector,
+        fields: &[(String, String)],
+    ) -> Value {
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.group == ty.group && k.plural == ty.plural)
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
+            .filter(|(_, v)| {
+                labels.matches(v.pointer("/metadata/labels").and_then(Value::as_object))
+            })
+            .filter(|(k, _)| {
+                fields.iter().all(|(f, v)| match f.as_str() {
+                    "metadata.name" => &k.name == v,
+                    "metadata.namespace" => &k.namespace == v,
+                    _ => false,
+                })
+            })
+            .map(|(_, v)| {
+                let mut item = v.clone();
+                // Lists of built-in types carry no apiVersion/kind per item; custom ones do.
+                if (ty.group.is_empty() || ty.group == "apps" || ty.group == "apiextensions.k8s.io")
+                    && let Some(map) = item.as_object_mut()
+                {
+                    map.remove("apiVersion");
+                    map.remove("kind");
+                }
+                item
+            })
+            .collect();
+        json!({
+            "apiVersion": ty.api_version(),
+            "kind": format!("{}List", ty.kind),
+            "metadata": {"resourceVersion": self.revision()},
+            "items": items,
+        })
+    }
+
+    fn namespace_state(&self, namespace: &str) -> Option<bool> {
+        self.objects
+            .get(&Key {
+                group: String::new(),
+                plural: "namespaces".into(),
+                namespace: String::new(),
+                name: namespace.to_string(),
+            })
+            .map(|ns| ns.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
+    /// Whether a namespace exists (terminating or not).
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.namespace_state(namespace).is_some()
+    }
+
+    fn check_namespace_for_new(
+        &self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if !ty.namespaced {
+            return Ok(());
+        }
+        match self.namespace_state(namespace) {
+            None => Err(ApiError::namespace_not_found(namespace)),
+            Some(true) => Err(ApiError::namespace_terminating(ty, name, namespace)),
+            Some(false) => Ok(()),
+        }
+    }
+
+    fn check_name(ty: &ResourceType, name: &str) -> Result<(), ApiError> {
+        let (ok, rule) = if ty.plural == "namespaces" {
+            (
+                is_dns_label(name),
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            )
+        } else {
+            (
+                is_dns_subdomain(name),
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            )
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                ty,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    message: format!("Invalid value: \"{name}\": {rule}"),
+                    field: "metadata.name".into(),
+                }],
+            ))
+        }
+    }
+
+    /// Structural problems of a whole object: metadata against the metadata schema, the rest
+    /// against the type's schema.
+    fn problems(ty: &ResourceType, object: &Value) -> Vec<Problem> {
+        let Some(schema) = &ty.schema else {
+            return Vec::new();
+        };
+        let mut top = schema.clone();
+        if let Some(props) = top.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("metadata".into(), catalog::metadata_schema());
+            props
+                .entry("apiVersion")
+                .or_insert_with(|| json!({"type": "string"}));
+            props
+                .entry("kind")
+                .or_insert_with(|| json!({"type": "string"}));
+        }
+        schema::check(&top, object, &FieldPath::default())
+    }
+
+    fn check_identity(ty: &ResourceType, object: &Value, apply: bool) -> Result<(), ApiError> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if api_version != ty.api_version() {
+            return Err(ApiError::bad_request(if apply {
+                format!(
+                    "Incorrect version specified in apply patch. Specified patch version: {api_version}, expected: {}",
+                    ty.api_version()
+                )
+            } else {
+                format!(
+                    "the API version in the data ({api_version}) does not match the expected API version ({})",
+                    ty.api_version()
+                )
+            }));
+        }
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind != ty.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                ty.kind
+            )));
+        }
+        Ok(())
+    }
+
+    fn finish_new(
+        &mut self,
+        ty: &ResourceType,
+        object: &mut Value,
+        namespace: &str,
+        name: &str,
+        now: OffsetDateTime,
+    ) {
+        let rv = self.next_revision();
+        let meta = object
+            .as_object_mut()
+            .map(|o| o.entry("metadata").or_insert_with(|| json!({})));
+        if let Some(Value::Object(meta)) = meta {
+            meta.insert("name".into(), name.into());
+            if ty.namespaced {
+                meta.insert("namespace".into(), namespace.into());
+            } else {
+                meta.remove("namespace");
+            }
+            meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
+            meta.insert("resourceVersion".into(), rv.into());
+            meta.insert("creationTimestamp".into(), timestamp(now).into());
+            if ty.tracks_generation {
+                meta.insert("generation".into(), 1.into());
+            }
+        }
+        if ty.plural == "namespaces" {
+            object["spec"] = json!({"finalizers": ["kubernetes"]});
+            object["status"] = json!({"phase": "Active"});
+        }
+    }
+
+    /// Extra objects the cluster's controllers create with a namespace.
+    fn namespace_created(&mut self, name: &str, now: OffsetDateTime) {
+        let rv = self.next_revision();
+        let key = Key {
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: name.to_string(),
+            name: ROOT_CA_CONFIG_MAP.into(),
+        };
+        self.objects.insert(
+            key,
+            json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": ROOT_CA_CONFIG_MAP, "namespace": name,
+                    "uid": uuid::Uuid::new_v4().to_string(), "resourceVersion": rv,
+                    "creationTimestamp": timestamp(now)
+                },
+                "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"}
+            }),
+        );
+    }
+
+    /// `POST` a new object. Returns it and any warnings.
+    ///
+    /// # Errors
+    /// As the API server: read-only type, bad identity, unknown fields under Strict, invalid
+    /// values, name taken, namespace missing or terminating.
+    pub fn create(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        mut object: Value,
+        manager: &str,
+        validation: FieldValidation,
+        now: OffsetDateTime,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        if !ty.writable() {
+            return Err(ApiError::method_not_allowed());
+        }
+        if !object.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
+        }
+        Self::check_identity(ty, &object, false)?;
+        let problems = Self::problems(ty, &object);
+        let (unknown, other): (Vec<Problem>, Vec<Problem>) = problems
+            .into_iter()
+            .partition(|p| matches!(p, Problem::Unknown(_)));
+        let mut warnings = Vec::new();
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            match validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = ty.kind,
+                        v = ty.version
+                    )));
+                }
+                FieldValidation::Warn => warnings = list,
+                FieldValidation::Ignore => {}
+            }
+            for problem in &unknown {
+                prune(&mut object, problem.path());
+            }
+        }
+        let name = match object_name(&object) {
+            Some(n) => n.to_string(),
+            None => match object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+            {
+                Some(prefix) => format!(
+                    "{prefix}{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..5]
+                ),
+                None => {
+                    return Err(ApiError::invalid(
+                        ty,
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueRequired",
+                            message: "Required value: name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        }],
+                    ));
+                }
+            },
+        };
+        if ty.namespaced
+            && let Some(body_ns) = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+            && body_ns != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Self::check_name(ty, &name)?;
+        if !other.is_empty() {
+            return Err(ApiError::invalid(
+                ty,
+                &name,
+                other.iter().map(Cause::from_problem).collect(),
+            ));
+        }
+        let key = Self::key(ty, namespace, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(ty, &name));
+        }
+        self.check_namespace_for_new(ty, namespace, &name)?;
+        let entry = apply::update_entry(&object, manager, &ty.api_version(), &timestamp(now));
+        self.finish_new(ty, &mut object, namespace, &name, now);
+        object["metadata"]["managedFields"] = json!([entry]);
+        self.objects.insert(key, object.clone());
+        if ty.plural == "namespaces" {
+            self.namespace_created(&name, now);
+        }
+        Ok((object, warnings))
+    }
+
+    /// Server-side apply. Returns the object and whether it was created.
+    ///
+    /// # Errors
+    /// As the API server: 500 for fields the schema does not declare or values of the wrong
+    /// type ("failed to create typed patch object"), 409 Conflict, 422 Invalid, 404/403 for
+    /// a missing or terminating namespace.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+        config: &Value,
+        manager: &str,
+        force: bool,
+        now: OffsetDateTime,
+    ) -> Result<(Value, bool), ApiError> {
+        if !ty.writable() {
+            return Err(ApiError::method_not_allowed());
+        }
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the patch is not an object",
+            ));
+        }
+        Self::check_identity(ty, config, true)?;
+        match object_name(config) {
+            Some(n) if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => {}
+        }
+        if ty.namespaced
+            && let Some(body_ns) = config
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+            && body_ns != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let typed: Vec<String> = Self::problems(ty, config)
+            .iter()
+            .filter_map(|p| match p {
+                Problem::Unknown(path) => Some(format!(
+                    "{}: field not declared in schema",
+                    path.apply_style()
+                )),
+                Problem::WrongType {
+                    path,
+                    expected,
+                    found,
+                } => Some(format!(
+                    "{}: expected {expected}, got {found}",
+                    path.apply_style()
+                )),
+                _ => None,
+            })
+            .collect();
+        if !typed.is_empty() {
+            let detail = if typed.len() == 1 {
+                typed[0].clone()
+            } else {
+                format!("errors:\n  {}", typed.join("\n  "))
+            };
+            let ns_name = if ty.namespaced {
+                format!("{namespace}/{name}")
+            } else {
+                format!("/{name}")
+            };
+            return Err(ApiError::internal(format!(
+                "failed to create typed patch object ({ns_name}; {}, Kind={}): {detail}",
+                ty.api_version(),
+                ty.kind
+            )));
+        }
+        Self::check_name(ty, name)?;
+        let key = Self::key(ty, namespace, name);
+        let live = self.objects.get(&key).cloned();
+        if live.is_none() {
+            self.check_namespace_for_new(ty, namespace, name)?;
+        }
+        let base = live.clone().unwrap_or_else(
+            || json!({"apiVersion": ty.api_version(), "kind": ty.kind, "metadata": {"name": name}}),
+        );
+        let Merged {
+            mut object,
+            unchanged,
+        } = apply::merge(
+            &base,
+            config,
+            manager,
+            &ty.api_version(),
+            force,
+            &timestamp(now),
+        )
+        .map_err(|conflicts| ApiError::apply_conflict(&conflicts))?;
+        if let (Some(live), true) = (&live, unchanged) {
+            return Ok((live.clone(), false));
+        }
+        let invalid: Vec<Cause> = Self::problems(ty, &object)
+            .iter()
+            .map(Cause::from_problem)
+            .collect();
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(ty, name, invalid));
+        }
+        match &live {
+            None => {
+                self.finish_new(ty, &mut object, namespace, name, now);
+                // Keep the managedFields merge computed.
+                self.objects.insert(key, object.clone());
+                if ty.plural == "namespaces" {
+                    self.namespace_created(name, now);
+                }
+                Ok((object, true))
+            }
+            Some(live) => {
+                let rv = self.next_revision();
+                object["metadata"]["resourceVersion"] = Value::String(rv);
+                if ty.tracks_generation {
+                    let spec_changed = without_metadata(live) != without_metadata(&object);
+                    let generation = live
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    object["metadata"]["generation"] = json!(if spec_changed {
+                        generation + 1
+                    } else {
+                        generation
+                    });
+                }
+                self.objects.insert(key, object.clone());
+                Ok((object, false))
+            }
+        }
+    }
+
+    /// `DELETE` one object. Namespaces turn Terminating and go after the finalize delay.
+    ///
+    /// # Errors
+    /// Read-only type, or NotFound.
+    pub fn delete(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Value, ApiError> {
+        if !ty.writable() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let key = Self::key(ty, namespace, name);
+        let Some(existing) = self.objects.get(&key).cloned() else {
+            return Err(ApiError::not_found(ty, name));
+        };
+        if ty.plural != "namespaces" {
+            self.objects.remove(&key);
+            self.revision += 1;
+            return Ok(existing);
+        }
+        if existing.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(existing);
+        }
+        let rv = self.next_revision();
+        let mut terminating = existing;
+        terminating["metadata"]["deletionTimestamp"] = Value::String(timestamp(now));
+        terminating["metadata"]["resourceVersion"] = Value::String(rv);
+        terminating["status"]["phase"] = "Terminating".into();
+        self.objects.insert(key, terminating.clone());
+        let delay = self.namespace_finalize_delay;
+        self.schedule(now + delay, Scheduled::PurgeNamespace(name.to_string()));
+        Ok(terminating)
+    }
+
+    /// Installs a custom resource type from a CRD manifest: the CRD object (Established) and
+    /// the served type. Installing again changes nothing.
+    pub fn install_crd(&mut self, crd: &Value, now: OffsetDateTime) {
+        let Some(ty) = ResourceType::from_crd(crd) else {
+            return;
+        };
+        let Some(name) = object_name(crd).map(str::to_string) else {
+            return;
+        };
+        let key = Key {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+            namespace: String::new(),
+            name: name.clone(),
+        };
+        if self.objects.contains_key(&key) {
+            return;
+        }
+        let mut object = crd.clone();
+        let at = timestamp(now);
+        object["status"] = json!({
+            "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(Value::Null),
+            "storedVersions": [ty.version],
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": at},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": at}
+            ]
+        });
+        let crd_type = ResourceType {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            plural: "customresourcedefinitions".into(),
+            singular: "customresourcedefinition".into(),
+            kind: "CustomResourceDefinition".into(),
+            namespaced: false,
+            short_names: Vec::new(),
+            schema: None,
+            tracks_generation: true,
+        };
+        self.finish_new(&crd_type, &mut object, "", &name, now);
+        self.objects.insert(key, object);
+        self.types.push(ty);
+    }
+
+    /// Stores an object as a controller would (no validation), filling in metadata.
+    pub fn put(&mut self, ty: &ResourceType, mut object: Value, now: OffsetDateTime) -> Key {
+        let name = object_name(&object).unwrap_or_default().to_string();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let key = Self::key(ty, &namespace, &name);
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), ty.api_version().into());
+            map.insert("kind".into(), ty.kind.clone().into());
+        }
+        match self
+            .objects
+            .get(&key)
+            .map(|existing| existing["metadata"].clone())
+        {
+            Some(metadata) => {
+                let rv = self.next_revision();
+                object["metadata"] = metadata;
+                object["metadata"]["resourceVersion"] = Value::String(rv);
+            }
+            None => self.finish_new(ty, &mut object, &namespace, &name, now),
+        }
+        let created_namespace = ty.plural == "namespaces" && !self.objects.contains_key(&key);
+        self.objects.insert(key.clone(), object);
+        if created_namespace {
+            self.namespace_created(&name, now);
+        }
+        key
+    }
+
+    /// Replaces a pod's status now.
+    pub fn set_pod_status(&mut self, namespace: &str, name: &str, status: Value) -> bool {
+        let key = Key {
+            group: String::new(),
+            plural: "pods".into(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        let rv = self.next_revision();
+        match self.objects.get_mut(&key) {
+            Some(pod) => {
+                pod["status"] = status;
+                pod["metadata"]["resourceVersion"] = Value::String(rv);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Names of every namespace.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.objects
+            .keys()
+            .filter(|k| k.group.is_empty() && k.plural == "namespaces")
+            .map(|k| k.name.clone())
+            .collect()
+    }
+
+    /// Every object in a namespace, with its key.
+    pub fn namespace_objects(&self, namespace: &str) -> Vec<(Key, Value)> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.namespace == namespace)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Names of the pods in a namespace.
+    pub fn pod_names(&self, namespace: &str) -> Vec<String> {
+        self.objects
+            .keys()
+            .filter(|k| k.group.is_empty() && k.plural == "pods" && k.namespace == namespace)
+            .map(|k| k.name.clone())
+            .collect()
+    }
+}
+
+fn without_metadata(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    copy
+}
+
+fn prune(object: &mut Value, path: &FieldPath) {
+    let Some((last, parents)) = path.0.split_last() else {
+        return;
+    };
+    let mut current = object;
+    for seg in parents {
+        current = match seg {
+            schema::Segment::Field(f) => match current.get_mut(f) {
+                Some(next) => next,
+                None => return,
+            },
+            schema::Segment::Index(i) => match current.get_mut(*i) {
+                Some(next) => next,
+                None => return,
+            },
+        };
+    }
+    if let (schema::Segment::Field(f), Value::Object(map)) = (last, current) {
+        map.remove(f);
+    }
+}
