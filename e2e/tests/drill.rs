@@ -305,6 +305,111 @@ async fn a_stale_newest_recovery_point_degrades_the_drill() {
     assert_eq!(reports.reports()[0].verdict, Verdict::Degraded);
 }
 
+/// A healthy drill scores 100 out of 100, each check against what the run measured — the
+/// resources against the source namespace's inventory — and the score is in the report, its
+/// HTML, the result message and the workflow's summary.
+#[tokio::test]
+async fn a_healthy_drill_scores_100_with_every_check_measured() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let report = &reports.reports()[0];
+    let score = report.score.as_ref().expect("a scored report");
+    assert_eq!(score.total, 100, "{score:#?}");
+    let names: Vec<&str> = score.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "restore",
+            "resources",
+            "podsReady",
+            "volumes",
+            "application",
+            "rpo",
+            "rto"
+        ]
+    );
+    assert!(
+        score.checks[1]
+            .detail
+            .contains("6 of 6 source resource(s) restored"),
+        "{:#?}",
+        score.checks[1]
+    );
+    assert!(report.to_html().contains("<strong>100/100</strong>"));
+    let summary = env.ends()[0].1.clone().expect("passed");
+    assert!(summary.contains("score 100/100"), "{summary}");
+    assert_eq!(env.results()[0]["score"]["total"], 100);
+}
+
+/// Restored pods that never become Ready cost the `podsReady` check: the drill scores below
+/// the pass threshold and is degraded, and the report names the check that lost points.
+#[tokio::test]
+async fn a_drill_whose_pods_never_become_ready_scores_below_the_pass_threshold() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.arm
+        .set_restore_knobs(
+            &env.prod.id,
+            RestoreKnobs {
+                pods_ready_after: None,
+                ..RestoreKnobs::default()
+            },
+        )
+        .unwrap();
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let report = &reports.reports()[0];
+    let score = report.score.as_ref().unwrap();
+    assert!(score.total < score.pass_threshold, "{score:#?}");
+    assert_eq!(score.total, 80, "{score:#?}");
+    let pods = score.checks.iter().find(|c| c.name == "podsReady").unwrap();
+    assert_eq!(
+        (pods.earned, pods.detail.as_str()),
+        (0, "0 of 2 pod(s) Ready")
+    );
+    assert_eq!(report.verdict, Verdict::Degraded);
+    let summary = env.ends()[0].1.clone().expect("degraded is not failed");
+    assert!(
+        summary.contains("score 80/100 (lost: podsReady 0/20)"),
+        "{summary}"
+    );
+}
+
+/// A stricter pass threshold turns the same run into a failure, and says why.
+#[tokio::test]
+async fn the_thresholds_come_from_the_settings() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let settings = RestoreSettings::from_lookup(|k| match k {
+        "BACKUP_PILOT_DRILL_PASS_SCORE" => Some("95".into()),
+        "BACKUP_PILOT_DRILL_DEGRADED_SCORE" => Some("90".into()),
+        _ => None,
+    })
+    .unwrap();
+    let env = RestoreEnv::new(settings, reports.clone()).await;
+    env.arm
+        .set_restore_knobs(
+            &env.prod.id,
+            RestoreKnobs {
+                pods_ready_after: None,
+                ..RestoreKnobs::default()
+            },
+        )
+        .unwrap();
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let reason = env.ends()[0]
+        .1
+        .clone()
+        .expect_err("below the degraded threshold");
+    assert!(
+        reason.contains("score 80/100 (lost: podsReady 0/20) is below the degraded threshold (90)"),
+        "{reason}"
+    );
+    assert_eq!(reports.reports()[0].verdict, Verdict::Fail);
+}
+
 /// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
 fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
     let ctx = env.engine.ctx().clone();

@@ -187,13 +187,30 @@ pub async fn drill(
         }
         let _ = writeln!(
             out,
-            "  {name:<16} {verdict} ({}){}",
+            "  {name:<16} {verdict} ({}){}{}",
             result["veleroPhase"].as_str().unwrap_or("?"),
+            result["score"]["total"]
+                .as_u64()
+                .map(|s| format!(", score {s}/100"))
+                .unwrap_or_default(),
             result["rtoSeconds"]
                 .as_u64()
                 .map(|s| format!(", RTO {s}s"))
                 .unwrap_or_default()
         );
+        for check in result["score"]["checks"].as_array().into_iter().flatten() {
+            let (earned, weight) = (check["earned"].as_u64(), check["weight"].as_u64());
+            if earned < weight {
+                let _ = writeln!(
+                    out,
+                    "      check {} {}/{}: {}",
+                    check["name"].as_str().unwrap_or("?"),
+                    earned.unwrap_or(0),
+                    weight.unwrap_or(0),
+                    check["detail"].as_str().unwrap_or_default()
+                );
+            }
+        }
         for reason in result["reasons"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "      {}", reason.as_str().unwrap_or_default());
         }

@@ -12,6 +12,7 @@ pub mod job;
 pub mod recovery_point;
 pub mod report;
 pub mod request;
+pub mod score;
 pub mod settings;
 pub mod store;
 pub mod verify;

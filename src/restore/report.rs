@@ -118,8 +118,12 @@ pub struct EvidenceReport {
     /// Request → verified, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_seconds: Option<u64>,
-    /// The verdict.
+    /// The verdict: the worse of the findings' and the score's.
     pub verdict: Verdict,
+    /// The weighted checks and their total out of 100 (reports written before scoring have
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<super::score::Score>,
     /// Velero's name for it.
     pub velero_phase: String,
     /// Every finding.
@@ -312,7 +316,33 @@ li.degraded{{color:#9a6700}}li.fail{{color:#cf222e}}code{{font-size:.9em}}</styl
         if let Some(a) = &self.aborted {
             row("Stopped early", e(a));
         }
-        h.push_str("</table>\n<h2>Namespaces</h2>\n<table><tr><th>Source</th><th>Restored into</th><th>Deployments (available)</th><th>Pods (Ready)</th><th>Claims (Bound)</th><th>Services</th><th>Config maps</th></tr>\n");
+        if let Some(score) = &self.score {
+            row(
+                "Score",
+                format!(
+                    "<strong>{}/100</strong> ({} from {}, degraded from {})",
+                    score.total, score.verdict, score.pass_threshold, score.degraded_threshold
+                ),
+            );
+        }
+        h.push_str("</table>\n");
+        if let Some(score) = &self.score {
+            h.push_str(
+                "<h2>Checks</h2>\n<table><tr><th>Check</th><th>Points</th><th>Measured</th></tr>\n",
+            );
+            for c in &score.checks {
+                let _ = writeln!(
+                    h,
+                    "<tr><th>{}</th><td>{}/{}</td><td>{}</td></tr>",
+                    e(&c.name),
+                    c.earned,
+                    c.weight,
+                    e(&c.detail)
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        h.push_str("<h2>Namespaces</h2>\n<table><tr><th>Source</th><th>Restored into</th><th>Deployments (available)</th><th>Pods (Ready)</th><th>Claims (Bound)</th><th>Services</th><th>Config maps</th></tr>\n");
         for ns in &self.namespaces {
             let cells = match &ns.contents {
                 Some(c) => format!(
@@ -420,6 +450,7 @@ mod tests {
             rto_seconds: Some(390),
             verdict: Verdict::Degraded,
             velero_phase: Verdict::Degraded.velero_phase().into(),
+            score: None,
             findings: vec![
                 Finding::degraded("probe failed: <script>alert(1)</script> & co"),
                 Finding::info("token leaked? Authorization: Bearer eyJhbGciOi.abc.def and https://a.blob/x?sv=1&sig=AbC%2F123&se=2"),

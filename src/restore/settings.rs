@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
 use super::evidence::EvidenceKey;
+use super::score::ScoreSettings;
 use super::store::DEFAULT_REPORT_CONTAINER;
 use crate::resource_id::ResourceId;
 
@@ -36,6 +37,8 @@ pub struct RestoreSettings {
     pub report_container: String,
     /// The key reports are signed with (`BACKUP_PILOT_EVIDENCE_KEY`); unsigned without.
     pub evidence_key: Option<EvidenceKey>,
+    /// The score's thresholds and RTO target.
+    pub score: ScoreSettings,
 }
 
 impl Default for RestoreSettings {
@@ -51,6 +54,7 @@ impl Default for RestoreSettings {
             cleanup_timeout: Duration::from_secs(30 * 60),
             report_container: DEFAULT_REPORT_CONTAINER.into(),
             evidence_key: None,
+            score: ScoreSettings::default(),
         }
     }
 }
@@ -84,6 +88,62 @@ fn list(raw: Option<String>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+fn percent(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: u8,
+    problems: &mut Vec<String>,
+) -> u8 {
+    match get(key) {
+        None => default,
+        Some(raw) => match raw.trim().parse::<u8>() {
+            Ok(n) if n <= 100 => n,
+            _ => {
+                problems.push(format!(
+                    "{key} must be a whole score from 0 to 100, got {raw:?}"
+                ));
+                default
+            }
+        },
+    }
+}
+
+/// `BACKUP_PILOT_DRILL_PASS_SCORE`, `BACKUP_PILOT_DRILL_DEGRADED_SCORE` (at most the pass
+/// score) and `BACKUP_PILOT_DRILL_RTO_TARGET_MINUTES`.
+fn score_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> ScoreSettings {
+    let defaults = ScoreSettings::default();
+    let pass = percent(
+        get,
+        "BACKUP_PILOT_DRILL_PASS_SCORE",
+        defaults.pass,
+        problems,
+    );
+    let degraded = percent(
+        get,
+        "BACKUP_PILOT_DRILL_DEGRADED_SCORE",
+        defaults.degraded,
+        problems,
+    );
+    if degraded > pass {
+        problems.push(format!(
+            "BACKUP_PILOT_DRILL_DEGRADED_SCORE ({degraded}) must not be above BACKUP_PILOT_DRILL_PASS_SCORE ({pass})"
+        ));
+    }
+    ScoreSettings {
+        pass,
+        degraded: degraded.min(pass),
+        rto_target: minutes(
+            get,
+            "BACKUP_PILOT_DRILL_RTO_TARGET_MINUTES",
+            defaults.rto_target,
+            problems,
+        ),
+    }
 }
 
 impl RestoreSettings {
@@ -177,6 +237,7 @@ impl RestoreSettings {
                 problems.push(e);
                 None
             }),
+            score: score_settings(&get, &mut problems),
         };
         if problems.is_empty() {
             Ok(settings)

@@ -147,6 +147,9 @@ pub struct Verification {
     pub findings: Vec<Finding>,
     /// Resources counted in the target namespaces.
     pub restored_resources: usize,
+    /// The application probe, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeResult>,
 }
 
 impl Verification {
@@ -308,6 +311,7 @@ pub fn verify(evidence: &Evidence<'_>) -> Verification {
         verdict,
         findings,
         restored_resources,
+        probe: evidence.probe.cloned(),
     }
 }
 

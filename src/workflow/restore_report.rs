@@ -22,6 +22,7 @@ use crate::restore::report::{
     Cleanup, EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
 };
 use crate::restore::request::RestoreRequest;
+use crate::restore::score::{Score, ScoreInputs, ScoreSettings, score};
 use crate::restore::verify::{Finding, Verdict, Verification};
 
 /// See the module docs.
@@ -31,8 +32,57 @@ fn seconds(d: time::Duration) -> Option<u64> {
     u64::try_from(d.whole_seconds()).ok()
 }
 
-/// The report of the run `env` carries, as of `now`.
-pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport {
+/// The score of a run from what it recorded (a run stopped early scores what it got to).
+fn score_of(
+    env: &Envelope,
+    request: Option<&RestoreRequest>,
+    verification: Option<&Verification>,
+    contents: &[(String, NamespaceContents)],
+    rto_seconds: Option<u64>,
+    recovery_point_age: Option<time::Duration>,
+    settings: &ScoreSettings,
+) -> Score {
+    let job: Option<Job> = restore_run::fact(env, keys::JOB);
+    let source: Option<Vec<(String, NamespaceContents)>> =
+        restore_run::fact(env, keys::SOURCE_CONTENTS);
+    let pairs = request
+        .map(RestoreRequest::namespace_pairs)
+        .unwrap_or_default();
+    let restored = pairs
+        .iter()
+        .map(|(from, to)| {
+            let got = contents
+                .iter()
+                .find(|(n, _)| n == to)
+                .map(|(_, c)| *c)
+                .unwrap_or_default();
+            (from.as_str(), to.as_str(), got)
+        })
+        .collect();
+    score(
+        &ScoreInputs {
+            job: job.as_ref(),
+            restored,
+            source: source.as_deref(),
+            probe: verification.and_then(|v| v.probe.as_ref()),
+            recovery_point_age,
+            policy_interval: env
+                .payload
+                .get(keys::POLICY_INTERVAL_SECONDS)
+                .and_then(serde_json::Value::as_u64)
+                .map(Duration::from_secs),
+            rto: rto_seconds.map(Duration::from_secs),
+        },
+        settings,
+    )
+}
+
+/// The report of the run `env` carries, as of `now`, scored with `settings`.
+pub fn build_report(
+    env: &Envelope,
+    now: time::OffsetDateTime,
+    settings: &ScoreSettings,
+) -> EvidenceReport {
     let request: Option<RestoreRequest> = restore_run::fact(env, keys::REQUEST);
     let text = |key: &str| env.fact_str(key).map(str::to_string);
     let source = text(keys::SOURCE_CLUSTER_ID)
@@ -97,6 +147,36 @@ pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport
         (None, Some(at)) => seconds(at - requested_at),
         _ => None,
     };
+    let recovery_point_age = point.as_ref().map(|p| requested_at - p.time);
+    let score = score_of(
+        env,
+        request.as_ref(),
+        verification.as_ref(),
+        &contents,
+        rto_seconds,
+        recovery_point_age,
+        settings,
+    );
+    if score.verdict > verdict {
+        findings.push(Finding {
+            level: score.verdict,
+            message: format!(
+                "{} is below the {} threshold ({})",
+                score.summary(),
+                if verdict == Verdict::Pass {
+                    "pass"
+                } else {
+                    "degraded"
+                },
+                if verdict == Verdict::Pass {
+                    score.pass_threshold
+                } else {
+                    score.degraded_threshold
+                }
+            ),
+        });
+        verdict = score.verdict;
+    }
     EvidenceReport {
         version: REPORT_VERSION,
         kind: match env.kind {
@@ -107,9 +187,7 @@ pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport
         cluster_id: source,
         target_cluster_id: target,
         backup_instance_id: text(facts::BACKUP_INSTANCE_ID),
-        recovery_point_age_seconds: point
-            .as_ref()
-            .map(|p| (requested_at - p.time).whole_seconds()),
+        recovery_point_age_seconds: recovery_point_age.map(|a| a.whole_seconds()),
         recovery_point: point,
         policy_interval_seconds: env
             .payload
@@ -130,6 +208,7 @@ pub fn build_report(env: &Envelope, now: time::OffsetDateTime) -> EvidenceReport
         rto_seconds,
         velero_phase: verdict.velero_phase().to_string(),
         verdict,
+        score: Some(score),
         findings,
         aborted,
         cleanup,
@@ -179,7 +258,7 @@ impl Step for RestoreReport {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let mut report = build_report(env, ctx.clock.now()).scrubbed();
+        let mut report = build_report(env, ctx.clock.now(), &ctx.restore.score).scrubbed();
         let previous = previous_report_hash(ctx, &report).await?;
         let document = serde_json::to_value(&report).map_err(|e| StepError::Permanent {
             reason: format!("could not serialise the evidence report: {e}"),
@@ -217,6 +296,7 @@ impl Step for RestoreReport {
             "veleroPhase": report.velero_phase,
             "reasons": why,
             "rtoSeconds": report.rto_seconds,
+            "score": report.score,
             "aborted": report.aborted,
             "report": stored,
         });
@@ -245,6 +325,11 @@ impl Step for RestoreReport {
             .rto_seconds
             .map(|s| format!("; RTO {s}s"))
             .unwrap_or_default();
+        let scored = report
+            .score
+            .as_ref()
+            .map(|s| format!("; {}", s.summary()))
+            .unwrap_or_default();
         match report.verdict {
             Verdict::Pass | Verdict::Degraded => {
                 let detail = if why.is_empty() {
@@ -253,7 +338,7 @@ impl Step for RestoreReport {
                     format!(" ({})", why.join("; "))
                 };
                 Ok(finish(format!(
-                    "{what} {} ({}): {restored} resource(s) verified in {}{rto}{detail}; report {}",
+                    "{what} {} ({}): {restored} resource(s) verified in {}{rto}{scored}{detail}; report {}",
                     report.verdict,
                     report.velero_phase,
                     report
@@ -266,7 +351,7 @@ impl Step for RestoreReport {
                 )))
             }
             Verdict::Fail => Ok(Outcome::failed(format!(
-                "{what} failed: {}; report {}",
+                "{what} failed: {}{scored}; report {}",
                 why.join("; "),
                 stored.html
             ))),

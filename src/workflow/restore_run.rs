@@ -83,6 +83,8 @@ pub mod keys {
     pub const VERIFICATION: &str = "verification";
     /// What each target namespace held when verified.
     pub const CONTENTS: &str = "namespaceContents";
+    /// The source namespaces' inventory at verification (for the score), when readable.
+    pub const SOURCE_CONTENTS: &str = "sourceNamespaceContents";
     /// When verification finished.
     pub const VERIFIED_AT: &str = "verifiedAt";
     /// Why the run stopped early.
