@@ -72,8 +72,8 @@ use backup_pilot::workflow::placement::Placement;
 use backup_pilot::workflow::settings::OnboardingSettings;
 use backup_pilot_local::progress::StatusClient;
 use backup_pilot_local::run::{
-    FAKE_LOCATION, FAKE_RESOURCE_GROUP, FAKE_SUBSCRIPTION, SAMPLE_HOOKS, cluster_write_event,
-    fake_cluster_name, fake_estate,
+    FAKE_LOCATION, FAKE_RESOURCE_GROUP, FAKE_SUBSCRIPTION, NEVER_DURING_A_RUN, SAMPLE_HOOKS,
+    cluster_write_event, fake_cluster_name, fake_estate,
 };
 use backup_pilot_standins::LocalEnvironment;
 use backup_pilot_standins::arm::{ArmHandle, ClusterSeed, FaultKnobs};
@@ -85,8 +85,6 @@ use backup_pilot_standins::servicebus::SendFaults;
 
 /// The namespace every fake cluster runs, restores and drills restore.
 const APP_NAMESPACE: &str = "app";
-/// A drill schedule that does not fire during a run (the bench fires the timer itself).
-const NEVER_DURING_THE_RUN: &str = "0 0 0 1 1 *";
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -658,8 +656,13 @@ fn check(
             v.protected += 1;
             continue;
         }
-        let lettered = letters.iter().any(|l| names_cluster(&l.body, &name));
-        if lettered {
+        let letter = letters.iter().find(|l| names_cluster(&l.body, &name));
+        if let Some(letter) = letter {
+            eprintln!(
+                "dead letter for {name}: {}: {}",
+                letter.reason,
+                letter.description.chars().take(400).collect::<String>()
+            );
             v.dead_lettered += 1;
         } else if status.phase == Phase::Failed
             && status
@@ -679,7 +682,11 @@ fn check(
             } else {
                 ", not protected in ARM"
             },
-            if lettered { ", dead-lettered" } else { "" },
+            if letter.is_some() {
+                ", dead-lettered"
+            } else {
+                ""
+            },
             status.error.map(|e| format!(": {e}")).unwrap_or_default()
         ));
     }
@@ -831,8 +838,8 @@ async fn run() -> anyhow::Result<bool> {
     let env = builder
         .scaled_clock(clock)
         .spawn_handler(Some(env!("CARGO_BIN_EXE_backup-pilot-e2e").into()))
-        .setting("BACKUP_PILOT_DRILL_SCHEDULE", NEVER_DURING_THE_RUN)
-        .setting("BACKUP_PILOT_SCAN_SCHEDULE", NEVER_DURING_THE_RUN)
+        .setting("BACKUP_PILOT_DRILL_SCHEDULE", NEVER_DURING_A_RUN)
+        .setting("BACKUP_PILOT_SCAN_SCHEDULE", NEVER_DURING_A_RUN)
         .setting("BACKUP_PILOT_ARM_URL", &arm_url)
         .setting("BACKUP_PILOT_PROFILE", "poc")
         .setting("BACKUP_PILOT_HOOKS", SAMPLE_HOOKS)

@@ -40,11 +40,15 @@ pub const FAKE_SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000b0b0";
 pub const FAKE_RESOURCE_GROUP: &str = "rg-backup-pilot-local";
 /// Their region.
 pub const FAKE_LOCATION: &str = "westeurope";
+/// A timer schedule that does not fire during a run (midnight on 1 January): `local` fires
+/// the drill and scan timers itself when it wants them, so the runs do not depend on the time
+/// of day (a run at 02:50 crossed a 03:00 schedule in virtual time and drilled twice).
+pub const NEVER_DURING_A_RUN: &str = "0 0 0 1 1 *";
 /// The drill schedule used when `BACKUP_PILOT_DRILL_SCHEDULE` is not set.
-pub const DEFAULT_DRILL_SCHEDULE: &str = "0 0 3 * * *";
+pub const DEFAULT_DRILL_SCHEDULE: &str = NEVER_DURING_A_RUN;
 /// The scan schedule used when `BACKUP_PILOT_SCAN_SCHEDULE` is not set (`local` fires the
 /// first sweep itself when clusters exist before the service).
-pub const DEFAULT_SCAN_SCHEDULE: &str = "0 0 4 * * *";
+pub const DEFAULT_SCAN_SCHEDULE: &str = NEVER_DURING_A_RUN;
 /// How long the backup extension's pods take to turn Ready after ARM reports the install done
 /// (virtual time: image pulls), so the health gate has something to wait for.
 pub const EXTENSION_PODS_READY_AFTER: Duration = Duration::from_secs(150);

@@ -424,6 +424,28 @@ impl EngineError {
     }
 }
 
+/// Whether a message is delivered for the first time (Service Bus's `DeliveryCount` is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The first delivery.
+    First,
+    /// A redelivery: the lock of an earlier delivery was lost or abandoned.
+    Again,
+    /// Not known: treated as a redelivery.
+    Unknown,
+}
+
+impl Delivery {
+    /// From Service Bus's delivery count.
+    pub fn from_count(count: Option<u32>) -> Self {
+        match count {
+            Some(1) => Self::First,
+            Some(_) => Self::Again,
+            None => Self::Unknown,
+        }
+    }
+}
+
 /// What one step run did, for the invocation's log lines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
@@ -540,9 +562,23 @@ impl Engine {
     /// # Errors
     /// Unknown step (dead-letter) or a failed publish (redeliver; the step is idempotent).
     pub async fn run(&self, env: &Envelope) -> Result<StepReport, EngineError> {
+        self.run_delivery(env, Delivery::Unknown).await
+    }
+
+    /// [`Self::run`] for a message whose delivery count is known: a first delivery cannot be
+    /// a late redelivery, so it does not ask the journal whether its workflow ended (one
+    /// status read saved per step; the read is what a redelivery pays).
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub async fn run_delivery(
+        &self,
+        env: &Envelope,
+        delivery: Delivery,
+    ) -> Result<StepReport, EngineError> {
         let span = spans::step(env);
         let started = Instant::now();
-        let result = self.run_step(env).instrument(span.clone()).await;
+        let result = self.run_step(env, delivery).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(report) => {
                 spans::record_transition(&span, &report.transition);
@@ -557,7 +593,11 @@ impl Engine {
         result
     }
 
-    async fn run_step(&self, env: &Envelope) -> Result<StepReport, EngineError> {
+    async fn run_step(
+        &self,
+        env: &Envelope,
+        delivery: Delivery,
+    ) -> Result<StepReport, EngineError> {
         let step =
             self.registry
                 .step(env.kind, &env.step)
@@ -565,7 +605,11 @@ impl Engine {
                     kind: env.kind,
                     step: env.step.clone(),
                 })?;
-        if let Some(ended) = self.ended_at(env).await {
+        let ended = match delivery {
+            Delivery::First => None,
+            Delivery::Again | Delivery::Unknown => self.ended_at(env).await,
+        };
+        if let Some(ended) = ended {
             let reason = format!(
                 "workflow {} ended at {}; this late delivery of step `{}` was not run",
                 env.workflow_id,
@@ -650,8 +694,8 @@ impl Engine {
     }
 
     /// When the envelope's workflow ended, if the journal shows its end: a message that
-    /// comes back after the end (a redelivery once its lock was lost, a duplicate past the
-    /// detection window) must not act again — a drill's scratch namespace recreated after
+    /// comes back after the end (a redelivery once its lock was lost, or a replay whose
+    /// delivery count is unknown) must not act again — a drill's scratch namespace recreated after
     /// its cleanup would be left behind for good. A journal that cannot answer in time does
     /// not hold the step up: every step is idempotent, so it runs.
     async fn ended_at(&self, env: &Envelope) -> Option<time::OffsetDateTime> {
@@ -1008,6 +1052,40 @@ mod tests {
             Transition::Done {
                 summary: "finished".into()
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_after_the_end_runs_nothing_and_a_first_delivery_is_not_asked() {
+        let (engine, publisher, _clock, journal) = engine();
+        let env = engine
+            .start(WorkflowKind::Onboard, "/subscriptions/s", "g1", Map::new())
+            .await
+            .unwrap();
+        engine.run(&env).await.unwrap();
+        let retry = Envelope::decode(&publisher.sent()[1].body).unwrap();
+        engine.run(&retry).await.unwrap();
+        let last = Envelope::decode(&publisher.sent()[2].body).unwrap();
+        assert!(matches!(
+            engine.run(&last).await.unwrap().transition,
+            Transition::Done { .. }
+        ));
+        let records = journal.records().len();
+        // The first step comes back (its lock was lost): the workflow has ended.
+        for delivery in [Delivery::Again, Delivery::Unknown] {
+            let report = engine.run_delivery(&env, delivery).await.unwrap();
+            assert!(
+                matches!(&report.transition, Transition::Skipped { reason } if reason.contains("was not run")),
+                "{delivery:?}: {report:?}"
+            );
+        }
+        assert_eq!(journal.records().len(), records, "a skip records nothing");
+        assert_eq!(publisher.sent().len(), 3, "and publishes nothing");
+        // A first delivery is not checked (it cannot be late): the step runs.
+        let report = engine.run_delivery(&env, Delivery::First).await.unwrap();
+        assert!(
+            matches!(report.transition, Transition::Retrying { .. }),
+            "{report:?}"
         );
     }
 

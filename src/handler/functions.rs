@@ -10,6 +10,7 @@ use super::deadletter::{DeadLetter, dead_letter};
 use super::invocation::{HttpTriggerRequest, Invocation, InvocationResult};
 use super::{Answer, AppState, names};
 use crate::bus::OutgoingMessage;
+use crate::engine::Delivery;
 use crate::engine::journal::Transition;
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
@@ -107,7 +108,11 @@ pub async fn workflow(State(state): State<AppState>, raw: Bytes) -> Answer {
             .await;
         }
     };
-    match state.engine.run(&env).await {
+    match state
+        .engine
+        .run_delivery(&env, Delivery::from_count(inv.delivery_count()))
+        .await
+    {
         Ok(report) => {
             if let Transition::Failed { reason } = &report.transition
                 && matches!(env.kind, WorkflowKind::Onboard | WorkflowKind::Offboard)
