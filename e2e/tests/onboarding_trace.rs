@@ -5,8 +5,8 @@
 //! a step span, and the ARM call metric counts every request the stand-in answered. One test
 //! in this binary: it installs the global meter provider.
 
+#[path = "e2e/common/mod.rs"]
 mod common;
-
 use std::collections::{HashMap, HashSet};
 
 use backup_pilot::bus::RecordingPublisher;

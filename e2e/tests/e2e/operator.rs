@@ -4,8 +4,7 @@
 //! failed cluster's error, fix and next step; and the live view reads the extension, backup
 //! instance, recovery points, jobs, backup CRDs and extension pods.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

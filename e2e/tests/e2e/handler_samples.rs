@@ -2,8 +2,7 @@
 //! with malformed input, checking the host contract: a JSON body on every answer, 2xx unless
 //! the host should redeliver, malformed messages dead-lettered with a reason, never a panic.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

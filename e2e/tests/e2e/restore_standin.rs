@@ -3,9 +3,7 @@
 //! cluster's prerequisites, the restore played in the target's Kubernetes stand-in (nothing
 //! into a missing namespace, as the guide's known issue 1 describes), and the daily limit.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -7,8 +7,7 @@
 //! rewritten, and the status function reads the store through the real router without a
 //! secret in any answer — including when the store is unreachable.
 
-mod common;
-
+use crate::common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

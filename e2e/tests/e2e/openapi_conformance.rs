@@ -3,9 +3,7 @@
 //! the specs' own examples validate (known disagreements listed with reasons), hand-made
 //! invalid requests and responses are caught, and a journal replays into a report.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use backup_pilot::arm::versions;
 use serde_json::{Value, json};
 use support::openapi::examples::{Attribution, ExplicitAttribution, example_cases};

@@ -4,8 +4,7 @@
 //! deletes the scratch namespaces (failures included), and writes its evidence report (JSON and
 //! HTML) to Blob storage — Azurite here — which the status endpoint then lists.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

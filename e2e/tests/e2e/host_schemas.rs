@@ -2,8 +2,7 @@
 //! draft 7 semantics (the function.json schema declares draft 4 but uses `const`, see
 //! shared/schemas/README.md), and agree with the handler's routes and bindings.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 
 use backup_pilot::handler::functions::bindings;

@@ -5,9 +5,7 @@
 //! missing namespace created first, a restore that "completes" with nothing (failed), an
 //! unauthorized target (refused with its reason), and an invalid request (every problem).
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::sync::Arc;
 use std::time::Duration;
 

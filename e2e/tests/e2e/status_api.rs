@@ -4,8 +4,7 @@
 //! get a 404 that says what to do, the memory store says it is one, and no answer carries
 //! a secret.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
 use backup_pilot::bus::RecordingPublisher;

@@ -3,8 +3,7 @@
 //! (`BACKUP_PILOT_BACKUP_SUBSCRIPTION`), its snapshot resource group stays in its own
 //! subscription, and offboarding finds the backup instance and the role assignments in both.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use serde_json::Map;

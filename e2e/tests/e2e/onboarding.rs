@@ -5,9 +5,7 @@
 //! clock reaches them, and can lose a step's output to simulate a crash after the step's ARM
 //! calls and before its publish.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

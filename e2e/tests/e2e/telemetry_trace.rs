@@ -4,8 +4,7 @@
 //! trace in its envelope and in `traceparent` / `Diagnostic-Id`; a workflow started by a
 //! message that carries a sender's trace joins that trace.
 
-mod common;
-
+use crate::common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

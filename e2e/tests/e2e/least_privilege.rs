@@ -8,8 +8,7 @@
 //! read (`src/local/arm/resource_graph`), so the sweep finding its cluster proves the grants
 //! cover its queries.
 
-mod common;
-
+use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 

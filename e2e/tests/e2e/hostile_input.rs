@@ -3,8 +3,7 @@
 //! naming rules. Each is answered (never a panic or a hang) and ends the way the service
 //! promises: a failed workflow, or a dead letter with a reason that names the rule.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use async_trait::async_trait;

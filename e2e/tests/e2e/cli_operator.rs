@@ -5,8 +5,7 @@
 //! then onboards the cluster); `status` shows the fleet and one cluster with its live view.
 //! The outputs printed here are the README's samples.
 
-mod common;
-
+use crate::common;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

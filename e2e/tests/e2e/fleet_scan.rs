@@ -2,8 +2,7 @@
 //! exactly the drifted clusters get a repair, and that a sweep and an Event Grid event for
 //! the same new cluster start one onboarding.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
