@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 
 use futures::try_join;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, ResourceQuotaSpec, Service,
+};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
@@ -255,6 +260,86 @@ fn deployment_available(deployment: &Deployment) -> bool {
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
     available >= desired
+}
+
+/// The deny-all network policy of a scratch namespace.
+pub const ISOLATION_POLICY: &str = "backup-pilot-drill-deny-all";
+/// The resource quota of a scratch namespace.
+pub const ISOLATION_QUOTA: &str = "backup-pilot-drill-quota";
+/// What the quota allows: object counts only (a compute or storage quota would refuse pods
+/// and claims that do not state requests, which a restore must bring back as they were).
+pub const ISOLATION_QUOTA_HARD: [(&str, &str); 5] = [
+    ("pods", "200"),
+    ("persistentvolumeclaims", "50"),
+    ("services", "100"),
+    ("services.loadbalancers", "0"),
+    ("services.nodeports", "0"),
+];
+
+/// Isolates a scratch namespace before anything is restored into it: a NetworkPolicy that
+/// selects every pod and allows no ingress and no egress (a drill never talks to production
+/// services; policies restored from the source are additive and still apply), and a
+/// ResourceQuota on object counts with no load balancer or node port (nothing in a drill is
+/// reachable from outside the cluster). Idempotent: objects that exist are left as they are.
+///
+/// # Errors
+/// The API server's rejection (a missing or terminating namespace included).
+pub async fn isolate_scratch_namespace(
+    cluster: &ClusterClient,
+    namespace: &str,
+) -> Result<(), KubeError> {
+    let labels = BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
+        (SCRATCH_LABEL.to_string(), "true".to_string()),
+    ]);
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels.clone()),
+        ..ObjectMeta::default()
+    };
+    let policy = NetworkPolicy {
+        metadata: meta(ISOLATION_POLICY),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ..NetworkPolicySpec::default()
+        }),
+    };
+    let quota = ResourceQuota {
+        metadata: meta(ISOLATION_QUOTA),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(
+                ISOLATION_QUOTA_HARD
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect(),
+            ),
+            ..ResourceQuotaSpec::default()
+        }),
+        ..ResourceQuota::default()
+    };
+    let created = |result: Result<(), kube::Error>, what: String| match result {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
+        Err(e) => Err(cluster.error(&what, e)),
+    };
+    let policies: Api<NetworkPolicy> = Api::namespaced(cluster.kube(), namespace);
+    created(
+        policies
+            .create(&PostParams::default(), &policy)
+            .await
+            .map(|_| ()),
+        format!("create network policy {ISOLATION_POLICY} in {namespace}"),
+    )?;
+    let quotas: Api<ResourceQuota> = Api::namespaced(cluster.kube(), namespace);
+    created(
+        quotas
+            .create(&PostParams::default(), &quota)
+            .await
+            .map(|_| ()),
+        format!("create resource quota {ISOLATION_QUOTA} in {namespace}"),
+    )
 }
 
 /// Starts deleting a scratch namespace. Refuses namespaces without [`SCRATCH_LABEL`], so a

@@ -1,7 +1,8 @@
 //! `restore_namespaces`: creates the target namespaces before the restore — a restore into a
 //! namespace that does not exist "completes" with nothing restored (guide gotcha 6, known
-//! issue 1). A drill's scratch namespaces are labelled so cleanup may delete them; a namespace
-//! still terminating from an earlier run is waited for.
+//! issue 1). A drill's scratch namespaces are labelled so cleanup may delete them, and isolated
+//! before anything is restored into them (a deny-all network policy and an object-count quota);
+//! a namespace still terminating from an earlier run is waited for.
 
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use super::facts::wait;
 use super::restore_run::{self, findings_with, keys, steps};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::kube::restore_prep::{NamespaceRequest, NamespaceState, ensure_namespaces};
+use crate::kube::restore_prep::{
+    ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, NamespaceState, ensure_namespaces,
+    isolate_scratch_namespace,
+};
 use crate::restore::verify::Finding;
 
 /// The fact it publishes.
@@ -63,6 +67,11 @@ impl Step for RestoreNamespaces {
                 ),
             ));
         }
+        if scratch {
+            for (name, _) in &states {
+                isolate_scratch_namespace(&client, name).await?;
+            }
+        }
         let mut created: Vec<String> =
             restore_run::fact(env, keys::CREATED_NAMESPACES).unwrap_or_default();
         for (name, state) in &states {
@@ -76,8 +85,18 @@ impl Step for RestoreNamespaces {
                 created.join(", ")
             ))
         });
+        let isolated = scratch.then(|| {
+            let names: Vec<&str> = states.iter().map(|(n, _)| n.as_str()).collect();
+            Finding::info(format!(
+                "isolated {} before the restore: network policy {ISOLATION_POLICY} denies all ingress and egress; quota {ISOLATION_QUOTA} allows no load balancer or node port",
+                names.join(", ")
+            ))
+        });
         Ok(Outcome::next(steps::VALIDATE, FACT)
             .with(keys::CREATED_NAMESPACES, restore_run::to_fact(&created))
-            .with(keys::FINDINGS, findings_with(env, note)))
+            .with(
+                keys::FINDINGS,
+                findings_with(env, note.into_iter().chain(isolated)),
+            ))
     }
 }

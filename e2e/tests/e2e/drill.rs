@@ -409,6 +409,73 @@ async fn the_thresholds_come_from_the_settings() {
     assert_eq!(reports.reports()[0].verdict, Verdict::Fail);
 }
 
+/// The scratch namespace is isolated before anything is restored into it: a deny-all network
+/// policy (every pod, ingress and egress) and an object-count quota with no load balancer or
+/// node port, both older than the first restored pod; the cleanup takes them with the
+/// namespace.
+#[tokio::test]
+async fn the_scratch_namespace_is_isolated_before_the_restore() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_through("restore_verify").await;
+    let kube = &env.prod.kube;
+    let policy = kube
+        .object(
+            "networking.k8s.io",
+            "networkpolicies",
+            SCRATCH,
+            "backup-pilot-drill-deny-all",
+        )
+        .expect("the network policy");
+    assert_eq!(policy["spec"]["podSelector"], json!({}), "{policy}");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert!(policy["spec"].get("ingress").is_none() && policy["spec"].get("egress").is_none());
+    let quota = kube
+        .object("", "resourcequotas", SCRATCH, "backup-pilot-drill-quota")
+        .expect("the quota");
+    assert_eq!(quota["spec"]["hard"]["services.loadbalancers"], "0");
+    assert_eq!(quota["spec"]["hard"]["services.nodeports"], "0");
+    let rv = |o: &Value| -> u64 {
+        o["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first_pod = kube
+        .pods(SCRATCH)
+        .iter()
+        .map(|p| rv(&kube.object("", "pods", SCRATCH, p).unwrap()))
+        .min()
+        .expect("restored pods");
+    assert!(
+        rv(&policy) < first_pod && rv(&quota) < first_pod,
+        "isolated before the restore: policy {} quota {} first pod {first_pod}",
+        rv(&policy),
+        rv(&quota)
+    );
+    env.run_all().await;
+    assert!(!kube.namespace_exists(SCRATCH));
+    assert!(
+        kube.object(
+            "networking.k8s.io",
+            "networkpolicies",
+            SCRATCH,
+            "backup-pilot-drill-deny-all"
+        )
+        .is_none()
+    );
+    let report = &reports.reports()[0];
+    assert!(
+        report.findings.iter().any(|f| f
+            .message
+            .starts_with(&format!("isolated {SCRATCH} before the restore"))),
+        "{:#?}",
+        report.findings
+    );
+}
+
 /// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
 fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
     let ctx = env.engine.ctx().clone();

@@ -185,8 +185,66 @@ pub fn metadata_schema() -> Value {
     })
 }
 
-/// The built-in types: the ones the product writes (namespaces) have a schema, the ones it
-/// only reads are read-only.
+/// A `LabelSelector` (meta/v1).
+fn label_selector_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "matchExpressions": {"type": "array", "items": {
+                "type": "object",
+                "required": ["key", "operator"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                    "values": {"type": "array", "items": {"type": "string"}}
+                }
+            }}
+        }
+    })
+}
+
+/// The writable part of a NetworkPolicy (networking.k8s.io/v1): the peers and ports of its
+/// rules are kept as sent.
+fn network_policy_schema() -> Value {
+    let rules = json!({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "podSelector": label_selector_schema(),
+                "policyTypes": {"type": "array", "items": {"type": "string", "enum": ["Ingress", "Egress"]}},
+                "ingress": rules,
+                "egress": rules
+            }}
+        }
+    })
+}
+
+/// The writable part of a ResourceQuota (v1): `hard` maps resource names to quantities.
+fn resource_quota_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "hard": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true}},
+                "scopes": {"type": "array", "items": {"type": "string"}},
+                "scopeSelector": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+            }},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }
+    })
+}
+
+/// The built-in types: the ones the product writes (namespaces, and the network policy and
+/// quota that isolate a drill's scratch namespace) have a schema, the ones it only reads are
+/// read-only.
 pub fn builtins() -> Vec<ResourceType> {
     vec![
         builtin(
@@ -210,6 +268,24 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         builtin("", "v1", "services", "Service", true, &["svc"], None),
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], None),
+        builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            Some(resource_quota_schema()),
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            true,
+            &["netpol"],
+            Some(network_policy_schema()),
+        ),
         builtin(
             "apps",
             "v1",

@@ -240,6 +240,19 @@ impl RestoreEnv {
             .cloned()
     }
 
+    /// Runs workflow messages until a run of `step` advanced past it (the rest stay queued).
+    #[allow(dead_code)]
+    pub async fn run_through(&self, step: &str) {
+        for _ in 0..1000 {
+            let env = self.next_step().expect("the workflow reaches the step");
+            let report = self.engine.run(&env).await.expect("the step ran");
+            if env.step == step && matches!(report.transition, Transition::Advanced { .. }) {
+                return;
+            }
+        }
+        panic!("{step} did not run within 1000 messages");
+    }
+
     /// Runs workflow messages until none is left.
     pub async fn run_all(&self) {
         for _ in 0..1000 {
