@@ -3,6 +3,7 @@
 //! engine's step budget comes from `BACKUP_PILOT_STEP_BUDGET_SECONDS`; every outbound call
 //! has its own bound (see [`crate::engine`]).
 
+use crate::restore::alert::{LogOnly, Webhook};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +175,10 @@ pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
         onboarding: Arc::new(config.onboarding.clone()),
         restore: Arc::new(config.restore.clone()),
         reports: report_store(&config.status_store, &config.restore, &config.credential)?,
+        alerts: match &config.restore.alert_webhook {
+            Some(url) => Arc::new(Webhook::new(http.clone(), url.clone())),
+            None => Arc::new(LogOnly),
+        },
         clock,
         publisher: publisher(config, http)?,
         journal,

@@ -286,6 +286,8 @@ pub struct Ctx {
     pub kube: Arc<dyn crate::kube::ClusterAccess>,
     /// The hooks every onboarded cluster gets (validated at startup).
     pub hooks: Arc<crate::kube::HookSet>,
+    /// Where drill alerts go.
+    pub alerts: Arc<dyn crate::restore::alert::AlertSink>,
 }
 
 impl Ctx {
@@ -307,6 +309,7 @@ impl Ctx {
             onboarding: Arc::default(),
             restore: Arc::default(),
             reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
+            alerts: Arc::new(crate::restore::alert::LogOnly),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! ([`drill`]), the evidence report ([`report`]), where reports are kept ([`store`]) and the
 //! settings ([`settings`]). The workflow steps that use them live in [`crate::workflow`].
 
+pub mod alert;
 pub mod authorize;
 pub mod body;
 pub mod drill;

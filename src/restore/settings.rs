@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::alert::WebhookUrl;
 use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
 use super::evidence::EvidenceKey;
 use super::score::ScoreSettings;
@@ -39,6 +40,11 @@ pub struct RestoreSettings {
     pub evidence_key: Option<EvidenceKey>,
     /// The score's thresholds and RTO target.
     pub score: ScoreSettings,
+    /// Where drill alerts are posted (`BACKUP_PILOT_ALERT_WEBHOOK_URL`); logged only without.
+    pub alert_webhook: Option<WebhookUrl>,
+    /// An RTO more than this many percent above the previous drill's raises an alert
+    /// (`BACKUP_PILOT_DRILL_RTO_REGRESSION_PERCENT`, default 50).
+    pub rto_regression_percent: u32,
 }
 
 impl Default for RestoreSettings {
@@ -55,6 +61,8 @@ impl Default for RestoreSettings {
             report_container: DEFAULT_REPORT_CONTAINER.into(),
             evidence_key: None,
             score: ScoreSettings::default(),
+            alert_webhook: None,
+            rto_regression_percent: 50,
         }
     }
 }
@@ -238,6 +246,20 @@ impl RestoreSettings {
                 None
             }),
             score: score_settings(&get, &mut problems),
+            alert_webhook: get("BACKUP_PILOT_ALERT_WEBHOOK_URL").and_then(|raw| {
+                WebhookUrl::parse(&raw)
+                    .map_err(|e| problems.push(e))
+                    .ok()
+            }),
+            rto_regression_percent: match get("BACKUP_PILOT_DRILL_RTO_REGRESSION_PERCENT") {
+                None => defaults.rto_regression_percent,
+                Some(raw) => raw.trim().parse::<u32>().unwrap_or_else(|_| {
+                    problems.push(format!(
+                        "BACKUP_PILOT_DRILL_RTO_REGRESSION_PERCENT must be a whole number of percent, got {raw:?}"
+                    ));
+                    defaults.rto_regression_percent
+                }),
+            },
         };
         if problems.is_empty() {
             Ok(settings)

@@ -1,8 +1,8 @@
 //! The service's metrics, as OpenTelemetry instruments on the global meter provider (a no-op
 //! until [`install`] runs, so recording is always safe): step durations, retries by reason,
 //! ARM calls by method and status, throttled requests, HTTP client durations,
-//! time-to-protected, and drill outcomes and RTO. The engine and the HTTP telemetry record
-//! most of them; drills call [`drill_rto`].
+//! time-to-protected, and drill outcomes, scores, RTO and RPO. The engine and the HTTP
+//! telemetry record most of them; the drill's report step calls [`drill_measured`].
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,8 +28,14 @@ pub mod names {
     pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
     /// Histogram (s): from the event that started onboarding to "protected".
     pub const TIME_TO_PROTECTED: &str = "backup_pilot.onboarding.time_to_protected";
-    /// Histogram (s): a drill's measured recovery time.
+    /// Histogram (s): a drill's measured recovery time (request → verified), by `cluster`
+    /// and `verdict`.
     pub const DRILL_RTO: &str = "backup_pilot.drill.rto";
+    /// Histogram (s): the age of the recovery point a drill restored, by `cluster` and
+    /// `verdict`.
+    pub const DRILL_RPO: &str = "backup_pilot.drill.rpo";
+    /// Histogram (0–100): a drill's score, by `cluster` and `verdict`.
+    pub const DRILL_SCORE: &str = "backup_pilot.drill.score";
     /// Counter: finished drills by `outcome` (passed, failed).
     pub const DRILL_OUTCOMES: &str = "backup_pilot.drill.outcomes";
 }
@@ -42,6 +48,8 @@ struct Instruments {
     http_duration: Histogram<f64>,
     time_to_protected: Histogram<f64>,
     drill_rto: Histogram<f64>,
+    drill_rpo: Histogram<f64>,
+    drill_score: Histogram<f64>,
     drill_outcomes: Counter<u64>,
 }
 
@@ -84,6 +92,19 @@ impl Instruments {
                 &SLOW,
             ),
             drill_rto: seconds(names::DRILL_RTO, "Measured restore time of a drill", &SLOW),
+            drill_rpo: seconds(
+                names::DRILL_RPO,
+                "Age of the recovery point a drill restored",
+                &SLOW,
+            ),
+            drill_score: meter
+                .f64_histogram(names::DRILL_SCORE)
+                .with_unit("1")
+                .with_description("A drill's score out of 100")
+                .with_boundaries(vec![
+                    10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 100.0,
+                ])
+                .build(),
             drill_outcomes: counter(names::DRILL_OUTCOMES, "Finished restore drills"),
         }
     }
@@ -209,9 +230,38 @@ pub fn drill_finished(outcome: DrillOutcome) {
         .add(1, &[KeyValue::new("outcome", outcome.as_str())]);
 }
 
-/// A drill measured its recovery time (called by the drill's verification step).
-pub fn drill_rto(took: Duration) {
-    instruments().drill_rto.record(took.as_secs_f64(), &[]);
+/// What a drill measured, for its metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct DrillMeasures<'a> {
+    /// The drilled cluster's resource id.
+    pub cluster: &'a str,
+    /// pass, degraded or fail.
+    pub verdict: &'a str,
+    /// Its score out of 100.
+    pub score: Option<u8>,
+    /// Request → verified.
+    pub rto: Option<Duration>,
+    /// The restored recovery point's age.
+    pub rpo: Option<Duration>,
+}
+
+/// A drill's report was written: its score, RTO and RPO (each when measured), with the
+/// cluster and verdict as attributes (called by the report step).
+pub fn drill_measured(m: &DrillMeasures<'_>) {
+    let attributes = [
+        KeyValue::new("cluster", m.cluster.to_ascii_lowercase()),
+        KeyValue::new("verdict", m.verdict.to_string()),
+    ];
+    let i = instruments();
+    if let Some(score) = m.score {
+        i.drill_score.record(f64::from(score), &attributes);
+    }
+    if let Some(rto) = m.rto {
+        i.drill_rto.record(rto.as_secs_f64(), &attributes);
+    }
+    if let Some(rpo) = m.rpo {
+        i.drill_rpo.record(rpo.as_secs_f64(), &attributes);
+    }
 }
 
 #[cfg(test)]
@@ -275,7 +325,13 @@ mod tests {
         step_retried(WorkflowKind::Drill, "metrics-test-step", "throttled");
         arm_call("put", Some(429));
         throttled("metrics-test-peer");
-        drill_rto(Duration::from_secs(600));
+        drill_measured(&DrillMeasures {
+            cluster: "/subscriptions/s/metrics-test-cluster",
+            verdict: "degraded",
+            score: Some(80),
+            rto: Some(Duration::from_secs(600)),
+            rpo: Some(Duration::from_secs(7200)),
+        });
         provider.force_flush().unwrap();
 
         let retries = sums(&exporter, names::STEP_RETRIES);
@@ -298,6 +354,18 @@ mod tests {
         assert!(steps.iter().any(|(attrs, n)| *n == 1
             && attrs.contains(&KeyValue::new("step.name", "metrics-test-step"))
             && attrs.contains(&KeyValue::new("outcome", "done"))));
-        assert!(!histogram_counts(&exporter, names::DRILL_RTO).is_empty());
+        for name in [names::DRILL_RTO, names::DRILL_RPO, names::DRILL_SCORE] {
+            assert!(
+                histogram_counts(&exporter, name)
+                    .iter()
+                    .any(|(attrs, n)| *n == 1
+                        && attrs.contains(&KeyValue::new(
+                            "cluster",
+                            "/subscriptions/s/metrics-test-cluster"
+                        ))
+                        && attrs.contains(&KeyValue::new("verdict", "degraded"))),
+                "{name}"
+            );
+        }
     }
 }

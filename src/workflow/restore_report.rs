@@ -15,6 +15,7 @@ use crate::bus::OutgoingMessage;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::NamespaceContents;
+use crate::restore::alert::Alert;
 use crate::restore::evidence;
 use crate::restore::job::Job;
 use crate::restore::recovery_point::RecoveryPoint;
@@ -23,7 +24,9 @@ use crate::restore::report::{
 };
 use crate::restore::request::RestoreRequest;
 use crate::restore::score::{Score, ScoreInputs, ScoreSettings, score};
+use crate::restore::store::RunRecord;
 use crate::restore::verify::{Finding, Verdict, Verification};
+use crate::telemetry::metrics;
 
 /// See the module docs.
 pub struct RestoreReport;
@@ -218,12 +221,10 @@ pub fn build_report(
     }
 }
 
-/// The content hash of the cluster's newest earlier report of the same kind (not this run's
-/// own, which a rerun of this step finds): the link of the hash chain.
-async fn previous_report_hash(
-    ctx: &Ctx,
-    report: &EvidenceReport,
-) -> Result<Option<String>, StepError> {
+/// The cluster's newest earlier run of the same kind (not this run's own, which a rerun of
+/// this step finds): its content hash is the link of the hash chain, its RTO the baseline of
+/// the regression alert.
+async fn previous_run(ctx: &Ctx, report: &EvidenceReport) -> Result<Option<RunRecord>, StepError> {
     let runs = ctx
         .reports
         .history(report.kind, &report.cluster_id, 3)
@@ -232,10 +233,26 @@ async fn previous_report_hash(
             message: format!("could not read the previous report to chain this one to: {e}"),
             retry_after: None,
         })?;
-    Ok(runs
-        .into_iter()
-        .find(|r| r.id != report.id)
-        .and_then(|r| r.content_sha256))
+    Ok(runs.into_iter().find(|r| r.id != report.id))
+}
+
+/// Raises the drill's alert, if it has one. A webhook that cannot be reached does not hold up
+/// the report (it is written and the result sent): the failure is logged and said in the
+/// step's summary.
+async fn raise_alert(
+    ctx: &Ctx,
+    report: &EvidenceReport,
+    previous: Option<&RunRecord>,
+    html: &str,
+) -> Option<String> {
+    let alert = Alert::of(report, previous, ctx.restore.rto_regression_percent, html)?;
+    Some(match ctx.alerts.send(&alert).await {
+        Ok(()) => format!("alert raised: {}", alert.reasons.join("; ")),
+        Err(e) => {
+            tracing::warn!(cluster = %report.cluster_id, "the drill alert was not delivered: {e}");
+            format!("alert not delivered ({e}): {}", alert.reasons.join("; "))
+        }
+    })
 }
 
 fn reasons(report: &EvidenceReport) -> Vec<String> {
@@ -259,13 +276,13 @@ impl Step for RestoreReport {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let mut report = build_report(env, ctx.clock.now(), &ctx.restore.score).scrubbed();
-        let previous = previous_report_hash(ctx, &report).await?;
+        let previous = previous_run(ctx, &report).await?;
         let document = serde_json::to_value(&report).map_err(|e| StepError::Permanent {
             reason: format!("could not serialise the evidence report: {e}"),
         })?;
         report.evidence = Some(evidence::seal(
             &document,
-            previous,
+            previous.as_ref().and_then(|r| r.content_sha256.clone()),
             ctx.restore.evidence_key.as_ref(),
         ));
         let stored = ctx.reports.put(&report).await.map_err(|e| {
@@ -308,6 +325,24 @@ impl Step for RestoreReport {
         message.correlation_id = Some(env.workflow_id.clone());
         message.label = Some(report.verdict.as_str().to_string());
         ctx.publisher.send(message).await?;
+        let alerted = match report.kind {
+            ReportKind::Drill => raise_alert(ctx, &report, previous.as_ref(), &stored.html).await,
+            ReportKind::Restore => None,
+        }
+        .map(|a| format!("; {a}"))
+        .unwrap_or_default();
+        if report.kind == ReportKind::Drill {
+            metrics::drill_measured(&metrics::DrillMeasures {
+                cluster: &report.cluster_id,
+                verdict: report.verdict.as_str(),
+                score: report.score.as_ref().map(|s| s.total),
+                rto: report.rto_seconds.map(Duration::from_secs),
+                rpo: report
+                    .recovery_point_age_seconds
+                    .and_then(|s| u64::try_from(s).ok())
+                    .map(Duration::from_secs),
+            });
+        }
 
         let what = match report.kind {
             ReportKind::Drill => "restore drill",
@@ -338,7 +373,7 @@ impl Step for RestoreReport {
                     format!(" ({})", why.join("; "))
                 };
                 Ok(finish(format!(
-                    "{what} {} ({}): {restored} resource(s) verified in {}{rto}{scored}{detail}; report {}",
+                    "{what} {} ({}): {restored} resource(s) verified in {}{rto}{scored}{detail}{alerted}; report {}",
                     report.verdict,
                     report.velero_phase,
                     report
@@ -351,7 +386,7 @@ impl Step for RestoreReport {
                 )))
             }
             Verdict::Fail => Ok(Outcome::failed(format!(
-                "{what} failed: {}{scored}; report {}",
+                "{what} failed: {}{scored}{alerted}; report {}",
                 why.join("; "),
                 stored.html
             ))),

@@ -476,6 +476,130 @@ async fn the_scratch_namespace_is_isolated_before_the_restore() {
     );
 }
 
+/// A webhook receiver on loopback: its URL (with a secret-looking path) and what it got.
+async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let router = axum::Router::new().route(
+        "/services/T0/B0/hook-secret",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let base = backup_pilot_standins::serve_on_loopback(router, std::future::pending())
+        .await
+        .unwrap();
+    (format!("{base}/services/T0/B0/hook-secret"), got)
+}
+
+fn alerting(url: &str) -> RestoreSettings {
+    let url = url.to_string();
+    RestoreSettings::from_lookup(move |k| {
+        (k == "BACKUP_PILOT_ALERT_WEBHOOK_URL").then(|| url.clone())
+    })
+    .unwrap()
+}
+
+/// A failed drill posts one alert to the webhook, in the documented shape; a healthy one
+/// posts none; the webhook's URL is in no summary or report.
+#[tokio::test]
+async fn a_failed_drill_raises_one_webhook_alert_and_a_healthy_one_none() {
+    let (url, got) = webhook().await;
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(alerting(&url), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "a healthy drill raises nothing"
+    );
+
+    let env = RestoreEnv::new(alerting(&url), reports.clone()).await;
+    env.arm.fail_next(
+        "BackupInstances_TriggerRestore",
+        1,
+        InjectedFailure {
+            status: 400,
+            code: "UserErrorSourceandTargetClusterCRDVersionMismatch".into(),
+            message: "The CRD versions of the source and target cluster differ.".into(),
+        },
+    );
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let alerts = got.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let alert = &alerts[0];
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Restore drill of aks-prod: fail"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the drill failed at restore_trigger"),
+        "{text}"
+    );
+    assert_eq!(alert["backupPilot"]["kind"], "drillAlert");
+    assert_eq!(alert["backupPilot"]["cluster"], env.prod.id.as_str());
+    assert!(
+        alert["backupPilot"]["report"]
+            .as_str()
+            .unwrap()
+            .ends_with(".html")
+    );
+    let reason = env.ends()[0].1.clone().expect_err("failed");
+    assert!(
+        reason.contains("alert raised: the drill failed"),
+        "{reason}"
+    );
+    assert!(!reason.contains("hook-secret"), "{reason}");
+}
+
+/// A drill whose RTO grew past the margin over the cluster's previous drill raises an alert
+/// that says by how much.
+#[tokio::test]
+async fn an_rto_regression_against_the_previous_drill_raises_an_alert() {
+    let (url, got) = webhook().await;
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(alerting(&url), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let first = reports.reports()[0].rto_seconds.unwrap();
+    assert!(got.lock().unwrap().is_empty());
+    // The next day, restored pods take 20 minutes to become Ready.
+    env.clock.advance(Duration::from_secs(24 * 3600));
+    env.arm
+        .add_recovery_point(&env.protection.backup_instance_id, env.clock.now())
+        .unwrap();
+    env.arm
+        .set_restore_knobs(
+            &env.prod.id,
+            RestoreKnobs {
+                pods_ready_after: Some(Duration::from_secs(20 * 60)),
+                ..RestoreKnobs::default()
+            },
+        )
+        .unwrap();
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let second = reports.reports()[1].rto_seconds.unwrap();
+    assert!(second > first * 3 / 2, "{first} → {second}");
+    let alerts = got.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let reasons = alerts[0]["backupPilot"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap()
+            == format!(
+                "RTO regressed: {second} s against {first} s at the previous drill (margin 50%)"
+            )),
+        "{reasons:#?}"
+    );
+    assert_eq!(alerts[0]["backupPilot"]["previousRtoSeconds"], first);
+}
+
 /// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
 fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
     let ctx = env.engine.ctx().clone();

@@ -151,6 +151,13 @@ impl RestoreEnv {
             },
             arm: client,
             kube: Arc::new(kube),
+            alerts: match &settings.alert_webhook {
+                Some(url) => Arc::new(backup_pilot::restore::alert::Webhook::new(
+                    reqwest::Client::new(),
+                    url.clone(),
+                )),
+                None => Arc::new(backup_pilot::restore::alert::LogOnly),
+            },
             restore: Arc::new(settings),
             reports,
             ..Ctx::with_defaults(clock.clone(), bus.clone())
