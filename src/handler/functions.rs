@@ -320,6 +320,12 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
             run.start_failures.len()
         ));
     }
+    if !run.held.is_empty() {
+        summary.push_str(&format!(
+            ", {} held for the restore reserve",
+            run.held.len()
+        ));
+    }
     if !run.already.is_empty() {
         summary.push_str(&format!(", {} already drilled today", run.already.len()));
     }
@@ -335,6 +341,11 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
     }
     for skip in &run.skipped {
         let line = format!("skipped {}: {}", skip.cluster, skip.reason());
+        tracing::info!(function = names::RESTORE_DRILLS, "{line}");
+        lines.push(line);
+    }
+    for (drill, reason) in &run.held {
+        let line = format!("held {}: {reason}", drill.cluster);
         tracing::info!(function = names::RESTORE_DRILLS, "{line}");
         lines.push(line);
     }

@@ -161,23 +161,50 @@ pub fn restores_in_last_day<'a>(
     counted
 }
 
+/// With `limit` restores a day allowed: how many of the last 24 hours' count, and — when they
+/// reach the limit — when the next slot frees (the oldest counted restore turns 24 h old).
+fn quota_full(
+    jobs: &[Job],
+    backup_instance_id: &str,
+    now: OffsetDateTime,
+    limit: usize,
+) -> Option<(usize, OffsetDateTime)> {
+    let recent = restores_in_last_day(jobs, backup_instance_id, now);
+    if recent.len() < limit {
+        return None;
+    }
+    let frees_at = recent
+        .get(recent.len() - limit)
+        .map(|j| j.start_time.saturating_add(time::Duration::DAY))
+        .unwrap_or(now);
+    Some((recent.len(), frees_at))
+}
+
 fn daily_limit_reason(
     jobs: &[Job],
     backup_instance_id: &str,
     now: OffsetDateTime,
 ) -> Option<String> {
-    let recent = restores_in_last_day(jobs, backup_instance_id, now);
-    if recent.len() < RESTORES_PER_INSTANCE_PER_DAY {
-        return None;
-    }
-    // The slot frees when the oldest counted restore is 24 h old.
-    let frees_at = recent
-        .get(recent.len() - RESTORES_PER_INSTANCE_PER_DAY)
-        .map(|j| j.start_time.saturating_add(time::Duration::DAY))
-        .unwrap_or(now);
+    let (used, frees_at) =
+        quota_full(jobs, backup_instance_id, now, RESTORES_PER_INSTANCE_PER_DAY)?;
     Some(format!(
-        "Azure Backup allows {RESTORES_PER_INSTANCE_PER_DAY} restores per backup instance per day; {} restore jobs of {backup_instance_id} started in the last 24 hours; the next restore is possible after {}",
-        recent.len(),
+        "Azure Backup allows {RESTORES_PER_INSTANCE_PER_DAY} restores per backup instance per day; {used} restore jobs of {backup_instance_id} started in the last 24 hours; the next restore is possible after {}",
+        frees_at.format(&Rfc3339).unwrap_or_default()
+    ))
+}
+
+/// Why a drill may not restore `backup_instance_id` now: drills leave `reserve` of Azure's
+/// daily restores to real restores (`BACKUP_PILOT_DRILL_RESTORE_RESERVE`). `None`: it may.
+pub fn drill_reserve_reason(
+    jobs: &[Job],
+    backup_instance_id: &str,
+    now: OffsetDateTime,
+    reserve: usize,
+) -> Option<String> {
+    let limit = RESTORES_PER_INSTANCE_PER_DAY.saturating_sub(reserve);
+    let (used, frees_at) = quota_full(jobs, backup_instance_id, now, limit)?;
+    Some(format!(
+        "restore quota: {used} of Azure Backup's {RESTORES_PER_INSTANCE_PER_DAY} daily restores of {backup_instance_id} were used in the last 24 hours and drills keep {reserve} for real restores; the next drill is possible after {}",
         frees_at.format(&Rfc3339).unwrap_or_default()
     ))
 }
@@ -398,6 +425,20 @@ mod tests {
             &format!("{BI}2"),
         ));
         assert_eq!(authorize(&t, &allowlist(), BI, &jobs, NOW), Ok(()));
+        // Nine of ten used: a drill keeping two for real restores must wait for the oldest
+        // counted restore (9 h old) to turn 24 h old; one keeping none may go.
+        let held = drill_reserve_reason(&jobs, BI, NOW, 2).expect("held for the reserve");
+        assert!(
+            held.starts_with("restore quota: 9 of Azure Backup's 10 daily restores")
+                && held.contains("drills keep 2 for real restores")
+                && held.ends_with(
+                    &(NOW - time::Duration::hours(8) + time::Duration::DAY)
+                        .format(&Rfc3339)
+                        .unwrap()
+                ),
+            "{held}"
+        );
+        assert_eq!(drill_reserve_reason(&jobs, BI, NOW, 0), None);
 
         jobs.push(restore_job(
             "r9",

@@ -45,6 +45,9 @@ pub struct RestoreSettings {
     /// An RTO more than this many percent above the previous drill's raises an alert
     /// (`BACKUP_PILOT_DRILL_RTO_REGRESSION_PERCENT`, default 50).
     pub rto_regression_percent: u32,
+    /// Of Azure's 10 restores per backup instance per day, how many drills leave to real
+    /// restores (`BACKUP_PILOT_DRILL_RESTORE_RESERVE`, default 2, at most 9).
+    pub drill_restore_reserve: usize,
 }
 
 impl Default for RestoreSettings {
@@ -63,6 +66,7 @@ impl Default for RestoreSettings {
             score: ScoreSettings::default(),
             alert_webhook: None,
             rto_regression_percent: 50,
+            drill_restore_reserve: 2,
         }
     }
 }
@@ -251,6 +255,18 @@ impl RestoreSettings {
                     .map_err(|e| problems.push(e))
                     .ok()
             }),
+            drill_restore_reserve: match get("BACKUP_PILOT_DRILL_RESTORE_RESERVE") {
+                None => defaults.drill_restore_reserve,
+                Some(raw) => match raw.trim().parse::<usize>() {
+                    Ok(n) if n < 10 => n,
+                    _ => {
+                        problems.push(format!(
+                            "BACKUP_PILOT_DRILL_RESTORE_RESERVE must be a number of restores from 0 to 9 (Azure allows 10 per backup instance per day), got {raw:?}"
+                        ));
+                        defaults.drill_restore_reserve
+                    }
+                },
+            },
             rto_regression_percent: match get("BACKUP_PILOT_DRILL_RTO_REGRESSION_PERCENT") {
                 None => defaults.rto_regression_percent,
                 Some(raw) => raw.trim().parse::<u32>().unwrap_or_else(|_| {

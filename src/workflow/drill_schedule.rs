@@ -11,6 +11,8 @@
 //! `$filter`/`$skipToken` but no `$top`; one page is enough to tell "none" from "some"), and
 //! one read per distinct policy of a skipped instance.
 
+use crate::restore::authorize::drill_reserve_reason;
+use crate::restore::job::jobs_from_list;
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
@@ -120,6 +122,9 @@ pub struct DrillSchedule {
     pub vault_problems: Vec<VaultProblem>,
     /// Vaults listed, with how many protected AKS clusters each holds.
     pub vaults_read: Vec<(String, usize)>,
+    /// Due drills held back: their backup instance's restores of the last day reached what
+    /// drills may use of Azure's 10 a day (the rest is kept for real restores). With why.
+    pub held: Vec<(ScheduledDrill, String)>,
 }
 
 /// What one timer run did.
@@ -135,6 +140,8 @@ pub struct DrillRun {
     pub start_failures: Vec<(ScheduledDrill, EngineError)>,
     /// Clusters whose drill of the day has already started (or ended): not started again.
     pub already: Vec<AlreadyDrilled>,
+    /// Due drills held back for the restore reserve, with why.
+    pub held: Vec<(ScheduledDrill, String)>,
 }
 
 /// A cluster whose drill of the day the status already shows.
@@ -337,13 +344,15 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
         .collect()
         .await;
     let mut empty = Vec::new();
+    let mut drillable = Vec::new();
     for (drill, has) in checked {
         if has == Some(false) {
             empty.push(drill);
         } else {
-            schedule.due.push(drill);
+            drillable.push(drill);
         }
     }
+    (schedule.due, schedule.held) = hold_for_reserve(engine, drillable, now).await;
 
     // Each distinct policy of a skipped instance is read once.
     let mut policies: BTreeMap<String, String> = BTreeMap::new();
@@ -380,6 +389,64 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
         })
         .collect();
     schedule
+}
+
+/// Splits due drills into those that may restore now and those held back because their
+/// backup instance used what drills may of Azure's daily restores (one job list per vault
+/// with a due drill). A vault whose jobs cannot be listed holds nothing back: the drill's
+/// authorization counts again.
+async fn hold_for_reserve(
+    engine: &Engine,
+    due: Vec<ScheduledDrill>,
+    now: OffsetDateTime,
+) -> (Vec<ScheduledDrill>, Vec<(ScheduledDrill, String)>) {
+    let ctx = engine.ctx();
+    let vault_of = |d: &ScheduledDrill| {
+        d.backup_instance
+            .split("/backupInstances/")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut vaults: Vec<String> = due.iter().map(vault_of).collect();
+    vaults.sort_by_key(|v| v.to_ascii_lowercase());
+    vaults.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let jobs: BTreeMap<String, Vec<crate::restore::job::Job>> = futures::stream::iter(vaults)
+        .map(|vault| async move {
+            let listed = ctx
+                .arm
+                .list(
+                    &format!("{vault}/backupJobs"),
+                    versions::BACKUP_INSTANCES,
+                    &[],
+                )
+                .await;
+            (vault, listed)
+        })
+        .buffered(READ_CONCURRENCY)
+        .filter_map(|(vault, listed)| async move {
+            match listed {
+                Ok(list) => Some((vault.to_ascii_lowercase(), jobs_from_list(&list).0)),
+                Err(e) => {
+                    tracing::warn!("the restore jobs of {vault} could not be listed: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+        .await;
+    let reserve = ctx.restore.drill_restore_reserve;
+    let (mut go, mut held) = (Vec::new(), Vec::new());
+    for drill in due {
+        let reason = jobs
+            .get(&vault_of(&drill).to_ascii_lowercase())
+            .and_then(|jobs| drill_reserve_reason(jobs, &drill.backup_instance, now, reserve));
+        match reason {
+            Some(why) => held.push((drill, why)),
+            None => go.push(drill),
+        }
+    }
+    (go, held)
 }
 
 /// The id a drill of `cluster` on the day of `now` runs under (what [`start_drills`] starts).
@@ -490,9 +557,28 @@ pub async fn start_drills(engine: &Engine, now: OffsetDateTime) -> DrillRun {
         )
         .await;
     }
+    for (drill, reason) in &schedule.held {
+        let subject = drill.cluster.to_string();
+        let workflow = workflow_id(
+            WorkflowKind::Drill,
+            &subject,
+            &format!("drill-skipped-{date}"),
+        );
+        record(
+            engine,
+            &subject,
+            workflow,
+            now,
+            Transition::Skipped {
+                reason: reason.clone(),
+            },
+        )
+        .await;
+    }
     let mut run = DrillRun {
         skipped: schedule.skipped,
         vault_problems: schedule.vault_problems,
+        held: schedule.held,
         ..DrillRun::default()
     };
     for drill in schedule.due {

@@ -1,7 +1,8 @@
 //! `restore_authorize`: may this restore run? The target cluster and namespaces against the
 //! allowlist (a drill's own: its scratch namespaces on its cluster), never a system namespace,
 //! Patch into an existing namespace only where granted, and Azure's 10 restores per backup
-//! instance per day counted from the vault's restore jobs. A refusal gives every reason.
+//! instance per day counted from the vault's restore jobs — of which a drill leaves
+//! `BACKUP_PILOT_DRILL_RESTORE_RESERVE` to real restores. A refusal gives every reason.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
-use crate::restore::authorize::{AuthorizeError, RestoreTarget, authorize};
+use crate::restore::authorize::{AuthorizeError, RestoreTarget, authorize, drill_reserve_reason};
 use crate::restore::drill::DrillPlan;
 use crate::restore::job::jobs_from_list;
 
@@ -64,7 +65,14 @@ impl Step for RestoreAuthorize {
             conflict_policy: request.conflict_policy,
             existing,
         };
-        match authorize(&candidate, &allowlist, &bi, &jobs, ctx.clock.now()) {
+        let now = ctx.clock.now();
+        let held = (env.kind == WorkflowKind::Drill)
+            .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
+            .flatten();
+        match authorize(&candidate, &allowlist, &bi, &jobs, now) {
+            Ok(()) if held.is_some() => Err(StepError::Permanent {
+                reason: held.unwrap_or_default(),
+            }),
             Ok(()) => Ok(Outcome::next(steps::POINT, FACT)),
             Err(e @ AuthorizeError::Refuse { .. }) => Err(StepError::Permanent {
                 reason: e.to_string(),

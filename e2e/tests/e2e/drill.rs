@@ -600,6 +600,72 @@ async fn an_rto_regression_against_the_previous_drill_raises_an_alert() {
     assert_eq!(alerts[0]["backupPilot"]["previousRtoSeconds"], first);
 }
 
+/// Nine of the backup instance's ten daily restores were used in the last day: the drill keeps
+/// the default two for real restores, so it is held back — no drill, no restore — and the
+/// timer's answer and the cluster's status say why and until when. With no reserve it runs.
+#[tokio::test]
+async fn a_drill_is_held_back_when_it_would_eat_into_the_restore_reserve() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    for hours in 1..=9 {
+        env.arm
+            .add_past_restore(
+                &env.protection.backup_instance_id,
+                env.clock.now() - time::Duration::hours(hours),
+            )
+            .unwrap();
+    }
+    let (status, answer) = env.fire_drill_timer().await;
+    assert_eq!(status, 200, "{answer}");
+    let lines = logs(&answer);
+    assert!(
+        lines[0].contains("0 drill(s) started, 1 held for the restore reserve"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("held ")
+            && l.contains("restore quota: 9 of Azure Backup's 10 daily restores")
+            && l.contains("drills keep 2 for real restores")),
+        "{lines:#?}"
+    );
+    env.run_all().await;
+    assert!(env.ends().is_empty(), "{:#?}", env.ends());
+    assert!(
+        !env.arm_calls()
+            .iter()
+            .any(|(m, p)| m == "POST" && p.ends_with("/restore")),
+        "no restore was triggered"
+    );
+    let (_, body) = env.status(&env.prod.id).await;
+    assert!(
+        body["drillSkipped"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("restore quota: 9 of")),
+        "{body}"
+    );
+
+    let none = RestoreSettings::from_lookup(|k| {
+        (k == "BACKUP_PILOT_DRILL_RESTORE_RESERVE").then(|| "0".to_string())
+    })
+    .unwrap();
+    let env = RestoreEnv::new(none, reports.clone()).await;
+    for hours in 1..=9 {
+        env.arm
+            .add_past_restore(
+                &env.protection.backup_instance_id,
+                env.clock.now() - time::Duration::hours(hours),
+            )
+            .unwrap();
+    }
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let summary = env.ends()[0]
+        .1
+        .clone()
+        .expect("the tenth restore is a drill's");
+    assert!(summary.starts_with("restore drill pass"), "{summary}");
+}
+
 /// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
 fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
     let ctx = env.engine.ctx().clone();

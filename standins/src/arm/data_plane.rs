@@ -188,6 +188,26 @@ impl ArmHandle {
             .count()
     }
 
+    /// Records a completed restore of a backup instance that started at `started_at`, as if
+    /// one had been triggered then (it counts against the 10 restores a day); returns the
+    /// job's id.
+    ///
+    /// # Errors
+    /// Unknown or unreadable backup instance.
+    pub fn add_past_restore(
+        &self,
+        backup_instance_id: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<String, StandInError> {
+        let mut world = self.inner.world();
+        super::providers::data_protection::record_past_restore(
+            &mut world,
+            &key(backup_instance_id),
+            started_at,
+        )
+        .map_err(StandInError::DataPlane)
+    }
+
     /// Records a scheduled backup of a backup instance that completed at `completed_at`: a
     /// recovery point and a completed `Backup` job (what Resource Graph's `lastBackup` reads);
     /// returns the job's id.

@@ -1105,17 +1105,11 @@ fn finish_backup(
     }
 }
 
-/// A scheduled (policy-triggered) backup of `instance_key` that completed at `at`: a recovery
-/// point and a completed `Backup` job (`isUserTriggered: false`) that ran for the backup-job
-/// duration; returns the job's id.
-///
-/// # Errors
-/// Unknown or unreadable backup instance, or its vault is gone.
-pub fn record_scheduled_backup(
-    world: &mut World,
+/// A backup instance with its vault and stored facts, for a job recorded on it.
+fn instance_for_job(
+    world: &World,
     instance_key: &str,
-    at: OffsetDateTime,
-) -> Result<String, String> {
+) -> Result<(InstanceRecord, VaultRecord, InstanceFacts), String> {
     let instance = world
         .instances
         .get(instance_key)
@@ -1128,6 +1122,43 @@ pub fn record_scheduled_backup(
         .ok_or_else(|| format!("the vault of '{}' is gone", instance.id))?;
     let facts = stored_facts(&instance)
         .ok_or_else(|| format!("the backup instance '{}' is unreadable", instance.id))?;
+    Ok((instance, vault, facts))
+}
+
+/// Records a finished job of `instance` in vault `vault_id`; returns its id.
+fn insert_job(
+    world: &mut World,
+    vault_id: &str,
+    instance: &InstanceRecord,
+    properties: Map<String, Value>,
+) -> String {
+    let name = new_guid();
+    let id = format!("{vault_id}/backupJobs/{name}");
+    world.jobs.insert(
+        key(&id),
+        JobRecord {
+            id: id.clone(),
+            vault_key: instance.vault_key.clone(),
+            name,
+            instance_key: key(&instance.id),
+            properties,
+        },
+    );
+    id
+}
+
+/// A scheduled (policy-triggered) backup of `instance_key` that completed at `at`: a recovery
+/// point and a completed `Backup` job (`isUserTriggered: false`) that ran for the backup-job
+/// duration; returns the job's id.
+///
+/// # Errors
+/// Unknown or unreadable backup instance, or its vault is gone.
+pub fn record_scheduled_backup(
+    world: &mut World,
+    instance_key: &str,
+    at: OffsetDateTime,
+) -> Result<String, String> {
+    let (instance, vault, facts) = instance_for_job(world, instance_key)?;
     let policy = world.policies.get(&key(&facts.policy_id)).cloned();
     let mut properties = job_properties(
         world,
@@ -1167,19 +1198,43 @@ pub fn record_scheduled_backup(
     ] {
         properties.insert(k.to_string(), v);
     }
-    let name = new_guid();
-    let id = format!("{}/backupJobs/{name}", vault.id);
-    world.jobs.insert(
-        key(&id),
-        JobRecord {
-            id: id.clone(),
-            vault_key: instance.vault_key.clone(),
-            name,
-            instance_key: instance_key.to_string(),
-            properties,
+    Ok(insert_job(world, &vault.id, &instance, properties))
+}
+
+/// Records a completed restore of a backup instance into its own cluster that started at
+/// `at` (what Azure's 10-restores-a-day limit counts); returns the job's id.
+///
+/// # Errors
+/// Unknown or unreadable backup instance.
+pub fn record_past_restore(
+    world: &mut World,
+    instance_key: &str,
+    at: OffsetDateTime,
+) -> Result<String, String> {
+    let (instance, vault, facts) = instance_for_job(world, instance_key)?;
+    let mut properties = job_properties(
+        world,
+        &vault,
+        &instance,
+        &facts,
+        JobKind {
+            category: "Restore",
+            operation: "Restore",
+            policy: None,
         },
     );
-    Ok(id)
+    let ended = at + span(world.timings.restore_job);
+    for (k, v) in [
+        ("isUserTriggered", json!(true)),
+        ("status", json!("Completed")),
+        ("restoreType", json!("OriginalLocation")),
+        ("startTime", json!(rfc3339(at))),
+        ("endTime", json!(rfc3339(ended))),
+        ("duration", json!(timespan(ended - at))),
+    ] {
+        properties.insert(k.to_string(), v);
+    }
+    Ok(insert_job(world, &vault.id, &instance, properties))
 }
 
 /// .NET `TimeSpan` text (`HH:MM:SS`).
