@@ -256,6 +256,25 @@ impl Job {
     }
 }
 
+/// Lists the jobs of backup vault `vault` (`Jobs_List`): the readable ones, and the errors
+/// of those that could not be read.
+///
+/// # Errors
+/// ARM's answer to the list.
+pub async fn list_vault_jobs(
+    arm: &crate::arm::ArmClient,
+    vault: &str,
+) -> Result<(Vec<Job>, Vec<JobError>), crate::arm::ArmError> {
+    let listed = arm
+        .list(
+            &format!("{vault}/backupJobs"),
+            crate::arm::versions::BACKUP_INSTANCES,
+            &[],
+        )
+        .await?;
+    Ok(jobs_from_list(&listed))
+}
+
 /// Reads every job of a `Jobs_List` answer that can be read; the others are returned as
 /// errors so callers can report them without losing the rest.
 pub fn jobs_from_list(items: &[Value]) -> (Vec<Job>, Vec<JobError>) {

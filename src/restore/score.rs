@@ -329,23 +329,11 @@ pub fn score(inputs: &ScoreInputs<'_>, settings: &ScoreSettings) -> Score {
 mod tests {
     use super::*;
     use crate::restore::job::ItemCounts;
-    use time::macros::datetime;
 
     fn job(status: &str, items: Option<(u64, u64)>) -> Job {
         Job {
-            id: "/x/backupJobs/j1".into(),
-            name: "j1".into(),
-            operation_category: "Restore".into(),
-            backup_instance_id: None,
-            status_text: status.into(),
-            status: JobStatus::classify(status),
-            start_time: datetime!(2026-01-01 00:00 UTC),
-            end_time: None,
-            errors: vec![],
-            warnings: vec![],
             items: items.map(|(restored, total)| ItemCounts { restored, total }),
-            recovery_destination: None,
-            recovery_point_id: None,
+            ..crate::restore::verify::tests::job(status)
         }
     }
 

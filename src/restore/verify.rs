@@ -316,12 +316,13 @@ pub fn verify(evidence: &Evidence<'_>) -> Verification {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::restore::job::{ItemCounts, JobIssue};
     use time::macros::datetime;
 
-    fn job(status: &str) -> Job {
+    /// A restore job `j1` in `status`, for the verdict and score tests.
+    pub(crate) fn job(status: &str) -> Job {
         Job {
             id: "/x/backupJobs/j1".into(),
             name: "j1".into(),

@@ -12,7 +12,7 @@
 //! one read per distinct policy of a skipped instance.
 
 use crate::restore::authorize::drill_reserve_reason;
-use crate::restore::job::jobs_from_list;
+use crate::restore::job::list_vault_jobs;
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
@@ -413,20 +413,13 @@ async fn hold_for_reserve(
     vaults.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     let jobs: BTreeMap<String, Vec<crate::restore::job::Job>> = futures::stream::iter(vaults)
         .map(|vault| async move {
-            let listed = ctx
-                .arm
-                .list(
-                    &format!("{vault}/backupJobs"),
-                    versions::BACKUP_INSTANCES,
-                    &[],
-                )
-                .await;
+            let listed = list_vault_jobs(&ctx.arm, &vault).await;
             (vault, listed)
         })
         .buffered(READ_CONCURRENCY)
         .filter_map(|(vault, listed)| async move {
             match listed {
-                Ok(list) => Some((vault.to_ascii_lowercase(), jobs_from_list(&list).0)),
+                Ok((jobs, _)) => Some((vault.to_ascii_lowercase(), jobs)),
                 Err(e) => {
                     tracing::warn!("the restore jobs of {vault} could not be listed: {e}");
                     None

@@ -10,13 +10,12 @@ use async_trait::async_trait;
 
 use super::facts;
 use super::restore_run::{self, keys, steps};
-use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
 use crate::restore::authorize::{AuthorizeError, RestoreTarget, authorize, drill_reserve_reason};
 use crate::restore::drill::DrillPlan;
-use crate::restore::job::jobs_from_list;
+use crate::restore::job::list_vault_jobs;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreAuthorized";
@@ -42,15 +41,7 @@ impl Step for RestoreAuthorize {
         let namespaces = request.target_namespaces();
         let client = ctx.kube.client(&target).await?;
         let existing = existing_namespaces(&client, &namespaces).await?;
-        let listed = ctx
-            .arm
-            .list(
-                &format!("{vault}/backupJobs"),
-                versions::BACKUP_INSTANCES,
-                &[],
-            )
-            .await?;
-        let (jobs, unreadable) = jobs_from_list(&listed);
+        let (jobs, unreadable) = list_vault_jobs(&ctx.arm, &vault).await?;
         for e in unreadable {
             tracing::warn!(workflow_id = %env.workflow_id, "ignoring a job: {e}");
         }

@@ -17,7 +17,7 @@ use crate::arm::{FinalState, versions};
 use crate::engine::journal::Claim;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
-use crate::restore::job::jobs_from_list;
+use crate::restore::job::list_vault_jobs;
 use crate::restore::recovery_point::RecoveryPoint;
 
 /// The fact it publishes.
@@ -74,15 +74,7 @@ impl Step for RestoreTrigger {
         let vault = facts::required(env, facts::VAULT_ID)?;
         let point: RecoveryPoint = restore_run::required(env, keys::RECOVERY_POINT)?;
         let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
-        let listed = ctx
-            .arm
-            .list(
-                &format!("{vault}/backupJobs"),
-                versions::BACKUP_INSTANCES,
-                &[],
-            )
-            .await?;
-        let (jobs, _) = jobs_from_list(&listed);
+        let (jobs, _) = list_vault_jobs(&ctx.arm, &vault).await?;
         // A restore job of this instance, point and target started since `since`.
         let ours_since = |since: time::OffsetDateTime| {
             let since = since.saturating_sub(time::Duration::MINUTE);

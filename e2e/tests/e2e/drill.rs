@@ -41,6 +41,44 @@ fn blob_container(url: &str) -> BlobContainer {
     .unwrap()
 }
 
+/// The next restore is refused after the scratch namespace exists (a CRD mismatch).
+fn refuse_next_restore(env: &RestoreEnv) {
+    env.arm.fail_next(
+        "BackupInstances_TriggerRestore",
+        1,
+        InjectedFailure {
+            status: 400,
+            code: "UserErrorSourceandTargetClusterCRDVersionMismatch".into(),
+            message: "The CRD versions of the source and target cluster differ.".into(),
+        },
+    );
+}
+
+/// Restored pods stay ContainerCreating.
+fn restored_pods_never_ready(env: &RestoreEnv) {
+    env.arm
+        .set_restore_knobs(
+            &env.prod.id,
+            RestoreKnobs {
+                pods_ready_after: None,
+                ..RestoreKnobs::default()
+            },
+        )
+        .unwrap();
+}
+
+/// `n` restores of the protected instance, one an hour over the last `n` hours.
+fn restored_in_the_last_hours(env: &RestoreEnv, n: i64) {
+    for hours in 1..=n {
+        env.arm
+            .add_past_restore(
+                &env.protection.backup_instance_id,
+                env.clock.now() - time::Duration::hours(hours),
+            )
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_drill_writes_its_report_to_azurite_and_leaves_no_scratch_namespace() {
     let Some(azurite) = common::azurite::azurite() else {
@@ -162,15 +200,7 @@ async fn a_failing_drill_still_cleans_up_and_reports() {
     let reports = Arc::new(MemoryReportStore::default());
     let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
     // The restore is refused after the scratch namespace exists.
-    env.arm.fail_next(
-        "BackupInstances_TriggerRestore",
-        1,
-        InjectedFailure {
-            status: 400,
-            code: "UserErrorSourceandTargetClusterCRDVersionMismatch".into(),
-            message: "The CRD versions of the source and target cluster differ.".into(),
-        },
-    );
+    refuse_next_restore(&env);
     env.fire_drill_timer().await;
     env.run_all().await;
 
@@ -348,15 +378,7 @@ async fn a_healthy_drill_scores_100_with_every_check_measured() {
 async fn a_drill_whose_pods_never_become_ready_scores_below_the_pass_threshold() {
     let reports = Arc::new(MemoryReportStore::default());
     let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
-    env.arm
-        .set_restore_knobs(
-            &env.prod.id,
-            RestoreKnobs {
-                pods_ready_after: None,
-                ..RestoreKnobs::default()
-            },
-        )
-        .unwrap();
+    restored_pods_never_ready(&env);
     env.fire_drill_timer().await;
     env.run_all().await;
     let report = &reports.reports()[0];
@@ -387,15 +409,7 @@ async fn the_thresholds_come_from_the_settings() {
     })
     .unwrap();
     let env = RestoreEnv::new(settings, reports.clone()).await;
-    env.arm
-        .set_restore_knobs(
-            &env.prod.id,
-            RestoreKnobs {
-                pods_ready_after: None,
-                ..RestoreKnobs::default()
-            },
-        )
-        .unwrap();
+    restored_pods_never_ready(&env);
     env.fire_drill_timer().await;
     env.run_all().await;
     let reason = env.ends()[0]
@@ -519,15 +533,7 @@ async fn a_failed_drill_raises_one_webhook_alert_and_a_healthy_one_none() {
     );
 
     let env = RestoreEnv::new(alerting(&url), reports.clone()).await;
-    env.arm.fail_next(
-        "BackupInstances_TriggerRestore",
-        1,
-        InjectedFailure {
-            status: 400,
-            code: "UserErrorSourceandTargetClusterCRDVersionMismatch".into(),
-            message: "The CRD versions of the source and target cluster differ.".into(),
-        },
-    );
+    refuse_next_restore(&env);
     env.fire_drill_timer().await;
     env.run_all().await;
     let alerts = got.lock().unwrap().clone();
@@ -607,14 +613,7 @@ async fn an_rto_regression_against_the_previous_drill_raises_an_alert() {
 async fn a_drill_is_held_back_when_it_would_eat_into_the_restore_reserve() {
     let reports = Arc::new(MemoryReportStore::default());
     let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
-    for hours in 1..=9 {
-        env.arm
-            .add_past_restore(
-                &env.protection.backup_instance_id,
-                env.clock.now() - time::Duration::hours(hours),
-            )
-            .unwrap();
-    }
+    restored_in_the_last_hours(&env, 9);
     let (status, answer) = env.fire_drill_timer().await;
     assert_eq!(status, 200, "{answer}");
     let lines = logs(&answer);
@@ -649,14 +648,7 @@ async fn a_drill_is_held_back_when_it_would_eat_into_the_restore_reserve() {
     })
     .unwrap();
     let env = RestoreEnv::new(none, reports.clone()).await;
-    for hours in 1..=9 {
-        env.arm
-            .add_past_restore(
-                &env.protection.backup_instance_id,
-                env.clock.now() - time::Duration::hours(hours),
-            )
-            .unwrap();
-    }
+    restored_in_the_last_hours(&env, 9);
     env.fire_drill_timer().await;
     env.run_all().await;
     let summary = env.ends()[0]

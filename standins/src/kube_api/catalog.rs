@@ -141,23 +141,31 @@ fn builtin(
     }
 }
 
-/// The schema of the writable part of a Namespace.
-fn namespace_schema() -> Value {
+/// The schema of a built-in object a client may write: `spec` and `status` as given.
+fn object_schema(spec: Value, status: Value) -> Value {
     json!({
         "type": "object",
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": {"type": "object", "properties": {
-                "finalizers": {"type": "array", "items": {"type": "string"}}
-            }},
-            "status": {"type": "object", "properties": {
-                "phase": {"type": "string"},
-                "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
-            }}
+            "spec": spec,
+            "status": status
         }
     })
+}
+
+/// The schema of the writable part of a Namespace.
+fn namespace_schema() -> Value {
+    object_schema(
+        json!({"type": "object", "properties": {
+            "finalizers": {"type": "array", "items": {"type": "string"}}
+        }}),
+        json!({"type": "object", "properties": {
+            "phase": {"type": "string"},
+            "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+        }}),
+    )
 }
 
 /// The fields of `metadata` a client may send.
@@ -208,38 +216,27 @@ fn label_selector_schema() -> Value {
 /// rules are kept as sent.
 fn network_policy_schema() -> Value {
     let rules = json!({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
-    json!({
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {"type": "object", "properties": {
-                "podSelector": label_selector_schema(),
-                "policyTypes": {"type": "array", "items": {"type": "string", "enum": ["Ingress", "Egress"]}},
-                "ingress": rules,
-                "egress": rules
-            }}
-        }
-    })
+    object_schema(
+        json!({"type": "object", "properties": {
+            "podSelector": label_selector_schema(),
+            "policyTypes": {"type": "array", "items": {"type": "string", "enum": ["Ingress", "Egress"]}},
+            "ingress": rules,
+            "egress": rules
+        }}),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
 }
 
 /// The writable part of a ResourceQuota (v1): `hard` maps resource names to quantities.
 fn resource_quota_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {"type": "object", "properties": {
-                "hard": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true}},
-                "scopes": {"type": "array", "items": {"type": "string"}},
-                "scopeSelector": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-            }},
-            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-        }
-    })
+    object_schema(
+        json!({"type": "object", "properties": {
+            "hard": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true}},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "scopeSelector": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }}),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
 }
 
 /// The built-in types: the ones the product writes (namespaces, and the network policy and
