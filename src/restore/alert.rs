@@ -266,6 +266,8 @@ mod tests {
             velero_phase: "Completed".into(),
             generated_at: datetime!(2026-03-01 09:00 UTC),
             rto_seconds: Some(rto),
+            score: None,
+            rpo_seconds: None,
             recovery_point_id: None,
             aborted: None,
             left_behind: vec![],

@@ -44,6 +44,12 @@ pub struct RunRecord {
     /// Request → verified, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_seconds: Option<u64>,
+    /// The score out of 100 (reports written before scoring have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// The restored recovery point's age at the request, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<i64>,
     /// The recovery point restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_point_id: Option<String>,
@@ -69,6 +75,8 @@ impl RunRecord {
             velero_phase: report.velero_phase.clone(),
             generated_at: report.generated_at,
             rto_seconds: report.rto_seconds,
+            score: report.score.as_ref().map(|s| s.total),
+            rpo_seconds: report.recovery_point_age_seconds,
             recovery_point_id: report.recovery_point.as_ref().map(|p| p.id.clone()),
             aborted: report.aborted.clone(),
             left_behind: report

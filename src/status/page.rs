@@ -1,9 +1,10 @@
 //! The status pages a person opens in a browser: `GET /api/status` with `Accept: text/html`
 //! answers the fleet page (counts by phase, one row per cluster with its phase, last error and
 //! fix, next retry and last drill), `GET /api/status/{cluster}` the cluster's page (its
-//! onboarding timeline, drill history and an RTO trend). Each page is one self-contained HTML
-//! document: inline CSS and SVG, no script, no external asset, so it works offline and can be
-//! saved as evidence. Every text from the journal is HTML-escaped; tables have real headers.
+//! onboarding timeline, drill history with score, RTO and RPO, and score and RTO trends). Each
+//! page is one self-contained HTML document: inline CSS and SVG, no script, no external
+//! asset, so it works offline and can be saved as evidence. Every text from the journal is
+//! HTML-escaped; tables have real headers.
 
 use std::fmt::Write as _;
 
@@ -165,45 +166,76 @@ pub fn fleet_page(
     document("AKS backup status", &out)
 }
 
-/// An RTO trend as an inline SVG line over the drills, oldest first; `None` with fewer than
-/// two drills that measured an RTO.
-pub fn rto_trend_svg(drills: &[RunRecord]) -> Option<String> {
-    let mut points: Vec<(OffsetDateTime, u64)> = drills
+/// A trend as an inline SVG line, oldest point first, scaled to `max`; `label` is its
+/// accessible title.
+fn line_svg(id: &str, label: &str, points: &[f64], max: f64) -> String {
+    let (width, height, pad) = (480.0_f64, 120.0_f64, 24.0_f64);
+    let max = max.max(1.0);
+    let step = (width - 2.0 * pad) / (points.len().max(2) - 1) as f64;
+    let coords: Vec<String> = points
         .iter()
-        .filter_map(|d| d.rto_seconds.map(|rto| (d.generated_at, rto)))
+        .enumerate()
+        .map(|(i, v)| {
+            let x = pad + step * i as f64;
+            let y = height - pad - (v / max) * (height - 2.0 * pad);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    format!(
+        "<svg role=\"img\" aria-labelledby=\"{id}\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"{id}\">{}</title>\
+         <line x1=\"{pad}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#44474a\"/>\
+         <polyline fill=\"none\" stroke=\"#0b4f9c\" stroke-width=\"2\" points=\"{}\"/></svg>",
+        escape(label),
+        coords.join(" "),
+        y0 = height - pad,
+        x1 = width - pad,
+    )
+}
+
+/// `(when, value)` of the drills that measured `value`, oldest first; `None` with fewer than
+/// two.
+fn measured<T: Copy>(
+    drills: &[RunRecord],
+    value: impl Fn(&RunRecord) -> Option<T>,
+) -> Option<Vec<T>> {
+    let mut points: Vec<(OffsetDateTime, T)> = drills
+        .iter()
+        .filter_map(|d| value(d).map(|v| (d.generated_at, v)))
         .collect();
     if points.len() < 2 {
         return None;
     }
     points.sort_by_key(|(at, _)| *at);
-    let (width, height, pad) = (480.0_f64, 120.0_f64, 24.0_f64);
-    let max = points.iter().map(|(_, r)| *r).max().unwrap_or(1).max(1) as f64;
-    let step = (width - 2.0 * pad) / (points.len() - 1) as f64;
-    let coords: Vec<String> = points
-        .iter()
-        .enumerate()
-        .map(|(i, (_, rto))| {
-            let x = pad + step * i as f64;
-            let y = height - pad - (*rto as f64 / max) * (height - 2.0 * pad);
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
-    let first = points.first().map(|(_, r)| *r).unwrap_or_default();
-    let last = points.last().map(|(_, r)| *r).unwrap_or_default();
+    Some(points.into_iter().map(|(_, v)| v).collect())
+}
+
+/// An RTO trend as an inline SVG line over the drills, oldest first; `None` with fewer than
+/// two drills that measured an RTO.
+pub fn rto_trend_svg(drills: &[RunRecord]) -> Option<String> {
+    let points = measured(drills, |d| d.rto_seconds)?;
+    let max = points.iter().copied().max().unwrap_or(1);
+    let (first, last) = (points[0], points[points.len() - 1]);
     let label = format!(
-        "RTO of the last {} drills, from {first} s to {last} s (highest {max:.0} s)",
+        "RTO of the last {} drills, from {first} s to {last} s (highest {max} s)",
         points.len()
     );
-    Some(format!(
-        "<svg role=\"img\" aria-labelledby=\"rto-title\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <title id=\"rto-title\">{}</title>\
-         <line x1=\"{pad}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#44474a\"/>\
-         <polyline fill=\"none\" stroke=\"#0b4f9c\" stroke-width=\"2\" points=\"{}\"/></svg>",
-        escape(&label),
-        coords.join(" "),
-        y0 = height - pad,
-        x1 = width - pad,
-    ))
+    let values: Vec<f64> = points.iter().map(|&v| v as f64).collect();
+    Some(line_svg("rto-title", &label, &values, max as f64))
+}
+
+/// A score trend (0–100) as an inline SVG line over the drills, oldest first; `None` with
+/// fewer than two scored drills.
+pub fn score_trend_svg(drills: &[RunRecord]) -> Option<String> {
+    let points = measured(drills, |d| d.score)?;
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let lowest = points.iter().copied().min().unwrap_or(0);
+    let label = format!(
+        "Score of the last {} drills, from {first} to {last} out of 100 (lowest {lowest})",
+        points.len()
+    );
+    let values: Vec<f64> = points.iter().map(|&v| f64::from(v)).collect();
+    Some(line_svg("score-title", &label, &values, 100.0))
 }
 
 /// One cluster's page: phase, error and fix, next step, onboarding timeline, drill history
@@ -268,27 +300,35 @@ pub fn cluster_page(
     out.push_str("</tbody></table>");
 
     out.push_str("<h2>Drills</h2>");
-    if let Some(svg) = rto_trend_svg(drills) {
+    for svg in [score_trend_svg(drills), rto_trend_svg(drills)]
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&svg);
     }
     out.push_str(
         "<table id=\"drills\"><caption>Drill history (newest first)</caption><thead><tr>\
          <th scope=\"col\">When</th><th scope=\"col\">Verdict</th><th scope=\"col\">Velero phase</th>\
-         <th scope=\"col\">RTO</th><th scope=\"col\">Report</th></tr></thead><tbody>",
+         <th scope=\"col\">Score</th><th scope=\"col\">RTO</th><th scope=\"col\">RPO</th>\
+         <th scope=\"col\">Report</th></tr></thead><tbody>",
     );
     for d in drills {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{report}\">{report}</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{report}\">{report}</a></td></tr>",
             escape(&when(d.generated_at)),
             escape(d.verdict.as_str()),
             escape(&d.velero_phase),
+            d.score.map(|s| format!("{s}/100")).unwrap_or_default(),
             d.rto_seconds.map(|s| format!("{s} s")).unwrap_or_default(),
+            d.rpo_seconds
+                .map(|s| format!("{} h", s / 3600))
+                .unwrap_or_default(),
             report = escape(&d.report.html)
         );
     }
     if drills.is_empty() {
-        out.push_str("<tr><td colspan=\"5\">No drill recorded.</td></tr>");
+        out.push_str("<tr><td colspan=\"7\">No drill recorded.</td></tr>");
     }
     out.push_str("</tbody></table>");
 
@@ -359,12 +399,22 @@ mod tests {
 
     fn drill(day: u8, rto: u64) -> RunRecord {
         RunRecord {
+            score: Some(100 - day),
+            rpo_seconds: Some(2 * 3600),
+            ..plain_drill(day, rto)
+        }
+    }
+
+    fn plain_drill(day: u8, rto: u64) -> RunRecord {
+        RunRecord {
             id: format!("d{day}"),
             kind: ReportKind::Drill,
             verdict: Verdict::Pass,
             velero_phase: "Completed".into(),
             generated_at: datetime!(2026-03-01 03:00 UTC) + time::Duration::days(day.into()),
             rto_seconds: Some(rto),
+            score: None,
+            rpo_seconds: None,
             recovery_point_id: None,
             aborted: None,
             left_behind: Vec::new(),
@@ -454,6 +504,14 @@ mod tests {
             "oldest to newest: {page}"
         );
         assert!(page.contains("https://acct.blob.core.windows.net/r/d3.html"));
+        assert!(
+            page.contains("Score of the last 3 drills, from 99 to 97 out of 100 (lowest 97)"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>97/100</td><td>420 s</td><td>2 h</td>"),
+            "{page}"
+        );
     }
 
     #[test]
