@@ -115,6 +115,15 @@ pub struct Envelope {
     /// The deadline of the current step; a retry that would run after it fails the workflow.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub step_deadline: Option<OffsetDateTime>,
+    /// When this message was due: when it was sent, or a retry's scheduled time. A run that
+    /// starts later waited in the queue (a backlog, too few instances), and the deadline moves
+    /// out by as much: it measures the step's own lack of progress, not the service's.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due_at: Option<OffsetDateTime>,
     /// The resource the workflow is about (a cluster id, normally).
     pub subject: String,
     /// W3C trace context of the workflow.
@@ -183,6 +192,7 @@ impl Envelope {
             started_at: now,
             step_started_at: now,
             step_deadline: Some(now + step_timeout),
+            due_at: None,
             subject: subject.to_string(),
             trace: TraceContext::default(),
             payload: Map::new(),
@@ -207,6 +217,20 @@ impl Envelope {
             step_deadline: Some(now + step_timeout),
             ..self.clone()
         }
+    }
+
+    /// This envelope as of a run starting at `now`: when the message waited in the queue past
+    /// [`Self::due_at`], the step's deadline moves out by that wait. `None` when it did not.
+    pub fn after_queueing(&self, now: OffsetDateTime) -> Option<Self> {
+        let queued = now - self.due_at?;
+        let deadline = self.step_deadline?;
+        if queued <= time::Duration::ZERO {
+            return None;
+        }
+        Some(Self {
+            step_deadline: Some(deadline.checked_add(queued).unwrap_or(deadline)),
+            ..self.clone()
+        })
     }
 
     /// The same step again, one attempt later.

@@ -626,6 +626,9 @@ impl Engine {
             });
         }
         let started = self.ctx.clock.now();
+        // Time spent queued is not the step's: its deadline moves out by as much.
+        let moved = env.after_queueing(started);
+        let env = moved.as_ref().unwrap_or(env);
         let mut failed = false;
         let mut throttled = false;
         let budget = self.budget.step;
@@ -795,6 +798,7 @@ impl Engine {
         env: &mut Envelope,
         at: Option<time::OffsetDateTime>,
     ) -> Result<(), BusError> {
+        env.due_at = Some(at.unwrap_or_else(|| self.ctx.clock.now()));
         let mut msg = OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), vec![]);
         msg.correlation_id = Some(env.workflow_id.clone());
         let span = spans::send(&msg);
@@ -1191,24 +1195,57 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_past_the_deadline_fails_with_the_reason() {
-        let (engine, publisher, clock, _journal) = engine();
-        let env = engine
-            .start(WorkflowKind::Onboard, "/subscriptions/s", "g1", Map::new())
-            .await
-            .unwrap();
-        clock.advance(Duration::from_secs(45));
-        let report = engine.run(&env).await.unwrap();
-        match report.transition {
-            Transition::Failed { reason } => assert!(
-                reason.contains("deadline") && reason.contains("busy"),
-                "{reason}"
-            ),
-            other => panic!("{other:?}"),
+        // Every retry runs when it is due: the step itself makes no progress until its
+        // deadline (60 s after it started).
+        let (engine, publisher, clock, mut env) = busy_engine(Duration::ZERO);
+        env.due_at = Some(clock.now());
+        for _ in 0..100 {
+            match engine.run(&env).await.unwrap().transition {
+                Transition::Retrying { at, .. } => {
+                    let now = clock.now();
+                    clock.advance((at - now).unsigned_abs());
+                    env = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+                }
+                Transition::Failed { reason } => {
+                    assert!(
+                        reason.contains("deadline") && reason.contains("busy"),
+                        "{reason}"
+                    );
+                    assert!(
+                        clock.now() <= datetime!(2026-01-01 00:01 UTC),
+                        "failed at the deadline, not later: {}",
+                        clock.now()
+                    );
+                    return;
+                }
+                other => panic!("{other:?}"),
+            }
         }
+        panic!("the step never reached its deadline");
+    }
+
+    #[tokio::test]
+    async fn time_spent_queued_moves_the_deadline_instead_of_failing_the_step() {
+        let (engine, publisher, clock, mut env) = busy_engine(Duration::ZERO);
+        env.due_at = Some(clock.now());
+        let deadline = env.step_deadline.unwrap();
+        // The message waits two hours in the queue (a backlog) before a run starts.
+        clock.advance(Duration::from_secs(2 * 3600));
+        let report = engine.run(&env).await.unwrap();
+        assert!(
+            matches!(report.transition, Transition::Retrying { .. }),
+            "{report:?}"
+        );
+        let again = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
         assert_eq!(
-            publisher.sent().len(),
-            1,
-            "nothing published after the failure"
+            again.step_deadline,
+            Some(deadline + time::Duration::hours(2)),
+            "the deadline moved by the time queued"
+        );
+        assert_eq!(
+            again.due_at,
+            publisher.sent().last().unwrap().scheduled_enqueue_time,
+            "the retry is due when it is scheduled"
         );
     }
 
