@@ -627,6 +627,8 @@ pub struct FleetSummary {
     pub offboarded: usize,
     /// Nothing recorded about protection.
     pub unknown: usize,
+    /// Whose latest drift a sweep found is not repaired yet (the repair runs, or failed).
+    pub drifted: usize,
 }
 
 impl FleetSummary {
@@ -643,6 +645,9 @@ impl FleetSummary {
                 Phase::Failed => s.failed += 1,
                 Phase::Offboarded => s.offboarded += 1,
                 Phase::Unknown => s.unknown += 1,
+            }
+            if c.drift.as_ref().is_some_and(|d| d.repaired_at.is_none()) {
+                s.drifted += 1;
             }
         }
         s
@@ -738,6 +743,39 @@ mod tests {
             finished_at: start + time::Duration::milliseconds(1500),
             transition,
         }
+    }
+
+    #[test]
+    fn a_drift_counts_until_its_repair_ends_protected() {
+        let mut s = ClusterStatus::new(CLUSTER);
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "repair-1",
+                "fleet_sweep",
+                0,
+                1,
+                Transition::Found {
+                    what: "backup extension is Failed".into(),
+                },
+            ),
+            10,
+        );
+        assert_eq!(FleetSummary::of(std::slice::from_ref(&s)).drifted, 1);
+        s.apply(
+            &record(
+                WorkflowKind::Onboard,
+                "repair-1",
+                "first_backup",
+                0,
+                9,
+                Transition::Done {
+                    summary: "protected".into(),
+                },
+            ),
+            10,
+        );
+        assert_eq!(FleetSummary::of(std::slice::from_ref(&s)).drifted, 0);
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub fn fleet_page(
         ("failed", summary.failed),
         ("offboarded", summary.offboarded),
         ("unknown", summary.unknown),
+        ("drifted", summary.drifted),
     ] {
         let _ = write!(out, "<li><strong>{count}</strong>{label}</li>");
     }
@@ -458,6 +459,7 @@ mod tests {
         assert!(page.contains("<strong>2</strong>clusters"));
         assert!(page.contains("<strong>1</strong>protected"));
         assert!(page.contains("<strong>1</strong>failed"));
+        assert!(page.contains("<strong>0</strong>drifted"));
         assert!(page.contains("<strong>Fix:</strong> grant the role"));
         assert!(
             page.contains(&format!(

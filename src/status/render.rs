@@ -108,8 +108,18 @@ pub fn fleet_table(store: &StoreInfo, clusters: &[ClusterStatus]) -> String {
     let s = FleetSummary::of(clusters);
     let _ = writeln!(
         out,
-        "{} clusters: {} protected, {} in progress, {} failed, {} offboarded, {} unknown",
-        s.total, s.protected, s.in_progress, s.failed, s.offboarded, s.unknown
+        "{} clusters: {} protected, {} in progress, {} failed, {} offboarded, {} unknown{}",
+        s.total,
+        s.protected,
+        s.in_progress,
+        s.failed,
+        s.offboarded,
+        s.unknown,
+        if s.drifted > 0 {
+            format!("; {} drifted (repair under way or failed)", s.drifted)
+        } else {
+            String::new()
+        }
     );
     if clusters.is_empty() {
         let _ = writeln!(out, "No cluster has a recorded status yet.");

@@ -512,7 +512,8 @@ async fn failures_retries_and_the_fleet_are_read_back_from_blob_storage() {
             in_progress: 1,
             failed: 1,
             offboarded: 0,
-            unknown: 0
+            unknown: 0,
+            drifted: 0
         }
     );
     assert!(
