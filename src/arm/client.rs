@@ -479,15 +479,16 @@ impl ArmClient {
         loop {
             let held = self
                 .held_back(&gate_key)
-                .or_else(|| self.held_back(&operation_key));
-            if let Some(wait) = held {
+                .map(|wait| (wait, "Azure Resource Manager's request quota for this subscription is nearly spent"))
+                .or_else(|| {
+                    self.held_back(&operation_key)
+                        .map(|wait| (wait, "the resource provider throttled this operation"))
+                });
+            if let Some((wait, why)) = held {
                 return Err(ArmError::Rejected(Box::new(ArmFault {
                     status: 429,
                     code: "HeldBack".into(),
-                    message: format!(
-                        "not sent: Azure Resource Manager's request quota for this subscription is nearly spent; retrying in {}s",
-                        wait.as_secs()
-                    ),
+                    message: format!("not sent: {why}; retrying in {}s", wait.as_secs()),
                     retry_after: Some(wait),
                     request: request.clone(),
                     request_ids: String::new(),
@@ -682,7 +683,6 @@ fn operation_failed(label: &str, code: String, message: String) -> ArmError {
     }))
 }
 
-/// Subscription + read/write/delete class: the unit ARM throttles by.
 /// ARM's own request throttling (the subscription's or tenant's buckets), as opposed to a
 /// resource provider throttling one operation.
 fn is_arm_throttling(err: &ArmError) -> bool {
@@ -722,6 +722,7 @@ fn operation_key(method: &Method, path: &str) -> String {
     format!("{sub}:{method}:{}", types.join("/"))
 }
 
+/// Subscription + read/write/delete class: the unit ARM throttles by.
 fn gate_key(method: &Method, path: &str) -> String {
     let sub = path
         .split('/')

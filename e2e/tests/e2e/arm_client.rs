@@ -330,3 +330,44 @@ async fn a_nearly_spent_write_quota_holds_back_further_writes() {
     assert_eq!(arm.get("/subscriptions/s/c", "v").await.unwrap()["ok"], 2);
     assert_eq!(script.seen.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_provider_429_holds_back_only_the_operation_it_throttled() {
+    let vault = |name: &str| {
+        format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/{name}"
+        )
+    };
+    let (script, base) = start(vec![
+        (
+            429,
+            vec![("retry-after", "60".into())],
+            json!({"error": {"code": "TooManyRequests", "message": "The resource provider is throttling requests."}}),
+        ),
+        (200, vec![], json!({"ok": "storage"})),
+    ])
+    .await;
+    let arm = client(&base);
+    let err = arm.put(&vault("bv-1"), "v", &json!({})).await.unwrap_err();
+    assert_eq!(err.code(), Some("TooManyRequests"));
+    // The same operation on another vault waits, and says why.
+    let held = arm.put(&vault("bv-2"), "v", &json!({})).await.unwrap_err();
+    assert_eq!(held.code(), Some("HeldBack"));
+    assert!(
+        held.to_string()
+            .contains("the resource provider throttled this operation"),
+        "{held}"
+    );
+    assert_eq!(script.seen.lock().unwrap().len(), 1);
+    // Another write in the same subscription goes out.
+    let other = arm
+        .put(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1",
+            "v",
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.body.unwrap()["ok"], "storage");
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+}
