@@ -13,7 +13,7 @@ use super::restore_run::{self, keys, steps};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
-use crate::restore::authorize::{AuthorizeError, RestoreTarget, authorize, drill_reserve_reason};
+use crate::restore::authorize::{RestoreTarget, authorize, drill_reserve_reason};
 use crate::restore::drill::DrillPlan;
 use crate::restore::job::list_vault_jobs;
 
@@ -60,15 +60,10 @@ impl Step for RestoreAuthorize {
         let held = (env.kind == WorkflowKind::Drill)
             .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
             .flatten();
-        match authorize(&candidate, &allowlist, &bi, &jobs, now) {
-            Ok(()) if held.is_some() => Err(StepError::Permanent {
-                reason: held.unwrap_or_default(),
-            }),
-            Ok(()) => Ok(Outcome::next(steps::POINT, FACT)),
-            Err(e @ AuthorizeError::Refuse { .. }) => Err(StepError::Permanent {
-                reason: e.to_string(),
-            }),
-            Err(e) => Err(StepError::Permanent {
+        match (authorize(&candidate, &allowlist, &bi, &jobs, now), held) {
+            (Ok(()), None) => Ok(Outcome::next(steps::POINT, FACT)),
+            (Ok(()), Some(reason)) => Err(StepError::Permanent { reason }),
+            (Err(e), _) => Err(StepError::Permanent {
                 reason: e.to_string(),
             }),
         }

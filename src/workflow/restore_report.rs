@@ -23,9 +23,9 @@ use crate::restore::report::{
     Cleanup, EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
 };
 use crate::restore::request::RestoreRequest;
-use crate::restore::score::{Score, ScoreInputs, ScoreSettings, score};
+use crate::restore::score::{ScoreInputs, ScoreSettings, score};
 use crate::restore::store::RunRecord;
-use crate::restore::verify::{Finding, Verdict, Verification};
+use crate::restore::verify::{Finding, ProbeResult, Verdict, Verification};
 use crate::telemetry::metrics;
 
 /// See the module docs.
@@ -35,49 +35,57 @@ fn seconds(d: time::Duration) -> Option<u64> {
     u64::try_from(d.whole_seconds()).ok()
 }
 
-/// The score of a run from what it recorded (a run stopped early scores what it got to).
-fn score_of(
-    env: &Envelope,
-    request: Option<&RestoreRequest>,
-    verification: Option<&Verification>,
-    contents: &[(String, NamespaceContents)],
-    rto_seconds: Option<u64>,
-    recovery_point_age: Option<time::Duration>,
+/// Scores `report` from what it holds (plus the source inventory and the probe, which it
+/// does not), and makes its verdict the worse of the findings' and the score's.
+fn scored(
+    mut report: EvidenceReport,
+    source: Option<&[(String, NamespaceContents)]>,
+    probe: Option<&ProbeResult>,
     settings: &ScoreSettings,
-) -> Score {
-    let job: Option<Job> = restore_run::fact(env, keys::JOB);
-    let source: Option<Vec<(String, NamespaceContents)>> =
-        restore_run::fact(env, keys::SOURCE_CONTENTS);
-    let pairs = request
-        .map(RestoreRequest::namespace_pairs)
-        .unwrap_or_default();
-    let restored = pairs
+) -> EvidenceReport {
+    let restored = report
+        .namespaces
         .iter()
-        .map(|(from, to)| {
-            let got = contents
-                .iter()
-                .find(|(n, _)| n == to)
-                .map(|(_, c)| *c)
-                .unwrap_or_default();
-            (from.as_str(), to.as_str(), got)
+        .map(|n| {
+            (
+                n.source.as_str(),
+                n.target.as_str(),
+                n.contents.unwrap_or_default(),
+            )
         })
         .collect();
-    score(
+    let score = score(
         &ScoreInputs {
-            job: job.as_ref(),
+            job: report.job.as_ref(),
             restored,
-            source: source.as_deref(),
-            probe: verification.and_then(|v| v.probe.as_ref()),
-            recovery_point_age,
-            policy_interval: env
-                .payload
-                .get(keys::POLICY_INTERVAL_SECONDS)
-                .and_then(serde_json::Value::as_u64)
-                .map(Duration::from_secs),
-            rto: rto_seconds.map(Duration::from_secs),
+            source,
+            probe,
+            recovery_point_age: report
+                .recovery_point_age_seconds
+                .map(time::Duration::seconds),
+            policy_interval: report.policy_interval_seconds.map(Duration::from_secs),
+            rto: report.rto_seconds.map(Duration::from_secs),
         },
         settings,
-    )
+    );
+    if score.verdict > report.verdict {
+        let (which, threshold) = if report.verdict == Verdict::Pass {
+            ("pass", score.pass_threshold)
+        } else {
+            ("degraded", score.degraded_threshold)
+        };
+        report.findings.push(Finding {
+            level: score.verdict,
+            message: format!(
+                "{} is below the {which} threshold ({threshold})",
+                score.summary()
+            ),
+        });
+        report.verdict = score.verdict;
+        report.velero_phase = score.verdict.velero_phase().to_string();
+    }
+    report.score = Some(score);
+    report
 }
 
 /// The report of the run `env` carries, as of `now`, scored with `settings`.
@@ -151,36 +159,10 @@ pub fn build_report(
         _ => None,
     };
     let recovery_point_age = point.as_ref().map(|p| requested_at - p.time);
-    let score = score_of(
-        env,
-        request.as_ref(),
-        verification.as_ref(),
-        &contents,
-        rto_seconds,
-        recovery_point_age,
-        settings,
-    );
-    if score.verdict > verdict {
-        findings.push(Finding {
-            level: score.verdict,
-            message: format!(
-                "{} is below the {} threshold ({})",
-                score.summary(),
-                if verdict == Verdict::Pass {
-                    "pass"
-                } else {
-                    "degraded"
-                },
-                if verdict == Verdict::Pass {
-                    score.pass_threshold
-                } else {
-                    score.degraded_threshold
-                }
-            ),
-        });
-        verdict = score.verdict;
-    }
-    EvidenceReport {
+    let source_inventory: Option<Vec<(String, NamespaceContents)>> =
+        restore_run::fact(env, keys::SOURCE_CONTENTS);
+    let probe = verification.as_ref().and_then(|v| v.probe.clone());
+    let report = EvidenceReport {
         version: REPORT_VERSION,
         kind: match env.kind {
             WorkflowKind::Drill => ReportKind::Drill,
@@ -211,14 +193,20 @@ pub fn build_report(
         rto_seconds,
         velero_phase: verdict.velero_phase().to_string(),
         verdict,
-        score: Some(score),
+        score: None,
         findings,
         aborted,
         cleanup,
         generated_at: now,
         service_version: env!("CARGO_PKG_VERSION").to_string(),
         evidence: None,
-    }
+    };
+    scored(
+        report,
+        source_inventory.as_deref(),
+        probe.as_ref(),
+        settings,
+    )
 }
 
 /// The cluster's newest earlier run of the same kind (not this run's own, which a rerun of
