@@ -398,6 +398,7 @@ mod tests {
             started_at: t0 + time::Duration::seconds(at),
             finished_at: t0 + time::Duration::seconds(at + 1),
             transition,
+            measures: Default::default(),
         }
     }
 

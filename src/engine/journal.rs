@@ -51,6 +51,13 @@ pub enum Transition {
     },
 }
 
+impl Transition {
+    /// True for the end of a workflow (done or failed).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Done { .. } | Self::Failed { .. })
+    }
+}
+
 /// One journal entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRecord {
@@ -72,7 +79,13 @@ pub struct StepRecord {
     pub finished_at: OffsetDateTime,
     /// What happened.
     pub transition: Transition,
+    /// Figures the step reported with the workflow's end (a drill's score, RTO and RPO);
+    /// empty for every other step.
+    pub measures: Measures,
 }
+
+/// Named whole-number figures a workflow reports when it ends (`score`, `rtoSeconds`, ...).
+pub type Measures = std::collections::BTreeMap<String, i64>;
 
 /// Receives step records and answers from them.
 #[async_trait]
@@ -182,10 +195,8 @@ impl MemoryJournal {
 #[async_trait]
 impl Journal for MemoryJournal {
     async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
-        if matches!(
-            record.transition,
-            Transition::Done { .. } | Transition::Failed { .. }
-        ) && let Ok(mut ended) = self.ended.lock()
+        if record.transition.is_final()
+            && let Ok(mut ended) = self.ended.lock()
         {
             ended
                 .entry(record.workflow_id.clone())

@@ -70,6 +70,8 @@ pub struct Outcome {
     pub action: Action,
     /// Payload entries to add or replace.
     pub facts: Map<String, Value>,
+    /// Figures reported with the workflow's end; see [`journal::Measures`].
+    pub measures: journal::Measures,
 }
 
 impl Outcome {
@@ -109,6 +111,11 @@ impl Outcome {
         self.facts.insert(key.to_string(), value.into());
         self
     }
+    /// Reports the figure `name = value` with the workflow's end (kept in status).
+    pub fn measure(mut self, name: &str, value: i64) -> Self {
+        self.measures.insert(name.to_string(), value);
+        self
+    }
     /// Removes `key` from the payload (by setting it to null, which the engine drops).
     pub fn without(mut self, key: &str) -> Self {
         self.facts.insert(key.to_string(), Value::Null);
@@ -121,6 +128,7 @@ impl From<Action> for Outcome {
         Self {
             action,
             facts: Map::new(),
+            measures: journal::Measures::new(),
         }
     }
 }
@@ -657,9 +665,15 @@ impl Engine {
         // may start (and finish) while the hand-off is still returning, and the status fold
         // orders runs by when they finished.
         let finished = self.ctx.clock.now();
+        let measures = outcome.measures.clone();
         let transition = self
             .apply(env, outcome, Progress { failed, throttled }, finished)
             .await?;
+        let measures = if transition.is_final() {
+            measures
+        } else {
+            journal::Measures::new()
+        };
         record_workflow_metrics(env, &transition, retry_reason, finished);
         let record = self.ctx.journal.try_record(StepRecord {
             workflow_id: env.workflow_id.clone(),
@@ -671,6 +685,7 @@ impl Engine {
             started_at: started,
             finished_at: finished,
             transition: transition.clone(),
+            measures,
         });
         // The next message is out. A run the workflow goes on from only loses this record
         // when the store does not answer (the next step's record supersedes it); the record

@@ -194,6 +194,7 @@ async fn start_for(
                     transition: Transition::Found {
                         what: format!("drift: {causes}"),
                     },
+                    measures: Default::default(),
                 };
                 engine.ctx().journal.record(record).await;
             }

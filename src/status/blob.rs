@@ -80,7 +80,7 @@ use time::OffsetDateTime;
 use super::account_sas::AccountKey;
 use super::{ClusterStatus, Phase, StatusError, StoreInfo, cluster_key};
 use crate::engine::fix;
-use crate::engine::journal::{Claim, Journal, StepRecord, Transition};
+use crate::engine::journal::{Claim, Journal, Measures, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::telemetry::http::{AzureSdkTelemetry, Peer};
 use crate::telemetry::redact;
@@ -805,6 +805,8 @@ struct LogLine {
     finished_at: OffsetDateTime,
     #[serde(flatten)]
     transition: LoggedTransition,
+    #[serde(default, skip_serializing_if = "Measures::is_empty")]
+    measures: Measures,
 }
 
 /// A [`Transition`] as logged, tagged by the outcome names the status and spans use.
@@ -878,6 +880,7 @@ impl From<&StepRecord> for LogLine {
             started_at: record.started_at,
             finished_at: record.finished_at,
             transition,
+            measures: record.measures.clone(),
         }
     }
 }
@@ -908,6 +911,7 @@ impl LogLine {
             started_at: self.started_at,
             finished_at: self.finished_at,
             transition,
+            measures: self.measures,
         }
     }
 }
@@ -1059,6 +1063,7 @@ mod tests {
             started_at,
             finished_at: started_at + time::Duration::milliseconds(1500),
             transition,
+            measures: Default::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::engine::fix;
-use crate::engine::journal::{StepRecord, Transition};
+use crate::engine::journal::{Measures, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::resource_id::ResourceId;
 use crate::telemetry::redact;
@@ -144,6 +144,9 @@ pub struct RunSummary {
     /// The summary on success, the reason on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The figures it ended with (a drill's `score`, `rtoSeconds`, `rpoSeconds`).
+    #[serde(default, skip_serializing_if = "Measures::is_empty")]
+    pub measures: Measures,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
 }
@@ -571,6 +574,7 @@ fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
             outcome: RunOutcome::Running,
             step: record.step.clone(),
             detail: None,
+            measures: Measures::new(),
             updated_at: record.finished_at,
         });
     }
@@ -609,6 +613,9 @@ fn apply_run(slot: &mut Option<RunSummary>, record: &StepRecord) {
         ),
         Transition::Skipped { .. } | Transition::Found { .. } => return,
     };
+    if record.transition.is_final() {
+        run.measures.clone_from(&record.measures);
+    }
 }
 
 /// The fleet in numbers, with every failed cluster's error and fix.
@@ -742,6 +749,7 @@ mod tests {
             started_at: start,
             finished_at: start + time::Duration::milliseconds(1500),
             transition,
+            measures: Default::default(),
         }
     }
 

@@ -75,6 +75,32 @@ fn run_cell(run: Option<&RunSummary>) -> String {
     }
 }
 
+/// A drill score for a cell: `92/100`, or nothing.
+fn score_text(score: Option<i64>) -> String {
+    score.map(|s| format!("{s}/100")).unwrap_or_default()
+}
+
+/// An RTO for a cell: `410 s`, or nothing.
+fn rto_text(seconds: Option<i64>) -> String {
+    seconds.map(|s| format!("{s} s")).unwrap_or_default()
+}
+
+/// An RPO (recovery point age) for a cell: `7 h`, or nothing.
+fn rpo_text(seconds: Option<i64>) -> String {
+    seconds.map(|s| format!("{} h", s / 3600)).unwrap_or_default()
+}
+
+/// The last drill's score, RPO and RTO as three cells (empty when not measured).
+fn measure_cells(run: Option<&RunSummary>) -> String {
+    let figure = |name: &str| run.and_then(|r| r.measures.get(name).copied());
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td>",
+        score_text(figure("score")),
+        rpo_text(figure("rpoSeconds")),
+        rto_text(figure("rtoSeconds")),
+    )
+}
+
 fn header(out: &mut String, title: &str, store: &StoreInfo, now: OffsetDateTime) {
     let _ = write!(
         out,
@@ -115,7 +141,8 @@ pub fn fleet_page(
         "<table id=\"clusters\"><caption>Clusters</caption><thead><tr>\
          <th scope=\"col\">Cluster</th><th scope=\"col\">Phase</th><th scope=\"col\">Since</th>\
          <th scope=\"col\">Last error and fix</th><th scope=\"col\">Next retry</th>\
-         <th scope=\"col\">Last drill</th></tr></thead><tbody>",
+         <th scope=\"col\">Last drill</th><th scope=\"col\">Score</th><th scope=\"col\">RPO</th>\
+         <th scope=\"col\">RTO</th></tr></thead><tbody>",
     );
     for c in clusters {
         let name = c.cluster.rsplit('/').next().unwrap_or(&c.cluster);
@@ -150,9 +177,10 @@ pub fn fleet_page(
                 escape(&skip.reason)
             );
         }
+        let measures = measure_cells(c.last_drill.as_ref());
         let _ = write!(
             out,
-            "<tr><th scope=\"row\"><a href=\"{}\">{}</a><br><code>{}</code></th><td>{}</td><td>{}</td><td>{error}</td><td>{retry}</td><td>{drill}</td></tr>",
+            "<tr><th scope=\"row\"><a href=\"{}\">{}</a><br><code>{}</code></th><td>{}</td><td>{}</td><td>{error}</td><td>{retry}</td><td>{drill}</td>{measures}</tr>",
             escape(&link(&c.cluster)),
             escape(name),
             escape(&c.cluster),
@@ -161,7 +189,7 @@ pub fn fleet_page(
         );
     }
     if clusters.is_empty() {
-        out.push_str("<tr><td colspan=\"6\">No cluster has a recorded status yet.</td></tr>");
+        out.push_str("<tr><td colspan=\"9\">No cluster has a recorded status yet.</td></tr>");
     }
     out.push_str("</tbody></table>");
     document("AKS backup status", &out)
@@ -320,11 +348,9 @@ pub fn cluster_page(
             escape(&when(d.generated_at)),
             escape(d.verdict.as_str()),
             escape(&d.velero_phase),
-            d.score.map(|s| format!("{s}/100")).unwrap_or_default(),
-            d.rto_seconds.map(|s| format!("{s} s")).unwrap_or_default(),
-            d.rpo_seconds
-                .map(|s| format!("{} h", s / 3600))
-                .unwrap_or_default(),
+            score_text(d.score.map(i64::from)),
+            rto_text(d.rto_seconds.and_then(|s| i64::try_from(s).ok())),
+            rpo_text(d.rpo_seconds),
             report = escape(&d.report.html)
         );
     }
@@ -384,6 +410,7 @@ mod tests {
                 started_at: datetime!(2026-03-01 12:00 UTC),
                 finished_at: datetime!(2026-03-01 12:00:02 UTC),
                 transition,
+                measures: Default::default(),
             },
             50,
         );
@@ -455,7 +482,7 @@ mod tests {
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("<html lang=\"en\">"));
         assert_eq!(page.matches("<th scope=\"row\">").count(), 2, "{page}");
-        assert_eq!(page.matches("<th scope=\"col\">").count(), 6);
+        assert_eq!(page.matches("<th scope=\"col\">").count(), 9);
         assert!(page.contains("<strong>2</strong>clusters"));
         assert!(page.contains("<strong>1</strong>protected"));
         assert!(page.contains("<strong>1</strong>failed"));
@@ -476,6 +503,43 @@ mod tests {
         for external in ["<link", "src=", "@import", "url("] {
             assert!(!page.contains(external), "{external} in {page}");
         }
+    }
+
+    #[test]
+    fn the_fleet_row_shows_the_last_drills_score_rpo_and_rto() {
+        let mut c = status(
+            "aks-ok",
+            Transition::Done {
+                summary: "protected".into(),
+            },
+        );
+        c.apply(
+            &StepRecord {
+                workflow_id: "drill-aks-ok-2026-03-02".into(),
+                kind: WorkflowKind::Drill,
+                subject: c.cluster.clone(),
+                step: "restore_report".into(),
+                attempt: 0,
+                hop: 0,
+                started_at: datetime!(2026-03-02 02:00 UTC),
+                finished_at: datetime!(2026-03-02 02:07 UTC),
+                transition: Transition::Done {
+                    summary: "restore drill degraded".into(),
+                },
+                measures: [("score", 80), ("rtoSeconds", 420), ("rpoSeconds", 7 * 3600)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            },
+            50,
+        );
+        let page = fleet_page(&store(), &[c], datetime!(2026-03-02 03:00 UTC), &|id| {
+            id.to_string()
+        });
+        assert!(
+            page.contains("<td>80/100</td><td>7 h</td><td>420 s</td></tr>"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn run_brief(run: &RunSummary) -> Value {
         "outcome": run.outcome,
         "startedAt": rfc3339(run.started_at),
         "finishedAt": run.finished_at.map(rfc3339),
+        "measures": run.measures,
     })
 }
 
@@ -547,6 +548,7 @@ mod tests {
                 transition: Transition::Failed {
                     reason: fix::compose("role assignment denied", "grant Owner on rg"),
                 },
+                measures: Default::default(),
             },
             10,
         );
@@ -602,6 +604,7 @@ mod tests {
             started_at: datetime!(2026-03-02 09:00 UTC) + time::Duration::minutes(minute),
             finished_at: datetime!(2026-03-02 09:00 UTC) + time::Duration::minutes(minute),
             transition,
+            measures: Default::default(),
         };
         let reason =
             "not drillable yet: no recovery point; next backup expected at 2026-03-03T00:00:00Z";

@@ -471,6 +471,7 @@ async fn record(
             started_at,
             finished_at: ctx.clock.now(),
             transition,
+            measures: Default::default(),
         })
         .await;
 }

@@ -353,14 +353,14 @@ impl Step for RestoreReport {
             .as_ref()
             .map(|s| format!("; {}", s.summary()))
             .unwrap_or_default();
-        match report.verdict {
+        let outcome = match report.verdict {
             Verdict::Pass | Verdict::Degraded => {
                 let detail = if why.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", why.join("; "))
                 };
-                Ok(finish(format!(
+                finish(format!(
                     "{what} {} ({}): {restored} resource(s) verified in {}{rto}{scored}{detail}{alerted}; report {}",
                     report.verdict,
                     report.velero_phase,
@@ -371,13 +371,29 @@ impl Step for RestoreReport {
                         .collect::<Vec<_>>()
                         .join(", "),
                     stored.html
-                )))
+                ))
             }
-            Verdict::Fail => Ok(Outcome::failed(format!(
+            Verdict::Fail => Outcome::failed(format!(
                 "{what} failed: {}{scored}{alerted}; report {}",
                 why.join("; "),
                 stored.html
-            ))),
+            )),
+        };
+        Ok(with_measures(outcome, &report))
+    }
+}
+
+/// The run's score, RTO and RPO, as figures the status keeps with its end.
+fn with_measures(mut outcome: Outcome, report: &EvidenceReport) -> Outcome {
+    let rto = report.rto_seconds.and_then(|s| i64::try_from(s).ok());
+    for (name, value) in [
+        ("score", report.score.as_ref().map(|s| i64::from(s.total))),
+        ("rtoSeconds", rto),
+        ("rpoSeconds", report.recovery_point_age_seconds),
+    ] {
+        if let Some(value) = value {
+            outcome = outcome.measure(name, value);
         }
     }
+    outcome
 }

@@ -328,6 +328,7 @@ async fn the_same_event_twice_starts_one_workflow_message_id() {
             transition: backup_pilot::engine::journal::Transition::Done {
                 summary: "protected".into(),
             },
+            measures: Default::default(),
         })
         .await;
     post(

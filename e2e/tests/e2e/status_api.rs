@@ -216,7 +216,7 @@ async fn the_fleet_page_renders_in_headless_chromium() {
     let dom = browse(&["--dump-dom".to_string()]);
     assert!(dom.contains("<title>AKS backup status</title>"), "{dom}");
     assert_eq!(dom.matches("<th scope=\"row\">").count(), 3, "{dom}");
-    assert_eq!(dom.matches("<th scope=\"col\">").count(), 6, "{dom}");
+    assert_eq!(dom.matches("<th scope=\"col\">").count(), 9, "{dom}");
     assert!(dom.contains("<strong>3</strong>clusters"), "{dom}");
     assert!(dom.contains("<caption>Clusters</caption>"), "{dom}");
     assert!(!dom.contains("<script"), "no script: {dom}");

@@ -65,6 +65,7 @@ fn record(
         started_at: t,
         finished_at: t + time::Duration::milliseconds(250),
         transition,
+        measures: Default::default(),
     }
 }
 
