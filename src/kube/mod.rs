@@ -1,13 +1,17 @@
 //! The Kubernetes side, with kube-rs and no kubectl: cluster access from ARM credentials
 //! ([`access`]), the extension's hook CRDs ([`crds`]), hook configuration and server-side
 //! apply ([`hooks`]), the extension health gate ([`health`]), namespaces around restores
-//! ([`restore_prep`]), structural-schema checks ([`schema`]), settings and errors.
+//! ([`restore_prep`]), a drill's probe pods ([`probe_pods`]), whether restored pods'
+//! references resolve ([`references`]),
+//! structural-schema checks ([`schema`]), settings and errors.
 
 pub mod access;
 pub mod crds;
 pub mod error;
 pub mod health;
 pub mod hooks;
+pub mod probe_pods;
+pub mod references;
 pub mod restore_prep;
 pub mod schema;
 pub mod settings;

@@ -10,15 +10,20 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, ResourceQuotaSpec, Service,
 };
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
 use super::access::ClusterClient;
 use super::error::KubeError;
 use super::hooks::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use super::probe_pods::{PROBE_LABEL, is_probe_pod};
 
 /// The label that marks namespaces the service created for drills and may delete.
 pub const SCRATCH_LABEL: &str = "backup-pilot.io/scratch";
@@ -185,7 +190,8 @@ pub async fn existing_namespaces(
     Ok(existing)
 }
 
-/// Counts what a namespace holds. A missing namespace holds nothing.
+/// Counts what a namespace holds (not the drill's own probe pods). A missing namespace holds
+/// nothing.
 ///
 /// # Errors
 /// The API server's rejection.
@@ -215,6 +221,11 @@ pub async fn count_namespace(
         async { services.list(&all).await.map_err(fail("services")) },
         async { config_maps.list(&all).await.map_err(fail("config maps")) },
     )?;
+    let pods: Vec<Pod> = pods
+        .items
+        .into_iter()
+        .filter(|p| !is_probe_pod(p))
+        .collect();
     Ok(NamespaceContents {
         deployments: deployments.items.len(),
         deployments_available: deployments
@@ -222,8 +233,8 @@ pub async fn count_namespace(
             .iter()
             .filter(|d| deployment_available(d))
             .count(),
-        pods: pods.items.len(),
-        pods_ready: pods.items.iter().filter(|p| pod_ready(p)).count(),
+        pods: pods.len(),
+        pods_ready: pods.iter().filter(|p| pod_ready(p)).count(),
         pvcs: pvcs.items.len(),
         pvcs_bound: pvcs
             .items
@@ -276,10 +287,88 @@ pub const ISOLATION_QUOTA_HARD: [(&str, &str); 5] = [
     ("services.nodeports", "0"),
 ];
 
+/// The policies that let a drill's probe pods (and only them) reach the restored pods of
+/// their own namespace: the restored pods accept traffic from probe pods, and probe pods may
+/// send to pods of the namespace and to the cluster DNS. Policies are additive, so the
+/// deny-all policy still holds for everything else.
+pub const PROBE_POLICIES: [&str; 2] = [
+    "backup-pilot-drill-allow-probe-ingress",
+    "backup-pilot-drill-allow-probe-egress",
+];
+
+fn probe_policies(meta: &dyn Fn(&str) -> ObjectMeta) -> [NetworkPolicy; 2] {
+    let probes = LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: PROBE_LABEL.into(),
+            operator: "Exists".into(),
+            values: None,
+        }]),
+        ..LabelSelector::default()
+    };
+    let from_probes = NetworkPolicyPeer {
+        pod_selector: Some(probes.clone()),
+        ..NetworkPolicyPeer::default()
+    };
+    let dns = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                "kube-system".to_string(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let dns_ports = ["UDP", "TCP"]
+        .into_iter()
+        .map(|protocol| NetworkPolicyPort {
+            port: Some(IntOrString::Int(53)),
+            protocol: Some(protocol.into()),
+            ..NetworkPolicyPort::default()
+        })
+        .collect();
+    [
+        NetworkPolicy {
+            metadata: meta(PROBE_POLICIES[0]),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![from_probes.clone()]),
+                    ..NetworkPolicyIngressRule::default()
+                }]),
+                ..NetworkPolicySpec::default()
+            }),
+        },
+        NetworkPolicy {
+            metadata: meta(PROBE_POLICIES[1]),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(probes),
+                policy_types: Some(vec!["Egress".into()]),
+                egress: Some(vec![
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![NetworkPolicyPeer {
+                            pod_selector: Some(LabelSelector::default()),
+                            ..NetworkPolicyPeer::default()
+                        }]),
+                        ..NetworkPolicyEgressRule::default()
+                    },
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![dns]),
+                        ports: Some(dns_ports),
+                    },
+                ]),
+                ..NetworkPolicySpec::default()
+            }),
+        },
+    ]
+}
+
 /// Isolates a scratch namespace before anything is restored into it: a NetworkPolicy that
 /// selects every pod and allows no ingress and no egress (a drill never talks to production
-/// services; policies restored from the source are additive and still apply), and a
-/// ResourceQuota on object counts with no load balancer or node port (nothing in a drill is
+/// services; policies restored from the source are additive and still apply), the two
+/// policies that let the drill's own probe pods reach the restored pods ([`PROBE_POLICIES`]),
+/// and a ResourceQuota on object counts with no load balancer or node port (nothing in a drill is
 /// reachable from outside the cluster). Idempotent: objects that exist are left as they are.
 ///
 /// # Errors
@@ -306,6 +395,7 @@ pub async fn isolate_scratch_namespace(
             ..NetworkPolicySpec::default()
         }),
     };
+    let probes = probe_policies(&meta);
     let quota = ResourceQuota {
         metadata: meta(ISOLATION_QUOTA),
         spec: Some(ResourceQuotaSpec {
@@ -332,6 +422,16 @@ pub async fn isolate_scratch_namespace(
             .map(|_| ()),
         format!("create network policy {ISOLATION_POLICY} in {namespace}"),
     )?;
+    for probe_policy in &probes {
+        let name = probe_policy.metadata.name.clone().unwrap_or_default();
+        created(
+            policies
+                .create(&PostParams::default(), probe_policy)
+                .await
+                .map(|_| ()),
+            format!("create network policy {name} in {namespace}"),
+        )?;
+    }
     let quotas: Api<ResourceQuota> = Api::namespaced(cluster.kube(), namespace);
     created(
         quotas

@@ -1,6 +1,7 @@
 //! Restores and restore drills: the request and its schema ([`request`]), who may restore
 //! where ([`authorize`]), choosing a recovery point ([`recovery_point`]), the ARM restore body
-//! ([`body`]), restore jobs ([`job`]), scoring what came back ([`verify`]), drill planning
+//! ([`body`]), restore jobs ([`job`]), scoring what came back ([`verify`], [`score`]), a
+//! drill's application probes ([`probe`]), drill planning
 //! ([`drill`]), the evidence report ([`report`]), where reports are kept ([`store`]) and the
 //! settings ([`settings`]). The workflow steps that use them live in [`crate::workflow`].
 
@@ -10,6 +11,7 @@ pub mod body;
 pub mod drill;
 pub mod evidence;
 pub mod job;
+pub mod probe;
 pub mod recovery_point;
 pub mod report;
 pub mod request;

@@ -4,11 +4,12 @@
 //!
 //! | check | weight | earns |
 //! |---|---|---|
-//! | `restore` | 25 | the job completed (with warnings: 20), times the share of items restored |
-//! | `resources` | 20 | per kind (deployments, pods, claims, services, config maps), restored against the source namespaces' inventory |
+//! | `restore` | 20 | the job completed (with warnings: 16), times the share of items restored |
+//! | `resources` | 15 | per kind (deployments, pods, claims, services, config maps), restored against the source namespaces' inventory |
 //! | `podsReady` | 20 | the share of restored pods Ready |
-//! | `volumes` | 15 | the share of restored claims Bound |
-//! | `application` | 10 | the restore hooks' probe passed (no probe configured: earned, and said so) |
+//! | `volumes` | 10 | the share of restored claims Bound |
+//! | `application` | 15 | the application probes (HTTP or command, run in the scratch namespace) and restore hooks passed (none configured: earned, and said so) |
+//! | `references` | 10 | the share of the config maps, secrets and service accounts the restored pods name that exist beside them |
 //! | `rpo` | 5 | the recovery point is no older than the policy's interval allows |
 //! | `rto` | 5 | request → verified within the RTO target |
 //!
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::{Job, JobStatus};
 use super::verify::{ProbeResult, Verdict};
+use crate::kube::references::ReferenceCheck;
 use crate::kube::restore_prep::NamespaceContents;
 
 /// The thresholds and the RTO target.
@@ -110,6 +112,8 @@ pub struct ScoreInputs<'a> {
     pub source: Option<&'a [(String, NamespaceContents)]>,
     /// The application probe, if one ran.
     pub probe: Option<&'a ProbeResult>,
+    /// The restored pods' references, when they were checked.
+    pub references: Option<&'a ReferenceCheck>,
     /// The recovery point's age at the request.
     pub recovery_point_age: Option<time::Duration>,
     /// The policy's backup interval.
@@ -148,7 +152,7 @@ fn check(name: &str, weight: u8, share: f64, detail: String) -> Check {
 
 fn restore_check(job: Option<&Job>) -> Check {
     let Some(job) = job else {
-        return check("restore", 25, 0.0, "no restore job ran".into());
+        return check("restore", 20, 0.0, "no restore job ran".into());
     };
     let base = match job.status {
         JobStatus::Completed => 1.0,
@@ -168,7 +172,7 @@ fn restore_check(job: Option<&Job>) -> Check {
         ),
         _ => (1.0, format!("job {} {}", job.name, job.status_text)),
     };
-    check("restore", 25, base * items, detail)
+    check("restore", 20, base * items, detail)
 }
 
 /// Kinds a restore brings back, as (name, count).
@@ -192,7 +196,7 @@ fn resources_check(inputs: &ScoreInputs<'_>) -> Check {
         let share = if restored_total > 0 { 1.0 } else { 0.0 };
         return check(
             "resources",
-            20,
+            15,
             share,
             format!(
                 "{restored_total} resource(s) restored; the source namespaces could not be read to compare"
@@ -221,7 +225,7 @@ fn resources_check(inputs: &ScoreInputs<'_>) -> Check {
             short.join(", ")
         )
     };
-    check("resources", 20, share(matched, expected), detail)
+    check("resources", 15, share(matched, expected), detail)
 }
 
 /// Scores a run; see the module docs.
@@ -238,13 +242,38 @@ pub fn score(inputs: &ScoreInputs<'_>, settings: &ScoreSettings) -> Score {
     // Nothing restored earns nothing for the workloads either.
     let workload = |part, whole| if anything { share(part, whole) } else { 0.0 };
     let application = match inputs.probe {
-        Some(p) if p.passed => check("application", 10, 1.0, p.detail.clone()),
-        Some(p) => check("application", 10, 0.0, p.detail.clone()),
+        Some(p) if p.passed => check("application", 15, 1.0, p.detail.clone()),
+        Some(p) => check("application", 15, 0.0, p.detail.clone()),
         None => check(
             "application",
-            10,
+            15,
             if anything { 1.0 } else { 0.0 },
-            "no application probe configured (restore hooks)".into(),
+            "no application probe configured (drill probes or restore hooks)".into(),
+        ),
+    };
+    let references = match inputs.references {
+        Some(r) if r.missing.is_empty() => check(
+            "references",
+            10,
+            workload(r.resolved(), r.total),
+            format!("{} of {} reference(s) resolve", r.resolved(), r.total),
+        ),
+        Some(r) => check(
+            "references",
+            10,
+            workload(r.resolved(), r.total),
+            format!(
+                "{} of {} reference(s) resolve; missing: {}",
+                r.resolved(),
+                r.total,
+                r.missing.join(", ")
+            ),
+        ),
+        None => check(
+            "references",
+            10,
+            0.0,
+            "the restored pods' references were not checked".into(),
         ),
     };
     let rpo = match (inputs.recovery_point_age, inputs.policy_interval) {
@@ -296,11 +325,12 @@ pub fn score(inputs: &ScoreInputs<'_>, settings: &ScoreSettings) -> Score {
         ),
         check(
             "volumes",
-            15,
+            10,
             workload(bound, claims),
             format!("{bound} of {claims} claim(s) Bound"),
         ),
         application,
+        references,
         rpo,
         rto,
     ];
@@ -350,6 +380,11 @@ mod tests {
         }
     }
 
+    static RESOLVED: ReferenceCheck = ReferenceCheck {
+        total: 2,
+        missing: Vec::new(),
+    };
+
     fn inputs<'a>(
         job: &'a Job,
         got: NamespaceContents,
@@ -360,6 +395,7 @@ mod tests {
             restored: vec![("app", "drill-app", got)],
             source: Some(source),
             probe: None,
+            references: Some(&RESOLVED),
             recovery_point_age: Some(time::Duration::hours(2)),
             policy_interval: Some(Duration::from_secs(24 * 3600)),
             rto: Some(Duration::from_secs(400)),
@@ -395,8 +431,8 @@ mod tests {
         let source = vec![("app".to_string(), app(2, 1))];
         let s = score(&inputs(&j, fewer, &source), &ScoreSettings::default());
         let resources = &s.checks[1];
-        // 4 of the 6 source resources: 20 × 4/6 = 13.
-        assert_eq!((resources.earned, resources.weight), (13, 20), "{s:#?}");
+        // 4 of the 6 source resources: 15 × 4/6 = 10.
+        assert_eq!((resources.earned, resources.weight), (10, 15), "{s:#?}");
         assert!(
             resources.detail.contains("0 of 1 services") && resources.detail.contains("4 of 6"),
             "{}",
@@ -426,10 +462,10 @@ mod tests {
         i.recovery_point_age = Some(time::Duration::hours(30));
         i.rto = Some(Duration::from_secs(2 * 3600));
         let s = score(&i, &ScoreSettings::default());
-        assert_eq!(s.total, 80, "{s:#?}");
+        assert_eq!(s.total, 75, "{s:#?}");
         assert_eq!(
             s.summary(),
-            "score 80/100 (lost: application 0/10, rpo 0/5, rto 0/5)"
+            "score 75/100 (lost: application 0/15, rpo 0/5, rto 0/5)"
         );
     }
 
@@ -440,12 +476,39 @@ mod tests {
         i.source = None;
         let strict = ScoreSettings {
             pass: 99,
-            degraded: 96,
+            degraded: 97,
             ..ScoreSettings::default()
         };
         let s = score(&i, &strict);
-        assert_eq!(s.total, 95, "{s:#?}");
+        assert_eq!(s.total, 96, "{s:#?}");
         assert_eq!(s.verdict, Verdict::Fail);
         assert!(s.checks[1].detail.contains("could not be read"));
+    }
+
+    #[test]
+    fn unresolved_references_cost_their_share_and_name_what_is_missing() {
+        let j = job("Completed", Some((6, 6)));
+        let source = vec![("app".to_string(), app(2, 1))];
+        let broken = ReferenceCheck {
+            total: 4,
+            missing: vec!["secret db-creds (pod app-0)".into()],
+        };
+        let mut i = inputs(&j, app(2, 1), &source);
+        i.references = Some(&broken);
+        let s = score(&i, &ScoreSettings::default());
+        let references = s.checks.iter().find(|c| c.name == "references").unwrap();
+        // 3 of 4 resolve: 10 × 3/4 = 7.5, rounded to 8.
+        assert_eq!((references.earned, references.weight), (8, 10), "{s:#?}");
+        assert!(
+            references
+                .detail
+                .contains("missing: secret db-creds (pod app-0)"),
+            "{}",
+            references.detail
+        );
+        assert_eq!(s.total, 98);
+        i.references = None;
+        let unchecked = score(&i, &ScoreSettings::default());
+        assert_eq!(unchecked.summary(), "score 90/100 (lost: references 0/10)");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::alert::WebhookUrl;
 use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
 use super::evidence::EvidenceKey;
+use super::probe::{DEFAULT_HTTP_IMAGE, PROBES_VAR, ProbeSpec, parse_probes};
 use super::score::ScoreSettings;
 use super::store::DEFAULT_REPORT_CONTAINER;
 use crate::resource_id::ResourceId;
@@ -48,6 +49,10 @@ pub struct RestoreSettings {
     /// Of Azure's 10 restores per backup instance per day, how many drills leave to real
     /// restores (`BACKUP_PILOT_DRILL_RESTORE_RESERVE`, default 2, at most 9).
     pub drill_restore_reserve: usize,
+    /// Application probes drills run in each scratch namespace (`BACKUP_PILOT_DRILL_PROBES`).
+    pub drill_probes: Vec<ProbeSpec>,
+    /// The image HTTP probes run in (`BACKUP_PILOT_DRILL_PROBE_IMAGE`).
+    pub drill_probe_image: String,
 }
 
 impl Default for RestoreSettings {
@@ -67,6 +72,8 @@ impl Default for RestoreSettings {
             alert_webhook: None,
             rto_regression_percent: 50,
             drill_restore_reserve: 2,
+            drill_probes: Vec::new(),
+            drill_probe_image: DEFAULT_HTTP_IMAGE.into(),
         }
     }
 }
@@ -276,6 +283,16 @@ impl RestoreSettings {
                     defaults.rto_regression_percent
                 }),
             },
+            drill_probes: match get(PROBES_VAR) {
+                None => Vec::new(),
+                Some(raw) => parse_probes(&raw).unwrap_or_else(|e| {
+                    problems.extend(e);
+                    Vec::new()
+                }),
+            },
+            drill_probe_image: get("BACKUP_PILOT_DRILL_PROBE_IMAGE")
+                .map(|i| i.trim().to_string())
+                .unwrap_or(defaults.drill_probe_image),
         };
         if problems.is_empty() {
             Ok(settings)

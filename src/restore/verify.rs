@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::job::{Job, JobStatus};
+use crate::kube::references::ReferenceCheck;
 use crate::kube::restore_prep::NamespaceContents;
 
 /// The overall result, worst finding wins.
@@ -133,6 +134,8 @@ pub struct Evidence<'a> {
     pub namespaces: &'a [(String, NamespaceContents)],
     /// The application probe, if one ran.
     pub probe: Option<&'a ProbeResult>,
+    /// The restored pods' references, when they were checked.
+    pub references: Option<&'a ReferenceCheck>,
     /// Findings the caller adds (e.g. the recovery point's age).
     pub extra: Vec<Finding>,
 }
@@ -150,6 +153,9 @@ pub struct Verification {
     /// The application probe, if one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeResult>,
+    /// The restored pods' references, when they were checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<ReferenceCheck>,
 }
 
 impl Verification {
@@ -301,6 +307,14 @@ pub fn verify(evidence: &Evidence<'_>) -> Verification {
             Finding::degraded(format!("probe failed: {}", probe.detail))
         });
     }
+    if let Some(references) = evidence.references
+        && !references.missing.is_empty()
+    {
+        findings.push(Finding::degraded(format!(
+            "restored pods name objects that are not there (their pods cannot start): {}",
+            references.missing.join(", ")
+        )));
+    }
     findings.extend(evidence.extra.iter().cloned());
     let verdict = findings
         .iter()
@@ -312,6 +326,7 @@ pub fn verify(evidence: &Evidence<'_>) -> Verification {
         findings,
         restored_resources,
         probe: evidence.probe.cloned(),
+        references: evidence.references.cloned(),
     }
 }
 
@@ -358,6 +373,7 @@ pub(crate) mod tests {
             job,
             namespaces,
             probe: None,
+            references: None,
             extra: vec![],
         })
     }
@@ -441,6 +457,7 @@ pub(crate) mod tests {
             job: &j,
             namespaces: &[("a".into(), healthy())],
             probe: Some(&probe),
+            references: None,
             extra: vec![Finding::degraded("recovery point is 30 h old")],
         });
         assert_eq!(v.verdict, Verdict::Degraded);

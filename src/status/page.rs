@@ -87,7 +87,9 @@ fn rto_text(seconds: Option<i64>) -> String {
 
 /// An RPO (recovery point age) for a cell: `7 h`, or nothing.
 fn rpo_text(seconds: Option<i64>) -> String {
-    seconds.map(|s| format!("{} h", s / 3600)).unwrap_or_default()
+    seconds
+        .map(|s| format!("{} h", s / 3600))
+        .unwrap_or_default()
 }
 
 /// The last drill's score, RPO and RTO as three cells (empty when not measured).

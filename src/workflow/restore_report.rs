@@ -25,7 +25,7 @@ use crate::restore::report::{
 use crate::restore::request::RestoreRequest;
 use crate::restore::score::{ScoreInputs, ScoreSettings, score};
 use crate::restore::store::RunRecord;
-use crate::restore::verify::{Finding, ProbeResult, Verdict, Verification};
+use crate::restore::verify::{Finding, Verdict, Verification};
 use crate::telemetry::metrics;
 
 /// See the module docs.
@@ -35,12 +35,12 @@ fn seconds(d: time::Duration) -> Option<u64> {
     u64::try_from(d.whole_seconds()).ok()
 }
 
-/// Scores `report` from what it holds (plus the source inventory and the probe, which it
-/// does not), and makes its verdict the worse of the findings' and the score's.
+/// Scores `report` from what it holds (plus the source inventory and the verification's
+/// probe and references, which it does not), and makes its verdict the worse of the findings' and the score's.
 fn scored(
     mut report: EvidenceReport,
     source: Option<&[(String, NamespaceContents)]>,
-    probe: Option<&ProbeResult>,
+    verification: Option<&Verification>,
     settings: &ScoreSettings,
 ) -> EvidenceReport {
     let restored = report
@@ -59,7 +59,8 @@ fn scored(
             job: report.job.as_ref(),
             restored,
             source,
-            probe,
+            probe: verification.and_then(|v| v.probe.as_ref()),
+            references: verification.and_then(|v| v.references.as_ref()),
             recovery_point_age: report
                 .recovery_point_age_seconds
                 .map(time::Duration::seconds),
@@ -161,7 +162,6 @@ pub fn build_report(
     let recovery_point_age = point.as_ref().map(|p| requested_at - p.time);
     let source_inventory: Option<Vec<(String, NamespaceContents)>> =
         restore_run::fact(env, keys::SOURCE_CONTENTS);
-    let probe = verification.as_ref().and_then(|v| v.probe.clone());
     let report = EvidenceReport {
         version: REPORT_VERSION,
         kind: match env.kind {
@@ -204,7 +204,7 @@ pub fn build_report(
     scored(
         report,
         source_inventory.as_deref(),
-        probe.as_ref(),
+        verification.as_ref(),
         settings,
     )
 }

@@ -87,6 +87,8 @@ pub mod keys {
     pub const SOURCE_CONTENTS: &str = "sourceNamespaceContents";
     /// When verification finished.
     pub const VERIFIED_AT: &str = "verifiedAt";
+    /// When a drill's application probes were started.
+    pub const PROBES_STARTED_AT: &str = "probesStartedAt";
     /// Why the run stopped early.
     pub const ABORTED: &str = "aborted";
     /// Scratch namespace cleanup.

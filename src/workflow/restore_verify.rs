@@ -1,8 +1,10 @@
 //! `restore_verify`: did the resources really come back? Counts what each target namespace
 //! holds; while the job succeeded but pods are not Ready or claims not Bound, waits (as queued
 //! retries) up to `BACKUP_PILOT_RESTORE_VERIFY_TIMEOUT_MINUTES`; then scores the run pass /
-//! degraded / fail — a job that "completes" with nothing in the namespaces fails. It also reads
-//! the source namespaces' inventory, which the report's score compares against.
+//! degraded / fail — a job that "completes" with nothing in the namespaces fails. A drill
+//! then runs its application probes in the scratch namespaces (waiting, as queued retries,
+//! while they run). It checks that the restored pods' references resolve, and reads the
+//! source namespaces' inventory, which the report's score compares against.
 
 use std::time::Duration;
 
@@ -11,9 +13,13 @@ use async_trait::async_trait;
 use super::facts::wait;
 use super::restore_run::{self, after_verify, keys, steps, time_fact};
 use crate::engine::{Ctx, Outcome, Step, StepError};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::kube::ClusterClient;
+use crate::kube::probe_pods::start_probe_pod;
+use crate::kube::references::{ReferenceCheck, check_references};
 use crate::kube::restore_prep::{NamespaceContents, count_namespace};
 use crate::restore::job::{Job, JobStatus};
+use crate::restore::probe::{ProbeRun, combine, probe_run};
 use crate::restore::request::RestoreRequest;
 use crate::restore::verify::{
     Evidence, Finding, probe_from_job, resource_count, verify, workloads_settled,
@@ -23,6 +29,8 @@ use crate::restore::verify::{
 pub const FACT: &str = "RestoreVerified";
 /// How often to look again while workloads settle.
 const SETTLE_POLL: Duration = Duration::from_secs(15);
+/// How often to look again while probes run.
+const PROBE_POLL: Duration = Duration::from_secs(10);
 
 /// See the module docs.
 pub struct RestoreVerify;
@@ -56,6 +64,59 @@ async fn source_inventory(
             None
         }
     }
+}
+
+/// Where a drill's application probes are.
+enum Probes {
+    /// Some still run: look again (the outcome says so).
+    Running(Outcome),
+    /// Every probe's result, by name (none configured: empty).
+    Finished(Vec<(String, ProbeRun)>),
+}
+
+/// Starts the configured probes of the drilled namespaces in their scratch namespaces (once:
+/// a pod that exists is left running) and reads them; waits while any runs, up to its own
+/// deadline plus a minute for the kubelet to report it.
+async fn run_probes(
+    ctx: &Ctx,
+    env: &Envelope,
+    client: &ClusterClient,
+    request: &RestoreRequest,
+) -> Result<Probes, StepError> {
+    let pairs = request.namespace_pairs();
+    let mut results = Vec::new();
+    let mut longest = 0;
+    for spec in &ctx.restore.drill_probes {
+        let Some((_, target)) = pairs.iter().find(|(source, _)| *source == spec.namespace) else {
+            continue;
+        };
+        let pod = start_probe_pod(
+            client,
+            target,
+            &spec.pod(target, &ctx.restore.drill_probe_image),
+        )
+        .await?;
+        longest = longest.max(spec.deadline_seconds());
+        results.push((spec.name.clone(), probe_run(&pod)));
+    }
+    let now = ctx.clock.now();
+    let started = restore_run::time_of(env, keys::PROBES_STARTED_AT).unwrap_or(now);
+    let running: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| *r == ProbeRun::Running)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let patience = time::Duration::seconds(longest.saturating_add(60));
+    if !running.is_empty() && now - started < patience {
+        return Ok(Probes::Running(
+            wait(
+                PROBE_POLL,
+                format!("waiting for application probe(s) {}", running.join(", ")),
+            )
+            .with(keys::PROBES_STARTED_AT, time_fact(started)),
+        ));
+    }
+    Ok(Probes::Finished(results))
 }
 
 #[async_trait]
@@ -103,6 +164,20 @@ impl Step for RestoreVerify {
                 format!("waiting for restored workloads: {}", pending.join("; ")),
             ));
         }
+        let probes = if env.kind == WorkflowKind::Drill {
+            match run_probes(ctx, env, &client, &request).await? {
+                Probes::Running(waiting) => return Ok(waiting),
+                Probes::Finished(results) => results,
+            }
+        } else {
+            Vec::new()
+        };
+        let mut references = ReferenceCheck::default();
+        for ns in request.target_namespaces() {
+            let check = check_references(&client, &ns).await?;
+            references.total += check.total;
+            references.missing.extend(check.missing);
+        }
         let mut extra: Vec<Finding> = restore_run::fact(env, keys::FINDINGS).unwrap_or_default();
         if settling {
             extra.push(Finding::degraded(format!(
@@ -111,11 +186,15 @@ impl Step for RestoreVerify {
             )));
         }
         let source = source_inventory(ctx, env, &request).await;
-        let probe = probe_from_job(&job, &request.restore_hook_references);
+        let probe = combine(
+            &probes,
+            probe_from_job(&job, &request.restore_hook_references),
+        );
         let verification = verify(&Evidence {
             job: &job,
             namespaces: &contents,
             probe: probe.as_ref(),
+            references: Some(&references),
             extra,
         });
         Ok(Outcome::next(after_verify(env.kind), FACT)

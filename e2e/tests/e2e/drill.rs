@@ -355,9 +355,20 @@ async fn a_healthy_drill_scores_100_with_every_check_measured() {
             "podsReady",
             "volumes",
             "application",
+            "references",
             "rpo",
             "rto"
         ]
+    );
+    let references = score
+        .checks
+        .iter()
+        .find(|c| c.name == "references")
+        .unwrap();
+    // Each web pod names its config map and runs as the namespace's default service account.
+    assert_eq!(
+        references.detail, "2 of 2 reference(s) resolve",
+        "{references:#?}"
     );
     assert!(
         score.checks[1]
@@ -1112,4 +1123,140 @@ async fn drill_reports_form_a_signed_chain_and_verify_evidence_names_a_tampered_
             && stdout.contains("content was changed after it was written"),
         "{stdout}"
     );
+}
+
+/// A pod that names a secret the backup did not hold comes back unable to start: the
+/// `references` check loses its share and names what is missing, and the drill is degraded.
+#[tokio::test]
+async fn a_restored_pod_naming_a_secret_that_was_not_backed_up_costs_the_references_check() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(RestoreSettings::default(), reports.clone()).await;
+    env.prod.kube.add_pod_with_spec(
+        "app",
+        "db-0",
+        json!({"containers": [{"name": "db", "image": "postgres:16",
+            "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "password"}}}]}]}),
+        &backup_pilot_standins::kube_api::PodState::Running { ready: true },
+    );
+    env.arm
+        .add_recovery_point(&env.protection.backup_instance_id, env.clock.now())
+        .unwrap();
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let report = &reports.reports()[0];
+    let score = report.score.as_ref().unwrap();
+    let references = score
+        .checks
+        .iter()
+        .find(|c| c.name == "references")
+        .unwrap();
+    assert_eq!(
+        references.detail, "2 of 3 reference(s) resolve; missing: secret db-creds (pod db-0)",
+        "{score:#?}"
+    );
+    assert_eq!((references.earned, references.weight), (7, 10));
+    assert_eq!(report.verdict, Verdict::Degraded);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.message.contains("secret db-creds (pod db-0)")),
+        "{:#?}",
+        report.findings
+    );
+}
+
+fn probes(raw: &str) -> RestoreSettings {
+    RestoreSettings {
+        drill_probes: backup_pilot::restore::probe::parse_probes(raw).unwrap(),
+        ..RestoreSettings::default()
+    }
+}
+
+const WEB_PROBE: &str = r#"[{"namespace": "app", "name": "web", "http": {"service": "web", "port": 80, "path": "/healthz"}}]"#;
+
+/// A configured HTTP probe runs as a pod inside the scratch namespace, beside the restored
+/// service it requests, with the policies that let it (and only it) through the deny-all; a
+/// probe that exits 0 earns the application check.
+#[tokio::test]
+async fn an_http_probe_runs_inside_the_scratch_namespace_and_passes() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(probes(WEB_PROBE), reports.clone()).await;
+    env.fire_drill_timer().await;
+    env.run_through("restore_verify").await;
+    let kube = &env.prod.kube;
+    let pod = kube
+        .object("", "pods", SCRATCH, "backup-pilot-probe-web")
+        .expect("the probe pod");
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
+    assert_eq!(
+        pod["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        &json!(format!("http://web.{SCRATCH}.svc.cluster.local:80/healthz"))
+    );
+    for name in [
+        "backup-pilot-drill-allow-probe-ingress",
+        "backup-pilot-drill-allow-probe-egress",
+    ] {
+        assert!(
+            kube.object("networking.k8s.io", "networkpolicies", SCRATCH, name)
+                .is_some(),
+            "{name}"
+        );
+    }
+    env.run_all().await;
+    let score = reports.reports()[0].score.clone().unwrap();
+    let application = score
+        .checks
+        .iter()
+        .find(|c| c.name == "application")
+        .unwrap();
+    assert_eq!(
+        (application.earned, application.detail.as_str()),
+        (15, "probe web passed")
+    );
+    assert_eq!(score.total, 100, "{score:#?}");
+    assert!(!kube.namespace_exists(SCRATCH), "cleaned up");
+}
+
+/// An application probe that fails is caught: the restored service answered 503, so the
+/// probe pod exits non-zero; the application check earns nothing and says why, and the drill
+/// is degraded below the pass threshold.
+#[tokio::test]
+async fn an_application_probe_failure_is_caught() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(probes(WEB_PROBE), reports.clone()).await;
+    env.prod.kube.set_container_exit(
+        "backup-pilot-probe-web",
+        22,
+        "curl: (22) The requested URL returned error: 503",
+    );
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let report = &reports.reports()[0];
+    let score = report.score.as_ref().unwrap();
+    let application = score
+        .checks
+        .iter()
+        .find(|c| c.name == "application")
+        .unwrap();
+    assert_eq!(
+        (application.earned, application.detail.as_str()),
+        (
+            0,
+            "probe web failed: exit code 22: curl: (22) The requested URL returned error: 503"
+        )
+    );
+    assert_eq!(score.total, 85, "{score:#?}");
+    assert!(score.total < score.pass_threshold);
+    assert_eq!(report.verdict, Verdict::Degraded);
+    let summary = env.ends()[0].1.clone().expect("degraded is not failed");
+    assert!(
+        summary.contains("score 85/100 (lost: application 0/15)"),
+        "{summary}"
+    );
+    assert!(!env.prod.kube.namespace_exists(SCRATCH), "cleaned up");
 }

@@ -916,3 +916,90 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
     assert!(err.is_transient(), "{err}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)), "{err}");
 }
+
+/// A pod a client creates is validated as the API server does (a container needs an image:
+/// 422 naming the field), scheduled at once and run by a node: a run-to-completion pod goes
+/// Pending → Succeeded (or Failed with its exit code and termination message), and its
+/// container statuses carry its containers' names. Every new namespace has the `default`
+/// service account; secrets and service accounts are listed like any other kind.
+#[tokio::test]
+async fn client_pods_are_validated_and_run_by_the_stand_ins_nodes() {
+    use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+    use kube::api::{ListParams, PostParams};
+    let h = Harness::new().await;
+    let client = h.client().await;
+    restore_prep::ensure_namespaces(&client, &[NamespaceRequest::scratch("drill-shop")])
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.kube(), "drill-shop");
+    let no_image: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "probe-x"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "probe"}]}
+    }))
+    .unwrap();
+    let refused = api_error(
+        pods.create(&PostParams::default(), &no_image)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+    assert!(
+        refused.message.contains("spec.containers[0].image"),
+        "{}",
+        refused.message
+    );
+
+    h.server
+        .set_container_exit("probe-bad", 7, "curl: (7) Failed to connect");
+    let probe = |name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "curlimages/curl:8.11.1"}]}
+        }))
+        .unwrap()
+    };
+    let created = pods
+        .create(&PostParams::default(), &probe("probe-ok"))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status.unwrap().phase.as_deref(),
+        Some("Pending"),
+        "scheduled, not started yet"
+    );
+    pods.create(&PostParams::default(), &probe("probe-bad"))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(10));
+    let ok = pods.get("probe-ok").await.unwrap().status.unwrap();
+    assert_eq!(ok.phase.as_deref(), Some("Succeeded"));
+    let bad = pods.get("probe-bad").await.unwrap().status.unwrap();
+    assert_eq!(bad.phase.as_deref(), Some("Failed"));
+    let container = &bad.container_statuses.unwrap()[0];
+    assert_eq!(container.name, "probe");
+    let terminated = container.state.clone().unwrap().terminated.unwrap();
+    assert_eq!(
+        (terminated.exit_code, terminated.message.as_deref()),
+        (7, Some("curl: (7) Failed to connect"))
+    );
+
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.kube(), "drill-shop");
+    let names: Vec<String> = accounts
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|a| a.metadata.name)
+        .collect();
+    assert_eq!(names, ["default"]);
+    let secrets: Api<Secret> = Api::namespaced(client.kube(), "drill-shop");
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -239,9 +239,58 @@ fn resource_quota_schema() -> Value {
     )
 }
 
-/// The built-in types: the ones the product writes (namespaces, and the network policy and
-/// quota that isolate a drill's scratch namespace) have a schema, the ones it only reads are
-/// read-only.
+/// The writable part of a Pod (v1): what the API server requires (`spec.containers` with a
+/// name and an image each), the enums it validates, and the fields a run-to-completion pod
+/// uses; nested structures (env, volumes, security contexts, resources) are kept as sent.
+fn pod_schema() -> Value {
+    let kept = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let kept_list = json!({"type": "array", "items": kept});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let container = json!({
+        "type": "object",
+        "required": ["name", "image"],
+        "properties": {
+            "name": {"type": "string"},
+            "image": {"type": "string"},
+            "command": strings,
+            "args": strings,
+            "workingDir": {"type": "string"},
+            "env": kept_list,
+            "envFrom": kept_list,
+            "ports": kept_list,
+            "volumeMounts": kept_list,
+            "resources": kept,
+            "securityContext": kept,
+            "readinessProbe": kept,
+            "livenessProbe": kept,
+            "imagePullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
+            "terminationMessagePath": {"type": "string"},
+            "terminationMessagePolicy": {"type": "string", "enum": ["File", "FallbackToLogsOnError"]}
+        }
+    });
+    object_schema(
+        json!({"type": "object", "required": ["containers"], "properties": {
+            "containers": {"type": "array", "items": container},
+            "initContainers": {"type": "array", "items": container},
+            "restartPolicy": {"type": "string", "enum": ["Always", "OnFailure", "Never"]},
+            "activeDeadlineSeconds": {"type": "integer"},
+            "terminationGracePeriodSeconds": {"type": "integer"},
+            "serviceAccountName": {"type": "string"},
+            "automountServiceAccountToken": {"type": "boolean"},
+            "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
+            "imagePullSecrets": kept_list,
+            "volumes": kept_list,
+            "tolerations": kept_list,
+            "securityContext": kept,
+            "affinity": kept
+        }}),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
+}
+
+/// The built-in types: the ones the product writes (namespaces, the network policies and
+/// quota that isolate a drill's scratch namespace, and the probe pods a drill runs there)
+/// have a schema, the ones it only reads are read-only.
 pub fn builtins() -> Vec<ResourceType> {
     vec![
         builtin(
@@ -253,7 +302,17 @@ pub fn builtins() -> Vec<ResourceType> {
             &["ns"],
             Some(namespace_schema()),
         ),
-        builtin("", "v1", "pods", "Pod", true, &["po"], None),
+        builtin("", "v1", "pods", "Pod", true, &["po"], Some(pod_schema())),
+        builtin("", "v1", "secrets", "Secret", true, &[], None),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            None,
+        ),
         builtin(
             "",
             "v1",

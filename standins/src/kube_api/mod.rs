@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod kubelet;
 pub mod restore;
 pub mod routes;
 pub mod status;
@@ -56,6 +57,13 @@ pub enum PodState {
     },
     /// Finished (a completed job pod).
     Succeeded,
+    /// Its container exited: `Succeeded` with exit code 0, else `Failed`.
+    Terminated {
+        /// The container's exit code.
+        exit_code: i32,
+        /// Its termination message.
+        message: String,
+    },
 }
 
 impl PodState {
@@ -97,6 +105,26 @@ impl PodState {
             }),
             Self::Succeeded => {
                 json!({"phase": "Succeeded", "conditions": [condition("Ready", false, Some("PodCompleted"), None)]})
+            }
+            Self::Terminated { exit_code, message } => {
+                let (phase, reason, ready_reason) = if *exit_code == 0 {
+                    ("Succeeded", "Completed", "PodCompleted")
+                } else {
+                    ("Failed", "Error", "PodFailed")
+                };
+                let mut terminated = json!({"exitCode": exit_code, "reason": reason, "startedAt": at, "finishedAt": at});
+                if !message.is_empty() {
+                    terminated["message"] = message.as_str().into();
+                }
+                json!({
+                    "phase": phase,
+                    "conditions": [
+                        condition("PodScheduled", true, None, None),
+                        condition("Ready", false, Some(ready_reason), None)
+                    ],
+                    "containerStatuses": [{"name": "main", "ready": false, "restartCount": 0, "image": "stand-in", "imageID": "",
+                        "state": {"terminated": terminated}}]
+                })
             }
         }
     }
@@ -381,6 +409,23 @@ impl KubeApiServer {
     }
 
     fn add_pod_with_labels(&self, namespace: &str, name: &str, labels: Value, state: PodState) {
+        self.add_pod_spec_labels(
+            namespace,
+            name,
+            labels,
+            json!({"containers": [{"name": "main", "image": "stand-in"}]}),
+            &state,
+        );
+    }
+
+    fn add_pod_spec_labels(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: Value,
+        spec: Value,
+        state: &PodState,
+    ) {
         let now = self.now();
         let mut store = self.store();
         let Some(ty) = store.resource_type("", "v1", "pods") else {
@@ -390,11 +435,41 @@ impl KubeApiServer {
             &ty,
             json!({
                 "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": {"containers": [{"name": "main", "image": "stand-in"}]},
+                "spec": spec,
                 "status": state.status_json(&timestamp(now)),
             }),
             now,
         );
+    }
+
+    /// Adds (or replaces) a pod with the given `spec` (its references, its containers) in the
+    /// given state.
+    pub fn add_pod_with_spec(&self, namespace: &str, name: &str, spec: Value, state: &PodState) {
+        self.add_pod_spec_labels(namespace, name, json!({}), spec, state);
+    }
+
+    /// Adds (or replaces) an Opaque secret.
+    pub fn add_secret(&self, namespace: &str, name: &str) {
+        let now = self.now();
+        let mut store = self.store();
+        if let Some(ty) = store.resource_type("", "v1", "secrets") {
+            store.put(
+                &ty,
+                json!({"metadata": {"name": name, "namespace": namespace}, "type": "Opaque",
+                       "data": {"password": "c3RhbmQtaW4="}}),
+                now,
+            );
+        }
+    }
+
+    /// From now on, the containers of pods named `pod_prefix…` that clients create exit with
+    /// `exit_code` and `message` (see [`kubelet`]); the default is exit code 0.
+    pub fn set_container_exit(&self, pod_prefix: &str, exit_code: i32, message: &str) {
+        self.store().set_container_exit(kubelet::ContainerExit {
+            pod_prefix: pod_prefix.to_string(),
+            exit_code,
+            message: message.to_string(),
+        });
     }
 
     /// Changes a pod's state now; false if there is no such pod.
@@ -487,12 +562,15 @@ impl KubeApiServer {
         let state = PodState::Running {
             ready: workload.ready,
         };
+        let spec = json!({"containers": [{"name": "main", "image": "stand-in",
+            "envFrom": [{"configMapRef": {"name": format!("{name}-config")}}]}]});
         for i in 0..workload.replicas {
-            self.add_pod_with_labels(
+            self.add_pod_spec_labels(
                 namespace,
                 &format!("{name}-{i}"),
                 json!({"app": name}),
-                state.clone(),
+                spec.clone(),
+                &state,
             );
         }
     }

@@ -13,15 +13,18 @@ use serde_json::{Value, json};
 
 use super::store::Scheduled;
 use super::{KubeApiServer, PodState};
+use backup_pilot::kube::references::DEFAULT_SERVICE_ACCOUNT;
 use backup_pilot::kube::restore_prep::ROOT_CA_CONFIG_MAP;
 use backup_pilot::restore::authorize::FORBIDDEN_NAMESPACES;
 
 /// The workload types a backup copies: `(group, version, plural)`.
-pub const WORKLOAD_TYPES: [(&str, &str, &str); 5] = [
+pub const WORKLOAD_TYPES: [(&str, &str, &str); 7] = [
     ("apps", "v1", "deployments"),
     ("", "v1", "pods"),
     ("", "v1", "services"),
     ("", "v1", "configmaps"),
+    ("", "v1", "secrets"),
+    ("", "v1", "serviceaccounts"),
     ("", "v1", "persistentvolumeclaims"),
 ];
 
@@ -138,6 +141,12 @@ fn strip(object: &Value) -> Value {
     copy
 }
 
+/// Objects the cluster's controllers create in every namespace (not workload content).
+fn created_with_the_namespace(key: &super::store::Key) -> bool {
+    (key.plural == "configmaps" && key.name == ROOT_CA_CONFIG_MAP)
+        || (key.plural == "serviceaccounts" && key.name == DEFAULT_SERVICE_ACCOUNT)
+}
+
 impl KubeApiServer {
     /// Copies the workload objects of `namespaces` (empty: every namespace except the system
     /// ones), as the extension does at backup time.
@@ -159,7 +168,7 @@ impl KubeApiServer {
             let objects = store
                 .namespace_objects(&ns)
                 .into_iter()
-                .filter(|(k, _)| !(k.plural == "configmaps" && k.name == ROOT_CA_CONFIG_MAP))
+                .filter(|(k, _)| !created_with_the_namespace(k))
                 .filter_map(|(k, v)| {
                     let (_, version, _) = WORKLOAD_TYPES
                         .iter()

@@ -11,10 +11,13 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::PodState;
 use super::apply::{self, Merged};
 use super::catalog::{self, ResourceType};
+use super::kubelet::{self, ContainerExit};
 use super::status::{ApiError, Cause};
 use backup_pilot::kube::hooks::{is_dns_label, is_dns_subdomain};
+use backup_pilot::kube::references::DEFAULT_SERVICE_ACCOUNT;
 use backup_pilot::kube::restore_prep::ROOT_CA_CONFIG_MAP;
 use backup_pilot::kube::schema::{self, FieldPath, Problem};
 
@@ -132,6 +135,7 @@ pub struct Store {
     revision: u64,
     scheduled: Vec<(OffsetDateTime, Scheduled)>,
     namespace_finalize_delay: Duration,
+    container_exits: Vec<ContainerExit>,
 }
 
 /// RFC 3339 with whole seconds, as Kubernetes writes timestamps.
@@ -155,6 +159,7 @@ impl Store {
             revision: 1,
             scheduled: Vec::new(),
             namespace_finalize_delay: finalize_delay,
+            container_exits: Vec::new(),
         }
     }
 
@@ -219,6 +224,7 @@ impl Store {
                     let rv = self.next_revision();
                     if let Some(pod) = self.objects.get_mut(&key) {
                         pod["status"] = state.status_json(&timestamp(now));
+                        kubelet::name_containers(pod);
                         pod["metadata"]["resourceVersion"] = Value::String(rv);
                     }
                 }
@@ -456,6 +462,29 @@ impl Store {
         }
     }
 
+    /// What the cluster's controllers do when a client creates an object (before it is
+    /// stored): a namespace gets its root CA config map and `default` service account; a pod
+    /// is scheduled at once and started by a node ([`kubelet`]).
+    fn after_create(&mut self, ty: &ResourceType, object: &mut Value, now: OffsetDateTime) {
+        if ty.plural == "namespaces"
+            && let Some(name) = object_name(object).map(str::to_string)
+        {
+            self.namespace_created(&name, now);
+        }
+        if ty.group.is_empty() && ty.plural == "pods" {
+            object["status"] = PodState::ContainerCreating.status_json(&timestamp(now));
+            kubelet::name_containers(object);
+            for (at, change) in kubelet::schedule(object, &self.container_exits, now) {
+                self.schedule(at, change);
+            }
+        }
+    }
+
+    /// How the containers of pods named `pod_prefix…` exit from now on (see [`kubelet`]).
+    pub fn set_container_exit(&mut self, exit: ContainerExit) {
+        self.container_exits.push(exit);
+    }
+
     /// Extra objects the cluster's controllers create with a namespace.
     fn namespace_created(&mut self, name: &str, now: OffsetDateTime) {
         let rv = self.next_revision();
@@ -476,6 +505,25 @@ impl Store {
                     "creationTimestamp": timestamp(now)
                 },
                 "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"}
+            }),
+        );
+        let rv = self.next_revision();
+        let key = Key {
+            group: String::new(),
+            plural: "serviceaccounts".into(),
+            namespace: name.to_string(),
+            name: DEFAULT_SERVICE_ACCOUNT.into(),
+        };
+        self.objects.insert(
+            key,
+            json!({
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": DEFAULT_SERVICE_ACCOUNT, "namespace": name,
+                    "uid": uuid::Uuid::new_v4().to_string(), "resourceVersion": rv,
+                    "creationTimestamp": timestamp(now)
+                }
             }),
         );
     }
@@ -575,10 +623,8 @@ impl Store {
         let entry = apply::update_entry(&object, manager, &ty.api_version(), &timestamp(now));
         self.finish_new(ty, &mut object, namespace, &name, now);
         object["metadata"]["managedFields"] = json!([entry]);
+        self.after_create(ty, &mut object, now);
         self.objects.insert(key, object.clone());
-        if ty.plural == "namespaces" {
-            self.namespace_created(&name, now);
-        }
         Ok((object, warnings))
     }
 
@@ -696,10 +742,8 @@ impl Store {
             None => {
                 self.finish_new(ty, &mut object, namespace, name, now);
                 // Keep the managedFields merge computed.
+                self.after_create(ty, &mut object, now);
                 self.objects.insert(key, object.clone());
-                if ty.plural == "namespaces" {
-                    self.namespace_created(name, now);
-                }
                 Ok((object, true))
             }
             Some(live) => {
