@@ -34,7 +34,8 @@ use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
 use backup_pilot::workflow::settings::{OnboardingSettings, Profile};
 use backup_pilot_local::run::EXTENSION_PODS_READY_AFTER;
 use backup_pilot_standins::arm::{
-    ArmHandle, ArmStandIn, BucketLimit, ClusterSeed, FaultKnobs, ThrottleLimits, Timings,
+    ArmHandle, ArmStandIn, BucketLimit, ClusterSeed, FaultKnobs, RegionalLimits, ThrottleLimits,
+    ThrottleModel, Timings,
 };
 use backup_pilot_standins::fake_clusters::FakeClusters;
 use backup_pilot_standins::kube_api::{ExtensionInstall, KubeApiOptions};
@@ -160,7 +161,7 @@ struct ClusterFigures {
 
 struct Scenario {
     name: String,
-    limits: ThrottleLimits,
+    limits: ThrottleModel,
     /// Another tool on the same subscription: (reads, writes) per minute of virtual time.
     neighbour_per_minute: (u32, u32),
     /// The stand-in's random faults.
@@ -226,6 +227,17 @@ struct RunFigures {
     clusters: Vec<(String, ClusterFigures)>,
     messages: usize,
     neighbour: (usize, usize, usize),
+}
+
+/// The (reads, writes) one principal can send at once under `model`.
+fn read_write_capacity(model: &ThrottleModel) -> (u32, u32) {
+    match model {
+        ThrottleModel::Regional(limits) => (
+            limits.subscription.reads.capacity,
+            limits.subscription.writes.capacity,
+        ),
+        ThrottleModel::Hourly(limits) => (limits.reads.capacity, limits.writes.capacity),
+    }
 }
 
 fn bucket(capacity: u32, refill_per_hour: u32) -> BucketLimit {
@@ -345,10 +357,7 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
         ),
         token: arm.arm_token(),
         per_minute: scenario.neighbour_per_minute,
-        cap: (
-            scenario.limits.reads.capacity,
-            scenario.limits.writes.capacity,
-        ),
+        cap: read_write_capacity(&scenario.limits),
         last: start,
         owed: (0.0, 0.0),
         sent: (0, 0),
@@ -457,8 +466,14 @@ async fn main() {
     println!("floor per cluster = {parts} = {}", minutes(floor));
     let scenarios = [
         Scenario {
-            name: "ARM's documented subscription limits (reads 12000/h, writes 1200/h, deletes 15000/h), the service alone".into(),
-            limits: ThrottleLimits::default(),
+            name: "ARM's regional token buckets since 2024 (reads 250 + 25/s, writes and deletes 200 + 10/s per principal, 15x globally), the service alone".into(),
+            limits: RegionalLimits::default().into(),
+            neighbour_per_minute: (0, 0),
+            faults: FaultKnobs::default(),
+        },
+        Scenario {
+            name: "ARM's pre-2024 hourly subscription limits (reads 12000/h, writes 1200/h, deletes 15000/h), the service alone".into(),
+            limits: ThrottleLimits::default().into(),
             neighbour_per_minute: (0, 0),
             faults: FaultKnobs::default(),
         },
@@ -468,17 +483,18 @@ async fn main() {
                 reads: bucket(120, 1_200),
                 writes: bucket(30, 300),
                 deletes: bucket(200, 15_000),
-            },
+            }
+            .into(),
             neighbour_per_minute: (10, 2),
             faults: FaultKnobs::default(),
         },
         Scenario {
             name: format!(
-                "ARM's documented limits with random faults: {:.0}% provider 429s, {:.0}% server errors",
+                "ARM's regional token buckets with random faults: {:.0}% provider 429s, {:.0}% server errors",
                 faults.throttle_rate * 100.0,
                 faults.server_error_rate * 100.0
             ),
-            limits: ThrottleLimits::default(),
+            limits: ThrottleModel::default(),
             neighbour_per_minute: (0, 0),
             faults,
         },

@@ -15,7 +15,7 @@ use backup_pilot::arm::versions;
 use backup_pilot::clock::{Clock, ManualClock};
 use backup_pilot_standins::arm::{
     ArmHandle, ArmStandIn, BucketLimit, ClusterSeed, FaultKnobs, InjectedFailure, NodePoolSeed,
-    PoolMode, ThrottleLimits, Timings, roles,
+    PoolMode, RegionalLimits, ThrottleLimits, Timings, TokenBucket, roles,
 };
 
 const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
@@ -2678,5 +2678,500 @@ async fn stop_protection_keeps_recovery_points_and_refuses_further_backups() {
     assert_eq!(
         state().await.body["properties"]["currentProtectionState"],
         "ProtectionStopped"
+    );
+}
+
+/// The regional limits with a tiny tenant read bucket, for tenant throttling.
+fn tight_tenant_reads() -> RegionalLimits {
+    let mut limits = RegionalLimits::default();
+    limits.tenant.reads = TokenBucket {
+        capacity: 1,
+        refill_per_second: 1,
+    };
+    limits
+}
+
+#[tokio::test]
+async fn by_default_arm_throttles_each_principal_with_regional_token_buckets() {
+    let env = env().await;
+    env.put_rg(RG).await;
+    let reads = "x-ms-ratelimit-remaining-subscription-reads";
+    let global_reads = "x-ms-ratelimit-remaining-subscription-global-reads";
+    // The PUT above took a write token; reads have their own 250-token bucket.
+    let first = env
+        .call(Method::GET, &rg_path(RG), versions::RESOURCES, None)
+        .await;
+    assert_eq!(first.header(reads), Some("249"));
+    assert_eq!(first.header(global_reads), Some("3749"));
+    for _ in 1..250 {
+        let read = env
+            .call(Method::GET, &rg_path(RG), versions::RESOURCES, None)
+            .await;
+        assert_eq!(read.status, 200, "{}", read.raw);
+    }
+    // 250 reads in one (virtual) instant empty the bucket: ARM answers 429 in its envelope.
+    let refused = env
+        .call(Method::GET, &rg_path(RG), versions::RESOURCES, None)
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (429, "SubscriptionRequestsThrottled")
+    );
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert_eq!(refused.header(reads), Some("0"));
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "Number of 'read' requests for subscription '{SUB}' exceeded."
+            )),
+        "{}",
+        refused.raw
+    );
+    // Another service principal has its own bucket, under the global one shared by all.
+    let admin = env.arm.token_as("7a1f0d3e-5b2c-4e8f-9a6d-0c1b2a3f4e5d");
+    let other = env
+        .send(
+            Method::GET,
+            &format!(
+                "{}{}?api-version={}",
+                env.base,
+                rg_path(RG),
+                versions::RESOURCES
+            ),
+            None,
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.raw);
+    assert_eq!(other.header(reads), Some("249"));
+    assert_eq!(other.header(global_reads), Some("3499"));
+    // 25 tokens come back each second.
+    env.advance(1);
+    let again = env
+        .call(Method::GET, &rg_path(RG), versions::RESOURCES, None)
+        .await;
+    assert_eq!(again.status, 200, "{}", again.raw);
+    assert_eq!(again.header(reads), Some("24"));
+    // Writes (POST included) and deletes: 200 tokens each, 15 times that globally.
+    let write = env
+        .call(
+            Method::POST,
+            &format!("/subscriptions/{SUB}/providers/Microsoft.DataProtection/register"),
+            versions::RESOURCES,
+            None,
+        )
+        .await;
+    // The second that passed refilled the write the resource group's PUT took.
+    assert_eq!(
+        write.header("x-ms-ratelimit-remaining-subscription-writes"),
+        Some("199")
+    );
+    assert_eq!(
+        write.header("x-ms-ratelimit-remaining-subscription-global-writes"),
+        Some("2999")
+    );
+    let delete = env
+        .call(Method::DELETE, &rg_path("gone"), versions::RESOURCES, None)
+        .await;
+    assert_eq!(
+        delete.header("x-ms-ratelimit-remaining-subscription-deletes"),
+        Some("199")
+    );
+    assert_eq!(
+        delete.header("x-ms-ratelimit-remaining-subscription-global-deletes"),
+        Some("2999")
+    );
+}
+
+#[tokio::test]
+async fn tenant_level_requests_draw_from_tenant_buckets() {
+    let env = env().await;
+    let root = format!(
+        "/providers/Microsoft.Management/managementGroups/{}",
+        env.arm.tenant_id()
+    );
+    let group = env.call(Method::GET, &root, "2023-04-01", None).await;
+    assert_eq!(group.status, 200, "{}", group.raw);
+    assert_eq!(
+        group.header("x-ms-ratelimit-remaining-tenant-reads"),
+        Some("249")
+    );
+    assert_eq!(
+        group.header("x-ms-ratelimit-remaining-subscription-reads"),
+        None
+    );
+    env.arm.set_throttle(tight_tenant_reads());
+    assert_eq!(
+        env.call(Method::GET, &root, "2023-04-01", None)
+            .await
+            .status,
+        200
+    );
+    let refused = env.call(Method::GET, &root, "2023-04-01", None).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (429, "TenantRequestsThrottled")
+    );
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    // Subscription requests are not tenant requests.
+    env.put_rg(RG).await;
+    env.advance(1);
+    assert_eq!(
+        env.call(Method::GET, &root, "2023-04-01", None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_holds_a_limited_number_of_role_assignments() {
+    let env = env().await;
+    env.put_rg(RG).await;
+    assert_eq!(env.arm.role_assignment_count(SUB), 0);
+    env.arm.set_role_assignment_limit(4);
+    env.arm
+        .seed_foreign_role_assignments(SUB, 2)
+        .expect("foreign assignments");
+    assert_eq!(env.arm.role_assignment_count(SUB), 2);
+    let principal = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f";
+    let name = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+    let at_rg = env
+        .assign_named(
+            &rg_path(RG),
+            name,
+            roles::READER,
+            principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(at_rg.status, 201, "{}", at_rg.raw);
+    let at_sub = env
+        .assign(
+            &format!("/subscriptions/{SUB}"),
+            roles::CONTRIBUTOR,
+            principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(at_sub.status, 201, "{}", at_sub.raw);
+    // Four assignments at any scope in the subscription: the fifth is refused.
+    let full = env
+        .assign(
+            &rg_path(RG),
+            roles::CONTRIBUTOR,
+            principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(
+        (full.status, full.code()),
+        (400, "RoleAssignmentLimitExceeded"),
+        "{}",
+        full.raw
+    );
+    assert_eq!(
+        full.body["error"]["message"],
+        "No more role assignments can be created."
+    );
+    // Re-sending an existing assignment is not a new one.
+    let again = env
+        .assign_named(
+            &rg_path(RG),
+            name,
+            roles::READER,
+            principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.raw);
+    // Deleting one makes room.
+    let delete = env
+        .call(
+            Method::DELETE,
+            &format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
+                rg_path(RG)
+            ),
+            versions::ROLE_ASSIGNMENTS,
+            None,
+        )
+        .await;
+    assert_eq!(delete.status, 200, "{}", delete.raw);
+    let room = env
+        .assign(
+            &rg_path(RG),
+            roles::CONTRIBUTOR,
+            principal,
+            Some("ServicePrincipal"),
+        )
+        .await;
+    assert_eq!(room.status, 201, "{}", room.raw);
+}
+
+#[tokio::test]
+async fn locations_must_be_azure_regions_available_for_the_resource_type() {
+    let env = env().await;
+    env.arm
+        .register_provider_now(SUB, "Microsoft.DataProtection")
+        .expect("register");
+    let group = env
+        .call(
+            Method::PUT,
+            &rg_path(RG),
+            versions::RESOURCES,
+            Some(json!({"location": "atlantis"})),
+        )
+        .await;
+    assert_eq!(
+        (group.status, group.code()),
+        (400, "LocationNotAvailableForResourceGroup")
+    );
+    let message = group.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "The provided location 'atlantis' is not available for resource group. List of available regions is '"
+        ) && message.contains(",westeurope,")
+            && message.ends_with("'."),
+        "{message}"
+    );
+    // ARM accepts a region's display name.
+    let spaced = env
+        .call(
+            Method::PUT,
+            &rg_path(RG),
+            versions::RESOURCES,
+            Some(json!({"location": "West Europe"})),
+        )
+        .await;
+    assert_eq!(spaced.status, 201, "{}", spaced.raw);
+    let account = env
+        .call(
+            Method::PUT,
+            &account_id(),
+            versions::STORAGE_ACCOUNTS,
+            Some(json!({"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "atlantis"})),
+        )
+        .await;
+    let vault = env
+        .call(
+            Method::PUT,
+            &vault_id(),
+            versions::BACKUP_VAULTS,
+            Some(json!({"location": "atlantis", "identity": {"type": "SystemAssigned"},
+                "properties": {"storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}]}})),
+        )
+        .await;
+    let cluster = env
+        .call(
+            Method::PUT,
+            &cluster_id("aks-atlantis"),
+            versions::MANAGED_CLUSTERS,
+            Some(json!({"location": "atlantis", "identity": {"type": "SystemAssigned"},
+                "properties": {"dnsPrefix": "aks", "agentPoolProfiles": [
+                    {"name": "system", "count": 1, "vmSize": "Standard_D2s_v3", "mode": "System"}]}})),
+        )
+        .await;
+    for (answer, resource_type) in [
+        (&account, "Microsoft.Storage/storageAccounts"),
+        (&vault, "Microsoft.DataProtection/backupVaults"),
+        (&cluster, "Microsoft.ContainerService/managedClusters"),
+    ] {
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "LocationNotAvailableForResourceType"),
+            "{}",
+            answer.raw
+        );
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "The provided location 'atlantis' is not available for resource type '{resource_type}'. List of available regions for the resource type is '"
+            )) && message.contains(",westeurope,"),
+            "{message}"
+        );
+    }
+    assert!(
+        env.arm
+            .add_cluster(ClusterSeed::new(SUB, RG, "seeded", "atlantis"))
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn managed_clusters_list_by_resource_group_and_by_subscription() {
+    let env = env().await;
+    for (rg, name) in [(RG, "aks-a"), (RG, "aks-b"), ("rg-other", "aks-c")] {
+        env.arm
+            .add_cluster(ClusterSeed::new(SUB, rg, name, LOCATION))
+            .expect("cluster");
+    }
+    let names = |answer: &Answer| {
+        let mut names: Vec<String> = answer.body["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", answer.raw))
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let in_group = env
+        .call(
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.ContainerService/managedClusters",
+                rg_path(RG)
+            ),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(in_group.status, 200, "{}", in_group.raw);
+    assert_eq!(names(&in_group), ["aks-a", "aks-b"]);
+    let first = &in_group.body["value"][0];
+    // AKS spells its type `Microsoft.ContainerService/ManagedClusters`, as ManagedClusters_Get.
+    assert!(
+        first["type"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("Microsoft.ContainerService/managedClusters")
+    );
+    assert_eq!(
+        first["id"],
+        cluster_id(first["name"].as_str().unwrap()),
+        "{}",
+        in_group.raw
+    );
+    let in_sub = env
+        .call(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters"),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(in_sub.status, 200, "{}", in_sub.raw);
+    assert_eq!(names(&in_sub), ["aks-a", "aks-b", "aks-c"]);
+    let missing = env
+        .call(
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.ContainerService/managedClusters",
+                rg_path("nope")
+            ),
+            versions::MANAGED_CLUSTERS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "ResourceGroupNotFound")
+    );
+}
+
+#[tokio::test]
+async fn backup_policies_and_instances_list_and_policies_delete() {
+    let env = env().await;
+    env.arm
+        .register_provider_now(SUB, "Microsoft.DataProtection")
+        .expect("register");
+    env.put_rg(RG).await;
+    env.vault().await;
+    let policies = format!("{}/backupPolicies", vault_id());
+    let instances = format!("{}/backupInstances", vault_id());
+    let list = env
+        .call(Method::GET, &instances, versions::BACKUP_INSTANCES, None)
+        .await;
+    assert_eq!((list.status, list.body["value"].clone()), (200, json!([])));
+    env.policy().await;
+    let list = env
+        .call(Method::GET, &policies, versions::BACKUP_POLICIES, None)
+        .await;
+    assert_eq!(list.status, 200, "{}", list.raw);
+    assert_eq!(list.body["value"][0]["id"], policy_id());
+    let deleted = env
+        .call(
+            Method::DELETE,
+            &policy_id(),
+            versions::BACKUP_POLICIES,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.raw);
+    let gone = env
+        .call(Method::GET, &policy_id(), versions::BACKUP_POLICIES, None)
+        .await;
+    assert_eq!((gone.status, gone.code()), (404, "ResourceNotFound"));
+    let again = env
+        .call(
+            Method::DELETE,
+            &policy_id(),
+            versions::BACKUP_POLICIES,
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 204, "{}", again.raw);
+    let list = env
+        .call(Method::GET, &policies, versions::BACKUP_POLICIES, None)
+        .await;
+    assert_eq!(list.body["value"], json!([]));
+}
+
+#[tokio::test]
+async fn invalid_request_content_names_a_clean_json_path() {
+    let env = env().await;
+    let root = env
+        .call(
+            Method::PUT,
+            &rg_path(RG),
+            versions::RESOURCES,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((root.status, root.code()), (400, "InvalidRequestContent"));
+    assert_eq!(
+        root.body["error"]["message"],
+        "The request content was invalid and could not be deserialized: 'Required property 'location' not found in JSON.'."
+    );
+    env.arm
+        .add_cluster(ClusterSeed::new(SUB, RG, "aks", LOCATION))
+        .expect("cluster");
+    let nested = env
+        .call(
+            Method::PUT,
+            &format!("{}/trustedAccessRoleBindings/tarb", cluster_id("aks")),
+            versions::MANAGED_CLUSTERS,
+            Some(json!({"properties": {"sourceResourceId": vault_id()}})),
+        )
+        .await;
+    assert_eq!(
+        nested.body["error"]["message"],
+        "The request content was invalid and could not be deserialized: 'Required property 'roles' not found in JSON. Path 'properties'.'.",
+        "{}",
+        nested.raw
+    );
+    let not_json = env
+        .http
+        .put(format!(
+            "{}{}?api-version={}",
+            env.base,
+            rg_path(RG),
+            versions::RESOURCES
+        ))
+        .bearer_auth(&env.token)
+        .header("Content-Type", "application/json")
+        .body("{\"location\": }")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(not_json.status(), 400);
+    let body: Value = not_json.json().await.expect("json");
+    assert_eq!(
+        body["error"]["message"],
+        "The request content was invalid and could not be deserialized: 'Expected value. Line 1, position 14.'."
     );
 }

@@ -196,7 +196,9 @@ pub fn operation(route: &Route, method: &Method, path: &str) -> Operation {
             "Microsoft.Resources/subscriptions/operationresults/read".into(),
             false,
         ),
-        Cluster(_) | ClusterOther(..) => (typed(cs), false),
+        ClustersInSubscription { .. } | ClustersInGroup(_) | Cluster(_) | ClusterOther(..) => {
+            (typed(cs), false)
+        }
         AgentPools(_) | AgentPool(..) => (typed(&format!("{cs}/agentPools")), false),
         ClusterUserCredentials(_) => (format!("{cs}/listClusterUserCredential/action"), true),
         TrustedAccessBindings(_) | TrustedAccessBinding(..) => {

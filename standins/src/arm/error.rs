@@ -248,13 +248,30 @@ impl ArmError {
         )
     }
 
-    /// 429 from ARM's subscription throttling.
+    /// 429 from ARM's subscription throttling (a subscription bucket is empty).
     pub fn subscription_throttled(kind: &str, subscription: &str, retry_after_secs: u64) -> Self {
+        Self::throttled(
+            "SubscriptionRequestsThrottled",
+            &format!("'{kind}' requests for subscription '{subscription}'"),
+            retry_after_secs,
+        )
+    }
+
+    /// 429 from ARM's tenant throttling (a tenant-level request's bucket is empty).
+    pub fn tenant_throttled(kind: &str, tenant: &str, retry_after_secs: u64) -> Self {
+        Self::throttled(
+            "TenantRequestsThrottled",
+            &format!("'{kind}' requests for tenant '{tenant}'"),
+            retry_after_secs,
+        )
+    }
+
+    fn throttled(code: &str, what: &str, retry_after_secs: u64) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "SubscriptionRequestsThrottled",
+            code,
             format!(
-                "Number of '{kind}' requests for subscription '{subscription}' exceeded. Please try again after '{retry_after_secs}' seconds after the additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information."
+                "Number of {what} exceeded. Please try again after '{retry_after_secs}' seconds after the additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information."
             ),
         )
         .with_header("Retry-After", retry_after_secs.to_string())

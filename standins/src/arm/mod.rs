@@ -26,6 +26,7 @@
 //! ```
 
 pub mod aks_versions;
+pub mod assignment_limit;
 pub mod authz;
 pub mod capacity;
 pub mod condition;
@@ -43,6 +44,7 @@ pub mod management_groups;
 pub mod prerequisites;
 pub mod providers;
 pub mod rbac;
+pub mod regions;
 pub mod resource_graph;
 pub mod response;
 pub mod router;
@@ -76,7 +78,9 @@ pub use resource_graph::{GraphSettings, QuotaLimit};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};
 pub use seed_protection::{ProtectionSeed, SeededProtection};
 pub use snapshot::ArmSnapshot;
-pub use throttle::{BucketLimit, ThrottleLimits};
+pub use throttle::{
+    BucketLimit, OperationLimits, RegionalLimits, ThrottleLimits, ThrottleModel, TokenBucket,
+};
 pub use timings::Timings;
 
 use server::{Controls, Inner};
@@ -98,7 +102,7 @@ pub struct ArmStandInBuilder {
     caller_object_id: String,
     timings: Timings,
     capacity: CapacityModel,
-    throttle: ThrottleLimits,
+    throttle: ThrottleModel,
     faults: FaultKnobs,
     resource_graph: GraphSettings,
     on_extension_installed: Option<ExtensionInstalledHook>,
@@ -165,10 +169,11 @@ impl ArmStandInBuilder {
         self
     }
 
-    /// Throttling limits (default: ARM's).
+    /// ARM's throttling (default: the regional token buckets ARM uses since 2024,
+    /// [`RegionalLimits::default`]; pass [`ThrottleLimits`] for the pre-2024 hourly model).
     #[must_use]
-    pub fn throttle(mut self, limits: ThrottleLimits) -> Self {
-        self.throttle = limits;
+    pub fn throttle(mut self, model: impl Into<ThrottleModel>) -> Self {
+        self.throttle = model.into();
         self
     }
 
@@ -243,7 +248,7 @@ impl ArmStandIn {
             caller_object_id: DEFAULT_CALLER_OBJECT_ID.into(),
             timings: Timings::default(),
             capacity: CapacityModel::default(),
-            throttle: ThrottleLimits::default(),
+            throttle: ThrottleModel::default(),
             faults: FaultKnobs::default(),
             resource_graph: GraphSettings::default(),
             on_extension_installed: None,
@@ -319,9 +324,10 @@ impl ArmHandle {
         self.inner.world().capacity = capacity;
     }
 
-    /// Replaces the throttling limits (buckets refill).
-    pub fn set_throttle(&self, limits: ThrottleLimits) {
-        self.inner.controls().throttle.set_limits(limits);
+    /// Replaces the throttling model or its limits ([`RegionalLimits`] or the hourly
+    /// [`ThrottleLimits`]); every bucket refills.
+    pub fn set_throttle(&self, model: impl Into<ThrottleModel>) {
+        self.inner.controls().throttle.set_model(model);
     }
 
     /// Replaces the fault knobs (and reseeds the RNG).

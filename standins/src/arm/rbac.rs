@@ -239,6 +239,15 @@ pub fn role_guid_of(role_definition_id: &str) -> Option<String> {
     }
 }
 
+/// The subscription of a scope (`/subscriptions/{s}/...`), if it is under one.
+pub fn scope_subscription(scope: &str) -> Option<&str> {
+    let mut it = scope.split('/').filter(|s| !s.is_empty());
+    match (it.next(), it.next()) {
+        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") => Some(sub),
+        _ => None,
+    }
+}
+
 /// Lower-cased path segments of a scope.
 fn scope_segments(scope: &str) -> Vec<String> {
     scope

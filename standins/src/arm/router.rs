@@ -8,6 +8,7 @@ use axum::http::Method;
 use percent_encoding::percent_decode_str;
 
 use super::error::ArmError;
+use super::rbac::scope_subscription;
 use backup_pilot::arm::versions;
 
 /// A resource group path.
@@ -57,6 +58,10 @@ pub enum Route {
     ResourceGroup(GroupPath),
     /// `/subscriptions/{s}/operationresults/{id}` (resource group deletion's Location).
     ResourceGroupOperation { sub: String, id: String },
+    /// `/subscriptions/{s}/providers/Microsoft.ContainerService/managedClusters`.
+    ClustersInSubscription { sub: String },
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters`.
+    ClustersInGroup(GroupPath),
     /// A managed cluster.
     Cluster(ClusterPath),
     /// A cluster's agent pools.
@@ -233,6 +238,7 @@ impl Route {
             | ContainerServiceOperationStatus { sub, .. }
             | ContainerServiceOperationResult { sub, .. }
             | StorageNameAvailability { sub }
+            | ClustersInSubscription { sub }
             | StorageOperation { sub, .. }
             | LocationOperationStatus { sub, .. }
             | LocationOperationResult { sub, .. } => sub,
@@ -258,7 +264,10 @@ impl Route {
             | Extensions(c)
             | Extension(c, _)
             | ExtensionOperation(c, _, _) => Some(&c.group),
-            StorageAccount(g, _) | BlobContainer(g, _, _) | GroupOperationStatus(g, _) => Some(g),
+            StorageAccount(g, _)
+            | BlobContainer(g, _, _)
+            | GroupOperationStatus(g, _)
+            | ClustersInGroup(g) => Some(g),
             Vault(v)
             | VaultOperationStatus(v, _)
             | VaultOperationResult(v, _)
@@ -301,9 +310,11 @@ impl Route {
                 resource_type: "resourceGroups",
                 requires_registration: None,
             },
-            Cluster(_) | ClusterUserCredentials(_) | ClusterOther(..) => {
-                api(&CLUSTERS, "managedClusters", CS)
-            }
+            ClustersInSubscription { .. }
+            | ClustersInGroup(_)
+            | Cluster(_)
+            | ClusterUserCredentials(_)
+            | ClusterOther(..) => api(&CLUSTERS, "managedClusters", CS),
             AgentPools(_) | AgentPool(..) => api(&CLUSTERS, "managedClusters/agentPools", CS),
             TrustedAccessBindings(_) | TrustedAccessBinding(..) => {
                 api(&CLUSTERS, "managedClusters/trustedAccessRoleBindings", CS)
@@ -373,6 +384,8 @@ impl Route {
                 return Err(ArmError::not_implemented("ResourceGroups_Update"));
             }
             (ResourceGroupOperation { .. }, "GET") => Some("ResourceGroups_DeleteOperationResult"),
+            (ClustersInSubscription { .. }, "GET") => Some("ManagedClusters_List"),
+            (ClustersInGroup(_), "GET") => Some("ManagedClusters_ListByResourceGroup"),
             (Cluster(_), "GET") => Some("ManagedClusters_Get"),
             (Cluster(_), "PUT") => Some("ManagedClusters_CreateOrUpdate"),
             (Cluster(_), "PATCH") => {
@@ -439,9 +452,7 @@ impl Route {
             (Policies(_), "GET") => Some("BackupPolicies_List"),
             (Policy(..), "GET") => Some("BackupPolicies_Get"),
             (Policy(..), "PUT") => Some("BackupPolicies_CreateOrUpdate"),
-            (Policy(..), "DELETE") => {
-                return Err(ArmError::not_implemented("BackupPolicies_Delete"));
-            }
+            (Policy(..), "DELETE") => Some("BackupPolicies_Delete"),
             (Instances(_), "GET") => Some("BackupInstances_List"),
             (Instance(_), "GET") => Some("BackupInstances_Get"),
             (Instance(_), "PUT") => Some("BackupInstances_CreateOrUpdate"),
@@ -474,15 +485,6 @@ impl Route {
 
     fn describe(&self) -> String {
         format!("{:?}", self.api().resource_type)
-    }
-}
-
-/// The subscription of a role-assignment scope (`/subscriptions/{s}/...`).
-fn scope_subscription(scope: &str) -> Option<&str> {
-    let mut it = scope.split('/').filter(|s| !s.is_empty());
-    match (it.next(), it.next()) {
-        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") => Some(sub),
-        _ => None,
     }
 }
 
@@ -588,6 +590,9 @@ fn subscription_provider(
     let loc = |l: &str| l.to_string();
     if eq(ns, "Microsoft.ContainerService") {
         match tail {
+            [mc] if eq(mc, "managedClusters") => {
+                return Ok(Route::ClustersInSubscription { sub });
+            }
             [l, location, roles] if eq(l, "locations") && eq(roles, "trustedAccessRoles") => {
                 return Ok(Route::TrustedAccessRoles {
                     sub,
@@ -671,6 +676,11 @@ fn group_provider(
 ) -> Result<Route, ArmError> {
     let name = |n: &str| n.to_string();
     if eq(ns, "Microsoft.ContainerService") {
+        if let [mc] = tail
+            && eq(mc, "managedClusters")
+        {
+            return Ok(Route::ClustersInGroup(group));
+        }
         if let [mc, cluster, rest @ ..] = tail
             && eq(mc, "managedClusters")
         {

@@ -247,7 +247,7 @@ impl ArmHandle {
     /// Adds a resource group and returns its id (no-op if it exists).
     ///
     /// # Errors
-    /// Unknown subscription or invalid name.
+    /// Unknown subscription, invalid name or a location that is not an Azure region.
     pub fn add_resource_group(
         &self,
         subscription: &str,
@@ -255,6 +255,8 @@ impl ArmHandle {
         location: &str,
     ) -> Result<String, StandInError> {
         names::resource_group(name).map_err(|e| StandInError::AddResourceGroup(e.message))?;
+        super::regions::check_group_location(location)
+            .map_err(|e| StandInError::AddResourceGroup(e.message))?;
         let mut world = self.inner.world();
         if world.subscription(subscription).is_none() {
             return Err(StandInError::AddResourceGroup(format!(
@@ -277,11 +279,16 @@ impl ArmHandle {
     /// Adds a running AKS cluster (creating its resource group if needed).
     ///
     /// # Errors
-    /// Unknown subscription, invalid names, no system pool, local accounts disabled without
-    /// Entra, or a cluster that already exists.
+    /// Unknown subscription, invalid names, a location that is not an Azure region, no system
+    /// pool, local accounts disabled without Entra, or a cluster that already exists.
     pub fn add_cluster(&self, seed: ClusterSeed) -> Result<SeededCluster, StandInError> {
         let fail = StandInError::AddCluster;
         names::managed_cluster(&seed.name).map_err(|e| fail(e.message))?;
+        super::regions::check_resource_location(
+            &seed.location,
+            "Microsoft.ContainerService/managedClusters",
+        )
+        .map_err(|e| fail(e.message))?;
         for pool in &seed.node_pools {
             names::agent_pool(&pool.name).map_err(|e| fail(e.message))?;
         }

@@ -1,8 +1,8 @@
 //! The front door: every request passes the checks ARM makes before a resource provider
 //! sees it — bearer token, api-version, route, subscription, throttling, provider
 //! registration — then fault injection, DataProtection's `Accept` quirk and body parsing,
-//! then the provider. Tenant-level paths go, after the token and api-version checks, to
-//! [`super::resource_graph`] and [`super::management_groups`]. Every request and its answer
+//! then the provider. Tenant-level paths go, after the token and api-version checks and the
+//! tenant's throttling, to [`super::resource_graph`] and [`super::management_groups`]. Every request and its answer
 //! goes to the journal, and every answer gets ARM's request-id and rate-limit headers.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,8 +20,8 @@ use super::providers::{self, Ctx};
 use super::response::ArmResponse;
 use super::router;
 use super::state::{Registration, World};
-use super::throttle::{Draw, RequestKind, Throttle};
-use super::validate::names;
+use super::throttle::{RequestKind, Throttle, ThrottleScope};
+use super::validate::{jsonnet, names};
 use crate::token::TokenIssuer;
 use backup_pilot::clock::Clock;
 
@@ -218,6 +218,43 @@ fn authorize(
     )
 }
 
+/// ARM's throttling of one request by `principal` in `scope`: takes its tokens and puts the
+/// remaining-quota headers in `remaining`.
+///
+/// # Errors
+/// 429 `SubscriptionRequestsThrottled` / `TenantRequestsThrottled` with `Retry-After` when a
+/// bucket it draws from is empty.
+fn admit(
+    inner: &Inner,
+    scope: ThrottleScope<'_>,
+    principal: &str,
+    method: &Method,
+    now: time::OffsetDateTime,
+    remaining: &mut Vec<(&'static str, u32)>,
+) -> Result<(), ArmError> {
+    let kind = RequestKind::of(method);
+    let verdict = inner.controls().throttle.admit(scope, principal, kind, now);
+    *remaining = verdict.remaining;
+    let Some(wait) = verdict.throttled else {
+        return Ok(());
+    };
+    let seconds = wait.as_secs().max(1);
+    Err(match scope {
+        ThrottleScope::Subscription(sub) => {
+            ArmError::subscription_throttled(kind.word(), sub, seconds)
+        }
+        ThrottleScope::Tenant(tenant) => ArmError::tenant_throttled(kind.word(), tenant, seconds),
+    })
+}
+
+/// Adds the remaining-quota headers to an answer.
+fn with_remaining(mut answer: ArmResponse, remaining: &[(&'static str, u32)]) -> ArmResponse {
+    for (name, left) in remaining {
+        answer = answer.with_header(name, left.to_string());
+    }
+    answer
+}
+
 /// Everything that decides the answer, in ARM's order.
 fn answer(
     inner: &Inner,
@@ -228,7 +265,10 @@ fn answer(
     raw_body: &[u8],
 ) -> ArmResponse {
     let now = inner.clock.now();
-    let tenant = inner.world().tenant_id.clone();
+    let (tenant, caller) = {
+        let world = inner.world();
+        (world.tenant_id.clone(), world.caller_object_id.clone())
+    };
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -242,11 +282,29 @@ fn answer(
     else {
         return ArmError::missing_api_version().into();
     };
-    if super::resource_graph::is_resources_path(path) {
-        return super::resource_graph::answer(inner, method, path, api_version, headers, raw_body);
-    }
-    if let Some(group) = super::management_groups::path_name(path) {
-        return super::management_groups::answer(&inner.world(), method, api_version, &group);
+    let principal = inner.authz().principal_of(auth, &caller);
+    let tenant_scope = ThrottleScope::Tenant(&tenant);
+    let graph = super::resource_graph::is_resources_path(path);
+    let management_group = super::management_groups::path_name(path);
+    if graph || management_group.is_some() {
+        let mut remaining = Vec::new();
+        let answer = match admit(inner, tenant_scope, &principal, method, now, &mut remaining) {
+            Err(throttled) => throttled.into(),
+            Ok(()) => match management_group {
+                Some(group) => {
+                    super::management_groups::answer(&inner.world(), method, api_version, &group)
+                }
+                None => super::resource_graph::answer(
+                    inner,
+                    method,
+                    path,
+                    api_version,
+                    headers,
+                    raw_body,
+                ),
+            },
+        };
+        return with_remaining(answer, &remaining);
     }
     let route = match router::route(path, api_version) {
         Ok(route) => route,
@@ -256,7 +314,7 @@ fn answer(
         Ok(id) => id,
         Err(e) => return e.into(),
     };
-    let mut rate_header = None;
+    let mut remaining = Vec::new();
     let result = (|| -> Result<ArmResponse, ArmError> {
         let mut world = inner.world();
         let api = route.api();
@@ -284,18 +342,12 @@ fn answer(
             if world.subscription(sub).is_none() {
                 return Err(ArmError::subscription_not_found(sub));
             }
-            let kind = RequestKind::of(method);
-            match inner.controls().throttle.draw(sub, kind, now) {
-                Draw::Allowed { remaining } => rate_header = Some((kind.header(), remaining)),
-                Draw::Throttled { retry_after } => {
-                    rate_header = Some((kind.header(), 0));
-                    return Err(ArmError::subscription_throttled(
-                        kind.word(),
-                        sub,
-                        retry_after.as_secs().max(1),
-                    ));
-                }
-            }
+        }
+        let scope = sub
+            .as_deref()
+            .map_or(tenant_scope, ThrottleScope::Subscription);
+        admit(inner, scope, &principal, method, now, &mut remaining)?;
+        if let Some(sub) = &sub {
             authorize(inner, &world, method, path, &route, auth, raw_body, now)?;
             if let Some(ns) = api.requires_registration
                 && world.registration(sub, ns) != Registration::Registered
@@ -316,7 +368,7 @@ fn answer(
         } else {
             Some(
                 serde_json::from_slice(raw_body)
-                    .map_err(|e| ArmError::invalid_request_content(format!("{e}")))?,
+                    .map_err(|e| ArmError::invalid_request_content(jsonnet::syntax(&e)))?,
             )
         };
         let base = base_url(headers);
@@ -330,10 +382,7 @@ fn answer(
         };
         providers::dispatch(&mut world, &route, &ctx)
     })();
-    let mut answer = result.unwrap_or_else(ArmResponse::from);
-    if let Some((name, remaining)) = rate_header {
-        answer = answer.with_header(name, remaining.to_string());
-    }
+    let mut answer = with_remaining(result.unwrap_or_else(ArmResponse::from), &remaining);
     if *method == Method::HEAD {
         answer.body = None;
     }

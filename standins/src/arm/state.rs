@@ -427,6 +427,8 @@ pub struct World {
     pub directory: Directory,
     /// Role assignments by lower-cased id.
     pub role_assignments: BTreeMap<String, RoleAssignmentRecord>,
+    /// How many role assignments a subscription can hold.
+    pub role_assignment_limit: usize,
     /// Long-running operations.
     pub operations: Operations,
     /// Told when an extension install completes.
@@ -477,6 +479,7 @@ impl World {
             recovery_points: BTreeMap::new(),
             directory: Directory::default(),
             role_assignments: BTreeMap::new(),
+            role_assignment_limit: super::assignment_limit::DEFAULT_ROLE_ASSIGNMENT_LIMIT,
             operations: Operations::default(),
             on_extension_installed: None,
             data_planes: super::data_plane::DataPlanes::default(),

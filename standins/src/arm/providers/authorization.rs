@@ -2,12 +2,14 @@
 //! same; 409 `RoleAssignmentExists` for the same principal/role/scope under another name,
 //! 409 `RoleAssignmentUpdateNotPermitted` for another content under the same name, 400
 //! `PrincipalNotFound` for a principal the directory does not show yet unless
-//! `principalType` is given), get, delete, list with `$filter`. Assignments are listed at
+//! `principalType` is given, 400 `RoleAssignmentLimitExceeded` past the subscription's
+//! limit), get, delete, list with `$filter`. Assignments are listed at
 //! once but count for authorization only after the propagation delay.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::super::assignment_limit;
 use super::super::error::ArmError;
 use super::super::lro::rfc3339;
 use super::super::rbac::{Lookup, RoleAssignmentRecord, scope_covers};
@@ -155,6 +157,7 @@ pub fn put(world: &mut World, scope: &str, name: &str, ctx: &Ctx<'_>) -> Handler
             ),
         ));
     }
+    assignment_limit::check_room_for_one_more(world, &scope)?;
     let record = RoleAssignmentRecord {
         scope,
         name: name.to_string(),

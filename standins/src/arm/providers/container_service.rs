@@ -16,6 +16,7 @@ use super::super::error::ArmError;
 use super::super::kubeconfig;
 use super::super::lro::OpStyle;
 use super::super::rbac::PrincipalKind;
+use super::super::regions;
 use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::ClusterPath;
 use super::super::state::{
@@ -292,6 +293,20 @@ pub fn render_cluster(world: &World, c: &ClusterRecord) -> Value {
     body
 }
 
+/// `ManagedClusters_List` (`rg` `None`) and `ManagedClusters_ListByResourceGroup`: every
+/// cluster of the subscription or resource group, in one page (`{"value": [...]}`).
+pub fn list_clusters(world: &World, sub: &str, rg: Option<&str>) -> ArmResponse {
+    list_answer(
+        world
+            .clusters
+            .values()
+            .filter(|c| c.sub.eq_ignore_ascii_case(sub))
+            .filter(|c| rg.is_none_or(|rg| c.rg.eq_ignore_ascii_case(rg)))
+            .map(|c| render_cluster(world, c))
+            .collect(),
+    )
+}
+
 /// `ManagedClusters_Get`.
 pub fn get_cluster(world: &World, path: &ClusterPath) -> HandlerResult {
     Ok(ArmResponse::ok(render_cluster(world, find(world, path)?)))
@@ -500,6 +515,7 @@ fn apply_cluster_body(spec: &mut ClusterSpec, body: &ClusterBody) -> Result<(), 
 pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> HandlerResult {
     names::managed_cluster(&path.cluster)?;
     let body = validate::cluster_body(ctx.body)?;
+    regions::check_resource_location(&body.location, "Microsoft.ContainerService/managedClusters")?;
     let k = cluster_key(path);
     let (status, duration) = if let Some(existing) = world.clusters.get(&k) {
         busy(existing)?;

@@ -15,6 +15,7 @@ use super::super::error::ArmError;
 use super::super::lro::{OpStyle, job_extended_info, rfc3339};
 use super::super::prerequisites::{self, Phase};
 use super::super::rbac::PrincipalKind;
+use super::super::regions;
 use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::{GroupPath, InstancePath, VaultPath};
 use super::super::state::{
@@ -131,6 +132,7 @@ pub fn get_vault(world: &World, v: &VaultPath) -> HandlerResult {
 pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResult {
     names::backup_vault(&v.vault)?;
     let body = validate::vault_body(ctx.body)?;
+    regions::check_resource_location(&body.location, "Microsoft.DataProtection/backupVaults")?;
     let k = vault_key(v);
     if let Some(existing) = world.vaults.get(&k) {
         check_provisioning_state(
@@ -400,6 +402,16 @@ pub fn put_policy(world: &mut World, v: &VaultPath, name: &str, ctx: &Ctx<'_>) -
     let answer = ArmResponse::ok(render_policy(&record));
     world.policies.insert(key(&id), record);
     Ok(answer)
+}
+
+/// `BackupPolicies_Delete` (synchronous): 200 when it existed, 204 when it did not.
+pub fn delete_policy(world: &mut World, v: &VaultPath, name: &str) -> HandlerResult {
+    let vault = parent_vault(world, v)?;
+    let k = key(&format!("{}/backupPolicies/{name}", vault.id));
+    Ok(match world.policies.remove(&k) {
+        Some(_) => ArmResponse::empty(StatusCode::OK),
+        None => ArmResponse::empty(StatusCode::NO_CONTENT),
+    })
 }
 
 // ---- backup instances -----------------------------------------------------------------------

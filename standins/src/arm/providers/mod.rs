@@ -93,6 +93,12 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
             resources::group_operation(world, sub, id, ctx)
         }
 
+        (R::ClustersInSubscription { sub }, _) => {
+            Ok(container_service::list_clusters(world, sub, None))
+        }
+        (R::ClustersInGroup(g), _) => {
+            Ok(container_service::list_clusters(world, &g.sub, Some(&g.rg)))
+        }
         (R::Cluster(c), "GET") => container_service::get_cluster(world, c),
         (R::Cluster(c), "PUT") => container_service::put_cluster(world, c, ctx),
         (R::Cluster(c), "DELETE") => container_service::delete_cluster(world, c, ctx),
@@ -153,6 +159,7 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
         (R::Policies(v), _) => data_protection::list_policies(world, v),
         (R::Policy(v, p), "GET") => data_protection::get_policy(world, v, p),
         (R::Policy(v, p), "PUT") => data_protection::put_policy(world, v, p, ctx),
+        (R::Policy(v, p), "DELETE") => data_protection::delete_policy(world, v, p),
         (R::Instances(v), _) => data_protection::list_instances(world, v),
         (R::Instance(i), "GET") => data_protection::get_instance(world, i),
         (R::Instance(i), "PUT") => data_protection::put_instance(world, i, ctx),

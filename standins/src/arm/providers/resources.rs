@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::super::error::ArmError;
 use super::super::lro::OpStyle;
+use super::super::regions;
 use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::{GroupPath, canonical_namespace};
 use super::super::state::{GroupRecord, Registration, World, group_id, key};
@@ -155,6 +156,7 @@ pub fn head_group(world: &World, g: &GroupPath) -> HandlerResult {
 pub fn put_group(world: &mut World, g: &GroupPath, ctx: &Ctx<'_>) -> HandlerResult {
     names::resource_group(&g.rg)?;
     let body = validate::group_body(ctx.body)?;
+    regions::check_group_location(&body.location)?;
     let id = group_id(&g.sub, &g.rg);
     if let Some(existing) = world.groups.get_mut(&key(&id)) {
         if existing.deleting {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::error::ArmError;
 use super::super::lro::{OpStyle, rfc3339};
+use super::super::regions;
 use super::super::response::{ArmResponse, HandlerResult};
 use super::super::router::GroupPath;
 use super::super::state::{AccountRecord, ContainerRecord, World, account_id, key};
@@ -125,6 +126,7 @@ pub fn put_account(
 ) -> HandlerResult {
     names::storage_account(account)?;
     let body = validate::account_body(ctx.body)?;
+    regions::check_resource_location(&body.location, "Microsoft.Storage/storageAccounts")?;
     let id = account_id(&g.sub, &g.rg, account);
     let k = key(&id);
     if world

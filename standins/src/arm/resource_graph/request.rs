@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::error::GraphError;
+use crate::arm::validate::jsonnet;
 
 /// Largest `$top` (spec: `maximum: 1000`).
 pub const MAX_TOP: u32 = 1000;
@@ -36,9 +37,7 @@ fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 }
 
 fn mistyped(path: &str, value: &Value, expected: &str) -> GraphError {
-    GraphError::invalid_content(format!(
-        "Error converting value {value} to type '{expected}'. Path '{path}'"
-    ))
+    GraphError::invalid_content(jsonnet::conversion_failed(value, expected, path))
 }
 
 fn strings(map: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, GraphError> {
@@ -101,9 +100,13 @@ fn one_of(
         .copied()
         .map(Some)
         .ok_or_else(|| {
-            GraphError::invalid_content(format!(
-                "Error converting value \"{text}\" to type '{name}': expected one of {}. Path '{path}'",
-                allowed.join(", ")
+            GraphError::invalid_content(jsonnet::located(
+                &format!(
+                    "Error converting value \"{text}\" to type '{name}': expected one of {}.",
+                    allowed.join(", ")
+                ),
+                &path,
+                None,
             ))
         })
 }
@@ -118,16 +121,16 @@ pub fn parse(raw: &[u8]) -> Result<QueryRequest, GraphError> {
             "The request body is required and must be a QueryRequest object",
         ));
     }
-    let body: Value =
-        serde_json::from_slice(raw).map_err(|e| GraphError::invalid_content(e.to_string()))?;
+    let body: Value = serde_json::from_slice(raw)
+        .map_err(|e| GraphError::invalid_content(jsonnet::syntax(&e)))?;
     let Value::Object(map) = &body else {
         return Err(mistyped("", &body, "QueryRequest"));
     };
     let query = match field(map, "query") {
         None => {
-            return Err(GraphError::invalid_content(
-                "Required property 'query' not found in JSON. Path ''",
-            ));
+            return Err(GraphError::invalid_content(jsonnet::required_missing(
+                "query", "",
+            )));
         }
         Some(Value::String(q)) => q.clone(),
         Some(other) => return Err(mistyped("query", other, "System.String")),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::super::error::ArmError;
 use super::super::state::AadProfile;
-use super::{Obj, body_object, names, objects};
+use super::{Obj, body_object, missing, names, objects};
 
 /// A parsed pool profile (cluster `agentPoolProfiles[]` item or `AgentPool.properties`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -291,12 +291,9 @@ pub fn binding_body(body: Option<&Value>) -> Result<BindingBody, ArmError> {
     let map = body_object(body)?;
     let p = Obj::new(Obj::new(map, "").req_obj("properties")?, "properties");
     let source = p.req_str("sourceResourceId")?;
-    let roles = p.opt_strings("roles")?.ok_or_else(|| {
-        ArmError::invalid_request_content(
-            "Required property 'roles' not found in JSON. Path 'properties'",
-        )
-        .with_target("properties.roles")
-    })?;
+    let roles = p
+        .opt_strings("roles")?
+        .ok_or_else(|| missing(p.path(), "roles"))?;
     if backup_pilot::resource_id::ResourceId::parse(source)
         .ok()
         .and_then(|id| id.resource_type())

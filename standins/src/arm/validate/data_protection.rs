@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::super::error::ArmError;
-use super::{Obj, body_object, is_iso8601_duration, objects};
+use super::{Obj, body_object, is_iso8601_duration, missing, objects};
 
 const DATA_STORE_TYPES: [&str; 3] = ["OperationalStore", "VaultStore", "ArchiveStore"];
 
@@ -157,12 +157,9 @@ pub fn policy_body(body: Option<&Value>) -> Result<PolicyBody, ArmError> {
     let props = Obj::new(map, "").req_obj("properties")?;
     let p = Obj::new(props, "properties");
     p.discriminator(&["BackupPolicy"])?;
-    let types = p.opt_strings("datasourceTypes")?.ok_or_else(|| {
-        ArmError::invalid_request_content(
-            "Required property 'datasourceTypes' not found in JSON. Path 'properties'",
-        )
-        .with_target("properties.datasourceTypes")
-    })?;
+    let types = p
+        .opt_strings("datasourceTypes")?
+        .ok_or_else(|| missing(p.path(), "datasourceTypes"))?;
     if types.is_empty() {
         return Err(ArmError::invalid_parameter(
             "properties.datasourceTypes",
@@ -252,11 +249,9 @@ fn duration(obj: &Obj<'_>, key: &str, required: bool) -> Result<(), ArmError> {
 fn schedule_trigger(trigger: Obj<'_>) -> Result<(), ArmError> {
     let schedule_path = trigger.key_path("schedule");
     let schedule = Obj::new(trigger.req_obj("schedule")?, &schedule_path);
-    let intervals = schedule.opt_strings("repeatingTimeIntervals")?.ok_or_else(|| {
-        ArmError::invalid_request_content(format!(
-            "Required property 'repeatingTimeIntervals' not found in JSON. Path '{schedule_path}'"
-        ))
-    })?;
+    let intervals = schedule
+        .opt_strings("repeatingTimeIntervals")?
+        .ok_or_else(|| missing(&schedule_path, "repeatingTimeIntervals"))?;
     if intervals.is_empty() {
         return Err(ArmError::invalid_parameter(
             &schedule.key_path("repeatingTimeIntervals"),
@@ -279,9 +274,7 @@ fn schedule_trigger(trigger: Obj<'_>) -> Result<(), ArmError> {
         let c = Obj::new(item, &at);
         c.req_bool("isDefault")?;
         if c.get("taggingPriority").is_none() {
-            return Err(ArmError::invalid_request_content(format!(
-                "Required property 'taggingPriority' not found in JSON. Path '{at}'"
-            )));
+            return Err(missing(&at, "taggingPriority"));
         }
         c.opt_i64("taggingPriority")?;
         let tag_path = c.key_path("tagInfo");
@@ -506,11 +499,8 @@ pub fn backup_instance(map: &Map<String, Value>, path: &str) -> Result<InstanceF
                         has_kubernetes_parameters = true;
                     }
                     _ => {
-                        d.opt_strings("containersList")?.ok_or_else(|| {
-                            ArmError::invalid_request_content(format!(
-                                "Required property 'containersList' not found in JSON. Path '{at}'"
-                            ))
-                        })?;
+                        d.opt_strings("containersList")?
+                            .ok_or_else(|| missing(&at, "containersList"))?;
                     }
                 }
             }

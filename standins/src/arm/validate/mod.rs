@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod container_service;
 pub mod data_protection;
 pub mod extensions;
+pub mod jsonnet;
 pub mod names;
 pub mod resources;
 pub mod restore;
@@ -35,19 +36,20 @@ pub fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn missing(path: &str, key: &str) -> ArmError {
-    let at = if path.is_empty() { "''" } else { path };
-    ArmError::invalid_request_content(format!(
-        "Required property '{key}' not found in JSON. Path '{at}'"
-    ))
-    .with_target(join(path, key))
+/// `InvalidRequestContent`: required property `key` is absent from the object at `path`.
+pub fn missing(path: &str, key: &str) -> ArmError {
+    ArmError::invalid_request_content(jsonnet::required_missing(key, path))
+        .with_target(join(path, key))
 }
 
 fn mistyped(path: &str, value: &Value, expected: &str) -> ArmError {
-    ArmError::invalid_request_content(format!(
-        "Error converting value {value} to type '{expected}'. Path '{path}'"
-    ))
-    .with_target(path.to_string())
+    let error =
+        ArmError::invalid_request_content(jsonnet::conversion_failed(value, expected, path));
+    if path.is_empty() {
+        error
+    } else {
+        error.with_target(path.to_string())
+    }
 }
 
 /// The request body as an object, or `InvalidRequestContent`.
