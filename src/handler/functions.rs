@@ -18,7 +18,7 @@ use crate::restore::report::ReportKind;
 use crate::restore::request::parse_request_bytes;
 use crate::status::{StatusError, page, render};
 use crate::telemetry::{propagation, redact, spans};
-use crate::workflow::drill_schedule;
+use crate::workflow::drill_schedule::{self, HoldCause};
 use crate::workflow::onboard_start::{self, Start};
 use crate::workflow::restore_run::{self, keys};
 use tracing::Instrument as _;
@@ -320,11 +320,15 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
             run.start_failures.len()
         ));
     }
-    if !run.held.is_empty() {
-        summary.push_str(&format!(
-            ", {} held for the restore reserve",
-            run.held.len()
-        ));
+    let held = |cause| run.held.iter().filter(|h| h.cause == cause).count();
+    for (cause, what) in [
+        (HoldCause::RestoreReserve, "held for the restore reserve"),
+        (HoldCause::VaultBusy, "waiting for a busy vault"),
+    ] {
+        let n = held(cause);
+        if n > 0 {
+            summary.push_str(&format!(", {n} {what}"));
+        }
     }
     if !run.already.is_empty() {
         summary.push_str(&format!(", {} already drilled today", run.already.len()));
@@ -344,8 +348,8 @@ pub async fn restore_drills(State(state): State<AppState>, raw: Bytes) -> Answer
         tracing::info!(function = names::RESTORE_DRILLS, "{line}");
         lines.push(line);
     }
-    for (drill, reason) in &run.held {
-        let line = format!("held {}: {reason}", drill.cluster);
+    for held in &run.held {
+        let line = format!("held {}: {}", held.drill.cluster, held.reason);
         tracing::info!(function = names::RESTORE_DRILLS, "{line}");
         lines.push(line);
     }
@@ -405,9 +409,20 @@ pub async fn status(State(state): State<AppState>, raw: Bytes) -> Answer {
             Ok(clusters) if req.accepts_html() => {
                 // Links never carry the function key: it appears in no answer.
                 let link = |id: &str| format!("/api/status/{}", id.trim_start_matches('/'));
-                http_page(page::fleet_page(&store, &clusters, now, &link))
+                let policy = state.engine.ctx().restore.drill_policy_text();
+                http_page(page::fleet_page(
+                    &store,
+                    &clusters,
+                    now,
+                    &link,
+                    Some(&policy),
+                ))
             }
-            Ok(clusters) => http_ok(render::fleet_json(&store, &clusters)),
+            Ok(clusters) => {
+                let mut body = render::fleet_json(&store, &clusters);
+                body["drillPolicy"] = state.engine.ctx().restore.drill_policy();
+                http_ok(body)
+            }
             Err(e) => store_unavailable(&e),
         };
     };

@@ -131,6 +131,49 @@ pub fn sample<T: Clone + Ord>(all: &[T], size: Option<usize>, day_number: i64) -
     }
 }
 
+/// How many clusters a day's sample holds: the configured sample, raised so that every one
+/// of `clusters` gets its turn within `period_days` (`None`: all of them).
+pub fn sample_size(
+    clusters: usize,
+    sample: Option<usize>,
+    period_days: Option<u32>,
+) -> Option<usize> {
+    let for_period = period_days.map(|p| clusters.div_ceil(usize::try_from(p.max(1)).unwrap_or(1)));
+    match (sample, for_period) {
+        (None, None) => None,
+        (Some(s), None) => Some(s),
+        (None, Some(p)) => Some(p),
+        (Some(s), Some(p)) => Some(s.max(p)),
+    }
+}
+
+/// Restore jobs of a vault that have not finished: restores (drills or real ones) running now.
+pub fn restores_running(jobs: &[super::job::Job]) -> usize {
+    jobs.iter()
+        .filter(|j| {
+            j.operation_category
+                .eq_ignore_ascii_case(super::job::RESTORE_CATEGORY)
+                && matches!(j.status, super::job::JobStatus::Running(_))
+        })
+        .count()
+}
+
+/// Why a drill of a vault that already runs `running` restores, `starting` of them started
+/// by this timer run, must wait for its turn when drills run at most `max` at once per vault;
+/// `None`: it may start.
+pub fn vault_busy_reason(
+    vault: &str,
+    running: usize,
+    starting: usize,
+    max: usize,
+) -> Option<String> {
+    (running + starting >= max).then(|| {
+        format!(
+            "vault busy: {vault} runs {running} restore(s) and this timer run starts {starting} drill(s); drills run at most {max} at once per vault (BACKUP_PILOT_DRILL_MAX_PER_VAULT), so this one waits for the timer's next run"
+        )
+    })
+}
+
 /// A planned drill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -523,6 +566,43 @@ mod tests {
             err.to_string().contains("BACKUP_PILOT_DRILL_NAMESPACES"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_period_raises_the_sample_so_every_cluster_gets_its_turn() {
+        assert_eq!(sample_size(10, None, None), None);
+        assert_eq!(sample_size(10, Some(2), None), Some(2));
+        assert_eq!(sample_size(10, None, Some(7)), Some(2));
+        assert_eq!(sample_size(10, Some(3), Some(7)), Some(3));
+        assert_eq!(sample_size(10, Some(1), Some(5)), Some(2));
+        assert_eq!(sample_size(0, None, Some(7)), Some(0));
+        // With the size the period asks for, 7 days of samples cover all 10 clusters.
+        let all: Vec<u32> = (0..10).collect();
+        let mut seen: Vec<u32> = (0..7)
+            .flat_map(|day| sample(&all, sample_size(10, None, Some(7)), day))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn a_busy_vault_makes_drills_wait_for_their_turn() {
+        assert_eq!(vault_busy_reason("v", 0, 0, 2), None);
+        assert_eq!(vault_busy_reason("v", 1, 0, 2), None);
+        let why = vault_busy_reason("v", 1, 1, 2).unwrap();
+        assert!(why.starts_with("vault busy: v runs 1 restore(s)"), "{why}");
+        assert!(why.contains("at most 2 at once"), "{why}");
+        let running = |status: &str, category: &str| crate::restore::job::Job {
+            operation_category: category.into(),
+            ..crate::restore::verify::tests::job(status)
+        };
+        let jobs = [
+            running("InProgress", "Restore"),
+            running("InProgress", "Backup"),
+            running("Completed", "Restore"),
+        ];
+        assert_eq!(restores_running(&jobs), 1);
     }
 
     #[test]

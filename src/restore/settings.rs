@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::alert::WebhookUrl;
-use super::authorize::{ALLOWLIST_VAR, RestoreAllowlist};
+use super::authorize::{ALLOWLIST_VAR, RESTORES_PER_INSTANCE_PER_DAY, RestoreAllowlist};
 use super::evidence::EvidenceKey;
 use super::probe::{DEFAULT_HTTP_IMAGE, PROBES_VAR, ProbeSpec, parse_probes};
 use super::score::ScoreSettings;
@@ -49,6 +49,12 @@ pub struct RestoreSettings {
     /// Of Azure's 10 restores per backup instance per day, how many drills leave to real
     /// restores (`BACKUP_PILOT_DRILL_RESTORE_RESERVE`, default 2, at most 9).
     pub drill_restore_reserve: usize,
+    /// At most this many drills run at once per vault, restores already running included
+    /// (`BACKUP_PILOT_DRILL_MAX_PER_VAULT`, default 10).
+    pub drill_max_per_vault: usize,
+    /// Every protected cluster is drilled at least once in this many days: the day's sample
+    /// grows to match (`BACKUP_PILOT_DRILL_PERIOD_DAYS`; none: the sample as set).
+    pub drill_period_days: Option<u32>,
     /// Application probes drills run in each scratch namespace (`BACKUP_PILOT_DRILL_PROBES`).
     pub drill_probes: Vec<ProbeSpec>,
     /// The image HTTP probes run in (`BACKUP_PILOT_DRILL_PROBE_IMAGE`).
@@ -72,6 +78,8 @@ impl Default for RestoreSettings {
             alert_webhook: None,
             rto_regression_percent: 50,
             drill_restore_reserve: 2,
+            drill_max_per_vault: 10,
+            drill_period_days: None,
             drill_probes: Vec::new(),
             drill_probe_image: DEFAULT_HTTP_IMAGE.into(),
         }
@@ -166,6 +174,37 @@ fn score_settings(
 }
 
 impl RestoreSettings {
+    /// The drill schedule and the restore reserve, as the status shows them.
+    pub fn drill_policy(&self) -> serde_json::Value {
+        serde_json::json!({
+            "vaults": self.vaults.len(),
+            "sample": self.drill_sample,
+            "periodDays": self.drill_period_days,
+            "maxPerVault": self.drill_max_per_vault,
+            "restoreReserve": self.drill_restore_reserve,
+            "restoresPerInstancePerDay": RESTORES_PER_INSTANCE_PER_DAY,
+            "summary": self.drill_policy_text(),
+        })
+    }
+
+    /// [`Self::drill_policy`] in one sentence.
+    pub fn drill_policy_text(&self) -> String {
+        let which = match (self.drill_sample, self.drill_period_days) {
+            (None, None) => "every protected cluster at each timer run".to_string(),
+            (Some(n), None) => format!("a rotating sample of {n} cluster(s) a day"),
+            (None, Some(p)) => format!("every protected cluster within {p} day(s), in rotation"),
+            (Some(n), Some(p)) => format!(
+                "a rotating sample of at least {n} cluster(s) a day, every protected cluster within {p} day(s)"
+            ),
+        };
+        format!(
+            "Drills: {which} of {} vault(s); at most {} at once per vault; {} of Azure Backup's {RESTORES_PER_INSTANCE_PER_DAY} daily restores per backup instance kept for real restores.",
+            self.vaults.len(),
+            self.drill_max_per_vault,
+            self.drill_restore_reserve
+        )
+    }
+
     /// Reads the settings through `get`.
     ///
     /// # Errors
@@ -282,6 +321,30 @@ impl RestoreSettings {
                     ));
                     defaults.rto_regression_percent
                 }),
+            },
+            drill_max_per_vault: match get("BACKUP_PILOT_DRILL_MAX_PER_VAULT") {
+                None => defaults.drill_max_per_vault,
+                Some(raw) => match raw.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        problems.push(format!(
+                            "BACKUP_PILOT_DRILL_MAX_PER_VAULT must be a number of drills above 0, got {raw:?}"
+                        ));
+                        defaults.drill_max_per_vault
+                    }
+                },
+            },
+            drill_period_days: match get("BACKUP_PILOT_DRILL_PERIOD_DAYS") {
+                None => None,
+                Some(raw) => match raw.trim().parse::<u32>() {
+                    Ok(n) if (1..=366).contains(&n) => Some(n),
+                    _ => {
+                        problems.push(format!(
+                            "BACKUP_PILOT_DRILL_PERIOD_DAYS must be a number of days from 1 to 366, got {raw:?}"
+                        ));
+                        None
+                    }
+                },
             },
             drill_probes: match get(PROBES_VAR) {
                 None => Vec::new(),

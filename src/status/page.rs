@@ -120,10 +120,18 @@ pub fn fleet_page(
     clusters: &[ClusterStatus],
     now: OffsetDateTime,
     link: &dyn Fn(&str) -> String,
+    drill_policy: Option<&str>,
 ) -> String {
     let summary = FleetSummary::of(clusters);
     let mut out = String::new();
     header(&mut out, "AKS backup status", store, now);
+    if let Some(policy) = drill_policy {
+        let _ = write!(
+            out,
+            "<p class=\"meta\" id=\"drill-policy\">{}</p>",
+            escape(policy)
+        );
+    }
     out.push_str(
         "<section aria-labelledby=\"counts\"><h2 id=\"counts\">Fleet</h2><ul class=\"counts\">",
     );
@@ -480,6 +488,12 @@ mod tests {
             &clusters,
             datetime!(2026-03-01 13:00 UTC),
             &|id| format!("/api/status{id}"),
+            Some("Drills: <every> cluster"),
+        );
+        assert!(
+            page.contains(
+                "<p class=\"meta\" id=\"drill-policy\">Drills: &lt;every&gt; cluster</p>"
+            )
         );
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("<html lang=\"en\">"));
@@ -535,9 +549,13 @@ mod tests {
             },
             50,
         );
-        let page = fleet_page(&store(), &[c], datetime!(2026-03-02 03:00 UTC), &|id| {
-            id.to_string()
-        });
+        let page = fleet_page(
+            &store(),
+            &[c],
+            datetime!(2026-03-02 03:00 UTC),
+            &|id| id.to_string(),
+            None,
+        );
         assert!(
             page.contains("<td>80/100</td><td>7 h</td><td>420 s</td></tr>"),
             "{page}"

@@ -27,7 +27,9 @@ use crate::engine::journal::{StepRecord, Transition};
 use crate::engine::{Engine, EngineError};
 use crate::envelope::{WorkflowKind, workflow_id};
 use crate::resource_id::ResourceId;
-use crate::restore::drill::{drill_date, next_backup_at, sample};
+use crate::restore::drill::{
+    drill_date, next_backup_at, restores_running, sample, sample_size, vault_busy_reason,
+};
 use crate::restore::request::CLUSTER_TYPE;
 use crate::status::{RunOutcome, rfc3339};
 
@@ -123,8 +125,29 @@ pub struct DrillSchedule {
     /// Vaults listed, with how many protected AKS clusters each holds.
     pub vaults_read: Vec<(String, usize)>,
     /// Due drills held back: their backup instance's restores of the last day reached what
-    /// drills may use of Azure's 10 a day (the rest is kept for real restores). With why.
-    pub held: Vec<(ScheduledDrill, String)>,
+    /// drills may use of Azure's 10 a day (the rest is kept for real restores), or their vault
+    /// runs as many restores as drills may at once. With why.
+    pub held: Vec<HeldDrill>,
+}
+
+/// Why a due drill was held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCause {
+    /// Its backup instance used what drills may of Azure's daily restores.
+    RestoreReserve,
+    /// Its vault already runs `BACKUP_PILOT_DRILL_MAX_PER_VAULT` restores.
+    VaultBusy,
+}
+
+/// A due drill held back, with its cause and the reason shown in status.
+#[derive(Debug, Clone)]
+pub struct HeldDrill {
+    /// The drill.
+    pub drill: ScheduledDrill,
+    /// Why, as a kind.
+    pub cause: HoldCause,
+    /// Why, in words (and until when).
+    pub reason: String,
 }
 
 /// What one timer run did.
@@ -140,8 +163,8 @@ pub struct DrillRun {
     pub start_failures: Vec<(ScheduledDrill, EngineError)>,
     /// Clusters whose drill of the day has already started (or ended): not started again.
     pub already: Vec<AlreadyDrilled>,
-    /// Due drills held back for the restore reserve, with why.
-    pub held: Vec<(ScheduledDrill, String)>,
+    /// Due drills held back (restore reserve, busy vault), with why.
+    pub held: Vec<HeldDrill>,
 }
 
 /// A cluster whose drill of the day the status already shows.
@@ -330,7 +353,12 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
         .enumerate()
         .map(|(i, d)| (d.cluster.key(), i))
         .collect();
-    let sampled: Vec<ScheduledDrill> = sample(&order, ctx.restore.drill_sample, day)
+    let size = sample_size(
+        order.len(),
+        ctx.restore.drill_sample,
+        ctx.restore.drill_period_days,
+    );
+    let sampled: Vec<ScheduledDrill> = sample(&order, size, day)
         .into_iter()
         .map(|(_, i)| all[i].clone())
         .collect();
@@ -391,15 +419,17 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
     schedule
 }
 
-/// Splits due drills into those that may restore now and those held back because their
-/// backup instance used what drills may of Azure's daily restores (one job list per vault
-/// with a due drill). A vault whose jobs cannot be listed holds nothing back: the drill's
-/// authorization counts again.
+/// Splits due drills into those that may restore now and those held back: because their
+/// backup instance used what drills may of Azure's daily restores, or because their vault
+/// already runs `BACKUP_PILOT_DRILL_MAX_PER_VAULT` restores (running jobs and drills this run
+/// starts) — one job list per vault with a due drill. A vault whose jobs cannot be listed
+/// holds nothing back for the reserve (the drill's authorization counts again) and counts no
+/// running restore.
 async fn hold_for_reserve(
     engine: &Engine,
     due: Vec<ScheduledDrill>,
     now: OffsetDateTime,
-) -> (Vec<ScheduledDrill>, Vec<(ScheduledDrill, String)>) {
+) -> (Vec<ScheduledDrill>, Vec<HeldDrill>) {
     let ctx = engine.ctx();
     let vault_of = |d: &ScheduledDrill| {
         d.backup_instance
@@ -429,14 +459,31 @@ async fn hold_for_reserve(
         .collect()
         .await;
     let reserve = ctx.restore.drill_restore_reserve;
+    let max = ctx.restore.drill_max_per_vault;
     let (mut go, mut held) = (Vec::new(), Vec::new());
+    let mut starting: BTreeMap<String, usize> = BTreeMap::new();
     for drill in due {
-        let reason = jobs
-            .get(&vault_of(&drill).to_ascii_lowercase())
-            .and_then(|jobs| drill_reserve_reason(jobs, &drill.backup_instance, now, reserve));
-        match reason {
-            Some(why) => held.push((drill, why)),
-            None => go.push(drill),
+        let vault = vault_of(&drill);
+        let vault_jobs = jobs.get(&vault.to_ascii_lowercase());
+        let started = starting.entry(vault.to_ascii_lowercase()).or_default();
+        let hold = vault_jobs
+            .and_then(|jobs| drill_reserve_reason(jobs, &drill.backup_instance, now, reserve))
+            .map(|reason| (HoldCause::RestoreReserve, reason))
+            .or_else(|| {
+                let running = vault_jobs.map_or(0, |jobs| restores_running(jobs));
+                vault_busy_reason(&vault, running, *started, max)
+                    .map(|reason| (HoldCause::VaultBusy, reason))
+            });
+        match hold {
+            Some((cause, reason)) => held.push(HeldDrill {
+                drill,
+                cause,
+                reason,
+            }),
+            None => {
+                *started += 1;
+                go.push(drill);
+            }
         }
     }
     (go, held)
@@ -551,7 +598,7 @@ pub async fn start_drills(engine: &Engine, now: OffsetDateTime) -> DrillRun {
         )
         .await;
     }
-    for (drill, reason) in &schedule.held {
+    for HeldDrill { drill, reason, .. } in &schedule.held {
         let subject = drill.cluster.to_string();
         let workflow = workflow_id(
             WorkflowKind::Drill,

@@ -1260,3 +1260,62 @@ async fn an_application_probe_failure_is_caught() {
     );
     assert!(!env.prod.kube.namespace_exists(SCRATCH), "cleaned up");
 }
+
+/// Drills run at most `BACKUP_PILOT_DRILL_MAX_PER_VAULT` at once per vault, restores already
+/// running counted: while a real restore from the vault runs, a limit of 1 makes the drill
+/// wait (the timer and the cluster's status say why); once the restore has finished, the
+/// timer's next run starts it.
+#[tokio::test]
+async fn a_drill_waits_while_its_vault_runs_as_many_restores_as_drills_may() {
+    let reports = Arc::new(MemoryReportStore::default());
+    let settings = RestoreSettings {
+        allowlist: backup_pilot::restore::authorize::RestoreAllowlist::from_json(&format!(
+            r#"[{{"cluster": "/subscriptions/{SUB}/resourceGroups/rg-dr/*", "namespaces": ["app-*"]}}]"#
+        ))
+        .unwrap(),
+        drill_max_per_vault: 1,
+        ..RestoreSettings::default()
+    };
+    let env = RestoreEnv::new(settings, reports.clone()).await;
+    let request = json!({
+        "requestId": "ticket-4711",
+        "sourceClusterId": env.prod.id,
+        "targetClusterId": env.dr.id,
+        "recoveryPoint": "latest",
+        "includedNamespaces": ["app"],
+        "namespaceMappings": {"app": "app-restored"},
+        "conflictPolicy": "Skip",
+        "persistentVolumeRestoreMode": "RestoreWithVolumeData"
+    });
+    let (status, answer) = env.request_restore(&request, "msg-busy").await;
+    assert_eq!(status, 200, "{answer}");
+    env.run_through("restore_trigger").await;
+
+    let (_, answer) = env.fire_drill_timer().await;
+    let lines = logs(&answer);
+    assert!(
+        lines[0].contains("0 drill(s) started, 1 waiting for a busy vault"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("held ") && l.contains("runs 1 restore(s)")),
+        "{lines:#?}"
+    );
+    let (_, body) = env.status(&env.prod.id).await;
+    assert!(
+        body["drillSkipped"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("vault busy:") && r.contains("at most 1 at once")),
+        "{body}"
+    );
+
+    env.run_all().await;
+    assert_eq!(env.ends().len(), 1, "the restore ended: {:#?}", env.ends());
+    let (_, answer) = env.fire_drill_timer().await;
+    assert!(logs(&answer)[0].contains("1 drill(s) started"), "{answer}");
+    env.run_all().await;
+    let drill = env.ends()[1].1.clone().expect("the drill passed");
+    assert!(drill.starts_with("restore drill pass"), "{drill}");
+}

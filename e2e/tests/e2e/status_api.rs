@@ -29,6 +29,15 @@ async fn status_answers_fleet_and_cluster_questions_without_secrets() {
     assert_eq!(fleet["summary"]["inProgress"], 1);
     assert_eq!(fleet["summary"]["failed"], 1);
     assert_eq!(fleet["store"]["kind"], "memory");
+    // The drill schedule and the restore reserve (the defaults here).
+    assert_eq!(fleet["drillPolicy"]["maxPerVault"], 10);
+    assert_eq!(fleet["drillPolicy"]["restoreReserve"], 2);
+    assert!(
+        fleet["drillPolicy"]["summary"].as_str().unwrap().contains(
+            "2 of Azure Backup's 10 daily restores per backup instance kept for real restores"
+        ),
+        "{fleet}"
+    );
     assert!(
         fleet["store"]["note"]
             .as_str()
