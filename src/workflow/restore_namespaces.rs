@@ -88,7 +88,7 @@ impl Step for RestoreNamespaces {
         let isolated = scratch.then(|| {
             let names: Vec<&str> = states.iter().map(|(n, _)| n.as_str()).collect();
             Finding::info(format!(
-                "isolated {} before the restore: network policy {ISOLATION_POLICY} denies all ingress and egress; quota {ISOLATION_QUOTA} allows no load balancer or node port",
+                "isolated {} before the restore: network policy {ISOLATION_POLICY} denies all ingress and egress but for the drill's own probe pods; quota {ISOLATION_QUOTA} allows no load balancer or node port",
                 names.join(", ")
             ))
         });
