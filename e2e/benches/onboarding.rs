@@ -391,6 +391,9 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
         })
         .collect();
     let mut messages = 0;
+    // BENCH_BREAKDOWN=1: the first cluster's ARM requests per step (what to cut).
+    let breakdown = std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "1");
+    let mut requests: BTreeMap<(String, String), usize> = BTreeMap::new();
     while let Some(env) = bus.next(&clock) {
         messages += 1;
         neighbour.catch_up(clock.now()).await;
@@ -404,6 +407,19 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
         let _ = engine.run(&env).await;
         let records = arm.journal();
         let entry = figures.entry(env.subject.to_ascii_lowercase()).or_default();
+        if breakdown && env.subject.eq_ignore_ascii_case(&cluster_id(&names[0])) {
+            for r in &records[seen..] {
+                let tail: Vec<&str> = r.path.rsplit('/').take(2).collect();
+                let what = format!(
+                    "{} {} .../{}/{}",
+                    r.method,
+                    r.status,
+                    tail[1..].join("/"),
+                    tail[0]
+                );
+                *requests.entry((env.step.clone(), what)).or_insert(0usize) += 1;
+            }
+        }
         for r in &records[seen..] {
             match r.method.as_str() {
                 "GET" | "HEAD" => entry.reads += 1,
@@ -413,6 +429,12 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
             if r.status == 429 {
                 entry.throttled += 1;
             }
+        }
+    }
+    if breakdown {
+        println!("ARM requests of {} by step:", names[0]);
+        for ((step, what), n) in &requests {
+            println!("  {step:<26} {n:>3}  {what}");
         }
     }
     for record in journal.records() {

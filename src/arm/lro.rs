@@ -49,9 +49,50 @@ pub struct PendingOperation {
     pub result_url: Option<String>,
     /// The server's suggested polling interval, in seconds.
     pub retry_after_secs: u64,
+    /// How long the operation usually takes, in seconds, when the step knows (the guide's
+    /// estimate): polls wait for it instead of asking every `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_secs: Option<u64>,
+    /// When it started (RFC 3339), with `expected_secs`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub started_at: Option<time::OffsetDateTime>,
 }
 
+/// After an operation's expected duration, polls come at least this far apart.
+pub const LATE_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
 impl PendingOperation {
+    /// The same operation, known to take about `expected` from `started_at`.
+    pub fn expecting(mut self, expected: Duration, started_at: time::OffsetDateTime) -> Self {
+        self.expected_secs = Some(expected.as_secs());
+        self.started_at = Some(started_at);
+        self
+    }
+
+    /// The delay before the next poll at `now`, given the server's `retry_after`: never
+    /// sooner than the server asks; while the operation is within its expected duration,
+    /// not before that duration is over (one poll instead of one per `Retry-After`); after
+    /// it, at least [`LATE_POLL_INTERVAL`] apart. At most [`MAX_RETRY_AFTER`].
+    pub fn poll_delay(&self, retry_after: Duration, now: time::OffsetDateTime) -> Duration {
+        let floor = match (self.expected_secs, self.started_at) {
+            (Some(expected), Some(started)) => {
+                let elapsed = (now - started).max(time::Duration::ZERO).unsigned_abs();
+                let expected = Duration::from_secs(expected);
+                if elapsed < expected {
+                    expected - elapsed
+                } else {
+                    LATE_POLL_INTERVAL
+                }
+            }
+            _ => Duration::ZERO,
+        };
+        retry_after.max(floor).min(MAX_RETRY_AFTER)
+    }
+
     /// The suggested delay before the next poll, at most [`MAX_RETRY_AFTER`] (the value
     /// travels in messages, so it is not trusted).
     pub fn retry_after(&self) -> Duration {
@@ -222,6 +263,8 @@ pub fn pending_from_response(
         url: url.to_string(),
         result_url,
         retry_after_secs,
+        expected_secs: None,
+        started_at: None,
     };
     let result_url = match final_state {
         FinalState::Location => headers.location.clone(),
@@ -312,6 +355,35 @@ mod tests {
             .unwrap()
         };
         assert_eq!(pending.retry_after(), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn an_operation_with_an_expected_duration_is_polled_once_it_is_due() {
+        let start = time::macros::datetime!(2026-03-01 12:00 UTC);
+        let plain: PendingOperation = serde_json::from_value(json!({
+            "label": "x", "kind": "azureAsyncOperation", "url": "https://arm/op", "retryAfterSecs": 20
+        }))
+        .unwrap();
+        let twenty = Duration::from_secs(20);
+        assert_eq!(plain.poll_delay(twenty, start), twenty);
+        let known = plain.expecting(Duration::from_secs(300), start);
+        // Just started: the first poll comes when the operation is expected to be done.
+        assert_eq!(known.poll_delay(twenty, start), Duration::from_secs(300));
+        assert_eq!(
+            known.poll_delay(twenty, start + time::Duration::seconds(290)),
+            twenty,
+            "never sooner than the server asks"
+        );
+        // Late: at least LATE_POLL_INTERVAL apart, or what the server asks.
+        let late = start + time::Duration::seconds(400);
+        assert_eq!(known.poll_delay(twenty, late), LATE_POLL_INTERVAL);
+        assert_eq!(
+            known.poll_delay(Duration::from_secs(90), late),
+            Duration::from_secs(90)
+        );
+        // The expectation travels in the payload.
+        let back = PendingOperation::from_value(&known.to_value()).unwrap();
+        assert_eq!(back, known);
     }
 
     #[test]

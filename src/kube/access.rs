@@ -18,6 +18,7 @@ use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
 use super::error::{KubeError, error_chain};
+use super::kubeconfig_cache::{KUBECONFIG_CACHE_TTL, KubeconfigCache};
 use crate::arm::{ArmClient, versions};
 use crate::auth::{self, AKS_SCOPE};
 use crate::resource_id::ResourceId;
@@ -204,10 +205,14 @@ pub struct KubeconfigAccess {
     source: Arc<dyn KubeconfigSource>,
     credential: Option<Arc<dyn TokenCredential>>,
     server_override: Option<String>,
+    cache: KubeconfigCache,
 }
 
 impl KubeconfigAccess {
-    /// Access through `source`; `credential` is used for Entra-integrated clusters.
+    /// Access through `source`; `credential` is used for Entra-integrated clusters. Each
+    /// cluster's kubeconfig is kept in memory for [`KUBECONFIG_CACHE_TTL`]: every step that
+    /// touches a cluster would otherwise send `listClusterUserCredential` (a POST, so an ARM
+    /// write) again.
     pub fn new(
         source: Arc<dyn KubeconfigSource>,
         credential: Option<Arc<dyn TokenCredential>>,
@@ -217,6 +222,7 @@ impl KubeconfigAccess {
             source,
             credential,
             server_override,
+            cache: KubeconfigCache::new(KUBECONFIG_CACHE_TTL),
         }
     }
 }
@@ -224,14 +230,23 @@ impl KubeconfigAccess {
 #[async_trait]
 impl ClusterAccess for KubeconfigAccess {
     async fn client(&self, cluster: &ResourceId) -> Result<ClusterClient, KubeError> {
-        let bytes = self.source.kubeconfig(cluster).await?;
+        let key = cluster.key();
+        let bytes = match self.cache.get(&key) {
+            Some(bytes) => bytes,
+            None => {
+                let fresh = Arc::new(self.source.kubeconfig(cluster).await?);
+                self.cache.put(key.clone(), fresh.clone());
+                fresh
+            }
+        };
         let (config, server) = client_config(
             &bytes,
             &cluster.to_string(),
             self.credential.as_deref(),
             self.server_override.as_deref(),
         )
-        .await?;
+        .await
+        .inspect_err(|_| self.cache.forget(&key))?;
         let base = config.cluster_url.to_string();
         let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
             KubeError::ReadKubeconfig {

@@ -1,6 +1,6 @@
 //! The Kubernetes side, with kube-rs and no kubectl: cluster access from ARM credentials
-//! ([`access`]), the extension's hook CRDs ([`crds`]), hook configuration and server-side
-//! apply ([`hooks`]), the extension health gate ([`health`]), namespaces around restores
+//! ([`access`], kept a while by [`kubeconfig_cache`]), the extension's hook CRDs ([`crds`]),
+//! hook configuration and server-side apply ([`hooks`]), the extension health gate ([`health`]), namespaces around restores
 //! ([`restore_prep`]), a drill's probe pods ([`probe_pods`]), whether restored pods'
 //! references resolve ([`references`]),
 //! structural-schema checks ([`schema`]), settings and errors.
@@ -10,6 +10,7 @@ pub mod crds;
 pub mod error;
 pub mod health;
 pub mod hooks;
+pub mod kubeconfig_cache;
 pub mod probe_pods;
 pub mod references;
 pub mod restore_prep;

@@ -158,7 +158,10 @@ pub async fn follow(ctx: &Ctx, env: &Envelope, step: &str) -> Result<Progress, S
         return Ok(Progress::Idle);
     }
     match ctx.arm.poll(&op).await {
-        Ok(Polled::InProgress { retry_after }) => Ok(Progress::Waiting(waiting(&op, retry_after))),
+        Ok(Polled::InProgress { retry_after }) => {
+            let after = op.poll_delay(retry_after, ctx.clock.now());
+            Ok(Progress::Waiting(waiting(&op, after)))
+        }
         Ok(Polled::Succeeded { body }) => Ok(Progress::Finished {
             label: op.label,
             body,
@@ -177,9 +180,13 @@ pub fn waiting(op: &PendingOperation, after: Duration) -> Outcome {
         .with(PENDING_OPERATION, op.to_value())
 }
 
-/// Starts waiting for an operation a step just started.
+/// Starts waiting for an operation a step just started (until it is expected to be done, when
+/// the step said how long it takes: [`PendingOperation::expecting`]).
 pub fn started(op: PendingOperation) -> Outcome {
-    let after = op.retry_after();
+    let after = match op.started_at {
+        Some(at) => op.poll_delay(op.retry_after(), at),
+        None => op.retry_after(),
+    };
     waiting(&op, after)
 }
 

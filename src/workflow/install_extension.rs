@@ -23,6 +23,9 @@ use crate::resource_id::ResourceId;
 pub const NAME: &str = "install_extension";
 /// The fact it publishes.
 pub const FACT: &str = "ExtensionInstalled";
+/// How long an install usually takes (the guide: 5–10 minutes): the first poll waits this
+/// long, later ones come at least `lro::LATE_POLL_INTERVAL` apart.
+const EXPECTED_INSTALL: Duration = Duration::from_secs(5 * 60);
 
 /// See the module docs.
 pub struct InstallExtension;
@@ -116,7 +119,9 @@ impl Step for InstallExtension {
                             FinalState::AzureAsyncOperation,
                             ctx.arm.default_poll(),
                         ) {
-                            Some(op) => Ok(started(op)),
+                            Some(op) => {
+                                Ok(started(op.expecting(EXPECTED_INSTALL, ctx.clock.now())))
+                            }
                             None => Ok(wait(
                                 ctx.arm.default_poll(),
                                 "the backup extension was submitted",
@@ -157,7 +162,7 @@ impl Step for InstallExtension {
                     FinalState::AzureAsyncOperation,
                     ctx.arm.default_poll(),
                 ) {
-                    Some(op) => started(op),
+                    Some(op) => started(op.expecting(EXPECTED_INSTALL, ctx.clock.now())),
                     None => wait(
                         ctx.arm.default_poll(),
                         "the failed backup extension was submitted again",

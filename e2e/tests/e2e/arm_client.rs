@@ -294,6 +294,8 @@ async fn the_token_is_never_sent_to_another_host() {
         url: "https://attacker.example/steal".into(),
         result_url: None,
         retry_after_secs: 1,
+        expected_secs: None,
+        started_at: None,
     };
     let err = arm.poll(&op).await.unwrap_err();
     assert!(matches!(err, ArmError::UntrustedPollingUrl { .. }), "{err}");

@@ -386,7 +386,8 @@ async fn the_live_view_shows_what_the_guides_command_reference_shows() {
             .all(|c| c.starts_with("POST ") && c.ends_with("/listClusterUserCredential")),
         "only reads (and the kubeconfig's read-only POST): {calls:?}"
     );
-    assert_eq!(calls.len(), 1);
+    // The kubeconfig the onboarding fetched is still fresh: the live view reuses it.
+    assert_eq!(calls.len(), 0, "{calls:?}");
 
     let snapshot = chain.arm.snapshot();
     let installed = &snapshot.extensions[0];
