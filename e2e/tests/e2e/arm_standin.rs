@@ -73,7 +73,7 @@ async fn env_with(timings: Timings) -> Env {
         base,
         arm,
         clock,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
         token,
     }
 }
@@ -2237,7 +2237,7 @@ async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm
         .unwrap();
     let credential = Arc::new(IssuerCredential::new(env.arm.tokens().clone()));
     let client = backup_pilot::arm::ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         backup_pilot::arm::ArmOptions {
             base_url: env.base.clone(),
             ..Default::default()
@@ -2301,7 +2301,7 @@ async fn on_a_scaled_clock_operations_finish_in_compressed_real_time() {
         .unwrap();
     arm.add_cluster(ClusterSeed::new(SUB, RG, "aks", LOCATION))
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::https();
     let token = arm.arm_token();
     let url = format!(
         "{base}{}?api-version={}",

@@ -173,7 +173,7 @@ fn base_url(headers: &HeaderMap) -> String {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
-    format!("http://{host}")
+    format!("https://{host}")
 }
 
 fn wants_ieee754_incompatible_json(headers: &HeaderMap) -> bool {
