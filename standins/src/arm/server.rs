@@ -122,6 +122,7 @@ pub async fn handle(
         headers.insert("x-ms-correlation-request-id", value);
     }
     let mut answer = answer(&inner, &method, &path, &query, &headers, &body);
+    super::timings::retry_after_in_real_time(&mut answer.headers, inner.clock.scale());
     answer = answer
         .with_header("x-ms-request-id", uuid::Uuid::new_v4().to_string())
         .with_header("x-ms-correlation-request-id", correlation);
