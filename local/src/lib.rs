@@ -9,6 +9,7 @@
 //! - [`progress`], [`timeline`]: the live view and the per-cluster timelines.
 //! - [`run_state`]: a fresh state folder per run.
 //! - [`run_tls`]: the run's CA and the bundle the service trusts.
+//! - [`stay`]: `--stay`: the stand-ins stay up, with an env file and kubeconfigs for tools.
 //! - [`cli`]: the binary's command line: `local`, and every product command (the runner
 //!   spawns itself as the handler with `serve`).
 
@@ -19,4 +20,5 @@ pub mod progress;
 pub mod run;
 pub mod run_state;
 pub mod run_tls;
+pub mod stay;
 pub mod timeline;

@@ -21,7 +21,7 @@ use crate::progress::{ClusterWatch, LiveView, StatusClient};
 use crate::run_state::RunState;
 use crate::run_tls;
 use crate::timeline::{Stretch, human, table};
-use crate::{drill_run, estate};
+use crate::{drill_run, estate, stay};
 use backup_pilot::bus::{OutgoingMessage, Publisher};
 use backup_pilot::clock::ScaledClock;
 use backup_pilot::engine::Queues;
@@ -93,6 +93,9 @@ pub struct LocalOptions {
     /// After onboarding, break protection on a sample of clusters in every known way and
     /// check the next sweep repairs each.
     pub drift: bool,
+    /// After the run, keep the stand-ins up until Ctrl-C and write the files tools need
+    /// ([`crate::stay`]).
+    pub stay: bool,
 }
 
 /// One cluster at the end of a run.
@@ -402,6 +405,34 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     }
     if !idle || !report.all_protected() || drilled.is_err() || repaired.is_err() {
         println!("{}", summary(&env));
+    }
+    if options.stay {
+        let clusters = watches_of(&report);
+        let endpoints = stay::Endpoints {
+            arm_url: &arm_url,
+            arm: &arm,
+            env: &env,
+            bundle: &trust.bundle,
+            trust: &trust.trust,
+            clusters: &clusters,
+        };
+        match stay::write_files(&options.app_dir, &endpoints).await {
+            Ok(files) => {
+                println!(
+                    "
+--stay: the stand-ins keep running until Ctrl-C. Written:"
+                );
+                for file in files {
+                    println!("  {}", file.display());
+                }
+                println!(
+                    "Load the settings with: set -a; . {}; set +a",
+                    stay::ENV_FILE
+                );
+                backup_pilot::runtime::shutdown_signal().await;
+            }
+            Err(e) => println!("--stay: could not write the files for tools: {e:#}"),
+        }
     }
     env.stop().await;
     arm.shutdown();

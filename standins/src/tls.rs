@@ -210,7 +210,7 @@ impl RunTls {
             })?;
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
-            write_private(&path, text).map_err(|source| TlsError::Write { path, source })
+            write_owner_only(&path, text).map_err(|source| TlsError::Write { path, source })
         };
         write(CA_FILE, ca.pem())?;
         write(CERT_FILE, server.cert_pem())?;
@@ -274,7 +274,11 @@ impl RunTls {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
+/// Writes `text` to `path`, readable by its owner only (keys, files with test credentials).
+///
+/// # Errors
+/// Creating or writing the file.
+pub fn write_owner_only(path: &Path, text: &str) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::io::Write as _;
