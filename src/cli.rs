@@ -177,6 +177,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The roots outbound HTTPS trusts, for the commands that read only the status settings.
+fn trust(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<crate::tls::TlsTrust> {
+    crate::tls::TlsTrust::from_lookup(env).map_err(anyhow::Error::msg)
+}
+
 /// `status`: the fleet, from the status store.
 async fn fleet_status(as_json: bool) -> anyhow::Result<()> {
     use crate::status::render;
@@ -188,7 +193,7 @@ async fn fleet_status(as_json: bool) -> anyhow::Result<()> {
         );
     }
     let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
-    let journal = crate::runtime::journal(&store, &credential)?;
+    let journal = crate::runtime::journal(&store, &credential, &trust(env)?)?;
     let info = journal.store();
     let clusters = journal.fleet_status().await?;
     let output = if as_json {
@@ -216,7 +221,7 @@ async fn verify_evidence(raw: &str) -> anyhow::Result<()> {
         .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
     let key = EvidenceKey::from_lookup(&env).map_err(anyhow::Error::msg)?;
     let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
-    let reports = crate::runtime::report_store(&store, &settings, &credential)?;
+    let reports = crate::runtime::report_store(&store, &settings, &credential, &trust(env)?)?;
     println!("Reports: {}", reports.location());
     println!(
         "Signatures: {}",
@@ -285,7 +290,7 @@ async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
         ),
         configured => {
             let credential = CredentialSource::from_env(env).map_err(anyhow::Error::msg)?;
-            let journal = crate::runtime::journal(&configured, &credential)?;
+            let journal = crate::runtime::journal(&configured, &credential, &trust(env)?)?;
             let recorded = journal.cluster_status(&id.to_string()).await?;
             (journal.store(), recorded)
         }
@@ -361,7 +366,7 @@ async fn scan(enqueue: bool, as_json: bool) -> anyhow::Result<()> {
                 "`scan --enqueue` needs the service's status store (BACKUP_PILOT_STATUS_BLOB_URL): it is where one onboarding per cluster is claimed"
             );
         }
-        crate::runtime::journal(&config.status_store, &config.credential)?
+        crate::runtime::journal(&config.status_store, &config.credential, &config.tls)?
     } else {
         Arc::new(MemoryJournal::default())
     };
@@ -392,7 +397,9 @@ async fn send_and_report(
     what: &str,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
+    let http = config
+        .tls
+        .http_builder()
         .timeout(Duration::from_secs(60))
         .build()?;
     let publisher = crate::runtime::publisher(config, http)?;

@@ -16,6 +16,19 @@ pub trait Clock: Send + Sync + 'static {
     /// sleep until a virtual instant; a manual clock never advances by itself, so it answers a
     /// short polling interval.
     fn real_duration(&self, virtual_span: Duration) -> Duration;
+
+    /// Virtual seconds per real second: above 1 only for a [`ScaledClock`]. A stand-in on such
+    /// a clock states delays (`Retry-After`) in real seconds, so any client can take them
+    /// literally.
+    fn scale(&self) -> f64 {
+        1.0
+    }
+
+    /// How much of this clock's time passes during `real_span` of real time: what a delay a
+    /// peer states in real time (a stand-in's `Retry-After` at [`Self::scale`]) means here.
+    fn virtual_duration(&self, real_span: Duration) -> Duration {
+        real_span.mul_f64(self.scale())
+    }
 }
 
 /// Wall-clock time.
@@ -78,6 +91,9 @@ impl Clock for ScaledClock {
     }
     fn real_duration(&self, virtual_span: Duration) -> Duration {
         virtual_span.div_f64(self.scale)
+    }
+    fn scale(&self) -> f64 {
+        self.scale
     }
 }
 
@@ -146,6 +162,14 @@ mod tests {
         assert_eq!(
             a.real_duration(Duration::from_secs(60)),
             Duration::from_secs(1)
+        );
+        assert_eq!(
+            a.virtual_duration(Duration::from_millis(500)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            SystemClock.virtual_duration(Duration::from_secs(3)),
+            Duration::from_secs(3)
         );
     }
 

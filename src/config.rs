@@ -197,6 +197,8 @@ pub struct Config {
     /// `BACKUP_PILOT_STATUS_STORE=memory`: the in-memory store is intended (local runs), so
     /// its note is information, not a warning.
     pub memory_store_intended: bool,
+    /// The roots outbound HTTPS trusts (`BACKUP_PILOT_CA_BUNDLE` beside the system's).
+    pub tls: crate::tls::TlsTrust,
 }
 
 /// The largest `BACKUP_PILOT_STEP_BUDGET_SECONDS`: with the hand-off budget, an invocation
@@ -370,6 +372,10 @@ impl Config {
         );
 
         let kube = crate::kube::KubeSettings::from_lookup(&get, &mut problems);
+        let tls = crate::tls::TlsTrust::from_lookup(get).unwrap_or_else(|e| {
+            problems.push(e);
+            crate::tls::TlsTrust::system()
+        });
         let status_store = status_store(&get, &mut problems);
         let memory_store_intended = match get("BACKUP_PILOT_STATUS_STORE").as_deref() {
             None => false,
@@ -405,6 +411,7 @@ impl Config {
                 kube,
                 status_store,
                 memory_store_intended,
+                tls,
             })
         } else {
             Err(ConfigErrors(problems))

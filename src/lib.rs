@@ -16,6 +16,7 @@
 //! - [`enqueue`]: the messages `onboard` and `restore` send.
 //! - [`auth`]: credentials and tokens.
 //! - [`config`], [`runtime`]: settings and wiring.
+//! - [`tls`]: which certificate authorities outbound HTTPS trusts (`BACKUP_PILOT_CA_BUNDLE`).
 //! - [`clock`]: system, scaled and manual time.
 //! - [`resource_id`]: ARM ids.
 //! - [`restore`]: restore requests, authorization, recovery points, verification, drills and
@@ -47,4 +48,5 @@ pub mod restore;
 pub mod runtime;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod workflow;

@@ -21,8 +21,10 @@ use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
 use crate::restore::settings::RestoreSettings;
 use crate::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
 use crate::status::blob::{BlobContainer, BlobJournal, StorageAuth};
+use crate::tls::TlsTrust;
 
-/// How long the shared HTTP client (ARM, Service Bus) waits for a connection.
+/// How long the shared HTTP client (ARM, Service Bus; trusting [`Config::tls`]) waits for a
+/// connection.
 pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the shared HTTP client waits for one whole request and response; the calls built
@@ -106,6 +108,7 @@ pub fn cluster_access(
 pub fn journal(
     store: &StatusStoreConfig,
     credential: &CredentialSource,
+    tls: &TlsTrust,
 ) -> anyhow::Result<Arc<dyn Journal>> {
     match store {
         StatusStoreConfig::Memory => Ok(Arc::new(MemoryJournal::default())),
@@ -114,12 +117,15 @@ pub fn journal(
             container,
             auth,
             history_limit,
-        } => Ok(Arc::new(BlobJournal::new(
-            service_url,
-            container,
-            storage_auth(auth, credential)?,
-            *history_limit,
-        )?)),
+        } => Ok(Arc::new(
+            BlobJournal::new(
+                service_url,
+                container,
+                storage_auth(auth, credential)?,
+                *history_limit,
+            )?
+            .with_transport(tls.azure_transport()?),
+        )),
     }
 }
 
@@ -140,16 +146,20 @@ pub fn report_store(
     store: &StatusStoreConfig,
     settings: &RestoreSettings,
     credential: &CredentialSource,
+    tls: &TlsTrust,
 ) -> anyhow::Result<Arc<dyn ReportStore>> {
     match store {
         StatusStoreConfig::Memory => Ok(Arc::new(MemoryReportStore::default())),
         StatusStoreConfig::Blob {
             service_url, auth, ..
-        } => Ok(Arc::new(BlobReportStore::new(BlobContainer::new(
-            service_url,
-            &settings.report_container,
-            storage_auth(auth, credential)?,
-        )?))),
+        } => Ok(Arc::new(BlobReportStore::new(
+            BlobContainer::new(
+                service_url,
+                &settings.report_container,
+                storage_auth(auth, credential)?,
+            )?
+            .with_transport(tls.azure_transport()?),
+        ))),
     }
 }
 
@@ -159,7 +169,9 @@ pub fn report_store(
 /// # Errors
 /// A credential that cannot be built, or an invalid hook configuration.
 pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
-    let http = reqwest::Client::builder()
+    let http = config
+        .tls
+        .http_builder()
         .connect_timeout(HTTP_CONNECT_TIMEOUT)
         .timeout(HTTP_REQUEST_TIMEOUT)
         .build()?;
@@ -174,7 +186,12 @@ pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
         arm,
         onboarding: Arc::new(config.onboarding.clone()),
         restore: Arc::new(config.restore.clone()),
-        reports: report_store(&config.status_store, &config.restore, &config.credential)?,
+        reports: report_store(
+            &config.status_store,
+            &config.restore,
+            &config.credential,
+            &config.tls,
+        )?,
         alerts: match &config.restore.alert_webhook {
             Some(url) => Arc::new(Webhook::new(http.clone(), url.clone())),
             None => Arc::new(LogOnly),
@@ -210,7 +227,7 @@ pub fn state(
 /// # Errors
 /// Invalid configuration, or the port being taken.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let journal = journal(&config.status_store, &config.credential)?;
+    let journal = journal(&config.status_store, &config.credential, &config.tls)?;
     let store = journal.store();
     match &store.note {
         Some(note) if !config.memory_store_intended => {

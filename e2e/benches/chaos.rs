@@ -116,7 +116,8 @@ impl Chaos {
 }
 
 /// A TCP proxy in front of Azurite that an outage window switches off: it then refuses new
-/// connections (accept, close) and cuts the open ones.
+/// connections (accept, close) and cuts the open ones. TLS passes through it untouched (the
+/// run's certificate names 127.0.0.1, whatever the port).
 struct BlobProxy {
     url: String,
     down: watch::Sender<bool>,
@@ -125,7 +126,7 @@ struct BlobProxy {
 impl BlobProxy {
     async fn start(target: &str) -> std::io::Result<Self> {
         let target_addr = target
-            .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .split('/')
             .next()
             .unwrap_or_default()
@@ -158,7 +159,7 @@ impl BlobProxy {
             }
         });
         Ok(Self {
-            url: format!("http://127.0.0.1:{port}/devstoreaccount1"),
+            url: format!("https://127.0.0.1:{port}/devstoreaccount1"),
             down,
         })
     }
@@ -878,7 +879,9 @@ async fn run() -> anyhow::Result<bool> {
         Vec::new()
     };
 
-    let http = reqwest::Client::builder()
+    let http = backup_pilot_standins::tls::run_tls()?
+        .trust()?
+        .http_builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let publisher = env.publisher(http.clone());

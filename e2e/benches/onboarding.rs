@@ -303,7 +303,10 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
     let credential = Arc::new(IssuerCredential(arm.tokens().clone()));
     let client = Arc::new(
         ArmClient::new(
-            reqwest::Client::new(),
+            backup_pilot_standins::tls::run_tls()
+                .expect("the run's TLS material")
+                .http_client()
+                .expect("an HTTPS client"),
             ArmOptions {
                 base_url: arm_url.clone(),
                 ..ArmOptions::default()
@@ -350,7 +353,10 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
     arm.add_resource_group(SUB, "rg-another-tool", LOCATION)
         .expect("the neighbour's group");
     let mut neighbour = Neighbour {
-        http: reqwest::Client::new(),
+        http: backup_pilot_standins::tls::run_tls()
+            .expect("the run's TLS material")
+            .http_client()
+            .expect("an HTTPS client"),
         group_url: format!(
             "{arm_url}/subscriptions/{SUB}/resourcegroups/rg-another-tool?api-version={}",
             backup_pilot::arm::versions::RESOURCES

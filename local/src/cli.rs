@@ -65,6 +65,11 @@ pub struct LocalArgs {
     /// sweep repairs each.
     #[arg(long)]
     pub drift: bool,
+    /// After the run, keep every stand-in running until Ctrl-C and write
+    /// `.local/standins.env` and `.local/kubeconfig-<cluster>.yaml`, so kubectl, the Azure
+    /// SDKs and this binary's commands can be pointed at them.
+    #[arg(long)]
+    pub stay: bool,
 }
 
 /// What the first argument asks for.
@@ -112,6 +117,7 @@ pub fn main() -> ExitCode {
             existing_clusters: args.existing_clusters,
             subscriptions: args.subscriptions,
             drift: args.drift,
+            stay: args.stay,
             handler: None,
             live: true,
         })

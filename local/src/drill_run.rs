@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::run_state::RunState;
 use backup_pilot::status::account_sas::AccountKey;
 use backup_pilot::status::blob::{BlobContainer, StorageAuth};
+use backup_pilot::tls::TlsTrust;
 use backup_pilot::workflow::placement::Placement;
 use backup_pilot::workflow::settings::OnboardingSettings;
 use backup_pilot_standins::LocalEnvironment;
@@ -34,6 +35,7 @@ pub struct DrillSetup {
     blob_url: String,
     settings: Vec<(&'static str, String)>,
     reports_dir: PathBuf,
+    trust: TlsTrust,
 }
 
 impl DrillSetup {
@@ -52,6 +54,7 @@ pub fn prepare(
     clusters: &[FakeCluster],
     app_dir: &Path,
     state: &RunState,
+    trust: &TlsTrust,
 ) -> anyhow::Result<DrillSetup> {
     let onboarding = OnboardingSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(|problems| anyhow::anyhow!("onboarding settings: {}", problems.join("; ")))?;
@@ -99,6 +102,7 @@ pub fn prepare(
         blob_url,
         settings,
         reports_dir: state.reports(),
+        trust: trust.clone(),
     })
 }
 
@@ -219,7 +223,9 @@ pub async fn drill(
                 continue;
             };
             let _ = writeln!(out, "      report {key}: {url}");
-            if let Some(local) = copy_report(&setup.blob_url, url, &setup.reports_dir).await? {
+            if let Some(local) =
+                copy_report(&setup.blob_url, url, &setup.reports_dir, &setup.trust).await?
+            {
                 let _ = writeln!(out, "      copied to:   {}", local.display());
             }
         }
@@ -290,7 +296,12 @@ fn collect_mentions(value: &Value, key: &str, found: &mut Vec<String>) {
 }
 
 /// Downloads a report blob from the Blob service at `blob_url` into `dir`.
-async fn copy_report(blob_url: &str, url: &str, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+async fn copy_report(
+    blob_url: &str,
+    url: &str,
+    dir: &Path,
+    trust: &TlsTrust,
+) -> anyhow::Result<Option<PathBuf>> {
     let Some(rest) = url.strip_prefix(&format!("{}/", blob_url.trim_end_matches('/'))) else {
         return Ok(None);
     };
@@ -303,7 +314,8 @@ async fn copy_report(blob_url: &str, url: &str, dir: &Path) -> anyhow::Result<Op
         return Ok(None);
     }
     let auth = StorageAuth::AccountKey(AccountKey::azurite());
-    let blobs = BlobContainer::new(&service, container, auth)?;
+    let blobs =
+        BlobContainer::new(&service, container, auth)?.with_transport(trust.azure_transport()?);
     let Some((bytes, _)) = blobs.read(name).await? else {
         return Ok(None);
     };

@@ -8,6 +8,8 @@
 //! - [`estate`]: clusters that exist before the service (the fleet sweep finds them).
 //! - [`progress`], [`timeline`]: the live view and the per-cluster timelines.
 //! - [`run_state`]: a fresh state folder per run.
+//! - [`run_tls`]: the run's CA and the bundle the service trusts.
+//! - [`stay`]: `--stay`: the stand-ins stay up, with an env file and kubeconfigs for tools.
 //! - [`cli`]: the binary's command line: `local`, and every product command (the runner
 //!   spawns itself as the handler with `serve`).
 
@@ -17,4 +19,6 @@ pub mod estate;
 pub mod progress;
 pub mod run;
 pub mod run_state;
+pub mod run_tls;
+pub mod stay;
 pub mod timeline;

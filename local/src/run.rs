@@ -19,14 +19,16 @@ use time::OffsetDateTime;
 
 use crate::progress::{ClusterWatch, LiveView, StatusClient};
 use crate::run_state::RunState;
+use crate::run_tls;
 use crate::timeline::{Stretch, human, table};
-use crate::{drill_run, estate};
+use crate::{drill_run, estate, stay};
 use backup_pilot::bus::{OutgoingMessage, Publisher};
 use backup_pilot::clock::ScaledClock;
 use backup_pilot::engine::Queues;
 use backup_pilot::kube::HookSet;
 use backup_pilot::kube::settings::KubeSettings;
 use backup_pilot::status::Phase;
+use backup_pilot::tls::TlsTrust;
 use backup_pilot_standins::LocalEnvironment;
 use backup_pilot_standins::arm::drift::Drift;
 use backup_pilot_standins::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed};
@@ -91,6 +93,9 @@ pub struct LocalOptions {
     /// After onboarding, break protection on a sample of clusters in every known way and
     /// check the next sweep repairs each.
     pub drift: bool,
+    /// After the run, keep the stand-ins up until Ctrl-C and write the files tools need
+    /// ([`crate::stay`]).
+    pub stay: bool,
 }
 
 /// One cluster at the end of a run.
@@ -220,6 +225,13 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     let (hooks, hooks_setting) = hooks()?;
     let drill_schedule = std::env::var("BACKUP_PILOT_DRILL_SCHEDULE")
         .unwrap_or_else(|_| DEFAULT_DRILL_SCHEDULE.to_string());
+    let state = RunState::create(
+        &options.app_dir,
+        options.keep_state,
+        OffsetDateTime::now_utc(),
+    )?;
+    // Before any stand-in starts: they all serve with the run's certificate.
+    let trust = run_tls::prepare(&state)?;
     let builder = LocalEnvironment::builder(&options.app_dir);
     let (fakes, arm) = fake_estate(clock, builder.token_issuer());
     let (arm_url, arm) = arm.build().spawn().await?;
@@ -249,16 +261,12 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     for (id, name) in &estate_clusters {
         watches.push(ClusterWatch::new(id, name));
     }
-    let state = RunState::create(
-        &options.app_dir,
-        options.keep_state,
-        OffsetDateTime::now_utc(),
-    )?;
     let drills = if options.drill {
         Some(drill_run::prepare(
             &fakes.clusters(),
             &options.app_dir,
             &state,
+            &trust.trust,
         )?)
     } else {
         None
@@ -286,6 +294,10 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
                 .unwrap_or_else(|_| DEFAULT_SCAN_SCHEDULE.to_string()),
         )
         .setting("BACKUP_PILOT_ARM_URL", &arm_url)
+        .setting(
+            backup_pilot::tls::CA_BUNDLE_VAR,
+            &trust.bundle.display().to_string(),
+        )
         // The guide's PoC profile unless the caller chose one.
         .setting(
             "BACKUP_PILOT_PROFILE",
@@ -318,6 +330,7 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     }
     println!("  Service Bus         {}", env.service_bus_url());
     println!("  token endpoint      {}", env.token_url());
+    println!("  CA bundle           {}", trust.bundle.display());
     println!(
         "  state               {}{}",
         state.root().display(),
@@ -342,7 +355,7 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     );
 
     let outcome = tokio::select! {
-        result = drive(&env, &options, watches) => result,
+        result = drive(&env, &options, watches, &trust.trust) => result,
         () = backup_pilot::runtime::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     let report = match outcome {
@@ -392,6 +405,34 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     }
     if !idle || !report.all_protected() || drilled.is_err() || repaired.is_err() {
         println!("{}", summary(&env));
+    }
+    if options.stay {
+        let clusters = watches_of(&report);
+        let endpoints = stay::Endpoints {
+            arm_url: &arm_url,
+            arm: &arm,
+            env: &env,
+            bundle: &trust.bundle,
+            trust: &trust.trust,
+            clusters: &clusters,
+        };
+        match stay::write_files(&options.app_dir, &endpoints).await {
+            Ok(files) => {
+                println!(
+                    "
+--stay: the stand-ins keep running until Ctrl-C. Written:"
+                );
+                for file in files {
+                    println!("  {}", file.display());
+                }
+                println!(
+                    "Load the settings with: set -a; . {}; set +a",
+                    stay::ENV_FILE
+                );
+                backup_pilot::runtime::shutdown_signal().await;
+            }
+            Err(e) => println!("--stay: could not write the files for tools: {e:#}"),
+        }
     }
     env.stop().await;
     arm.shutdown();
@@ -501,8 +542,10 @@ async fn drive(
     env: &LocalEnvironment,
     options: &LocalOptions,
     mut watches: Vec<ClusterWatch>,
+    trust: &TlsTrust,
 ) -> anyhow::Result<LocalReport> {
-    let http = reqwest::Client::builder()
+    let http = trust
+        .http_builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let status = status_client(env, http.clone())?;

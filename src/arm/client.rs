@@ -2,7 +2,9 @@
 //! `azure_identity` on every try, a per-call request id, and the one retry policy. Inside a
 //! call it retries only quick transient failures within a small budget; a longer wait is
 //! returned to the step (which becomes a scheduled retry). It honours `Retry-After` and holds
-//! back calls when `x-ms-ratelimit-remaining-*` says the subscription's quota is spent.
+//! back calls when `x-ms-ratelimit-remaining-*` says the subscription's quota is spent. A
+//! server's delay is real time; on a scaled clock (`BACKUP_PILOT_TIME_SCALE`, local runs) it
+//! becomes that clock's time ([`Clock::virtual_duration`]).
 //!
 //! Every call is bounded by [`ArmOptions::call_timeout`] ([`ARM_CALL_TIMEOUT`] by default),
 //! in real time, with its token requests ([`crate::auth::TOKEN_TIMEOUT`] each) and in-call
@@ -583,9 +585,9 @@ impl ArmClient {
         call.finish(status.as_u16());
         tracing::debug!(%request, status = status.as_u16(), request_id = %request_ids(&headers), "ARM call");
         if !status.is_success() {
-            return Err(ArmError::Rejected(Box::new(fault_from(
-                status, &bytes, &headers, request,
-            ))));
+            let mut fault = fault_from(status, &bytes, &headers, request);
+            fault.retry_after = fault.retry_after.map(|d| self.clock.virtual_duration(d));
+            return Err(ArmError::Rejected(Box::new(fault)));
         }
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
@@ -601,7 +603,11 @@ impl ArmClient {
         Ok(ArmResponse {
             status: status.as_u16(),
             body,
-            lro: LroHeaders::from_headers(&headers),
+            lro: {
+                let mut lro = LroHeaders::from_headers(&headers);
+                lro.retry_after = lro.retry_after.map(|d| self.clock.virtual_duration(d));
+                lro
+            },
             url: url.to_string(),
         })
     }

@@ -66,7 +66,7 @@ use azure_core::Bytes;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{
-    ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, Url,
+    ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, Transport, Url,
 };
 use azure_storage_blob::models::{
     AppendBlobClientAppendBlockResultHeaders as _, AppendBlobClientCreateOptions,
@@ -148,6 +148,7 @@ pub struct BlobContainer {
     container_url: Url,
     auth: StorageAuth,
     retry_budget: time::Duration,
+    transport: Option<Transport>,
     client: Mutex<Option<(Arc<BlobContainerClient>, Option<OffsetDateTime>)>>,
 }
 
@@ -218,6 +219,7 @@ impl BlobContainer {
             container_url,
             auth,
             retry_budget: time::Duration::seconds(10),
+            transport: None,
             client: Mutex::new(None),
         })
     }
@@ -225,6 +227,13 @@ impl BlobContainer {
     /// Limits how long one request keeps retrying transient failures (default 10 s).
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
         self.retry_budget = time::Duration::try_from(budget).unwrap_or(time::Duration::MAX);
+        self
+    }
+
+    /// Sends through `transport` (one that trusts a private CA:
+    /// [`crate::tls::TlsTrust::azure_transport`]); `None` keeps the SDK's default.
+    pub fn with_transport(mut self, transport: Option<Transport>) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -274,6 +283,7 @@ impl BlobContainer {
                     max_retries: 5,
                     ..ExponentialRetryOptions::default()
                 }),
+                transport: self.transport.clone(),
                 ..ClientOptions::default()
             },
             version: STORAGE_API_VERSION.to_string(),
@@ -538,6 +548,12 @@ impl BlobJournal {
     /// waits for its record, and a status answer for its read).
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
         self.blobs = self.blobs.with_retry_budget(budget);
+        self
+    }
+
+    /// Sends through `transport` (see [`BlobContainer::with_transport`]).
+    pub fn with_transport(mut self, transport: Option<Transport>) -> Self {
+        self.blobs = self.blobs.with_transport(transport);
         self
     }
 

@@ -1,6 +1,7 @@
 //! Azurite (the Azure Storage emulator, installed from npm by `.ci/azurite install` into
-//! `.local/azurite`) started blob-only on a free loopback port, for `local` runs and the Blob
-//! tests. The process stops when the [`Azurite`] value is dropped.
+//! `.local/azurite`) started blob-only on a free loopback port, serving HTTPS with the run's
+//! certificate ([`crate::tls`]), for `local` runs and the Blob tests. The process stops when
+//! the [`Azurite`] value is dropped.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,7 @@ impl Azurite {
         let Ok(bin) = bin.canonicalize() else {
             return Err(AzuriteError::FindAzurite(bin.display().to_string()));
         };
+        let tls = crate::tls::run_tls().map_err(|e| AzuriteError::StartAzurite(e.to_string()))?;
         let port = free_port()?;
         let (workspace, dir): (Option<ScratchDir>, PathBuf) = match data_dir {
             Some(d) => std::fs::create_dir_all(d)
@@ -99,6 +101,11 @@ impl Azurite {
             "--disableTelemetry",
             "--silent",
         ]);
+        command
+            .arg("--cert")
+            .arg(tls.cert_path())
+            .arg("--key")
+            .arg(tls.key_path());
         if data_dir.is_some() {
             command.arg("--location").arg(&dir);
         } else {
@@ -111,7 +118,7 @@ impl Azurite {
             .spawn()
             .map_err(|e| AzuriteError::StartAzurite(format!("{}: {e}", bin.display())))?;
         let mut azurite = Self {
-            url: format!("http://127.0.0.1:{port}/devstoreaccount1"),
+            url: format!("https://127.0.0.1:{port}/devstoreaccount1"),
             child,
             _workspace: workspace,
         };
@@ -132,7 +139,7 @@ impl Azurite {
         Ok(azurite)
     }
 
-    /// The Blob service URL (`http://127.0.0.1:<port>/devstoreaccount1`).
+    /// The Blob service URL (`https://127.0.0.1:<port>/devstoreaccount1`).
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -527,6 +527,11 @@ impl FunctionsHost {
         &self.core.handler_url
     }
 
+    /// The app settings the handler runs with (its extra environment).
+    pub fn settings(&self) -> &BTreeMap<String, String> {
+        &self.settings
+    }
+
     /// The HTTP trigger front (`{url}/api/...`), when the app has HTTP functions.
     pub fn http_url(&self) -> Option<&str> {
         self.http_front.as_ref().map(LoopbackServer::url)

@@ -4,7 +4,9 @@
 //! one per fake cluster ([`fake_clusters`]). [`LocalEnvironment`] starts the host side on one
 //! (virtual) clock; ARM plugs in as an app setting the handler process receives, and ARM's
 //! kubeconfigs lead the handler to the Kubernetes stand-ins. [`azurite`] starts the Blob
-//! storage emulator. The local runner (`backup-pilot-local`) and the end-to-end tests start
+//! storage emulator. What is HTTPS in Azure (ARM, Service Bus, Blob storage) is HTTPS here,
+//! with a CA generated once per run ([`tls`]); the token endpoint stays plain HTTP on loopback,
+//! as App Service's is. The local runner (`backup-pilot-local`) and the end-to-end tests start
 //! them; the product crate never links them.
 
 pub mod app_folder;
@@ -20,6 +22,7 @@ pub mod kube_api;
 pub mod ncrontab;
 pub mod servicebus;
 pub mod timespan;
+pub mod tls;
 pub mod token;
 pub mod worker;
 
@@ -133,7 +136,22 @@ impl LoopbackServer {
         Ok(Self { url, task })
     }
 
-    /// `http://127.0.0.1:{port}`.
+    /// Serves `router` over HTTPS on `127.0.0.1:0` with the run's certificate
+    /// ([`tls::run_tls`]).
+    ///
+    /// # Errors
+    /// Binding the port, or the run's TLS material being unavailable.
+    pub async fn start_tls(router: axum::Router) -> std::io::Result<Self> {
+        let (url, listener) = tls::bind_tls().await?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("local stand-in server stopped: {e}");
+            }
+        });
+        Ok(Self { url, task })
+    }
+
+    /// `http://127.0.0.1:{port}` (`https://` when started with [`Self::start_tls`]).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -339,13 +357,21 @@ impl LocalEnvironmentBuilder {
             broker.create_queue(&name, settings)?;
         }
         let bus = LocalServiceBus::new(broker.clone(), self.tokens.clone(), self.bus_settings);
-        let bus_server = LoopbackServer::start(bus.router())
+        let bus_server = LoopbackServer::start_tls(bus.router())
             .await
             .map_err(|source| LocalError::Serve {
                 what: "Service Bus",
                 source,
             })?;
-        let namespace = bus_server.url().trim_start_matches("http://").to_string();
+        let namespace = bus_server.url().trim_start_matches("https://").to_string();
+        let ca_bundle = tls::run_tls()
+            .map_err(|e| LocalError::Serve {
+                what: "Service Bus",
+                source: std::io::Error::other(e),
+            })?
+            .ca_bundle_path()
+            .display()
+            .to_string();
 
         let mut settings = BTreeMap::new();
         for (k, v) in [
@@ -358,6 +384,7 @@ impl LocalEnvironmentBuilder {
             ("IDENTITY_HEADER", self.tokens.identity_header()),
             ("AZURE_CREDENTIAL", "managed-identity"),
             ("FUNCTIONS_WORKER_RUNTIME", "Custom"),
+            (backup_pilot::tls::CA_BUNDLE_VAR, ca_bundle.as_str()),
         ] {
             settings.insert(k.to_string(), v.to_string());
         }

@@ -103,7 +103,7 @@ fn client(base: &str) -> ArmClient {
         ..ArmOptions::default()
     };
     ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         options,
         Arc::new(Fixed),
         Arc::new(SystemClock),

@@ -73,7 +73,7 @@ async fn env_with(timings: Timings) -> Env {
         base,
         arm,
         clock,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
         token,
     }
 }
@@ -2237,7 +2237,7 @@ async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm
         .unwrap();
     let credential = Arc::new(IssuerCredential::new(env.arm.tokens().clone()));
     let client = backup_pilot::arm::ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         backup_pilot::arm::ArmOptions {
             base_url: env.base.clone(),
             ..Default::default()
@@ -2301,7 +2301,7 @@ async fn on_a_scaled_clock_operations_finish_in_compressed_real_time() {
         .unwrap();
     arm.add_cluster(ClusterSeed::new(SUB, RG, "aks", LOCATION))
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::common::https();
     let token = arm.arm_token();
     let url = format!(
         "{base}{}?api-version={}",
@@ -3174,4 +3174,59 @@ async fn invalid_request_content_names_a_clean_json_path() {
         body["error"]["message"],
         "The request content was invalid and could not be deserialized: 'Expected value. Line 1, position 14.'."
     );
+}
+
+/// On a clock 600 times faster than real time, ARM's `Retry-After` is stated in real seconds
+/// (rounded up, so a client that takes it literally never polls early) and `retry-after-ms`
+/// (read first by the Azure SDKs) carries the exact real delay; at real time the stand-in
+/// sends only `Retry-After`, as ARM does.
+#[tokio::test]
+async fn at_a_time_scale_retry_after_is_in_real_seconds_with_exact_milliseconds() {
+    let clock = Arc::new(
+        backup_pilot::clock::ScaledClock::new(std::time::SystemTime::now(), 600.0).unwrap(),
+    );
+    let (base, arm) = ArmStandIn::builder()
+        .clock(clock)
+        .kube_api_url("http://127.0.0.1:6443")
+        .build()
+        .spawn()
+        .await
+        .expect("spawn");
+    arm.add_subscription(SUB).expect("subscription");
+    let http = crate::common::https();
+    let token = arm.arm_token();
+    let put = |path: String, version: &str, body: Value| {
+        http.put(format!("{base}{path}?api-version={version}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let group = put(
+        rg_path(RG),
+        versions::RESOURCES,
+        json!({"location": LOCATION}),
+    )
+    .await
+    .unwrap();
+    assert!(group.status().is_success(), "{}", group.status());
+    let create = put(
+        account_id(),
+        versions::STORAGE_ACCOUNTS,
+        json!({"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": LOCATION}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(create.status(), 202);
+    let header = |name: &str| {
+        create
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    // The stand-in's delays are at most 60 virtual seconds: 100 ms of real time at 600x.
+    assert_eq!(header("Retry-After").as_deref(), Some("1"));
+    let millis: u64 = header("retry-after-ms").unwrap().parse().unwrap();
+    assert!((1..=100).contains(&millis), "{millis}");
+    arm.shutdown();
 }

@@ -138,8 +138,9 @@ async fn the_operator_commands_against_the_stand_ins() {
         issuer.clone(),
         ServiceBusSettings::default(),
     );
-    let bus_server = LoopbackServer::start(bus.router()).await.unwrap();
+    let bus_server = LoopbackServer::start_tls(bus.router()).await.unwrap();
     let container = format!("cli-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let ca_bundle = crate::common::ca_bundle();
     let cli = Cli {
         env: [
             ("AZURE_CREDENTIAL", "managed-identity"),
@@ -149,6 +150,7 @@ async fn the_operator_commands_against_the_stand_ins() {
             ("BACKUP_PILOT_SERVICEBUS_URL", bus_server.url()),
             ("BACKUP_PILOT_STATUS_BLOB_URL", azurite.url.as_str()),
             ("BACKUP_PILOT_STATUS_CONTAINER", container.as_str()),
+            ("BACKUP_PILOT_CA_BUNDLE", ca_bundle.as_str()),
             ("BACKUP_PILOT_PROFILE", "poc"),
             ("BACKUP_PILOT_RETENTION_DAYS", "1"),
             ("BACKUP_PILOT_FIRST_BACKUP", "true"),
@@ -269,7 +271,8 @@ async fn the_operator_commands_against_the_stand_ins() {
         StorageAuth::AccountKey(AccountKey::azurite()),
         50,
     )
-    .unwrap();
+    .unwrap()
+    .with_transport(crate::common::blob_transport());
     for record in chain.journal.records() {
         store.record(record).await;
     }

@@ -165,7 +165,7 @@ async fn a_cluster_is_protected_from_a_central_backup_subscription_and_offboarde
     assert_eq!(on_storage, 3, "{:#?}", state.role_assignments);
 
     // Offboarding: the cluster is deleted, the delete event arrives.
-    let status = reqwest::Client::new()
+    let status = crate::common::https()
         .delete(format!(
             "{}{cluster}?api-version={}",
             chain.arm_url,

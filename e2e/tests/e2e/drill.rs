@@ -39,6 +39,7 @@ fn blob_container(url: &str) -> BlobContainer {
         StorageAuth::AccountKey(AccountKey::azurite()),
     )
     .unwrap()
+    .with_transport(crate::common::blob_transport())
 }
 
 /// The next restore is refused after the scratch namespace exists (a CRD mismatch).
@@ -189,6 +190,7 @@ fn blob_client_for(url: &str) -> BlobContainer {
         StorageAuth::AccountKey(AccountKey::azurite()),
     )
     .unwrap()
+    .with_transport(crate::common::blob_transport())
 }
 
 fn blob_name(url: &str) -> String {
@@ -990,6 +992,7 @@ async fn local_runs_a_drill_and_prints_where_its_report_is() {
             repo,
         ])
         .env("BACKUP_PILOT_STATUS_BLOB_URL", &azurite.url)
+        .env("BACKUP_PILOT_CA_BUNDLE", crate::common::ca_bundle())
         .env("NO_COLOR", "1")
         .kill_on_drop(true)
         .output()
@@ -1088,6 +1091,7 @@ async fn drill_reports_form_a_signed_chain_and_verify_evidence_names_a_tampered_
         std::process::Command::new(env!("CARGO_BIN_EXE_backup-pilot-e2e"))
             .args(["verify-evidence", "--cluster", &env.prod.id])
             .env("BACKUP_PILOT_STATUS_BLOB_URL", &azurite.url)
+            .env("BACKUP_PILOT_CA_BUNDLE", crate::common::ca_bundle())
             .env("BACKUP_PILOT_REPORT_CONTAINER", &container)
             .env("BACKUP_PILOT_EVIDENCE_KEY", KEY)
             .env_remove("BACKUP_PILOT_STATUS_STORE")

@@ -59,7 +59,7 @@ async fn world() -> World {
         .unwrap();
     let credential = Arc::new(IssuerCredential::new(tokens));
     let client = ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         ArmOptions {
             base_url: arm_url.clone(),
             ..ArmOptions::default()
@@ -82,7 +82,7 @@ async fn world() -> World {
         arm_url,
         fakes,
         access,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
     }
 }
 

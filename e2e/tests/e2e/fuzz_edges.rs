@@ -707,7 +707,7 @@ impl ArmStandIn {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *self.next.0.lock().unwrap() = Some(answer);
         let arm = ArmClient::new(
-            reqwest::Client::new(),
+            crate::common::https(),
             ArmOptions {
                 base_url: self.base.clone(),
                 scope: "https://management.example/.default".into(),
@@ -831,7 +831,7 @@ fn arm_seeds_are_read_as_faults() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     *arm.next.0.lock().unwrap() = Some((409, vec![], arm_seeds()[2].clone()));
     let client = ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         ArmOptions {
             base_url: arm.base.clone(),
             quick_retry: QuickRetry {

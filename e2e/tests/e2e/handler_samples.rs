@@ -38,7 +38,7 @@ async fn post(url: &str, function: &str, payload: &Value) -> (u16, Value) {
 }
 
 async fn post_raw(url: &str, function: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = crate::common::https()
         .post(format!("{url}/{function}"))
         .header("Content-Type", "application/json; charset=utf-8")
         .header(

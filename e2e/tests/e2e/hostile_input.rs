@@ -52,7 +52,7 @@ fn binary_payload(binding: &str, body: &[u8], message_id: &str) -> Value {
 }
 
 async fn post(url: &str, function: &str, payload: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = crate::common::https()
         .post(format!("{url}/{function}"))
         .json(payload)
         .timeout(Duration::from_secs(30))

@@ -880,7 +880,7 @@ async fn kubeconfigs_come_from_arm_list_cluster_user_credential() {
 
     let credential: Arc<dyn TokenCredential> = Arc::new(IssuerCredential(issuer));
     let client = ArmClient::new(
-        reqwest::Client::new(),
+        crate::common::https(),
         ArmOptions {
             base_url: arm,
             ..ArmOptions::default()

@@ -458,7 +458,7 @@ async fn assign(
     principal: &str,
     kind: &str,
 ) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
+    let response = crate::common::https()
         .put(format!(
             "{url}{scope}/providers/Microsoft.Authorization/roleAssignments/{}?api-version={}",
             uuid::Uuid::new_v4(),
@@ -554,7 +554,7 @@ async fn the_service_cannot_grant_a_role_outside_the_allowed_set() {
     }
     // Actions outside the grants get the plain message: no vault delete, for one.
     let vault = format!("{scope}/providers/Microsoft.DataProtection/backupVaults/bv");
-    let status = reqwest::Client::new()
+    let status = crate::common::https()
         .delete(format!(
             "{}{vault}?api-version={}",
             chain.arm_url,
@@ -574,7 +574,7 @@ async fn the_service_cannot_grant_a_role_outside_the_allowed_set() {
     );
     // Another principal (an administrator) is not under enforcement.
     let admin = chain.arm.token_as("5e5e5e5e-0000-4000-8000-000000000001");
-    let status = reqwest::Client::new()
+    let status = crate::common::https()
         .get(format!(
             "{}{scope}?api-version={}",
             chain.arm_url,

@@ -192,7 +192,7 @@ async fn scheduled_message_is_not_delivered_before_its_time() {
     let clock = manual_clock();
     let app = app_folder(4, false);
     let env = start(app.path(), &clock, &url, QueueSettings::default()).await;
-    let bus = env.publisher(reqwest::Client::new());
+    let bus = env.publisher(crate::common::https());
     let at = clock.now() + Duration::from_secs(3600);
 
     let mut later = message("later");
@@ -235,7 +235,7 @@ async fn failed_invocation_comes_back_with_delivery_count_plus_one() {
     let clock = manual_clock();
     let app = app_folder(4, false);
     let env = start(app.path(), &clock, &url, QueueSettings::default()).await;
-    env.publisher(reqwest::Client::new())
+    env.publisher(crate::common::https())
         .send(message("retry-me"))
         .await
         .unwrap();
@@ -279,7 +279,7 @@ async fn after_max_delivery_count_the_message_is_dead_lettered_with_its_reason()
         ..QueueSettings::default()
     };
     let env = start(app.path(), &clock, &url, work).await;
-    env.publisher(reqwest::Client::new())
+    env.publisher(crate::common::https())
         .send(message("poison"))
         .await
         .unwrap();
@@ -324,7 +324,7 @@ async fn duplicate_message_id_inside_the_window_is_dropped() {
         ..QueueSettings::default()
     };
     let env = start(app.path(), &clock, &url, work).await;
-    let bus = env.publisher(reqwest::Client::new());
+    let bus = env.publisher(crate::common::https());
     bus.send(message("once")).await.unwrap();
     bus.send(message("once")).await.unwrap();
     assert!(env.wait_idle(WAIT).await);
@@ -357,7 +357,7 @@ async fn concurrency_is_limited_to_max_concurrent_calls() {
     let clock = manual_clock();
     let app = app_folder(2, false);
     let env = start(app.path(), &clock, &url, QueueSettings::default()).await;
-    let bus = env.publisher(reqwest::Client::new());
+    let bus = env.publisher(crate::common::https());
     let batch: Vec<OutgoingMessage> = (0..6).map(|i| message(&format!("m{i}"))).collect();
     bus.send_batch("work", batch).await.unwrap();
     eventually("six calls", || (rec.calls().len() == 6).then_some(())).await;
@@ -371,7 +371,7 @@ async fn invocations_use_the_host_headers_and_timers_fire_on_the_virtual_clock()
     let clock = manual_clock();
     let app = app_folder(4, true);
     let env = start(app.path(), &clock, &url, QueueSettings::default()).await;
-    env.publisher(reqwest::Client::new())
+    env.publisher(crate::common::https())
         .send(message("h"))
         .await
         .unwrap();
@@ -429,7 +429,7 @@ async fn sends_without_valid_credentials_or_to_unknown_queues_are_refused() {
     let clock = manual_clock();
     let app = app_folder(4, false);
     let env = start(app.path(), &clock, &url, QueueSettings::default()).await;
-    let http = reqwest::Client::new();
+    let http = crate::common::https();
     let send = |queue: &str, auth: Option<String>| {
         let mut req = http
             .post(format!("{}/{queue}/messages", env.service_bus_url()))
@@ -499,7 +499,7 @@ async fn sas_signed_sends_from_the_product_client_are_checked() {
         .unwrap();
     let client = |key: SasKey| {
         ServiceBusRest::new(
-            reqwest::Client::new(),
+            crate::common::https(),
             env.service_bus_url(),
             BusAuth::Sas(key),
         )
@@ -533,7 +533,7 @@ async fn the_real_handler_dead_letters_a_malformed_event() {
         .unwrap();
     let ctx = Ctx::with_defaults(
         clock.clone(),
-        Arc::new(env.publisher(reqwest::Client::new())),
+        Arc::new(env.publisher(crate::common::https())),
     );
     let state = AppState {
         engine: Engine::new(ctx, backup_pilot::workflow::registry()),
@@ -543,7 +543,7 @@ async fn the_real_handler_dead_letters_a_malformed_event() {
     let body = b"this is not an event".to_vec();
     let mut sent = OutgoingMessage::json("cluster-events", "evt-bad", body.clone());
     sent.content_type = "text/plain".into();
-    env.publisher(reqwest::Client::new())
+    env.publisher(crate::common::https())
         .send(sent)
         .await
         .unwrap();
@@ -574,7 +574,7 @@ async fn the_real_handler_dead_letters_a_malformed_event() {
 
     // The HTTP trigger front: function keys, then the handler's Outputs.res.
     let status_url = format!("{}/api/status", env.host().http_url().unwrap());
-    let http = reqwest::Client::new();
+    let http = crate::common::https();
     assert_eq!(http.get(&status_url).send().await.unwrap().status(), 401);
     let key = env.function_keys().function[0].clone();
     let answer = http
@@ -606,7 +606,7 @@ async fn the_spawned_handler_authenticates_with_the_managed_identity_endpoint() 
         .unwrap();
     let mut sent = OutgoingMessage::json("cluster-events", "evt-spawned", b"[1,2]".to_vec());
     sent.content_type = "application/json".into();
-    env.publisher(reqwest::Client::new())
+    env.publisher(crate::common::https())
         .send(sent)
         .await
         .unwrap();

@@ -29,6 +29,7 @@ async fn two_fake_clusters_end_protected_through_the_health_gate_and_the_hooks()
         existing_clusters: 0,
         subscriptions: 1,
         drift: false,
+        stay: false,
     })
     .await
     .expect("every cluster ends protected");
@@ -256,4 +257,116 @@ fn local_on_a_busy_machine_exits_zero_with_no_failed_invocation() {
         assert!(failed.is_empty(), "{scale}x: {failed:#?}");
     }
     drop(burners);
+}
+
+/// Kills a child process the test started, whatever happens to the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `local --stay`: after the run the stand-ins stay up, `.local/standins.env` and a
+/// kubeconfig per cluster are written, a client trusting only the written CA bundle reaches
+/// ARM over HTTPS (and is asked for a token, as ARM asks), and Ctrl-C ends the run with 0.
+#[test]
+fn local_stay_keeps_the_stand_ins_up_and_writes_what_tools_need() {
+    use std::io::BufRead as _;
+    let app = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("host.json"), app.path().join("host.json")).unwrap();
+    copy_dir(&repo().join("functions"), &app.path().join("functions"));
+    let child = Command::new(env!("CARGO_BIN_EXE_backup-pilot-e2e"))
+        .args([
+            "local",
+            "--clusters",
+            "1",
+            "--stay",
+            "--timeout-seconds",
+            "60",
+        ])
+        .arg("--app-dir")
+        .arg(app.path())
+        .env_remove("RUST_LOG")
+        .env_remove("BACKUP_PILOT_STATUS_BLOB_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the binary");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Load the settings with");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.starts_with("--stay:")),
+        "{}",
+        seen.join("\n")
+    );
+    let env_text = std::fs::read_to_string(app.path().join(".local/standins.env")).unwrap();
+    let setting = |key: &str| {
+        env_text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}='")))
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{key} missing from the env file"))
+            .to_string()
+    };
+    let arm_url = setting("BACKUP_PILOT_ARM_URL");
+    assert!(arm_url.starts_with("https://127.0.0.1:"), "{arm_url}");
+    assert!(setting("BACKUP_PILOT_SERVICEBUS_URL").starts_with("https://"));
+    assert!(setting("IDENTITY_ENDPOINT").starts_with("http://127.0.0.1:"));
+    assert!(!setting("IDENTITY_HEADER").is_empty());
+    assert_eq!(setting("BACKUP_PILOT_PROFILE"), "poc");
+    let bundle = setting("BACKUP_PILOT_CA_BUNDLE");
+    assert_eq!(setting("REQUESTS_CA_BUNDLE"), bundle);
+    let kubeconfig =
+        std::fs::read_to_string(app.path().join(".local/kubeconfig-aks-local-01.yaml")).unwrap();
+    assert!(kubeconfig.contains("server: http"), "{kubeconfig}");
+
+    let trust = backup_pilot::tls::TlsTrust::from_file(Path::new(&bundle)).unwrap();
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        trust
+            .http_builder()
+            .build()
+            .unwrap()
+            .get(format!("{arm_url}/subscriptions?api-version=2022-09-01"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(
+        status.unwrap(),
+        401,
+        "ARM answers over HTTPS and wants a token"
+    );
+
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let exit = child.0.wait().unwrap();
+    assert!(exit.success(), "{exit}");
 }

@@ -209,7 +209,7 @@ fn build(settings: OnboardingSettings, base: Base) -> Sim {
     let credential = Arc::new(IssuerCredential(base.arm.tokens().clone()));
     let client = Arc::new(
         ArmClient::new(
-            reqwest::Client::new(),
+            crate::common::https(),
             options,
             credential.clone(),
             base.clock.clone(),
@@ -249,7 +249,7 @@ fn build(settings: OnboardingSettings, base: Base) -> Sim {
         hooks: base.hooks,
         journal,
         settings,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
     }
 }
 

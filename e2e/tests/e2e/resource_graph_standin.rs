@@ -148,7 +148,7 @@ async fn env(settings: GraphSettings) -> Env {
         base,
         arm,
         clock,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
         token,
         ids: Ids {
             protected,
@@ -731,7 +731,7 @@ async fn api_versions_tokens_and_faults_pass_through_arms_front_door() {
         )
         .await;
     assert_eq!(missing.body["error"]["code"], "MissingApiVersionParameter");
-    let anonymous = reqwest::Client::new()
+    let anonymous = crate::common::https()
         .post(format!("{}{GRAPH}?api-version=2022-10-01", env.base))
         .json(&json!({"query": CLUSTERS}))
         .send()

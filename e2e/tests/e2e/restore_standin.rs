@@ -81,7 +81,7 @@ async fn env() -> Env {
         base,
         arm,
         clock,
-        http: reqwest::Client::new(),
+        http: crate::common::https(),
         token,
         protection,
         dr_cluster: dr.id,

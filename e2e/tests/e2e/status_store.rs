@@ -45,6 +45,7 @@ fn journal(az: &Azurite, container: &str, history: usize) -> BlobJournal {
         history,
     )
     .unwrap()
+    .with_transport(crate::common::blob_transport())
 }
 
 fn record(
@@ -77,7 +78,7 @@ async fn raw_blob(az: &Azurite, container: &str, name: &str, put: Option<&str>) 
         STORAGE_API_VERSION,
     );
     let url = format!("{}/{container}/{name}?{sas}", az.url);
-    let http = reqwest::Client::new();
+    let http = crate::common::https();
     let req = match put {
         Some(body) => http
             .put(url)
@@ -343,6 +344,7 @@ async fn a_document_written_before_the_log_existed_still_reads() {
         StorageAuth::AccountKey(AccountKey::azurite()),
     )
     .unwrap()
+    .with_transport(crate::common::blob_transport())
     .create()
     .await
     .unwrap();
@@ -655,6 +657,7 @@ async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
             50,
         )
         .unwrap()
+        .with_transport(crate::common::blob_transport())
         .with_retry_budget(std::time::Duration::from_millis(300)),
     );
     let down = common::spawn_handler_with_journal(

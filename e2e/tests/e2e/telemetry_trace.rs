@@ -53,7 +53,7 @@ impl Step for CallOut {
     }
     async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
         let call = HttpCall::start(Peer::Arm, "get", &self.url);
-        let mut request = reqwest::Client::new().get(self.url.clone());
+        let mut request = crate::common::https().get(self.url.clone());
         for (name, value) in call.trace_headers() {
             request = request.header(name, value);
         }
@@ -319,7 +319,7 @@ async fn a_workflow_started_by_a_traced_message_joins_the_senders_trace() {
         "Data": {"event": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, event.to_string())},
         "Metadata": {"DeliveryCount": "1", "MessageId": "\"m-1\"", "ApplicationProperties": {"Diagnostic-Id": sender}},
     });
-    let resp = reqwest::Client::new()
+    let resp = crate::common::https()
         .post(format!("{}/cluster-events", h.url))
         .json(&payload)
         .send()

@@ -1,5 +1,5 @@
 //! The Azure Resource Manager stand-in: the ARM operations the product calls, at its API
-//! versions, over HTTP, validated as Azure validates them and answered in the specs' shapes,
+//! versions, over HTTPS, validated as Azure validates them and answered in the specs' shapes,
 //! on an injected clock (guide timings), with Azure's delays (principal replication, role
 //! propagation), throttling, fault knobs and a journal of every request; plus Azure Resource
 //! Graph for the fleet sweep's two queries ([`resource_graph`]), a management-group hierarchy
@@ -267,16 +267,18 @@ impl ArmStandIn {
         self.handle.clone()
     }
 
-    /// Serves on an ephemeral loopback port; returns the base URL (`http://127.0.0.1:port`)
-    /// and the handle. The server stops on [`ArmHandle::shutdown`].
+    /// Serves HTTPS with the run's certificate ([`crate::tls`]) on an ephemeral loopback port;
+    /// returns the base URL (`https://127.0.0.1:port`) and the handle. The server stops on
+    /// [`ArmHandle::shutdown`].
     ///
     /// # Errors
     /// Binding the port.
     pub async fn spawn(&self) -> Result<(String, ArmHandle), StandInError> {
         let stop = self.handle.shutdown.clone();
-        let url = crate::serve_on_loopback(self.router(), async move { stop.cancelled().await })
-            .await
-            .map_err(StandInError::Spawn)?;
+        let url =
+            crate::tls::serve_tls_on_loopback(self.router(), async move { stop.cancelled().await })
+                .await
+                .map_err(StandInError::Spawn)?;
         Ok((url, self.handle()))
     }
 }

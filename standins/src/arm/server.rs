@@ -122,6 +122,7 @@ pub async fn handle(
         headers.insert("x-ms-correlation-request-id", value);
     }
     let mut answer = answer(&inner, &method, &path, &query, &headers, &body);
+    super::timings::retry_after_in_real_time(&mut answer.headers, inner.clock.scale());
     answer = answer
         .with_header("x-ms-request-id", uuid::Uuid::new_v4().to_string())
         .with_header("x-ms-correlation-request-id", correlation);
@@ -173,7 +174,7 @@ fn base_url(headers: &HeaderMap) -> String {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
-    format!("http://{host}")
+    format!("https://{host}")
 }
 
 fn wants_ieee754_incompatible_json(headers: &HeaderMap) -> bool {

@@ -138,6 +138,38 @@ pub fn retry_after_secs(now: time::OffsetDateTime, due: time::OffsetDateTime) ->
     }
 }
 
+/// ARM's delay headers stated in real time: on a clock running `scale` times faster than
+/// real time, each `Retry-After` of the answer (whole virtual seconds, as the providers write
+/// it) becomes the real seconds it stands for, rounded up, and `retry-after-ms` (the header
+/// Azure SDKs read before `Retry-After`) carries the exact real milliseconds. A client of any
+/// kind can then wait literally; at scale 1 nothing changes.
+pub fn retry_after_in_real_time(headers: &mut Vec<(String, String)>, scale: f64) {
+    if !scale.is_finite() || scale <= 1.0 {
+        return;
+    }
+    let mut millis = None;
+    for (name, value) in headers.iter_mut() {
+        if !name.eq_ignore_ascii_case("retry-after") {
+            continue;
+        }
+        let Ok(virtual_secs) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        let real_ms = (Duration::from_secs(virtual_secs).as_secs_f64() * 1000.0 / scale)
+            .ceil()
+            .max(1.0);
+        // Finite and at least 1 here; delays are far below u64::MAX milliseconds.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let real_ms = real_ms as u64;
+        *value = real_ms.div_ceil(1000).to_string();
+        millis = Some(real_ms);
+    }
+    if let Some(ms) = millis {
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("retry-after-ms"));
+        headers.push(("retry-after-ms".into(), ms.to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +195,30 @@ mod tests {
             3
         );
         assert_eq!(retry_after_secs(now, now + time::Duration::hours(1)), 60);
+    }
+
+    #[test]
+    fn retry_after_is_real_seconds_rounded_up_at_a_time_scale() {
+        let headers = |v: &str| vec![("Retry-After".to_string(), v.to_string())];
+        let mut at_600 = headers("30");
+        retry_after_in_real_time(&mut at_600, 600.0);
+        assert_eq!(
+            at_600,
+            vec![
+                ("Retry-After".to_string(), "1".to_string()),
+                ("retry-after-ms".to_string(), "50".to_string())
+            ]
+        );
+        let mut at_10 = headers("17");
+        retry_after_in_real_time(&mut at_10, 10.0);
+        assert_eq!(at_10[0].1, "2");
+        assert_eq!(at_10[1].1, "1700");
+        let mut real_time = headers("17");
+        retry_after_in_real_time(&mut real_time, 1.0);
+        assert_eq!(
+            real_time,
+            headers("17"),
+            "at scale 1 ARM's header is untouched"
+        );
     }
 }

@@ -117,7 +117,7 @@ impl Chain {
         let credential = Arc::new(IssuerCredential::new(arm.tokens().clone()));
         let client = Arc::new(
             ArmClient::new(
-                reqwest::Client::new(),
+                crate::common::https(),
                 ArmOptions {
                     base_url: arm_url.clone(),
                     quick_retry: QuickRetry {

@@ -111,3 +111,36 @@ pub fn shared_dir() -> Option<PathBuf> {
 pub fn skipped(why: &str) {
     println!("skipped: {why} (set BACKUP_PILOT_SHARED to the shared reference folder)");
 }
+
+/// The product's trust in the run's CA (the stand-ins serve HTTPS with it), as
+/// `BACKUP_PILOT_CA_BUNDLE` gives it to a deployed service.
+pub fn trust() -> backup_pilot::tls::TlsTrust {
+    backup_pilot_standins::tls::run_tls()
+        .expect("the run's TLS material")
+        .trust()
+        .expect("the run's CA as a trust")
+}
+
+/// A reqwest client builder trusting the run's CA beside the system's roots.
+pub fn https_builder() -> reqwest::ClientBuilder {
+    trust().http_builder()
+}
+
+/// A reqwest client trusting the run's CA (plain HTTP works with it too).
+pub fn https() -> reqwest::Client {
+    https_builder().build().expect("an HTTPS client")
+}
+
+/// The Azure SDK transport trusting the run's CA (Blob clients against Azurite).
+pub fn blob_transport() -> Option<azure_core::http::Transport> {
+    trust().azure_transport().expect("an Azure SDK transport")
+}
+
+/// `BACKUP_PILOT_CA_BUNDLE` for processes a test starts itself.
+pub fn ca_bundle() -> String {
+    backup_pilot_standins::tls::run_tls()
+        .expect("the run's TLS material")
+        .ca_bundle_path()
+        .display()
+        .to_string()
+}

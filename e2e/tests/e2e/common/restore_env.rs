@@ -115,7 +115,7 @@ impl RestoreEnv {
         let credential = Arc::new(IssuerCredential::new(arm.tokens().clone()));
         let client = Arc::new(
             ArmClient::new(
-                reqwest::Client::new(),
+                crate::common::https(),
                 ArmOptions {
                     base_url: arm_url.clone(),
                     quick_retry: QuickRetry {
@@ -153,7 +153,7 @@ impl RestoreEnv {
             kube: Arc::new(kube),
             alerts: match &settings.alert_webhook {
                 Some(url) => Arc::new(backup_pilot::restore::alert::Webhook::new(
-                    reqwest::Client::new(),
+                    crate::common::https(),
                     url.clone(),
                 )),
                 None => Arc::new(backup_pilot::restore::alert::LogOnly),

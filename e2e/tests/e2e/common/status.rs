@@ -65,7 +65,7 @@ pub fn registry() -> Registry {
 
 /// POSTs a host invocation to the handler; returns the HTTP status and the JSON answer.
 pub async fn invoke(url: &str, function: &str, payload: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = crate::common::https()
         .post(format!("{url}/{function}"))
         .json(payload)
         .send()
