@@ -20,6 +20,7 @@ pub mod kube_api;
 pub mod ncrontab;
 pub mod servicebus;
 pub mod timespan;
+pub mod tls;
 pub mod token;
 pub mod worker;
 

@@ -323,6 +323,52 @@ pub fn strip_managed(object: &Value) -> Value {
     copy
 }
 
+/// The `managedFields` after an `Update` by `manager` turned `live` into `object`, starting
+/// from the entries recorded on `base` (the live object's, or those the client sent): the
+/// leaf fields it changed become its own and no longer anyone else's, fields it removed are
+/// no longer anyone's.
+pub fn record_update(
+    base: &Value,
+    live: &Value,
+    object: &Value,
+    manager: &str,
+    api_version: &str,
+    now: &str,
+) -> Value {
+    let mut entries = managed_entries(base);
+    let after = leaves(object);
+    let changed: FieldSet = after
+        .iter()
+        .filter(|p| get_path(live, p) != get_path(object, p))
+        .cloned()
+        .collect();
+    for entry in &mut entries {
+        entry
+            .fields
+            .retain(|p| after.contains(p) && !changed.contains(p));
+    }
+    if !changed.is_empty() {
+        match entries
+            .iter_mut()
+            .find(|e| e.manager == manager && e.operation == "Update")
+        {
+            Some(entry) => {
+                entry.fields.extend(changed);
+                entry.time = now.to_string();
+            }
+            None => entries.push(ManagedEntry {
+                manager: manager.to_string(),
+                operation: "Update".into(),
+                api_version: api_version.to_string(),
+                time: now.to_string(),
+                fields: changed,
+            }),
+        }
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    Value::Array(entries.iter().map(ManagedEntry::to_json).collect())
+}
+
 /// An `Update` entry for a create by `manager`.
 pub fn update_entry(object: &Value, manager: &str, api_version: &str, now: &str) -> Value {
     ManagedEntry {
