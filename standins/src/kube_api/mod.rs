@@ -757,6 +757,139 @@ mod tests {
     }
 
     #[test]
+    fn the_extension_brings_its_crds_and_takes_them_away_with_its_namespace() {
+        let clock = Arc::new(backup_pilot::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock.clone());
+        server.install_extension(&ExtensionInstall::ready_after(Duration::from_secs(1)));
+        const GROUP: &str = "clusterbackup.dataprotection.microsoft.com";
+        for plural in ["backuphooks", "restorehooks", "backups", "restores"] {
+            assert!(
+                server
+                    .store()
+                    .resource_type(GROUP, "v1alpha1", plural)
+                    .is_some()
+            );
+        }
+        server.uninstall_extension();
+        for plural in ["backuphooks", "restorehooks", "backups", "restores"] {
+            assert!(
+                server
+                    .store()
+                    .resource_type(GROUP, "v1alpha1", plural)
+                    .is_none()
+            );
+        }
+        assert!(
+            server.namespace_exists(EXTENSION_NAMESPACE),
+            "Terminating first"
+        );
+        clock.advance(Duration::from_secs(5));
+        assert!(!server.namespace_exists(EXTENSION_NAMESPACE));
+        assert!(server.pods(EXTENSION_NAMESPACE).is_empty());
+    }
+
+    #[test]
+    fn updates_need_the_current_resource_version() {
+        let clock = Arc::new(backup_pilot::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock);
+        server.install_hook_crds();
+        let now = server.now();
+        let mut store = server.store();
+        let ty = store
+            .resource_type(
+                "clusterbackup.dataprotection.microsoft.com",
+                "v1alpha1",
+                "backuphooks",
+            )
+            .unwrap();
+        let hook = json!({"apiVersion": ty.api_version(), "kind": "BackupHook",
+            "metadata": {"name": "h"}, "spec": {"backupHook": [{"name": "r", "preHooks": [{"exec": {"command": ["true"]}}]}]}});
+        let (created, _) = store
+            .create(
+                &ty,
+                "default",
+                hook,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        let mut stale = created.clone();
+        stale["metadata"]["resourceVersion"] = "1".into();
+        let err = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                stale,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, status::ApiError::Status { code: 409, .. }),
+            "{err:?}"
+        );
+        let mut unversioned = created.clone();
+        unversioned["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let err = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                unversioned,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, status::ApiError::Status { code: 422, .. }),
+            "{err:?}"
+        );
+        let (same, _) = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                created.clone(),
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
+        let mut changed = created.clone();
+        changed["metadata"]["labels"] = json!({"team": "a"});
+        let (updated, _) = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                changed,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        assert_ne!(
+            updated["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
+    }
+
+    #[test]
     fn namespaces_terminate_then_vanish_on_the_clock() {
         let clock = Arc::new(backup_pilot::clock::ManualClock::new(
             time::macros::datetime!(2026-01-01 00:00 UTC),
