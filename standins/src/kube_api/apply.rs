@@ -54,6 +54,19 @@ impl ManagedEntry {
         })
     }
 
+    /// The manager as conflict messages name it: `"name"`, and for an `Update` also the API
+    /// version and time of the write (`"name" using v1 at 2026-01-01T00:00:00Z`).
+    pub fn display(&self) -> String {
+        if self.operation == "Update" {
+            format!(
+                "{:?} using {} at {}",
+                self.manager, self.api_version, self.time
+            )
+        } else {
+            format!("{:?}", self.manager)
+        }
+    }
+
     fn from_json(value: &Value) -> Option<Self> {
         Some(Self {
             manager: value.get("manager")?.as_str()?.to_string(),
@@ -227,7 +240,7 @@ pub struct Merged {
 }
 
 /// Merges `config`, applied by `manager`, into `live` (an empty object when creating).
-/// Returns the `(manager, path)` conflicts when another manager owns a field the config sets
+/// Returns the `(manager as displayed, path)` conflicts when another manager owns a field the config sets
 /// to a different value and `force` is off.
 ///
 /// # Errors
@@ -249,7 +262,7 @@ pub fn merge(
     {
         for path in applied.intersection(&entry.fields) {
             if get_path(live, path) != get_path(config, path) {
-                conflicts.push((entry.manager.clone(), path.apply_style()));
+                conflicts.push((entry.display(), path.apply_style()));
             }
         }
     }
@@ -405,7 +418,10 @@ mod tests {
 
         let other = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"}, "spec": {"list": [2]}});
         let conflicts = merge(&created.object, &other, "beta", "v1", false, LATER).unwrap_err();
-        assert_eq!(conflicts, [("alpha".to_string(), ".spec.list".to_string())]);
+        assert_eq!(
+            conflicts,
+            [("\"alpha\"".to_string(), ".spec.list".to_string())]
+        );
         let forced = merge(&created.object, &other, "beta", "v1", true, LATER).unwrap();
         assert_eq!(forced.object["spec"]["list"], json!([2]));
 

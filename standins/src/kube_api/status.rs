@@ -101,23 +101,23 @@ impl ApiError {
         )
     }
 
-    /// 409 Conflict from server-side apply: `(manager, field path)` pairs.
+    /// 409 Conflict from server-side apply: `(manager as displayed, field path)` pairs.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(manager, field)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field})
             })
             .collect();
         let message = if let [(manager, field)] = conflicts {
-            format!("Apply failed with 1 conflict: conflict with \"{manager}\": {field}")
+            format!("Apply failed with 1 conflict: conflict with {manager}: {field}")
         } else {
             let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
             managers.sort();
             managers.dedup();
             let mut lines = Vec::new();
             for manager in managers {
-                lines.push(format!("conflicts with \"{manager}\":"));
+                lines.push(format!("conflicts with {manager}:"));
                 for (_, field) in conflicts.iter().filter(|(m, _)| m == manager) {
                     lines.push(format!("- {field}"));
                 }
