@@ -295,6 +295,7 @@ async fn run(scenario: &Scenario, clusters: usize) -> RunFigures {
         .throttle(scenario.limits)
         .faults(scenario.faults.clone())
         .on_extension_installed(fakes.extension_hook())
+        .on_extension_removed(fakes.extension_removed_hook())
         .build()
         .spawn()
         .await

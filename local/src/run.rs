@@ -668,7 +668,8 @@ pub fn fake_estate(clock: ScaledClock, tokens: TokenIssuer) -> (FakeClusters, Ar
     let arm = ArmStandIn::builder()
         .clock(Arc::new(clock))
         .tokens(tokens)
-        .on_extension_installed(fakes.extension_hook());
+        .on_extension_installed(fakes.extension_hook())
+        .on_extension_removed(fakes.extension_removed_hook());
     (fakes, arm)
 }
 

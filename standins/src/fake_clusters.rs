@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::arm::validate::extensions::BACKUP_EXTENSION_TYPE;
 use super::arm::{
-    ArmHandle, ClusterSeed, ExtensionInstalled, ExtensionInstalledHook, SeededCluster, StandInError,
+    ArmHandle, ClusterSeed, ExtensionInstalled, ExtensionInstalledHook, ExtensionRemoved,
+    ExtensionRemovedHook, SeededCluster, StandInError,
 };
 use super::kube_api::{ExtensionInstall, KubeApiOptions, KubeApiServer};
 use backup_pilot::clock::Clock;
@@ -123,6 +124,7 @@ impl FakeClusters {
         let location = seed.location.clone();
         let seed = seed
             .with_kube_api_url(&kube_url)
+            .with_kube_api_ca(&kube.certificate_authority_data().unwrap_or_default())
             .with_local_account_token(&kube.local_account_token());
         let seeded = arm.add_cluster(seed)?;
         // Backups copy from this stand-in and restores write to it.
@@ -172,6 +174,31 @@ impl FakeClusters {
         };
         cluster.kube.install_extension(&install);
         true
+    }
+
+    /// Plays the backup extension's removal in the cluster's API server (its CRDs and
+    /// namespace go). False for another extension type or a cluster these fakes do not hold.
+    pub fn play_removal(&self, removed: &ExtensionRemoved) -> bool {
+        if !removed
+            .extension_type
+            .eq_ignore_ascii_case(BACKUP_EXTENSION_TYPE)
+        {
+            return false;
+        }
+        let Some(cluster) = self.get(&removed.cluster_id) else {
+            return false;
+        };
+        cluster.kube.uninstall_extension();
+        true
+    }
+
+    /// The removal callback to give the ARM stand-in
+    /// ([`ArmStandInBuilder::on_extension_removed`](super::arm::ArmStandInBuilder::on_extension_removed)).
+    pub fn extension_removed_hook(&self) -> ExtensionRemovedHook {
+        let fakes = self.clone();
+        Arc::new(move |removed: &ExtensionRemoved| {
+            fakes.play_removal(removed);
+        })
     }
 
     /// The callback to give the ARM stand-in ([`ArmStandInBuilder::on_extension_installed`](

@@ -6,6 +6,8 @@
 //! [`crate::LoopbackServer::start_tls`]; Azurite gets the same certificate's files.
 
 use std::io;
+
+use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -329,7 +331,23 @@ pub async fn serve_tls_on_loopback(
     router: axum::Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<String> {
-    let (url, listener) = bind_tls().await?;
+    let tls = run_tls().map_err(io::Error::other)?;
+    serve_tls_with(router, stop, tls.server_config()).await
+}
+
+/// Serves `router` over HTTPS with `config` (a certificate of its own, like a cluster's API
+/// server) on an ephemeral loopback port until `stop` resolves; returns the base URL.
+///
+/// # Errors
+/// Binding the port.
+pub async fn serve_tls_with(
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    config: Arc<ServerConfig>,
+) -> io::Result<String> {
+    let tcp = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = TlsListener::new(tcp, config)?;
+    let url = format!("https://{}", listener.local_addr);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(stop)
@@ -339,6 +357,51 @@ pub async fn serve_tls_on_loopback(
         }
     });
     Ok(url)
+}
+
+/// A cluster's own CA (`CN=ca`, as AKS names it: every AKS cluster has its own) and the API
+/// server's certificate it signed for `127.0.0.1`, `::1` and `localhost`. Kubeconfigs carry
+/// the CA as `certificate-authority-data`.
+pub struct ClusterCa {
+    ca: CertificateAuthority,
+    server: ServerCertificate,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key is never printed.
+        f.debug_struct("ClusterCa").finish_non_exhaustive()
+    }
+}
+
+impl ClusterCa {
+    /// A new CA and API server certificate.
+    ///
+    /// # Errors
+    /// Key generation or signing failing.
+    pub fn generate() -> Result<Self, TlsError> {
+        let ca = CertificateAuthority::generate("ca")?;
+        let server = ca.issue_server_cert(&["localhost", "127.0.0.1", "::1"])?;
+        Ok(Self { ca, server })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        self.ca.pem()
+    }
+
+    /// The CA as a kubeconfig's `certificate-authority-data` (base64 of the PEM).
+    pub fn certificate_authority_data(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.ca.pem())
+    }
+
+    /// The API server's rustls configuration.
+    ///
+    /// # Errors
+    /// rustls refusing the certificate or key.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        self.server.server_config()
+    }
 }
 
 /// Binds `127.0.0.1:0` and wraps it in the run's TLS; returns the `https://` base URL.

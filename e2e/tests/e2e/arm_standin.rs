@@ -2226,6 +2226,8 @@ async fn the_products_cluster_access_reaches_the_kubernetes_stand_in_through_arm
         .to_string();
     env.arm.set_kube_api_url(&kube_url);
     env.arm
+        .set_kube_api_ca(kube.certificate_authority_data().as_deref());
+    env.arm
         .add_cluster(
             ClusterSeed::new(SUB, RG, "local", LOCATION).with_local_account_token(&kube_token),
         )

@@ -50,6 +50,7 @@ async fn world() -> World {
         .clock(clock.clone())
         .tokens(tokens.clone())
         .on_extension_installed(fakes.extension_hook())
+        .on_extension_removed(fakes.extension_removed_hook())
         .build()
         .spawn()
         .await

@@ -21,6 +21,7 @@ mod host_schemas;
 mod hostile_input;
 mod infra_api_versions;
 mod kube_side;
+mod kubectl_conformance;
 mod least_privilege;
 mod local_host;
 mod local_run;

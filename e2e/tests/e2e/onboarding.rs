@@ -156,6 +156,7 @@ async fn sim_full(
         .tokens(tokens)
         .timings(timings)
         .on_extension_installed(fakes.extension_hook())
+        .on_extension_removed(fakes.extension_removed_hook())
         .build()
         .spawn()
         .await

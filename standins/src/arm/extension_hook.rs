@@ -23,3 +23,17 @@ pub struct ExtensionInstalled {
 /// Called once per completed install, while the stand-in's world is locked: it must be quick
 /// and must not call back into the ARM stand-in.
 pub type ExtensionInstalledHook = Arc<dyn Fn(&ExtensionInstalled) + Send + Sync>;
+
+/// An extension whose deletion completed (what it installed in the cluster goes with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRemoved {
+    /// The cluster's ARM id, as seeded.
+    pub cluster_id: String,
+    /// The extension's name.
+    pub name: String,
+    /// `extensionType`, as sent.
+    pub extension_type: String,
+}
+
+/// Called once per completed deletion, under the same rules as [`ExtensionInstalledHook`].
+pub type ExtensionRemovedHook = Arc<dyn Fn(&ExtensionRemoved) + Send + Sync>;

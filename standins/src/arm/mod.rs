@@ -69,7 +69,9 @@ pub use authz::{AuthzCheck, Permission, RoleDefinition};
 pub use capacity::CapacityModel;
 pub use drift::{BrokenProtection, Drift};
 pub use error::{ArmError, StandInError};
-pub use extension_hook::{ExtensionInstalled, ExtensionInstalledHook};
+pub use extension_hook::{
+    ExtensionInstalled, ExtensionInstalledHook, ExtensionRemoved, ExtensionRemovedHook,
+};
 pub use faults::{FaultKnobs, InjectedFailure};
 pub use grants::{GrantsError, TargetGrants, TargetParams};
 pub use journal::ArmRequestRecord;
@@ -106,6 +108,7 @@ pub struct ArmStandInBuilder {
     faults: FaultKnobs,
     resource_graph: GraphSettings,
     on_extension_installed: Option<ExtensionInstalledHook>,
+    on_extension_removed: Option<ExtensionRemovedHook>,
 }
 
 impl std::fmt::Debug for ArmStandInBuilder {
@@ -200,6 +203,14 @@ impl ArmStandInBuilder {
         self
     }
 
+    /// Called when an extension's deletion completes (the fake clusters remove what the
+    /// extension installed).
+    #[must_use]
+    pub fn on_extension_removed(mut self, hook: ExtensionRemovedHook) -> Self {
+        self.on_extension_removed = Some(hook);
+        self
+    }
+
     /// Builds the stand-in (nothing listens until [`ArmStandIn::spawn`]).
     pub fn build(self) -> ArmStandIn {
         let mut world = World::new(
@@ -210,6 +221,7 @@ impl ArmStandInBuilder {
             self.capacity,
         );
         world.on_extension_installed = self.on_extension_installed;
+        world.on_extension_removed = self.on_extension_removed;
         let inner = Arc::new(Inner {
             clock: self.clock,
             tokens: self.tokens,
@@ -252,6 +264,7 @@ impl ArmStandIn {
             faults: FaultKnobs::default(),
             resource_graph: GraphSettings::default(),
             on_extension_installed: None,
+            on_extension_removed: None,
         }
     }
 
@@ -314,6 +327,11 @@ impl ArmHandle {
     /// Points kubeconfigs at `url` (clusters seeded with their own URL keep it).
     pub fn set_kube_api_url(&self, url: &str) {
         self.inner.world().kube_api_url = url.to_string();
+    }
+
+    /// The CA (base64 PEM) kubeconfigs pointing at the default URL carry.
+    pub fn set_kube_api_ca(&self, certificate_authority_data: Option<&str>) {
+        self.inner.world().kube_api_ca = certificate_authority_data.map(str::to_string);
     }
 
     /// Replaces the durations (operations already started keep theirs).

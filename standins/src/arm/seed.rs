@@ -96,6 +96,8 @@ pub struct ClusterSeed {
     pub disable_local_accounts: bool,
     /// Kubernetes API URL for this cluster's kubeconfig (else the stand-in's default).
     pub kube_api_url: Option<String>,
+    /// The CA (`certificate-authority-data`, base64 PEM) of the API server at `kube_api_url`.
+    pub kube_api_ca: Option<String>,
     /// The static token of local-account kubeconfigs (else a random one); set it to what the
     /// Kubernetes stand-in accepts.
     pub local_account_token: Option<String>,
@@ -127,6 +129,7 @@ impl ClusterSeed {
             entra: None,
             disable_local_accounts: false,
             kube_api_url: None,
+            kube_api_ca: None,
             local_account_token: None,
             tags: BTreeMap::new(),
             long_term_support: false,
@@ -181,6 +184,13 @@ impl ClusterSeed {
     #[must_use]
     pub fn with_kube_api_url(mut self, url: &str) -> Self {
         self.kube_api_url = Some(url.into());
+        self
+    }
+
+    /// The CA this cluster's kubeconfig carries (`certificate-authority-data`, base64 PEM).
+    #[must_use]
+    pub fn with_kube_api_ca(mut self, certificate_authority_data: &str) -> Self {
+        self.kube_api_ca = Some(certificate_authority_data.into());
         self
     }
 }
@@ -363,6 +373,7 @@ impl ArmHandle {
                     .long_term_support
                     .then(|| json!({"name": "Base", "tier": "Premium"})),
                 kube_api_url: seed.kube_api_url,
+                kube_api_ca: seed.kube_api_ca,
             },
             now,
             "Succeeded",

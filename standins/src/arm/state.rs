@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::capacity::{CapacityModel, PoolCapacity};
 use super::error::ArmError;
-use super::extension_hook::ExtensionInstalledHook;
+use super::extension_hook::{ExtensionInstalledHook, ExtensionRemovedHook};
 use super::lro::Operations;
 use super::rbac::{Directory, RoleAssignmentRecord};
 use super::timings::Timings;
@@ -160,6 +160,8 @@ pub struct ClusterRecord {
     pub pending_op: Option<String>,
     /// Kubernetes API URL override for kubeconfigs.
     pub kube_api_url: Option<String>,
+    /// The CA of that API server, for kubeconfigs (base64 PEM).
+    pub kube_api_ca: Option<String>,
     /// Static token in local-account kubeconfigs.
     pub local_user_token: String,
 }
@@ -395,6 +397,8 @@ pub struct World {
     pub caller_object_id: String,
     /// Default Kubernetes API URL for kubeconfigs.
     pub kube_api_url: String,
+    /// The CA of that API server, for kubeconfigs (base64 PEM).
+    pub kube_api_ca: Option<String>,
     /// Durations.
     pub timings: Timings,
     /// Capacity model.
@@ -433,6 +437,8 @@ pub struct World {
     pub operations: Operations,
     /// Told when an extension install completes.
     pub on_extension_installed: Option<ExtensionInstalledHook>,
+    /// Told when an extension's deletion completes.
+    pub on_extension_removed: Option<ExtensionRemovedHook>,
     /// The clusters' Kubernetes stand-ins, for backups and restores.
     pub data_planes: super::data_plane::DataPlanes,
     /// Management groups under the tenant root group.
@@ -463,6 +469,7 @@ impl World {
             tenant_id,
             caller_object_id,
             kube_api_url,
+            kube_api_ca: None,
             timings,
             capacity,
             subscriptions: BTreeMap::new(),
@@ -482,6 +489,7 @@ impl World {
             role_assignment_limit: super::assignment_limit::DEFAULT_ROLE_ASSIGNMENT_LIMIT,
             operations: Operations::default(),
             on_extension_installed: None,
+            on_extension_removed: None,
             data_planes: super::data_plane::DataPlanes::default(),
             management_groups: super::management_groups::Hierarchy::default(),
             events: Vec::new(),

@@ -54,6 +54,19 @@ impl ManagedEntry {
         })
     }
 
+    /// The manager as conflict messages name it: `"name"`, and for an `Update` also the API
+    /// version and time of the write (`"name" using v1 at 2026-01-01T00:00:00Z`).
+    pub fn display(&self) -> String {
+        if self.operation == "Update" {
+            format!(
+                "{:?} using {} at {}",
+                self.manager, self.api_version, self.time
+            )
+        } else {
+            format!("{:?}", self.manager)
+        }
+    }
+
     fn from_json(value: &Value) -> Option<Self> {
         Some(Self {
             manager: value.get("manager")?.as_str()?.to_string(),
@@ -227,7 +240,7 @@ pub struct Merged {
 }
 
 /// Merges `config`, applied by `manager`, into `live` (an empty object when creating).
-/// Returns the `(manager, path)` conflicts when another manager owns a field the config sets
+/// Returns the `(manager as displayed, path)` conflicts when another manager owns a field the config sets
 /// to a different value and `force` is off.
 ///
 /// # Errors
@@ -249,7 +262,7 @@ pub fn merge(
     {
         for path in applied.intersection(&entry.fields) {
             if get_path(live, path) != get_path(config, path) {
-                conflicts.push((entry.manager.clone(), path.apply_style()));
+                conflicts.push((entry.display(), path.apply_style()));
             }
         }
     }
@@ -323,6 +336,52 @@ pub fn strip_managed(object: &Value) -> Value {
     copy
 }
 
+/// The `managedFields` after an `Update` by `manager` turned `live` into `object`, starting
+/// from the entries recorded on `base` (the live object's, or those the client sent): the
+/// leaf fields it changed become its own and no longer anyone else's, fields it removed are
+/// no longer anyone's.
+pub fn record_update(
+    base: &Value,
+    live: &Value,
+    object: &Value,
+    manager: &str,
+    api_version: &str,
+    now: &str,
+) -> Value {
+    let mut entries = managed_entries(base);
+    let after = leaves(object);
+    let changed: FieldSet = after
+        .iter()
+        .filter(|p| get_path(live, p) != get_path(object, p))
+        .cloned()
+        .collect();
+    for entry in &mut entries {
+        entry
+            .fields
+            .retain(|p| after.contains(p) && !changed.contains(p));
+    }
+    if !changed.is_empty() {
+        match entries
+            .iter_mut()
+            .find(|e| e.manager == manager && e.operation == "Update")
+        {
+            Some(entry) => {
+                entry.fields.extend(changed);
+                entry.time = now.to_string();
+            }
+            None => entries.push(ManagedEntry {
+                manager: manager.to_string(),
+                operation: "Update".into(),
+                api_version: api_version.to_string(),
+                time: now.to_string(),
+                fields: changed,
+            }),
+        }
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    Value::Array(entries.iter().map(ManagedEntry::to_json).collect())
+}
+
 /// An `Update` entry for a create by `manager`.
 pub fn update_entry(object: &Value, manager: &str, api_version: &str, now: &str) -> Value {
     ManagedEntry {
@@ -359,7 +418,10 @@ mod tests {
 
         let other = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"}, "spec": {"list": [2]}});
         let conflicts = merge(&created.object, &other, "beta", "v1", false, LATER).unwrap_err();
-        assert_eq!(conflicts, [("alpha".to_string(), ".spec.list".to_string())]);
+        assert_eq!(
+            conflicts,
+            [("\"alpha\"".to_string(), ".spec.list".to_string())]
+        );
         let forced = merge(&created.object, &other, "beta", "v1", true, LATER).unwrap();
         assert_eq!(forced.object["spec"]["list"], json!([2]));
 

@@ -25,6 +25,10 @@ pub struct ResourceType {
     pub schema: Option<Value>,
     /// Whether `metadata.generation` tracks spec changes (custom resources).
     pub tracks_generation: bool,
+    /// Whether `status` is a subresource (writes to the object keep the stored status).
+    pub status_subresource: bool,
+    /// A CRD's `additionalPrinterColumns` (empty: the default columns).
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceType {
@@ -71,9 +75,11 @@ impl ResourceType {
 
     fn verbs(&self) -> Vec<&'static str> {
         if self.writable() {
-            vec!["create", "delete", "get", "list", "patch"]
+            vec![
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ]
         } else {
-            vec!["get", "list"]
+            vec!["get", "list", "watch"]
         }
     }
 
@@ -112,9 +118,24 @@ impl ResourceType {
                 .map_or_else(|| kind.to_ascii_lowercase(), str::to_string),
             kind,
             namespaced: spec.get("scope").and_then(Value::as_str) == Some("Namespaced"),
-            short_names: Vec::new(),
+            short_names: names
+                .get("shortNames")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
             schema: version.pointer("/schema/openAPIV3Schema").cloned(),
             tracks_generation: true,
+            status_subresource: version.pointer("/subresources/status").is_some(),
+            printer_columns: version
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 }
@@ -138,6 +159,8 @@ fn builtin(
         short_names: short.iter().map(|s| s.to_string()).collect(),
         schema,
         tracks_generation: false,
+        status_subresource: true,
+        printer_columns: Vec::new(),
     }
 }
 

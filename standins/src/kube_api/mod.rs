@@ -6,19 +6,30 @@
 //! data path (copy namespaces at backup time, write them back on restore: [`restore`]), all on
 //! an injected clock.
 //!
-//! Deliberate limits (it refuses rather than pretends): no watch, no subresources, only apply
-//! patches, writes only to namespaces and installed custom resources.
+//! It serves HTTPS with a CA of its own ([`crate::tls`]), carried by the kubeconfigs it hands
+//! out, and what kubectl needs: OpenAPI v3 ([`openapi`]), Tables ([`table`]), chunked lists
+//! ([`paging`]), watches ([`watch`]), every patch type ([`patch`]), PUT with resourceVersion
+//! preconditions, `dryRun` and `fieldValidation`.
+//!
+//! Deliberate limits (it refuses rather than pretends): no subresources, no protobuf (so no
+//! OpenAPI v2), writes only to the types with a schema (namespaces, pods, quotas, network
+//! policies and installed custom resources).
 
 pub mod apply;
 pub mod catalog;
 pub mod kubelet;
+pub mod openapi;
+pub mod paging;
+pub mod patch;
 pub mod restore;
 pub mod routes;
 pub mod status;
 pub mod store;
+pub mod table;
+pub mod watch;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -26,6 +37,7 @@ use axum::http::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::tls::ClusterCa;
 use crate::token::TokenIssuer;
 use backup_pilot::auth::AKS_SCOPE;
 use backup_pilot::clock::Clock;
@@ -36,6 +48,14 @@ use store::{Key, Scheduled, Store, timestamp};
 pub const BACKUP_HOOK_CRD: &str = include_str!("crds/backuphooks.yaml");
 /// The stand-in's RestoreHook CRD, written from the documented shape.
 pub const RESTORE_HOOK_CRD: &str = include_str!("crds/restorehooks.yaml");
+
+/// The extension's Backup CRD (its records of backup runs).
+pub const BACKUP_CRD: &str = include_str!("crds/backups.yaml");
+/// The extension's Restore CRD (its records of restore runs).
+pub const RESTORE_CRD: &str = include_str!("crds/restores.yaml");
+
+/// Every CRD the extension installs.
+const EXTENSION_CRDS: [&str; 4] = [BACKUP_HOOK_CRD, RESTORE_HOOK_CRD, BACKUP_CRD, RESTORE_CRD];
 
 /// How many requests [`KubeApiServer::requests`] remembers.
 pub const REQUEST_LOG_LIMIT: usize = 10_000;
@@ -209,6 +229,8 @@ struct Inner {
     unavailable: AtomicBool,
     /// Requests answered 503 because of `unavailable`.
     refused_unavailable: AtomicU64,
+    /// This API server's CA and serving certificate, made on first use.
+    tls: OnceLock<Result<ClusterCa, String>>,
 }
 
 /// The stand-in. Cheap to clone; clones share state.
@@ -235,6 +257,7 @@ impl KubeApiServer {
                 requests: Mutex::new(Vec::new()),
                 unavailable: AtomicBool::new(false),
                 refused_unavailable: AtomicU64::new(0),
+                tls: OnceLock::new(),
             }),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -315,12 +338,36 @@ impl KubeApiServer {
             .with_state(self.clone())
     }
 
-    /// Serves on an ephemeral loopback port; returns the API server URL.
+    fn tls(&self) -> Result<&ClusterCa, &str> {
+        self.inner
+            .tls
+            .get_or_init(|| ClusterCa::generate().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The cluster CA as a kubeconfig's `certificate-authority-data` (base64 PEM), as AKS's
+    /// kubeconfigs carry it; `None` only if the CA could not be made.
+    pub fn certificate_authority_data(&self) -> Option<String> {
+        self.tls().ok().map(ClusterCa::certificate_authority_data)
+    }
+
+    /// The cluster CA certificate (PEM), for clients built by hand.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls().ok().map(|ca| ca.ca_pem().to_string())
+    }
+
+    /// Serves over HTTPS (a certificate from this server's own CA) on an ephemeral loopback
+    /// port; returns the API server URL, `https://127.0.0.1:{port}`.
     ///
     /// # Errors
-    /// Binding the port.
+    /// Making the certificate, or binding the port.
     pub async fn spawn(&self) -> std::io::Result<String> {
-        super::serve_on_loopback(self.router(), std::future::pending()).await
+        let ca = self.tls().map_err(|e| {
+            std::io::Error::other(format!("could not make the API server's certificate: {e}"))
+        })?;
+        let config = ca.server_config().map_err(std::io::Error::other)?;
+        crate::tls::serve_tls_with(self.router(), std::future::pending(), config).await
     }
 
     /// The static token a local-account kubeconfig carries (to seed the ARM stand-in's
@@ -330,7 +377,8 @@ impl KubeApiServer {
     }
 
     /// A kubeconfig for this stand-in at `server_url`, shaped like the one AKS returns from
-    /// `listClusterUserCredential` (`cluster_name` names the cluster, context and user).
+    /// `listClusterUserCredential` (`cluster_name` names the cluster, context and user; the
+    /// cluster carries this server's CA as `certificate-authority-data`).
     pub fn kubeconfig(&self, server_url: &str, cluster_name: &str, auth: KubeconfigAuth) -> String {
         let user = match auth {
             KubeconfigAuth::LocalAccount => format!("    token: {}\n", self.inner.static_token),
@@ -339,8 +387,12 @@ impl KubeApiServer {
                 AKS_SCOPE.trim_end_matches("/.default")
             ),
         };
+        let ca = self
+            .certificate_authority_data()
+            .map(|ca| format!("    certificate-authority-data: {ca}\n"))
+            .unwrap_or_default();
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster_name}\n  cluster:\n    server: {server_url}\ncontexts:\n- name: {cluster_name}\n  context:\n    cluster: {cluster_name}\n    user: clusterUser_{cluster_name}\ncurrent-context: {cluster_name}\nusers:\n- name: clusterUser_{cluster_name}\n  user:\n{user}"
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster_name}\n  cluster:\n{ca}    server: {server_url}\ncontexts:\n- name: {cluster_name}\n  context:\n    cluster: {cluster_name}\n    user: clusterUser_{cluster_name}\ncurrent-context: {cluster_name}\nusers:\n- name: clusterUser_{cluster_name}\n  user:\n{user}"
         )
     }
 
@@ -368,10 +420,19 @@ impl KubeApiServer {
         }
     }
 
-    /// Plays the extension install: CRDs, the `dataprotection-microsoft` namespace and its
-    /// pods in `install.initial`, Ready after `install.ready_after`.
+    /// Plays the extension install: its CRDs (hooks, backups, restores), the
+    /// `dataprotection-microsoft` namespace and its pods in `install.initial`, Ready after
+    /// `install.ready_after`.
     pub fn install_extension(&self, install: &ExtensionInstall) {
-        self.install_hook_crds();
+        {
+            let now = self.now();
+            let mut store = self.store();
+            for manifest in EXTENSION_CRDS {
+                if let Ok(crd) = serde_yaml_ng::from_str::<Value>(manifest) {
+                    store.install_crd(&crd, now);
+                }
+            }
+        }
         self.add_namespace(EXTENSION_NAMESPACE);
         for pod in &install.pods {
             self.add_pod(EXTENSION_NAMESPACE, pod, install.initial.clone());
@@ -383,6 +444,26 @@ impl KubeApiServer {
                     PodState::Running { ready: true },
                 );
             }
+        }
+    }
+
+    /// Plays the extension's removal: its CRDs go, with every custom resource of them, and
+    /// its namespace is deleted (Terminating, then gone with its pods).
+    pub fn uninstall_extension(&self) {
+        let now = self.now();
+        let mut store = self.store();
+        store.tick(now);
+        for manifest in EXTENSION_CRDS {
+            if let Some(name) = serde_yaml_ng::from_str::<Value>(manifest)
+                .ok()
+                .and_then(|crd| crd.pointer("/metadata/name")?.as_str().map(str::to_string))
+            {
+                store.remove_crd(&name);
+            }
+        }
+        if let Some(ty) = store.resource_type("", "v1", "namespaces") {
+            // Already gone or going is fine.
+            let _ = store.delete(&ty, "", EXTENSION_NAMESPACE, now);
         }
     }
 
@@ -674,6 +755,139 @@ mod tests {
             assert_eq!(served["spec"]["scope"], derived["spec"]["scope"]);
             assert_eq!(shape(&spec_schema(&served)), shape(&spec_schema(&derived)));
         }
+    }
+
+    #[test]
+    fn the_extension_brings_its_crds_and_takes_them_away_with_its_namespace() {
+        let clock = Arc::new(backup_pilot::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock.clone());
+        server.install_extension(&ExtensionInstall::ready_after(Duration::from_secs(1)));
+        const GROUP: &str = "clusterbackup.dataprotection.microsoft.com";
+        for plural in ["backuphooks", "restorehooks", "backups", "restores"] {
+            assert!(
+                server
+                    .store()
+                    .resource_type(GROUP, "v1alpha1", plural)
+                    .is_some()
+            );
+        }
+        server.uninstall_extension();
+        for plural in ["backuphooks", "restorehooks", "backups", "restores"] {
+            assert!(
+                server
+                    .store()
+                    .resource_type(GROUP, "v1alpha1", plural)
+                    .is_none()
+            );
+        }
+        assert!(
+            server.namespace_exists(EXTENSION_NAMESPACE),
+            "Terminating first"
+        );
+        clock.advance(Duration::from_secs(5));
+        assert!(!server.namespace_exists(EXTENSION_NAMESPACE));
+        assert!(server.pods(EXTENSION_NAMESPACE).is_empty());
+    }
+
+    #[test]
+    fn updates_need_the_current_resource_version() {
+        let clock = Arc::new(backup_pilot::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock);
+        server.install_hook_crds();
+        let now = server.now();
+        let mut store = server.store();
+        let ty = store
+            .resource_type(
+                "clusterbackup.dataprotection.microsoft.com",
+                "v1alpha1",
+                "backuphooks",
+            )
+            .unwrap();
+        let hook = json!({"apiVersion": ty.api_version(), "kind": "BackupHook",
+            "metadata": {"name": "h"}, "spec": {"backupHook": [{"name": "r", "preHooks": [{"exec": {"command": ["true"]}}]}]}});
+        let (created, _) = store
+            .create(
+                &ty,
+                "default",
+                hook,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        let mut stale = created.clone();
+        stale["metadata"]["resourceVersion"] = "1".into();
+        let err = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                stale,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, status::ApiError::Status { code: 409, .. }),
+            "{err:?}"
+        );
+        let mut unversioned = created.clone();
+        unversioned["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let err = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                unversioned,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, status::ApiError::Status { code: 422, .. }),
+            "{err:?}"
+        );
+        let (same, _) = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                created.clone(),
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
+        let mut changed = created.clone();
+        changed["metadata"]["labels"] = json!({"team": "a"});
+        let (updated, _) = store
+            .update(
+                &ty,
+                "default",
+                "h",
+                changed,
+                "test",
+                store::FieldValidation::Strict,
+                now,
+            )
+            .unwrap();
+        assert_ne!(
+            updated["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The HTTP surface: bearer-token authentication, Kubernetes URL parsing (`/api/v1/...`,
 //! `/apis/{group}/{version}/...`, namespaced and cluster-scoped, collections and objects),
-//! discovery, and dispatch of GET / POST / PATCH (apply) / DELETE to the store.
+//! discovery, OpenAPI v3, and dispatch of GET (objects, lists in pages or as Tables, watches)
+//! / POST / PUT / PATCH (apply, merge, JSON and strategic merge patches) / DELETE to the
+//! store, with `dryRun=All` run on a copy of the store that is then dropped.
 
 use std::collections::HashMap;
 
@@ -10,10 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::KubeApiServer;
 use super::catalog::{self, ResourceType};
+use super::paging::Page;
 use super::status::ApiError;
-use super::store::{FieldValidation, Selector};
+use super::store::{FieldValidation, Selector, Store};
+use super::table::{self, IncludeObject};
+use super::{KubeApiServer, openapi, patch, watch};
 
 /// Answers every request.
 pub async fn handle(
@@ -64,6 +68,27 @@ fn route(
     let (group, version, rest): (&str, &str, &[&str]) = match segments.as_slice() {
         ["version"] if method == Method::GET => {
             return Ok(json(StatusCode::OK, catalog::version_info()));
+        }
+        ["openapi", "v3"] if method == Method::GET => {
+            return Ok(json(StatusCode::OK, openapi::root(store.types())));
+        }
+        ["openapi", "v3", "api", version] if method == Method::GET => {
+            if !store.serves("", version) {
+                return Err(ApiError::PageNotFound);
+            }
+            return Ok(json(
+                StatusCode::OK,
+                openapi::document("", version, store.types()),
+            ));
+        }
+        ["openapi", "v3", "apis", group, version] if method == Method::GET => {
+            if !store.serves(group, version) {
+                return Err(ApiError::PageNotFound);
+            }
+            return Ok(json(
+                StatusCode::OK,
+                openapi::document(group, version, store.types()),
+            ));
         }
         ["api"] if method == Method::GET => {
             let host = headers
@@ -161,56 +186,134 @@ fn route(
         _ => return Err(ApiError::PageNotFound),
     };
     let ns = namespace.clone().unwrap_or_default();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let as_table = table::wants_table(accept);
+    let dry_run = dry_run(query, method == Method::DELETE, body)?;
+    let mut scratch;
+    let target: &mut Store = if dry_run {
+        scratch = store.clone();
+        &mut scratch
+    } else {
+        &mut store
+    };
     match (method.clone(), name) {
         (Method::GET, None) => {
-            if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
-                return Err(ApiError::bad_request(
-                    "this API-server stand-in does not serve watch; list and poll instead",
-                ));
-            }
             let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))?;
             let fields =
                 parse_field_selector(query.get("fieldSelector").map_or("", String::as_str))?;
-            Ok(json(
-                StatusCode::OK,
-                store.list(&ty, namespace.as_deref(), &labels, &fields),
-            ))
+            if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
+                let since = match query.get("resourceVersion").filter(|rv| !rv.is_empty()) {
+                    None => None,
+                    Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                    })?),
+                };
+                let timeout = match query.get("timeoutSeconds") {
+                    None => watch::DEFAULT_TIMEOUT,
+                    Some(t) => std::time::Duration::from_secs(t.parse().map_err(|_| {
+                        ApiError::bad_request(format!("timeoutSeconds: Invalid value: {t:?}"))
+                    })?),
+                };
+                let request = watch::WatchRequest {
+                    ty,
+                    namespace,
+                    labels,
+                    fields,
+                    since,
+                    timeout,
+                };
+                let mut response = watch::stream(server.clone(), request).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(response);
+            }
+            let page = Page::parse(
+                query.get("limit").map(String::as_str),
+                query.get("continue").map(String::as_str),
+            )?;
+            let list = target.list(&ty, namespace.as_deref(), &labels, &fields, &page)?;
+            if as_table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))?;
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                return Ok(json(
+                    StatusCode::OK,
+                    table::table(&ty, &items, list["metadata"].clone(), include, now),
+                ));
+            }
+            Ok(json(StatusCode::OK, list))
         }
-        (Method::GET, Some(name)) => Ok(json(StatusCode::OK, store.get(&ty, &ns, &name)?)),
+        (Method::GET, Some(name)) => {
+            let object = target.get(&ty, &ns, &name)?;
+            if as_table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))?;
+                let metadata = serde_json::json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()});
+                return Ok(json(
+                    StatusCode::OK,
+                    table::table(&ty, &[object], metadata, include, now),
+                ));
+            }
+            Ok(json(StatusCode::OK, object))
+        }
         (Method::POST, None) => {
             if ty.namespaced && namespace.is_none() {
                 return Err(ApiError::method_not_allowed());
             }
             let object = parse_body(headers, body)?;
-            let validation = match query.get("fieldValidation").map(String::as_str) {
-                None | Some("Warn") => FieldValidation::Warn,
-                Some("Strict") => FieldValidation::Strict,
-                Some("Ignore") => FieldValidation::Ignore,
-                Some(other) => {
-                    return Err(ApiError::bad_request(format!(
-                        "fieldValidation must be one of Ignore, Warn or Strict, got {other:?}"
-                    )));
-                }
-            };
+            let validation = field_validation(query)?;
             let manager = manager(query, headers);
-            let (created, warnings) = store.create(&ty, &ns, object, &manager, validation, now)?;
-            let mut response = json(StatusCode::CREATED, created);
-            for warning in warnings {
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\"")))
-                {
-                    response.headers_mut().append("warning", v);
-                }
-            }
-            Ok(response)
+            let (created, warnings) = target.create(&ty, &ns, object, &manager, validation, now)?;
+            Ok(with_warnings(json(StatusCode::CREATED, created), &warnings))
+        }
+        (Method::PUT, Some(name)) => {
+            let object = parse_body(headers, body)?;
+            let validation = field_validation(query)?;
+            let manager = manager(query, headers);
+            let (updated, warnings) =
+                target.update(&ty, &ns, &name, object, &manager, validation, now)?;
+            Ok(with_warnings(json(StatusCode::OK, updated), &warnings))
         }
         (Method::PATCH, Some(name)) => {
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !content_type.starts_with("application/apply-patch+yaml") {
-                return Err(ApiError::unsupported_media_type(content_type));
+            let media = content_type.split(';').next().unwrap_or_default().trim();
+            let force = matches!(query.get("force").map(String::as_str), Some("true"));
+            if media != "application/apply-patch+yaml" {
+                if query.contains_key("force") {
+                    return Err(ApiError::bad_request(
+                        "force: Forbidden: may not be specified for non-apply patch",
+                    ));
+                }
+                let patch: Value = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                let live = target.get(&ty, &ns, &name)?;
+                let invalid = |e: patch::PatchError| ApiError::Status {
+                    code: 422,
+                    reason: "Invalid",
+                    message: e.0,
+                    details: None,
+                };
+                let patched = match media {
+                    "application/merge-patch+json" => patch::merge_patch(&live, &patch),
+                    "application/json-patch+json" => {
+                        patch::json_patch(&live, &patch).map_err(invalid)?
+                    }
+                    "application/strategic-merge-patch+json" if !ty.tracks_generation => {
+                        patch::strategic_merge_patch(&live, &patch).map_err(invalid)?
+                    }
+                    _ => return Err(ApiError::unsupported_patch(content_type, &ty)),
+                };
+                let validation = field_validation(query)?;
+                let manager = manager(query, headers);
+                let (updated, warnings) =
+                    target.update(&ty, &ns, &name, patched, &manager, validation, now)?;
+                return Ok(with_warnings(json(StatusCode::OK, updated), &warnings));
             }
             let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
                 return Err(ApiError::Status {
@@ -220,12 +323,11 @@ fn route(
                     details: Some(serde_json::json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]})),
                 });
             };
-            let force = matches!(query.get("force").map(String::as_str), Some("true"));
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("error decoding YAML: the body is not UTF-8"))?;
             let config: Value = serde_yaml_ng::from_str(text)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            let (object, created) = store.apply(&ty, &ns, &name, &config, manager, force, now)?;
+            let (object, created) = target.apply(&ty, &ns, &name, &config, manager, force, now)?;
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -234,10 +336,66 @@ fn route(
             Ok(json(status, object))
         }
         (Method::DELETE, Some(name)) => {
-            Ok(json(StatusCode::OK, store.delete(&ty, &ns, &name, now)?))
+            Ok(json(StatusCode::OK, target.delete(&ty, &ns, &name, now)?))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `fieldValidation` (the API server's default is Warn).
+fn field_validation(query: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
+    match query.get("fieldValidation").map(String::as_str) {
+        None | Some("" | "Warn") => Ok(FieldValidation::Warn),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of Ignore, Warn or Strict, got {other:?}"
+        ))),
+    }
+}
+
+/// `dryRun` (query, or a DELETE's `DeleteOptions` body): `All` or nothing.
+fn dry_run(query: &HashMap<String, String>, delete: bool, body: &Bytes) -> Result<bool, ApiError> {
+    let from_body = if delete && !body.is_empty() {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|options| options.get("dryRun").cloned())
+            .and_then(|d| d.as_array().cloned())
+            .map(|d| {
+                d.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let values: Vec<String> = query
+        .get("dryRun")
+        .filter(|d| !d.is_empty())
+        .cloned()
+        .into_iter()
+        .chain(from_body)
+        .collect();
+    for value in &values {
+        if value != "All" {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {value:?}: supported values: \"All\""
+            )));
+        }
+    }
+    Ok(!values.is_empty())
+}
+
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", warning.replace('"', "\\\"")))
+        {
+            response.headers_mut().append("warning", v);
+        }
+    }
+    response
 }
 
 fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {

@@ -53,6 +53,19 @@ impl ApiError {
         )
     }
 
+    /// 409 Conflict for a write whose `resourceVersion` is not the stored one.
+    pub fn conflict(ty: &ResourceType, name: &str) -> Self {
+        Self::status(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                ty.qualified_plural()
+            ),
+            Some(ty.details(name)),
+        )
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::status(400, "BadRequest", message.into(), None)
@@ -88,23 +101,23 @@ impl ApiError {
         )
     }
 
-    /// 409 Conflict from server-side apply: `(manager, field path)` pairs.
+    /// 409 Conflict from server-side apply: `(manager as displayed, field path)` pairs.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(manager, field)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field})
             })
             .collect();
         let message = if let [(manager, field)] = conflicts {
-            format!("Apply failed with 1 conflict: conflict with \"{manager}\": {field}")
+            format!("Apply failed with 1 conflict: conflict with {manager}: {field}")
         } else {
             let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
             managers.sort();
             managers.dedup();
             let mut lines = Vec::new();
             for manager in managers {
-                lines.push(format!("conflicts with \"{manager}\":"));
+                lines.push(format!("conflicts with {manager}:"));
                 for (_, field) in conflicts.iter().filter(|(m, _)| m == manager) {
                     lines.push(format!("- {field}"));
                 }
@@ -175,13 +188,31 @@ impl ApiError {
         )
     }
 
-    /// 415 for a patch type this server does not accept.
+    /// 415 for a request body in a format the server does not read.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::status(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/apply-patch+yaml (got {content_type:?})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
+            ),
+            None,
+        )
+    }
+
+    /// 415 for a patch type `ty` does not accept (strategic merge patch is for built-in
+    /// types only).
+    pub fn unsupported_patch(content_type: &str, ty: &ResourceType) -> Self {
+        let strategic = if ty.tracks_generation {
+            ""
+        } else {
+            ", application/strategic-merge-patch+json"
+        };
+        Self::status(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{strategic} (got {content_type:?})"
             ),
             None,
         )

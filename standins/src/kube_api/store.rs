@@ -15,6 +15,8 @@ use super::PodState;
 use super::apply::{self, Merged};
 use super::catalog::{self, ResourceType};
 use super::kubelet::{self, ContainerExit};
+use super::paging;
+use super::patch::prune_nulls;
 use super::status::{ApiError, Cause};
 use backup_pilot::kube::hooks::{is_dns_label, is_dns_subdomain};
 use backup_pilot::kube::references::DEFAULT_SERVICE_ACCOUNT;
@@ -128,7 +130,7 @@ impl Selector {
 }
 
 /// All objects, types and scheduled changes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Store {
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
@@ -278,19 +280,18 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(ty, name))
     }
 
-    /// `GET` a collection, optionally in one namespace and filtered.
-    pub fn list(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        labels: &Selector,
-        fields: &[(String, String)],
-    ) -> Value {
-        let items: Vec<Value> = self
-            .objects
+    /// The objects of a collection, optionally in one namespace and filtered, in key order.
+    pub fn matching<'a>(
+        &'a self,
+        ty: &'a ResourceType,
+        namespace: Option<&'a str>,
+        labels: &'a Selector,
+        fields: &'a [(String, String)],
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        self.objects
             .iter()
             .filter(|(k, _)| k.group == ty.group && k.plural == ty.plural)
-            .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
+            .filter(move |(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
             .filter(|(_, v)| {
                 labels.matches(v.pointer("/metadata/labels").and_then(Value::as_object))
             })
@@ -301,6 +302,38 @@ impl Store {
                     _ => false,
                 })
             })
+    }
+
+    /// `GET` a collection, optionally in one namespace and filtered, one page at a time
+    /// (`limit`, and `continue` from the previous page's `metadata.continue`).
+    ///
+    /// # Errors
+    /// A `continue` token this server did not issue.
+    pub fn list(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        labels: &Selector,
+        fields: &[(String, String)],
+        page: &paging::Page,
+    ) -> Result<Value, ApiError> {
+        let start = page.start()?;
+        let mut matching: Vec<(&Key, &Value)> = self
+            .matching(ty, namespace, labels, fields)
+            .filter(|(k, _)| start.as_ref().is_none_or(|s| paging::position(k) > *s))
+            .collect();
+        let remaining = page.limit.filter(|l| matching.len() > *l).map(|l| {
+            let rest = matching.len() - l;
+            matching.truncate(l);
+            rest
+        });
+        let next = remaining.and_then(|_| {
+            matching
+                .last()
+                .map(|(k, _)| paging::token(k, self.revision))
+        });
+        let items: Vec<Value> = matching
+            .into_iter()
             .map(|(_, v)| {
                 let mut item = v.clone();
                 // Lists of built-in types carry no apiVersion/kind per item; custom ones do.
@@ -313,12 +346,17 @@ impl Store {
                 item
             })
             .collect();
-        json!({
+        let mut metadata = json!({"resourceVersion": self.revision()});
+        if let (Some(next), Some(remaining)) = (next, remaining) {
+            metadata["continue"] = next.into();
+            metadata["remainingItemCount"] = remaining.into();
+        }
+        Ok(json!({
             "apiVersion": ty.api_version(),
             "kind": format!("{}List", ty.kind),
-            "metadata": {"resourceVersion": self.revision()},
+            "metadata": metadata,
             "items": items,
-        })
+        }))
     }
 
     fn namespace_state(&self, namespace: &str) -> Option<bool> {
@@ -397,6 +435,192 @@ impl Store {
                 .or_insert_with(|| json!({"type": "string"}));
         }
         schema::check(&top, object, &FieldPath::default())
+    }
+
+    /// Prunes `null`s, then handles unknown fields per `validation` (Strict refuses, Warn
+    /// drops them and returns the warnings, Ignore drops them silently); returns the warnings
+    /// and the other problems (invalid values).
+    fn check_fields(
+        ty: &ResourceType,
+        object: &mut Value,
+        validation: FieldValidation,
+    ) -> Result<(Vec<String>, Vec<Problem>), ApiError> {
+        prune_nulls(ty.schema.as_ref(), object);
+        if let Some(meta) = object.get_mut("metadata") {
+            prune_nulls(None, meta);
+        }
+        let problems = Self::problems(ty, object);
+        let (unknown, other): (Vec<Problem>, Vec<Problem>) = problems
+            .into_iter()
+            .partition(|p| matches!(p, Problem::Unknown(_)));
+        let mut warnings = Vec::new();
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            match validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = ty.kind,
+                        v = ty.version
+                    )));
+                }
+                FieldValidation::Warn => warnings = list,
+                FieldValidation::Ignore => {}
+            }
+            for problem in &unknown {
+                prune(object, problem.path());
+            }
+        }
+        Ok((warnings, other))
+    }
+
+    /// `PUT` (or the result of a merge, JSON or strategic merge patch): replaces an existing
+    /// object. A `metadata.resourceVersion` in the body must be the stored one (409 Conflict
+    /// otherwise); custom resources require one. Server-owned metadata and (for types with a
+    /// status subresource) the status are kept; an update that changes nothing keeps the
+    /// resourceVersion. `managedFields` sent by the client replace the stored ones.
+    ///
+    /// # Errors
+    /// As the API server: read-only type, NotFound, identity mismatches, Conflict, unknown
+    /// fields under Strict, invalid values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+        manager: &str,
+        validation: FieldValidation,
+        now: OffsetDateTime,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        if !ty.writable() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let key = Self::key(ty, namespace, name);
+        let live = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(ty, name))?;
+        if !object.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
+        }
+        Self::check_identity(ty, &object, false)?;
+        match object_name(&object) {
+            Some(n) if n == name => {}
+            Some(n) => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            None => object["metadata"]["name"] = name.into(),
+        }
+        if ty.namespaced
+            && let Some(body_ns) = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+            && body_ns != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let live_rv = live
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+        {
+            Some(rv) if rv != live_rv => return Err(ApiError::conflict(ty, name)),
+            Some(_) => {}
+            None if ty.tracks_generation => {
+                return Err(ApiError::invalid(
+                    ty,
+                    name,
+                    vec![Cause {
+                        reason: "FieldValueInvalid",
+                        message: "Invalid value: 0x0: must be specified for an update".into(),
+                        field: "metadata.resourceVersion".into(),
+                    }],
+                ));
+            }
+            None => {}
+        }
+        let (warnings, other) = Self::check_fields(ty, &mut object, validation)?;
+        if !other.is_empty() {
+            return Err(ApiError::invalid(
+                ty,
+                name,
+                other.iter().map(Cause::from_problem).collect(),
+            ));
+        }
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "namespace",
+            "resourceVersion",
+        ] {
+            match live.pointer(&format!("/metadata/{field}")) {
+                Some(v) => object["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.remove(field);
+                    }
+                }
+            }
+        }
+        if ty.status_subresource {
+            match live.get("status") {
+                Some(status) => object["status"] = status.clone(),
+                None => {
+                    if let Some(map) = object.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+        }
+        let sent_managed = object.pointer("/metadata/managedFields").cloned();
+        let base = match sent_managed {
+            Some(sent) if Some(&sent) != live.pointer("/metadata/managedFields") => {
+                let mut reset = live.clone();
+                reset["metadata"]["managedFields"] = sent;
+                reset
+            }
+            _ => live.clone(),
+        };
+        let managed = apply::record_update(
+            &base,
+            &live,
+            &object,
+            manager,
+            &ty.api_version(),
+            &timestamp(now),
+        );
+        object["metadata"]["managedFields"] = managed;
+        if object == live {
+            return Ok((live, warnings));
+        }
+        let rv = self.next_revision();
+        object["metadata"]["resourceVersion"] = Value::String(rv);
+        if ty.tracks_generation && without_metadata(&live) != without_metadata(&object) {
+            let generation = live
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            object["metadata"]["generation"] = json!(generation + 1);
+        }
+        self.objects.insert(key, object.clone());
+        Ok((object, warnings))
     }
 
     fn check_identity(ty: &ResourceType, object: &Value, apply: bool) -> Result<(), ApiError> {
@@ -551,29 +775,7 @@ impl Store {
             ));
         }
         Self::check_identity(ty, &object, false)?;
-        let problems = Self::problems(ty, &object);
-        let (unknown, other): (Vec<Problem>, Vec<Problem>) = problems
-            .into_iter()
-            .partition(|p| matches!(p, Problem::Unknown(_)));
-        let mut warnings = Vec::new();
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-            match validation {
-                FieldValidation::Strict => {
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
-                        list.join(", "),
-                        kind = ty.kind,
-                        v = ty.version
-                    )));
-                }
-                FieldValidation::Warn => warnings = list,
-                FieldValidation::Ignore => {}
-            }
-            for problem in &unknown {
-                prune(&mut object, problem.path());
-            }
-        }
+        let (warnings, other) = Self::check_fields(ty, &mut object, validation)?;
         let name = match object_name(&object) {
             Some(n) => n.to_string(),
             None => match object
@@ -653,6 +855,9 @@ impl Store {
                 "error decoding YAML: the patch is not an object",
             ));
         }
+        let mut pruned = config.clone();
+        prune_nulls(ty.schema.as_ref(), &mut pruned);
+        let config = &pruned;
         Self::check_identity(ty, config, true)?;
         match object_name(config) {
             Some(n) if n != name => {
@@ -842,10 +1047,34 @@ impl Store {
             short_names: Vec::new(),
             schema: None,
             tracks_generation: true,
+            status_subresource: true,
+            printer_columns: Vec::new(),
         };
         self.finish_new(&crd_type, &mut object, "", &name, now);
         self.objects.insert(key, object);
         self.types.push(ty);
+    }
+
+    /// Removes a custom resource type: its CRD object, the served type and every object of
+    /// it (what deleting a CRD ends in). False if no such CRD is installed.
+    pub fn remove_crd(&mut self, name: &str) -> bool {
+        let key = Key {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+            namespace: String::new(),
+            name: name.to_string(),
+        };
+        let Some(crd) = self.objects.remove(&key) else {
+            return false;
+        };
+        if let Some(ty) = ResourceType::from_crd(&crd) {
+            self.types
+                .retain(|t| !(t.group == ty.group && t.plural == ty.plural));
+            self.objects
+                .retain(|k, _| !(k.group == ty.group && k.plural == ty.plural));
+        }
+        self.revision += 1;
+        true
     }
 
     /// Stores an object as a controller would (no validation), filling in metadata.

@@ -109,6 +109,7 @@ impl Chain {
             .clock(clock.clone())
             .tokens(issuer)
             .on_extension_installed(fakes.extension_hook())
+            .on_extension_removed(fakes.extension_removed_hook())
             .build()
             .spawn()
             .await

@@ -72,6 +72,7 @@ async fn cluster(arm: &ArmHandle, clock: &Arc<ManualClock>, rg: &str, name: &str
         .add_cluster(
             ClusterSeed::new(SUB, rg, name, LOCATION)
                 .with_kube_api_url(&url)
+                .with_kube_api_ca(&kube.certificate_authority_data().unwrap())
                 .with_local_account_token(&kube.local_account_token()),
         )
         .unwrap();

@@ -53,6 +53,8 @@ pub struct NewCluster {
     pub sku: Option<Value>,
     /// Kubernetes API URL override.
     pub kube_api_url: Option<String>,
+    /// The CA of the API server at `kube_api_url` (base64 PEM).
+    pub kube_api_ca: Option<String>,
 }
 
 /// Adds a cluster, its identities (visible in the directory at `identities_visible_at`) and
@@ -112,6 +114,7 @@ pub fn insert_cluster(
         provisioning_state: provisioning_state.to_string(),
         pending_op: None,
         kube_api_url: new.kube_api_url,
+        kube_api_ca: new.kube_api_ca,
         local_user_token: uuid::Uuid::new_v4().simple().to_string(),
     };
     let k = key(&id);
@@ -584,6 +587,7 @@ pub fn put_cluster(world: &mut World, path: &ClusterPath, ctx: &Ctx<'_>) -> Hand
                 spec,
                 sku: body.sku.clone(),
                 kube_api_url: None,
+                kube_api_ca: None,
             },
             visible_at,
             "Creating",
@@ -747,11 +751,11 @@ pub fn put_pool(world: &mut World, path: &ClusterPath, pool: &str, ctx: &Ctx<'_>
 pub fn user_credentials(world: &World, path: &ClusterPath, ctx: &Ctx<'_>) -> HandlerResult {
     let format = validate::credential_format(ctx.query("format"))?;
     let cluster = find(world, path)?;
-    let server = cluster
-        .kube_api_url
-        .as_deref()
-        .unwrap_or(&world.kube_api_url);
-    let yaml = kubeconfig::user_kubeconfig(cluster, server, &world.tenant_id, format, None);
+    let (server, ca) = match cluster.kube_api_url.as_deref() {
+        Some(url) => (url, cluster.kube_api_ca.as_deref()),
+        None => (world.kube_api_url.as_str(), world.kube_api_ca.as_deref()),
+    };
+    let yaml = kubeconfig::user_kubeconfig(cluster, server, &world.tenant_id, format, ca);
     let value = base64::engine::general_purpose::STANDARD.encode(yaml);
     Ok(ArmResponse::ok(
         json!({"kubeconfigs": [{"name": "clusterUser", "value": value}]}),

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::error::ArmError;
-use super::super::extension_hook::ExtensionInstalled;
+use super::super::extension_hook::{ExtensionInstalled, ExtensionRemoved};
 use super::super::lro::{OpStatus, OpStyle};
 use super::super::rbac::PrincipalKind;
 use super::super::response::{ArmResponse, HandlerResult};
@@ -327,8 +327,17 @@ pub fn delete_extension(
     }
     let op_id = op.clone();
     world.schedule(due, move |w, at| {
-        w.extensions.remove(&k);
+        let removed = w.extensions.remove(&k).and_then(|e| {
+            w.clusters.get(&e.cluster_key).map(|c| ExtensionRemoved {
+                cluster_id: c.id.clone(),
+                name: e.name.clone(),
+                extension_type: e.extension_type.clone(),
+            })
+        });
         w.operations.succeed(&op_id, at, None, 200);
+        if let (Some(hook), Some(removed)) = (&w.on_extension_removed, removed) {
+            hook(&removed);
+        }
     });
     let retry = world
         .operations
