@@ -25,6 +25,7 @@ use crate::workflow::ensure_vault_and_policy::{self, VaultVerdict};
 use crate::workflow::first_backup;
 use crate::workflow::install_extension::{self, ExtensionVerdict};
 use crate::workflow::placement::{EXTENSION_NAME, Placement, container_path, extension_path};
+use crate::workflow::role_budget;
 use crate::workflow::roles::{Identities, Principal, Scopes, Target};
 use crate::workflow::settings::{Layout, RoleProfileName};
 
@@ -199,6 +200,7 @@ pub async fn plan(ctx: &Ctx, cluster: &ResourceId) -> Result<Plan, StepError> {
     };
     planner.plan.location = Some(eligible.location.clone());
     let placement = Placement::for_cluster(&ctx.onboarding, cluster, &eligible.location);
+    planner.role_budget(cluster, &placement).await?;
     planner.prerequisites(cluster, &eligible.location).await?;
     let unregistered = planner.providers(&placement).await?;
     let missing_groups = planner.resource_groups(&placement).await?;
@@ -321,6 +323,36 @@ impl Planner<'_> {
             };
         }
         self.add(step, kind, target, Change::Blocked, reason);
+    }
+
+    /// The role-assignment budget of each subscription the cluster's assignments go to:
+    /// shown when it fits, a stop (with the fix) when it does not.
+    async fn role_budget(
+        &mut self,
+        cluster: &ResourceId,
+        placement: &Placement,
+    ) -> Result<(), StepError> {
+        const KIND: &str = "role assignment budget";
+        for budget in role_budget::budgets(self.ctx, cluster, placement).await? {
+            if budget.fits() {
+                self.add(
+                    check_cluster::NAME,
+                    KIND,
+                    budget.subscription.clone(),
+                    Change::InPlace,
+                    budget.summary(),
+                );
+            } else {
+                let (problem, fix) = budget.refusal();
+                self.block(
+                    check_cluster::NAME,
+                    KIND,
+                    budget.subscription.clone(),
+                    crate::engine::fix::compose(&problem, &fix),
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn prerequisites(
@@ -677,7 +709,9 @@ impl Planner<'_> {
             snapshot_resource_group: placement.snapshot_resource_group_id(),
             storage_account: storage.account.clone(),
             storage_shared: storage.shared,
+            vault_scope: self.ctx.onboarding.vault_grant_scope,
         };
+        let snapshot_group = placement.snapshot_resource_group_id();
         for a in assign_roles::wanted_for(self.ctx, &ids, &scopes) {
             let principal_known = match a.grant.principal {
                 Principal::Vault => principals.vault.is_some(),
@@ -686,7 +720,10 @@ impl Planner<'_> {
             };
             let scope_exists = match a.grant.target {
                 Target::Cluster => true,
-                Target::SnapshotResourceGroup => snapshot_group_exists,
+                // Widened to the subscription, the scope exists already.
+                Target::SnapshotResourceGroup => {
+                    snapshot_group_exists || !a.scope.eq_ignore_ascii_case(&snapshot_group)
+                }
                 Target::StorageAccount => storage.exists,
             };
             let in_place =

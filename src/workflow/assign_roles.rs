@@ -75,6 +75,7 @@ pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepE
         snapshot_resource_group: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
         storage_account: facts::required(env, facts::STORAGE_ACCOUNT_ID)?,
         storage_shared: facts::flag(env, facts::STORAGE_SHARED),
+        vault_scope: ctx.onboarding.vault_grant_scope,
     };
     Ok(wanted_for(ctx, &ids, &scopes))
 }

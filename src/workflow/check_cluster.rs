@@ -13,6 +13,7 @@ use super::bodies::{BackupInstanceSpec, backup_instance_differences};
 use super::cluster::{control_plane_principal, tenant_of};
 use super::facts::{self, advance, finish, wait};
 use super::placement::Placement;
+use super::role_budget;
 use super::settings::{HookRef, TagExclusion};
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
@@ -116,11 +117,19 @@ impl Step for CheckCluster {
             Eligibility::Finish(summary) => finish(summary),
             Eligibility::Fail(reason) => Outcome::failed(reason),
             Eligibility::Wait(after, why) => wait(after, why),
-            Eligibility::Eligible(e) => advance(super::ensure_cluster_prerequisites::NAME, FACT)
-                .with(facts::CLUSTER_ID, cluster_id.to_string())
-                .with(facts::LOCATION, e.location)
-                .with(facts::TENANT_ID, e.tenant)
-                .with(facts::CLUSTER_PRINCIPAL_ID, e.principal),
+            Eligibility::Eligible(e) => {
+                let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &e.location);
+                let budgets = role_budget::budgets(ctx, &cluster_id, &placement).await?;
+                if let Some(full) = budgets.iter().find(|b| !b.fits()) {
+                    let (problem, fix) = full.refusal();
+                    return Ok(Outcome::failed_with_fix(&problem, &fix));
+                }
+                advance(super::ensure_cluster_prerequisites::NAME, FACT)
+                    .with(facts::CLUSTER_ID, cluster_id.to_string())
+                    .with(facts::LOCATION, e.location)
+                    .with(facts::TENANT_ID, e.tenant)
+                    .with(facts::CLUSTER_PRINCIPAL_ID, e.principal)
+            }
         })
     }
 }

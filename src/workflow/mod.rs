@@ -21,6 +21,7 @@ pub mod bodies;
 pub mod cluster;
 pub mod facts;
 pub mod placement;
+pub mod role_budget;
 pub mod roles;
 pub mod settings;
 

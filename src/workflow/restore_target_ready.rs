@@ -114,6 +114,8 @@ impl Step for RestoreTargetReady {
                     "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
                 ),
                 storage_shared: false,
+                // A restore target's grants are its own.
+                vault_scope: roles::VaultGrantScope::Cluster,
             },
         );
         let Converged {

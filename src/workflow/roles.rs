@@ -257,6 +257,58 @@ pub struct Scopes {
     /// True if other clusters back up to the same storage account with the same vault (the
     /// vault's storage grants then belong to no single cluster and survive offboarding).
     pub storage_shared: bool,
+    /// Where the vault's grants on the cluster and its snapshot resource group go.
+    pub vault_scope: VaultGrantScope,
+}
+
+/// Where the vault identity's grants on clusters and snapshot resource groups are made
+/// (`BACKUP_PILOT_VAULT_GRANT_SCOPE`). The guide grants per cluster: 7 assignments each, so a
+/// subscription's 4,000 hold about 570 clusters. A shared vault (`shared-per-region` layout)
+/// granted once on the clusters' resource group or subscription leaves 3 or 2 per cluster —
+/// at the price of the vault's Reader and Contributor reaching every cluster (and, at
+/// subscription scope, every resource) there, not just the protected ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VaultGrantScope {
+    /// On each cluster and snapshot resource group (the guide).
+    #[default]
+    Cluster,
+    /// On the cluster's resource group (snapshot resource groups stay per cluster).
+    ResourceGroup,
+    /// On the cluster's subscription (covers the cluster and its snapshot resource group).
+    Subscription,
+}
+
+impl VaultGrantScope {
+    /// Parses `cluster`, `resource-group` or `subscription`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "cluster" => Some(Self::Cluster),
+            "resource-group" => Some(Self::ResourceGroup),
+            "subscription" => Some(Self::Subscription),
+            _ => None,
+        }
+    }
+
+    /// The scope the vault's grant on `target` goes to, and whether it is wider than the
+    /// target (then shared by every cluster under it).
+    fn widen(self, target: Target, scopes: &Scopes) -> Option<String> {
+        let cluster_prefix = |depth: usize| -> String {
+            scopes
+                .cluster
+                .split('/')
+                .take(depth)
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        match (self, target) {
+            (Self::Subscription, Target::Cluster | Target::SnapshotResourceGroup) => {
+                // `/subscriptions/{sub}`: the first three segments ("" / subscriptions / id).
+                Some(cluster_prefix(3))
+            }
+            (Self::ResourceGroup, Target::Cluster) => Some(cluster_prefix(5)),
+            _ => None,
+        }
+    }
 }
 
 /// One role assignment to converge.
@@ -308,40 +360,54 @@ impl Assignment {
 
 /// The assignments a profile needs for one cluster.
 pub fn assignments(grants: &[RoleGrant], ids: &Identities, scopes: &Scopes) -> Vec<Assignment> {
-    grants
-        .iter()
-        .map(|g| {
-            let scope = match g.target {
-                Target::Cluster => scopes.cluster.clone(),
-                Target::SnapshotResourceGroup => scopes.snapshot_resource_group.clone(),
-                Target::StorageAccount => scopes.storage_account.clone(),
-            };
-            let principal_id = match g.principal {
-                Principal::Vault => ids.vault.clone(),
-                Principal::Cluster => ids.cluster.clone(),
-                Principal::Extension => ids.extension.clone(),
-            };
-            let shared = scopes.storage_shared
-                && g.principal == Principal::Vault
-                && g.target == Target::StorageAccount;
-            let description = if shared {
-                format!(
-                    "{DESCRIPTION_MARK} {} (shared by every cluster backed up to this storage account)",
-                    g.why
-                )
-            } else {
-                format!("{DESCRIPTION_MARK} {} for {}", g.why, scopes.cluster)
-            };
-            Assignment {
-                grant: *g,
-                name: assignment_name(&scope, g.role.guid, &principal_id),
-                role_definition_id: role_definition_id(&scope, g.role.guid),
-                scope,
-                principal_id,
-                description,
-            }
-        })
-        .collect()
+    let mut out: Vec<Assignment> = Vec::new();
+    for g in grants {
+        let widened = (g.principal == Principal::Vault)
+            .then(|| scopes.vault_scope.widen(g.target, scopes))
+            .flatten();
+        let scope = match (&widened, g.target) {
+            (Some(wide), _) => wide.clone(),
+            (None, Target::Cluster) => scopes.cluster.clone(),
+            (None, Target::SnapshotResourceGroup) => scopes.snapshot_resource_group.clone(),
+            (None, Target::StorageAccount) => scopes.storage_account.clone(),
+        };
+        let principal_id = match g.principal {
+            Principal::Vault => ids.vault.clone(),
+            Principal::Cluster => ids.cluster.clone(),
+            Principal::Extension => ids.extension.clone(),
+        };
+        let shared_storage = scopes.storage_shared
+            && g.principal == Principal::Vault
+            && g.target == Target::StorageAccount;
+        let description = if shared_storage {
+            format!(
+                "{DESCRIPTION_MARK} {} (shared by every cluster backed up to this storage account)",
+                g.why
+            )
+        } else if widened.is_some() {
+            format!(
+                "{DESCRIPTION_MARK} {} (shared by every cluster under {scope})",
+                g.why
+            )
+        } else {
+            format!("{DESCRIPTION_MARK} {} for {}", g.why, scopes.cluster)
+        };
+        let name = assignment_name(&scope, g.role.guid, &principal_id);
+        // Two grants widened to one scope (Reader on the cluster and on its snapshot group,
+        // both at the subscription) are one assignment.
+        if out.iter().any(|a| a.name == name) {
+            continue;
+        }
+        out.push(Assignment {
+            grant: *g,
+            name,
+            role_definition_id: role_definition_id(&scope, g.role.guid),
+            scope,
+            principal_id,
+            description,
+        });
+    }
+    out
 }
 
 /// The deterministic assignment name: a v5 UUID of scope (case-insensitive), role and principal.
@@ -388,6 +454,7 @@ mod tests {
             snapshot_resource_group: "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-shop-snapshots".into(),
             storage_account: "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-shop/providers/Microsoft.Storage/storageAccounts/bkpshop1234".into(),
             storage_shared: shared,
+            vault_scope: VaultGrantScope::Cluster,
         }
     }
 
@@ -479,5 +546,55 @@ mod tests {
         assert!(!made_for_cluster(&shared[0].body(), &other));
         let own = assignments(&GUIDE, &ids(), &scopes(false));
         assert!(own.iter().all(|a| made_for_cluster(&a.body(), CLUSTER)));
+    }
+
+    #[test]
+    fn a_wider_vault_scope_grants_the_vault_once_for_every_cluster_under_it() {
+        let wide = Scopes {
+            vault_scope: VaultGrantScope::Subscription,
+            ..scopes(true)
+        };
+        let all = assignments(&GUIDE, &ids(), &wide);
+        // Reader on the cluster and on its snapshot group become one Reader on the
+        // subscription: 6 assignments, not 7.
+        assert_eq!(all.len(), 6);
+        let sub = "/subscriptions/00000000-0000-0000-0000-0000000000aa";
+        let vault_at_sub: Vec<&str> = all
+            .iter()
+            .filter(|a| a.scope == sub)
+            .map(|a| a.grant.role.name)
+            .collect();
+        assert_eq!(vault_at_sub, ["Reader", "Contributor"]);
+        assert!(all.iter().filter(|a| a.scope == sub).all(|a| {
+            a.description
+                .ends_with(&format!("(shared by every cluster under {sub})"))
+        }));
+        // Only the cluster's and the extension's grants are the cluster's own.
+        let own: Vec<_> = all
+            .iter()
+            .filter(|a| {
+                made_for_cluster(
+                    &json!({"properties": {"description": a.description}}),
+                    CLUSTER,
+                )
+            })
+            .map(|a| format!("{:?}", a.grant.principal))
+            .collect();
+        assert_eq!(own, ["Cluster", "Extension"]);
+
+        let group = Scopes {
+            vault_scope: VaultGrantScope::ResourceGroup,
+            ..scopes(true)
+        };
+        let all = assignments(&GUIDE, &ids(), &group);
+        assert_eq!(all.len(), 7);
+        assert!(all.iter().any(|a| a.scope
+            == "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/apps"
+            && a.grant.role.name == "Contributor"));
+        assert_eq!(
+            VaultGrantScope::parse("Subscription"),
+            Some(VaultGrantScope::Subscription)
+        );
+        assert_eq!(VaultGrantScope::parse("tenant"), None);
     }
 }

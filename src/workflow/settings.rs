@@ -3,6 +3,7 @@
 //! with backup data. Read from `BACKUP_PILOT_*` variables and/or a JSON file
 //! (`BACKUP_PILOT_ONBOARDING_FILE`, camelCase keys, variables win); every problem is listed.
 
+use super::roles::VaultGrantScope;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -185,6 +186,10 @@ pub struct OnboardingSettings {
     pub capacity: CapacityModel,
     /// Role set.
     pub role_profile: RoleProfileName,
+    /// Where the vault's grants on clusters go (`BACKUP_PILOT_VAULT_GRANT_SCOPE`).
+    pub vault_grant_scope: VaultGrantScope,
+    /// Role assignments a subscription may hold (`BACKUP_PILOT_ROLE_ASSIGNMENT_LIMIT`).
+    pub role_assignment_limit: usize,
     /// Take an ad-hoc backup after protection is configured and wait for its recovery point.
     pub first_backup: bool,
     /// What offboarding does with data.
@@ -334,6 +339,18 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "roleProfile",
         "guide",
         "`guide` (7 assignments) or `az-cli` (the 6 of az dataprotection enable-backup)",
+    ),
+    (
+        "BACKUP_PILOT_VAULT_GRANT_SCOPE",
+        "vaultGrantScope",
+        "cluster",
+        "where the vault's Reader and Contributor go: `cluster` (the guide: on each cluster and snapshot resource group), `resource-group` or `subscription` (once for every cluster there; needs BACKUP_PILOT_PLACEMENT=shared)",
+    ),
+    (
+        "BACKUP_PILOT_ROLE_ASSIGNMENT_LIMIT",
+        "roleAssignmentLimit",
+        "4000",
+        "role assignments a subscription may hold (Azure's limit; anyone's count): onboarding and `plan` refuse a cluster whose assignments would pass it",
     ),
     (
         "BACKUP_PILOT_FIRST_BACKUP",
@@ -659,6 +676,32 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
             RoleProfileName::Guide
         }
     };
+    let vault_grant_scope = match get("BACKUP_PILOT_VAULT_GRANT_SCOPE") {
+        None => VaultGrantScope::Cluster,
+        Some(raw) => VaultGrantScope::parse(&raw).unwrap_or_else(|| {
+            problems.push(format!(
+                "BACKUP_PILOT_VAULT_GRANT_SCOPE must be `cluster`, `resource-group` or `subscription`, got `{raw}`"
+            ));
+            VaultGrantScope::Cluster
+        }),
+    };
+    if vault_grant_scope != VaultGrantScope::Cluster && layout != Layout::SharedPerRegion {
+        problems.push(
+            "BACKUP_PILOT_VAULT_GRANT_SCOPE wider than `cluster` needs BACKUP_PILOT_PLACEMENT=shared: with a vault per cluster every vault would get Reader and Contributor on the whole resource group or subscription".into(),
+        );
+    }
+    let role_assignment_limit = match get("BACKUP_PILOT_ROLE_ASSIGNMENT_LIMIT") {
+        None => super::role_budget::DEFAULT_ROLE_ASSIGNMENT_LIMIT,
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                problems.push(format!(
+                    "BACKUP_PILOT_ROLE_ASSIGNMENT_LIMIT must be a number of role assignments above 0, got `{raw}`"
+                ));
+                super::role_budget::DEFAULT_ROLE_ASSIGNMENT_LIMIT
+            }
+        },
+    };
     let first_backup = flag(get, "BACKUP_PILOT_FIRST_BACKUP", false, problems);
     let offboard_data = match get("BACKUP_PILOT_OFFBOARD_DATA").as_deref() {
         None => OffboardData::Retain,
@@ -692,6 +735,8 @@ fn parse(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> O
         allow_node_pool_scale,
         capacity,
         role_profile,
+        vault_grant_scope,
+        role_assignment_limit,
         first_backup,
         offboard_data,
     }

@@ -33,4 +33,3 @@ mod restore;
 mod restore_standin;
 mod status_api;
 mod status_store;
-mod telemetry_trace;

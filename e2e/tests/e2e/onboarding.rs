@@ -1346,6 +1346,60 @@ async fn the_shared_layout_puts_a_fleet_in_one_vault_and_account_per_region() {
     );
 }
 
+/// With the shared layout and `BACKUP_PILOT_VAULT_GRANT_SCOPE=subscription`, the vault's
+/// Reader and Contributor are granted once on the subscription (covering every cluster and
+/// snapshot resource group there, as Azure RBAC inherits down the scope tree), so each
+/// cluster adds only its own two: the cluster identity on its snapshot group and the
+/// extension on the storage account. Backups are validated and configured through the
+/// inherited grants.
+#[tokio::test]
+async fn a_vault_granted_once_per_subscription_leaves_two_assignments_per_cluster() {
+    let settings = OnboardingSettings {
+        layout: backup_pilot::workflow::settings::Layout::SharedPerRegion,
+        vault_grant_scope: backup_pilot::workflow::roles::VaultGrantScope::Subscription,
+        container: None,
+        ..poc()
+    };
+    let sim = sim(settings).await;
+    let names = ["fleet-a", "fleet-b", "fleet-c"];
+    let mut clusters = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let id = seed(&sim, name, two_d2_nodes()).await;
+        sim.deliver(&event(
+            WRITE,
+            &id,
+            &format!("evt-{i}"),
+            &format!("corr-{i}"),
+        ))
+        .await;
+        clusters.push(id);
+    }
+    sim.run_all(Crash::Never).await;
+    let ends = sim.ends();
+    assert!(
+        ends.iter()
+            .all(|(_, e)| e.as_ref().is_ok_and(|s| s.starts_with("protected:"))),
+        "{ends:#?}"
+    );
+    let state = sim.arm.snapshot();
+    let at_subscription: Vec<_> = state
+        .role_assignments
+        .iter()
+        .filter(|a| {
+            a.scope
+                .eq_ignore_ascii_case(&format!("/subscriptions/{SUB}"))
+        })
+        .collect();
+    assert_eq!(at_subscription.len(), 2, "{at_subscription:#?}");
+    // 2 per cluster, plus the vault's 2 on the subscription and 2 on the shared account.
+    assert_eq!(
+        state.role_assignments.len(),
+        2 * names.len() + 4,
+        "{:#?}",
+        state.role_assignments
+    );
+}
+
 #[tokio::test]
 async fn the_az_cli_role_profile_grants_its_six_and_protects() {
     let settings = OnboardingSettings {

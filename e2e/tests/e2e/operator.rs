@@ -488,3 +488,72 @@ async fn a_denied_look_into_the_cluster_names_the_role_to_grant() {
         )
     );
 }
+
+/// A subscription near its role-assignment limit (4,000 by default, anyone's assignments
+/// counted) is refused before anything is created: `plan` stops at `check_cluster` with the
+/// budget and the fix, and onboarding fails there with the same fix — no resource group, no
+/// storage, no extension, no assignment — instead of failing mid-fleet with
+/// `RoleAssignmentLimitExceeded`. With room for the cluster's seven, the plan shows the budget.
+#[tokio::test]
+async fn a_subscription_near_its_role_assignment_limit_is_refused_before_anything_is_created() {
+    let chain = Chain::new(poc()).await;
+    let cluster = chain.seed("shop", two_d2_nodes()).await;
+    let used = chain.arm.role_assignment_count(SUB);
+    // Room for 3 more: the guide's profile needs 7.
+    chain
+        .arm
+        .seed_foreign_role_assignments(SUB, 4000 - 3 - used)
+        .unwrap();
+    assert_eq!(chain.arm.role_assignment_count(SUB), 3997);
+
+    chain.arm.clear_journal();
+    let plan = plan::plan(chain.ctx(), &id(&cluster)).await.unwrap();
+    let Verdict::Stops { step, reason } = &plan.verdict else {
+        panic!("{:?}", plan.verdict);
+    };
+    assert_eq!(*step, "check_cluster");
+    assert!(
+        reason.contains("holds 3997 of its 4000 role assignments")
+            && reason.contains("needs up to 7 more"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("BACKUP_PILOT_VAULT_GRANT_SCOPE=subscription"),
+        "{reason}"
+    );
+    assert_eq!(writes(&chain.arm.journal()), Vec::<String>::new());
+
+    chain.start_onboarding(&cluster, "gen-1").await;
+    chain.run_all().await;
+    let ends = chain.ends();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    let reason = ends[0].1.as_ref().expect_err("refused");
+    assert!(reason.contains("role assignment budget"), "{reason}");
+    assert!(reason.contains("Fix:"), "{reason}");
+    let made = writes(&chain.arm.journal());
+    assert_eq!(made, Vec::<String>::new(), "nothing was created");
+    assert_eq!(chain.arm.role_assignment_count(SUB), 3997);
+
+    // Room for all seven: the plan proceeds and shows the budget.
+    let roomy = Chain::new(poc()).await;
+    let other = roomy.seed("shop", two_d2_nodes()).await;
+    let plan = plan::plan(roomy.ctx(), &id(&other)).await.unwrap();
+    assert!(
+        matches!(plan.verdict, Verdict::Proceeds),
+        "{:?}",
+        plan.verdict
+    );
+    let budget = plan
+        .items
+        .iter()
+        .find(|i| i.kind == "role assignment budget")
+        .expect("the budget is shown");
+    assert_eq!(budget.change, Change::InPlace);
+    assert!(
+        budget
+            .detail
+            .ends_with("role assignments used; this cluster adds up to 7"),
+        "{}",
+        budget.detail
+    );
+}

@@ -241,6 +241,7 @@ fn prepare_cluster(
         snapshot_resource_group: protection.snapshot_resource_group_id.clone(),
         storage_account: protection.storage_account_id.clone(),
         storage_shared: false,
+        vault_scope: backup_pilot::workflow::roles::VaultGrantScope::Cluster,
     };
     for a in assignments(&GUIDE, &ids, &scopes) {
         grant(world, &a, now);

@@ -3,8 +3,13 @@
 //! the send span of the message that carried it, and every outgoing message carries that
 //! trace in its envelope and in `traceparent` / `Diagnostic-Id`; a workflow started by a
 //! message that carries a sender's trace joins that trace.
+//!
+//! Its own test binary: tracing's callsite interest is process-wide state, and tests that
+//! install other subscribers at the same time (the end-to-end binary's) could make a span
+//! callsite look uninteresting to this test's subscriber.
 
-use crate::common;
+#[path = "e2e/common/mod.rs"]
+mod common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
