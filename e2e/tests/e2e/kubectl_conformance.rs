@@ -2,9 +2,21 @@
 //! stand-in hands out used unchanged (HTTPS verified against the stand-in's CA, bearer token),
 //! runs the commands of the implementation guide and of everyday use, and each answer is
 //! checked against what a real API server gives (Kubernetes documentation, cited beside each
-//! assertion). Without a kubectl on PATH (or in `KUBECTL`) the test prints that it was skipped;
-//! `.ci/run` installs one and sets `BACKUP_PILOT_REQUIRE_KUBECTL=1`, which turns the skip into
-//! a failure.
+//! assertion).
+//!
+//! It runs the kubectl named by `BACKUP_PILOT_KUBECTL`, else the one on PATH; without one it
+//! prints that it was skipped, and `.ci/run` (which installs Debian's `kubernetes-client`
+//! where none is there) sets `BACKUP_PILOT_REQUIRE_KUBECTL=1`, which turns the skip into a
+//! failure. Any version works: kubectl before 1.27 (Debian 12's is 1.20) reads OpenAPI v2 as
+//! protobuf and validates on the client, later ones read v3 and have the server validate;
+//! where the two differ as they do against a real API server, each gets its own assertion.
+//! To exercise both, e.g. with Debian's unpacked beside the one on PATH:
+//!
+//! ```text
+//! apt-get download kubernetes-client && dpkg -x kubernetes-client_*.deb /tmp/kubectl-1.20
+//! BACKUP_PILOT_KUBECTL=/tmp/kubectl-1.20/usr/bin/kubectl \
+//!   cargo test -p backup-pilot-e2e --test e2e kubectl -- --nocapture
+//! ```
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -117,8 +129,23 @@ spec:
           timeout: 10s
 "#;
 
+/// A BackupHook with a misspelt field (`timout`).
+const TYPO_HOOK: &str = r#"apiVersion: clusterbackup.dataprotection.microsoft.com/v1alpha1
+kind: BackupHook
+metadata:
+  name: typo
+  namespace: default
+spec:
+  backupHook:
+  - name: hook1
+    preHooks:
+      - exec:
+          command: [/bin/true]
+          timout: 10s
+"#;
+
 fn kubectl_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KUBECTL") {
+    if let Some(path) = std::env::var_os("BACKUP_PILOT_KUBECTL") {
         return Some(PathBuf::from(path));
     }
     std::env::var_os("PATH").and_then(|paths| {
@@ -192,6 +219,24 @@ fn rows(stdout: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// kubectl's minor version (`kubectl version --client -o json`).
+async fn kubectl_minor(binary: &PathBuf) -> u32 {
+    let version = tokio::process::Command::new(binary)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .await
+        .expect("kubectl starts");
+    serde_json::from_slice::<serde_json::Value>(&version.stdout)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/clientVersion/minor")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .and_then(|m| m.trim_end_matches('+').parse().ok())
+        .expect("kubectl version --client -o json names the minor version")
+}
+
 fn resource_version(server: &KubeApiServer, plural: &str, name: &str) -> String {
     server
         .object(
@@ -218,28 +263,8 @@ async fn kubectl_works_against_the_stand_in_with_its_own_kubeconfig() {
         eprintln!("skipped: kubectl is not installed (apt-get install kubernetes-client)");
         return;
     };
-    let version = tokio::process::Command::new(&binary)
-        .args(["version", "--client", "-o", "json"])
-        .output()
-        .await
-        .expect("kubectl starts");
-    let minor: u32 = serde_json::from_slice::<serde_json::Value>(&version.stdout)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/clientVersion/minor")?
-                .as_str()
-                .map(str::to_string)
-        })
-        .and_then(|m| m.trim_end_matches('+').parse().ok())
-        .unwrap_or(0);
-    if minor < 27 {
-        // Older kubectl validates `apply` and runs `explain` with OpenAPI v2, which kubectl
-        // only reads as protobuf; the stand-in serves OpenAPI v3 (kubectl's default since 1.27).
-        eprintln!(
-            "skipped: kubectl 1.{minor} reads only OpenAPI v2 protobuf (needs kubectl 1.27+)"
-        );
-        return;
-    }
+    let minor = kubectl_minor(&binary).await;
+    eprintln!("kubectl 1.{minor} at {}", binary.display());
     let server = KubeApiServer::new(Arc::new(SystemClock));
     server.install_extension(&ExtensionInstall::ready_after(Duration::ZERO));
     let url = server.spawn().await.unwrap();
@@ -424,6 +449,65 @@ async fn kubectl_works_against_the_stand_in_with_its_own_kubeconfig() {
     assert!(
         explained.contains("clusterbackup.dataprotection.microsoft.com"),
         "{explained}"
+    );
+
+    // A misspelt field is refused before anything is stored. kubectl before 1.27 validates
+    // on the client against the OpenAPI v2 document (protobuf), a CRD's schema included
+    // since Kubernetes 1.15, and sends nothing ("error validating data: ValidationError…";
+    // `kubectl apply --validate`, on by default); later kubectl asks the server to
+    // (`fieldValidation=Strict`), which answers 400 "strict decoding error: unknown field"
+    // (API concepts, "Field validation").
+    let posts_before = server
+        .requests()
+        .iter()
+        .filter(|(m, _)| *m == Method::POST)
+        .count();
+    let typo = kubectl.file("typo.yaml", TYPO_HOOK);
+    let refused = kubectl.run(&["apply", "-f", &typo]).await;
+    assert!(!refused.ok, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("unknown field") && refused.stderr.contains("timout"),
+        "{}",
+        refused.stderr
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|(m, _)| *m == Method::POST)
+        .count()
+        - posts_before;
+    if minor < 27 {
+        assert!(
+            refused
+                .stderr
+                .contains("error validating data: ValidationError"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(posts, 0, "validated on the client: nothing sent");
+        assert!(
+            server
+                .requests()
+                .iter()
+                .any(|(m, p)| *m == Method::GET && p == "/openapi/v2"),
+            "kubectl 1.{minor} reads OpenAPI v2"
+        );
+    } else {
+        assert!(
+            refused.stderr.contains("strict decoding error"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(
+        server
+            .object(
+                "clusterbackup.dataprotection.microsoft.com",
+                "backuphooks",
+                "default",
+                "typo"
+            )
+            .is_none()
     );
 
     // `--dry-run=server`: the request is validated and answered as if it were persisted,

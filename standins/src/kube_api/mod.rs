@@ -7,18 +7,21 @@
 //! an injected clock.
 //!
 //! It serves HTTPS with a CA of its own ([`crate::tls`]), carried by the kubeconfigs it hands
-//! out, and what kubectl needs: OpenAPI v3 ([`openapi`]), Tables ([`table`]), chunked lists
+//! out, and what kubectl needs: OpenAPI v3 ([`openapi`]) and v2 derived from it ([`openapi_v2`], as
+//! JSON or gnostic protobuf: [`gnostic`]), Tables ([`table`]), chunked lists
 //! ([`paging`]), watches ([`watch`]), every patch type ([`patch`]), PUT with resourceVersion
 //! preconditions, `dryRun` and `fieldValidation`.
 //!
-//! Deliberate limits (it refuses rather than pretends): no subresources, no protobuf (so no
-//! OpenAPI v2), writes only to the types with a schema (namespaces, pods, quotas, network
+//! Deliberate limits (it refuses rather than pretends): no subresources, no protobuf for
+//! objects (only for the OpenAPI v2 document), writes only to the types with a schema (namespaces, pods, quotas, network
 //! policies and installed custom resources).
 
 pub mod apply;
 pub mod catalog;
+pub mod gnostic;
 pub mod kubelet;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod paging;
 pub mod patch;
 pub mod restore;

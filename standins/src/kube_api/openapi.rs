@@ -4,8 +4,8 @@
 //! with the paths of its resources (operations tagged `x-kubernetes-group-version-kind` and
 //! `x-kubernetes-action`, the write parameters `dryRun`, `fieldManager`, `fieldValidation` and
 //! `force`) and the schemas of its kinds — a custom resource's from its CRD — under
-//! `components.schemas`, each tagged with its group, version and kind. OpenAPI v2 (served
-//! only as protobuf to kubectl) is not served: kubectl falls back from it to v3.
+//! `components.schemas`, each tagged with its group, version and kind. These documents are
+//! the one source of the stand-in's OpenAPI: v2 ([`super::openapi_v2`]) is derived from them.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -187,6 +187,11 @@ fn kind_schema(ty: &ResourceType) -> Value {
     schema
 }
 
+/// A document's `info`: the API server's title and version.
+pub fn info() -> Value {
+    json!({"title": "Kubernetes", "version": catalog::version_info()["gitVersion"]})
+}
+
 /// The document of one group-version.
 pub fn document(group: &str, version: &str, types: &[ResourceType]) -> Value {
     let mut paths = Map::new();
@@ -203,7 +208,7 @@ pub fn document(group: &str, version: &str, types: &[ResourceType]) -> Value {
     }
     json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": catalog::version_info()["gitVersion"]},
+        "info": info(),
         "paths": paths,
         "components": {"schemas": schemas},
     })
@@ -215,16 +220,21 @@ pub fn hash(document: &Value) -> String {
     digest.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// `GET /openapi/v3`: where each group-version's document is.
-pub fn root(types: &[ResourceType]) -> Value {
+/// The served group-versions, each once, in order.
+pub fn group_versions(types: &[ResourceType]) -> Vec<(String, String)> {
     let mut gvs: Vec<(String, String)> = types
         .iter()
         .map(|t| (t.group.clone(), t.version.clone()))
         .collect();
     gvs.sort();
     gvs.dedup();
+    gvs
+}
+
+/// `GET /openapi/v3`: where each group-version's document is.
+pub fn root(types: &[ResourceType]) -> Value {
     let mut paths = Map::new();
-    for (group, version) in gvs {
+    for (group, version) in group_versions(types) {
         let doc = document(&group, &version, types);
         let path = gv_path(&group, &version);
         paths.insert(

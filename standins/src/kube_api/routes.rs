@@ -1,6 +1,6 @@
 //! The HTTP surface: bearer-token authentication, Kubernetes URL parsing (`/api/v1/...`,
 //! `/apis/{group}/{version}/...`, namespaced and cluster-scoped, collections and objects),
-//! discovery, OpenAPI v3, and dispatch of GET (objects, lists in pages or as Tables, watches)
+//! discovery, OpenAPI (v2 and v3), and dispatch of GET (objects, lists in pages or as Tables, watches)
 //! / POST / PUT / PATCH (apply, merge, JSON and strategic merge patches) / DELETE to the
 //! store, with `dryRun=All` run on a copy of the store that is then dropped.
 
@@ -17,7 +17,7 @@ use super::paging::Page;
 use super::status::ApiError;
 use super::store::{FieldValidation, Selector, Store};
 use super::table::{self, IncludeObject};
-use super::{KubeApiServer, openapi, patch, watch};
+use super::{KubeApiServer, openapi, openapi_v2, patch, watch};
 
 /// Answers every request.
 pub async fn handle(
@@ -68,6 +68,9 @@ fn route(
     let (group, version, rest): (&str, &str, &[&str]) = match segments.as_slice() {
         ["version"] if method == Method::GET => {
             return Ok(json(StatusCode::OK, catalog::version_info()));
+        }
+        ["openapi", "v2"] if method == Method::GET => {
+            return Ok(openapi_v2::serve(store.types(), headers));
         }
         ["openapi", "v3"] if method == Method::GET => {
             return Ok(json(StatusCode::OK, openapi::root(store.types())));
