@@ -3123,6 +3123,80 @@ async fn backup_policies_and_instances_list_and_policies_delete() {
     assert_eq!(list.body["value"], json!([]));
 }
 
+/// `BackupVaults_GetInResourceGroup` and `BackupVaults_GetInSubscription` (dataprotection.json
+/// 2023-11-01) list the vaults as `BackupVaults_Get` renders them; `az dataprotection
+/// backup-vault list` and the Python SDK's `get_in_resource_group` call them. A missing group
+/// is ARM's 404 `ResourceGroupNotFound`.
+#[tokio::test]
+async fn backup_vaults_list_by_resource_group_and_by_subscription() {
+    let env = env().await;
+    env.arm
+        .register_provider_now(SUB, "Microsoft.DataProtection")
+        .expect("register");
+    env.put_rg(RG).await;
+    env.put_rg("rg-other").await;
+    let principal = env.vault().await;
+    let group_vaults = |rg: &str| {
+        format!(
+            "{}/providers/Microsoft.DataProtection/backupVaults",
+            rg_path(rg)
+        )
+    };
+    let in_group = env
+        .call(
+            Method::GET,
+            &group_vaults(RG),
+            versions::BACKUP_VAULTS,
+            None,
+        )
+        .await;
+    assert_eq!(in_group.status, 200, "{}", in_group.raw);
+    let vaults = in_group.body["value"].as_array().expect("a value array");
+    assert_eq!(vaults.len(), 1, "{}", in_group.raw);
+    assert_eq!(vaults[0]["id"], vault_id());
+    assert_eq!(vaults[0]["type"], "Microsoft.DataProtection/backupVaults");
+    assert_eq!(vaults[0]["identity"]["principalId"], principal.as_str());
+    assert_eq!(vaults[0]["properties"]["provisioningState"], "Succeeded");
+    let other = env
+        .call(
+            Method::GET,
+            &group_vaults("rg-other"),
+            versions::BACKUP_VAULTS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.body["value"].clone()),
+        (200, json!([]))
+    );
+    let in_sub = env
+        .call(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/providers/Microsoft.DataProtection/backupVaults"),
+            versions::BACKUP_VAULTS,
+            None,
+        )
+        .await;
+    assert_eq!(in_sub.status, 200, "{}", in_sub.raw);
+    assert_eq!(in_sub.body["value"][0]["id"], vault_id());
+    let missing = env
+        .call(
+            Method::GET,
+            &group_vaults("nope"),
+            versions::BACKUP_VAULTS,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "ResourceGroupNotFound")
+    );
+    let old_version = env
+        .call(Method::GET, &group_vaults(RG), "2021-01-01", None)
+        .await;
+    assert_eq!(old_version.status, 400, "{}", old_version.raw);
+}
+
 #[tokio::test]
 async fn invalid_request_content_names_a_clean_json_path() {
     let env = env().await;

@@ -28,6 +28,7 @@ mod local_run;
 mod onboarding;
 mod openapi_conformance;
 mod operator;
+mod python_sdk_conformance;
 mod resource_graph_standin;
 mod restore;
 mod restore_standin;

@@ -239,7 +239,7 @@ pub fn operation(route: &Route, method: &Method, path: &str) -> Operation {
             "Microsoft.Storage/locations/asyncoperations/read".into(),
             false,
         ),
-        Vault(_) => (typed(dp), false),
+        VaultsInSubscription { .. } | VaultsInGroup(_) | Vault(_) => (typed(dp), false),
         VaultOperationStatus(..) => (format!("{dp}/operationStatus/read"), false),
         VaultOperationResult(..) => (format!("{dp}/operationResults/read"), false),
         GroupOperationStatus(..) => (

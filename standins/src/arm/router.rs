@@ -110,6 +110,10 @@ pub enum Route {
         location: String,
         id: String,
     },
+    /// `/subscriptions/{s}/providers/Microsoft.DataProtection/backupVaults`.
+    VaultsInSubscription { sub: String },
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.DataProtection/backupVaults`.
+    VaultsInGroup(GroupPath),
     /// A backup vault.
     Vault(VaultPath),
     /// `OperationStatusBackupVaultContext_Get`.
@@ -239,6 +243,7 @@ impl Route {
             | ContainerServiceOperationResult { sub, .. }
             | StorageNameAvailability { sub }
             | ClustersInSubscription { sub }
+            | VaultsInSubscription { sub }
             | StorageOperation { sub, .. }
             | LocationOperationStatus { sub, .. }
             | LocationOperationResult { sub, .. } => sub,
@@ -267,7 +272,8 @@ impl Route {
             StorageAccount(g, _)
             | BlobContainer(g, _, _)
             | GroupOperationStatus(g, _)
-            | ClustersInGroup(g) => Some(g),
+            | ClustersInGroup(g)
+            | VaultsInGroup(g) => Some(g),
             Vault(v)
             | VaultOperationStatus(v, _)
             | VaultOperationResult(v, _)
@@ -331,7 +337,9 @@ impl Route {
             StorageAccount(..) => api(&STORAGE, "storageAccounts", ST),
             BlobContainer(..) => api(&STORAGE, "storageAccounts/blobServices/containers", ST),
             StorageOperation { .. } => api(&STORAGE, "locations/asyncoperations", ST),
-            Vault(_) => api(&VAULTS, "backupVaults", DP),
+            VaultsInSubscription { .. } | VaultsInGroup(_) | Vault(_) => {
+                api(&VAULTS, "backupVaults", DP)
+            }
             VaultOperationStatus(..) => {
                 api(&DATA_PROTECTION_ANY, "backupVaults/operationStatus", DP)
             }
@@ -440,6 +448,8 @@ impl Route {
                 return Err(ArmError::not_implemented("BlobContainers_Update"));
             }
             (StorageOperation { .. }, "GET") => Some("StorageAccounts_CreateOperationResult"),
+            (VaultsInSubscription { .. }, "GET") => Some("BackupVaults_GetInSubscription"),
+            (VaultsInGroup(_), "GET") => Some("BackupVaults_GetInResourceGroup"),
             (Vault(_), "GET") => Some("BackupVaults_Get"),
             (Vault(_), "PUT") => Some("BackupVaults_CreateOrUpdate"),
             (Vault(_), "DELETE") => Some("BackupVaults_Delete"),
@@ -637,6 +647,7 @@ fn subscription_provider(
         }
     } else if eq(ns, "Microsoft.DataProtection") {
         match tail {
+            [bv] if eq(bv, "backupVaults") => return Ok(Route::VaultsInSubscription { sub }),
             [l, location, op, id] if eq(l, "locations") && eq(op, "operationStatus") => {
                 return Ok(Route::LocationOperationStatus {
                     sub,
@@ -746,6 +757,11 @@ fn group_provider(
         {
             return Ok(Route::GroupOperationStatus(group, name(id)));
         }
+        if let [bv] = tail
+            && eq(bv, "backupVaults")
+        {
+            return Ok(Route::VaultsInGroup(group));
+        }
         if let [bv, vault, rest @ ..] = tail
             && eq(bv, "backupVaults")
         {
@@ -806,6 +822,38 @@ mod tests {
     use super::*;
 
     const V: &str = "2023-11-01";
+
+    #[test]
+    fn vault_collections_route_to_the_list_operations() {
+        let group = route(
+            "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.DataProtection/backupVaults",
+            V,
+        )
+        .unwrap();
+        assert_eq!(
+            group,
+            Route::VaultsInGroup(GroupPath {
+                sub: "s1".into(),
+                rg: "RG".into()
+            })
+        );
+        assert_eq!(
+            group.operation_id(&Method::GET).unwrap(),
+            "BackupVaults_GetInResourceGroup"
+        );
+        assert_eq!(group.api().versions, [versions::BACKUP_VAULTS]);
+        let sub = route(
+            "/subscriptions/s1/providers/microsoft.dataprotection/BACKUPVAULTS",
+            V,
+        )
+        .unwrap();
+        assert_eq!(sub, Route::VaultsInSubscription { sub: "s1".into() });
+        assert_eq!(
+            sub.operation_id(&Method::GET).unwrap(),
+            "BackupVaults_GetInSubscription"
+        );
+        assert!(sub.operation_id(&Method::PUT).is_err());
+    }
 
     #[test]
     fn segment_names_match_case_insensitively_and_keep_name_case() {

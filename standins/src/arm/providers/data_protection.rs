@@ -127,6 +127,20 @@ pub fn get_vault(world: &World, v: &VaultPath) -> HandlerResult {
     Ok(ArmResponse::ok(render_vault(world, find_vault(world, v)?)))
 }
 
+/// `BackupVaults_GetInSubscription` (`rg` = `None`) and `BackupVaults_GetInResourceGroup`:
+/// every vault of the subscription or group, as `BackupVaults_Get` renders each.
+pub fn list_vaults(world: &World, sub: &str, rg: Option<&str>) -> ArmResponse {
+    list_answer(
+        world
+            .vaults
+            .values()
+            .filter(|v| v.sub.eq_ignore_ascii_case(sub))
+            .filter(|v| rg.is_none_or(|rg| v.rg.eq_ignore_ascii_case(rg)))
+            .map(|v| render_vault(world, v))
+            .collect(),
+    )
+}
+
 /// `BackupVaults_CreateOrUpdate`: 201 `Provisioning` + `Azure-AsyncOperation` for a new
 /// vault (its identity's principal appears when provisioning ends); 200 for an update.
 pub fn put_vault(world: &mut World, v: &VaultPath, ctx: &Ctx<'_>) -> HandlerResult {

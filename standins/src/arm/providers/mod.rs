@@ -138,6 +138,8 @@ pub fn dispatch(world: &mut World, route: &Route, ctx: &Ctx<'_>) -> HandlerResul
             storage::create_operation(world, sub, location, id, ctx)
         }
 
+        (R::VaultsInSubscription { sub }, _) => Ok(data_protection::list_vaults(world, sub, None)),
+        (R::VaultsInGroup(g), _) => Ok(data_protection::list_vaults(world, &g.sub, Some(&g.rg))),
         (R::Vault(v), "GET") => data_protection::get_vault(world, v),
         (R::Vault(v), "PUT") => data_protection::put_vault(world, v, ctx),
         (R::Vault(v), "DELETE") => data_protection::delete_vault(world, v),
