@@ -447,11 +447,13 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
     // BENCH_BREAKDOWN=1: the first cluster's ARM requests per step (what to cut).
     let breakdown = std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "1");
     let mut requests: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let max_messages = MAX_MESSAGES_PER_CLUSTER * fleet.clusters.max(1);
+    let max_messages = (MAX_MESSAGES_PER_CLUSTER * fleet.clusters).max(20_000);
     while let Some(env) = bus.next(&clock) {
         messages += 1;
         neighbour.catch_up(clock.now()).await;
-        let seen = arm.journal().len();
+        // The journal is emptied before each step: what it then holds is this step's calls
+        // (copying a growing journal per message would make a big fleet quadratic).
+        arm.clear_journal();
         assert!(
             messages < max_messages,
             "the fleet did not settle within {max_messages} messages"
@@ -462,7 +464,7 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         let records = arm.journal();
         let entry = figures.entry(env.subject.to_ascii_lowercase()).or_default();
         if breakdown && env.subject.eq_ignore_ascii_case(&cluster_id(&names[0])) {
-            for r in &records[seen..] {
+            for r in &records[..] {
                 let tail: Vec<&str> = r.path.rsplit('/').take(2).collect();
                 let what = format!(
                     "{} {} .../{}/{}",
@@ -474,7 +476,7 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
                 *requests.entry((env.step.clone(), what)).or_insert(0usize) += 1;
             }
         }
-        for r in &records[seen..] {
+        for r in &records[..] {
             match r.method.as_str() {
                 "GET" | "HEAD" => entry.reads += 1,
                 "DELETE" => entry.deletes += 1,
@@ -489,6 +491,23 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         println!("ARM requests of {} by step:", names[0]);
         for ((step, what), n) in &requests {
             println!("  {step:<26} {n:>3}  {what}");
+        }
+    }
+    // BENCH_TRACE=1: where the fleet's retry waits went, by step and reason (longest first).
+    if std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1") {
+        let mut waits: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        for r in journal.records() {
+            if let Transition::Retrying { at, why } = &r.transition {
+                let key = format!("{} | {}", r.step, why.chars().take(90).collect::<String>());
+                let e = waits.entry(key).or_default();
+                e.0 += 1;
+                e.1 += (*at - r.finished_at).as_seconds_f64();
+            }
+        }
+        let mut v: Vec<_> = waits.into_iter().collect();
+        v.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+        for (k, (n, secs)) in v.iter().take(25) {
+            println!("{n:>4} {secs:>8.0}s  {k}");
         }
     }
     for record in journal.records() {
