@@ -13,8 +13,9 @@
 //! preconditions, `dryRun` and `fieldValidation`.
 //!
 //! Deliberate limits (it refuses rather than pretends): no subresources, no protobuf for
-//! objects (only for the OpenAPI v2 document), writes only to the types with a schema (namespaces, pods, quotas, network
-//! policies and installed custom resources).
+//! objects (only for the OpenAPI v2 document), writes only to the types with a schema (namespaces, pods, events, quotas,
+//! network policies and installed custom resources). Its scheduler and kubelet report pods'
+//! progress as core/v1 Events ([`events`]).
 
 pub mod apply;
 pub mod catalog;
