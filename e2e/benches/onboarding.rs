@@ -12,7 +12,9 @@
 
 use std::time::Instant;
 
-use backup_pilot_standins::arm::{FaultKnobs, RegionalLimits, ThrottleLimits, ThrottleModel, Timings};
+use backup_pilot_standins::arm::{
+    FaultKnobs, RegionalLimits, ThrottleLimits, ThrottleModel, Timings,
+};
 
 #[path = "support/fleet_sim.rs"]
 mod fleet_sim;

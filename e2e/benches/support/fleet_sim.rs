@@ -343,7 +343,9 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         .spawn()
         .await
         .expect("spawn the ARM stand-in");
-    let subscriptions: Vec<String> = (0..fleet.subscriptions.max(1)).map(Fleet::subscription).collect();
+    let subscriptions: Vec<String> = (0..fleet.subscriptions.max(1))
+        .map(Fleet::subscription)
+        .collect();
     for sub in &subscriptions {
         arm.add_subscription(sub).expect("subscription");
     }
@@ -553,4 +555,3 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
 pub fn minutes(d: Duration) -> String {
     format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
-

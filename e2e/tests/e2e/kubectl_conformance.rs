@@ -25,7 +25,26 @@ use std::time::Duration;
 
 use axum::http::Method;
 use backup_pilot::clock::SystemClock;
-use backup_pilot_standins::kube_api::{ExtensionInstall, KubeApiServer, KubeconfigAuth};
+use backup_pilot_standins::kube_api::{
+    ExtensionInstall, KubeApiServer, KubeconfigAuth, PodState, events,
+};
+
+/// An event a client reports about the extension's controller pod, in the wrong namespace.
+const MISPLACED_EVENT: &str = r#"apiVersion: v1
+kind: Event
+metadata:
+  name: controller-check.1
+  namespace: default
+involvedObject:
+  kind: Pod
+  name: dataprotection-microsoft-controller-6d5c9f7b8-x2x8q
+  namespace: dataprotection-microsoft
+reason: Checked
+message: checked by an operator
+type: Normal
+source:
+  component: operator
+"#;
 
 /// The hook examples of the Azure docs ("Backup hooks" / "Restore hooks" in the AKS backup
 /// overview), empty keys included.
@@ -309,16 +328,218 @@ async fn kubectl_works_against_the_stand_in_with_its_own_kubeconfig() {
         assert_eq!(pod[1..4], ["1/1", "Running", "0"], "{pod:?}");
     }
 
+    // Events. An extension pod the scheduler cannot place stays Pending, and the scheduler
+    // records a Warning `FailedScheduling` with its message ("Debug pods": "kubectl describe
+    // pod" shows "FailedScheduling ... 0/1 nodes are available: 1 Insufficient cpu").
+    let controller = "dataprotection-microsoft-controller-6d5c9f7b8-x2x8q";
+    let pending = "dataprotection-microsoft-geneva-service-7c9d8b6f5-p9wq2";
+    let insufficient = "0/1 nodes are available: 1 Insufficient cpu.";
+    server.add_pod(
+        "dataprotection-microsoft",
+        pending,
+        PodState::Unschedulable {
+            message: insufficient.into(),
+        },
+    );
+    // `kubectl get events`: the API server's event printer has the columns LAST SEEN, TYPE,
+    // REASON, OBJECT, MESSAGE (and SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME with `-o
+    // wide`); OBJECT is `kind/name` (kubectl reference, "kubectl get"; API reference, Event
+    // v1 core). The scheduler reports Scheduled, the kubelet Pulling, Pulled, Created and
+    // Started for a pod that starts ("Debug running pods", example `kubectl describe pod`).
+    let listed = kubectl
+        .ok(&["get", "events", "-n", "dataprotection-microsoft"])
+        .await
+        .stdout;
+    let lines: Vec<&str> = listed.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        rows(&listed)[0],
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    let row = |kind: &str, reason: &str, object: &str, message: &str| {
+        lines.iter().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.get(1..4) == Some(&[kind, reason, object][..]) && l.contains(message)
+        })
+    };
+    assert!(
+        row(
+            "Warning",
+            "FailedScheduling",
+            &format!("pod/{pending}"),
+            insufficient
+        ),
+        "{listed}"
+    );
+    for (reason, message) in [
+        (
+            "Scheduled",
+            format!("Successfully assigned dataprotection-microsoft/{controller} to"),
+        ),
+        ("Started", "Started container main".to_string()),
+    ] {
+        assert!(
+            row("Normal", reason, &format!("pod/{controller}"), &message),
+            "{reason}: {listed}"
+        );
+    }
+    // `-o wide` adds who reported it: SOURCE is `component, host` (the kubelet on its node).
+    let wide = kubectl
+        .ok(&["get", "ev", "-n", "dataprotection-microsoft", "-o", "wide"])
+        .await
+        .stdout;
+    assert!(
+        wide.lines().next().is_some_and(|h| h.contains("SUBOBJECT")
+            && h.contains("SOURCE")
+            && h.contains("FIRST SEEN")
+            && h.contains("COUNT")),
+        "{wide}"
+    );
+    assert!(
+        wide.contains(&format!("kubelet, {}", events::NODE)),
+        "{wide}"
+    );
+
+    // Field selectors on events: `involvedObject.name` (and kind, namespace, uid, which
+    // `kubectl describe` sends) pick one object's events (API concepts, "Field selectors":
+    // each type supports its own fields) ...
+    let selected = kubectl
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "dataprotection-microsoft",
+            "--field-selector",
+            &format!("involvedObject.name={pending},involvedObject.kind=Pod,type=Warning"),
+        ])
+        .await
+        .stdout;
+    let selected = rows(&selected);
+    assert_eq!(selected.len(), 2, "one event: {selected:?}");
+    assert_eq!(selected[1][3], format!("pod/{pending}"));
+    // ... and any other field is refused with 400 BadRequest "field label not supported".
+    let unsupported = kubectl
+        .run(&[
+            "get",
+            "events",
+            "-n",
+            "dataprotection-microsoft",
+            "--field-selector",
+            "spec.nodeName=x",
+        ])
+        .await;
+    assert!(!unsupported.ok);
+    assert!(
+        unsupported.stderr.contains("BadRequest")
+            && unsupported
+                .stderr
+                .contains("field label not supported: spec.nodeName"),
+        "{}",
+        unsupported.stderr
+    );
+
+    // `kubectl describe pod` ends with the pod's events, found by a field selector on
+    // involvedObject: Type, Reason, Age, From (source component), Message ("Debug pods").
+    let described = kubectl
+        .ok(&[
+            "describe",
+            "pod",
+            controller,
+            "-n",
+            "dataprotection-microsoft",
+        ])
+        .await
+        .stdout;
+    let events_section = described
+        .split_once("\nEvents:")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let section = rows(events_section);
+    assert_eq!(
+        section.first().map(Vec::as_slice),
+        Some(&["Type", "Reason", "Age", "From", "Message"].map(String::from)[..]),
+        "{described}"
+    );
+    // (kubectl before 1.21 writes From as `component, host`: "kubelet, <node>".)
+    let mut reasons: Vec<(&str, &str, &str)> = section[2..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str(), r[3].trim_end_matches(',')))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("Normal", "Created", "kubelet"),
+            ("Normal", "Pulled", "kubelet"),
+            ("Normal", "Pulling", "kubelet"),
+            ("Normal", "Scheduled", "default-scheduler"),
+            ("Normal", "Started", "kubelet"),
+        ],
+        "{described}"
+    );
+    let described = kubectl
+        .ok(&["describe", "pod", pending, "-n", "dataprotection-microsoft"])
+        .await
+        .stdout;
+    assert!(
+        described.lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.first() == Some(&"Warning")
+                && cells.get(1) == Some(&"FailedScheduling")
+                && l.contains("default-scheduler")
+                && l.contains(insufficient)
+        }),
+        "{described}"
+    );
+
+    // Clients report events too: the API server checks that an event lives in its object's
+    // namespace (422 Invalid "involvedObject.namespace ... does not match event.namespace") ...
+    let misplaced = kubectl.file("event.yaml", MISPLACED_EVENT);
+    let refused = kubectl.run(&["create", "-f", &misplaced]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("does not match event.namespace"),
+        "{}",
+        refused.stderr
+    );
+    // ... and stores it where it belongs.
+    let placed = kubectl.file(
+        "placed.yaml",
+        &MISPLACED_EVENT.replace("namespace: default", "namespace: dataprotection-microsoft"),
+    );
+    let created = kubectl.ok(&["create", "-f", &placed]).await.stdout;
+    assert!(
+        created.contains("event/controller-check.1 created"),
+        "{created}"
+    );
+    let checked = kubectl
+        .ok(&[
+            "get",
+            "ev",
+            "-n",
+            "dataprotection-microsoft",
+            "--field-selector",
+            "reason=Checked",
+        ])
+        .await
+        .stdout;
+    assert_eq!(rows(&checked).len(), 2, "{checked}");
+
     // `kubectl api-resources`: discovery lists every served resource with its short names,
     // group-version, scope and kind — the extension's CRDs included once they are
     // established (docs: "Extend the Kubernetes API with CustomResourceDefinitions").
     let resources = kubectl.ok(&["api-resources"]).await.stdout;
     let resources = rows(&resources);
-    assert!(resources.iter().any(|r| {
-        r == &["namespaces", "ns", "v1", "false", "Namespace"]
-            .map(String::from)
-            .to_vec()
-    }));
+    for row in [
+        ["namespaces", "ns", "v1", "false", "Namespace"],
+        ["events", "ev", "v1", "true", "Event"],
+    ] {
+        assert!(
+            resources
+                .iter()
+                .any(|r| r == &row.map(String::from).to_vec()),
+            "{row:?}: {resources:?}"
+        );
+    }
     for (plural, kind) in [
         ("backuphooks", "BackupHook"),
         ("restorehooks", "RestoreHook"),

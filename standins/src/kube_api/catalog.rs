@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use super::events;
+
 /// One served resource type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceType {
@@ -66,6 +68,32 @@ impl ResourceType {
         } else {
             json!({"name": name, "group": self.group, "kind": self.plural})
         }
+    }
+
+    /// Where a field selector's `field` is read on objects of this type (the first non-empty
+    /// value wins); `None` if the API server does not select this type on it.
+    pub fn selectable_field(&self, field: &str) -> Option<&'static [&'static str]> {
+        match field {
+            "metadata.name" => Some(&["/metadata/name"]),
+            "metadata.namespace" => Some(&["/metadata/namespace"]),
+            _ if self.group.is_empty() && self.plural == "events" => {
+                events::selectable_field(field)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `object` has `value` at a field selector's `field` (false for fields this type
+    /// is not selected on).
+    pub fn field_matches(&self, object: &Value, field: &str, value: &str) -> bool {
+        self.selectable_field(field).is_some_and(|pointers| {
+            let found = pointers
+                .iter()
+                .filter_map(|p| object.pointer(p).and_then(Value::as_str))
+                .find(|v| !v.is_empty())
+                .unwrap_or_default();
+            found == value
+        })
     }
 
     /// Whether writes are served.
@@ -313,7 +341,8 @@ fn pod_schema() -> Value {
 
 /// The built-in types: the ones the product writes (namespaces, the network policies and
 /// quota that isolate a drill's scratch namespace, and the probe pods a drill runs there)
-/// have a schema, the ones it only reads are read-only.
+/// and events (which any client may report) have a schema, the ones it only reads are
+/// read-only.
 pub fn builtins() -> Vec<ResourceType> {
     vec![
         builtin(
@@ -327,6 +356,15 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         builtin("", "v1", "pods", "Pod", true, &["po"], Some(pod_schema())),
         builtin("", "v1", "secrets", "Secret", true, &[], None),
+        builtin(
+            "",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            Some(events::schema()),
+        ),
         builtin(
             "",
             "v1",

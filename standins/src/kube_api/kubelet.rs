@@ -3,7 +3,8 @@
 //! that runs to completion (`restartPolicy: Never` or `OnFailure`) then exits `POD_RUN`
 //! later with the exit code and termination message the harness chose for its name
 //! ([`ContainerExit`], default 0), so phase `Succeeded` or `Failed` as a kubelet reports it;
-//! any other pod becomes Running and Ready.
+//! any other pod becomes Running and Ready. A pod restarted in place after a failure
+//! (`OnFailure`) never completes, and the kubelet reports backing off its restarts.
 
 use std::time::Duration;
 
@@ -30,20 +31,19 @@ pub struct ContainerExit {
     pub message: String,
 }
 
-/// The state changes a newly created pod goes through, as (delay from now, state).
-pub fn admit(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> {
+fn restart_policy(pod: &Value) -> &str {
+    pod.pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always")
+}
+
+/// How the containers of `pod` exit (the harness's choice for its name; default 0).
+fn exit_for(pod: &Value, exits: &[ContainerExit]) -> ContainerExit {
     let name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let restart = pod
-        .pointer("/spec/restartPolicy")
-        .and_then(Value::as_str)
-        .unwrap_or("Always");
-    if restart == "Always" {
-        return vec![(POD_START, PodState::Running { ready: true })];
-    }
-    let exit = exits
+    exits
         .iter()
         .rev()
         .find(|e| name.starts_with(&e.pod_prefix))
@@ -52,11 +52,24 @@ pub fn admit(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> 
             pod_prefix: String::new(),
             exit_code: 0,
             message: String::new(),
-        });
-    let end = if exit.exit_code != 0 && restart == "OnFailure" {
-        // Restarted in place; never completes.
+        })
+}
+
+/// Whether the pod's containers fail and are restarted in place (`OnFailure` and a non-zero
+/// exit): the pod never completes and the kubelet backs off restarting them.
+fn crash_loops(pod: &Value, exits: &[ContainerExit]) -> bool {
+    restart_policy(pod) == "OnFailure" && exit_for(pod, exits).exit_code != 0
+}
+
+/// The state changes a newly created pod goes through, as (delay from now, state).
+pub fn admit(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> {
+    if restart_policy(pod) == "Always" {
+        return vec![(POD_START, PodState::Running { ready: true })];
+    }
+    let end = if crash_loops(pod, exits) {
         PodState::Running { ready: false }
     } else {
+        let exit = exit_for(pod, exits);
         PodState::Terminated {
             exit_code: exit.exit_code,
             message: exit.message,
@@ -68,7 +81,8 @@ pub fn admit(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> 
     ]
 }
 
-/// Schedules [`admit`]'s changes for the pod `namespace/name` created at `now`.
+/// Schedules [`admit`]'s changes for the pod `namespace/name` created at `now`, and, for a
+/// pod whose containers fail and restart, the kubelet's back-off when they first exit.
 pub fn schedule(
     pod: &Value,
     exits: &[ContainerExit],
@@ -80,7 +94,7 @@ pub fn schedule(
     ) else {
         return Vec::new();
     };
-    admit(pod, exits)
+    let mut changes: Vec<(OffsetDateTime, Scheduled)> = admit(pod, exits)
         .into_iter()
         .map(|(after, state)| {
             (
@@ -92,7 +106,17 @@ pub fn schedule(
                 },
             )
         })
-        .collect()
+        .collect();
+    if crash_loops(pod, exits) {
+        changes.push((
+            now + POD_START + POD_RUN,
+            Scheduled::ContainerBackOff {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            },
+        ));
+    }
+    changes
 }
 
 /// Gives a status's container statuses the names of the pod's containers, in order.

@@ -13,11 +13,13 @@
 //! preconditions, `dryRun` and `fieldValidation`.
 //!
 //! Deliberate limits (it refuses rather than pretends): no subresources, no protobuf for
-//! objects (only for the OpenAPI v2 document), writes only to the types with a schema (namespaces, pods, quotas, network
-//! policies and installed custom resources).
+//! objects (only for the OpenAPI v2 document), writes only to the types with a schema (namespaces, pods, events, quotas,
+//! network policies and installed custom resources). Its scheduler and kubelet report pods'
+//! progress as core/v1 Events ([`events`]).
 
 pub mod apply;
 pub mod catalog;
+pub mod events;
 pub mod gnostic;
 pub mod kubelet;
 pub mod openapi;
@@ -558,9 +560,9 @@ impl KubeApiServer {
 
     /// Changes a pod's state now; false if there is no such pod.
     pub fn set_pod_state(&self, namespace: &str, name: &str, state: &PodState) -> bool {
-        let at = timestamp(self.now());
+        let now = self.now();
         self.store()
-            .set_pod_status(namespace, name, state.status_json(&at))
+            .set_pod_status(namespace, name, state.status_json(&timestamp(now)), now)
     }
 
     /// Changes a pod's state `after` from now (virtual time).
@@ -891,6 +893,107 @@ mod tests {
             updated["metadata"]["resourceVersion"],
             created["metadata"]["resourceVersion"]
         );
+    }
+
+    /// `(reason, type, count)` of the events about `object` in `namespace`, oldest first.
+    fn events_about(
+        server: &KubeApiServer,
+        namespace: &str,
+        object: &str,
+    ) -> Vec<(String, String, i64)> {
+        let store = server.store();
+        let ty = store.resource_type("", "v1", "events").unwrap();
+        let fields = vec![("involvedObject.name".to_string(), object.to_string())];
+        let list = store
+            .list(
+                &ty,
+                Some(namespace),
+                &store::Selector::default(),
+                &fields,
+                &paging::Page::default(),
+            )
+            .unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().to_string(),
+                    e["type"].as_str().unwrap().to_string(),
+                    e["count"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pods_report_events_as_the_scheduler_and_kubelet_do() {
+        let clock = Arc::new(backup_pilot::clock::ManualClock::new(
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+        ));
+        let server = KubeApiServer::new(clock.clone());
+        server.install_extension(&ExtensionInstall {
+            pods: vec!["agent".into()],
+            initial: PodState::ContainerCreating,
+            ready_after: Some(Duration::from_secs(1)),
+        });
+        let unschedulable = PodState::Unschedulable {
+            message: "0/1 nodes are available: 1 Insufficient cpu.".into(),
+        };
+        server.add_pod(EXTENSION_NAMESPACE, "pending", unschedulable.clone());
+        // The scheduler tries again and says the same: one event, counted twice.
+        assert!(server.set_pod_state(EXTENSION_NAMESPACE, "pending", &unschedulable));
+        clock.advance(Duration::from_secs(1));
+        server.namespace_exists(EXTENSION_NAMESPACE);
+        let agent: Vec<String> = events_about(&server, EXTENSION_NAMESPACE, "agent")
+            .into_iter()
+            .map(|(reason, kind, count)| {
+                assert_eq!((kind.as_str(), count), ("Normal", 1));
+                reason
+            })
+            .collect();
+        assert_eq!(
+            agent,
+            ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+        );
+        assert_eq!(
+            events_about(&server, EXTENSION_NAMESPACE, "pending"),
+            [("FailedScheduling".into(), "Warning".into(), 2)]
+        );
+
+        // A pod a client creates that fails and is restarted in place: the kubelet backs off.
+        server.set_container_exit("job-", 1, "boom");
+        let now = server.now();
+        {
+            let mut store = server.store();
+            let ty = store.resource_type("", "v1", "pods").unwrap();
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "job-1"},
+                "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}});
+            store
+                .create(
+                    &ty,
+                    "default",
+                    pod,
+                    "test",
+                    store::FieldValidation::Strict,
+                    now,
+                )
+                .unwrap();
+        }
+        clock.advance(kubelet::POD_START + kubelet::POD_RUN);
+        server.namespace_exists("default");
+        let job = events_about(&server, "default", "job-1");
+        assert_eq!(
+            job.last().unwrap(),
+            &("BackOff".into(), "Warning".into(), 1)
+        );
+
+        // A namespace being deleted takes its events with it and reports none.
+        server.uninstall_extension();
+        clock.advance(Duration::from_secs(5));
+        assert!(!server.namespace_exists(EXTENSION_NAMESPACE));
+        assert!(events_about(&server, EXTENSION_NAMESPACE, "agent").is_empty());
     }
 
     #[test]

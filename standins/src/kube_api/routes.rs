@@ -206,7 +206,7 @@ fn route(
         (Method::GET, None) => {
             let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))?;
             let fields =
-                parse_field_selector(query.get("fieldSelector").map_or("", String::as_str))?;
+                parse_field_selector(query.get("fieldSelector").map_or("", String::as_str), &ty)?;
             if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
                 let since = match query.get("resourceVersion").filter(|rv| !rv.is_empty()) {
                     None => None,
@@ -433,7 +433,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     }
 }
 
-fn parse_field_selector(text: &str) -> Result<Vec<(String, String)>, ApiError> {
+/// `fieldSelector`: equality requirements on the fields the type is selected on (400 for
+/// any other field, as the API server answers).
+fn parse_field_selector(text: &str, ty: &ResourceType) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((field, value)) = part.split_once("==").or_else(|| part.split_once('=')) else {
@@ -442,7 +444,7 @@ fn parse_field_selector(text: &str) -> Result<Vec<(String, String)>, ApiError> {
             )));
         };
         let field = field.trim();
-        if !matches!(field, "metadata.name" | "metadata.namespace") {
+        if ty.selectable_field(field).is_none() {
             return Err(ApiError::bad_request(format!(
                 "field label not supported: {field}"
             )));

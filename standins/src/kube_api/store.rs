@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use super::PodState;
 use super::apply::{self, Merged};
 use super::catalog::{self, ResourceType};
+use super::events::{self, Note};
 use super::kubelet::{self, ContainerExit};
 use super::paging;
 use super::patch::prune_nulls;
@@ -49,6 +50,13 @@ pub enum Scheduled {
         name: String,
         /// The new state.
         state: super::PodState,
+    },
+    /// The kubelet backs off restarting a pod's failed containers.
+    ContainerBackOff {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
     },
     /// A deployment's replicas all become available.
     DeploymentAvailable {
@@ -225,9 +233,22 @@ impl Store {
                     };
                     let rv = self.next_revision();
                     if let Some(pod) = self.objects.get_mut(&key) {
+                        let before = pod.get("status").cloned();
                         pod["status"] = state.status_json(&timestamp(now));
                         kubelet::name_containers(pod);
                         pod["metadata"]["resourceVersion"] = Value::String(rv);
+                        self.observe_pod(&key, before.as_ref(), now);
+                    }
+                }
+                Scheduled::ContainerBackOff { namespace, name } => {
+                    let key = Key {
+                        group: String::new(),
+                        plural: "pods".into(),
+                        namespace,
+                        name,
+                    };
+                    if let Some(pod) = self.objects.get(&key).cloned() {
+                        self.record(&pod, &events::back_off_notes(&pod), now);
                     }
                 }
                 Scheduled::DeploymentAvailable { namespace, name } => {
@@ -295,12 +316,10 @@ impl Store {
             .filter(|(_, v)| {
                 labels.matches(v.pointer("/metadata/labels").and_then(Value::as_object))
             })
-            .filter(|(k, _)| {
-                fields.iter().all(|(f, v)| match f.as_str() {
-                    "metadata.name" => &k.name == v,
-                    "metadata.namespace" => &k.namespace == v,
-                    _ => false,
-                })
+            .filter(|(_, object)| {
+                fields
+                    .iter()
+                    .all(|(field, value)| ty.field_matches(object, field, value))
             })
     }
 
@@ -437,6 +456,21 @@ impl Store {
         schema::check(&top, object, &FieldPath::default())
     }
 
+    /// What makes `object` invalid: its schema `problems`, then the API server's checks of its
+    /// type beyond the schema (an event's namespace).
+    fn causes(
+        ty: &ResourceType,
+        namespace: &str,
+        object: &Value,
+        problems: &[Problem],
+    ) -> Vec<Cause> {
+        let mut causes: Vec<Cause> = problems.iter().map(Cause::from_problem).collect();
+        if ty.group.is_empty() && ty.plural == "events" {
+            causes.extend(events::validate(object, namespace));
+        }
+        causes
+    }
+
     /// Prunes `null`s, then handles unknown fields per `validation` (Strict refuses, Warn
     /// drops them and returns the warnings, Ignore drops them silently); returns the warnings
     /// and the other problems (invalid values).
@@ -555,12 +589,9 @@ impl Store {
             None => {}
         }
         let (warnings, other) = Self::check_fields(ty, &mut object, validation)?;
-        if !other.is_empty() {
-            return Err(ApiError::invalid(
-                ty,
-                name,
-                other.iter().map(Cause::from_problem).collect(),
-            ));
+        let causes = Self::causes(ty, namespace, &object, &other);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(ty, name, causes));
         }
         for field in [
             "uid",
@@ -701,6 +732,78 @@ impl Store {
             for (at, change) in kubelet::schedule(object, &self.container_exits, now) {
                 self.schedule(at, change);
             }
+            self.record(object, &events::pod_notes(object, None, now), now);
+        }
+    }
+
+    /// Reports what the scheduler and kubelet see as the stored pod at `key` moves on from
+    /// the status `before` (`None`: it is new).
+    fn observe_pod(&mut self, key: &Key, before: Option<&Value>, now: OffsetDateTime) {
+        if let Some(pod) = self.objects.get(key).cloned() {
+            self.record(&pod, &events::pod_notes(&pod, before, now), now);
+        }
+    }
+
+    /// Reports `notes` about the stored object `involved` as client-go's event recorder does:
+    /// a new Event in the object's namespace, or one more count on an identical earlier one.
+    /// Nothing is recorded in a namespace that is gone or terminating (the API server refuses
+    /// new objects there).
+    fn record(&mut self, involved: &Value, notes: &[Note], now: OffsetDateTime) {
+        let Some(ty) = self.resource_type("", "v1", "events") else {
+            return;
+        };
+        let involved_name = object_name(involved).unwrap_or_default();
+        for note in notes {
+            let mut event = events::new_event(involved, note, involved_name, now);
+            let namespace = event
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if self.namespace_state(&namespace) != Some(false) {
+                return;
+            }
+            let first = Key {
+                group: String::new(),
+                plural: ty.plural.clone(),
+                namespace: namespace.clone(),
+                name: String::new(),
+            };
+            let earlier = self
+                .objects
+                .range(first..)
+                .take_while(|(k, _)| {
+                    k.group.is_empty() && k.plural == ty.plural && k.namespace == namespace
+                })
+                .find(|(_, existing)| events::same_occurrence(existing, &event))
+                .map(|(k, _)| k.clone());
+            if let Some(key) = earlier {
+                let rv = self.next_revision();
+                if let Some(existing) = self.objects.get_mut(&key) {
+                    events::repeat(existing, now);
+                    existing["metadata"]["resourceVersion"] = Value::String(rv);
+                }
+                continue;
+            }
+            // The recorder names an event after the time; occurrences at the same instant
+            // (a virtual clock) take the next free nanosecond.
+            let mut offset = 0;
+            let key = loop {
+                let key = Self::key(
+                    &ty,
+                    &namespace,
+                    &events::event_name(involved_name, now, offset),
+                );
+                if !self.objects.contains_key(&key) {
+                    break key;
+                }
+                offset += 1;
+            };
+            let entry =
+                apply::update_entry(&event, note.manager(), &ty.api_version(), &timestamp(now));
+            self.finish_new(&ty, &mut event, &namespace, &key.name, now);
+            event["metadata"]["managedFields"] = json!([entry]);
+            self.objects.insert(key, event);
         }
     }
 
@@ -810,12 +913,9 @@ impl Store {
             ));
         }
         Self::check_name(ty, &name)?;
-        if !other.is_empty() {
-            return Err(ApiError::invalid(
-                ty,
-                &name,
-                other.iter().map(Cause::from_problem).collect(),
-            ));
+        let causes = Self::causes(ty, namespace, &object, &other);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(ty, &name, causes));
         }
         let key = Self::key(ty, namespace, &name);
         if self.objects.contains_key(&key) {
@@ -936,10 +1036,7 @@ impl Store {
         if let (Some(live), true) = (&live, unchanged) {
             return Ok((live.clone(), false));
         }
-        let invalid: Vec<Cause> = Self::problems(ty, &object)
-            .iter()
-            .map(Cause::from_problem)
-            .collect();
+        let invalid = Self::causes(ty, namespace, &object, &Self::problems(ty, &object));
         if !invalid.is_empty() {
             return Err(ApiError::invalid(ty, name, invalid));
         }
@@ -1103,15 +1200,29 @@ impl Store {
             None => self.finish_new(ty, &mut object, &namespace, &name, now),
         }
         let created_namespace = ty.plural == "namespaces" && !self.objects.contains_key(&key);
+        let before = self
+            .objects
+            .get(&key)
+            .and_then(|o| o.get("status"))
+            .cloned();
         self.objects.insert(key.clone(), object);
         if created_namespace {
             self.namespace_created(&name, now);
         }
+        if ty.group.is_empty() && ty.plural == "pods" {
+            self.observe_pod(&key, before.as_ref(), now);
+        }
         key
     }
 
-    /// Replaces a pod's status now.
-    pub fn set_pod_status(&mut self, namespace: &str, name: &str, status: Value) -> bool {
+    /// Replaces a pod's status now (what the scheduler and kubelet see is reported).
+    pub fn set_pod_status(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        status: Value,
+        now: OffsetDateTime,
+    ) -> bool {
         let key = Key {
             group: String::new(),
             plural: "pods".into(),
@@ -1119,14 +1230,17 @@ impl Store {
             name: name.to_string(),
         };
         let rv = self.next_revision();
-        match self.objects.get_mut(&key) {
+        let before = match self.objects.get_mut(&key) {
             Some(pod) => {
+                let before = pod.get("status").cloned();
                 pod["status"] = status;
                 pod["metadata"]["resourceVersion"] = Value::String(rv);
-                true
+                before
             }
-            None => false,
-        }
+            None => return false,
+        };
+        self.observe_pod(&key, before.as_ref(), now);
+        true
     }
 
     /// Names of every namespace.

@@ -1,7 +1,8 @@
 //! Server-side printing: the `Table` (meta.k8s.io/v1) a client gets when it asks for
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, as `kubectl get` does. Columns are
 //! those of the API server's printers: pods NAME READY STATUS RESTARTS AGE, namespaces NAME
-//! STATUS AGE, a custom resource its CRD's `additionalPrinterColumns` (NAME AGE when it has
+//! STATUS AGE, events LAST SEEN TYPE REASON OBJECT MESSAGE (and, with `-o wide`, SUBOBJECT
+//! SOURCE FIRST SEEN COUNT NAME), a custom resource its CRD's `additionalPrinterColumns` (NAME AGE when it has
 //! none), any other type NAME AGE. Ages are rendered as the API server's `HumanDuration`.
 
 use serde_json::{Value, json};
@@ -215,8 +216,143 @@ fn printer_cell(object: &Value, column: &Value, now: OffsetDateTime) -> Value {
     }
 }
 
+fn is_event(ty: &ResourceType) -> bool {
+    ty.group.is_empty() && ty.plural == "events"
+}
+
+/// The event printer's columns (the API server prints them all; kubectl shows those of
+/// priority 0 and the rest with `-o wide`).
+fn event_columns() -> Vec<Value> {
+    let mut name = name_column();
+    name["priority"] = 1.into();
+    vec![
+        column(
+            "Last Seen",
+            "string",
+            "",
+            "The time at which the most recent occurrence of this event was recorded.",
+            0,
+        ),
+        column(
+            "Type",
+            "string",
+            "",
+            "Type of this event (Normal, Warning), new types could be added in the future",
+            0,
+        ),
+        column(
+            "Reason",
+            "string",
+            "",
+            "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            0,
+        ),
+        column(
+            "Object",
+            "string",
+            "",
+            "The object that this event is about.",
+            0,
+        ),
+        column(
+            "Subobject",
+            "string",
+            "",
+            "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+            1,
+        ),
+        column(
+            "Source",
+            "string",
+            "",
+            "The component reporting this event. Should be a short machine understandable string.",
+            1,
+        ),
+        column(
+            "Message",
+            "string",
+            "",
+            "A human-readable description of the status of this operation.",
+            0,
+        ),
+        column(
+            "First Seen",
+            "string",
+            "",
+            "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            1,
+        ),
+        column(
+            "Count",
+            "string",
+            "",
+            "The number of times this event has occurred.",
+            1,
+        ),
+        name,
+    ]
+}
+
+/// The event printer's cells: ages of the last and first occurrence (`eventTime` and the
+/// series for events of the events.k8s.io kind), the object as `kind/name`, the source as
+/// `component, host`.
+fn event_cells(event: &Value, now: OffsetDateTime) -> Vec<Value> {
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let present = |pointer: &str| event.pointer(pointer).filter(|v| !v.is_null());
+    let first = match present("/firstTimestamp") {
+        Some(t) => age_of(Some(t), now),
+        None => age_of(present("/eventTime"), now),
+    };
+    let mut last =
+        present("/lastTimestamp").map_or_else(|| first.clone(), |t| age_of(Some(t), now));
+    let mut count = event.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(series) = present("/series") {
+        last = age_of(series.get("lastObservedTime"), now);
+        count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = text("/involvedObject/kind").to_lowercase();
+    let object = match text("/involvedObject/name") {
+        name if name.is_empty() => kind,
+        name => format!("{kind}/{name}"),
+    };
+    let component = [text("/source/component"), text("/reportingComponent")]
+        .into_iter()
+        .find(|c| !c.is_empty());
+    let host = [text("/source/host"), text("/reportingInstance")]
+        .into_iter()
+        .find(|h| !h.is_empty());
+    let source = match (component, host) {
+        (None, _) => "<unknown>".to_string(),
+        (Some(c), None) => c,
+        (Some(c), Some(h)) => format!("{c}, {h}"),
+    };
+    vec![
+        last,
+        text("/type").into(),
+        text("/reason").into(),
+        object.into(),
+        text("/involvedObject/fieldPath").into(),
+        source.into(),
+        text("/message").trim().into(),
+        first,
+        count.into(),
+        text("/metadata/name").into(),
+    ]
+}
+
 /// The columns of `ty` and one row's cells for `object`.
 fn columns(ty: &ResourceType) -> Vec<Value> {
+    if is_event(ty) {
+        return event_columns();
+    }
     if ty.group.is_empty() && ty.plural == "pods" {
         return vec![
             name_column(),
@@ -268,6 +404,9 @@ fn columns(ty: &ResourceType) -> Vec<Value> {
 }
 
 fn cells(ty: &ResourceType, object: &Value, now: OffsetDateTime) -> Vec<Value> {
+    if is_event(ty) {
+        return event_cells(object, now);
+    }
     let name = object
         .pointer("/metadata/name")
         .cloned()
@@ -359,6 +498,41 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn events_print_as_the_event_printer_does() {
+        let now = OffsetDateTime::parse("2026-01-01T00:01:00Z", &Rfc3339).unwrap();
+        let event = json!({"metadata": {"name": "web.1"}, "type": "Warning", "reason": "BackOff",
+            "involvedObject": {"kind": "Pod", "name": "web", "fieldPath": "spec.containers{main}"},
+            "source": {"component": "kubelet", "host": "node-1"}, "message": "Back-off ",
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:50Z", "count": 3});
+        assert_eq!(
+            event_cells(&event, now),
+            json!([
+                "10s",
+                "Warning",
+                "BackOff",
+                "pod/web",
+                "spec.containers{main}",
+                "kubelet, node-1",
+                "Back-off",
+                "60s",
+                3,
+                "web.1"
+            ])
+            .as_array()
+            .unwrap()
+            .clone()
+        );
+        assert_eq!(event_columns().len(), event_cells(&event, now).len());
+        let new_api = json!({"involvedObject": {"kind": "Node"}, "reportingComponent": "c",
+            "eventTime": "2026-01-01T00:00:30.000000Z"});
+        let cells = event_cells(&new_api, now);
+        assert_eq!(
+            (&cells[0], &cells[3], &cells[5], &cells[8]),
+            (&json!("30s"), &json!("node"), &json!("c"), &json!(1))
+        );
     }
 
     #[test]
