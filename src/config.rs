@@ -171,6 +171,9 @@ pub struct Config {
     pub arm_scope: String,
     /// Polling interval for operations whose response gives no `Retry-After`.
     pub arm_poll: Duration,
+    /// `BACKUP_PILOT_ARM_SETTLED_READ_SECONDS`: how long a settled read of a shared resource
+    /// is reused (see [`crate::arm::settled`]); 300 by default, 0 reads every time.
+    pub arm_settled_read_ttl: Duration,
     /// `BACKUP_PILOT_STEP_BUDGET_SECONDS`: how long one step run may take, in real time
     /// (see [`crate::engine::InvocationBudget`]); 40 s by default, at most
     /// [`MAX_STEP_BUDGET_SECONDS`].
@@ -287,6 +290,12 @@ impl Config {
         if arm_poll.is_zero() {
             problems.push("BACKUP_PILOT_ARM_POLL_SECONDS must be > 0".into());
         }
+        let arm_settled_read_ttl = Duration::from_secs(parse_or(
+            &get,
+            "BACKUP_PILOT_ARM_SETTLED_READ_SECONDS",
+            crate::arm::client::SETTLED_READ_TTL.as_secs(),
+            &mut problems,
+        ));
         let step_budget_seconds = parse_or(
             &get,
             "BACKUP_PILOT_STEP_BUDGET_SECONDS",
@@ -400,6 +409,7 @@ impl Config {
                 arm_url,
                 arm_scope,
                 arm_poll,
+                arm_settled_read_ttl,
                 step_budget,
                 onboarding,
                 restore,

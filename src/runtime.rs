@@ -72,6 +72,7 @@ pub fn arm_client(
         base_url: config.arm_url.clone(),
         scope: config.arm_scope.clone(),
         default_poll: config.arm_poll,
+        settled_read_ttl: config.arm_settled_read_ttl,
         ..ArmOptions::default()
     };
     Ok(ArmClient::new(

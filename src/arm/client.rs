@@ -27,6 +27,7 @@ use super::lro::{
     FinalState, LroHeaders, OperationKind, OperationStatus, PendingOperation,
     async_operation_status, pending_from_response, provisioning_status,
 };
+use super::settled::SettledReads;
 use crate::clock::Clock;
 use crate::telemetry::http::{HttpCall, Peer};
 use tracing::Instrument as _;
@@ -38,6 +39,9 @@ pub const ACCEPT_JSON: &str = "application/json";
 /// The default bound on one ARM call, retries and token requests included: well inside the
 /// engine's step budget ([`crate::engine::STEP_BUDGET`]).
 pub const ARM_CALL_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// How long a settled read is reused by default: five minutes of the client's clock.
+pub const SETTLED_READ_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// Retries of quick transient failures inside one call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +82,8 @@ pub struct ArmOptions {
     pub rate_limit_pause: Duration,
     /// The longest one call may take, in real time, retries and token requests included.
     pub call_timeout: Duration,
+    /// How long a settled read is reused ([`ArmClient::get_settled`]); zero reads every time.
+    pub settled_read_ttl: Duration,
 }
 
 impl Default for ArmOptions {
@@ -90,6 +96,7 @@ impl Default for ArmOptions {
             rate_limit_reserve: 5,
             rate_limit_pause: Duration::from_secs(30),
             call_timeout: ARM_CALL_TIMEOUT,
+            settled_read_ttl: SETTLED_READ_TTL,
         }
     }
 }
@@ -160,6 +167,7 @@ pub struct ArmClient {
     clock: Arc<dyn Clock>,
     options: ArmOptions,
     held_until: Mutex<HashMap<String, OffsetDateTime>>,
+    settled: SettledReads,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -201,6 +209,7 @@ impl ArmClient {
             clock,
             options,
             held_until: Mutex::new(HashMap::new()),
+            settled: SettledReads::default(),
         })
     }
 
@@ -214,6 +223,7 @@ impl ArmClient {
             clock,
             options: ArmOptions::default(),
             held_until: Mutex::new(HashMap::new()),
+            settled: SettledReads::default(),
         }
     }
 
@@ -266,6 +276,53 @@ impl ArmClient {
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// GET a resource that may not exist (404 is `None`), reusing a body this client read
+    /// less than [`ArmOptions::settled_read_ttl`] ago when `settled` judged it settled (see
+    /// [`super::settled`]). For shared resources many clusters' workflows read.
+    ///
+    /// # Errors
+    /// Any failure other than 404.
+    pub async fn get_settled(
+        &self,
+        path: &str,
+        api_version: &str,
+        settled: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Value>, ArmError> {
+        let ttl = self.options.settled_read_ttl;
+        if let Some(body) = self.settled.get(path, api_version, self.clock.now(), ttl) {
+            return Ok(Some(body));
+        }
+        let body = self.get_optional(path, api_version).await?;
+        if body.is_some() {
+            self.settled.seen(path);
+        }
+        if let Some(b) = &body
+            && !ttl.is_zero()
+            && settled(b)
+        {
+            self.settled
+                .put(path, api_version, self.clock.now(), b.clone(), ttl);
+        }
+        Ok(body)
+    }
+
+    /// Notes that this instance is creating the shared resource at `path` and expects it
+    /// within `window` (see [`super::settled`]); [`ArmClient::being_created`] tells others.
+    pub fn note_creating(&self, path: &str, window: Duration) {
+        if let Some(until) = time::Duration::try_from(window)
+            .ok()
+            .and_then(|w| self.clock.now().checked_add(w))
+        {
+            self.settled.note_creating(path, until);
+        }
+    }
+
+    /// How long the resource at `path` is still expected from a create this instance sent,
+    /// if it is being created.
+    pub fn being_created(&self, path: &str) -> Option<Duration> {
+        self.settled.creating_for(path, self.clock.now())
     }
 
     /// GET a collection, following `nextLink`; returns every `value` item.
@@ -455,6 +512,9 @@ impl ArmClient {
     ) -> Result<ArmResponse, ArmError> {
         let limit = self.options.call_timeout;
         let request = format!("{method} {}", url.path());
+        if method != Method::GET {
+            self.settled.forget(url.path());
+        }
         match tokio::time::timeout(limit, self.send_with_retries(method, url, body)).await {
             Ok(result) => result,
             Err(_) => {

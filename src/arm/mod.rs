@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod lro;
+pub mod settled;
 pub mod versions;
 
 pub use client::{ARM_CALL_TIMEOUT, ArmClient, ArmOptions, ArmResponse, Polled, QuickRetry};

@@ -792,10 +792,12 @@ impl Engine {
                 }
                 let mut again = env.retry();
                 again.step_deadline = deadline;
-                again.failures = if progress.failed {
-                    env.failures.saturating_add(1)
-                } else {
-                    0
+                // The error backoff grows with failures in a row; a throttle is the server pacing
+                // the service (its Retry-After is the wait), not a failure to back off from.
+                again.failures = match (progress.failed, progress.throttled) {
+                    (true, false) => env.failures.saturating_add(1),
+                    (true, true) => env.failures,
+                    (false, _) => 0,
                 };
                 again.payload = facts;
                 self.publish(&mut again, Some(at)).await?;
@@ -1075,6 +1077,76 @@ mod tests {
                 summary: "finished".into()
             }
         );
+    }
+
+    /// Throttled three times (ARM's 429 with a 30 s Retry-After), then a 503 with no delay.
+    struct ThrottledThrice;
+    #[async_trait]
+    impl Step for ThrottledThrice {
+        fn name(&self) -> &'static str {
+            "throttled"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            let fault = |status: u16, code: &str, retry_after: Option<Duration>| {
+                StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
+                    crate::arm::ArmFault {
+                        status,
+                        code: code.into(),
+                        message: "slow down".into(),
+                        retry_after,
+                        request: "GET /subscriptions/s".into(),
+                        request_ids: String::new(),
+                    },
+                )))
+            };
+            match env.attempt {
+                0..=2 => Err(fault(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    Some(Duration::from_secs(30)),
+                )),
+                3 => Err(fault(500, "InternalServerError", None)),
+                _ => Ok(Outcome::done("finished")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttle_paces_a_step_at_the_servers_delay_and_does_not_grow_its_backoff() {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let ctx = Ctx {
+            retry: RetryPolicy {
+                randomization: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
+        };
+        let registry = Registry::default()
+            .add(WorkflowKind::Onboard, ThrottledThrice)
+            .starts_with(WorkflowKind::Onboard, "throttled", "Start");
+        let engine = Engine::new(ctx, registry);
+        let mut env = engine
+            .start(WorkflowKind::Onboard, "/subscriptions/s", "g", Map::new())
+            .await
+            .unwrap();
+        let mut delays = Vec::new();
+        let mut failures = Vec::new();
+        for _ in 0..4 {
+            match engine.run(&env).await.unwrap().transition {
+                Transition::Retrying { at, .. } => delays.push((at - clock.now()).whole_seconds()),
+                other => panic!("{other:?}"),
+            }
+            env = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+            failures.push(env.failures);
+        }
+        // Each throttle waits the server's 30 s; the 503 after them backs off from the
+        // policy's initial 10 s, not from 10 s x 2^3.
+        assert_eq!(delays, vec![30, 30, 30, 10]);
+        assert_eq!(failures, vec![0, 0, 0, 1]);
     }
 
     #[tokio::test]

@@ -59,9 +59,15 @@ impl RetryPolicy {
 pub fn error_policy(error: &StepError, attempt: u32, policy: &RetryPolicy) -> Outcome {
     if error.is_transient() {
         let backoff = policy.delay(attempt);
+        // A server's delay is spread by the policy's randomization, so the clusters a throttle
+        // held back together do not all come back in the same second.
+        let spread = |server: Duration| {
+            let factor = 1.0 + rand::random::<f64>() * policy.randomization.max(0.0);
+            Duration::try_from_secs_f64(server.as_secs_f64() * factor).unwrap_or(server)
+        };
         let after = error
             .retry_after()
-            .map_or(backoff, |server| server.max(backoff));
+            .map_or(backoff, |server| spread(server).max(backoff));
         Outcome::retry_after(after, error.to_string())
     } else {
         Outcome::failed(error.to_string())
@@ -105,6 +111,15 @@ mod tests {
         assert!(
             matches!(out.action, Action::RetryAfter { after, .. } if after == Duration::from_secs(90))
         );
+        let spread = RetryPolicy::default();
+        for _ in 0..20 {
+            let out = error_policy(&throttled, 0, &spread);
+            assert!(
+                matches!(out.action, Action::RetryAfter { after, .. } if after >= Duration::from_secs(90) && after <= Duration::from_secs(108)),
+                "{:?}",
+                out.action
+            );
+        }
         let busy = StepError::Transient {
             message: "503".into(),
             retry_after: Some(Duration::from_secs(1)),

@@ -850,6 +850,7 @@ impl Planner<'_> {
                 &bi_id,
                 &placement.vault_id(),
                 &spec.cluster_id,
+                true,
             )
             .await?
         } else {

@@ -91,15 +91,22 @@ pub fn wanted_for(ctx: &Ctx, ids: &Identities, scopes: &Scopes) -> Vec<roles::As
 /// # Errors
 /// A failed read.
 pub async fn in_place(ctx: &Ctx, assignment: &roles::Assignment) -> Result<bool, StepError> {
-    let existing = ctx
-        .arm
-        .get_optional(&assignment.path(), versions::ROLE_ASSIGNMENTS)
-        .await?;
-    Ok(existing.is_some_and(|e| {
+    let for_principal = |e: &Value| {
         e.pointer("/properties/principalId")
             .and_then(Value::as_str)
             .is_some_and(|p| p.eq_ignore_ascii_case(&assignment.principal_id))
-    }))
+    };
+    // Grants shared by the fleet (the vault's, at resource group or subscription scope) are
+    // read once for many clusters.
+    let existing = ctx
+        .arm
+        .get_settled(
+            &assignment.path(),
+            versions::ROLE_ASSIGNMENTS,
+            for_principal,
+        )
+        .await?;
+    Ok(existing.is_some_and(|e| for_principal(&e)))
 }
 
 #[async_trait]
@@ -127,7 +134,15 @@ impl Step for AssignRoles {
             ));
         }
         tracing::info!(workflow_id = %env.workflow_id, created, "role assignments in place");
-        Ok(advance(super::bind_trusted_access::NAME, FACT)
-            .with(super::configure_backup::ROLES_CREATED, created))
+        let outcome = advance(super::bind_trusted_access::NAME, FACT)
+            .with(super::configure_backup::ROLES_CREATED, created);
+        Ok(if created > 0 {
+            outcome.with(
+                super::configure_backup::ROLES_CREATED_AT,
+                ctx.clock.now().unix_timestamp(),
+            )
+        } else {
+            outcome
+        })
     }
 }

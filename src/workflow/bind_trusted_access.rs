@@ -23,6 +23,9 @@ pub const FACT: &str = "TrustedAccessBound";
 /// See the module docs.
 pub struct BindTrustedAccess;
 
+/// How long a binding usually takes to provision: its first poll waits this long.
+const EXPECTED_BINDING: Duration = Duration::from_secs(30);
+
 /// Where a cluster's trusted-access binding for a vault stands after [`ensure_binding`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Binding {
@@ -173,7 +176,9 @@ impl Step for BindTrustedAccess {
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
-            Progress::Finished { .. } | Progress::Idle => {}
+            // The binding's own create succeeded: nothing to read again.
+            Progress::Finished { .. } => return Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
+            Progress::Idle => {}
         }
         let cluster_id = facts::cluster_id(env)?.to_string();
         let vault_id = facts::required(env, facts::VAULT_ID)?;
@@ -181,7 +186,7 @@ impl Step for BindTrustedAccess {
             match ensure_binding(ctx, &cluster_id, &vault_id, NAME).await? {
                 Binding::Ready => advance(super::AFTER_TRUSTED_ACCESS, FACT),
                 Binding::Provisioning(why) => wait(ctx.arm.default_poll(), why),
-                Binding::Started(op) => started(op),
+                Binding::Started(op) => started(op.expecting(EXPECTED_BINDING, ctx.clock.now())),
                 Binding::Failed(why) => {
                     Outcome::failed(format!("{why}; delete it and resend the cluster event"))
                 }

@@ -31,6 +31,15 @@ pub const MAX_REMEDIATIONS: u64 = 3;
 pub const PROPAGATION_WAIT: Duration = Duration::from_secs(60);
 /// Payload: the number of assignments assign_roles created on its last run.
 pub const ROLES_CREATED: &str = "rolesCreated";
+/// Payload: when assign_roles last created assignments (Unix seconds).
+pub const ROLES_CREATED_AT: &str = "rolesCreatedAt";
+/// How long after new role assignments validation is first tried: the guide's "role
+/// assignments take 1-2 minutes to propagate". Trying earlier only buys a permission error
+/// (a write and a poll) and a trip back through assign_roles.
+pub const EXPECTED_PROPAGATION: Duration = Duration::from_secs(90);
+/// Payload: the vault is searched for an instance of the cluster under any name (validation
+/// or creation said one exists).
+const SEARCH_VAULT: &str = "searchVaultForInstance";
 /// Payload: the existing instance must be re-submitted once roles are fixed.
 const RESUBMIT: &str = "resubmitBackupInstance";
 
@@ -62,6 +71,9 @@ impl Step for ConfigureBackup {
                     facts::flag(env, RESUBMIT),
                 ));
             }
+            Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
+                return Ok(search_vault(&error.to_string()));
+            }
             Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
             Progress::Finished { label, .. } if label == VALIDATE => validated = true,
             Progress::Finished { .. } | Progress::Idle => {}
@@ -78,7 +90,11 @@ impl Step for ConfigureBackup {
             .map(str::to_string)
             .unwrap_or(deterministic);
 
-        let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id).await?;
+        // Listing a shared vault's instances costs a read per page per cluster; Azure's own
+        // refusal of a second instance (validation, creation) says when to look.
+        let search = facts::flag(env, SEARCH_VAULT)
+            || ctx.onboarding.layout != super::settings::Layout::SharedPerRegion;
+        let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?;
         // A repair comes after the chain re-did the roles, binding and extension: an instance
         // in error is re-submitted.
         let repair = env.fact_str(facts::REPAIR).is_some();
@@ -124,6 +140,12 @@ impl Step for ConfigureBackup {
         // validateForBackup is for new instances (it refuses a second instance of the same
         // cluster); an existing instance is re-submitted and its configuration re-checked.
         if !validated && existing.is_none() {
+            if let Some(left) = propagation_left(ctx, env) {
+                return Ok(wait(
+                    left,
+                    "waiting for the new role assignments to take effect before validating",
+                ));
+            }
             let resp = ctx
                 .arm
                 .post(
@@ -143,6 +165,7 @@ impl Step for ConfigureBackup {
                 Err(e) if e.is_missing_roles() => {
                     return Ok(remediate(env, &e.to_string(), existing.is_some()));
                 }
+                Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -162,12 +185,8 @@ impl Step for ConfigureBackup {
         let resp = match resp {
             Ok(r) => r,
             Err(e) if e.is_missing_roles() => return Ok(remediate(env, &e.to_string(), true)),
-            Err(e)
-                if e.has_code("UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy") =>
-            {
-                // Another workflow created it a moment ago; adopt it on the next attempt.
-                return Ok(wait(Duration::from_secs(10), e.to_string()));
-            }
+            // Another workflow (or a person) created it a moment ago: adopt it.
+            Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
             Err(e) => return Err(e.into()),
         };
         let outcome = match resp.pending(CREATE, FinalState::OriginalUri, ctx.arm.default_poll()) {
@@ -182,6 +201,35 @@ impl Step for ConfigureBackup {
             .with(facts::BACKUP_VALIDATED, true)
             .without(RESUBMIT))
     }
+}
+
+/// Azure's refusal of a second instance of a cluster in a vault with the same policy.
+const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
+
+/// Looks again shortly, searching the vault for the instance Azure says protects the cluster.
+fn search_vault(why: &str) -> Outcome {
+    wait(
+        Duration::from_secs(10),
+        format!("adopting the cluster's existing backup instance: {why}"),
+    )
+    .with(SEARCH_VAULT, true)
+}
+
+/// How long the role assignments assign_roles just created still need, by
+/// [`EXPECTED_PROPAGATION`], before validation is worth trying.
+fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
+    let created_at = env.payload.get(ROLES_CREATED_AT).and_then(Value::as_i64)?;
+    if facts::counter(env, ROLES_CREATED) == 0 {
+        return None;
+    }
+    let since = ctx.clock.now().unix_timestamp().saturating_sub(created_at);
+    let left = i64::try_from(EXPECTED_PROPAGATION.as_secs())
+        .ok()?
+        .saturating_sub(since);
+    u64::try_from(left)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
 }
 
 /// True when the instance's `protectionStatus.status` is `ProtectionConfigured` (or absent):
@@ -286,8 +334,8 @@ pub fn instance_verdict(
     }
 }
 
-/// The cluster's instance: `bi_id` (the deterministic one, or the one recorded), else one in
-/// the vault that protects `cluster_id` under any name.
+/// The cluster's instance: `bi_id` (the deterministic one, or the one recorded), else, when
+/// `search`, one in the vault that protects `cluster_id` under any name.
 ///
 /// # Errors
 /// A failed read.
@@ -296,6 +344,7 @@ pub async fn existing_instance(
     bi_id: &str,
     vault_id: &str,
     cluster_id: &str,
+    search: bool,
 ) -> Result<Option<Value>, StepError> {
     Ok(
         match ctx
@@ -304,7 +353,8 @@ pub async fn existing_instance(
             .await?
         {
             Some(bi) => Some(bi),
-            None => find_for_cluster(ctx, vault_id, cluster_id).await?,
+            None if search => find_for_cluster(ctx, vault_id, cluster_id).await?,
+            None => None,
         },
     )
 }

@@ -87,12 +87,16 @@ pub async fn assess(
         "/subscriptions/{}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions",
         cluster_id.subscription()
     );
+    // A region's supported versions change a few times a year: one read serves the fleet.
     match ctx
         .arm
-        .get(&versions_path, versions::MANAGED_CLUSTERS)
+        .get_settled(&versions_path, versions::MANAGED_CLUSTERS, |_| true)
         .await
     {
-        Ok(offered) => {
+        Ok(None) => out.warnings.push(format!(
+            "could not check the Kubernetes version: AKS has no supported-version list for {location}"
+        )),
+        Ok(Some(offered)) => {
             if let VersionVerdict::Unsupported(why) = check_version(&cluster, &offered) {
                 out.actions.push(PrerequisiteAction::Fail(why));
                 return Ok(out);

@@ -87,13 +87,21 @@ pub fn required(placement: &Placement) -> Vec<(String, &'static str)> {
 pub async fn assess(ctx: &Ctx, placement: &Placement) -> Result<Vec<ProviderState>, StepError> {
     let mut states = Vec::new();
     for (subscription, namespace) in required(placement) {
+        // A registered namespace stays registered: one read serves the fleet for a while.
+        let registered = |p: &Value| {
+            p.get("registrationState")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case("Registered"))
+        };
         let provider = ctx
             .arm
-            .get(
+            .get_settled(
                 &provider_path(&subscription, namespace),
                 versions::RESOURCES,
+                registered,
             )
-            .await?;
+            .await?
+            .unwrap_or_default();
         let state = provider
             .get("registrationState")
             .and_then(Value::as_str)

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::bodies;
 use super::facts::{self, advance};
 use super::placement::Placement;
+use crate::arm::settled::provisioned;
 use crate::arm::versions;
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -39,7 +40,7 @@ pub async fn missing(ctx: &Ctx, placement: &Placement) -> Result<Vec<String>, St
     for rg in wanted(placement) {
         if ctx
             .arm
-            .get_optional(&rg, versions::RESOURCES)
+            .get_settled(&rg, versions::RESOURCES, provisioned)
             .await?
             .is_none()
         {

@@ -12,6 +12,7 @@ use super::bodies;
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::{Placement, container_path};
 use super::settings::Layout;
+use crate::arm::settled::provisioned;
 use crate::arm::{FinalState, lro, versions};
 use crate::engine::{Ctx, Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -23,6 +24,19 @@ pub const FACT: &str = "StorageReady";
 
 /// See the module docs.
 pub struct EnsureStorage;
+
+/// How long other clusters' workflows wait for a shared resource this instance is creating
+/// before they create it themselves (its creator may have died).
+pub const SHARED_CREATE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// Waits for a shared resource another cluster's workflow on this instance is creating
+/// (`left` at most), instead of reading a 404 and creating it again.
+pub fn shared_creation_wait(ctx: &Ctx, left: Duration, what: &str) -> Outcome {
+    wait(
+        left.min(ctx.arm.default_poll()),
+        format!("{what} is being created for another cluster"),
+    )
+}
 
 /// What the step does about the storage account.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +57,9 @@ pub async fn assess_account(ctx: &Ctx, account_id: &str) -> Result<AccountAction
     Ok(
         match ctx
             .arm
-            .get_optional(account_id, versions::STORAGE_ACCOUNTS)
+            .get_settled(account_id, versions::STORAGE_ACCOUNTS, |a| {
+                provisioned(a) && !bodies::storage_account_drifted(a)
+            })
             .await?
         {
             None => AccountAction::Create,
@@ -64,9 +80,10 @@ pub async fn container_exists(
 ) -> Result<bool, StepError> {
     Ok(ctx
         .arm
-        .get_optional(
+        .get_settled(
             &container_path(account_id, container),
             versions::STORAGE_ACCOUNTS,
+            |_| true,
         )
         .await?
         .is_some())
@@ -83,17 +100,22 @@ impl Step for EnsureStorage {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        match facts::follow(ctx, env, NAME).await? {
+        // Whether this workflow's own create just finished (it waits for no one then).
+        let created_here = match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
-            Progress::Finished { .. } | Progress::Idle => {}
-        }
+            Progress::Finished { .. } => true,
+            Progress::Idle => false,
+        };
         let cluster_id = facts::cluster_id(env)?;
         let location = facts::required(env, facts::LOCATION)?;
         let settings = &ctx.onboarding;
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
         let account_id = placement.storage_account_id();
         let desired = bodies::storage_account(&placement.location, settings.profile);
+        if let Some(left) = ctx.arm.being_created(&account_id).filter(|_| !created_here) {
+            return Ok(shared_creation_wait(ctx, left, &placement.storage_account));
+        }
 
         let account = match assess_account(ctx, &account_id).await? {
             AccountAction::Keep(a) => a,
@@ -108,6 +130,7 @@ impl Step for EnsureStorage {
                 if let Some(op) =
                     resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll())
                 {
+                    ctx.arm.note_creating(&account_id, SHARED_CREATE_WINDOW);
                     return Ok(started(op));
                 }
                 match resp.body {

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::bodies;
+use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::Placement;
 use crate::arm::{FinalState, lro, versions};
@@ -81,7 +82,7 @@ pub fn vault_verdict(vault: &Value, vault_id: &str, location: &str) -> VaultVerd
 pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError> {
     Ok(ctx
         .arm
-        .get_optional(policy_id, versions::BACKUP_POLICIES)
+        .get_settled(policy_id, versions::BACKUP_POLICIES, |_| true)
         .await?
         .is_some())
 }
@@ -97,20 +98,31 @@ impl Step for EnsureVaultAndPolicy {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        match facts::follow(ctx, env, NAME).await? {
+        // Whether this workflow's own create just finished (it waits for no one then).
+        let created_here = match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
-            Progress::Finished { .. } | Progress::Idle => {}
-        }
+            Progress::Finished { .. } => true,
+            Progress::Idle => false,
+        };
         let cluster_id = facts::cluster_id(env)?;
         let location = facts::required(env, facts::LOCATION)?;
         let settings = &ctx.onboarding;
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
         let vault_id = placement.vault_id();
 
+        let ready = |v: &Value| {
+            matches!(
+                vault_verdict(v, &vault_id, &placement.location),
+                VaultVerdict::Ready { .. }
+            )
+        };
+        if let Some(left) = ctx.arm.being_created(&vault_id).filter(|_| !created_here) {
+            return Ok(shared_creation_wait(ctx, left, &placement.vault));
+        }
         let vault = match ctx
             .arm
-            .get_optional(&vault_id, versions::BACKUP_VAULTS)
+            .get_settled(&vault_id, versions::BACKUP_VAULTS, ready)
             .await?
         {
             Some(v) => v,
@@ -124,6 +136,7 @@ impl Step for EnsureVaultAndPolicy {
                 if let Some(op) =
                     resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll())
                 {
+                    ctx.arm.note_creating(&vault_id, SHARED_CREATE_WINDOW);
                     return Ok(started(op));
                 }
                 match resp.body {

@@ -446,8 +446,13 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         })
         .collect();
     let mut messages = 0;
-    // BENCH_BREAKDOWN=1: the first cluster's ARM requests per step (what to cut).
-    let breakdown = std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "1");
+    // BENCH_BREAKDOWN=N: the N-th cluster's ARM requests per step (what to cut); the first
+    // creates the shared resources, a later one shows the steady state.
+    let breakdown = std::env::var("BENCH_BREAKDOWN")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=names.len()).contains(n))
+        .map(|n| n - 1);
     let mut requests: BTreeMap<(String, String), usize> = BTreeMap::new();
     let max_messages = (MAX_MESSAGES_PER_CLUSTER * fleet.clusters).max(20_000);
     while let Some(env) = bus.next(&clock) {
@@ -465,7 +470,7 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         let _ = engine.run(&env).await;
         let records = arm.journal();
         let entry = figures.entry(env.subject.to_ascii_lowercase()).or_default();
-        if breakdown && env.subject.eq_ignore_ascii_case(&cluster_id(&names[0])) {
+        if breakdown.is_some_and(|n| env.subject.eq_ignore_ascii_case(&cluster_id(&names[n]))) {
             for r in &records[..] {
                 let tail: Vec<&str> = r.path.rsplit('/').take(2).collect();
                 let what = format!(
@@ -489,8 +494,8 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
             }
         }
     }
-    if breakdown {
-        println!("ARM requests of {} by step:", names[0]);
+    if let Some(n) = breakdown {
+        println!("ARM requests of {} by step:", names[n]);
         for ((step, what), n) in &requests {
             println!("  {step:<26} {n:>3}  {what}");
         }
