@@ -13,9 +13,9 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::CredentialSource;
 use crate::config::{Config, StatusStoreConfig};
-use crate::engine::journal::MemoryJournal;
 use crate::enqueue::{self, Enqueued};
 use crate::resource_id::ResourceId;
+use crate::status::store::MemoryJournal;
 use crate::status::{ClusterStatus, StoreInfo};
 
 /// Event-driven onboarding, restores and drills for Azure Backup for AKS.
@@ -360,7 +360,7 @@ async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
 /// `scan`: one sweep, printed; with `enqueue`, acted on.
 async fn scan(enqueue: bool, as_json: bool) -> anyhow::Result<()> {
     let config = service_config("scan")?;
-    let journal: Arc<dyn crate::engine::journal::Journal> = if enqueue {
+    let journal: Arc<dyn crate::status::store::StatusStore> = if enqueue {
         if config.status_store == StatusStoreConfig::Memory {
             anyhow::bail!(
                 "`scan --enqueue` needs the service's status store (BACKUP_PILOT_STATUS_BLOB_URL): it is where one onboarding per cluster is claimed"

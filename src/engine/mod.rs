@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::telemetry::metrics::{self, DrillOutcome};
+use crate::telemetry::metrics;
 use crate::telemetry::{propagation, redact, spans};
 use journal::{Journal, StepRecord, Transition};
 pub use policy::{RetryPolicy, error_policy};
@@ -269,89 +269,28 @@ impl StepError {
     }
 }
 
-/// Everything a step may use. Cheap to clone; shared by all invocations.
-#[derive(Clone)]
-pub struct Ctx {
+/// What the engine needs from the context its steps share: time, the bus, the journal, the
+/// step queue and the retry policy. The rest of the context (clients, settings) is the steps'
+/// business; the engine is generic over it and names none of it. Cheap to clone.
+pub trait Context: Clone + Send + Sync + 'static {
+    /// The journal the engine records every step run to.
+    type Journal: Journal + ?Sized;
+
     /// Where "now" comes from.
-    pub clock: Arc<dyn Clock>,
-    /// Sends messages.
-    pub publisher: Arc<dyn Publisher>,
-    /// Records step transitions.
-    pub journal: Arc<dyn Journal>,
-    /// Queue names.
-    pub queues: Queues,
-    /// Step retry backoff.
-    pub retry: RetryPolicy,
-    /// Azure Resource Manager.
-    pub arm: Arc<crate::arm::ArmClient>,
-    /// What onboarding and offboarding do (validated at start).
-    pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
-    /// What restores and drills do (validated at start).
-    pub restore: Arc<crate::restore::settings::RestoreSettings>,
-    /// Where restore and drill evidence reports go.
-    pub reports: Arc<dyn crate::restore::store::ReportStore>,
-    /// Kubernetes clients for clusters.
-    pub kube: Arc<dyn crate::kube::ClusterAccess>,
-    /// The hooks every onboarded cluster gets (validated at startup).
-    pub hooks: Arc<crate::kube::HookSet>,
-    /// Where drill alerts go.
-    pub alerts: Arc<dyn crate::restore::alert::AlertSink>,
+    fn clock(&self) -> &dyn Clock;
+    /// Sends the workflow's messages.
+    fn publisher(&self) -> &dyn Publisher;
+    /// Records step runs and says whether a workflow ended.
+    fn journal(&self) -> &Self::Journal;
+    /// The queue the steps' messages go to.
+    fn step_queue(&self) -> &str;
+    /// The backoff of the error policy.
+    fn retry(&self) -> &RetryPolicy;
 }
 
-impl Ctx {
-    /// A context with in-memory defaults around a clock and a publisher: a memory journal,
-    /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
-    /// every call, the default onboarding and restore settings and reports kept in memory.
-    /// Callers replace what they need with
-    /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
-    pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
-        Self {
-            arm: Arc::new(crate::arm::ArmClient::unconfigured(clock.clone())),
-            clock,
-            publisher,
-            journal: Arc::new(journal::MemoryJournal::default()),
-            queues: Queues::default(),
-            retry: RetryPolicy::default(),
-            kube: Arc::new(crate::kube::access::NoClusterAccess),
-            hooks: Arc::default(),
-            onboarding: Arc::default(),
-            restore: Arc::default(),
-            reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
-            alerts: Arc::new(crate::restore::alert::LogOnly),
-        }
-    }
-}
-
-/// The queues the service uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queues {
-    /// Event Grid cluster events.
-    pub cluster_events: String,
-    /// The step queue.
-    pub workflow: String,
-    /// Restore requests.
-    pub restore_requests: String,
-    /// Messages the service could not read, with the reason.
-    pub dead_letters: String,
-    /// The outcome of every restore and drill (for whoever asked).
-    pub restore_results: String,
-}
-
-impl Default for Queues {
-    fn default() -> Self {
-        Self {
-            cluster_events: "cluster-events".into(),
-            workflow: "workflow".into(),
-            restore_requests: "restore-requests".into(),
-            dead_letters: "dead-letters".into(),
-            restore_results: "restore-results".into(),
-        }
-    }
-}
-
-/// One idempotent step of a workflow.
+/// One idempotent step of a workflow, run with the context `C`.
 #[async_trait]
-pub trait Step: Send + Sync + 'static {
+pub trait Step<C: Context>: Send + Sync + 'static {
     /// The step's name on the wire.
     fn name(&self) -> &'static str;
 
@@ -362,19 +301,44 @@ pub trait Step: Send + Sync + 'static {
 
     /// Reads the world, converges it, and says what comes next. Must be safe to run twice,
     /// concurrently, or after a crash at any line.
-    async fn run(&self, ctx: &Ctx, envelope: &Envelope) -> Result<Outcome, StepError>;
+    async fn run(&self, ctx: &C, envelope: &Envelope) -> Result<Outcome, StepError>;
 }
 
-/// The steps of every workflow kind, and where each kind starts.
-#[derive(Default, Clone)]
-pub struct Registry {
-    steps: HashMap<(WorkflowKind, String), Arc<dyn Step>>,
+/// Called when a workflow of a kind ends (done or failed), with its last envelope, the final
+/// transition and the time: what the workflow reports of its end beyond the journal (metrics).
+pub type OnEnd = fn(&Envelope, &Transition, time::OffsetDateTime);
+
+/// The steps of every workflow kind, where each kind starts, and what it declares about its
+/// end.
+pub struct Registry<C: Context> {
+    steps: HashMap<(WorkflowKind, String), Arc<dyn Step<C>>>,
     first: HashMap<WorkflowKind, (String, String)>,
+    on_end: HashMap<WorkflowKind, OnEnd>,
 }
 
-impl Registry {
+impl<C: Context> Default for Registry<C> {
+    fn default() -> Self {
+        Self {
+            steps: HashMap::new(),
+            first: HashMap::new(),
+            on_end: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Context> Clone for Registry<C> {
+    fn clone(&self) -> Self {
+        Self {
+            steps: self.steps.clone(),
+            first: self.first.clone(),
+            on_end: self.on_end.clone(),
+        }
+    }
+}
+
+impl<C: Context> Registry<C> {
     /// Adds a step to a kind.
-    pub fn add(mut self, kind: WorkflowKind, step: impl Step) -> Self {
+    pub fn add(mut self, kind: WorkflowKind, step: impl Step<C>) -> Self {
         self.steps
             .insert((kind, step.name().to_string()), Arc::new(step));
         self
@@ -387,8 +351,14 @@ impl Registry {
         self
     }
 
+    /// Declares what a kind reports when it ends, beyond the journal (see [`OnEnd`]).
+    pub fn on_end(mut self, kind: WorkflowKind, on_end: OnEnd) -> Self {
+        self.on_end.insert(kind, on_end);
+        self
+    }
+
     /// Looks a step up.
-    pub fn step(&self, kind: WorkflowKind, name: &str) -> Option<Arc<dyn Step>> {
+    pub fn step(&self, kind: WorkflowKind, name: &str) -> Option<Arc<dyn Step<C>>> {
         self.steps.get(&(kind, name.to_string())).cloned()
     }
 
@@ -492,16 +462,25 @@ impl Default for InvocationBudget {
 }
 
 /// Runs steps and publishes their outcomes.
-#[derive(Clone)]
-pub struct Engine {
-    ctx: Ctx,
-    registry: Arc<Registry>,
+pub struct Engine<C: Context> {
+    ctx: C,
+    registry: Arc<Registry<C>>,
     budget: InvocationBudget,
 }
 
-impl Engine {
+impl<C: Context> Clone for Engine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: self.ctx.clone(),
+            registry: self.registry.clone(),
+            budget: self.budget,
+        }
+    }
+}
+
+impl<C: Context> Engine<C> {
     /// An engine over these steps, with the default [`InvocationBudget`].
-    pub fn new(ctx: Ctx, registry: Registry) -> Self {
+    pub fn new(ctx: C, registry: Registry<C>) -> Self {
         Self {
             ctx,
             registry: Arc::new(registry),
@@ -522,7 +501,7 @@ impl Engine {
     }
 
     /// The shared context.
-    pub fn ctx(&self) -> &Ctx {
+    pub fn ctx(&self) -> &C {
         &self.ctx
     }
 
@@ -555,7 +534,7 @@ impl Engine {
                 generation,
                 step,
                 fact,
-                self.ctx.clock.now(),
+                self.ctx.clock().now(),
                 timeout,
             );
             tracing::Span::current().record("workflow.id", env.workflow_id.as_str());
@@ -592,8 +571,12 @@ impl Engine {
         let result = self.run_step(env, delivery).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(report) => {
-                spans::record_transition(&span, &report.transition);
-                spans::outcome(&report.transition)
+                let failure = match &report.transition {
+                    Transition::Failed { reason } => Some(reason.as_str()),
+                    _ => None,
+                };
+                spans::record_outcome(&span, report.transition.outcome(), failure);
+                report.transition.outcome()
             }
             Err(e) => {
                 spans::record_error(&span, e);
@@ -624,7 +607,7 @@ impl Engine {
             let reason = format!(
                 "workflow {} ended at {}; this late delivery of step `{}` was not run",
                 env.workflow_id,
-                crate::status::rfc3339(ended),
+                crate::clock::rfc3339(ended),
                 env.step
             );
             tracing::info!(step = %env.step, "{reason}");
@@ -633,7 +616,7 @@ impl Engine {
                 transition: Transition::Skipped { reason },
             });
         }
-        let started = self.ctx.clock.now();
+        let started = self.ctx.clock().now();
         // Time spent queued is not the step's: its deadline moves out by as much.
         let moved = env.after_queueing(started);
         let env = moved.as_ref().unwrap_or(env);
@@ -656,7 +639,7 @@ impl Engine {
                 failed = true;
                 throttled = err.is_throttled();
                 (
-                    error_policy(&err, env.failures, &self.ctx.retry),
+                    error_policy(&err, env.failures, self.ctx.retry()),
                     err.reason_class(),
                 )
             }
@@ -664,7 +647,7 @@ impl Engine {
         // The step is finished when its outcome is known, before the hand-off: the next step
         // may start (and finish) while the hand-off is still returning, and the status fold
         // orders runs by when they finished.
-        let finished = self.ctx.clock.now();
+        let finished = self.ctx.clock().now();
         let measures = outcome.measures.clone();
         let transition = self
             .apply(env, outcome, Progress { failed, throttled }, finished)
@@ -674,8 +657,15 @@ impl Engine {
         } else {
             journal::Measures::new()
         };
-        record_workflow_metrics(env, &transition, retry_reason, finished);
-        let record = self.ctx.journal.try_record(StepRecord {
+        if let Transition::Retrying { .. } = transition {
+            metrics::step_retried(env.kind, &env.step, retry_reason);
+        }
+        if transition.is_final()
+            && let Some(on_end) = self.registry.on_end.get(&env.kind)
+        {
+            on_end(env, &transition, finished);
+        }
+        let record = self.ctx.journal().try_record(StepRecord {
             workflow_id: env.workflow_id.clone(),
             kind: env.kind,
             subject: env.subject.clone(),
@@ -722,7 +712,7 @@ impl Engine {
     async fn ended_at(&self, env: &Envelope) -> Option<time::OffsetDateTime> {
         let asked = self
             .ctx
-            .journal
+            .journal()
             .workflow_ended(&env.subject, &env.workflow_id);
         match tokio::time::timeout(self.budget.hand_off, asked).await {
             Ok(Ok(ended)) => ended,
@@ -813,10 +803,10 @@ impl Engine {
         env: &mut Envelope,
         at: Option<time::OffsetDateTime>,
     ) -> Result<(), BusError> {
-        env.due_at = Some(at.unwrap_or_else(|| self.ctx.clock.now()));
-        let mut msg = OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), vec![]);
+        env.due_at = Some(at.unwrap_or_else(|| self.ctx.clock().now()));
+        let mut msg = OutgoingMessage::json(self.ctx.step_queue(), &env.message_id(), vec![]);
         msg.correlation_id = Some(env.workflow_id.clone());
-        let span = spans::send(&msg);
+        let span = crate::bus::send_span(&msg);
         env.trace = propagation::context_of(&span, &env.trace);
         msg.body = env.encode();
         msg.scheduled_enqueue_time = at;
@@ -827,7 +817,7 @@ impl Engine {
         msg.properties.insert("step".into(), env.step.clone());
         let limit = self.budget.hand_off;
         let queue = msg.queue.clone();
-        let result = tokio::time::timeout(limit, self.ctx.publisher.send(msg))
+        let result = tokio::time::timeout(limit, self.ctx.publisher().send(msg))
             .instrument(span.clone())
             .await
             .unwrap_or_else(|_| {
@@ -836,7 +826,7 @@ impl Engine {
                     message: format!("no answer within {}s", limit.as_secs_f64()),
                 })
             });
-        spans::record_send(&span, &result);
+        crate::bus::record_send(&span, &result);
         result
     }
 }
@@ -859,42 +849,86 @@ pub fn retry_time(now: time::OffsetDateTime, after: Duration) -> Option<time::Of
     now.checked_add(time::Duration::try_from(after).ok()?)
 }
 
-/// Retries by reason, time-to-protected for finished onboardings, and drill outcomes.
-fn record_workflow_metrics(
-    env: &Envelope,
-    transition: &Transition,
-    retry_reason: &str,
-    now: time::OffsetDateTime,
-) {
-    match (env.kind, transition) {
-        (_, Transition::Retrying { .. }) => {
-            metrics::step_retried(env.kind, &env.step, retry_reason)
-        }
-        (WorkflowKind::Onboard, Transition::Done { .. }) => {
-            metrics::time_to_protected(crate::clock::until(env.started_at, now));
-        }
-        (WorkflowKind::Drill, Transition::Done { .. }) => {
-            metrics::drill_finished(DrillOutcome::Passed);
-        }
-        (WorkflowKind::Drill, Transition::Failed { .. }) => {
-            metrics::drill_finished(DrillOutcome::Failed);
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bus::RecordingPublisher;
     use crate::clock::ManualClock;
-    use crate::status::StatusError;
-    use journal::MemoryJournal;
+    use journal::{Journal, JournalError};
+    use std::sync::Mutex;
+
+    /// The engine's part of a context, and nothing else.
+    #[derive(Clone)]
+    struct Ctx {
+        clock: Arc<dyn Clock>,
+        publisher: Arc<dyn Publisher>,
+        journal: Arc<dyn Journal>,
+        retry: RetryPolicy,
+    }
+
+    impl Ctx {
+        fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
+            Self {
+                clock,
+                publisher,
+                journal: Arc::new(MemoryJournal::default()),
+                retry: RetryPolicy::default(),
+            }
+        }
+    }
+
+    impl Context for Ctx {
+        type Journal = dyn Journal;
+        fn clock(&self) -> &dyn Clock {
+            &*self.clock
+        }
+        fn publisher(&self) -> &dyn Publisher {
+            &*self.publisher
+        }
+        fn journal(&self) -> &dyn Journal {
+            &*self.journal
+        }
+        fn step_queue(&self) -> &str {
+            "workflow"
+        }
+        fn retry(&self) -> &RetryPolicy {
+            &self.retry
+        }
+    }
+
+    /// Keeps the records in memory; a workflow has ended once a final record is kept.
+    #[derive(Default)]
+    struct MemoryJournal(Mutex<Vec<StepRecord>>);
+
+    impl MemoryJournal {
+        fn records(&self) -> Vec<StepRecord> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Journal for MemoryJournal {
+        async fn try_record(&self, record: StepRecord) -> Result<(), JournalError> {
+            self.0.lock().unwrap().push(record);
+            Ok(())
+        }
+        async fn workflow_ended(
+            &self,
+            _subject: &str,
+            workflow_id: &str,
+        ) -> Result<Option<time::OffsetDateTime>, JournalError> {
+            Ok(self
+                .records()
+                .iter()
+                .find(|r| r.workflow_id == workflow_id && r.transition.is_final())
+                .map(|r| r.finished_at))
+        }
+    }
     use time::macros::datetime;
 
     struct Flaky;
     #[async_trait]
-    impl Step for Flaky {
+    impl Step<Ctx> for Flaky {
         fn name(&self) -> &'static str {
             "flaky"
         }
@@ -914,7 +948,7 @@ mod tests {
 
     struct Last;
     #[async_trait]
-    impl Step for Last {
+    impl Step<Ctx> for Last {
         fn name(&self) -> &'static str {
             "last"
         }
@@ -924,7 +958,7 @@ mod tests {
     }
 
     fn engine() -> (
-        Engine,
+        Engine<Ctx>,
         Arc<RecordingPublisher>,
         Arc<ManualClock>,
         Arc<MemoryJournal>,
@@ -951,35 +985,17 @@ mod tests {
     struct DownJournal;
     #[async_trait]
     impl Journal for DownJournal {
-        async fn try_record(&self, _record: StepRecord) -> Result<(), StatusError> {
-            Err(StatusError::Write {
-                store: "blob".into(),
-                what: "clusters/x.log".into(),
-                message: "connection refused".into(),
-            })
+        async fn try_record(&self, _record: StepRecord) -> Result<(), JournalError> {
+            Err(JournalError(
+                "could not write clusters/x.log to blob: connection refused".into(),
+            ))
         }
-        async fn claim(
+        async fn workflow_ended(
             &self,
-            _key: &str,
-            _at: time::OffsetDateTime,
-            _holder: &str,
-        ) -> Result<journal::Claim, StatusError> {
-            Err(StatusError::Config("down".into()))
-        }
-        async fn release(&self, _key: &str) -> Result<(), StatusError> {
-            Err(StatusError::Config("down".into()))
-        }
-        fn store(&self) -> crate::status::StoreInfo {
-            MemoryJournal::default().store()
-        }
-        async fn cluster_status(
-            &self,
-            _cluster: &str,
-        ) -> Result<Option<crate::status::ClusterStatus>, StatusError> {
+            _subject: &str,
+            _workflow_id: &str,
+        ) -> Result<Option<time::OffsetDateTime>, JournalError> {
             Ok(None)
-        }
-        async fn fleet_status(&self) -> Result<Vec<crate::status::ClusterStatus>, StatusError> {
-            Ok(Vec::new())
         }
     }
 
@@ -1016,7 +1032,7 @@ mod tests {
     /// Polls (waits without error) for five runs, then fails twice, then finishes.
     struct Poller;
     #[async_trait]
-    impl Step for Poller {
+    impl Step<Ctx> for Poller {
         fn name(&self) -> &'static str {
             "poller"
         }
@@ -1267,7 +1283,7 @@ mod tests {
     /// Always fails with a transient error, asking to wait `0` seconds.
     struct AlwaysBusy(Duration);
     #[async_trait]
-    impl Step for AlwaysBusy {
+    impl Step<Ctx> for AlwaysBusy {
         fn name(&self) -> &'static str {
             "busy"
         }
@@ -1285,14 +1301,24 @@ mod tests {
     /// An engine whose one onboarding step is always busy for `delay`, and an envelope for it.
     fn busy_engine(
         delay: Duration,
-    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+    ) -> (
+        Engine<Ctx>,
+        Arc<RecordingPublisher>,
+        Arc<ManualClock>,
+        Envelope,
+    ) {
         single_step_engine(AlwaysBusy(delay))
     }
 
     /// An engine whose only onboarding step is `step` (named `busy`), and an envelope for it.
     fn single_step_engine(
-        step: impl Step,
-    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+        step: impl Step<Ctx>,
+    ) -> (
+        Engine<Ctx>,
+        Arc<RecordingPublisher>,
+        Arc<ManualClock>,
+        Envelope,
+    ) {
         let publisher = Arc::new(RecordingPublisher::default());
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let registry = Registry::default().add(WorkflowKind::Onboard, step);
@@ -1317,7 +1343,7 @@ mod tests {
         status: u16,
     }
     #[async_trait]
-    impl Step for Throttled {
+    impl Step<Ctx> for Throttled {
         fn name(&self) -> &'static str {
             "busy"
         }

@@ -581,7 +581,7 @@ async fn start(
         Ok(Start::AlreadyRunning { since }) => {
             let line = format!(
                 "{kind} of {subject} not started: an onboarding of the cluster is under way (since {})",
-                crate::status::rfc3339(since)
+                crate::clock::rfc3339(since)
             );
             tracing::info!("{line}");
             Answer::Handled(InvocationResult::logs([line]))

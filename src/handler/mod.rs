@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
+use crate::workflow::Ctx;
 use invocation::InvocationResult;
 
 /// Function names: the folder names under `functions/`, and the routes.
@@ -48,7 +49,7 @@ pub mod names {
 #[derive(Clone)]
 pub struct AppState {
     /// Runs steps.
-    pub engine: Engine,
+    pub engine: Engine<Ctx>,
 }
 
 /// The router shared by `serve` and tests.

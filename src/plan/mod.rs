@@ -11,8 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::arm::{ArmError, versions};
-use crate::engine::{Ctx, Step, StepError};
+use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 use crate::workflow::assign_roles;
 use crate::workflow::bind_trusted_access::{self, BindingDecision};
 use crate::workflow::check_cluster::{self, Eligibility};

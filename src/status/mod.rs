@@ -9,16 +9,17 @@ pub mod blob;
 pub mod live;
 pub mod page;
 pub mod render;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::clock::rfc3339;
 use crate::engine::fix;
 use crate::engine::journal::{Measures, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::resource_id::ResourceId;
 use crate::telemetry::redact;
-use crate::telemetry::spans::outcome;
 
 /// Version of the stored document; bumped only for changes old readers cannot skip over.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -233,7 +234,7 @@ impl HistoryEntry {
             started_at: record.started_at,
             finished_at: record.finished_at,
             duration_ms: u64::try_from(took.whole_milliseconds()).unwrap_or(0),
-            outcome: outcome(&record.transition).to_string(),
+            outcome: record.transition.outcome().to_string(),
             detail: redact::secrets(&detail),
         }
     }
@@ -715,12 +716,6 @@ pub fn canonical(subject: &str) -> String {
     ResourceId::parse(subject)
         .map(|id| id.to_string())
         .unwrap_or_else(|_| subject.trim().to_string())
-}
-
-/// RFC 3339 text of a time (the format every status output uses).
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 #[cfg(test)]

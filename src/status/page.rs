@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::{ClusterStatus, FleetSummary, Phase, RunOutcome, RunSummary, StoreInfo, rfc3339};
+use super::{ClusterStatus, FleetSummary, Phase, RunOutcome, RunSummary, StoreInfo};
+use crate::clock::rfc3339;
 use crate::restore::report::escape_html as escape;
 use crate::restore::store::RunRecord;
 

@@ -12,8 +12,9 @@ use super::bodies::{self, BACKUP_OPERATOR_ROLE};
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::trusted_access_binding_name;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "bind_trusted_access";
@@ -160,7 +161,7 @@ fn roles_of(binding: &Value) -> Vec<String> {
 }
 
 #[async_trait]
-impl Step for BindTrustedAccess {
+impl Step<Ctx> for BindTrustedAccess {
     fn name(&self) -> &'static str {
         NAME
     }

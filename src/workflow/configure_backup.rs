@@ -16,8 +16,9 @@ use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::Placement;
 use crate::arm::error::{known_code, known_code_advice};
 use crate::arm::{ArmError, CodeClass, FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "configure_backup";
@@ -41,7 +42,7 @@ const CREATE: &str = "configure_backup:create";
 pub struct ConfigureBackup;
 
 #[async_trait]
-impl Step for ConfigureBackup {
+impl Step<Ctx> for ConfigureBackup {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -16,9 +16,10 @@ use super::cluster::{
 };
 use super::facts::{self, Progress, advance, failed_operation, started};
 use crate::arm::{FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError, fix};
+use crate::engine::{Outcome, Step, StepError, fix};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_cluster_prerequisites";
@@ -148,7 +149,7 @@ pub async fn assess(
 }
 
 #[async_trait]
-impl Step for EnsureClusterPrerequisites {
+impl Step<Ctx> for EnsureClusterPrerequisites {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -11,8 +11,9 @@ use super::bodies;
 use super::facts::{self, advance};
 use super::placement::Placement;
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_resource_groups";
@@ -50,7 +51,7 @@ pub async fn missing(ctx: &Ctx, placement: &Placement) -> Result<Vec<String>, St
 }
 
 #[async_trait]
-impl Step for EnsureResourceGroups {
+impl Step<Ctx> for EnsureResourceGroups {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -13,8 +13,9 @@ use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::{Placement, container_path};
 use super::settings::Layout;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_storage";
@@ -73,7 +74,7 @@ pub async fn container_exists(
 }
 
 #[async_trait]
-impl Step for EnsureStorage {
+impl Step<Ctx> for EnsureStorage {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -12,8 +12,9 @@ use super::bodies;
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::Placement;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_vault_and_policy";
@@ -87,7 +88,7 @@ pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError
 }
 
 #[async_trait]
-impl Step for EnsureVaultAndPolicy {
+impl Step<Ctx> for EnsureVaultAndPolicy {
     fn name(&self) -> &'static str {
         NAME
     }

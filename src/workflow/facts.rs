@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::arm::{ArmError, PendingOperation, Polled};
-use crate::engine::{Ctx, Outcome, StepError, error_policy};
+use crate::engine::{Outcome, StepError, error_policy};
 use crate::envelope::Envelope;
 use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The cluster's ARM id.
 pub const CLUSTER_ID: &str = "clusterId";

@@ -13,8 +13,9 @@ use time::format_description::well_known::Rfc3339;
 use super::bodies;
 use super::facts::{self, Progress, failed_operation, finish, started, wait};
 use crate::arm::{ArmError, FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "first_backup";
@@ -89,7 +90,7 @@ fn known_adhoc_issue(e: &ArmError) -> bool {
 }
 
 #[async_trait]
-impl Step for FirstBackup {
+impl Step<Ctx> for FirstBackup {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -19,6 +19,7 @@
 
 pub mod bodies;
 pub mod cluster;
+pub mod context;
 pub mod facts;
 pub mod placement;
 pub mod role_budget;
@@ -60,9 +61,15 @@ pub mod restore_trigger;
 pub mod restore_validate;
 pub mod restore_verify;
 
+pub use context::Ctx;
+
+use time::OffsetDateTime;
+
+use crate::engine::journal::Transition;
 use crate::engine::{Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
+use crate::telemetry::metrics::{self, DrillOutcome};
 
 /// The step that runs once ARM reports the backup extension installed: the Kubernetes-side
 /// health gate, which goes on to `assign_roles` once the extension's pods are Ready.
@@ -97,7 +104,7 @@ pub const OFFBOARD_FACT: &str = "ClusterDeleted";
 pub const RESTORE_FACT: &str = "RestoreRequested";
 
 /// Adds the steps restores and drills share to `kind`.
-fn with_restore_steps(registry: Registry, kind: WorkflowKind) -> Registry {
+fn with_restore_steps(registry: Registry<Ctx>, kind: WorkflowKind) -> Registry<Ctx> {
     use restore_run::Guarded;
     registry
         .add(kind, Guarded(restore_authorize::RestoreAuthorize))
@@ -111,8 +118,24 @@ fn with_restore_steps(registry: Registry, kind: WorkflowKind) -> Registry {
         .add(kind, restore_report::RestoreReport)
 }
 
+/// What the end of an onboarding reports: the time to protected.
+fn onboarding_ended(env: &Envelope, transition: &Transition, at: OffsetDateTime) {
+    if let Transition::Done { .. } = transition {
+        metrics::time_to_protected(crate::clock::until(env.started_at, at));
+    }
+}
+
+/// What the end of a drill reports: passed or failed.
+fn drill_ended(_env: &Envelope, transition: &Transition, _at: OffsetDateTime) {
+    match transition {
+        Transition::Done { .. } => metrics::drill_finished(DrillOutcome::Passed),
+        Transition::Failed { .. } => metrics::drill_finished(DrillOutcome::Failed),
+        _ => {}
+    }
+}
+
 /// Every workflow this build runs.
-pub fn registry() -> Registry {
+pub fn registry() -> Registry<Ctx> {
     let registry = with_restore_steps(Registry::default(), WorkflowKind::Restore)
         .add(
             WorkflowKind::Restore,
@@ -134,6 +157,7 @@ pub fn registry() -> Registry {
             restore_run::steps::PLAN,
             drill_plan::START_FACT,
         )
+        .on_end(WorkflowKind::Drill, drill_ended)
         .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
         .add(
             WorkflowKind::Onboard,
@@ -160,6 +184,7 @@ pub fn registry() -> Registry {
         .add(WorkflowKind::Onboard, extension_health::ExtensionHealth)
         .add(WorkflowKind::Onboard, apply_hooks::ApplyHooks)
         .starts_with(WorkflowKind::Onboard, check_cluster::NAME, ONBOARD_FACT)
+        .on_end(WorkflowKind::Onboard, onboarding_ended)
         .add(WorkflowKind::Offboard, stop_protection::StopProtection)
         .add(
             WorkflowKind::Offboard,

@@ -13,11 +13,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::facts::PENDING_OPERATION;
-use crate::engine::{Action, Ctx, Outcome, Step, StepError, error_policy};
+use crate::engine::{Action, Outcome, Step, StepError, error_policy};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
 use crate::restore::request::RestoreRequest;
 use crate::restore::verify::Finding;
+use crate::workflow::Ctx;
 
 /// Step names, in the order they run.
 pub mod steps {
@@ -127,7 +128,7 @@ pub fn to_fact<T: Serialize>(value: &T) -> Value {
 
 /// A time as a payload fact (RFC 3339).
 pub fn time_fact(at: OffsetDateTime) -> Value {
-    Value::String(crate::status::rfc3339(at))
+    Value::String(crate::clock::rfc3339(at))
 }
 
 /// A time fact.
@@ -194,7 +195,7 @@ pub fn abort(ctx: &Ctx, env: &Envelope, reason: impl Into<String>) -> Outcome {
 pub struct Guarded<S>(pub S);
 
 #[async_trait]
-impl<S: Step> Step for Guarded<S> {
+impl<S: Step<Ctx>> Step<Ctx> for Guarded<S> {
     fn name(&self) -> &'static str {
         self.0.name()
     }
@@ -242,7 +243,7 @@ mod tests {
 
     struct Fails(bool);
     #[async_trait]
-    impl Step for Fails {
+    impl Step<Ctx> for Fails {
         fn name(&self) -> &'static str {
             "fails"
         }
