@@ -172,6 +172,15 @@ pub enum StepError {
         /// The budget that ran out.
         budget: Duration,
     },
+    /// An error whose retry leaves payload facts behind (an operation that failed is not
+    /// polled again: the next attempt starts a new one). Classified as the error it wraps.
+    #[error("{source}")]
+    Forgetting {
+        /// The error.
+        source: Box<StepError>,
+        /// The payload keys the retry drops.
+        keys: Vec<String>,
+    },
 }
 
 impl From<crate::kube::KubeError> for StepError {
@@ -181,9 +190,33 @@ impl From<crate::kube::KubeError> for StepError {
 }
 
 impl StepError {
+    /// The same error; whatever the error policy makes of it drops the payload fact `key`.
+    #[must_use]
+    pub fn forgetting(self, key: &str) -> Self {
+        match self {
+            Self::Forgetting { source, mut keys } => {
+                keys.push(key.to_string());
+                Self::Forgetting { source, keys }
+            }
+            other => Self::Forgetting {
+                source: Box::new(other),
+                keys: vec![key.to_string()],
+            },
+        }
+    }
+
+    /// The payload facts the outcome of this error drops (see [`Self::forgetting`]).
+    pub fn forgotten(&self) -> &[String] {
+        match self {
+            Self::Forgetting { keys, .. } => keys,
+            _ => &[],
+        }
+    }
+
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Forgetting { source, .. } => source.is_transient(),
             Self::Bus(e) => e.is_transient(),
             Self::Auth(e) => e.is_transient(),
             Self::Arm(e) => e.is_transient(),
@@ -207,6 +240,7 @@ impl StepError {
             _ => false,
         };
         match self {
+            Self::Forgetting { source, .. } => source.is_throttled(),
             Self::Arm(e) => arm_throttled(e),
             Self::Bus(BusError::Status { status: 429, .. }) => true,
             Self::Bus(BusError::Status {
@@ -232,6 +266,7 @@ impl StepError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            Self::Forgetting { source, .. } => source.retry_after(),
             Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
             Self::Arm(e) => e.retry_after(),
@@ -244,6 +279,7 @@ impl StepError {
     /// `server_error`, `connection`, `auth`, `transient`, `rejected` or `permanent`.
     pub fn reason_class(&self) -> &'static str {
         match self {
+            Self::Forgetting { source, .. } => source.reason_class(),
             Self::Bus(BusError::Status { status: 429, .. }) => "throttled",
             Self::Bus(BusError::Status { status: 408, .. }) => "timeout",
             Self::Bus(BusError::Status { status, .. }) if *status >= 500 => "server_error",
@@ -304,6 +340,23 @@ pub trait Step<C: Context>: Send + Sync + 'static {
     async fn run(&self, ctx: &C, envelope: &Envelope) -> Result<Outcome, StepError>;
 }
 
+/// What a workflow does when one of its steps fails — the error policy found its error
+/// permanent, the step said `Failed`, or it ran past its deadline — once the engine has
+/// classified, logged and counted the failure like any other. Declared with the workflow
+/// ([`Registry::on_failure`]); a workflow without one ends as failed.
+#[derive(Debug, Clone, Copy)]
+pub struct OnFailure {
+    /// The step the workflow goes on with.
+    pub step: &'static str,
+    /// The fact that step is published with.
+    pub fact: &'static str,
+    /// Steps whose failure still ends the workflow: the failure path itself.
+    pub ends_at: &'static [&'static str],
+    /// The payload changes that carry the failure forward, from the failed step's envelope,
+    /// the reason and the time (a null value removes a key).
+    pub facts: fn(&Envelope, &str, time::OffsetDateTime) -> Map<String, Value>,
+}
+
 /// Called when a workflow of a kind ends (done or failed), with its last envelope, the final
 /// transition and the time: what the workflow reports of its end beyond the journal (metrics).
 pub type OnEnd = fn(&Envelope, &Transition, time::OffsetDateTime);
@@ -313,6 +366,7 @@ pub type OnEnd = fn(&Envelope, &Transition, time::OffsetDateTime);
 pub struct Registry<C: Context> {
     steps: HashMap<(WorkflowKind, String), Arc<dyn Step<C>>>,
     first: HashMap<WorkflowKind, (String, String)>,
+    on_failure: HashMap<WorkflowKind, OnFailure>,
     on_end: HashMap<WorkflowKind, OnEnd>,
 }
 
@@ -321,6 +375,7 @@ impl<C: Context> Default for Registry<C> {
         Self {
             steps: HashMap::new(),
             first: HashMap::new(),
+            on_failure: HashMap::new(),
             on_end: HashMap::new(),
         }
     }
@@ -331,6 +386,7 @@ impl<C: Context> Clone for Registry<C> {
         Self {
             steps: self.steps.clone(),
             first: self.first.clone(),
+            on_failure: self.on_failure.clone(),
             on_end: self.on_end.clone(),
         }
     }
@@ -348,6 +404,12 @@ impl<C: Context> Registry<C> {
     pub fn starts_with(mut self, kind: WorkflowKind, step: &str, fact: &str) -> Self {
         self.first
             .insert(kind, (step.to_string(), fact.to_string()));
+        self
+    }
+
+    /// Declares where a kind goes when one of its steps fails (see [`OnFailure`]).
+    pub fn on_failure(mut self, kind: WorkflowKind, on_failure: OnFailure) -> Self {
+        self.on_failure.insert(kind, on_failure);
         self
     }
 
@@ -724,6 +786,7 @@ impl<C: Context> Engine<C> {
         }
     }
 
+    /// Carries out an outcome; a failure goes where the workflow's [`OnFailure`] says.
     async fn apply(
         &self,
         env: &Envelope,
@@ -731,25 +794,76 @@ impl<C: Context> Engine<C> {
         progress: Progress,
         now: time::OffsetDateTime,
     ) -> Result<Transition, EngineError> {
-        let mut facts = env.payload.clone();
-        for (k, v) in outcome.facts {
-            if v.is_null() {
-                facts.remove(&k);
-            } else {
-                facts.insert(k, v);
-            }
+        match self.carry_out(env, outcome, progress, now).await? {
+            Transition::Failed { reason } => self.fail(env, reason, now).await,
+            other => Ok(other),
         }
+    }
+
+    /// Ends the workflow as failed, unless it declared where to go on a failure of this step:
+    /// then it goes on there, with the failure in its payload.
+    async fn fail(
+        &self,
+        env: &Envelope,
+        reason: String,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let Some(on_failure) = self
+            .registry
+            .on_failure
+            .get(&env.kind)
+            .filter(|f| !f.ends_at.contains(&env.step.as_str()))
+        else {
+            return Ok(Transition::Failed { reason });
+        };
+        tracing::warn!(
+            step = %env.step,
+            "step {} failed; the {} workflow goes on with {}: {}",
+            env.step,
+            env.kind,
+            on_failure.step,
+            redact::secrets(&reason)
+        );
+        let mut facts = env.payload.clone();
+        merge(&mut facts, (on_failure.facts)(env, &reason, now));
+        self.go_on(env, on_failure.step, on_failure.fact, facts, now)
+            .await
+    }
+
+    /// Publishes the workflow's next step.
+    async fn go_on(
+        &self,
+        env: &Envelope,
+        step: &str,
+        fact: &str,
+        facts: Map<String, Value>,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let timeout = self
+            .registry
+            .step(env.kind, step)
+            .map_or(Duration::from_secs(1800), |s| s.timeout());
+        let mut next = env.next_step(step, fact, now, timeout);
+        next.payload = facts;
+        self.publish(&mut next, None).await?;
+        Ok(Transition::Advanced {
+            next: step.to_string(),
+            fact: fact.to_string(),
+        })
+    }
+
+    /// Carries out an outcome as the step gave it (or the error policy made it).
+    async fn carry_out(
+        &self,
+        env: &Envelope,
+        outcome: Outcome,
+        progress: Progress,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let mut facts = env.payload.clone();
+        merge(&mut facts, outcome.facts);
         match outcome.action {
-            Action::Next { step, fact } => {
-                let timeout = self
-                    .registry
-                    .step(env.kind, &step)
-                    .map_or(Duration::from_secs(1800), |s| s.timeout());
-                let mut next = env.next_step(&step, &fact, now, timeout);
-                next.payload = facts;
-                self.publish(&mut next, None).await?;
-                Ok(Transition::Advanced { next: step, fact })
-            }
+            Action::Next { step, fact } => self.go_on(env, &step, &fact, facts, now).await,
             Action::RetryAfter { after, why } => {
                 // `after` may come from a server's Retry-After; a delay past the end of the
                 // calendar is no retry at all.
@@ -838,6 +952,17 @@ struct Progress {
     failed: bool,
     /// The error was throttling (its wait does not count against the deadline).
     throttled: bool,
+}
+
+/// Adds `changes` to a payload; a null value removes its key.
+fn merge(facts: &mut Map<String, Value>, changes: Map<String, Value>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            facts.remove(&k);
+        } else {
+            facts.insert(k, v);
+        }
+    }
 }
 
 fn span(wait: Duration) -> time::Duration {

@@ -63,7 +63,7 @@ impl Step<Ctx> for ConfigureBackup {
                     facts::flag(env, RESUBMIT),
                 ));
             }
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { label, .. } if label == VALIDATE => validated = true,
             Progress::Finished { .. } | Progress::Idle => {}
         }

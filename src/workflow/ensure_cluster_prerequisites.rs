@@ -162,7 +162,7 @@ impl Step<Ctx> for EnsureClusterPrerequisites {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let cluster_id = facts::cluster_id(env)?;
@@ -208,16 +208,12 @@ impl Step<Ctx> for EnsureClusterPrerequisites {
                     let resp = match resp {
                         Ok(r) => r,
                         Err(e) if !e.is_transient() => {
-                            return Ok(failed_operation(
-                                ctx,
-                                env,
-                                StepError::Permanent {
-                                    reason: format!(
-                                        "scaling node pool {} failed: {e}; {advice}",
-                                        pool.name
-                                    ),
-                                },
-                            ));
+                            return Err(failed_operation(StepError::Permanent {
+                                reason: format!(
+                                    "scaling node pool {} failed: {e}; {advice}",
+                                    pool.name
+                                ),
+                            }));
                         }
                         Err(e) => return Err(e.into()),
                     };

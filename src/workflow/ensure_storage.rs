@@ -86,7 +86,7 @@ impl Step<Ctx> for EnsureStorage {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let cluster_id = facts::cluster_id(env)?;

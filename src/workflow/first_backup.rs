@@ -119,7 +119,7 @@ impl Step<Ctx> for FirstBackup {
                     protected_summary(ctx, &bi)
                 )));
             }
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { body, .. } => {
                 if let Some(id) = body
                     .as_ref()

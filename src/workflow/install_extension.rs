@@ -99,7 +99,7 @@ impl Step<Ctx> for InstallExtension {
                     return Ok(Outcome::failed(install_failure(&ours, &code, &message))
                         .without(facts::PENDING_OPERATION));
                 }
-                return Ok(failed_operation(ctx, env, error.into()));
+                return Err(failed_operation(error.into()));
             }
             Progress::Finished { .. } | Progress::Idle => {}
         }

@@ -14,8 +14,9 @@
 //! `drill_plan` with `DrillScheduled`) share their middle: … → restore_authorize →
 //! restore_point → restore_target_ready → restore_namespaces → restore_validate →
 //! restore_trigger → restore_follow_job → restore_verify → [drill_cleanup →] restore_report.
-//! Any failure jumps to the end ([`restore_run::Guarded`]), so every run is reported and
-//! drills always clean up.
+//! Any failure jumps to the end, as each declares ([`restore_run::RESTORE_ON_FAILURE`],
+//! [`restore_run::DRILL_ON_FAILURE`]; the engine applies it after its error policy), so every
+//! run is reported and drills always clean up.
 
 pub mod bodies;
 pub mod cluster;
@@ -105,16 +106,15 @@ pub const RESTORE_FACT: &str = "RestoreRequested";
 
 /// Adds the steps restores and drills share to `kind`.
 fn with_restore_steps(registry: Registry<Ctx>, kind: WorkflowKind) -> Registry<Ctx> {
-    use restore_run::Guarded;
     registry
-        .add(kind, Guarded(restore_authorize::RestoreAuthorize))
-        .add(kind, Guarded(restore_point::RestorePoint))
-        .add(kind, Guarded(restore_target_ready::RestoreTargetReady))
-        .add(kind, Guarded(restore_namespaces::RestoreNamespaces))
-        .add(kind, Guarded(restore_validate::RestoreValidate))
-        .add(kind, Guarded(restore_trigger::RestoreTrigger))
-        .add(kind, Guarded(restore_follow_job::RestoreFollowJob))
-        .add(kind, Guarded(restore_verify::RestoreVerify))
+        .add(kind, restore_authorize::RestoreAuthorize)
+        .add(kind, restore_point::RestorePoint)
+        .add(kind, restore_target_ready::RestoreTargetReady)
+        .add(kind, restore_namespaces::RestoreNamespaces)
+        .add(kind, restore_validate::RestoreValidate)
+        .add(kind, restore_trigger::RestoreTrigger)
+        .add(kind, restore_follow_job::RestoreFollowJob)
+        .add(kind, restore_verify::RestoreVerify)
         .add(kind, restore_report::RestoreReport)
 }
 
@@ -137,26 +137,22 @@ fn drill_ended(_env: &Envelope, transition: &Transition, _at: OffsetDateTime) {
 /// Every workflow this build runs.
 pub fn registry() -> Registry<Ctx> {
     let registry = with_restore_steps(Registry::default(), WorkflowKind::Restore)
-        .add(
-            WorkflowKind::Restore,
-            restore_run::Guarded(restore_resolve::RestoreResolve),
-        )
+        .add(WorkflowKind::Restore, restore_resolve::RestoreResolve)
         .starts_with(
             WorkflowKind::Restore,
             restore_run::steps::RESOLVE,
             RESTORE_FACT,
-        );
-    with_restore_steps(registry, WorkflowKind::Drill)
-        .add(
-            WorkflowKind::Drill,
-            restore_run::Guarded(drill_plan::DrillPlanStep),
         )
+        .on_failure(WorkflowKind::Restore, restore_run::RESTORE_ON_FAILURE);
+    with_restore_steps(registry, WorkflowKind::Drill)
+        .add(WorkflowKind::Drill, drill_plan::DrillPlanStep)
         .add(WorkflowKind::Drill, drill_cleanup::DrillCleanup)
         .starts_with(
             WorkflowKind::Drill,
             restore_run::steps::PLAN,
             drill_plan::START_FACT,
         )
+        .on_failure(WorkflowKind::Drill, restore_run::DRILL_ON_FAILURE)
         .on_end(WorkflowKind::Drill, drill_ended)
         .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
         .add(

@@ -57,7 +57,7 @@ impl Step<Ctx> for StopProtection {
         }
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let cluster = cluster_id.to_string();
