@@ -274,7 +274,8 @@ fn service_config(command: &str) -> anyhow::Result<Config> {
 /// `status --cluster`: the journal's detail (when a store is configured) and the live view
 /// (when the service's settings are available).
 async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
-    use crate::status::{live, render};
+    use crate::plan::live;
+    use crate::status::{live::Unavailable, render};
     let id = cluster_arg(raw)?;
     let env = |k: &str| std::env::var(k).ok();
     let (store, recorded) = match StatusStoreConfig::from_lookup(env)? {
@@ -300,7 +301,7 @@ async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
             let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
             live::gather(&ctx, &id).await
         }
-        Err(e) => Err(live::Unavailable {
+        Err(e) => Err(Unavailable {
             error: e.to_string(),
             fix: Some("run it where the service's settings are set, or export them (at least ServiceBusConnection__fullyQualifiedNamespace or BACKUP_PILOT_SERVICEBUS_URL)".into()),
         }),

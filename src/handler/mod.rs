@@ -5,6 +5,7 @@
 pub mod deadletter;
 pub mod functions;
 pub mod invocation;
+pub mod page;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,8 +1,10 @@
 //! `plan`: what onboarding would change on one cluster, without changing anything. The planner
 //! runs each onboarding step's own read-and-decide part (`assess`, `*_verdict`) in chain
 //! order, carrying forward what earlier steps would create, so the plan is what the steps
-//! would do. It only reads: every ARM request it makes is a GET. [`render`] prints it.
+//! would do. It only reads: every ARM request it makes is a GET. [`render`] prints it. [`live`]
+//! reads what a cluster has now (the status view `status --cluster` shows), the same way.
 
+pub mod live;
 pub mod render;
 
 use std::collections::HashSet;

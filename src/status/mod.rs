@@ -1,13 +1,13 @@
 //! Per-cluster status as the journal records it (phase, last error and fix, next retry, step
 //! history, last drill and restore), kept in Blob storage ([`blob`]) as an append-only log of
-//! step records per cluster, folded now and then into one JSON document per cluster;
-//! ARM is the truth for protection itself, read live by [`live`]. [`render`] turns both into
-//! the fleet summary and the per-cluster detail (JSON and tables).
+//! step records per cluster, folded now and then into one JSON document per cluster, or in
+//! memory; [`store`] is what every store answers (records, claims, status). ARM is the truth
+//! for protection itself: the live view ([`live`]) is read by `plan::live`. [`render`] turns
+//! both into the fleet summary and the per-cluster detail (JSON and tables).
 
 pub mod account_sas;
 pub mod blob;
 pub mod live;
-pub mod page;
 pub mod render;
 pub mod store;
 
