@@ -340,10 +340,9 @@ async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
     let config = service_config("plan")?;
     let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
     let plan = crate::plan::plan(&ctx, &id).await.map_err(|e| {
-        let fix = match &e {
-            crate::engine::StepError::Arm(arm) => crate::advice::for_arm(arm, &id.to_string()),
-            _ => None,
-        };
+        let fix = e
+            .dependency::<crate::arm::ArmError>()
+            .and_then(|arm| crate::advice::for_arm(arm, &id.to_string()));
         match fix {
             Some(fix) => anyhow::anyhow!("could not make the plan: {e}\nfix: {fix}"),
             None => anyhow::anyhow!("could not make the plan: {e}"),

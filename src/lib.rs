@@ -9,7 +9,7 @@
 //! code may reach up):
 //!
 //! 1. **Platform**: clients and shared types that know nothing of workflows — [`clock`],
-//!    [`resource_id`], [`envelope`], [`auth`], [`tls`], [`telemetry`], [`arm`], [`kube`]
+//!    [`fault`], [`resource_id`], [`envelope`], [`auth`], [`tls`], [`telemetry`], [`arm`], [`kube`]
 //!    (above `arm`: kubeconfigs come from ARM), [`bus`], [`events`], [`enqueue`], [`advice`]
 //!    (above the clients whose errors it explains).
 //! 2. **Engine**: [`engine`] runs steps over any context ([`engine::Context`]); it owns the
@@ -30,6 +30,7 @@
 //! - [`arm`]: Azure Resource Manager (API versions, client).
 //! - [`advice`]: the command an operator should run when a read fails.
 //! - [`events`]: Event Grid intake of cluster writes and deletes.
+//! - [`fault`]: how a dependency's error is classified for retries.
 //! - [`fleet`]: fleet scans and drift repair with Azure Resource Graph.
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy, failure settings and the journal.
@@ -63,6 +64,7 @@ pub mod engine;
 pub mod enqueue;
 pub mod envelope;
 pub mod events;
+pub mod fault;
 pub mod fleet;
 pub mod handler;
 pub mod kube;

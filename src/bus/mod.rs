@@ -132,6 +132,43 @@ impl BusError {
     }
 }
 
+impl crate::fault::Fault for BusError {
+    fn is_transient(&self) -> bool {
+        BusError::is_transient(self)
+    }
+
+    /// 429, or a 503 with `Retry-After`.
+    fn is_throttled(&self) -> bool {
+        match self {
+            Self::Status { status: 429, .. } => true,
+            Self::Status {
+                status: 503,
+                retry_after,
+                ..
+            } => retry_after.is_some(),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn reason_class(&self) -> &'static str {
+        match self {
+            Self::Status { status: 429, .. } => "throttled",
+            Self::Status { status: 408, .. } => "timeout",
+            Self::Status { status, .. } if *status >= 500 => "server_error",
+            Self::Connection { .. } => "connection",
+            Self::Auth(_) => "auth",
+            _ => "rejected",
+        }
+    }
+}
+
 /// Sends messages to queues.
 #[async_trait]
 pub trait Publisher: Send + Sync + 'static {

@@ -28,6 +28,7 @@ use tracing::Instrument as _;
 use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, WorkflowKind};
+use crate::fault::Fault;
 use crate::telemetry::metrics;
 use crate::telemetry::{propagation, redact, spans};
 use journal::{Journal, StepRecord, Transition};
@@ -136,18 +137,10 @@ impl From<Action> for Outcome {
 /// Why a step could not decide an outcome. Classified by [`StepError::is_transient`].
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// Publishing failed.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    /// No token.
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
-    /// An Azure Resource Manager call failed; the error keeps ARM's code, message and advice.
-    #[error(transparent)]
-    Arm(#[from] crate::arm::ArmError),
-    /// A Kubernetes call failed.
-    #[error(transparent)]
-    Kube(Box<crate::kube::KubeError>),
+    /// A dependency failed (ARM, Kubernetes, Service Bus, the token endpoint); its error says
+    /// how, and how it is classified ([`Fault`]). `?` turns any such error into this.
+    #[error("{0}")]
+    Dependency(Box<dyn Fault>),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -183,9 +176,9 @@ pub enum StepError {
     },
 }
 
-impl From<crate::kube::KubeError> for StepError {
-    fn from(err: crate::kube::KubeError) -> Self {
-        Self::Kube(Box::new(err))
+impl<E: Fault> From<E> for StepError {
+    fn from(err: E) -> Self {
+        Self::Dependency(Box::new(err))
     }
 }
 
@@ -213,52 +206,32 @@ impl StepError {
         }
     }
 
+    /// The dependency's error, when it is an `E`.
+    pub fn dependency<E: Fault>(&self) -> Option<&E> {
+        match self {
+            Self::Dependency(e) => (e.as_ref() as &dyn std::error::Error).downcast_ref(),
+            Self::Forgetting { source, .. } => source.dependency(),
+            _ => None,
+        }
+    }
+
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Dependency(e) => e.is_transient(),
             Self::Forgetting { source, .. } => source.is_transient(),
-            Self::Bus(e) => e.is_transient(),
-            Self::Auth(e) => e.is_transient(),
-            Self::Arm(e) => e.is_transient(),
-            Self::Kube(e) => e.is_transient(),
             Self::Transient { .. } | Self::Timeout { .. } => true,
             Self::Permanent { .. } => false,
         }
     }
 
-    /// True when the dependency answered "too many requests" (429, or the ARM client held a
-    /// request back to stay inside the quota): the step made no progress because it was told
-    /// to wait, so the wait does not count against its deadline.
-    ///
-    /// A 503 that says when to come back (`Retry-After`) is the same signal: the service is
-    /// shedding load and asks the caller to wait, so waiting is not the step's lack of
-    /// progress. A 5xx without `Retry-After` still counts.
+    /// True when the dependency answered "too many requests" (see [`Fault::is_throttled`]):
+    /// the step made no progress because it was told to wait, so the wait does not count
+    /// against its deadline. A 5xx that does not say when to come back still counts.
     pub fn is_throttled(&self) -> bool {
-        let arm_throttled = |e: &crate::arm::ArmError| match e.status() {
-            Some(429) => true,
-            Some(503) => e.retry_after().is_some(),
-            _ => false,
-        };
         match self {
+            Self::Dependency(e) => e.is_throttled(),
             Self::Forgetting { source, .. } => source.is_throttled(),
-            Self::Arm(e) => arm_throttled(e),
-            Self::Bus(BusError::Status { status: 429, .. }) => true,
-            Self::Bus(BusError::Status {
-                status: 503,
-                retry_after,
-                ..
-            }) => retry_after.is_some(),
-            Self::Kube(e) => match e.as_ref() {
-                // The kubeconfig comes from ARM (a POST, so ARM's write quota).
-                crate::kube::KubeError::FetchKubeconfig { source, .. } => arm_throttled(source),
-                crate::kube::KubeError::Api { code: 429, .. } => true,
-                crate::kube::KubeError::Api {
-                    code: 503,
-                    retry_after,
-                    ..
-                } => retry_after.is_some(),
-                _ => false,
-            },
             _ => false,
         }
     }
@@ -266,11 +239,9 @@ impl StepError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            Self::Dependency(e) => e.retry_after(),
             Self::Forgetting { source, .. } => source.retry_after(),
-            Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
             Self::Transient { retry_after, .. } => *retry_after,
-            Self::Arm(e) => e.retry_after(),
-            Self::Kube(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -279,25 +250,8 @@ impl StepError {
     /// `server_error`, `connection`, `auth`, `transient`, `rejected` or `permanent`.
     pub fn reason_class(&self) -> &'static str {
         match self {
+            Self::Dependency(e) => e.reason_class(),
             Self::Forgetting { source, .. } => source.reason_class(),
-            Self::Bus(BusError::Status { status: 429, .. }) => "throttled",
-            Self::Bus(BusError::Status { status: 408, .. }) => "timeout",
-            Self::Bus(BusError::Status { status, .. }) if *status >= 500 => "server_error",
-            Self::Bus(BusError::Connection { .. }) => "connection",
-            Self::Bus(BusError::Auth(_)) | Self::Auth(_) => "auth",
-            Self::Bus(_) => "rejected",
-            Self::Arm(e) => match (e.status(), e) {
-                (Some(429), _) => "throttled",
-                (Some(408), _) => "timeout",
-                (Some(s), _) if s >= 500 => "server_error",
-                (_, crate::arm::ArmError::Send { .. }) => "connection",
-                (_, crate::arm::ArmError::Timeout { .. }) => "timeout",
-                (_, crate::arm::ArmError::Token(_)) => "auth",
-                _ if e.is_transient() => "transient",
-                _ => "permanent",
-            },
-            Self::Kube(e) if e.is_transient() => "transient",
-            Self::Kube(_) => "permanent",
             Self::Transient { .. } => "transient",
             Self::Timeout { .. } => "timeout",
             Self::Permanent { .. } => "permanent",
@@ -1476,7 +1430,7 @@ mod tests {
             Duration::from_secs(60)
         }
         async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
-            Err(StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
+            Err(StepError::from(crate::arm::ArmError::Rejected(Box::new(
                 crate::arm::ArmFault {
                     status: self.status,
                     code: match self.status {
