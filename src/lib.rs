@@ -9,9 +9,9 @@
 //! code may reach up):
 //!
 //! 1. **Platform**: clients and shared types that know nothing of workflows — [`clock`],
-//!    [`fault`], [`resource_id`], [`envelope`], [`auth`], [`tls`], [`telemetry`], [`arm`], [`kube`]
-//!    (above `arm`: kubeconfigs come from ARM), [`bus`], [`events`], [`enqueue`], [`advice`]
-//!    (above the clients whose errors it explains).
+//!    [`fault`], [`resource_id`], [`envelope`], [`auth`], [`tls`], [`telemetry`], [`arm`],
+//!    [`kube`] (above `arm`: kubeconfigs come from ARM), [`bus`], [`events`], [`enqueue`],
+//!    [`advice`] (above the clients whose errors it explains).
 //! 2. **Engine**: [`engine`] runs steps over any context ([`engine::Context`]); it owns the
 //!    workflow rules (the one error policy, deadlines, what a workflow does when a step fails,
 //!    the journal it records to) and names no domain type.

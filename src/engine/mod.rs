@@ -1546,6 +1546,96 @@ mod tests {
         assert_eq!(retry_time(clock.now(), Duration::from_secs(u64::MAX)), None);
     }
 
+    /// Fails with a transient error, then with a permanent one.
+    struct Breaks;
+    #[async_trait]
+    impl Step<Ctx> for Breaks {
+        fn name(&self) -> &'static str {
+            "work"
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            Err(match env.attempt {
+                0 => StepError::Transient {
+                    message: "busy".into(),
+                    retry_after: None,
+                },
+                _ => StepError::Permanent {
+                    reason: "broken".into(),
+                },
+            })
+        }
+    }
+
+    /// The failure path: fails too.
+    struct Report;
+    #[async_trait]
+    impl Step<Ctx> for Report {
+        fn name(&self) -> &'static str {
+            "report"
+        }
+        async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
+            Err(StepError::Permanent {
+                reason: "no report".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_goes_where_the_workflow_says_after_the_error_policy() {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let ctx = Ctx {
+            retry: RetryPolicy {
+                randomization: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
+        };
+        let on_failure = OnFailure {
+            step: "report",
+            fact: "Broke",
+            ends_at: &["report"],
+            facts: |env, reason, _at| {
+                let mut facts = Map::new();
+                facts.insert("why".into(), format!("{}: {reason}", env.step).into());
+                facts
+            },
+        };
+        let registry = Registry::default()
+            .add(WorkflowKind::Restore, Breaks)
+            .add(WorkflowKind::Restore, Report)
+            .starts_with(WorkflowKind::Restore, "work", "Start")
+            .on_failure(WorkflowKind::Restore, on_failure);
+        let engine = Engine::new(ctx, registry);
+        let env = engine
+            .start(WorkflowKind::Restore, "/subscriptions/s", "g", Map::new())
+            .await
+            .unwrap();
+        // A transient error is retried by the policy, with the error backoff, and counted.
+        match engine.run(&env).await.unwrap().transition {
+            Transition::Retrying { at, .. } => assert_eq!((at - clock.now()).whole_seconds(), 10),
+            other => panic!("{other:?}"),
+        }
+        let retry = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        assert_eq!(retry.failures, 1);
+        // A permanent one goes on to the declared step, with the failure in the payload.
+        assert_eq!(
+            engine.run(&retry).await.unwrap().transition,
+            Transition::Advanced {
+                next: "report".into(),
+                fact: "Broke".into()
+            }
+        );
+        let report = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        assert_eq!(report.step, "report");
+        assert_eq!(report.payload["why"], "work: broken");
+        // The failure path's own failure ends the workflow.
+        match engine.run(&report).await.unwrap().transition {
+            Transition::Failed { reason } => assert!(reason.contains("no report"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn unknown_steps_and_kinds_are_reported() {
         let (engine, _p, _c, _j) = engine();
