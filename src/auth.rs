@@ -171,6 +171,16 @@ impl AuthError {
     }
 }
 
+impl crate::fault::Fault for AuthError {
+    fn is_transient(&self) -> bool {
+        AuthError::is_transient(self)
+    }
+
+    fn reason_class(&self) -> &'static str {
+        "auth"
+    }
+}
+
 /// Gets a token for one scope, within [`TOKEN_TIMEOUT`].
 ///
 /// # Errors
@@ -231,7 +241,7 @@ mod tests {
                 transient
             );
             assert_eq!(
-                crate::engine::StepError::Auth(err).is_transient(),
+                crate::engine::StepError::from(err).is_transient(),
                 transient
             );
         }

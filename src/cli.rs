@@ -13,9 +13,9 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::CredentialSource;
 use crate::config::{Config, StatusStoreConfig};
-use crate::engine::journal::MemoryJournal;
 use crate::enqueue::{self, Enqueued};
 use crate::resource_id::ResourceId;
+use crate::status::store::MemoryJournal;
 use crate::status::{ClusterStatus, StoreInfo};
 
 /// Event-driven onboarding, restores and drills for Azure Backup for AKS.
@@ -274,7 +274,8 @@ fn service_config(command: &str) -> anyhow::Result<Config> {
 /// `status --cluster`: the journal's detail (when a store is configured) and the live view
 /// (when the service's settings are available).
 async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
-    use crate::status::{live, render};
+    use crate::plan::live;
+    use crate::status::{live::Unavailable, render};
     let id = cluster_arg(raw)?;
     let env = |k: &str| std::env::var(k).ok();
     let (store, recorded) = match StatusStoreConfig::from_lookup(env)? {
@@ -300,7 +301,7 @@ async fn cluster_status(raw: &str, as_json: bool) -> anyhow::Result<()> {
             let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
             live::gather(&ctx, &id).await
         }
-        Err(e) => Err(live::Unavailable {
+        Err(e) => Err(Unavailable {
             error: e.to_string(),
             fix: Some("run it where the service's settings are set, or export them (at least ServiceBusConnection__fullyQualifiedNamespace or BACKUP_PILOT_SERVICEBUS_URL)".into()),
         }),
@@ -339,10 +340,9 @@ async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
     let config = service_config("plan")?;
     let ctx = crate::runtime::ctx(&config, Arc::new(MemoryJournal::default()))?;
     let plan = crate::plan::plan(&ctx, &id).await.map_err(|e| {
-        let fix = match &e {
-            crate::engine::StepError::Arm(arm) => crate::advice::for_arm(arm, &id.to_string()),
-            _ => None,
-        };
+        let fix = e
+            .dependency::<crate::arm::ArmError>()
+            .and_then(|arm| crate::advice::for_arm(arm, &id.to_string()));
         match fix {
             Some(fix) => anyhow::anyhow!("could not make the plan: {e}\nfix: {fix}"),
             None => anyhow::anyhow!("could not make the plan: {e}"),
@@ -360,7 +360,7 @@ async fn plan(raw: &str, as_json: bool) -> anyhow::Result<()> {
 /// `scan`: one sweep, printed; with `enqueue`, acted on.
 async fn scan(enqueue: bool, as_json: bool) -> anyhow::Result<()> {
     let config = service_config("scan")?;
-    let journal: Arc<dyn crate::engine::journal::Journal> = if enqueue {
+    let journal: Arc<dyn crate::status::store::StatusStore> = if enqueue {
         if config.status_store == StatusStoreConfig::Memory {
             anyhow::bail!(
                 "`scan --enqueue` needs the service's status store (BACKUP_PILOT_STATUS_BLOB_URL): it is where one onboarding per cluster is claimed"

@@ -133,6 +133,12 @@ impl Clock for ManualClock {
     }
 }
 
+/// RFC 3339 text of a time (the format every status output and payload fact uses).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
 /// Time from `now` until `at`, zero if `at` has passed.
 pub fn until(now: OffsetDateTime, at: OffsetDateTime) -> Duration {
     let span = at - now;

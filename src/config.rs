@@ -5,8 +5,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::CredentialSource;
+use crate::bus::Queues;
 use crate::bus::sas::SasKey;
-use crate::engine::{Queues, RetryPolicy};
+use crate::engine::RetryPolicy;
 use crate::status::DEFAULT_HISTORY_LIMIT;
 use crate::status::account_sas::{AZURITE_ACCOUNT, AccountKey};
 use crate::status::blob::DEFAULT_CONTAINER;

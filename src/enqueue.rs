@@ -15,7 +15,7 @@ use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::envelope::{TraceContext, WorkflowKind, workflow_id};
 use crate::events::MANAGED_CLUSTER_TYPE;
 use crate::resource_id::ResourceId;
-use crate::telemetry::{propagation, spans};
+use crate::telemetry::propagation;
 
 /// Namespace of the name-based UUIDs of enqueued messages.
 const MESSAGE_NAMESPACE: Uuid = Uuid::from_u128(0x9a3e_51c7_0b2d_4f86_a1e4_5c7d_2b90_c003);
@@ -241,12 +241,12 @@ pub async fn send(
     publisher: &dyn Publisher,
     mut message: OutgoingMessage,
 ) -> Result<(), EnqueueError> {
-    let span = spans::send(&message);
+    let span = crate::bus::send_span(&message);
     let trace = propagation::context_of(&span, &TraceContext::default());
     propagation::stamp(&mut message.properties, &trace);
     let queue = message.queue.clone();
     let result = publisher.send(message).instrument(span.clone()).await;
-    spans::record_send(&span, &result);
+    crate::bus::record_send(&span, &result);
     result.map_err(|source| EnqueueError::Send { queue, source })
 }
 

@@ -13,15 +13,16 @@ use crate::bus::Publisher;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{Config, ServiceBusAuth, StatusAuth, StatusStoreConfig};
-use crate::engine::journal::{Journal, MemoryJournal};
-use crate::engine::{Ctx, Engine, InvocationBudget, Registry};
+use crate::engine::{Engine, InvocationBudget, Registry};
 use crate::handler::AppState;
 use crate::kube::ClusterAccess;
 use crate::kube::access::{ArmKubeconfigSource, KubeconfigAccess};
 use crate::restore::settings::RestoreSettings;
 use crate::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
 use crate::status::blob::{BlobContainer, BlobJournal, StorageAuth};
+use crate::status::store::{MemoryJournal, StatusStore};
 use crate::tls::TlsTrust;
+use crate::workflow::Ctx;
 
 /// How long the shared HTTP client (ARM, Service Bus; trusting [`Config::tls`]) waits for a
 /// connection.
@@ -110,7 +111,7 @@ pub fn journal(
     store: &StatusStoreConfig,
     credential: &CredentialSource,
     tls: &TlsTrust,
-) -> anyhow::Result<Arc<dyn Journal>> {
+) -> anyhow::Result<Arc<dyn StatusStore>> {
     match store {
         StatusStoreConfig::Memory => Ok(Arc::new(MemoryJournal::default())),
         StatusStoreConfig::Blob {
@@ -169,7 +170,7 @@ pub fn report_store(
 ///
 /// # Errors
 /// A credential that cannot be built, or an invalid hook configuration.
-pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
+pub fn ctx(config: &Config, journal: Arc<dyn StatusStore>) -> anyhow::Result<Ctx> {
     let http = config
         .tls
         .http_builder()
@@ -212,8 +213,8 @@ pub fn ctx(config: &Config, journal: Arc<dyn Journal>) -> anyhow::Result<Ctx> {
 /// See [`ctx`].
 pub fn state(
     config: &Config,
-    registry: Registry,
-    journal: Arc<dyn Journal>,
+    registry: Registry<Ctx>,
+    journal: Arc<dyn StatusStore>,
 ) -> anyhow::Result<AppState> {
     Ok(AppState {
         engine: Engine::new(ctx(config, journal)?, registry).with_budget(InvocationBudget {

@@ -63,9 +63,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use backup_pilot::bus::Queues;
 use backup_pilot::bus::{OutgoingMessage, Publisher};
 use backup_pilot::clock::ScaledClock;
-use backup_pilot::engine::Queues;
 use backup_pilot::restore::drill::SCRATCH_PREFIX;
 use backup_pilot::status::Phase;
 use backup_pilot::workflow::placement::Placement;

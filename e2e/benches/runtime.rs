@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::SystemClock;
-use backup_pilot::engine::{Ctx, Engine, Outcome, Registry, Step, StepError};
+use backup_pilot::engine::{Engine, Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::handler::{AppState, serve};
+use backup_pilot::workflow::Ctx;
 use base64::Engine as _;
 use serde_json::json;
 
@@ -83,7 +84,7 @@ fn invocation(binding: &str, body: &[u8], id: usize) -> String {
 
 struct NoOp;
 #[async_trait]
-impl Step for NoOp {
+impl Step<Ctx> for NoOp {
     fn name(&self) -> &'static str {
         "noop"
     }

@@ -12,9 +12,10 @@ use backup_pilot::arm::{ArmClient, ArmOptions};
 use backup_pilot::auth::CredentialSource;
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::{Clock, SystemClock};
-use backup_pilot::engine::{Ctx, Engine, InvocationBudget, Outcome, Registry, Step, StepError};
+use backup_pilot::engine::{Engine, InvocationBudget, Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::handler::{AppState, serve};
+use backup_pilot::workflow::Ctx;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -23,7 +24,7 @@ const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
 /// Reads a resource group through ARM: needs a token first.
 struct ReadsArm;
 #[async_trait]
-impl Step for ReadsArm {
+impl Step<Ctx> for ReadsArm {
     fn name(&self) -> &'static str {
         "read_group"
     }

@@ -19,10 +19,11 @@ use axum::http::HeaderMap;
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::ManualClock;
 use backup_pilot::engine::journal::Transition;
-use backup_pilot::engine::{Ctx, Engine, Outcome, Registry, Step, StepError};
+use backup_pilot::engine::{Engine, Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::telemetry::http::{HttpCall, Peer};
 use backup_pilot::telemetry::{capture_spans, trace_id};
+use backup_pilot::workflow::Ctx;
 use opentelemetry::Value;
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
@@ -32,7 +33,7 @@ use tracing::Instrument as _;
 /// Fails once with a throttle-like transient error, then moves on.
 struct Flaky;
 #[async_trait]
-impl Step for Flaky {
+impl Step<Ctx> for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
@@ -52,7 +53,7 @@ struct CallOut {
     url: url::Url,
 }
 #[async_trait]
-impl Step for CallOut {
+impl Step<Ctx> for CallOut {
     fn name(&self) -> &'static str {
         "call_out"
     }
@@ -78,7 +79,7 @@ impl Step for CallOut {
 
 struct Finish;
 #[async_trait]
-impl Step for Finish {
+impl Step<Ctx> for Finish {
     fn name(&self) -> &'static str {
         "finish"
     }
@@ -260,7 +261,7 @@ async fn one_workflow_is_one_trace_across_every_message() {
 async fn a_failed_step_marks_its_span_as_an_error() {
     struct Broken;
     #[async_trait]
-    impl Step for Broken {
+    impl Step<Ctx> for Broken {
         fn name(&self) -> &'static str {
             "broken"
         }

@@ -163,7 +163,7 @@ pub async fn drill(
     let mut latest: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
     for message in env
         .broker()
-        .peek(&backup_pilot::engine::Queues::default().restore_results)
+        .peek(&backup_pilot::bus::Queues::default().restore_results)
         .unwrap_or_default()
     {
         let result: Value = serde_json::from_slice(&message.body).unwrap_or(Value::Null);

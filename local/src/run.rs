@@ -22,9 +22,9 @@ use crate::run_state::RunState;
 use crate::run_tls;
 use crate::timeline::{Stretch, human, table};
 use crate::{drill_run, estate, stay};
+use backup_pilot::bus::Queues;
 use backup_pilot::bus::{OutgoingMessage, Publisher};
 use backup_pilot::clock::ScaledClock;
-use backup_pilot::engine::Queues;
 use backup_pilot::kube::HookSet;
 use backup_pilot::kube::settings::KubeSettings;
 use backup_pilot::status::Phase;
@@ -574,7 +574,7 @@ async fn drive(
     println!(
         "sent {} cluster write event(s) to {queue} at {} (virtual)\n",
         options.clusters,
-        backup_pilot::status::rfc3339(start.replace_nanosecond(0).unwrap_or(start))
+        backup_pilot::clock::rfc3339(start.replace_nanosecond(0).unwrap_or(start))
     );
     if options.existing_clusters > 0 {
         let sweep = estate::fire_sweep(env).await?;

@@ -37,7 +37,7 @@ use tracing::Instrument as _;
 pub const ACCEPT_JSON: &str = "application/json";
 
 /// The default bound on one ARM call, retries and token requests included: well inside the
-/// engine's step budget ([`crate::engine::STEP_BUDGET`]).
+/// engine's step budget (`engine::STEP_BUDGET`, 40 s).
 pub const ARM_CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// How long a settled read is reused by default: five minutes of the client's clock.
@@ -214,7 +214,7 @@ impl ArmClient {
     }
 
     /// A client that refuses every call: no credential and no endpoint, for contexts that
-    /// never reach Azure ([`crate::engine::Ctx::with_defaults`] in tests and benchmarks).
+    /// never reach Azure (the default contexts of tests and benchmarks).
     pub fn unconfigured(clock: Arc<dyn Clock>) -> Self {
         Self {
             http: reqwest::Client::new(),

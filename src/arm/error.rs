@@ -401,6 +401,38 @@ impl ArmError {
     }
 }
 
+impl crate::fault::Fault for ArmError {
+    fn is_transient(&self) -> bool {
+        ArmError::is_transient(self)
+    }
+
+    /// 429, or a 503 with `Retry-After` (the ARM client's own hold-back answers 429 too).
+    fn is_throttled(&self) -> bool {
+        match self.status() {
+            Some(429) => true,
+            Some(503) => ArmError::retry_after(self).is_some(),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        ArmError::retry_after(self)
+    }
+
+    fn reason_class(&self) -> &'static str {
+        match (self.status(), self) {
+            (Some(429), _) => "throttled",
+            (Some(408), _) => "timeout",
+            (Some(s), _) if s >= 500 => "server_error",
+            (_, Self::Send { .. }) => "connection",
+            (_, Self::Timeout { .. }) => "timeout",
+            (_, Self::Token(_)) => "auth",
+            _ if ArmError::is_transient(self) => "transient",
+            _ => "permanent",
+        }
+    }
+}
+
 /// 408, 429 and 5xx: the statuses the Azure SDKs retry.
 pub fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)

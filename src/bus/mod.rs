@@ -10,6 +10,35 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tracing::Span;
+use tracing::field::Empty;
+
+/// The queues the service uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    /// Event Grid cluster events.
+    pub cluster_events: String,
+    /// The step queue.
+    pub workflow: String,
+    /// Restore requests.
+    pub restore_requests: String,
+    /// Messages the service could not read, with the reason.
+    pub dead_letters: String,
+    /// The outcome of every restore and drill (for whoever asked).
+    pub restore_results: String,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Self {
+            cluster_events: "cluster-events".into(),
+            workflow: "workflow".into(),
+            restore_requests: "restore-requests".into(),
+            dead_letters: "dead-letters".into(),
+            restore_results: "restore-results".into(),
+        }
+    }
+}
 
 /// One message to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +132,43 @@ impl BusError {
     }
 }
 
+impl crate::fault::Fault for BusError {
+    fn is_transient(&self) -> bool {
+        BusError::is_transient(self)
+    }
+
+    /// 429, or a 503 with `Retry-After`.
+    fn is_throttled(&self) -> bool {
+        match self {
+            Self::Status { status: 429, .. } => true,
+            Self::Status {
+                status: 503,
+                retry_after,
+                ..
+            } => retry_after.is_some(),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn reason_class(&self) -> &'static str {
+        match self {
+            Self::Status { status: 429, .. } => "throttled",
+            Self::Status { status: 408, .. } => "timeout",
+            Self::Status { status, .. } if *status >= 500 => "server_error",
+            Self::Connection { .. } => "connection",
+            Self::Auth(_) => "auth",
+            _ => "rejected",
+        }
+    }
+}
+
 /// Sends messages to queues.
 #[async_trait]
 pub trait Publisher: Send + Sync + 'static {
@@ -151,5 +217,41 @@ impl Publisher for RecordingPublisher {
             sent.extend(messages);
         }
         Ok(())
+    }
+}
+
+/// The span of one Service Bus send.
+pub fn send_span(message: &OutgoingMessage) -> Span {
+    tracing::info_span!(
+        "send",
+        otel.name = %format!("send {}", message.queue),
+        otel.kind = "producer",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        messaging.system = "servicebus",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = %message.queue,
+        messaging.message.id = %message.message_id,
+        messaging.message.conversation_id = message.correlation_id.as_deref().unwrap_or_default(),
+        error.type = Empty,
+    )
+}
+
+/// Records a send's result.
+pub fn record_send(span: &Span, result: &Result<(), BusError>) {
+    if let Err(e) = result {
+        let kind = match e {
+            BusError::Connection { .. } => "connection".to_string(),
+            BusError::Status { status, .. } => status.to_string(),
+            BusError::Auth(_) => "auth".to_string(),
+            BusError::Invalid(_) => "invalid_message".to_string(),
+        };
+        span.record("error.type", kind.as_str());
+        span.record("otel.status_code", "error");
+        span.record(
+            "otel.status_description",
+            crate::telemetry::redact::secrets(&e.to_string()).as_str(),
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! One send, its token request and retries included, is bounded by [`SEND_TIMEOUT`] (real
 //! time; [`ServiceBusRest::with_timeout`] changes it): a namespace or token endpoint that does
 //! not answer fails the send as a transient [`BusError::Connection`] in time for the engine's
-//! hand-off budget ([`crate::engine::HAND_OFF_BUDGET`]).
+//! hand-off budget (`engine::HAND_OFF_BUDGET`, 15 s).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

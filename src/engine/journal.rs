@@ -1,14 +1,12 @@
 //! A record of every step transition, for the status view, the local timeline and tests.
 //! The engine reports each step's outcome to a [`Journal`]; what the journal keeps and where
-//! is the journal's business, and it answers status questions from what it kept.
-
-use std::sync::Mutex;
+//! is the journal's business (the status store keeps it in Blob storage or memory and answers
+//! status questions from it).
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::envelope::WorkflowKind;
-use crate::status::{ClusterStatus, DEFAULT_HISTORY_LIMIT, StatusError, StoreInfo, cluster_key};
 
 /// What happened to one step run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +54,18 @@ impl Transition {
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Done { .. } | Self::Failed { .. })
     }
+
+    /// The short name of a transition, used on spans, metrics and in status.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Advanced { .. } => "advanced",
+            Self::Retrying { .. } => "retrying",
+            Self::Done { .. } => "done",
+            Self::Failed { .. } => "failed",
+            Self::Skipped { .. } => "skipped",
+            Self::Found { .. } => "found",
+        }
+    }
 }
 
 /// One journal entry.
@@ -87,51 +97,24 @@ pub struct StepRecord {
 /// Named whole-number figures a workflow reports when it ends (`score`, `rtoSeconds`, ...).
 pub type Measures = std::collections::BTreeMap<String, i64>;
 
-/// Receives step records and answers from them.
+/// Why the journal could not record a run or answer: the store's own error, as its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JournalError(pub String);
+
+/// Receives the engine's step records, and answers the one question the engine asks of them:
+/// whether a workflow has ended.
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
     /// Records one step run.
     ///
     /// # Errors
     /// The store could not be written.
-    async fn try_record(&self, record: StepRecord) -> Result<(), StatusError>;
+    async fn try_record(&self, record: StepRecord) -> Result<(), JournalError>;
 
-    /// Records one step run; a failure to record is logged, never fails the step.
-    async fn record(&self, record: StepRecord) {
-        let (workflow, step) = (record.workflow_id.clone(), record.step.clone());
-        if let Err(e) = self.try_record(record).await {
-            tracing::warn!(
-                workflow.id = %workflow,
-                step.name = %step,
-                "the step's status was not recorded: {e}"
-            );
-        }
-    }
-
-    /// Claims `key` for `holder` (a workflow id), for something that must happen at most
-    /// once (a restore trigger has no idempotency key; a cluster is onboarded by one workflow
-    /// at a time): [`Claim::Won`] for the first caller ever, [`Claim::Held`] with the first
-    /// claim's time and holder for a rerun after a crash or a concurrent duplicate delivery.
-    /// The claim is atomic (a create-only write).
-    ///
-    /// # Errors
-    /// The store could not be read or written.
-    async fn claim(
-        &self,
-        key: &str,
-        at: OffsetDateTime,
-        holder: &str,
-    ) -> Result<Claim, StatusError>;
-
-    /// Gives a claim back: the call it guarded was refused, so the next run may send it.
-    ///
-    /// # Errors
-    /// The store could not be written.
-    async fn release(&self, key: &str) -> Result<(), StatusError>;
-
-    /// When the workflow `workflow_id` about `subject` ended, if its end is recorded (see
-    /// [`ClusterStatus::ended`]). The engine asks before every step: a message of an ended
-    /// workflow is a late redelivery and must not act again.
+    /// When the workflow `workflow_id` about `subject` ended, if its end is recorded. The
+    /// engine asks before a redelivered step: a message of an ended workflow is a late
+    /// redelivery and must not act again.
     ///
     /// # Errors
     /// The store could not be read.
@@ -139,137 +122,5 @@ pub trait Journal: Send + Sync + 'static {
         &self,
         subject: &str,
         workflow_id: &str,
-    ) -> Result<Option<OffsetDateTime>, StatusError> {
-        Ok(self
-            .cluster_status(subject)
-            .await?
-            .and_then(|status| status.ended(workflow_id)))
-    }
-
-    /// Where the records are kept, for the header of status answers.
-    fn store(&self) -> StoreInfo;
-
-    /// The status of one cluster (matched case-insensitively), if anything was recorded.
-    ///
-    /// # Errors
-    /// The store could not be read.
-    async fn cluster_status(&self, cluster: &str) -> Result<Option<ClusterStatus>, StatusError>;
-
-    /// The status of every cluster with records, in key order.
-    ///
-    /// # Errors
-    /// The store could not be read.
-    async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError>;
-}
-
-/// The answer to [`Journal::claim`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Nobody claimed the key before: go ahead.
-    Won,
-    /// Claimed before, at `since`, by `holder` (empty for a claim written without one).
-    Held {
-        /// When the first claim was made.
-        since: OffsetDateTime,
-        /// Who made it.
-        holder: String,
-    },
-}
-
-/// Keeps records in memory (local runs and tests).
-#[derive(Debug, Default)]
-pub struct MemoryJournal {
-    records: Mutex<Vec<StepRecord>>,
-    /// Workflow id → when it ended (answers [`Journal::workflow_ended`] without a fold).
-    ended: Mutex<std::collections::HashMap<String, OffsetDateTime>>,
-    claims: Mutex<std::collections::HashMap<String, (OffsetDateTime, String)>>,
-}
-
-impl MemoryJournal {
-    /// All records so far, oldest first.
-    pub fn records(&self) -> Vec<StepRecord> {
-        self.records.lock().map(|r| r.clone()).unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Journal for MemoryJournal {
-    async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
-        if record.transition.is_final()
-            && let Ok(mut ended) = self.ended.lock()
-        {
-            ended
-                .entry(record.workflow_id.clone())
-                .or_insert(record.finished_at);
-        }
-        if let Ok(mut r) = self.records.lock() {
-            r.push(record);
-        }
-        Ok(())
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        at: OffsetDateTime,
-        holder: &str,
-    ) -> Result<Claim, StatusError> {
-        let mut claims = self
-            .claims
-            .lock()
-            .map_err(|_| StatusError::Config("the claim table is poisoned".into()))?;
-        Ok(match claims.get(key) {
-            Some((since, by)) => Claim::Held {
-                since: *since,
-                holder: by.clone(),
-            },
-            None => {
-                claims.insert(key.to_string(), (at, holder.to_string()));
-                Claim::Won
-            }
-        })
-    }
-
-    async fn release(&self, key: &str) -> Result<(), StatusError> {
-        if let Ok(mut claims) = self.claims.lock() {
-            claims.remove(key);
-        }
-        Ok(())
-    }
-
-    async fn workflow_ended(
-        &self,
-        _subject: &str,
-        workflow_id: &str,
-    ) -> Result<Option<OffsetDateTime>, StatusError> {
-        Ok(self
-            .ended
-            .lock()
-            .ok()
-            .and_then(|ended| ended.get(workflow_id).copied()))
-    }
-
-    fn store(&self) -> StoreInfo {
-        StoreInfo {
-            kind: "memory",
-            location: "this process".into(),
-            note: Some(
-                "status is kept in this process's memory only: it is lost on restart and not shared between instances; set BACKUP_PILOT_STATUS_BLOB_URL to keep it in Blob storage".into(),
-            ),
-        }
-    }
-
-    async fn cluster_status(&self, cluster: &str) -> Result<Option<ClusterStatus>, StatusError> {
-        let key = cluster_key(cluster);
-        let records = self.records();
-        let ours = records.iter().filter(|r| cluster_key(&r.subject) == key);
-        Ok(ClusterStatus::fold_all(ours, DEFAULT_HISTORY_LIMIT).pop())
-    }
-
-    async fn fleet_status(&self) -> Result<Vec<ClusterStatus>, StatusError> {
-        Ok(ClusterStatus::fold_all(
-            self.records().iter(),
-            DEFAULT_HISTORY_LIMIT,
-        ))
-    }
+    ) -> Result<Option<OffsetDateTime>, JournalError>;
 }

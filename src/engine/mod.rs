@@ -28,7 +28,8 @@ use tracing::Instrument as _;
 use crate::bus::{BusError, OutgoingMessage, Publisher};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::telemetry::metrics::{self, DrillOutcome};
+use crate::fault::Fault;
+use crate::telemetry::metrics;
 use crate::telemetry::{propagation, redact, spans};
 use journal::{Journal, StepRecord, Transition};
 pub use policy::{RetryPolicy, error_policy};
@@ -136,18 +137,10 @@ impl From<Action> for Outcome {
 /// Why a step could not decide an outcome. Classified by [`StepError::is_transient`].
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// Publishing failed.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    /// No token.
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
-    /// An Azure Resource Manager call failed; the error keeps ARM's code, message and advice.
-    #[error(transparent)]
-    Arm(#[from] crate::arm::ArmError),
-    /// A Kubernetes call failed.
-    #[error(transparent)]
-    Kube(Box<crate::kube::KubeError>),
+    /// A dependency failed (ARM, Kubernetes, Service Bus, the token endpoint); its error says
+    /// how, and how it is classified ([`Fault`]). `?` turns any such error into this.
+    #[error("{0}")]
+    Dependency(Box<dyn Fault>),
     /// Worth retrying later.
     #[error("{message}")]
     Transient {
@@ -172,59 +165,73 @@ pub enum StepError {
         /// The budget that ran out.
         budget: Duration,
     },
+    /// An error whose retry leaves payload facts behind (an operation that failed is not
+    /// polled again: the next attempt starts a new one). Classified as the error it wraps.
+    #[error("{source}")]
+    Forgetting {
+        /// The error.
+        source: Box<StepError>,
+        /// The payload keys the retry drops.
+        keys: Vec<String>,
+    },
 }
 
-impl From<crate::kube::KubeError> for StepError {
-    fn from(err: crate::kube::KubeError) -> Self {
-        Self::Kube(Box::new(err))
+impl<E: Fault> From<E> for StepError {
+    fn from(err: E) -> Self {
+        Self::Dependency(Box::new(err))
     }
 }
 
 impl StepError {
+    /// The same error; whatever the error policy makes of it drops the payload fact `key`.
+    #[must_use]
+    pub fn forgetting(self, key: &str) -> Self {
+        match self {
+            Self::Forgetting { source, mut keys } => {
+                keys.push(key.to_string());
+                Self::Forgetting { source, keys }
+            }
+            other => Self::Forgetting {
+                source: Box::new(other),
+                keys: vec![key.to_string()],
+            },
+        }
+    }
+
+    /// The payload facts the outcome of this error drops (see [`Self::forgetting`]).
+    pub fn forgotten(&self) -> &[String] {
+        match self {
+            Self::Forgetting { keys, .. } => keys,
+            _ => &[],
+        }
+    }
+
+    /// The dependency's error, when it is an `E`.
+    pub fn dependency<E: Fault>(&self) -> Option<&E> {
+        match self {
+            Self::Dependency(e) => (e.as_ref() as &dyn std::error::Error).downcast_ref(),
+            Self::Forgetting { source, .. } => source.dependency(),
+            _ => None,
+        }
+    }
+
     /// Whether waiting and retrying can help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Bus(e) => e.is_transient(),
-            Self::Auth(e) => e.is_transient(),
-            Self::Arm(e) => e.is_transient(),
-            Self::Kube(e) => e.is_transient(),
+            Self::Dependency(e) => e.is_transient(),
+            Self::Forgetting { source, .. } => source.is_transient(),
             Self::Transient { .. } | Self::Timeout { .. } => true,
             Self::Permanent { .. } => false,
         }
     }
 
-    /// True when the dependency answered "too many requests" (429, or the ARM client held a
-    /// request back to stay inside the quota): the step made no progress because it was told
-    /// to wait, so the wait does not count against its deadline.
-    ///
-    /// A 503 that says when to come back (`Retry-After`) is the same signal: the service is
-    /// shedding load and asks the caller to wait, so waiting is not the step's lack of
-    /// progress. A 5xx without `Retry-After` still counts.
+    /// True when the dependency answered "too many requests" (see [`Fault::is_throttled`]):
+    /// the step made no progress because it was told to wait, so the wait does not count
+    /// against its deadline. A 5xx that does not say when to come back still counts.
     pub fn is_throttled(&self) -> bool {
-        let arm_throttled = |e: &crate::arm::ArmError| match e.status() {
-            Some(429) => true,
-            Some(503) => e.retry_after().is_some(),
-            _ => false,
-        };
         match self {
-            Self::Arm(e) => arm_throttled(e),
-            Self::Bus(BusError::Status { status: 429, .. }) => true,
-            Self::Bus(BusError::Status {
-                status: 503,
-                retry_after,
-                ..
-            }) => retry_after.is_some(),
-            Self::Kube(e) => match e.as_ref() {
-                // The kubeconfig comes from ARM (a POST, so ARM's write quota).
-                crate::kube::KubeError::FetchKubeconfig { source, .. } => arm_throttled(source),
-                crate::kube::KubeError::Api { code: 429, .. } => true,
-                crate::kube::KubeError::Api {
-                    code: 503,
-                    retry_after,
-                    ..
-                } => retry_after.is_some(),
-                _ => false,
-            },
+            Self::Dependency(e) => e.is_throttled(),
+            Self::Forgetting { source, .. } => source.is_throttled(),
             _ => false,
         }
     }
@@ -232,10 +239,9 @@ impl StepError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Bus(BusError::Status { retry_after, .. }) => *retry_after,
+            Self::Dependency(e) => e.retry_after(),
+            Self::Forgetting { source, .. } => source.retry_after(),
             Self::Transient { retry_after, .. } => *retry_after,
-            Self::Arm(e) => e.retry_after(),
-            Self::Kube(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -244,24 +250,8 @@ impl StepError {
     /// `server_error`, `connection`, `auth`, `transient`, `rejected` or `permanent`.
     pub fn reason_class(&self) -> &'static str {
         match self {
-            Self::Bus(BusError::Status { status: 429, .. }) => "throttled",
-            Self::Bus(BusError::Status { status: 408, .. }) => "timeout",
-            Self::Bus(BusError::Status { status, .. }) if *status >= 500 => "server_error",
-            Self::Bus(BusError::Connection { .. }) => "connection",
-            Self::Bus(BusError::Auth(_)) | Self::Auth(_) => "auth",
-            Self::Bus(_) => "rejected",
-            Self::Arm(e) => match (e.status(), e) {
-                (Some(429), _) => "throttled",
-                (Some(408), _) => "timeout",
-                (Some(s), _) if s >= 500 => "server_error",
-                (_, crate::arm::ArmError::Send { .. }) => "connection",
-                (_, crate::arm::ArmError::Timeout { .. }) => "timeout",
-                (_, crate::arm::ArmError::Token(_)) => "auth",
-                _ if e.is_transient() => "transient",
-                _ => "permanent",
-            },
-            Self::Kube(e) if e.is_transient() => "transient",
-            Self::Kube(_) => "permanent",
+            Self::Dependency(e) => e.reason_class(),
+            Self::Forgetting { source, .. } => source.reason_class(),
             Self::Transient { .. } => "transient",
             Self::Timeout { .. } => "timeout",
             Self::Permanent { .. } => "permanent",
@@ -269,89 +259,28 @@ impl StepError {
     }
 }
 
-/// Everything a step may use. Cheap to clone; shared by all invocations.
-#[derive(Clone)]
-pub struct Ctx {
+/// What the engine needs from the context its steps share: time, the bus, the journal, the
+/// step queue and the retry policy. The rest of the context (clients, settings) is the steps'
+/// business; the engine is generic over it and names none of it. Cheap to clone.
+pub trait Context: Clone + Send + Sync + 'static {
+    /// The journal the engine records every step run to.
+    type Journal: Journal + ?Sized;
+
     /// Where "now" comes from.
-    pub clock: Arc<dyn Clock>,
-    /// Sends messages.
-    pub publisher: Arc<dyn Publisher>,
-    /// Records step transitions.
-    pub journal: Arc<dyn Journal>,
-    /// Queue names.
-    pub queues: Queues,
-    /// Step retry backoff.
-    pub retry: RetryPolicy,
-    /// Azure Resource Manager.
-    pub arm: Arc<crate::arm::ArmClient>,
-    /// What onboarding and offboarding do (validated at start).
-    pub onboarding: Arc<crate::workflow::settings::OnboardingSettings>,
-    /// What restores and drills do (validated at start).
-    pub restore: Arc<crate::restore::settings::RestoreSettings>,
-    /// Where restore and drill evidence reports go.
-    pub reports: Arc<dyn crate::restore::store::ReportStore>,
-    /// Kubernetes clients for clusters.
-    pub kube: Arc<dyn crate::kube::ClusterAccess>,
-    /// The hooks every onboarded cluster gets (validated at startup).
-    pub hooks: Arc<crate::kube::HookSet>,
-    /// Where drill alerts go.
-    pub alerts: Arc<dyn crate::restore::alert::AlertSink>,
+    fn clock(&self) -> &dyn Clock;
+    /// Sends the workflow's messages.
+    fn publisher(&self) -> &dyn Publisher;
+    /// Records step runs and says whether a workflow ended.
+    fn journal(&self) -> &Self::Journal;
+    /// The queue the steps' messages go to.
+    fn step_queue(&self) -> &str;
+    /// The backoff of the error policy.
+    fn retry(&self) -> &RetryPolicy;
 }
 
-impl Ctx {
-    /// A context with in-memory defaults around a clock and a publisher: a memory journal,
-    /// the default queues and backoff, no cluster access, no hooks, an ARM client that refuses
-    /// every call, the default onboarding and restore settings and reports kept in memory.
-    /// Callers replace what they need with
-    /// struct-update syntax (`Ctx { kube, ..Ctx::with_defaults(c, p) }`).
-    pub fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
-        Self {
-            arm: Arc::new(crate::arm::ArmClient::unconfigured(clock.clone())),
-            clock,
-            publisher,
-            journal: Arc::new(journal::MemoryJournal::default()),
-            queues: Queues::default(),
-            retry: RetryPolicy::default(),
-            kube: Arc::new(crate::kube::access::NoClusterAccess),
-            hooks: Arc::default(),
-            onboarding: Arc::default(),
-            restore: Arc::default(),
-            reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
-            alerts: Arc::new(crate::restore::alert::LogOnly),
-        }
-    }
-}
-
-/// The queues the service uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queues {
-    /// Event Grid cluster events.
-    pub cluster_events: String,
-    /// The step queue.
-    pub workflow: String,
-    /// Restore requests.
-    pub restore_requests: String,
-    /// Messages the service could not read, with the reason.
-    pub dead_letters: String,
-    /// The outcome of every restore and drill (for whoever asked).
-    pub restore_results: String,
-}
-
-impl Default for Queues {
-    fn default() -> Self {
-        Self {
-            cluster_events: "cluster-events".into(),
-            workflow: "workflow".into(),
-            restore_requests: "restore-requests".into(),
-            dead_letters: "dead-letters".into(),
-            restore_results: "restore-results".into(),
-        }
-    }
-}
-
-/// One idempotent step of a workflow.
+/// One idempotent step of a workflow, run with the context `C`.
 #[async_trait]
-pub trait Step: Send + Sync + 'static {
+pub trait Step<C: Context>: Send + Sync + 'static {
     /// The step's name on the wire.
     fn name(&self) -> &'static str;
 
@@ -362,19 +291,64 @@ pub trait Step: Send + Sync + 'static {
 
     /// Reads the world, converges it, and says what comes next. Must be safe to run twice,
     /// concurrently, or after a crash at any line.
-    async fn run(&self, ctx: &Ctx, envelope: &Envelope) -> Result<Outcome, StepError>;
+    async fn run(&self, ctx: &C, envelope: &Envelope) -> Result<Outcome, StepError>;
 }
 
-/// The steps of every workflow kind, and where each kind starts.
-#[derive(Default, Clone)]
-pub struct Registry {
-    steps: HashMap<(WorkflowKind, String), Arc<dyn Step>>,
+/// What a workflow does when one of its steps fails — the error policy found its error
+/// permanent, the step said `Failed`, or it ran past its deadline — once the engine has
+/// classified, logged and counted the failure like any other. Declared with the workflow
+/// ([`Registry::on_failure`]); a workflow without one ends as failed.
+#[derive(Debug, Clone, Copy)]
+pub struct OnFailure {
+    /// The step the workflow goes on with.
+    pub step: &'static str,
+    /// The fact that step is published with.
+    pub fact: &'static str,
+    /// Steps whose failure still ends the workflow: the failure path itself.
+    pub ends_at: &'static [&'static str],
+    /// The payload changes that carry the failure forward, from the failed step's envelope,
+    /// the reason and the time (a null value removes a key).
+    pub facts: fn(&Envelope, &str, time::OffsetDateTime) -> Map<String, Value>,
+}
+
+/// Called when a workflow of a kind ends (done or failed), with its last envelope, the final
+/// transition and the time: what the workflow reports of its end beyond the journal (metrics).
+pub type OnEnd = fn(&Envelope, &Transition, time::OffsetDateTime);
+
+/// The steps of every workflow kind, where each kind starts, and what it declares about its
+/// end.
+pub struct Registry<C: Context> {
+    steps: HashMap<(WorkflowKind, String), Arc<dyn Step<C>>>,
     first: HashMap<WorkflowKind, (String, String)>,
+    on_failure: HashMap<WorkflowKind, OnFailure>,
+    on_end: HashMap<WorkflowKind, OnEnd>,
 }
 
-impl Registry {
+impl<C: Context> Default for Registry<C> {
+    fn default() -> Self {
+        Self {
+            steps: HashMap::new(),
+            first: HashMap::new(),
+            on_failure: HashMap::new(),
+            on_end: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Context> Clone for Registry<C> {
+    fn clone(&self) -> Self {
+        Self {
+            steps: self.steps.clone(),
+            first: self.first.clone(),
+            on_failure: self.on_failure.clone(),
+            on_end: self.on_end.clone(),
+        }
+    }
+}
+
+impl<C: Context> Registry<C> {
     /// Adds a step to a kind.
-    pub fn add(mut self, kind: WorkflowKind, step: impl Step) -> Self {
+    pub fn add(mut self, kind: WorkflowKind, step: impl Step<C>) -> Self {
         self.steps
             .insert((kind, step.name().to_string()), Arc::new(step));
         self
@@ -387,8 +361,20 @@ impl Registry {
         self
     }
 
+    /// Declares where a kind goes when one of its steps fails (see [`OnFailure`]).
+    pub fn on_failure(mut self, kind: WorkflowKind, on_failure: OnFailure) -> Self {
+        self.on_failure.insert(kind, on_failure);
+        self
+    }
+
+    /// Declares what a kind reports when it ends, beyond the journal (see [`OnEnd`]).
+    pub fn on_end(mut self, kind: WorkflowKind, on_end: OnEnd) -> Self {
+        self.on_end.insert(kind, on_end);
+        self
+    }
+
     /// Looks a step up.
-    pub fn step(&self, kind: WorkflowKind, name: &str) -> Option<Arc<dyn Step>> {
+    pub fn step(&self, kind: WorkflowKind, name: &str) -> Option<Arc<dyn Step<C>>> {
         self.steps.get(&(kind, name.to_string())).cloned()
     }
 
@@ -492,16 +478,25 @@ impl Default for InvocationBudget {
 }
 
 /// Runs steps and publishes their outcomes.
-#[derive(Clone)]
-pub struct Engine {
-    ctx: Ctx,
-    registry: Arc<Registry>,
+pub struct Engine<C: Context> {
+    ctx: C,
+    registry: Arc<Registry<C>>,
     budget: InvocationBudget,
 }
 
-impl Engine {
+impl<C: Context> Clone for Engine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: self.ctx.clone(),
+            registry: self.registry.clone(),
+            budget: self.budget,
+        }
+    }
+}
+
+impl<C: Context> Engine<C> {
     /// An engine over these steps, with the default [`InvocationBudget`].
-    pub fn new(ctx: Ctx, registry: Registry) -> Self {
+    pub fn new(ctx: C, registry: Registry<C>) -> Self {
         Self {
             ctx,
             registry: Arc::new(registry),
@@ -522,7 +517,7 @@ impl Engine {
     }
 
     /// The shared context.
-    pub fn ctx(&self) -> &Ctx {
+    pub fn ctx(&self) -> &C {
         &self.ctx
     }
 
@@ -555,7 +550,7 @@ impl Engine {
                 generation,
                 step,
                 fact,
-                self.ctx.clock.now(),
+                self.ctx.clock().now(),
                 timeout,
             );
             tracing::Span::current().record("workflow.id", env.workflow_id.as_str());
@@ -592,8 +587,12 @@ impl Engine {
         let result = self.run_step(env, delivery).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(report) => {
-                spans::record_transition(&span, &report.transition);
-                spans::outcome(&report.transition)
+                let failure = match &report.transition {
+                    Transition::Failed { reason } => Some(reason.as_str()),
+                    _ => None,
+                };
+                spans::record_outcome(&span, report.transition.outcome(), failure);
+                report.transition.outcome()
             }
             Err(e) => {
                 spans::record_error(&span, e);
@@ -624,7 +623,7 @@ impl Engine {
             let reason = format!(
                 "workflow {} ended at {}; this late delivery of step `{}` was not run",
                 env.workflow_id,
-                crate::status::rfc3339(ended),
+                crate::clock::rfc3339(ended),
                 env.step
             );
             tracing::info!(step = %env.step, "{reason}");
@@ -633,7 +632,7 @@ impl Engine {
                 transition: Transition::Skipped { reason },
             });
         }
-        let started = self.ctx.clock.now();
+        let started = self.ctx.clock().now();
         // Time spent queued is not the step's: its deadline moves out by as much.
         let moved = env.after_queueing(started);
         let env = moved.as_ref().unwrap_or(env);
@@ -656,7 +655,7 @@ impl Engine {
                 failed = true;
                 throttled = err.is_throttled();
                 (
-                    error_policy(&err, env.failures, &self.ctx.retry),
+                    error_policy(&err, env.failures, self.ctx.retry()),
                     err.reason_class(),
                 )
             }
@@ -664,7 +663,7 @@ impl Engine {
         // The step is finished when its outcome is known, before the hand-off: the next step
         // may start (and finish) while the hand-off is still returning, and the status fold
         // orders runs by when they finished.
-        let finished = self.ctx.clock.now();
+        let finished = self.ctx.clock().now();
         let measures = outcome.measures.clone();
         let transition = self
             .apply(env, outcome, Progress { failed, throttled }, finished)
@@ -674,8 +673,15 @@ impl Engine {
         } else {
             journal::Measures::new()
         };
-        record_workflow_metrics(env, &transition, retry_reason, finished);
-        let record = self.ctx.journal.try_record(StepRecord {
+        if let Transition::Retrying { .. } = transition {
+            metrics::step_retried(env.kind, &env.step, retry_reason);
+        }
+        if transition.is_final()
+            && let Some(on_end) = self.registry.on_end.get(&env.kind)
+        {
+            on_end(env, &transition, finished);
+        }
+        let record = self.ctx.journal().try_record(StepRecord {
             workflow_id: env.workflow_id.clone(),
             kind: env.kind,
             subject: env.subject.clone(),
@@ -722,7 +728,7 @@ impl Engine {
     async fn ended_at(&self, env: &Envelope) -> Option<time::OffsetDateTime> {
         let asked = self
             .ctx
-            .journal
+            .journal()
             .workflow_ended(&env.subject, &env.workflow_id);
         match tokio::time::timeout(self.budget.hand_off, asked).await {
             Ok(Ok(ended)) => ended,
@@ -734,6 +740,7 @@ impl Engine {
         }
     }
 
+    /// Carries out an outcome; a failure goes where the workflow's [`OnFailure`] says.
     async fn apply(
         &self,
         env: &Envelope,
@@ -741,25 +748,76 @@ impl Engine {
         progress: Progress,
         now: time::OffsetDateTime,
     ) -> Result<Transition, EngineError> {
-        let mut facts = env.payload.clone();
-        for (k, v) in outcome.facts {
-            if v.is_null() {
-                facts.remove(&k);
-            } else {
-                facts.insert(k, v);
-            }
+        match self.carry_out(env, outcome, progress, now).await? {
+            Transition::Failed { reason } => self.fail(env, reason, now).await,
+            other => Ok(other),
         }
+    }
+
+    /// Ends the workflow as failed, unless it declared where to go on a failure of this step:
+    /// then it goes on there, with the failure in its payload.
+    async fn fail(
+        &self,
+        env: &Envelope,
+        reason: String,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let Some(on_failure) = self
+            .registry
+            .on_failure
+            .get(&env.kind)
+            .filter(|f| !f.ends_at.contains(&env.step.as_str()))
+        else {
+            return Ok(Transition::Failed { reason });
+        };
+        tracing::warn!(
+            step = %env.step,
+            "step {} failed; the {} workflow goes on with {}: {}",
+            env.step,
+            env.kind,
+            on_failure.step,
+            redact::secrets(&reason)
+        );
+        let mut facts = env.payload.clone();
+        merge(&mut facts, (on_failure.facts)(env, &reason, now));
+        self.go_on(env, on_failure.step, on_failure.fact, facts, now)
+            .await
+    }
+
+    /// Publishes the workflow's next step.
+    async fn go_on(
+        &self,
+        env: &Envelope,
+        step: &str,
+        fact: &str,
+        facts: Map<String, Value>,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let timeout = self
+            .registry
+            .step(env.kind, step)
+            .map_or(Duration::from_secs(1800), |s| s.timeout());
+        let mut next = env.next_step(step, fact, now, timeout);
+        next.payload = facts;
+        self.publish(&mut next, None).await?;
+        Ok(Transition::Advanced {
+            next: step.to_string(),
+            fact: fact.to_string(),
+        })
+    }
+
+    /// Carries out an outcome as the step gave it (or the error policy made it).
+    async fn carry_out(
+        &self,
+        env: &Envelope,
+        outcome: Outcome,
+        progress: Progress,
+        now: time::OffsetDateTime,
+    ) -> Result<Transition, EngineError> {
+        let mut facts = env.payload.clone();
+        merge(&mut facts, outcome.facts);
         match outcome.action {
-            Action::Next { step, fact } => {
-                let timeout = self
-                    .registry
-                    .step(env.kind, &step)
-                    .map_or(Duration::from_secs(1800), |s| s.timeout());
-                let mut next = env.next_step(&step, &fact, now, timeout);
-                next.payload = facts;
-                self.publish(&mut next, None).await?;
-                Ok(Transition::Advanced { next: step, fact })
-            }
+            Action::Next { step, fact } => self.go_on(env, &step, &fact, facts, now).await,
             Action::RetryAfter { after, why } => {
                 // `after` may come from a server's Retry-After; a delay past the end of the
                 // calendar is no retry at all.
@@ -815,10 +873,10 @@ impl Engine {
         env: &mut Envelope,
         at: Option<time::OffsetDateTime>,
     ) -> Result<(), BusError> {
-        env.due_at = Some(at.unwrap_or_else(|| self.ctx.clock.now()));
-        let mut msg = OutgoingMessage::json(&self.ctx.queues.workflow, &env.message_id(), vec![]);
+        env.due_at = Some(at.unwrap_or_else(|| self.ctx.clock().now()));
+        let mut msg = OutgoingMessage::json(self.ctx.step_queue(), &env.message_id(), vec![]);
         msg.correlation_id = Some(env.workflow_id.clone());
-        let span = spans::send(&msg);
+        let span = crate::bus::send_span(&msg);
         env.trace = propagation::context_of(&span, &env.trace);
         msg.body = env.encode();
         msg.scheduled_enqueue_time = at;
@@ -829,7 +887,7 @@ impl Engine {
         msg.properties.insert("step".into(), env.step.clone());
         let limit = self.budget.hand_off;
         let queue = msg.queue.clone();
-        let result = tokio::time::timeout(limit, self.ctx.publisher.send(msg))
+        let result = tokio::time::timeout(limit, self.ctx.publisher().send(msg))
             .instrument(span.clone())
             .await
             .unwrap_or_else(|_| {
@@ -838,7 +896,7 @@ impl Engine {
                     message: format!("no answer within {}s", limit.as_secs_f64()),
                 })
             });
-        spans::record_send(&span, &result);
+        crate::bus::record_send(&span, &result);
         result
     }
 }
@@ -852,6 +910,17 @@ struct Progress {
     throttled: bool,
 }
 
+/// Adds `changes` to a payload; a null value removes its key.
+fn merge(facts: &mut Map<String, Value>, changes: Map<String, Value>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            facts.remove(&k);
+        } else {
+            facts.insert(k, v);
+        }
+    }
+}
+
 fn span(wait: Duration) -> time::Duration {
     time::Duration::try_from(wait).unwrap_or(time::Duration::MAX)
 }
@@ -861,42 +930,86 @@ pub fn retry_time(now: time::OffsetDateTime, after: Duration) -> Option<time::Of
     now.checked_add(time::Duration::try_from(after).ok()?)
 }
 
-/// Retries by reason, time-to-protected for finished onboardings, and drill outcomes.
-fn record_workflow_metrics(
-    env: &Envelope,
-    transition: &Transition,
-    retry_reason: &str,
-    now: time::OffsetDateTime,
-) {
-    match (env.kind, transition) {
-        (_, Transition::Retrying { .. }) => {
-            metrics::step_retried(env.kind, &env.step, retry_reason)
-        }
-        (WorkflowKind::Onboard, Transition::Done { .. }) => {
-            metrics::time_to_protected(crate::clock::until(env.started_at, now));
-        }
-        (WorkflowKind::Drill, Transition::Done { .. }) => {
-            metrics::drill_finished(DrillOutcome::Passed);
-        }
-        (WorkflowKind::Drill, Transition::Failed { .. }) => {
-            metrics::drill_finished(DrillOutcome::Failed);
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bus::RecordingPublisher;
     use crate::clock::ManualClock;
-    use crate::status::StatusError;
-    use journal::MemoryJournal;
+    use journal::{Journal, JournalError};
+    use std::sync::Mutex;
+
+    /// The engine's part of a context, and nothing else.
+    #[derive(Clone)]
+    struct Ctx {
+        clock: Arc<dyn Clock>,
+        publisher: Arc<dyn Publisher>,
+        journal: Arc<dyn Journal>,
+        retry: RetryPolicy,
+    }
+
+    impl Ctx {
+        fn with_defaults(clock: Arc<dyn Clock>, publisher: Arc<dyn Publisher>) -> Self {
+            Self {
+                clock,
+                publisher,
+                journal: Arc::new(MemoryJournal::default()),
+                retry: RetryPolicy::default(),
+            }
+        }
+    }
+
+    impl Context for Ctx {
+        type Journal = dyn Journal;
+        fn clock(&self) -> &dyn Clock {
+            &*self.clock
+        }
+        fn publisher(&self) -> &dyn Publisher {
+            &*self.publisher
+        }
+        fn journal(&self) -> &dyn Journal {
+            &*self.journal
+        }
+        fn step_queue(&self) -> &str {
+            "workflow"
+        }
+        fn retry(&self) -> &RetryPolicy {
+            &self.retry
+        }
+    }
+
+    /// Keeps the records in memory; a workflow has ended once a final record is kept.
+    #[derive(Default)]
+    struct MemoryJournal(Mutex<Vec<StepRecord>>);
+
+    impl MemoryJournal {
+        fn records(&self) -> Vec<StepRecord> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Journal for MemoryJournal {
+        async fn try_record(&self, record: StepRecord) -> Result<(), JournalError> {
+            self.0.lock().unwrap().push(record);
+            Ok(())
+        }
+        async fn workflow_ended(
+            &self,
+            _subject: &str,
+            workflow_id: &str,
+        ) -> Result<Option<time::OffsetDateTime>, JournalError> {
+            Ok(self
+                .records()
+                .iter()
+                .find(|r| r.workflow_id == workflow_id && r.transition.is_final())
+                .map(|r| r.finished_at))
+        }
+    }
     use time::macros::datetime;
 
     struct Flaky;
     #[async_trait]
-    impl Step for Flaky {
+    impl Step<Ctx> for Flaky {
         fn name(&self) -> &'static str {
             "flaky"
         }
@@ -916,7 +1029,7 @@ mod tests {
 
     struct Last;
     #[async_trait]
-    impl Step for Last {
+    impl Step<Ctx> for Last {
         fn name(&self) -> &'static str {
             "last"
         }
@@ -926,7 +1039,7 @@ mod tests {
     }
 
     fn engine() -> (
-        Engine,
+        Engine<Ctx>,
         Arc<RecordingPublisher>,
         Arc<ManualClock>,
         Arc<MemoryJournal>,
@@ -953,35 +1066,17 @@ mod tests {
     struct DownJournal;
     #[async_trait]
     impl Journal for DownJournal {
-        async fn try_record(&self, _record: StepRecord) -> Result<(), StatusError> {
-            Err(StatusError::Write {
-                store: "blob".into(),
-                what: "clusters/x.log".into(),
-                message: "connection refused".into(),
-            })
+        async fn try_record(&self, _record: StepRecord) -> Result<(), JournalError> {
+            Err(JournalError(
+                "could not write clusters/x.log to blob: connection refused".into(),
+            ))
         }
-        async fn claim(
+        async fn workflow_ended(
             &self,
-            _key: &str,
-            _at: time::OffsetDateTime,
-            _holder: &str,
-        ) -> Result<journal::Claim, StatusError> {
-            Err(StatusError::Config("down".into()))
-        }
-        async fn release(&self, _key: &str) -> Result<(), StatusError> {
-            Err(StatusError::Config("down".into()))
-        }
-        fn store(&self) -> crate::status::StoreInfo {
-            MemoryJournal::default().store()
-        }
-        async fn cluster_status(
-            &self,
-            _cluster: &str,
-        ) -> Result<Option<crate::status::ClusterStatus>, StatusError> {
+            _subject: &str,
+            _workflow_id: &str,
+        ) -> Result<Option<time::OffsetDateTime>, JournalError> {
             Ok(None)
-        }
-        async fn fleet_status(&self) -> Result<Vec<crate::status::ClusterStatus>, StatusError> {
-            Ok(Vec::new())
         }
     }
 
@@ -1018,7 +1113,7 @@ mod tests {
     /// Polls (waits without error) for five runs, then fails twice, then finishes.
     struct Poller;
     #[async_trait]
-    impl Step for Poller {
+    impl Step<Ctx> for Poller {
         fn name(&self) -> &'static str {
             "poller"
         }
@@ -1082,7 +1177,7 @@ mod tests {
     /// Throttled three times (ARM's 429 with a 30 s Retry-After), then a 503 with no delay.
     struct ThrottledThrice;
     #[async_trait]
-    impl Step for ThrottledThrice {
+    impl Step<Ctx> for ThrottledThrice {
         fn name(&self) -> &'static str {
             "throttled"
         }
@@ -1091,7 +1186,7 @@ mod tests {
         }
         async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
             let fault = |status: u16, code: &str, retry_after: Option<Duration>| {
-                StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
+                StepError::from(crate::arm::ArmError::Rejected(Box::new(
                     crate::arm::ArmFault {
                         status,
                         code: code.into(),
@@ -1339,7 +1434,7 @@ mod tests {
     /// Always fails with a transient error, asking to wait `0` seconds.
     struct AlwaysBusy(Duration);
     #[async_trait]
-    impl Step for AlwaysBusy {
+    impl Step<Ctx> for AlwaysBusy {
         fn name(&self) -> &'static str {
             "busy"
         }
@@ -1357,14 +1452,24 @@ mod tests {
     /// An engine whose one onboarding step is always busy for `delay`, and an envelope for it.
     fn busy_engine(
         delay: Duration,
-    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+    ) -> (
+        Engine<Ctx>,
+        Arc<RecordingPublisher>,
+        Arc<ManualClock>,
+        Envelope,
+    ) {
         single_step_engine(AlwaysBusy(delay))
     }
 
     /// An engine whose only onboarding step is `step` (named `busy`), and an envelope for it.
     fn single_step_engine(
-        step: impl Step,
-    ) -> (Engine, Arc<RecordingPublisher>, Arc<ManualClock>, Envelope) {
+        step: impl Step<Ctx>,
+    ) -> (
+        Engine<Ctx>,
+        Arc<RecordingPublisher>,
+        Arc<ManualClock>,
+        Envelope,
+    ) {
         let publisher = Arc::new(RecordingPublisher::default());
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let registry = Registry::default().add(WorkflowKind::Onboard, step);
@@ -1389,7 +1494,7 @@ mod tests {
         status: u16,
     }
     #[async_trait]
-    impl Step for Throttled {
+    impl Step<Ctx> for Throttled {
         fn name(&self) -> &'static str {
             "busy"
         }
@@ -1397,7 +1502,7 @@ mod tests {
             Duration::from_secs(60)
         }
         async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
-            Err(StepError::Arm(crate::arm::ArmError::Rejected(Box::new(
+            Err(StepError::from(crate::arm::ArmError::Rejected(Box::new(
                 crate::arm::ArmFault {
                     status: self.status,
                     code: match self.status {
@@ -1511,6 +1616,96 @@ mod tests {
         }
         assert!(publisher.sent().is_empty());
         assert_eq!(retry_time(clock.now(), Duration::from_secs(u64::MAX)), None);
+    }
+
+    /// Fails with a transient error, then with a permanent one.
+    struct Breaks;
+    #[async_trait]
+    impl Step<Ctx> for Breaks {
+        fn name(&self) -> &'static str {
+            "work"
+        }
+        async fn run(&self, _ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+            Err(match env.attempt {
+                0 => StepError::Transient {
+                    message: "busy".into(),
+                    retry_after: None,
+                },
+                _ => StepError::Permanent {
+                    reason: "broken".into(),
+                },
+            })
+        }
+    }
+
+    /// The failure path: fails too.
+    struct Report;
+    #[async_trait]
+    impl Step<Ctx> for Report {
+        fn name(&self) -> &'static str {
+            "report"
+        }
+        async fn run(&self, _ctx: &Ctx, _env: &Envelope) -> Result<Outcome, StepError> {
+            Err(StepError::Permanent {
+                reason: "no report".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_goes_where_the_workflow_says_after_the_error_policy() {
+        let publisher = Arc::new(RecordingPublisher::default());
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let ctx = Ctx {
+            retry: RetryPolicy {
+                randomization: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..Ctx::with_defaults(clock.clone(), publisher.clone())
+        };
+        let on_failure = OnFailure {
+            step: "report",
+            fact: "Broke",
+            ends_at: &["report"],
+            facts: |env, reason, _at| {
+                let mut facts = Map::new();
+                facts.insert("why".into(), format!("{}: {reason}", env.step).into());
+                facts
+            },
+        };
+        let registry = Registry::default()
+            .add(WorkflowKind::Restore, Breaks)
+            .add(WorkflowKind::Restore, Report)
+            .starts_with(WorkflowKind::Restore, "work", "Start")
+            .on_failure(WorkflowKind::Restore, on_failure);
+        let engine = Engine::new(ctx, registry);
+        let env = engine
+            .start(WorkflowKind::Restore, "/subscriptions/s", "g", Map::new())
+            .await
+            .unwrap();
+        // A transient error is retried by the policy, with the error backoff, and counted.
+        match engine.run(&env).await.unwrap().transition {
+            Transition::Retrying { at, .. } => assert_eq!((at - clock.now()).whole_seconds(), 10),
+            other => panic!("{other:?}"),
+        }
+        let retry = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        assert_eq!(retry.failures, 1);
+        // A permanent one goes on to the declared step, with the failure in the payload.
+        assert_eq!(
+            engine.run(&retry).await.unwrap().transition,
+            Transition::Advanced {
+                next: "report".into(),
+                fact: "Broke".into()
+            }
+        );
+        let report = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        assert_eq!(report.step, "report");
+        assert_eq!(report.payload["why"], "work: broken");
+        // The failure path's own failure ends the workflow.
+        match engine.run(&report).await.unwrap().transition {
+            Transition::Failed { reason } => assert!(reason.contains("no report"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -55,10 +55,13 @@ impl RetryPolicy {
 }
 
 /// Maps an error to an outcome: transient → retry after the larger of the backoff and the
-/// server's `Retry-After`; permanent → failed with the error's text.
-pub fn error_policy(error: &StepError, attempt: u32, policy: &RetryPolicy) -> Outcome {
-    if error.is_transient() {
-        let backoff = policy.delay(attempt);
+/// server's `Retry-After`; permanent → failed with the error's text. `failures` counts the
+/// step's errors in a row before this one ([`crate::envelope::Envelope::failures`]), so polls
+/// that were no error do not grow the backoff. The outcome drops the payload facts the error
+/// names ([`StepError::forgetting`]). Only the engine calls it.
+pub fn error_policy(error: &StepError, failures: u32, policy: &RetryPolicy) -> Outcome {
+    let outcome = if error.is_transient() {
+        let backoff = policy.delay(failures);
         // A server's delay is spread by the policy's randomization, so the clusters a throttle
         // held back together do not all come back in the same second.
         let spread = |server: Duration| {
@@ -71,7 +74,11 @@ pub fn error_policy(error: &StepError, attempt: u32, policy: &RetryPolicy) -> Ou
         Outcome::retry_after(after, error.to_string())
     } else {
         Outcome::failed(error.to_string())
-    }
+    };
+    error
+        .forgotten()
+        .iter()
+        .fold(outcome, |outcome, key| outcome.without(key))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::sweep::{Finding, SweepRules, assess_all};
 use crate::engine::Engine;
 use crate::engine::journal::{StepRecord, Transition};
 use crate::envelope::WorkflowKind;
+use crate::workflow::Ctx;
 use crate::workflow::facts;
 use crate::workflow::onboard_start::{Start, start_onboarding};
 
@@ -76,7 +77,7 @@ impl SweepReport {
 
 /// The scope the settings give: management groups, else subscriptions (with the central
 /// backup subscription, where the backup instances are), else everything.
-pub fn scope_of(engine: &Engine) -> GraphScope {
+pub fn scope_of(engine: &Engine<Ctx>) -> GraphScope {
     let settings = &engine.ctx().onboarding;
     let mut subscriptions = settings.subscriptions.clone();
     if let Some(backup) = &settings.backup_subscription
@@ -95,7 +96,7 @@ pub fn scope_of(engine: &Engine) -> GraphScope {
 ///
 /// # Errors
 /// A query that could not be completed (nothing is started then).
-pub async fn sweep(engine: &Engine, act: bool) -> Result<SweepReport, GraphError> {
+pub async fn sweep(engine: &Engine<Ctx>, act: bool) -> Result<SweepReport, GraphError> {
     let ctx = engine.ctx();
     let scope = scope_of(engine);
     let mut report = SweepReport {
@@ -161,7 +162,7 @@ pub fn generation(finding: &Finding, now: OffsetDateTime) -> String {
 }
 
 async fn start_for(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     cluster: &ClusterRow,
     finding: &Finding,
     now: OffsetDateTime,

@@ -55,7 +55,7 @@ impl std::fmt::Display for DriftCause {
             Self::StaleBackups { last, allowed } => write!(
                 f,
                 "newest completed backup ended {} (more than {}h ago)",
-                crate::status::rfc3339(*last),
+                crate::clock::rfc3339(*last),
                 allowed.as_secs() / 3600
             ),
             Self::RoleAssignments { found, expected } => write!(

@@ -4,8 +4,8 @@
 //! If that copy cannot be sent, the invocation fails so the broker keeps the original.
 
 use crate::bus::{BusError, OutgoingMessage};
-use crate::engine::Ctx;
 use crate::handler::invocation::Invocation;
+use crate::workflow::Ctx;
 
 /// Why a message was dead-lettered.
 #[derive(Debug, Clone)]

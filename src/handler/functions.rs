@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::deadletter::{DeadLetter, dead_letter};
 use super::invocation::{HttpTriggerRequest, Invocation, InvocationResult};
+use super::page;
 use super::{Answer, AppState, names};
 use crate::bus::OutgoingMessage;
 use crate::engine::Delivery;
@@ -16,7 +17,7 @@ use crate::envelope::{Envelope, WorkflowKind};
 use crate::events::{ClusterChange, Intake, read_event};
 use crate::restore::report::ReportKind;
 use crate::restore::request::parse_request_bytes;
-use crate::status::{StatusError, page, render};
+use crate::status::{StatusError, render};
 use crate::telemetry::{propagation, redact, spans};
 use crate::workflow::drill_schedule::{self, HoldCause};
 use crate::workflow::onboard_start::{self, Start};
@@ -581,7 +582,7 @@ async fn start(
         Ok(Start::AlreadyRunning { since }) => {
             let line = format!(
                 "{kind} of {subject} not started: an onboarding of the cluster is under way (since {})",
-                crate::status::rfc3339(since)
+                crate::clock::rfc3339(since)
             );
             tracing::info!("{line}");
             Answer::Handled(InvocationResult::logs([line]))

@@ -5,6 +5,7 @@
 pub mod deadletter;
 pub mod functions;
 pub mod invocation;
+pub mod page;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
+use crate::workflow::Ctx;
 use invocation::InvocationResult;
 
 /// Function names: the folder names under `functions/`, and the routes.
@@ -48,7 +50,7 @@ pub mod names {
 #[derive(Clone)]
 pub struct AppState {
     /// Runs steps.
-    pub engine: Engine,
+    pub engine: Engine<Ctx>,
 }
 
 /// The router shared by `serve` and tests.

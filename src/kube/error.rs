@@ -279,6 +279,39 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+impl crate::fault::Fault for KubeError {
+    fn is_transient(&self) -> bool {
+        KubeError::is_transient(self)
+    }
+
+    /// 429, or a 503 with `Retry-After`; and a kubeconfig request ARM throttled (a POST, so
+    /// ARM's write quota).
+    fn is_throttled(&self) -> bool {
+        match self {
+            Self::FetchKubeconfig { source, .. } => crate::fault::Fault::is_throttled(source),
+            Self::Api { code: 429, .. } => true,
+            Self::Api {
+                code: 503,
+                retry_after,
+                ..
+            } => retry_after.is_some(),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        KubeError::retry_after(self)
+    }
+
+    fn reason_class(&self) -> &'static str {
+        if KubeError::is_transient(self) {
+            "transient"
+        } else {
+            "permanent"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
 //! `plan`: what onboarding would change on one cluster, without changing anything. The planner
 //! runs each onboarding step's own read-and-decide part (`assess`, `*_verdict`) in chain
 //! order, carrying forward what earlier steps would create, so the plan is what the steps
-//! would do. It only reads: every ARM request it makes is a GET. [`render`] prints it.
+//! would do. It only reads: every ARM request it makes is a GET. [`render`] prints it. [`live`]
+//! reads what a cluster has now (the status view `status --cluster` shows), the same way.
 
+pub mod live;
 pub mod render;
 
 use std::collections::HashSet;
@@ -11,8 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::arm::{ArmError, versions};
-use crate::engine::{Ctx, Step, StepError};
+use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 use crate::workflow::assign_roles;
 use crate::workflow::bind_trusted_access::{self, BindingDecision};
 use crate::workflow::check_cluster::{self, Eligibility};

@@ -3,7 +3,7 @@
 //! ([`body`]), restore jobs ([`job`]), scoring what came back ([`verify`], [`score`]), a
 //! drill's application probes ([`probe`]), drill planning
 //! ([`drill`]), the evidence report ([`report`]), where reports are kept ([`store`]) and the
-//! settings ([`settings`]). The workflow steps that use them live in [`crate::workflow`].
+//! settings ([`settings`]). The workflow steps that use them live in the `workflow` module.
 
 pub mod alert;
 pub mod authorize;

@@ -78,9 +78,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::account_sas::AccountKey;
+use super::store::{Claim, StatusStore};
 use super::{ClusterStatus, Phase, StatusError, StoreInfo, cluster_key};
 use crate::engine::fix;
-use crate::engine::journal::{Claim, Journal, Measures, StepRecord, Transition};
+use crate::engine::journal::{Measures, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::telemetry::http::{AzureSdkTelemetry, Peer};
 use crate::telemetry::redact;
@@ -92,7 +93,7 @@ pub const DEFAULT_CONTAINER: &str = "backup-pilot-status";
 /// versions up to the one it was released with) see the same requests.
 pub const STORAGE_API_VERSION: &str = "2025-11-05";
 
-/// Claims ([`Journal::claim`]) are create-only blobs under this prefix.
+/// Claims ([`StatusStore::claim`]) are create-only blobs under this prefix.
 pub const CLAIMS_PREFIX: &str = "claims/";
 
 /// Every cluster blob's name starts with this.
@@ -937,7 +938,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 #[async_trait]
-impl Journal for BlobJournal {
+impl StatusStore for BlobJournal {
     async fn try_record(&self, record: StepRecord) -> Result<(), StatusError> {
         self.update(&record).await
     }
@@ -950,7 +951,7 @@ impl Journal for BlobJournal {
     ) -> Result<Claim, StatusError> {
         let name = format!("{CLAIMS_PREFIX}{}", key.trim_start_matches('/'));
         // Line 1: when; line 2: who (claims written before holders existed have one line).
-        let body = format!("{}\n{holder}", super::rfc3339(at)).into_bytes();
+        let body = format!("{}\n{holder}", crate::clock::rfc3339(at)).into_bytes();
         for _ in 0..2 {
             match self
                 .blobs

@@ -1,24 +1,25 @@
 //! Per-cluster status as the journal records it (phase, last error and fix, next retry, step
 //! history, last drill and restore), kept in Blob storage ([`blob`]) as an append-only log of
-//! step records per cluster, folded now and then into one JSON document per cluster;
-//! ARM is the truth for protection itself, read live by [`live`]. [`render`] turns both into
-//! the fleet summary and the per-cluster detail (JSON and tables).
+//! step records per cluster, folded now and then into one JSON document per cluster, or in
+//! memory; [`store`] is what every store answers (records, claims, status). ARM is the truth
+//! for protection itself: the live view ([`live`]) is read by `plan::live`. [`render`] turns
+//! both into the fleet summary and the per-cluster detail (JSON and tables).
 
 pub mod account_sas;
 pub mod blob;
 pub mod live;
-pub mod page;
 pub mod render;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::clock::rfc3339;
 use crate::engine::fix;
 use crate::engine::journal::{Measures, StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::resource_id::ResourceId;
 use crate::telemetry::redact;
-use crate::telemetry::spans::outcome;
 
 /// Version of the stored document; bumped only for changes old readers cannot skip over.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -233,7 +234,7 @@ impl HistoryEntry {
             started_at: record.started_at,
             finished_at: record.finished_at,
             duration_ms: u64::try_from(took.whole_milliseconds()).unwrap_or(0),
-            outcome: outcome(&record.transition).to_string(),
+            outcome: record.transition.outcome().to_string(),
             detail: redact::secrets(&detail),
         }
     }
@@ -715,12 +716,6 @@ pub fn canonical(subject: &str) -> String {
     ResourceId::parse(subject)
         .map(|id| id.to_string())
         .unwrap_or_else(|_| subject.trim().to_string())
-}
-
-/// RFC 3339 text of a time (the format every status output uses).
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 #[cfg(test)]

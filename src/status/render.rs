@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::live::{LiveView, Section, Unavailable};
-use super::{ClusterStatus, FleetSummary, Phase, RunSummary, StoreInfo, rfc3339};
+use super::{ClusterStatus, FleetSummary, Phase, RunSummary, StoreInfo};
+use crate::clock::rfc3339;
 use crate::resource_id::ResourceId;
 
 /// The fleet as JSON: `{service, version, store, summary, failed: [...], clusters: [...]}`.

@@ -1,6 +1,6 @@
 //! The engine's spans: one per step run (`step {name}`, a consumer span continuing the
-//! envelope's trace), one per workflow start, and one per Service Bus send (a producer span
-//! with the messaging semantic-convention attributes). Outcomes are recorded on the span, and
+//! envelope's trace) and one per workflow start; the Service Bus send span (a producer span
+//! with the messaging semantic-convention attributes) is the bus's, `bus::send_span`. Outcomes are recorded on the span, and
 //! a failure sets the span status to error. Integer attributes are passed as `i64`: the
 //! tracing bridge records other integer types as strings.
 
@@ -8,8 +8,6 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use super::propagation;
-use crate::bus::{BusError, OutgoingMessage};
-use crate::engine::journal::Transition;
 use crate::envelope::{Envelope, TraceContext, WorkflowKind};
 
 /// The span of one step run, parented on the context the envelope carries.
@@ -60,10 +58,11 @@ pub fn start(kind: WorkflowKind, subject: &str) -> Span {
     )
 }
 
-/// Records what a step run led to.
-pub fn record_transition(span: &Span, transition: &Transition) {
-    span.record("outcome", outcome(transition));
-    if let Transition::Failed { reason } = transition {
+/// Records what a step run led to: its short `outcome` (see the engine's transitions) and,
+/// for a run that failed its workflow, the reason as the span's error status.
+pub fn record_outcome(span: &Span, outcome: &str, failure: Option<&str>) {
+    span.record("outcome", outcome);
+    if let Some(reason) = failure {
         span.record("otel.status_code", "error");
         span.record(
             "otel.status_description",
@@ -80,52 +79,4 @@ pub fn record_error(span: &Span, error: &dyn std::fmt::Display) {
         "otel.status_description",
         super::redact::secrets(&error.to_string()).as_str(),
     );
-}
-
-/// The short name of a transition, used on spans, metrics and in status.
-pub fn outcome(transition: &Transition) -> &'static str {
-    match transition {
-        Transition::Advanced { .. } => "advanced",
-        Transition::Retrying { .. } => "retrying",
-        Transition::Done { .. } => "done",
-        Transition::Failed { .. } => "failed",
-        Transition::Skipped { .. } => "skipped",
-        Transition::Found { .. } => "found",
-    }
-}
-
-/// The span of one Service Bus send.
-pub fn send(message: &OutgoingMessage) -> Span {
-    tracing::info_span!(
-        "send",
-        otel.name = %format!("send {}", message.queue),
-        otel.kind = "producer",
-        otel.status_code = Empty,
-        otel.status_description = Empty,
-        messaging.system = "servicebus",
-        messaging.operation.type = "send",
-        messaging.operation.name = "send",
-        messaging.destination.name = %message.queue,
-        messaging.message.id = %message.message_id,
-        messaging.message.conversation_id = message.correlation_id.as_deref().unwrap_or_default(),
-        error.type = Empty,
-    )
-}
-
-/// Records a send's result.
-pub fn record_send(span: &Span, result: &Result<(), BusError>) {
-    if let Err(e) = result {
-        let kind = match e {
-            BusError::Connection { .. } => "connection".to_string(),
-            BusError::Status { status, .. } => status.to_string(),
-            BusError::Auth(_) => "auth".to_string(),
-            BusError::Invalid(_) => "invalid_message".to_string(),
-        };
-        span.record("error.type", kind.as_str());
-        span.record("otel.status_code", "error");
-        span.record(
-            "otel.status_description",
-            super::redact::secrets(&e.to_string()).as_str(),
-        );
-    }
 }

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::facts::{self, advance};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::hooks;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "apply_hooks";
@@ -25,7 +26,7 @@ pub const FACT: &str = "HooksApplied";
 pub struct ApplyHooks;
 
 #[async_trait]
-impl Step for ApplyHooks {
+impl Step<Ctx> for ApplyHooks {
     fn name(&self) -> &'static str {
         NAME
     }

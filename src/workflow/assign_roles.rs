@@ -13,8 +13,9 @@ use serde_json::Value;
 use super::facts::{self, advance, wait};
 use super::roles::{self, Identities, Scopes};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "assign_roles";
@@ -110,7 +111,7 @@ pub async fn in_place(ctx: &Ctx, assignment: &roles::Assignment) -> Result<bool,
 }
 
 #[async_trait]
-impl Step for AssignRoles {
+impl Step<Ctx> for AssignRoles {
     fn name(&self) -> &'static str {
         NAME
     }

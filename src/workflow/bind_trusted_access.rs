@@ -12,8 +12,9 @@ use super::bodies::{self, BACKUP_OPERATOR_ROLE};
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::trusted_access_binding_name;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "bind_trusted_access";
@@ -163,7 +164,7 @@ fn roles_of(binding: &Value) -> Vec<String> {
 }
 
 #[async_trait]
-impl Step for BindTrustedAccess {
+impl Step<Ctx> for BindTrustedAccess {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -175,7 +176,7 @@ impl Step for BindTrustedAccess {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             // The binding's own create succeeded: nothing to read again.
             Progress::Finished { .. } => return Ok(advance(super::AFTER_TRUSTED_ACCESS, FACT)),
             Progress::Idle => {}

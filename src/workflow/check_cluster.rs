@@ -16,10 +16,11 @@ use super::placement::Placement;
 use super::role_budget;
 use super::settings::{HookRef, TagExclusion};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "check_cluster";
@@ -101,7 +102,7 @@ pub fn location_of(cluster: &Value) -> Option<String> {
 }
 
 #[async_trait]
-impl Step for CheckCluster {
+impl Step<Ctx> for CheckCluster {
     fn name(&self) -> &'static str {
         NAME
     }

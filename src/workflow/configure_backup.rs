@@ -16,8 +16,9 @@ use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::Placement;
 use crate::arm::error::{known_code, known_code_advice};
 use crate::arm::{ArmError, CodeClass, FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "configure_backup";
@@ -50,7 +51,7 @@ const CREATE: &str = "configure_backup:create";
 pub struct ConfigureBackup;
 
 #[async_trait]
-impl Step for ConfigureBackup {
+impl Step<Ctx> for ConfigureBackup {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -74,7 +75,7 @@ impl Step for ConfigureBackup {
             Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
                 return Ok(search_vault(&error.to_string()));
             }
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { label, .. } if label == VALIDATE => validated = true,
             Progress::Finished { .. } | Progress::Idle => {}
         }

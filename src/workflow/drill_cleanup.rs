@@ -10,13 +10,14 @@ use async_trait::async_trait;
 
 use super::facts::wait;
 use super::restore_run::{self, keys, steps, time_fact};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::KubeError;
 use crate::kube::restore_prep::{delete_scratch_namespace, namespace_gone};
 use crate::resource_id::ResourceId;
 use crate::restore::drill::DrillPlan;
 use crate::restore::report::Cleanup;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "ScratchNamespacesCleaned";
@@ -55,7 +56,7 @@ async fn remaining(
 }
 
 #[async_trait]
-impl Step for DrillCleanup {
+impl Step<Ctx> for DrillCleanup {
     fn name(&self) -> &'static str {
         steps::CLEANUP
     }

@@ -11,9 +11,10 @@ use super::facts;
 use super::restore_lookup::{instance_facts, with_target_facts};
 use super::restore_run::{self, keys, steps};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::drill::{DrillPlan, backup_instance_namespaces, choose_namespaces};
+use crate::workflow::Ctx;
 
 /// The fact that starts a drill.
 pub const START_FACT: &str = "DrillScheduled";
@@ -24,7 +25,7 @@ pub const FACT: &str = "DrillPlanned";
 pub struct DrillPlanStep;
 
 #[async_trait]
-impl Step for DrillPlanStep {
+impl Step<Ctx> for DrillPlanStep {
     fn name(&self) -> &'static str {
         steps::PLAN
     }

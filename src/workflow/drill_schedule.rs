@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use super::facts;
 use super::restore_run::{keys, time_fact};
 use crate::arm::{ArmError, versions};
+use crate::clock::rfc3339;
 use crate::engine::fix;
 use crate::engine::journal::{StepRecord, Transition};
 use crate::engine::{Engine, EngineError};
@@ -31,7 +32,8 @@ use crate::restore::drill::{
     drill_date, next_backup_at, restores_running, sample, sample_size, vault_busy_reason,
 };
 use crate::restore::request::CLUSTER_TYPE;
-use crate::status::{RunOutcome, rfc3339};
+use crate::status::RunOutcome;
+use crate::workflow::Ctx;
 
 /// The journal step under which the schedule records a skipped drill (cluster) and a vault it
 /// could not read (vault).
@@ -187,7 +189,7 @@ impl AlreadyDrilled {
             "not drilled again today: {}'s drill {} started at {} and {}",
             self.cluster,
             self.workflow_id,
-            crate::status::rfc3339(self.started_at),
+            crate::clock::rfc3339(self.started_at),
             if self.running {
                 "is still running"
             } else {
@@ -201,7 +203,7 @@ impl AlreadyDrilled {
 /// cannot be read starts the drill (its first message carries the day's message id, so
 /// Service Bus drops a resend within its duplicate-detection window).
 async fn drilled_today(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     drill: &ScheduledDrill,
     now: OffsetDateTime,
 ) -> Option<AlreadyDrilled> {
@@ -257,7 +259,7 @@ fn has_recovery_point(page: &Value) -> bool {
 
 /// Whether `drill`'s backup instance has a recovery point. `None` when that could not be
 /// read: the drill is started anyway and reports what it finds.
-async fn check_recovery_points(engine: &Engine, drill: &ScheduledDrill) -> Option<bool> {
+async fn check_recovery_points(engine: &Engine<Ctx>, drill: &ScheduledDrill) -> Option<bool> {
     let path = format!("{}/recoveryPoints", drill.backup_instance);
     match engine
         .ctx()
@@ -287,7 +289,7 @@ async fn check_recovery_points(engine: &Engine, drill: &ScheduledDrill) -> Optio
 
 /// Reads a policy and works out its next backup after `now`.
 async fn next_backup(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     policy: &str,
     now: OffsetDateTime,
 ) -> Result<OffsetDateTime, String> {
@@ -308,7 +310,7 @@ async fn next_backup(
 /// The drills due at `now`: the (sampled) protected clusters of the configured vaults that
 /// have a recovery point; the others are returned as skipped, and vaults that could not be
 /// listed as problems. Never fails: every problem is in the answer.
-pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
+pub async fn due_drills(engine: &Engine<Ctx>, now: OffsetDateTime) -> DrillSchedule {
     let ctx = engine.ctx();
     let mut schedule = DrillSchedule::default();
     let mut all = Vec::new();
@@ -426,7 +428,7 @@ pub async fn due_drills(engine: &Engine, now: OffsetDateTime) -> DrillSchedule {
 /// holds nothing back for the reserve (the drill's authorization counts again) and counts no
 /// running restore.
 async fn hold_for_reserve(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     due: Vec<ScheduledDrill>,
     now: OffsetDateTime,
 ) -> (Vec<ScheduledDrill>, Vec<HeldDrill>) {
@@ -500,7 +502,7 @@ pub fn drill_workflow_id(cluster: &ResourceId, now: OffsetDateTime) -> String {
 
 /// Records one schedule decision about `subject` in the status journal.
 async fn record(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     subject: &str,
     workflow: String,
     started_at: OffsetDateTime,
@@ -526,7 +528,7 @@ async fn record(
 /// A vault listed again after a recorded failure: its status says so, so the old error does
 /// not stand. Vaults without a recorded failure get no document.
 async fn record_vault_recovered(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     vault: &str,
     clusters: usize,
     now: OffsetDateTime,
@@ -559,7 +561,7 @@ async fn record_vault_recovered(
 /// twice in a day (or is fired by hand) starts each drill once. Skipped clusters and unreadable
 /// vaults are recorded in the status journal (under the cluster, under the vault); a drill
 /// that cannot be started does not stop the others. Never fails: everything is in the answer.
-pub async fn start_drills(engine: &Engine, now: OffsetDateTime) -> DrillRun {
+pub async fn start_drills(engine: &Engine<Ctx>, now: OffsetDateTime) -> DrillRun {
     let schedule = due_drills(engine, now).await;
     let date = drill_date(now);
     for problem in &schedule.vault_problems {

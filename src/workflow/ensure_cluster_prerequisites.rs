@@ -16,9 +16,10 @@ use super::cluster::{
 };
 use super::facts::{self, Progress, advance, failed_operation, started};
 use crate::arm::{FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError, fix};
+use crate::engine::{Outcome, Step, StepError, fix};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_cluster_prerequisites";
@@ -152,7 +153,7 @@ pub async fn assess(
 }
 
 #[async_trait]
-impl Step for EnsureClusterPrerequisites {
+impl Step<Ctx> for EnsureClusterPrerequisites {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -165,7 +166,7 @@ impl Step for EnsureClusterPrerequisites {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let cluster_id = facts::cluster_id(env)?;
@@ -211,16 +212,12 @@ impl Step for EnsureClusterPrerequisites {
                     let resp = match resp {
                         Ok(r) => r,
                         Err(e) if !e.is_transient() => {
-                            return Ok(failed_operation(
-                                ctx,
-                                env,
-                                StepError::Permanent {
-                                    reason: format!(
-                                        "scaling node pool {} failed: {e}; {advice}",
-                                        pool.name
-                                    ),
-                                },
-                            ));
+                            return Err(failed_operation(StepError::Permanent {
+                                reason: format!(
+                                    "scaling node pool {} failed: {e}; {advice}",
+                                    pool.name
+                                ),
+                            }));
                         }
                         Err(e) => return Err(e.into()),
                     };

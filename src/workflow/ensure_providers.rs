@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::facts::{self, advance, wait};
 use super::placement::Placement;
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_providers";
@@ -117,7 +118,7 @@ pub async fn assess(ctx: &Ctx, placement: &Placement) -> Result<Vec<ProviderStat
 }
 
 #[async_trait]
-impl Step for EnsureProviders {
+impl Step<Ctx> for EnsureProviders {
     fn name(&self) -> &'static str {
         NAME
     }

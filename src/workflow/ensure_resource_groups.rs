@@ -12,8 +12,9 @@ use super::facts::{self, advance};
 use super::placement::Placement;
 use crate::arm::settled::provisioned;
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_resource_groups";
@@ -51,7 +52,7 @@ pub async fn missing(ctx: &Ctx, placement: &Placement) -> Result<Vec<String>, St
 }
 
 #[async_trait]
-impl Step for EnsureResourceGroups {
+impl Step<Ctx> for EnsureResourceGroups {
     fn name(&self) -> &'static str {
         NAME
     }

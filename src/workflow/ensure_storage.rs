@@ -14,8 +14,9 @@ use super::placement::{Placement, container_path};
 use super::settings::Layout;
 use crate::arm::settled::provisioned;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_storage";
@@ -90,7 +91,7 @@ pub async fn container_exists(
 }
 
 #[async_trait]
-impl Step for EnsureStorage {
+impl Step<Ctx> for EnsureStorage {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -103,7 +104,7 @@ impl Step for EnsureStorage {
         // Whether this workflow's own create just finished (it waits for no one then).
         let created_here = match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } => true,
             Progress::Idle => false,
         };

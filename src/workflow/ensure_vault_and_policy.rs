@@ -13,8 +13,9 @@ use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
 use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::Placement;
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "ensure_vault_and_policy";
@@ -88,7 +89,7 @@ pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError
 }
 
 #[async_trait]
-impl Step for EnsureVaultAndPolicy {
+impl Step<Ctx> for EnsureVaultAndPolicy {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -101,7 +102,7 @@ impl Step for EnsureVaultAndPolicy {
         // Whether this workflow's own create just finished (it waits for no one then).
         let created_here = match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } => true,
             Progress::Idle => false,
         };

@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::facts::{advance, wait};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::health;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "extension_health";
@@ -26,7 +27,7 @@ pub const MAX_POLL: Duration = Duration::from_secs(60);
 pub struct ExtensionHealth;
 
 #[async_trait]
-impl Step for ExtensionHealth {
+impl Step<Ctx> for ExtensionHealth {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::arm::{ArmError, PendingOperation, Polled};
-use crate::engine::{Ctx, Outcome, StepError, error_policy};
+use crate::engine::{Outcome, StepError};
 use crate::envelope::Envelope;
 use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The cluster's ARM id.
 pub const CLUSTER_ID: &str = "clusterId";
@@ -190,9 +191,10 @@ pub fn started(op: PendingOperation) -> Outcome {
     waiting(&op, after)
 }
 
-/// The error policy's outcome for `err`, clearing any operation in flight.
-pub fn failed_operation(ctx: &Ctx, env: &Envelope, err: StepError) -> Outcome {
-    error_policy(&err, env.attempt, &ctx.retry).without(PENDING_OPERATION)
+/// `err` of an operation that failed: the engine's error policy decides what follows, and
+/// the operation is cleared, so a retry starts a new one instead of polling this one again.
+pub fn failed_operation(err: StepError) -> StepError {
+    err.forgetting(PENDING_OPERATION)
 }
 
 /// Moves on to `step`, clearing any operation in flight.

@@ -13,8 +13,9 @@ use time::format_description::well_known::Rfc3339;
 use super::bodies;
 use super::facts::{self, Progress, failed_operation, finish, started, wait};
 use crate::arm::{ArmError, FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "first_backup";
@@ -89,7 +90,7 @@ fn known_adhoc_issue(e: &ArmError) -> bool {
 }
 
 #[async_trait]
-impl Step for FirstBackup {
+impl Step<Ctx> for FirstBackup {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -118,7 +119,7 @@ impl Step for FirstBackup {
                     protected_summary(ctx, &bi)
                 )));
             }
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { body, .. } => {
                 if let Some(id) = body
                     .as_ref()

@@ -15,9 +15,10 @@ use super::facts::{self, Progress, advance, failed_operation, started, wait};
 use super::placement::{EXTENSION_NAME, extension_path};
 use crate::arm::error::{HELM_TIMEOUT_TEXT, known_code};
 use crate::arm::{FinalState, lro, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "install_extension";
@@ -75,7 +76,7 @@ fn failure_of(extension: &Value) -> (String, String) {
 const REINSTALLED: &str = "extensionReinstalled";
 
 #[async_trait]
-impl Step for InstallExtension {
+impl Step<Ctx> for InstallExtension {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -99,7 +100,7 @@ impl Step for InstallExtension {
                     return Ok(Outcome::failed(install_failure(&ours, &code, &message))
                         .without(facts::PENDING_OPERATION));
                 }
-                return Ok(failed_operation(ctx, env, error.into()));
+                return Err(failed_operation(error.into()));
             }
             Progress::Finished { .. } | Progress::Idle => {}
         }

@@ -14,11 +14,13 @@
 //! `drill_plan` with `DrillScheduled`) share their middle: … → restore_authorize →
 //! restore_point → restore_target_ready → restore_namespaces → restore_validate →
 //! restore_trigger → restore_follow_job → restore_verify → [drill_cleanup →] restore_report.
-//! Any failure jumps to the end ([`restore_run::Guarded`]), so every run is reported and
-//! drills always clean up.
+//! Any failure jumps to the end, as each declares ([`restore_run::RESTORE_ON_FAILURE`],
+//! [`restore_run::DRILL_ON_FAILURE`]; the engine applies it after its error policy), so every
+//! run is reported and drills always clean up.
 
 pub mod bodies;
 pub mod cluster;
+pub mod context;
 pub mod facts;
 pub mod placement;
 pub mod role_budget;
@@ -60,9 +62,15 @@ pub mod restore_trigger;
 pub mod restore_validate;
 pub mod restore_verify;
 
+pub use context::Ctx;
+
+use time::OffsetDateTime;
+
+use crate::engine::journal::Transition;
 use crate::engine::{Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
+use crate::telemetry::metrics::{self, DrillOutcome};
 
 /// The step that runs once ARM reports the backup extension installed: the Kubernetes-side
 /// health gate, which goes on to `assign_roles` once the extension's pods are Ready.
@@ -97,43 +105,55 @@ pub const OFFBOARD_FACT: &str = "ClusterDeleted";
 pub const RESTORE_FACT: &str = "RestoreRequested";
 
 /// Adds the steps restores and drills share to `kind`.
-fn with_restore_steps(registry: Registry, kind: WorkflowKind) -> Registry {
-    use restore_run::Guarded;
+fn with_restore_steps(registry: Registry<Ctx>, kind: WorkflowKind) -> Registry<Ctx> {
     registry
-        .add(kind, Guarded(restore_authorize::RestoreAuthorize))
-        .add(kind, Guarded(restore_point::RestorePoint))
-        .add(kind, Guarded(restore_target_ready::RestoreTargetReady))
-        .add(kind, Guarded(restore_namespaces::RestoreNamespaces))
-        .add(kind, Guarded(restore_validate::RestoreValidate))
-        .add(kind, Guarded(restore_trigger::RestoreTrigger))
-        .add(kind, Guarded(restore_follow_job::RestoreFollowJob))
-        .add(kind, Guarded(restore_verify::RestoreVerify))
+        .add(kind, restore_authorize::RestoreAuthorize)
+        .add(kind, restore_point::RestorePoint)
+        .add(kind, restore_target_ready::RestoreTargetReady)
+        .add(kind, restore_namespaces::RestoreNamespaces)
+        .add(kind, restore_validate::RestoreValidate)
+        .add(kind, restore_trigger::RestoreTrigger)
+        .add(kind, restore_follow_job::RestoreFollowJob)
+        .add(kind, restore_verify::RestoreVerify)
         .add(kind, restore_report::RestoreReport)
 }
 
+/// What the end of an onboarding reports: the time to protected.
+fn onboarding_ended(env: &Envelope, transition: &Transition, at: OffsetDateTime) {
+    if let Transition::Done { .. } = transition {
+        metrics::time_to_protected(crate::clock::until(env.started_at, at));
+    }
+}
+
+/// What the end of a drill reports: passed or failed.
+fn drill_ended(_env: &Envelope, transition: &Transition, _at: OffsetDateTime) {
+    match transition {
+        Transition::Done { .. } => metrics::drill_finished(DrillOutcome::Passed),
+        Transition::Failed { .. } => metrics::drill_finished(DrillOutcome::Failed),
+        _ => {}
+    }
+}
+
 /// Every workflow this build runs.
-pub fn registry() -> Registry {
+pub fn registry() -> Registry<Ctx> {
     let registry = with_restore_steps(Registry::default(), WorkflowKind::Restore)
-        .add(
-            WorkflowKind::Restore,
-            restore_run::Guarded(restore_resolve::RestoreResolve),
-        )
+        .add(WorkflowKind::Restore, restore_resolve::RestoreResolve)
         .starts_with(
             WorkflowKind::Restore,
             restore_run::steps::RESOLVE,
             RESTORE_FACT,
-        );
-    with_restore_steps(registry, WorkflowKind::Drill)
-        .add(
-            WorkflowKind::Drill,
-            restore_run::Guarded(drill_plan::DrillPlanStep),
         )
+        .on_failure(WorkflowKind::Restore, restore_run::RESTORE_ON_FAILURE);
+    with_restore_steps(registry, WorkflowKind::Drill)
+        .add(WorkflowKind::Drill, drill_plan::DrillPlanStep)
         .add(WorkflowKind::Drill, drill_cleanup::DrillCleanup)
         .starts_with(
             WorkflowKind::Drill,
             restore_run::steps::PLAN,
             drill_plan::START_FACT,
         )
+        .on_failure(WorkflowKind::Drill, restore_run::DRILL_ON_FAILURE)
+        .on_end(WorkflowKind::Drill, drill_ended)
         .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
         .add(
             WorkflowKind::Onboard,
@@ -160,6 +180,7 @@ pub fn registry() -> Registry {
         .add(WorkflowKind::Onboard, extension_health::ExtensionHealth)
         .add(WorkflowKind::Onboard, apply_hooks::ApplyHooks)
         .starts_with(WorkflowKind::Onboard, check_cluster::NAME, ONBOARD_FACT)
+        .on_end(WorkflowKind::Onboard, onboarding_ended)
         .add(WorkflowKind::Offboard, stop_protection::StopProtection)
         .add(
             WorkflowKind::Offboard,

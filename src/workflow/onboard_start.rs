@@ -17,10 +17,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::engine::journal::Claim;
 use crate::engine::{Engine, EngineError};
 use crate::envelope::{Envelope, WorkflowKind, workflow_id};
+use crate::status::store::Claim;
 use crate::status::{ClusterStatus, cluster_key};
+use crate::workflow::Ctx;
 
 /// How long a claim without an end in the status blocks another start.
 pub const CLAIM_TTL: Duration = Duration::from_secs(6 * 60 * 60);
@@ -69,7 +70,7 @@ impl ClaimHolder {
 /// The status store could not be read or written, or the first message not published (the
 /// claim is then given back); both are worth a redelivery.
 pub async fn start_onboarding(
-    engine: &Engine,
+    engine: &Engine<Ctx>,
     cluster: &str,
     generation: &str,
     payload: Map<String, Value>,

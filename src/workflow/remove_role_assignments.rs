@@ -13,8 +13,9 @@ use super::facts::{self, finish};
 use super::placement::Placement;
 use super::roles::made_for_cluster;
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "remove_role_assignments";
@@ -23,7 +24,7 @@ pub const NAME: &str = "remove_role_assignments";
 pub struct RemoveRoleAssignments;
 
 #[async_trait]
-impl Step for RemoveRoleAssignments {
+impl Step<Ctx> for RemoveRoleAssignments {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 
 use super::facts;
 use super::restore_run::{self, keys, steps};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
 use crate::restore::authorize::{RestoreTarget, authorize, drill_reserve_reason};
 use crate::restore::drill::DrillPlan;
 use crate::restore::job::list_vault_jobs;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreAuthorized";
@@ -24,7 +25,7 @@ pub const FACT: &str = "RestoreAuthorized";
 pub struct RestoreAuthorize;
 
 #[async_trait]
-impl Step for RestoreAuthorize {
+impl Step<Ctx> for RestoreAuthorize {
     fn name(&self) -> &'static str {
         steps::AUTHORIZE
     }

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use super::facts::{self, wait};
 use super::restore_run::{self, keys, steps, time_fact};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::job::{Job, JobStatus};
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreJobFinished";
@@ -21,7 +22,7 @@ const MAX_POLL: Duration = Duration::from_secs(60);
 pub struct RestoreFollowJob;
 
 #[async_trait]
-impl Step for RestoreFollowJob {
+impl Step<Ctx> for RestoreFollowJob {
     fn name(&self) -> &'static str {
         steps::FOLLOW_JOB
     }

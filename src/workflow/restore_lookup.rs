@@ -9,8 +9,9 @@ use super::facts;
 use super::placement::Placement;
 use super::restore_run::keys;
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, StepError};
+use crate::engine::{Outcome, StepError};
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// What a backup instance says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,13 +10,14 @@ use async_trait::async_trait;
 
 use super::facts::wait;
 use super::restore_run::{self, findings_with, keys, steps};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::{
     ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, NamespaceState, ensure_namespaces,
     isolate_scratch_namespace,
 };
 use crate::restore::verify::Finding;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "TargetNamespacesReady";
@@ -27,7 +28,7 @@ const TERMINATING_WAIT: Duration = Duration::from_secs(10);
 pub struct RestoreNamespaces;
 
 #[async_trait]
-impl Step for RestoreNamespaces {
+impl Step<Ctx> for RestoreNamespaces {
     fn name(&self) -> &'static str {
         steps::NAMESPACES
     }

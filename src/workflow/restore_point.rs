@@ -9,12 +9,13 @@ use async_trait::async_trait;
 use super::facts;
 use super::restore_run::{self, findings_with, keys, steps};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::restore::drill::{age_finding, policy_interval};
 use crate::restore::recovery_point::{choose, from_list};
 use crate::restore::request::RecoveryPointSelector;
 use crate::restore::verify::Finding;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RecoveryPointChosen";
@@ -23,7 +24,7 @@ pub const FACT: &str = "RecoveryPointChosen";
 pub struct RestorePoint;
 
 #[async_trait]
-impl Step for RestorePoint {
+impl Step<Ctx> for RestorePoint {
     fn name(&self) -> &'static str {
         steps::POINT
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::facts::{self, finish};
 use super::restore_run::{self, keys, steps};
 use crate::bus::OutgoingMessage;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::NamespaceContents;
 use crate::restore::alert::Alert;
@@ -27,6 +27,7 @@ use crate::restore::score::{ScoreInputs, ScoreSettings, score};
 use crate::restore::store::RunRecord;
 use crate::restore::verify::{Finding, Verdict, Verification};
 use crate::telemetry::metrics;
+use crate::workflow::Ctx;
 
 /// See the module docs.
 pub struct RestoreReport;
@@ -253,7 +254,7 @@ fn reasons(report: &EvidenceReport) -> Vec<String> {
 }
 
 #[async_trait]
-impl Step for RestoreReport {
+impl Step<Ctx> for RestoreReport {
     fn name(&self) -> &'static str {
         steps::REPORT
     }

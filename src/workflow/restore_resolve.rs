@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use super::restore_lookup::{find_backup_instance, instance_facts, with_target_facts};
 use super::restore_run::{self, findings_with, keys, steps};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::request::parse_request;
 use crate::restore::verify::Finding;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreResolved";
@@ -21,7 +22,7 @@ pub const FACT: &str = "RestoreResolved";
 pub struct RestoreResolve;
 
 #[async_trait]
-impl Step for RestoreResolve {
+impl Step<Ctx> for RestoreResolve {
     fn name(&self) -> &'static str {
         steps::RESOLVE
     }

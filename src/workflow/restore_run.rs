@@ -1,19 +1,17 @@
 //! What the restore and drill steps share: the payload facts they carry, reading them, the
-//! step names in order, and [`Guarded`], which turns any failure of a step (an error, a
-//! `Failed` outcome, or a retry past the step's deadline) into a jump to the end of the
+//! step names in order, and what each workflow does on a failure ([`RESTORE_ON_FAILURE`],
+//! [`DRILL_ON_FAILURE`]): the engine turns any failure of a step (an error its policy gives up
+//! on, a `Failed` outcome, or a retry past the step's deadline) into a jump to the end of the
 //! workflow — the report for a restore, cleanup then the report for a drill — so every run
 //! is reported and scratch namespaces are always cleaned up.
 
-use std::time::Duration;
-
-use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::facts::PENDING_OPERATION;
-use crate::engine::{Action, Ctx, Outcome, Step, StepError, error_policy};
+use crate::engine::{OnFailure, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
 use crate::restore::request::RestoreRequest;
@@ -97,7 +95,7 @@ pub mod keys {
     pub const CLEANED_UP_AT: &str = "cleanedUpAt";
 }
 
-/// The fact a guarded step publishes when it gives up.
+/// The fact a restore or drill goes on with when one of its steps fails.
 pub const ABORTED_FACT: &str = "RestoreAborted";
 
 /// A typed fact, if present and readable.
@@ -127,7 +125,7 @@ pub fn to_fact<T: Serialize>(value: &T) -> Value {
 
 /// A time as a payload fact (RFC 3339).
 pub fn time_fact(at: OffsetDateTime) -> Value {
-    Value::String(crate::status::rfc3339(at))
+    Value::String(crate::clock::rfc3339(at))
 }
 
 /// A time fact.
@@ -179,57 +177,34 @@ pub fn after_verify(kind: WorkflowKind) -> &'static str {
     end_step(kind)
 }
 
-/// Jumps to the end of the workflow because of `reason`.
-pub fn abort(ctx: &Ctx, env: &Envelope, reason: impl Into<String>) -> Outcome {
-    let reason = reason.into();
-    tracing::warn!(workflow_id = %env.workflow_id, step = %env.step, "restore stopped: {reason}");
-    Outcome::next(end_step(env.kind), ABORTED_FACT)
-        .with(keys::ABORTED, format!("{}: {reason}", env.step))
-        .with("abortedAt", time_fact(ctx.clock.now()))
-        .without(PENDING_OPERATION)
-}
+/// A restore that fails anywhere before its report is reported all the same.
+pub const RESTORE_ON_FAILURE: OnFailure = OnFailure {
+    step: steps::REPORT,
+    fact: ABORTED_FACT,
+    ends_at: &[steps::REPORT],
+    facts: aborted,
+};
 
-/// A restore or drill step whose failures end in the report (and, for drills, cleanup)
-/// instead of stopping the workflow.
-pub struct Guarded<S>(pub S);
+/// A drill that fails anywhere before its cleanup cleans its scratch namespaces up, then
+/// reports.
+pub const DRILL_ON_FAILURE: OnFailure = OnFailure {
+    step: steps::CLEANUP,
+    fact: ABORTED_FACT,
+    ends_at: &[steps::CLEANUP, steps::REPORT],
+    facts: aborted,
+};
 
-#[async_trait]
-impl<S: Step> Step for Guarded<S> {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-
-    fn timeout(&self) -> Duration {
-        self.0.timeout()
-    }
-
-    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let outcome = match self.0.run(ctx, env).await {
-            Ok(outcome) => outcome,
-            Err(err) => error_policy(&err, env.attempt, &ctx.retry),
-        };
-        Ok(match &outcome.action {
-            Action::Failed { reason } => abort(ctx, env, reason.clone()),
-            Action::RetryAfter { after, why } => {
-                match (
-                    crate::engine::retry_time(ctx.clock.now(), *after),
-                    env.step_deadline,
-                ) {
-                    (Some(at), Some(deadline)) if at <= deadline => outcome,
-                    (Some(_), None) => outcome,
-                    _ => abort(
-                        ctx,
-                        env,
-                        format!(
-                            "did not finish within its deadline ({} attempts); last reason: {why}",
-                            u64::from(env.attempt).saturating_add(1)
-                        ),
-                    ),
-                }
-            }
-            _ => outcome,
-        })
-    }
+/// The facts of a run that stopped early: which step stopped it and why, when, and no
+/// operation in flight.
+fn aborted(env: &Envelope, reason: &str, at: OffsetDateTime) -> Map<String, Value> {
+    let mut facts = Map::new();
+    facts.insert(
+        keys::ABORTED.into(),
+        format!("{}: {reason}", env.step).into(),
+    );
+    facts.insert("abortedAt".into(), time_fact(at));
+    facts.insert(PENDING_OPERATION.into(), Value::Null);
+    facts
 }
 
 #[cfg(test)]
@@ -237,12 +212,17 @@ mod tests {
     use super::*;
     use crate::bus::RecordingPublisher;
     use crate::clock::{Clock, ManualClock};
+    use crate::engine::journal::Transition;
+    use crate::engine::{Engine, Outcome, Registry, Step};
+    use crate::workflow::Ctx;
+    use async_trait::async_trait;
     use std::sync::Arc;
+    use std::time::Duration;
     use time::macros::datetime;
 
     struct Fails(bool);
     #[async_trait]
-    impl Step for Fails {
+    impl Step<Ctx> for Fails {
         fn name(&self) -> &'static str {
             "fails"
         }
@@ -260,9 +240,22 @@ mod tests {
         }
     }
 
-    fn env(kind: WorkflowKind) -> (Ctx, Envelope) {
+    /// Runs `step` once as a `kind` workflow with that kind's failure setting: the transition
+    /// and the envelope published after it.
+    async fn run_once(kind: WorkflowKind, step: Fails) -> (Transition, Envelope) {
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
-        let ctx = Ctx::with_defaults(clock.clone(), Arc::new(RecordingPublisher::default()));
+        let publisher = Arc::new(RecordingPublisher::default());
+        let on_failure = match kind {
+            WorkflowKind::Drill => DRILL_ON_FAILURE,
+            _ => RESTORE_ON_FAILURE,
+        };
+        let registry = Registry::default()
+            .add(kind, step)
+            .on_failure(kind, on_failure);
+        let engine = Engine::new(
+            Ctx::with_defaults(clock.clone(), publisher.clone()),
+            registry,
+        );
         let env = Envelope::start(
             kind,
             "/subscriptions/s",
@@ -272,37 +265,37 @@ mod tests {
             clock.now(),
             Duration::from_secs(60),
         );
-        (ctx, env)
+        let report = engine.run(&env).await.unwrap();
+        let next = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+        (report.transition, next)
     }
 
     #[tokio::test]
     async fn failures_jump_to_cleanup_for_drills_and_to_the_report_for_restores() {
-        let (ctx, drill) = env(WorkflowKind::Drill);
-        let out = Guarded(Fails(true)).run(&ctx, &drill).await.unwrap();
-        match &out.action {
-            Action::Next { step, fact } => {
+        let (out, next) = run_once(WorkflowKind::Drill, Fails(true)).await;
+        match &out {
+            Transition::Advanced { next, fact } => {
                 assert_eq!(
-                    (step.as_str(), fact.as_str()),
+                    (next.as_str(), fact.as_str()),
                     (steps::CLEANUP, ABORTED_FACT)
                 );
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            out.facts[keys::ABORTED]
+            next.payload[keys::ABORTED]
                 .as_str()
                 .unwrap()
                 .contains("no such cluster")
         );
 
-        let (ctx, restore) = env(WorkflowKind::Restore);
-        let out = Guarded(Fails(false)).run(&ctx, &restore).await.unwrap();
-        match &out.action {
-            Action::Next { step, .. } => assert_eq!(step, steps::REPORT),
+        let (out, next) = run_once(WorkflowKind::Restore, Fails(false)).await;
+        match &out {
+            Transition::Advanced { next, .. } => assert_eq!(next, steps::REPORT),
             other => panic!("a retry past the deadline must end the run: {other:?}"),
         }
         assert!(
-            out.facts[keys::ABORTED]
+            next.payload[keys::ABORTED]
                 .as_str()
                 .unwrap()
                 .contains("still busy")

@@ -15,8 +15,9 @@ use super::facts::{self, Progress, started, wait};
 use super::restore_run::{keys, steps};
 use super::roles::{self, Identities, Scopes};
 use crate::arm::versions;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreTargetReady";
@@ -31,7 +32,7 @@ fn permanent(reason: String) -> StepError {
 }
 
 #[async_trait]
-impl Step for RestoreTargetReady {
+impl Step<Ctx> for RestoreTargetReady {
     fn name(&self) -> &'static str {
         steps::TARGET_READY
     }

@@ -14,11 +14,12 @@ use super::facts::{self, Progress, advance, started, wait};
 use super::restore_run::{self, keys, steps, time_fact};
 use super::restore_validate::restore_body;
 use crate::arm::{FinalState, versions};
-use crate::engine::journal::Claim;
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::job::list_vault_jobs;
 use crate::restore::recovery_point::RecoveryPoint;
+use crate::status::store::Claim;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreTriggered";
@@ -42,7 +43,7 @@ fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
 }
 
 #[async_trait]
-impl Step for RestoreTrigger {
+impl Step<Ctx> for RestoreTrigger {
     fn name(&self) -> &'static str {
         steps::TRIGGER
     }

@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use super::facts::{self, Progress, advance, started, wait};
 use super::restore_run::{self, keys, steps};
 use crate::arm::{ArmError, FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
 use crate::restore::body::{self, TargetCluster};
 use crate::restore::recovery_point::RecoveryPoint;
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreValidated";
@@ -57,7 +58,7 @@ fn refused(e: &ArmError) -> Result<Outcome, StepError> {
 }
 
 #[async_trait]
-impl Step for RestoreValidate {
+impl Step<Ctx> for RestoreValidate {
     fn name(&self) -> &'static str {
         steps::VALIDATE
     }

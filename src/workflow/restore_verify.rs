@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::facts::wait;
 use super::restore_run::{self, after_verify, keys, steps, time_fact};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::ClusterClient;
 use crate::kube::probe_pods::start_probe_pod;
@@ -24,6 +24,7 @@ use crate::restore::request::RestoreRequest;
 use crate::restore::verify::{
     Evidence, Finding, probe_from_job, resource_count, verify, workloads_settled,
 };
+use crate::workflow::Ctx;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreVerified";
@@ -120,7 +121,7 @@ async fn run_probes(
 }
 
 #[async_trait]
-impl Step for RestoreVerify {
+impl Step<Ctx> for RestoreVerify {
     fn name(&self) -> &'static str {
         steps::VERIFY
     }

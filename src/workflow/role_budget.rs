@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::placement::Placement;
 use super::roles::{self, Target, made_for_cluster};
 use crate::arm::versions;
-use crate::engine::{Ctx, StepError};
+use crate::engine::StepError;
 use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
 
 /// Azure's documented limit of role assignments per subscription.
 pub const DEFAULT_ROLE_ASSIGNMENT_LIMIT: usize = 4000;

@@ -14,8 +14,9 @@ use super::facts::{self, Progress, advance, failed_operation, finish, started};
 use super::placement::Placement;
 use super::settings::{Layout, OffboardData};
 use crate::arm::{FinalState, versions};
-use crate::engine::{Ctx, Outcome, Step, StepError};
+use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::workflow::Ctx;
 
 /// The step's name.
 pub const NAME: &str = "stop_protection";
@@ -36,7 +37,7 @@ fn settled(state: &str, mode: OffboardData) -> bool {
 }
 
 #[async_trait]
-impl Step for StopProtection {
+impl Step<Ctx> for StopProtection {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -56,7 +57,7 @@ impl Step for StopProtection {
         }
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } => return Ok(failed_operation(ctx, env, error.into())),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let cluster = cluster_id.to_string();

@@ -39,9 +39,9 @@ use http_front::FunctionKeys;
 use servicebus::{LocalServiceBus, ServiceBusSettings};
 use token::TokenIssuer;
 
+use backup_pilot::bus::Queues;
 use backup_pilot::bus::rest::{BusAuth, ServiceBusRest};
 use backup_pilot::clock::{Clock, ScaledClock, SystemClock};
-use backup_pilot::engine::Queues;
 
 /// The timer invocation the host sends.
 pub fn timer_invocation() -> serde_json::Value {

@@ -21,12 +21,14 @@ use tower::ServiceExt;
 use backup_pilot::arm::{ArmClient, ArmOptions};
 use backup_pilot::bus::{BusError, OutgoingMessage, Publisher};
 use backup_pilot::clock::{Clock, ManualClock};
-use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine};
+use backup_pilot::engine::Engine;
+use backup_pilot::engine::journal::Transition;
 use backup_pilot::envelope::Envelope;
 use backup_pilot::handler::{AppState, app};
 use backup_pilot::kube::KubeconfigAccess;
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+use backup_pilot::status::store::MemoryJournal;
+use backup_pilot::workflow::Ctx;
 use backup_pilot::workflow::settings::{OnboardingSettings, Profile};
 use backup_pilot_local::run::EXTENSION_PODS_READY_AFTER;
 use backup_pilot_standins::arm::{

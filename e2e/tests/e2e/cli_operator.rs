@@ -10,10 +10,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_pilot::engine::journal::Journal;
 use backup_pilot::handler::{AppState, app};
 use backup_pilot::status::account_sas::AccountKey;
 use backup_pilot::status::blob::{BlobJournal, StorageAuth};
+use backup_pilot::status::store::StatusStore;
 use backup_pilot_standins::LoopbackServer;
 use backup_pilot_standins::arm::{ArmStandIn, ClusterSeed, EntraSeed};
 use backup_pilot_standins::broker::{Broker, QueueSettings};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use backup_pilot::clock::Clock as _;
-use backup_pilot::engine::{Ctx, Engine};
+use backup_pilot::engine::Engine;
 use backup_pilot::restore::report::EvidenceReport;
 use backup_pilot::restore::settings::RestoreSettings;
 use backup_pilot::restore::store::{BlobReportStore, MemoryReportStore, ReportStore};
@@ -19,6 +19,7 @@ use backup_pilot::restore::verify::Verdict;
 use backup_pilot::status::account_sas::AccountKey;
 use backup_pilot::status::blob::{BlobContainer, StorageAuth};
 use backup_pilot::workflow;
+use backup_pilot::workflow::Ctx;
 use backup_pilot_standins::arm::{ClusterSeed, InjectedFailure, ProtectionSeed};
 use backup_pilot_standins::kube_api::restore::RestoreKnobs;
 
@@ -672,7 +673,7 @@ async fn a_drill_is_held_back_when_it_would_eat_into_the_restore_reserve() {
 }
 
 /// An engine like the environment's (same ARM, bus, journal and clock) drilling `vaults`.
-fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
+fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine<Ctx> {
     let ctx = env.engine.ctx().clone();
     let settings = RestoreSettings {
         vaults: vaults.iter().map(|v| v.parse().unwrap()).collect(),
@@ -688,7 +689,7 @@ fn engine_with_vaults(env: &RestoreEnv, vaults: &[&str]) -> Engine {
 }
 
 /// Fires the drill timer at the real handler serving `engine`: (status, answer).
-async fn fire_timer(engine: &Engine) -> (u16, Value) {
+async fn fire_timer(engine: &Engine<Ctx>) -> (u16, Value) {
     let invocation = json!({
         "Data": { "timer": { "Schedule": {"AdjustForDST": true}, "IsPastDue": false } },
         "Metadata": {}

@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backup_pilot::bus::{BusError, OutgoingMessage, Publisher, RecordingPublisher};
-use backup_pilot::engine::journal::Journal as _;
-use backup_pilot::engine::{Ctx, Outcome, Registry, Step, StepError};
+use backup_pilot::engine::{Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
+use backup_pilot::status::store::StatusStore as _;
+use backup_pilot::workflow::Ctx;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 struct NoOp;
 #[async_trait]
-impl Step for NoOp {
+impl Step<Ctx> for NoOp {
     fn name(&self) -> &'static str {
         "noop"
     }
@@ -25,7 +26,7 @@ impl Step for NoOp {
     }
 }
 
-fn registry() -> Registry {
+fn registry() -> Registry<Ctx> {
     Registry::default()
         .add(WorkflowKind::Onboard, NoOp)
         .add(WorkflowKind::Offboard, NoOp)

@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backup_pilot::bus::{OutgoingMessage, RecordingPublisher};
 use backup_pilot::engine::journal::Transition;
-use backup_pilot::engine::{Ctx, Outcome, Registry, Step, StepError};
+use backup_pilot::engine::{Outcome, Registry, Step, StepError};
 use backup_pilot::envelope::{Envelope, MAX_ATTEMPT, WorkflowKind};
+use backup_pilot::workflow::Ctx;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ const SUB: &str = "6f1b4e6a-2d9c-4b7e-9a51-3c0f8e2d7a10";
 /// Always fails with a transient error.
 struct Busy;
 #[async_trait]
-impl Step for Busy {
+impl Step<Ctx> for Busy {
     fn name(&self) -> &'static str {
         "busy"
     }
@@ -34,7 +35,7 @@ impl Step for Busy {
     }
 }
 
-fn registry() -> Registry {
+fn registry() -> Registry<Ctx> {
     Registry::default()
         .add(WorkflowKind::Onboard, Busy)
         .starts_with(WorkflowKind::Onboard, "busy", "ClusterCreated")

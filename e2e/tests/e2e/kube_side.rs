@@ -12,8 +12,8 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use backup_pilot::arm::{ArmClient, ArmOptions};
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::{Clock, ManualClock, SystemClock};
-use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
+use backup_pilot::engine::journal::Transition;
+use backup_pilot::engine::{Engine, RetryPolicy};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind, StaticKubeconfig};
 use backup_pilot::kube::crds::{BackupHook, RestoreHook};
@@ -23,6 +23,8 @@ use backup_pilot::kube::restore_prep::{
 };
 use backup_pilot::kube::{ClusterAccess, ClusterClient, KubeError, KubeconfigAccess, health};
 use backup_pilot::resource_id::ResourceId;
+use backup_pilot::status::store::MemoryJournal;
+use backup_pilot::workflow::Ctx;
 use backup_pilot_standins::kube_api::{
     ExtensionInstall, KubeApiOptions, KubeApiServer, KubeconfigAuth, PodState, Workload,
 };
@@ -113,7 +115,7 @@ impl Harness {
             .unwrap()
     }
 
-    fn engine(&self, hooks: HookSet) -> (Engine, Arc<MemoryJournal>, Arc<RecordingPublisher>) {
+    fn engine(&self, hooks: HookSet) -> (Engine<Ctx>, Arc<MemoryJournal>, Arc<RecordingPublisher>) {
         let journal = Arc::new(MemoryJournal::default());
         let publisher = Arc::new(RecordingPublisher::default());
         let ctx = Ctx {

@@ -19,12 +19,14 @@ use tower::ServiceExt;
 
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry, versions};
 use backup_pilot::clock::{Clock, ManualClock};
-use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
+use backup_pilot::engine::journal::Transition;
+use backup_pilot::engine::{Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
 use backup_pilot::handler::{AppState, app};
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
 use backup_pilot::kube::{HookSet, KubeconfigAccess};
+use backup_pilot::status::store::MemoryJournal;
+use backup_pilot::workflow::Ctx;
 use backup_pilot::workflow::settings::{OffboardData, OnboardingSettings, Profile};
 use backup_pilot::workflow::{self, placement::Placement};
 use backup_pilot_standins::arm::{
@@ -62,7 +64,7 @@ impl TokenCredential for IssuerCredential {
 use common::sim_bus::SimBus;
 
 struct Sim {
-    engine: Engine,
+    engine: Engine<Ctx>,
     bus: Arc<SimBus>,
     clock: Arc<ManualClock>,
     arm: ArmHandle,

@@ -8,9 +8,10 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use backup_pilot::plan::live;
 use backup_pilot::plan::{self, Change, Plan, Verdict};
 use backup_pilot::resource_id::ResourceId;
-use backup_pilot::status::live::{self, Section};
+use backup_pilot::status::live::Section;
 use backup_pilot::status::{ClusterStatus, Phase, StoreInfo, render};
 use backup_pilot::workflow::settings::Layout;
 use backup_pilot_standins::arm::{

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use backup_pilot::engine::Queues;
+use backup_pilot::bus::Queues;
 use backup_pilot::engine::journal::Transition;
 use backup_pilot::envelope::Envelope;
 use backup_pilot::restore::authorize::RestoreAllowlist;

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use backup_pilot::bus::RecordingPublisher;
 use backup_pilot::clock::Clock as _;
 use backup_pilot::engine::fix;
-use backup_pilot::engine::journal::{Journal, StepRecord, Transition};
+use backup_pilot::engine::journal::{StepRecord, Transition};
 use backup_pilot::envelope::WorkflowKind;
 use backup_pilot::status::account_sas::AccountKey;
 use backup_pilot::status::blob::{
     BlobContainer, BlobJournal, COMPACT_AT, STORAGE_API_VERSION, StorageAuth,
 };
+use backup_pilot::status::store::StatusStore;
 use backup_pilot::status::{ClusterStatus, FleetSummary, Phase, cluster_key};
 use common::azurite::{Azurite, azurite};
 use common::status::{FIX, assert_no_secrets, cluster, get_status, registry, run_onboarding_step};
@@ -164,7 +165,7 @@ fn writer_record(subject: &str, w: u32, i: u32) -> StepRecord {
     )
 }
 
-/// `writers` tasks, each recording `per_writer` records through [`Journal::record`] (the
+/// `writers` tasks, each recording `per_writer` records through [`StatusStore::record`] (the
 /// engine's path) as fast as it can; returns how long they took.
 async fn write_concurrently(
     store: &Arc<BlobJournal>,
@@ -618,7 +619,7 @@ async fn an_unreadable_document_is_shown_then_rewritten() {
 async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
     let Some(az) = azurite() else { return };
     let container = unique_container("api");
-    let store: Arc<dyn Journal> = Arc::new(journal(&az, &container, 50));
+    let store: Arc<dyn StatusStore> = Arc::new(journal(&az, &container, 50));
     let h = common::spawn_handler_with_journal(
         registry(),
         Arc::new(RecordingPublisher::default()),
@@ -653,7 +654,7 @@ async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let unreachable: Arc<dyn Journal> = Arc::new(
+    let unreachable: Arc<dyn StatusStore> = Arc::new(
         BlobJournal::new(
             &url::Url::parse(&format!("http://127.0.0.1:{port}/devstoreaccount1")).unwrap(),
             "backup-pilot-status",
@@ -684,7 +685,7 @@ async fn the_status_function_reads_blob_storage_and_leaks_nothing() {
 /// when it was claimed); a released claim can be won again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_one_of_many_concurrent_claimants_wins() {
-    use backup_pilot::engine::journal::{Claim, Journal as _};
+    use backup_pilot::status::store::{Claim, StatusStore as _};
     let Some(az) = azurite() else { return };
     let store = Arc::new(journal(&az, &unique_container("claim"), 50));
     let at = time::macros::datetime!(2026-03-02 09:00 UTC);

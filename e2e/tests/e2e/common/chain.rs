@@ -13,11 +13,13 @@ use super::sim_bus::SimBus;
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry};
 use backup_pilot::bus::OutgoingMessage;
 use backup_pilot::clock::ManualClock;
-use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, RetryPolicy};
+use backup_pilot::engine::journal::Transition;
+use backup_pilot::engine::{Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
 use backup_pilot::kube::KubeconfigAccess;
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
+use backup_pilot::status::store::MemoryJournal;
+use backup_pilot::workflow::Ctx;
 use backup_pilot::workflow::settings::{OnboardingSettings, Profile};
 use backup_pilot_local::run::EXTENSION_PODS_READY_AFTER;
 use backup_pilot_standins::arm::{
@@ -74,7 +76,7 @@ pub fn cluster_id(name: &str) -> String {
 
 /// The chain.
 pub struct Chain {
-    pub engine: Engine,
+    pub engine: Engine<Ctx>,
     pub bus: Arc<SimBus>,
     pub clock: Arc<ManualClock>,
     pub arm: ArmHandle,

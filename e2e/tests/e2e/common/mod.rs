@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use backup_pilot::bus::{Publisher, RecordingPublisher};
 use backup_pilot::clock::{Clock, ManualClock};
-use backup_pilot::engine::journal::{Journal, MemoryJournal};
-use backup_pilot::engine::{Ctx, Engine, Registry};
+use backup_pilot::engine::{Engine, Registry};
 use backup_pilot::handler::{AppState, serve};
+use backup_pilot::status::store::{MemoryJournal, StatusStore};
+use backup_pilot::workflow::Ctx;
 
 /// A running handler with an in-memory journal.
 pub struct Handler {
@@ -45,7 +46,7 @@ impl Drop for Server {
 }
 
 /// Starts the real router on 127.0.0.1:0 with these steps and publisher.
-pub async fn spawn_handler(registry: Registry, publisher: Arc<dyn Publisher>) -> Handler {
+pub async fn spawn_handler(registry: Registry<Ctx>, publisher: Arc<dyn Publisher>) -> Handler {
     let journal = Arc::new(MemoryJournal::default());
     let served = spawn_handler_with_journal(registry, publisher, journal.clone()).await;
     Handler {
@@ -58,9 +59,9 @@ pub async fn spawn_handler(registry: Registry, publisher: Arc<dyn Publisher>) ->
 
 /// Starts the real router with `journal` as the engine's journal.
 pub async fn spawn_handler_with_journal(
-    registry: Registry,
+    registry: Registry<Ctx>,
     publisher: Arc<dyn Publisher>,
-    journal: Arc<dyn Journal>,
+    journal: Arc<dyn StatusStore>,
 ) -> Served {
     let clock = Arc::new(ManualClock::new(
         time::macros::datetime!(2026-03-01 12:00 UTC),
@@ -90,7 +91,7 @@ pub async fn spawn_handler_with_journal(
 }
 
 /// A handler with an in-memory publisher.
-pub async fn spawn_recording(registry: Registry) -> (Handler, Arc<RecordingPublisher>) {
+pub async fn spawn_recording(registry: Registry<Ctx>) -> (Handler, Arc<RecordingPublisher>) {
     let publisher = Arc::new(RecordingPublisher::default());
     (spawn_handler(registry, publisher.clone()).await, publisher)
 }

@@ -16,16 +16,19 @@ use time::macros::datetime;
 use tower::ServiceExt;
 
 use backup_pilot::arm::{ArmClient, ArmOptions, QuickRetry};
+use backup_pilot::bus::Queues;
 use backup_pilot::clock::{Clock, ManualClock};
-use backup_pilot::engine::journal::{MemoryJournal, Transition};
-use backup_pilot::engine::{Ctx, Engine, Queues, RetryPolicy};
+use backup_pilot::engine::journal::Transition;
+use backup_pilot::engine::{Engine, RetryPolicy};
 use backup_pilot::envelope::Envelope;
 use backup_pilot::handler::{AppState, app};
 use backup_pilot::kube::KubeconfigAccess;
 use backup_pilot::kube::access::{ArmKubeconfigSource, CredentialKind};
 use backup_pilot::restore::settings::RestoreSettings;
 use backup_pilot::restore::store::ReportStore;
+use backup_pilot::status::store::MemoryJournal;
 use backup_pilot::workflow;
+use backup_pilot::workflow::Ctx;
 use backup_pilot_standins::arm::{
     ArmHandle, ArmStandIn, ClusterSeed, ProtectionSeed, SeededProtection, Timings,
 };
@@ -46,7 +49,7 @@ pub struct RestoreEnv {
     pub arm: ArmHandle,
     pub bus: Arc<SimBus>,
     pub journal: Arc<MemoryJournal>,
-    pub engine: Engine,
+    pub engine: Engine<Ctx>,
     pub prod: Cluster,
     pub dr: Cluster,
     pub protection: SeededProtection,
@@ -333,7 +336,11 @@ impl RestoreEnv {
 
 /// Sends a host invocation to the real handler serving `engine`'s `function`; returns the
 /// host-facing answer (status, JSON body).
-pub async fn invoke_engine(engine: &Engine, function: &str, invocation: &Value) -> (u16, Value) {
+pub async fn invoke_engine(
+    engine: &Engine<Ctx>,
+    function: &str,
+    invocation: &Value,
+) -> (u16, Value) {
     let state = AppState {
         engine: engine.clone(),
     };

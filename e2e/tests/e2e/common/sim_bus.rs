@@ -108,12 +108,12 @@ impl Publisher for SimBus {
 /// publish, so a crash before the publish loses both). Claims, made during a step's calls,
 /// are kept.
 pub struct CrashingJournal {
-    pub inner: std::sync::Arc<backup_pilot::engine::journal::MemoryJournal>,
+    pub inner: std::sync::Arc<backup_pilot::status::store::MemoryJournal>,
     pub bus: std::sync::Arc<SimBus>,
 }
 
 #[async_trait]
-impl backup_pilot::engine::journal::Journal for CrashingJournal {
+impl backup_pilot::status::store::StatusStore for CrashingJournal {
     async fn try_record(
         &self,
         record: backup_pilot::engine::journal::StepRecord,
@@ -129,7 +129,7 @@ impl backup_pilot::engine::journal::Journal for CrashingJournal {
         key: &str,
         at: time::OffsetDateTime,
         holder: &str,
-    ) -> Result<backup_pilot::engine::journal::Claim, backup_pilot::status::StatusError> {
+    ) -> Result<backup_pilot::status::store::Claim, backup_pilot::status::StatusError> {
         self.inner.claim(key, at, holder).await
     }
 

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backup_pilot::engine::{Ctx, Outcome, Registry, Step, StepError, fix};
+use backup_pilot::engine::{Outcome, Registry, Step, StepError, fix};
 use backup_pilot::envelope::{Envelope, WorkflowKind};
+use backup_pilot::workflow::Ctx;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -29,7 +30,7 @@ pub fn cluster(name: &str) -> String {
 struct Converge;
 
 #[async_trait]
-impl Step for Converge {
+impl Step<Ctx> for Converge {
     fn name(&self) -> &'static str {
         "assign_roles"
     }
@@ -57,7 +58,7 @@ impl Step for Converge {
 }
 
 /// Onboarding with the one step above.
-pub fn registry() -> Registry {
+pub fn registry() -> Registry<Ctx> {
     Registry::default()
         .add(WorkflowKind::Onboard, Converge)
         .starts_with(WorkflowKind::Onboard, "assign_roles", "ClusterCreated")

@@ -10,9 +10,10 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::{ClusterStatus, FleetSummary, Phase, RunOutcome, RunSummary, StoreInfo, rfc3339};
+use crate::clock::rfc3339;
 use crate::restore::report::escape_html as escape;
 use crate::restore::store::RunRecord;
+use crate::status::{ClusterStatus, FleetSummary, Phase, RunOutcome, RunSummary, StoreInfo};
 
 /// The page's style: dark text on light backgrounds, every pair above WCAG AA's 4.5:1.
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#1b1b1b;background:#fff}\
