@@ -41,6 +41,9 @@ pub const ACCEPT_JSON: &str = "application/json";
 /// engine's step budget (`engine::STEP_BUDGET`, 40 s).
 pub const ARM_CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// How many times a pause on a spent bucket may double: 2 s up to about a minute.
+const MAX_PAUSE_DOUBLINGS: u32 = 5;
+
 /// ARM's documented refill of a subscription's read bucket per principal, tokens a second.
 pub const READ_REFILL_PER_SECOND: f64 = 25.0;
 /// ARM's documented refill of the write and delete buckets, tokens a second.
@@ -175,6 +178,8 @@ pub struct ArmClient {
     clock: Arc<dyn Clock>,
     options: ArmOptions,
     held_until: Mutex<HashMap<String, OffsetDateTime>>,
+    /// How many times each subscription bucket's pause has doubled (see `observe_rate_limits`).
+    pauses: Mutex<HashMap<String, u32>>,
     /// Requests held back per subscription bucket, draining at its refill rate, and when
     /// last counted (see `paced_wait`).
     queued: Mutex<HashMap<String, (f64, OffsetDateTime)>>,
@@ -222,6 +227,7 @@ impl ArmClient {
             options,
             held_until: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
+            pauses: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         })
@@ -238,6 +244,7 @@ impl ArmClient {
             options: ArmOptions::default(),
             held_until: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
+            pauses: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         }
@@ -778,14 +785,29 @@ impl ArmClient {
             .filter(|(name, _)| name.as_str().starts_with("x-ms-ratelimit-remaining-"))
             .filter_map(|(_, v)| v.to_str().ok()?.trim().parse::<u64>().ok())
             .min();
-        if let Some(remaining) = lowest
-            && remaining <= self.options.rate_limit_reserve
-        {
+        let Some(remaining) = lowest else {
+            return;
+        };
+        let key = gate_key(method, path);
+        let Ok(mut pauses) = self.pauses.lock() else {
+            return;
+        };
+        if remaining <= self.options.rate_limit_reserve {
+            // A bucket still spent after a pause refills slower than ARM's documented rate
+            // (a tighter quota, or other callers on it): the next pause is twice as long, up
+            // to MAX_PAUSE_DOUBLINGS times the first.
+            let doublings = pauses.entry(key.clone()).or_insert(0);
+            let pause = self.options.rate_limit_pause * (1u32 << *doublings);
+            *doublings = (*doublings + 1).min(MAX_PAUSE_DOUBLINGS);
+            drop(pauses);
             tracing::warn!(
                 remaining,
-                "ARM request quota nearly spent; holding back further calls"
+                "ARM request quota nearly spent; holding back further calls for {}s",
+                pause.as_secs()
             );
-            self.hold(&gate_key(method, path), self.options.rate_limit_pause);
+            self.hold(&key, pause);
+        } else if remaining > self.options.rate_limit_reserve.saturating_mul(4) {
+            pauses.remove(&key);
         }
     }
 }
