@@ -27,6 +27,7 @@ use super::lro::{
     FinalState, LroHeaders, OperationKind, OperationStatus, PendingOperation,
     async_operation_status, pending_from_response, provisioning_status,
 };
+use super::provider_throttle::ProviderThrottle;
 use super::settled::SettledReads;
 use crate::clock::Clock;
 use crate::telemetry::http::{HttpCall, Peer};
@@ -78,7 +79,9 @@ pub struct ArmOptions {
     /// When `x-ms-ratelimit-remaining-*` falls to this many, further calls of that kind on that
     /// subscription are held back for [`ArmOptions::rate_limit_pause`].
     pub rate_limit_reserve: u64,
-    /// How long to hold back calls once the quota is nearly spent.
+    /// How long to hold back calls once the quota is nearly spent: 2 s by default, time for
+    /// ARM's token buckets to refill 50 reads or 20 writes (25 and 10 a second), so the
+    /// fleet's requests trickle at the refill rate instead of idling a full bucket's worth.
     pub rate_limit_pause: Duration,
     /// The longest one call may take, in real time, retries and token requests included.
     pub call_timeout: Duration,
@@ -94,7 +97,7 @@ impl Default for ArmOptions {
             quick_retry: QuickRetry::default(),
             default_poll: Duration::from_secs(20),
             rate_limit_reserve: 5,
-            rate_limit_pause: Duration::from_secs(30),
+            rate_limit_pause: Duration::from_secs(2),
             call_timeout: ARM_CALL_TIMEOUT,
             settled_read_ttl: SETTLED_READ_TTL,
         }
@@ -168,6 +171,7 @@ pub struct ArmClient {
     options: ArmOptions,
     held_until: Mutex<HashMap<String, OffsetDateTime>>,
     settled: SettledReads,
+    provider_throttle: ProviderThrottle,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -210,6 +214,7 @@ impl ArmClient {
             options,
             held_until: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
+            provider_throttle: ProviderThrottle::default(),
         })
     }
 
@@ -224,6 +229,7 @@ impl ArmClient {
             options: ArmOptions::default(),
             held_until: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
+            provider_throttle: ProviderThrottle::default(),
         }
     }
 
@@ -536,6 +542,7 @@ impl ArmClient {
         let request = format!("{method} {}", url.path());
         let gate_key = gate_key(&method, url.path());
         let operation_key = operation_key(&method, url.path());
+        let request_key = format!("{operation_key}:{}", url.path().to_ascii_lowercase());
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0u32;
         loop {
@@ -544,6 +551,7 @@ impl ArmClient {
                 .map(|wait| (wait, "Azure Resource Manager's request quota for this subscription is nearly spent"))
                 .or_else(|| {
                     self.held_back(&operation_key)
+                        .or_else(|| self.held_back(&request_key))
                         .map(|wait| (wait, "the resource provider throttled this operation"))
                 });
             if let Some((wait, why)) = held {
@@ -563,10 +571,26 @@ impl ArmClient {
                 && let Some(wait) = err.retry_after().filter(|_| err.status() == Some(429))
             {
                 // ARM's own throttling holds back the subscription's requests of this kind; a
-                // resource provider's 429 holds back only the operation it throttled.
+                // resource provider's 429 holds back only the operation it throttled: the
+                // request it answered, and the operation type on every resource once the
+                // provider answers that type mostly with 429s (see `provider_throttle`).
                 if is_arm_throttling(err) {
                     self.hold(&gate_key, wait);
                 } else {
+                    self.hold(&request_key, wait);
+                }
+            }
+            if !matches!(&result, Err(err) if is_arm_throttling(err)) {
+                let provider_429 = matches!(&result, Err(err) if err.status() == Some(429));
+                if self
+                    .provider_throttle
+                    .answered(&operation_key, provider_429, self.clock.now())
+                {
+                    let wait = result
+                        .as_ref()
+                        .err()
+                        .and_then(ArmError::retry_after)
+                        .unwrap_or(self.options.rate_limit_pause);
                     self.hold(&operation_key, wait);
                 }
             }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod lro;
+pub mod provider_throttle;
 pub mod settled;
 pub mod versions;
 

@@ -68,9 +68,13 @@ pub fn error_policy(error: &StepError, failures: u32, policy: &RetryPolicy) -> O
             let factor = 1.0 + rand::random::<f64>() * policy.randomization.max(0.0);
             Duration::try_from_secs_f64(server.as_secs_f64() * factor).unwrap_or(server)
         };
-        let after = error
-            .retry_after()
-            .map_or(backoff, |server| spread(server).max(backoff));
+        // A throttle's delay is the server's pacing, taken as it is; other errors wait at
+        // least the backoff.
+        let after = match error.retry_after() {
+            Some(server) if error.is_throttled() => spread(server),
+            Some(server) => spread(server).max(backoff),
+            None => backoff,
+        };
         Outcome::retry_after(after, error.to_string())
     } else {
         Outcome::failed(error.to_string())

@@ -485,7 +485,7 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         let mut waits: BTreeMap<String, (usize, f64)> = BTreeMap::new();
         for r in journal.records() {
             if let Transition::Retrying { at, why } = &r.transition {
-                let key = format!("{} | {}", r.step, why.chars().take(90).collect::<String>());
+                let key = format!("{} | {}", r.step, why.chars().take(300).collect::<String>());
                 let e = waits.entry(key).or_default();
                 e.0 += 1;
                 e.1 += (*at - r.finished_at).as_seconds_f64();
