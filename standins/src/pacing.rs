@@ -10,9 +10,9 @@ use backup_pilot::clock::PacedClock;
 
 use crate::broker::Broker;
 
-/// Due messages waiting for the host that the clock tolerates at full speed (one trigger's
-/// `maxConcurrentCalls` in host.json).
-pub const CALM_BACKLOG: usize = 16;
+/// Due messages waiting for the host that the clock tolerates at full speed (half of one
+/// trigger's `maxConcurrentCalls` in host.json).
+pub const CALM_BACKLOG: usize = 8;
 /// The slowest the clock runs (real time).
 pub const MIN_SCALE: f64 = 1.0;
 /// How often the backlog is looked at (real time).
