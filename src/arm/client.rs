@@ -41,6 +41,11 @@ pub const ACCEPT_JSON: &str = "application/json";
 /// engine's step budget (`engine::STEP_BUDGET`, 40 s).
 pub const ARM_CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// ARM's documented refill of a subscription's read bucket per principal, tokens a second.
+pub const READ_REFILL_PER_SECOND: f64 = 25.0;
+/// ARM's documented refill of the write and delete buckets, tokens a second.
+pub const WRITE_REFILL_PER_SECOND: f64 = 10.0;
+
 /// How long a settled read is reused by default: five minutes of the client's clock.
 pub const SETTLED_READ_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -170,6 +175,9 @@ pub struct ArmClient {
     clock: Arc<dyn Clock>,
     options: ArmOptions,
     held_until: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Requests held back per subscription bucket, draining at its refill rate, and when
+    /// last counted (see `paced_wait`).
+    queued: Mutex<HashMap<String, (f64, OffsetDateTime)>>,
     settled: SettledReads,
     provider_throttle: ProviderThrottle,
 }
@@ -213,6 +221,7 @@ impl ArmClient {
             clock,
             options,
             held_until: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         })
@@ -228,6 +237,7 @@ impl ArmClient {
             clock,
             options: ArmOptions::default(),
             held_until: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashMap::new()),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         }
@@ -300,6 +310,22 @@ impl ArmClient {
         if let Some(body) = self.settled.get(path, api_version, self.clock.now(), ttl) {
             return Ok(Some(body));
         }
+        self.get_fresh(path, api_version, settled).await
+    }
+
+    /// GET a resource that may not exist (404 is `None`), always from ARM, keeping it for
+    /// [`ArmClient::get_settled`] when `settled` judges it settled: a step that must see the
+    /// resource as it is now hands its read on to the steps after it.
+    ///
+    /// # Errors
+    /// Any failure other than 404.
+    pub async fn get_fresh(
+        &self,
+        path: &str,
+        api_version: &str,
+        settled: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Value>, ArmError> {
+        let ttl = self.options.settled_read_ttl;
         let body = self.get_optional(path, api_version).await?;
         if body.is_some() {
             self.settled.seen(path);
@@ -548,7 +574,7 @@ impl ArmClient {
         loop {
             let held = self
                 .held_back(&gate_key)
-                .map(|wait| (wait, "Azure Resource Manager's request quota for this subscription is nearly spent"))
+                .map(|hold| (self.paced_wait(&gate_key, &method, hold), "Azure Resource Manager's request quota for this subscription is nearly spent"))
                 .or_else(|| {
                     self.held_back(&operation_key)
                         .or_else(|| self.held_back(&request_key))
@@ -694,6 +720,26 @@ impl ArmClient {
             },
             url: url.to_string(),
         })
+    }
+
+    /// The wait of a request held back on a spent subscription bucket: the hold, plus its
+    /// place behind the requests held before it, at the bucket's documented refill rate.
+    /// Each held request takes the next slot, so a thousand clusters held together come back
+    /// spread at the rate ARM refills, not all at once when the hold ends.
+    fn paced_wait(&self, gate_key: &str, method: &Method, hold: Duration) -> Duration {
+        let rate = match *method {
+            Method::GET | Method::HEAD => READ_REFILL_PER_SECOND,
+            _ => WRITE_REFILL_PER_SECOND,
+        };
+        let now = self.clock.now();
+        let Ok(mut queued) = self.queued.lock() else {
+            return hold;
+        };
+        let (ahead, at) = queued.entry(gate_key.to_string()).or_insert((0.0, now));
+        let elapsed = (now - *at).as_seconds_f64().max(0.0);
+        *ahead = (*ahead - elapsed * rate).max(0.0) + 1.0;
+        *at = now;
+        hold + Duration::from_secs_f64(*ahead / rate)
     }
 
     fn held_back(&self, key: &str) -> Option<Duration> {
@@ -956,6 +1002,30 @@ pub(crate) fn fault_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_held_on_a_spent_bucket_queue_at_its_refill_rate() {
+        let clock = Arc::new(crate::clock::ManualClock::new(time::macros::datetime!(
+            2026-12-06 08:00 UTC
+        )));
+        let arm = ArmClient::unconfigured(clock.clone());
+        let hold = Duration::from_secs(2);
+        let reads: Vec<u128> = (0..3)
+            .map(|_| arm.paced_wait("s:reads", &Method::GET, hold).as_millis())
+            .collect();
+        assert_eq!(reads, vec![2040, 2080, 2120], "one slot each, 25 a second");
+        assert_eq!(
+            arm.paced_wait("s:writes", &Method::PUT, hold).as_millis(),
+            2100,
+            "writes queue apart, 10 a second"
+        );
+        // A second later the bucket has refilled past the three held reads.
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            arm.paced_wait("s:reads", &Method::GET, hold).as_millis(),
+            2040
+        );
+    }
 
     #[test]
     fn a_spent_resource_graph_quota_holds_queries_until_its_window_resets() {

@@ -15,6 +15,7 @@ use super::facts::{self, advance, finish, wait};
 use super::placement::Placement;
 use super::role_budget;
 use super::settings::{HookRef, TagExclusion};
+use crate::arm::settled::provisioned;
 use crate::arm::versions;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -152,9 +153,14 @@ pub async fn assess(
             cluster_id.subscription()
         )));
     }
+    // Read as it is now (an event says it changed), and kept for the prerequisites step.
     let Some(cluster) = ctx
         .arm
-        .get_optional(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
+        .get_fresh(
+            &cluster_id.to_string(),
+            versions::MANAGED_CLUSTERS,
+            provisioned,
+        )
         .await?
     else {
         return Ok(Eligibility::Finish(format!(

@@ -15,6 +15,7 @@ use super::cluster::{
     disabled_storage_features, enable_storage_command, scaled_pool, with_storage_features_enabled,
 };
 use super::facts::{self, Progress, advance, failed_operation, started};
+use crate::arm::settled::provisioned;
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError, fix};
 use crate::envelope::Envelope;
@@ -78,10 +79,18 @@ pub async fn assess(
         cluster_id.resource_group().unwrap_or_default(),
         cluster_id.name().unwrap_or_default(),
     );
+    // check_cluster read it a moment ago; a write to it (below) forgets that read.
     let cluster = ctx
         .arm
-        .get(&cluster_id.to_string(), versions::MANAGED_CLUSTERS)
-        .await?;
+        .get_settled(
+            &cluster_id.to_string(),
+            versions::MANAGED_CLUSTERS,
+            provisioned,
+        )
+        .await?
+        .ok_or_else(|| StepError::Permanent {
+            reason: format!("{cluster_id} no longer exists; nothing to onboard"),
+        })?;
     let settings = &ctx.onboarding;
     let mut out = Prerequisites::default();
     let versions_path = format!(
