@@ -192,6 +192,9 @@ pub struct Config {
     /// Virtual time: `Some((epoch, scale))` makes the service run on a scaled clock (local
     /// stand-ins only).
     pub time_scale: Option<(SystemTime, f64)>,
+    /// A paced virtual clock (`BACKUP_PILOT_CLOCK_PACE_FILE`, local stand-ins only): the file
+    /// the local runner writes its clock's changing speed to; wins over `time_scale`.
+    pub clock_pace_file: Option<std::path::PathBuf>,
     /// Largest invocation request accepted from the host.
     pub max_request_bytes: usize,
     /// Kubernetes side: credentials, server override, hooks.
@@ -353,6 +356,7 @@ impl Config {
             problems.push("BACKUP_PILOT_RETRY_INITIAL_SECONDS must be > 0 and <= BACKUP_PILOT_RETRY_MAX_SECONDS".into());
         }
 
+        let clock_pace_file = get("BACKUP_PILOT_CLOCK_PACE_FILE").map(std::path::PathBuf::from);
         let time_scale = match get("BACKUP_PILOT_TIME_SCALE") {
             None => None,
             Some(raw) => match raw.parse::<f64>() {
@@ -418,6 +422,7 @@ impl Config {
                 queues,
                 retry,
                 time_scale,
+                clock_pace_file,
                 max_request_bytes,
                 kube,
                 status_store,

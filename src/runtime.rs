@@ -11,7 +11,7 @@ use crate::arm::{ArmClient, ArmOptions};
 use crate::auth::CredentialSource;
 use crate::bus::Publisher;
 use crate::bus::rest::{BusAuth, ServiceBusRest};
-use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::clock::{Clock, PacedClock, ScaledClock, SystemClock};
 use crate::config::{Config, ServiceBusAuth, StatusAuth, StatusStoreConfig};
 use crate::engine::{Engine, InvocationBudget, Registry};
 use crate::handler::AppState;
@@ -35,6 +35,12 @@ pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the clock the configuration asks for.
 pub fn clock(config: &Config) -> Arc<dyn Clock> {
+    if let Some(path) = &config.clock_pace_file {
+        match PacedClock::open(path) {
+            Ok(c) => return Arc::new(c),
+            Err(e) => tracing::warn!("{e}; using the scaled clock"),
+        }
+    }
     match config.time_scale {
         Some((epoch, scale)) => match ScaledClock::new(epoch, scale) {
             Ok(c) => Arc::new(c),

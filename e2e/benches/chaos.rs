@@ -780,7 +780,7 @@ async fn run() -> anyhow::Result<bool> {
     let blob = Arc::new(BlobProxy::start(azurite.url()).await?);
 
     let builder = LocalEnvironment::builder(&app_dir);
-    let (fakes, arm) = fake_estate(clock, builder.token_issuer());
+    let (fakes, arm) = fake_estate(Arc::new(clock), builder.token_issuer());
     let (arm_url, arm) = arm
         .faults(chaos.arm_knobs(Duration::ZERO, 0))
         .build()

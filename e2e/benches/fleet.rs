@@ -18,13 +18,9 @@ use std::time::Instant;
 
 use backup_pilot::workflow::roles::VaultGrantScope;
 use backup_pilot::workflow::settings::{Layout, OnboardingSettings, Profile};
+use backup_pilot_local::fleet::floor_seconds;
 use backup_pilot_standins::arm::{FaultKnobs, ThrottleModel, Timings};
 use fleet_sim::{Fleet, RunFigures, Scenario, env_number, floor, run};
-
-/// Seconds a subscription's buckets need for its measured requests.
-fn quota_seconds(reads: usize, writes: usize) -> f64 {
-    (reads as f64 / 25.0).max(writes as f64 / 10.0)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -81,11 +77,8 @@ async fn main() {
             entry.0 += f.reads;
             entry.1 += f.writes;
         }
-        let quota = per_subscription
-            .values()
-            .map(|(r, w)| quota_seconds(*r, *w))
-            .fold(0.0, f64::max);
-        let floor_s = critical_path.as_secs_f64().max(quota);
+        let measured: Vec<(usize, usize)> = per_subscription.values().copied().collect();
+        let floor_s = floor_seconds(critical_path, &measured);
         let all_protected_s = rows
             .iter()
             .filter_map(|(_, f)| f.protected_after)

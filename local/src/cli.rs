@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::run::{LOG_FILTER, LocalOptions, run};
+use crate::run::{LOG_FILTER, LocalOptions, default_timeout, run};
 
 /// `backup-pilot-local local …`.
 #[derive(Debug, Parser)]
@@ -34,15 +34,18 @@ pub struct LocalArgs {
     /// How many fake AKS clusters get a ResourceWriteSuccess event.
     #[arg(long, default_value_t = 3)]
     pub clusters: u32,
-    /// Virtual seconds per real second (600: an hour passes in six seconds).
+    /// Virtual seconds per real second (600: an hour passes in six seconds). The clock slows
+    /// down while the host has a backlog of due messages, and comes back to this when it
+    /// drains.
     #[arg(long, default_value_t = 600.0)]
     pub time_scale: f64,
     /// The function app folder (holds host.json).
     #[arg(long, default_value = ".")]
     pub app_dir: PathBuf,
-    /// Give up waiting for idle queues after this many real seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_seconds: u64,
+    /// Give up waiting for the clusters after this many real seconds (default 120, plus 0.6
+    /// per cluster above 20).
+    #[arg(long)]
+    pub timeout_seconds: Option<u64>,
     /// After onboarding, run a restore drill on every cluster (Kubernetes stand-ins with an
     /// `app` workload; status and reports in Azurite from `.local/azurite`, installed on first
     /// use, or in BACKUP_PILOT_STATUS_BLOB_URL) and print each verdict and where its report is.
@@ -56,7 +59,8 @@ pub struct LocalArgs {
     /// (Resource Graph) finds and onboards them.
     #[arg(long, default_value_t = 0)]
     pub existing_clusters: u32,
-    /// Subscriptions the existing clusters are spread over, under one management group.
+    /// Subscriptions the clusters are spread over (round robin; the existing ones under one
+    /// management group).
     #[arg(long, default_value_t = 1)]
     pub subscriptions: u32,
     /// After onboarding, break protection on a sample of clusters in every way the
@@ -111,7 +115,10 @@ pub fn main() -> ExitCode {
             clusters: args.clusters,
             time_scale: args.time_scale,
             app_dir: args.app_dir,
-            timeout: Duration::from_secs(args.timeout_seconds),
+            timeout: args.timeout_seconds.map_or_else(
+                || default_timeout(args.clusters + args.existing_clusters),
+                Duration::from_secs,
+            ),
             drill: args.drill,
             keep_state: args.keep_state,
             existing_clusters: args.existing_clusters,

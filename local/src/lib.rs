@@ -5,6 +5,8 @@
 //! - [`run`]: the `local` command (onboarding, then `--drill`, `--existing-clusters`,
 //!   `--drift`).
 //! - [`drill_run`]: what `local --drill` adds (Azurite, reports, one verdict per cluster).
+//! - [`fleet`]: at fleet size, the live view's counts per phase and the totals against the
+//!   floor (shared with the fleet bench).
 //! - [`estate`]: clusters that exist before the service (the fleet sweep finds them).
 //! - [`progress`], [`timeline`]: the live view and the per-cluster timelines.
 //! - [`run_state`]: a fresh state folder per run.
@@ -16,6 +18,7 @@
 pub mod cli;
 pub mod drill_run;
 pub mod estate;
+pub mod fleet;
 pub mod progress;
 pub mod run;
 pub mod run_state;

@@ -89,6 +89,28 @@ pub struct WorkflowAnswer {
     pub attempt: u32,
 }
 
+/// The fleet answer of the status function (what the fleet view uses of it).
+#[derive(Debug, Clone, Deserialize)]
+struct FleetAnswer {
+    clusters: Vec<FleetRow>,
+}
+
+/// One cluster of the fleet answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetRow {
+    /// The cluster's ARM id.
+    pub cluster: String,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub since: Option<OffsetDateTime>,
+    /// The step its workflow is at.
+    #[serde(default)]
+    pub step: Option<String>,
+}
+
 /// Reads cluster status from the status HTTP function.
 #[derive(Debug, Clone)]
 pub struct StatusClient {
@@ -124,6 +146,29 @@ impl StatusClient {
             404 => Ok(None),
             _ => Err(ProgressError::Answer {
                 cluster: cluster_id.to_string(),
+                status,
+                body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+            }),
+        }
+    }
+
+    /// `GET /api/status` as JSON: every cluster's phase and step, in one request (what the
+    /// fleet view reads instead of one request per cluster).
+    ///
+    /// # Errors
+    /// See [`ProgressError`].
+    pub async fn fleet(&self) -> Result<Vec<FleetRow>, ProgressError> {
+        let (status, body) = self.get("", "application/json", "the fleet").await?;
+        let read = |detail: String| ProgressError::Read {
+            cluster: "the fleet".into(),
+            detail,
+        };
+        match status {
+            200 => serde_json::from_slice::<FleetAnswer>(&body)
+                .map(|f| f.clusters)
+                .map_err(|e| read(e.to_string())),
+            _ => Err(ProgressError::Answer {
+                cluster: "the fleet".into(),
                 status,
                 body: String::from_utf8_lossy(&body).chars().take(300).collect(),
             }),
@@ -208,6 +253,45 @@ impl ClusterWatch {
         self.status = Some(status);
     }
 
+    /// Takes in the cluster's row of the fleet answer: phase, since and step only (the full
+    /// status, with its runs and error, is read once at the end).
+    pub fn observe_row(&mut self, row: &FleetRow) {
+        let status = self.status.get_or_insert_with(|| StatusAnswer {
+            phase: row.phase,
+            phase_since: None,
+            workflow: None,
+            last_error: None,
+            next_retry: None,
+            history: Vec::new(),
+            drift: None,
+        });
+        status.phase = row.phase;
+        status.phase_since = row.since;
+        match (&mut status.workflow, &row.step) {
+            (Some(w), Some(step)) => w.step.clone_from(step),
+            (None, Some(step)) => {
+                status.workflow = Some(WorkflowAnswer {
+                    id: String::new(),
+                    kind: WorkflowKind::Onboard,
+                    step: step.clone(),
+                    attempt: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The stage it is counted under in the fleet view ([`crate::fleet::stage`]).
+    pub fn stage(&self) -> String {
+        crate::fleet::stage(
+            self.phase(),
+            self.status
+                .as_ref()
+                .and_then(|s| s.workflow.as_ref())
+                .map(|w| w.step.as_str()),
+        )
+    }
+
     /// Where the cluster stands.
     pub fn phase(&self) -> Phase {
         self.status.as_ref().map_or(Phase::Unknown, |s| s.phase)
@@ -276,18 +360,30 @@ impl ClusterWatch {
     }
 }
 
-/// One line per cluster on stderr, redrawn on every look.
+/// One line per cluster on stderr, redrawn on every look; above
+/// [`crate::fleet::FLEET_VIEW_ABOVE`] clusters, one line per phase with its count instead.
 pub struct LiveView {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
     reported: Vec<bool>,
+    fleet: Option<FleetLines>,
 }
+
+/// The fleet view: one multi-line message, and off a terminal a block every so often.
+struct FleetLines {
+    bar: ProgressBar,
+    last_printed: Option<std::time::Instant>,
+}
+
+/// How often the fleet view prints its counts when stderr is not a terminal.
+pub const FLEET_PRINT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for LiveView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveView")
             .field("clusters", &self.bars.len())
             .field("hidden", &self.multi.is_hidden())
+            .field("fleet", &self.fleet.is_some())
             .finish()
     }
 }
@@ -303,9 +399,30 @@ impl LiveView {
         Self::with_target(watches, target)
     }
 
-    /// A line for each cluster, drawn to `target`.
+    /// A line for each cluster (or, for a fleet, each phase), drawn to `target`.
     pub fn with_target(watches: &[ClusterWatch], target: ProgressDrawTarget) -> Self {
         let multi = MultiProgress::with_draw_target(target);
+        if watches.len() > crate::fleet::FLEET_VIEW_ABOVE {
+            let bar = multi.add(
+                ProgressBar::new(watches.len() as u64).with_style(
+                    ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ),
+            );
+            bar.set_message(format!(
+                "{} clusters: waiting for their events",
+                watches.len()
+            ));
+            return Self {
+                multi,
+                bars: Vec::new(),
+                reported: Vec::new(),
+                fleet: Some(FleetLines {
+                    bar,
+                    last_printed: None,
+                }),
+            };
+        }
         let width = watches.iter().map(|w| w.name.len()).max().unwrap_or(8);
         let style = ProgressStyle::with_template(&format!(
             "{{prefix:<{width}}} [{{bar:13}}] {{pos:>2}}/{{len}} {{wide_msg}}"
@@ -328,6 +445,38 @@ impl LiveView {
             multi,
             bars,
             reported: vec![false; watches.len()],
+            fleet: None,
+        }
+    }
+
+    /// True when the view counts phases instead of drawing clusters.
+    pub fn is_fleet(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// Redraws the fleet view's counts at virtual time `now`; off a terminal, prints them
+    /// every [`FLEET_PRINT_INTERVAL`] (and when `last` is set).
+    pub fn update_fleet(
+        &mut self,
+        watches: &[ClusterWatch],
+        start: OffsetDateTime,
+        now: OffsetDateTime,
+        last: bool,
+    ) {
+        let hidden = self.multi.is_hidden();
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
+        let counts = crate::fleet::phase_counts(watches.iter().map(ClusterWatch::stage));
+        let elapsed = Duration::try_from(now - start).unwrap_or_default();
+        let text = crate::fleet::render_counts(&counts, watches.len(), elapsed).join("\n");
+        fleet.bar.set_message(text.clone());
+        let due = fleet
+            .last_printed
+            .is_none_or(|at| at.elapsed() >= FLEET_PRINT_INTERVAL);
+        if hidden && (due || last) {
+            fleet.last_printed = Some(std::time::Instant::now());
+            println!("{text}");
         }
     }
 
@@ -361,6 +510,9 @@ impl LiveView {
 
     /// Leaves the last state of every line on the screen.
     pub fn finish(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.bar.abandon();
+        }
         for bar in &self.bars {
             if !bar.is_finished() {
                 bar.abandon();
@@ -474,6 +626,50 @@ mod tests {
         let mut view = LiveView::with_target(&[watch.clone()], ProgressDrawTarget::hidden());
         view.update(0, &watch, t0, t0);
         assert!(view.reported[0]);
+        assert!(!view.is_fleet());
+        view.finish();
+    }
+
+    #[test]
+    fn a_fleet_is_read_from_one_answer_and_counted_per_phase() {
+        let t0 = datetime!(2026-03-02 09:00 UTC);
+        let id = |i: usize| {
+            format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-{i}"
+            )
+        };
+        let mut watches: Vec<ClusterWatch> = (0..25)
+            .map(|i| ClusterWatch::new(&id(i), &format!("aks-{i}")))
+            .collect();
+        let answer = serde_json::json!({"clusters": [
+            {"cluster": id(0), "phase": "protected", "since": "2026-03-02T09:20:00Z", "step": "first_backup"},
+            {"cluster": id(1), "phase": "inProgress", "since": "2026-03-02T09:01:00Z", "step": "install_extension"},
+            {"cluster": id(2), "phase": "inProgress", "since": null, "step": null},
+        ]});
+        let rows: FleetAnswer = serde_json::from_value(answer).unwrap();
+        for (row, watch) in rows.clusters.iter().zip(&mut watches) {
+            watch.observe_row(row);
+        }
+        assert!(watches[0].is_settled());
+        assert_eq!(
+            watches[0].settled_at(),
+            Some(datetime!(2026-03-02 09:20 UTC))
+        );
+        assert_eq!(watches[1].stage(), "install_extension");
+        assert_eq!(watches[1].position(), 6);
+        assert_eq!(watches[2].stage(), "inProgress");
+        assert_eq!(watches[3].stage(), crate::fleet::WAITING);
+        // A later row moves the step on.
+        watches[1].observe_row(&FleetRow {
+            step: Some("extension_health".into()),
+            ..rows.clusters[1].clone()
+        });
+        assert_eq!(watches[1].stage(), "extension_health");
+
+        let mut view = LiveView::with_target(&watches, ProgressDrawTarget::hidden());
+        assert!(view.is_fleet());
+        assert!(view.bars.is_empty(), "no line per cluster");
+        view.update_fleet(&watches, t0, t0 + time::Duration::minutes(5), true);
         view.finish();
     }
 }

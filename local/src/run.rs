@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::fleet::{FLEET_VIEW_ABOVE, FleetTotals, critical_path};
 use crate::progress::{ClusterWatch, LiveView, StatusClient};
 use crate::run_state::RunState;
 use crate::run_tls;
@@ -24,14 +25,14 @@ use crate::timeline::{Stretch, human, table};
 use crate::{drill_run, estate, stay};
 use backup_pilot::bus::Queues;
 use backup_pilot::bus::{OutgoingMessage, Publisher};
-use backup_pilot::clock::ScaledClock;
+use backup_pilot::clock::{Clock, Pace, PacedClock};
 use backup_pilot::kube::HookSet;
 use backup_pilot::kube::settings::KubeSettings;
 use backup_pilot::status::Phase;
 use backup_pilot::tls::TlsTrust;
 use backup_pilot_standins::LocalEnvironment;
 use backup_pilot_standins::arm::drift::Drift;
-use backup_pilot_standins::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed};
+use backup_pilot_standins::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed, Timings};
 use backup_pilot_standins::fake_clusters::FakeClusters;
 use backup_pilot_standins::kube_api::{ExtensionInstall, KubeApiOptions};
 use backup_pilot_standins::token::TokenIssuer;
@@ -63,6 +64,43 @@ pub const SAMPLE_HOOKS: &str = include_str!("sample_hooks.yaml");
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long to wait for the queues to drain once every cluster has settled (real time).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events sent in one batch (a fleet's thousand events go out in seconds, as Event Grid
+/// delivers a burst).
+pub const EVENT_BATCH: usize = 100;
+/// How often the fleet view reads the fleet's status (real time): one request for every
+/// cluster, but a big answer.
+pub const FLEET_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// The settings the README recommends for fleets, which `local` uses above
+/// [`FLEET_VIEW_ABOVE`] clusters unless they are set: one vault and storage account per
+/// subscription and region, and the vault granted once per subscription (2 role assignments
+/// per cluster instead of 7).
+pub const FLEET_SETTINGS: [(&str, &str); 2] = [
+    ("BACKUP_PILOT_PLACEMENT", "shared"),
+    ("BACKUP_PILOT_VAULT_GRANT_SCOPE", "subscription"),
+];
+
+/// The real time `local` waits for `clusters` by default: two minutes, plus 0.6 s per
+/// cluster above [`FLEET_VIEW_ABOVE`] (a fleet on two cores takes minutes).
+pub fn default_timeout(clusters: u32) -> Duration {
+    let extra = clusters.saturating_sub(FLEET_VIEW_ABOVE as u32);
+    Duration::from_secs(120) + Duration::from_millis(600) * extra
+}
+
+/// The [`FLEET_SETTINGS`] a run of `clusters` uses because the caller did not set them
+/// (`is_set` tells which are set).
+pub fn fleet_defaults(
+    clusters: usize,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(&'static str, &'static str)> {
+    if clusters <= FLEET_VIEW_ABOVE {
+        return Vec::new();
+    }
+    FLEET_SETTINGS
+        .iter()
+        .filter(|(name, _)| !is_set(name))
+        .copied()
+        .collect()
+}
 
 /// Options of `local`.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,10 +172,34 @@ impl LocalReport {
         !self.clusters.is_empty() && self.clusters.iter().all(|c| c.phase == Phase::Protected)
     }
 
-    /// Each cluster's timeline table, then the totals.
+    /// Each cluster's timeline table (for a fleet, above [`FLEET_VIEW_ABOVE`] clusters: the
+    /// failed ones, at most five, and the last protected), then the totals.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for c in &self.clusters {
+        let shown: Vec<&ClusterReport> = if self.clusters.len() > FLEET_VIEW_ABOVE {
+            let last = self
+                .clusters
+                .iter()
+                .filter(|c| c.phase == Phase::Protected)
+                .max_by_key(|c| c.settled_after);
+            let failed = self.clusters.iter().filter(|c| c.phase != Phase::Protected);
+            let shown: Vec<&ClusterReport> = failed.take(5).chain(last).collect();
+            let _ = writeln!(
+                out,
+                "\n{} cluster timeline(s) of {} shown: the last protected{} (the status page has every cluster)",
+                shown.len(),
+                self.clusters.len(),
+                if shown.len() > 1 {
+                    " and the first unprotected"
+                } else {
+                    ""
+                }
+            );
+            shown
+        } else {
+            self.clusters.iter().collect()
+        };
+        for c in shown {
             let end = match (c.phase, c.settled_after) {
                 (Phase::Protected, Some(after)) => format!("protected after {}", human(after)),
                 (Phase::Failed, _) => format!(
@@ -216,7 +278,7 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
             options.app_dir.display()
         );
     }
-    let clock = ScaledClock::new(SystemTime::now(), options.time_scale)
+    let pace = Pace::new(SystemTime::now(), options.time_scale)
         .map_err(|e| anyhow::anyhow!("--time-scale: {e}"))?;
     let program = match &options.handler {
         Some(p) => p.clone(),
@@ -232,17 +294,30 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     )?;
     // Before any stand-in starts: they all serve with the run's certificate.
     let trust = run_tls::prepare(&state)?;
+    // Every process of the run follows this file; the host's backlog slows it down.
+    let clock = Arc::new(
+        PacedClock::create(&state.root().join(CLOCK_PACE_FILE), pace)
+            .map_err(|e| anyhow::anyhow!("the clock's pace file: {e}"))?,
+    );
     let builder = LocalEnvironment::builder(&options.app_dir);
-    let (fakes, arm) = fake_estate(clock, builder.token_issuer());
+    let (fakes, arm) = fake_estate(clock.clone(), builder.token_issuer());
     let (arm_url, arm) = arm.build().spawn().await?;
-    arm.add_subscription(FAKE_SUBSCRIPTION)?;
+    let subscriptions = options.subscriptions.max(1);
+    for s in 0..subscriptions {
+        arm.add_subscription(&estate::subscription(s))?;
+    }
     let mut watches = Vec::new();
     for index in 1..=options.clusters {
         let name = fake_cluster_name(index);
         let cluster = fakes
             .add(
                 &arm,
-                ClusterSeed::new(FAKE_SUBSCRIPTION, FAKE_RESOURCE_GROUP, &name, FAKE_LOCATION),
+                ClusterSeed::new(
+                    &event_subscription(index, subscriptions),
+                    FAKE_RESOURCE_GROUP,
+                    &name,
+                    FAKE_LOCATION,
+                ),
             )
             .await?;
         watches.push(ClusterWatch::new(&cluster.arm.id, &name));
@@ -284,8 +359,12 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         // Status lives in the handler's memory for the run, on purpose.
         builder = builder.setting("BACKUP_PILOT_STATUS_STORE", "memory");
     }
+    let fleet_defaults = fleet_defaults(watches.len(), |name| std::env::var_os(name).is_some());
+    for (name, value) in &fleet_defaults {
+        builder = builder.setting(name, value);
+    }
     let mut builder = builder
-        .scaled_clock(clock)
+        .paced_clock(clock.clone())
         .spawn_handler(Some(program))
         .setting("BACKUP_PILOT_DRILL_SCHEDULE", &drill_schedule)
         .setting(
@@ -324,10 +403,35 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
         options.clusters, options.time_scale
     );
     println!("  ARM                 {arm_url}");
-    for c in fakes.clusters() {
+    let kube_apis = fakes.clusters();
+    for c in kube_apis.iter().take(FLEET_VIEW_ABOVE) {
         let name = c.arm.id.rsplit('/').next().unwrap_or_default().to_string();
         println!("  Kubernetes API      {} ({name})", c.kube_url);
     }
+    if kube_apis.len() > FLEET_VIEW_ABOVE {
+        println!(
+            "  Kubernetes API      … and {} more",
+            kube_apis.len() - FLEET_VIEW_ABOVE
+        );
+    }
+    if subscriptions > 1 {
+        println!("  subscriptions       {subscriptions} (the event clusters spread round robin)");
+    }
+    if !fleet_defaults.is_empty() {
+        let set: Vec<String> = fleet_defaults
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        println!(
+            "  fleet settings      {} (recommended above {FLEET_VIEW_ABOVE} clusters; set them to choose otherwise)",
+            set.join(" ")
+        );
+    }
+    println!(
+        "  clock               {}x, slowed down while the host has a backlog ({})",
+        options.time_scale,
+        clock.path().display()
+    );
     println!("  Service Bus         {}", env.service_bus_url());
     println!("  token endpoint      {}", env.token_url());
     println!("  CA bundle           {}", trust.bundle.display());
@@ -368,7 +472,13 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     };
     let idle = env.wait_idle(DRAIN_TIMEOUT).await;
     print!("{}", report.render());
-    println!("{}", protection_summary(&arm));
+    if report.clusters.len() <= FLEET_VIEW_ABOVE {
+        println!("{}", protection_summary(&arm));
+    }
+    print!("{}", fleet_totals(&report, &arm, subscriptions).render());
+    if let Some((stats, target)) = env.pacing() {
+        println!("  {}", stats.summary(target));
+    }
     let repaired = if options.drift && report.all_protected() {
         let sample: Vec<(String, String)> = if estate_clusters.is_empty() {
             watches_of(&report)
@@ -553,8 +663,14 @@ async fn drive(
     let queue = Queues::default().cluster_events;
     let start = env.clock().now();
     let wall = Instant::now();
+    let subscriptions = options.subscriptions.max(1);
+    let mut batch = Vec::new();
     for index in 1..=options.clusters {
-        let event = cluster_write_event(index, env.clock().now());
+        let event = cluster_write_event_in(
+            index,
+            &event_subscription(index, subscriptions),
+            env.clock().now(),
+        );
         let id = event["id"].as_str().unwrap_or_default().to_string();
         let mut message = OutgoingMessage::json(&queue, &id, event.to_string().into_bytes());
         for (k, v) in [
@@ -569,7 +685,12 @@ async fn drive(
         message
             .properties
             .insert("aeg-output-event-id".into(), id.clone());
-        publisher.send(message).await?;
+        batch.push(message);
+        if batch.len() == EVENT_BATCH || index == options.clusters {
+            publisher
+                .send_batch(&queue, std::mem::take(&mut batch))
+                .await?;
+        }
     }
     println!(
         "sent {} cluster write event(s) to {queue} at {} (virtual)\n",
@@ -590,14 +711,33 @@ async fn drive(
     let mut view = LiveView::new(&watches, options.live);
     let deadline = wall + options.timeout;
     let mut status_error = None;
+    let index_of: BTreeMap<String, usize> = watches
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.id.to_ascii_lowercase(), i))
+        .collect();
     loop {
-        for (index, watch) in watches.iter_mut().enumerate() {
-            match status.cluster(&watch.id).await {
-                Ok(Some(s)) => watch.observe(s),
-                Ok(None) => {}
+        if view.is_fleet() {
+            match status.fleet().await {
+                Ok(rows) => {
+                    for row in &rows {
+                        if let Some(&i) = index_of.get(&row.cluster.to_ascii_lowercase()) {
+                            watches[i].observe_row(row);
+                        }
+                    }
+                }
                 Err(e) => status_error = Some(e.to_string()),
             }
-            view.update(index, watch, start, env.clock().now());
+            view.update_fleet(&watches, start, env.clock().now(), false);
+        } else {
+            for (index, watch) in watches.iter_mut().enumerate() {
+                match status.cluster(&watch.id).await {
+                    Ok(Some(s)) => watch.observe(s),
+                    Ok(None) => {}
+                    Err(e) => status_error = Some(e.to_string()),
+                }
+                view.update(index, watch, start, env.clock().now());
+            }
         }
         if watches.iter().all(ClusterWatch::is_settled) {
             status_error = None;
@@ -606,7 +746,35 @@ async fn drive(
         if Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(if view.is_fleet() {
+            FLEET_POLL_INTERVAL
+        } else {
+            POLL_INTERVAL
+        })
+        .await;
+    }
+    if view.is_fleet() {
+        view.update_fleet(&watches, start, env.clock().now(), true);
+        // The fleet view read phases only: the clusters whose timelines are shown (the
+        // unprotected and the last protected) are read in full once.
+        let last = watches
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.phase() == Phase::Protected)
+            .max_by_key(|(_, w)| w.settled_at())
+            .map(|(i, _)| i);
+        let unprotected = watches
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.phase() != Phase::Protected)
+            .map(|(i, _)| i)
+            .take(5);
+        let detailed: Vec<usize> = unprotected.chain(last).collect();
+        for i in detailed {
+            if let Ok(Some(s)) = status.cluster(&watches[i].id).await {
+                watches[i].observe(s);
+            }
+        }
     }
     view.finish();
     let wall_time = wall.elapsed();
@@ -656,9 +824,12 @@ async fn drive(
 /// The fake clusters and an ARM stand-in builder wired to them (an extension install plays
 /// out in the cluster's Kubernetes stand-in, whose pods turn Ready after
 /// [`EXTENSION_PODS_READY_AFTER`]), all on `clock` and checking tokens from `tokens`.
-pub fn fake_estate(clock: ScaledClock, tokens: TokenIssuer) -> (FakeClusters, ArmStandInBuilder) {
+pub fn fake_estate(
+    clock: Arc<dyn Clock>,
+    tokens: TokenIssuer,
+) -> (FakeClusters, ArmStandInBuilder) {
     let fakes = FakeClusters::new(
-        Arc::new(clock),
+        clock.clone(),
         KubeApiOptions {
             issuer: Some(tokens.clone()),
             ..KubeApiOptions::default()
@@ -666,7 +837,7 @@ pub fn fake_estate(clock: ScaledClock, tokens: TokenIssuer) -> (FakeClusters, Ar
         ExtensionInstall::ready_after(EXTENSION_PODS_READY_AFTER),
     );
     let arm = ArmStandIn::builder()
-        .clock(Arc::new(clock))
+        .clock(clock)
         .tokens(tokens)
         .on_extension_installed(fakes.extension_hook())
         .on_extension_removed(fakes.extension_removed_hook());
@@ -705,11 +876,51 @@ async fn save_status_page(
     Ok(this_run.join("index.html"))
 }
 
+/// The file in the run's state folder that carries the paced clock to every process.
+pub const CLOCK_PACE_FILE: &str = "clock-pace";
+
+/// The subscription fake cluster `index` (from 1) lives in, of `subscriptions`: round robin
+/// over [`estate::subscription`], the first being [`FAKE_SUBSCRIPTION`].
+pub fn event_subscription(index: u32, subscriptions: u32) -> String {
+    estate::subscription(index.saturating_sub(1) % subscriptions.max(1))
+}
+
+/// The fleet's totals at the end of a run: what the ARM stand-in counted, the role
+/// assignments in each of the first `subscriptions`, the floor at the stand-in's timings.
+fn fleet_totals(report: &LocalReport, arm: &ArmHandle, subscriptions: u32) -> FleetTotals {
+    let count = |phase: Phase| report.clusters.iter().filter(|c| c.phase == phase).count();
+    FleetTotals {
+        clusters: report.clusters.len(),
+        protected: count(Phase::Protected),
+        failed: count(Phase::Failed),
+        requests: arm.request_tally(),
+        role_assignments: (0..subscriptions.max(1))
+            .map(|s| {
+                let sub = estate::subscription(s);
+                let n = arm.role_assignment_count(&sub);
+                (sub, n)
+            })
+            .collect(),
+        critical_path: critical_path(&Timings::default()).0,
+        last_protected: report
+            .clusters
+            .iter()
+            .filter(|c| c.phase == Phase::Protected)
+            .filter_map(|c| c.settled_after)
+            .max(),
+    }
+}
+
 /// An Event Grid `ResourceWriteSuccess` for fake cluster `index`, as a subscription system
 /// topic delivers it to a Service Bus queue (one event object per message).
 pub fn cluster_write_event(index: u32, now: OffsetDateTime) -> Value {
+    cluster_write_event_in(index, FAKE_SUBSCRIPTION, now)
+}
+
+/// [`cluster_write_event`] for a cluster in `subscription`.
+pub fn cluster_write_event_in(index: u32, subscription: &str, now: OffsetDateTime) -> Value {
     let cluster = format!(
-        "/subscriptions/{FAKE_SUBSCRIPTION}/resourcegroups/{FAKE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/{}",
+        "/subscriptions/{subscription}/resourcegroups/{FAKE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/{}",
         fake_cluster_name(index)
     );
     let event_time = now
@@ -732,12 +943,12 @@ pub fn cluster_write_event(index: u32, now: OffsetDateTime) -> Value {
             "resourceUri": cluster,
             "operationName": "Microsoft.ContainerService/managedClusters/write",
             "status": "Succeeded",
-            "subscriptionId": FAKE_SUBSCRIPTION,
+            "subscriptionId": subscription,
             "tenantId": "00000000-0000-0000-0000-0000000000e1"
         },
         "dataVersion": "2",
         "metadataVersion": "1",
-        "topic": format!("/subscriptions/{FAKE_SUBSCRIPTION}")
+        "topic": format!("/subscriptions/{subscription}")
     })
 }
 
@@ -865,6 +1076,54 @@ mod tests {
         assert!(report.render().contains("b: not settled (inProgress)"));
         report.clusters.clear();
         assert!(!report.all_protected(), "no cluster is not success");
+    }
+
+    #[test]
+    fn fleets_get_the_recommended_settings_a_subscription_each_and_more_time() {
+        assert!(fleet_defaults(FLEET_VIEW_ABOVE, |_| false).is_empty());
+        assert_eq!(fleet_defaults(1000, |_| false), FLEET_SETTINGS);
+        assert_eq!(
+            fleet_defaults(1000, |name| name == "BACKUP_PILOT_PLACEMENT"),
+            [("BACKUP_PILOT_VAULT_GRANT_SCOPE", "subscription")]
+        );
+        assert_eq!(default_timeout(3), Duration::from_secs(120));
+        assert_eq!(default_timeout(1020), Duration::from_secs(720));
+        assert_eq!(event_subscription(1, 1), FAKE_SUBSCRIPTION);
+        assert_eq!(event_subscription(5, 4), FAKE_SUBSCRIPTION);
+        assert_eq!(event_subscription(2, 4), estate::subscription(1));
+        let event = cluster_write_event_in(2, &estate::subscription(1), OffsetDateTime::UNIX_EPOCH);
+        assert!(
+            event["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("/subscriptions/{}/", estate::subscription(1)))
+        );
+    }
+
+    #[test]
+    fn a_fleets_report_shows_the_unprotected_and_the_last_protected_timelines() {
+        let cluster = |i: u64, phase: Phase| ClusterReport {
+            id: format!("/subscriptions/s/x/managedClusters/aks-{i}"),
+            name: format!("aks-{i}"),
+            phase,
+            settled_after: Some(Duration::from_secs(600 + i)),
+            timeline: Vec::new(),
+            error: None,
+        };
+        let mut clusters: Vec<ClusterReport> =
+            (0..30).map(|i| cluster(i, Phase::Protected)).collect();
+        clusters[4].phase = Phase::Failed;
+        let report = LocalReport {
+            clusters,
+            virtual_time: Duration::from_secs(629),
+            wall_time: Duration::from_secs(3),
+            status_error: None,
+        };
+        let text = report.render();
+        assert!(text.contains("2 cluster timeline(s) of 30 shown"), "{text}");
+        assert!(text.contains("\naks-4: FAILED"), "{text}");
+        assert!(text.contains("\naks-29: protected after 10m29s"), "{text}");
+        assert!(!text.contains("\naks-3:"), "{text}");
     }
 
     #[test]

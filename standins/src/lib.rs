@@ -20,6 +20,7 @@ pub mod host_payload;
 pub mod http_front;
 pub mod kube_api;
 pub mod ncrontab;
+pub mod pacing;
 pub mod servicebus;
 pub mod timespan;
 pub mod tls;
@@ -41,7 +42,7 @@ use token::TokenIssuer;
 
 use backup_pilot::bus::Queues;
 use backup_pilot::bus::rest::{BusAuth, ServiceBusRest};
-use backup_pilot::clock::{Clock, ScaledClock, SystemClock};
+use backup_pilot::clock::{Clock, PacedClock, ScaledClock, SystemClock};
 
 /// The timer invocation the host sends.
 pub fn timer_invocation() -> serde_json::Value {
@@ -194,6 +195,7 @@ pub enum LocalError {
 enum ClockChoice {
     System,
     Scaled(ScaledClock),
+    Paced(Arc<PacedClock>),
     InProcess(Arc<dyn Clock>),
 }
 
@@ -216,6 +218,15 @@ impl LocalEnvironmentBuilder {
     #[must_use]
     pub fn scaled_clock(mut self, clock: ScaledClock) -> Self {
         self.clock = ClockChoice::Scaled(clock);
+        self
+    }
+
+    /// Virtual time shared with a spawned handler through the clock's pace file
+    /// (`BACKUP_PILOT_CLOCK_PACE_FILE`), slowed down while the host has a backlog of due
+    /// messages ([`pacing`]).
+    #[must_use]
+    pub fn paced_clock(mut self, clock: Arc<PacedClock>) -> Self {
+        self.clock = ClockChoice::Paced(clock);
         self
     }
 
@@ -297,6 +308,10 @@ impl LocalEnvironmentBuilder {
     /// See [`LocalError`].
     pub async fn start(self) -> Result<LocalEnvironment, LocalError> {
         let spawning = matches!(self.handler, HandlerTarget::Spawn { .. });
+        let paced = match &self.clock {
+            ClockChoice::Paced(c) => Some(c.clone()),
+            _ => None,
+        };
         let (clock, clock_settings): (Arc<dyn Clock>, Vec<(String, String)>) = match self.clock {
             ClockChoice::System => (Arc::new(SystemClock), Vec::new()),
             ClockChoice::Scaled(scaled) => (
@@ -309,6 +324,19 @@ impl LocalEnvironmentBuilder {
                     ("BACKUP_PILOT_TIME_SCALE".into(), scaled.scale().to_string()),
                 ],
             ),
+            ClockChoice::Paced(paced) => {
+                let settings = vec![
+                    (
+                        "BACKUP_PILOT_CLOCK_PACE_FILE".into(),
+                        paced.path().display().to_string(),
+                    ),
+                    (
+                        "BACKUP_PILOT_TIME_SCALE".into(),
+                        paced.target_scale().to_string(),
+                    ),
+                ];
+                (paced, settings)
+            }
             ClockChoice::InProcess(_) if spawning => return Err(LocalError::ClockNotShareable),
             ClockChoice::InProcess(clock) => (clock, Vec::new()),
         };
@@ -345,9 +373,11 @@ impl LocalEnvironmentBuilder {
                 .entry(name)
                 .or_insert_with(|| self.default_queue_settings.clone());
         }
+        let mut trigger_queues = Vec::new();
         for function in &app.functions {
             if let Trigger::ServiceBus { queue, .. } = &function.trigger {
                 let queue = resolve_settings(queue, &function.name, lookup)?;
+                trigger_queues.push(queue.clone());
                 queues
                     .entry(queue)
                     .or_insert_with(|| self.default_queue_settings.clone());
@@ -402,8 +432,10 @@ impl LocalEnvironmentBuilder {
             &namespace,
         )
         .await?;
+        let pacer = paced.map(|c| pacing::Pacer::start(c, broker.clone(), trigger_queues));
         Ok(LocalEnvironment {
             clock,
+            pacer,
             tokens: self.tokens,
             token_url,
             _token_server: token_server,
@@ -418,6 +450,7 @@ impl LocalEnvironmentBuilder {
 /// The running stand-ins.
 pub struct LocalEnvironment {
     clock: Arc<dyn Clock>,
+    pacer: Option<pacing::Pacer>,
     tokens: TokenIssuer,
     token_url: String,
     _token_server: LoopbackServer,
@@ -463,6 +496,11 @@ impl LocalEnvironment {
     /// The clock every stand-in runs on.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// How the paced clock was slowed so far (`None` unless [`LocalEnvironmentBuilder::paced_clock`]).
+    pub fn pacing(&self) -> Option<(pacing::PaceStats, f64)> {
+        self.pacer.as_ref().map(|p| (p.stats(), p.target()))
     }
 
     /// The token issuer (checks bearer tokens for every stand-in).

@@ -169,31 +169,9 @@ impl VirtualBus {
     }
 }
 
-/// The floor of one onboarding: the stand-in's durations along the chain's critical path,
-/// as if every step took no time and every poll landed the instant its operation ended.
-/// The chain (src/workflow/mod.rs) is sequential: providers → storage account → vault →
-/// extension → its pods Ready (the health gate) → role assignments → trusted access → hooks →
-/// validateForBackup → protection. Role propagation starts when the roles are assigned and
-/// runs beside the binding and the validation, which only succeeds once propagation is over.
-pub fn floor(t: &Timings) -> (Duration, String) {
-    let roles_ready = (t.trusted_access_binding + t.validate_for_backup).max(t.role_propagation);
-    let parts = [
-        ("providers", t.provider_registration),
-        ("storage", t.storage_account_create),
-        ("vault", t.vault_create),
-        ("extension", t.extension_install),
-        ("extension pods", EXTENSION_PODS_READY_AFTER),
-        ("max(binding+validate, propagation)", roles_ready),
-        ("protection", t.protection_configure),
-    ];
-    let total = parts.iter().map(|(_, d)| *d).sum();
-    let text = parts
-        .iter()
-        .map(|(name, d)| format!("{name} {}s", d.as_secs()))
-        .collect::<Vec<_>>()
-        .join(" + ");
-    (total, text)
-}
+/// The floor of one onboarding: the stand-in's durations along the chain's critical path
+/// (shared with `local`'s fleet totals: [`backup_pilot_local::fleet::critical_path`]).
+pub use backup_pilot_local::fleet::critical_path as floor;
 
 /// What one cluster cost and took.
 #[derive(Debug, Default, Clone)]

@@ -97,7 +97,7 @@ async fn the_python_sdks_run_the_onboarding_and_restore_chains() {
     let clock = ScaledClock::new(SystemTime::now(), TIME_SCALE).expect("a scaled clock");
     let tokens = TokenIssuer::new(&uuid::Uuid::new_v4().simple().to_string());
     let identity_endpoint = tokens.spawn().await.expect("the token endpoint");
-    let (fakes, builder) = fake_estate(clock, tokens.clone());
+    let (fakes, builder) = fake_estate(std::sync::Arc::new(clock), tokens.clone());
     let (arm_url, arm) = builder.build().spawn().await.expect("the ARM stand-in");
     arm.add_subscription(SUB).unwrap();
     let cluster = fakes

@@ -2,11 +2,16 @@
 //! Tests assert on it and the OpenAPI conformance checker replays it, so the record's field
 //! names are a contract ([`ArmRequestRecord`]).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+use axum::http::Method;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+
+use super::throttle::RequestKind;
 
 /// One request and its answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +51,16 @@ impl Journal {
         self.lock().clone()
     }
 
+    /// Requests so far per subscription (lower case; tenant-level requests under `""`), by
+    /// kind, with their 429s — without copying the records.
+    pub fn tally(&self) -> BTreeMap<String, RequestTally> {
+        let mut out: BTreeMap<String, RequestTally> = BTreeMap::new();
+        for r in self.lock().iter() {
+            out.entry(subscription_of(&r.path)).or_default().add(r);
+        }
+        out
+    }
+
     /// Forgets every record.
     pub fn clear(&self) {
         self.lock().clear();
@@ -55,6 +70,57 @@ impl Journal {
         self.records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Requests counted by the bucket they draw from ([`RequestKind`]), and their 429s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    /// GET and HEAD.
+    pub reads: usize,
+    /// PUT, PATCH and POST.
+    pub writes: usize,
+    /// DELETE.
+    pub deletes: usize,
+    /// Answered 429.
+    pub throttled: usize,
+}
+
+impl RequestTally {
+    /// Counts `record`.
+    pub fn add(&mut self, record: &ArmRequestRecord) {
+        let kind = Method::from_bytes(record.method.as_bytes())
+            .map_or(RequestKind::Write, |m| RequestKind::of(&m));
+        match kind {
+            RequestKind::Read => self.reads += 1,
+            RequestKind::Write => self.writes += 1,
+            RequestKind::Delete => self.deletes += 1,
+        }
+        if record.status == 429 {
+            self.throttled += 1;
+        }
+    }
+
+    /// Sums two tallies.
+    #[must_use]
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            reads: self.reads + other.reads,
+            writes: self.writes + other.writes,
+            deletes: self.deletes + other.deletes,
+            throttled: self.throttled + other.throttled,
+        }
+    }
+}
+
+/// The subscription a request path names, lower case (`""` for none).
+fn subscription_of(path: &str) -> String {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(id)) if first.eq_ignore_ascii_case("subscriptions") => {
+            id.to_ascii_lowercase()
+        }
+        _ => String::new(),
     }
 }
 
@@ -72,6 +138,42 @@ pub fn body_for_journal(bytes: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_counts_each_subscription_by_bucket() {
+        let journal = Journal::default();
+        let record = |method: &str, path: &str, status: u16| ArmRequestRecord {
+            method: method.into(),
+            path: path.into(),
+            query: Vec::new(),
+            request_body: None,
+            status,
+            response_body: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        };
+        journal.record(record("GET", "/subscriptions/AB/resourceGroups/rg", 200));
+        journal.record(record(
+            "POST",
+            "/subscriptions/ab/x/listClusterUserCredential",
+            200,
+        ));
+        journal.record(record("PUT", "/subscriptions/ab/resourceGroups/rg", 429));
+        journal.record(record("DELETE", "/subscriptions/cd/resourceGroups/rg", 202));
+        journal.record(record(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            200,
+        ));
+        let tally = journal.tally();
+        let ab = tally["ab"];
+        assert_eq!(
+            (ab.reads, ab.writes, ab.deletes, ab.throttled),
+            (1, 2, 0, 1)
+        );
+        assert_eq!(tally["cd"].deletes, 1);
+        assert_eq!(tally[""].writes, 1);
+        assert_eq!(ab.plus(tally["cd"]).deletes, 1);
+    }
 
     #[test]
     fn bodies_are_kept_as_json_or_raw_text() {

@@ -74,7 +74,7 @@ pub use extension_hook::{
 };
 pub use faults::{FaultKnobs, InjectedFailure};
 pub use grants::{GrantsError, TargetGrants, TargetParams};
-pub use journal::ArmRequestRecord;
+pub use journal::{ArmRequestRecord, RequestTally};
 pub use rbac::{PrincipalKind, roles};
 pub use resource_graph::{GraphSettings, QuotaLimit};
 pub use seed::{ClusterSeed, EntraSeed, NodePoolSeed, PoolMode, SeededCluster};

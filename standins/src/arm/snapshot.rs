@@ -311,6 +311,13 @@ impl ArmHandle {
         self.inner.journal.records()
     }
 
+    /// Requests so far per subscription by kind, with their 429s ([`super::journal::Journal::tally`]).
+    pub fn request_tally(
+        &self,
+    ) -> std::collections::BTreeMap<String, super::journal::RequestTally> {
+        self.inner.journal.tally()
+    }
+
     /// Forgets the journal.
     pub fn clear_journal(&self) {
         self.inner.journal.clear();
