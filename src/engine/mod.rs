@@ -1135,8 +1135,13 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn error_backoff_counts_failures_in_a_row_not_polls() {
+    /// Starts `name` (the only step, with no retry jitter), runs it `runs` times and returns
+    /// the engine, the last envelope, each retry's delay in seconds and `failures` after each.
+    async fn retries_of(
+        step: impl Step<Ctx>,
+        name: &str,
+        runs: usize,
+    ) -> (Engine<Ctx>, Envelope, Vec<i64>, Vec<u32>) {
         let publisher = Arc::new(RecordingPublisher::default());
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let ctx = Ctx {
@@ -1147,21 +1152,28 @@ mod tests {
             ..Ctx::with_defaults(clock.clone(), publisher.clone())
         };
         let registry = Registry::default()
-            .add(WorkflowKind::Onboard, Poller)
-            .starts_with(WorkflowKind::Onboard, "poller", "Start");
+            .add(WorkflowKind::Onboard, step)
+            .starts_with(WorkflowKind::Onboard, name, "Start");
         let engine = Engine::new(ctx, registry);
         let mut env = engine
             .start(WorkflowKind::Onboard, "/subscriptions/s", "g", Map::new())
             .await
             .unwrap();
-        let mut delays = Vec::new();
-        for _ in 0..7 {
+        let (mut delays, mut failures) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
             match engine.run(&env).await.unwrap().transition {
                 Transition::Retrying { at, .. } => delays.push((at - clock.now()).whole_seconds()),
                 other => panic!("{other:?}"),
             }
             env = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+            failures.push(env.failures);
         }
+        (engine, env, delays, failures)
+    }
+
+    #[tokio::test]
+    async fn error_backoff_counts_failures_in_a_row_not_polls() {
+        let (engine, env, delays, _) = retries_of(Poller, "poller", 7).await;
         // Five polls at the step's own interval, then the error backoff starts from its
         // initial delay (10 s, then 20 s) rather than from 10 s × 2^5.
         assert_eq!(delays, vec![60, 60, 60, 60, 60, 10, 20]);
@@ -1211,33 +1223,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_throttle_paces_a_step_at_the_servers_delay_and_does_not_grow_its_backoff() {
-        let publisher = Arc::new(RecordingPublisher::default());
-        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
-        let ctx = Ctx {
-            retry: RetryPolicy {
-                randomization: 0.0,
-                ..RetryPolicy::default()
-            },
-            ..Ctx::with_defaults(clock.clone(), publisher.clone())
-        };
-        let registry = Registry::default()
-            .add(WorkflowKind::Onboard, ThrottledThrice)
-            .starts_with(WorkflowKind::Onboard, "throttled", "Start");
-        let engine = Engine::new(ctx, registry);
-        let mut env = engine
-            .start(WorkflowKind::Onboard, "/subscriptions/s", "g", Map::new())
-            .await
-            .unwrap();
-        let mut delays = Vec::new();
-        let mut failures = Vec::new();
-        for _ in 0..4 {
-            match engine.run(&env).await.unwrap().transition {
-                Transition::Retrying { at, .. } => delays.push((at - clock.now()).whole_seconds()),
-                other => panic!("{other:?}"),
-            }
-            env = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
-            failures.push(env.failures);
-        }
+        let (_, _, delays, failures) = retries_of(ThrottledThrice, "throttled", 4).await;
         // Each throttle waits the server's 30 s; the 503 after them backs off from the
         // policy's initial 10 s, not from 10 s x 2^3.
         assert_eq!(delays, vec![30, 30, 30, 10]);
