@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use backup_pilot::status::Phase;
-use backup_pilot::workflow::ONBOARD_STEPS;
+use backup_pilot::workflow::onboarding::ONBOARD_STEPS;
 use backup_pilot_standins::arm::{OperationLimits, RequestTally, Timings};
 
 use crate::run::EXTENSION_PODS_READY_AFTER;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::timeline::{StepRuns, human};
 use backup_pilot::envelope::WorkflowKind;
 use backup_pilot::status::{HistoryEntry, LastError, NextRetry, Phase};
-use backup_pilot::workflow::ONBOARD_STEPS;
+use backup_pilot::workflow::onboarding::ONBOARD_STEPS;
 
 /// How long one status request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

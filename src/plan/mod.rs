@@ -16,17 +16,17 @@ use crate::arm::{ArmError, versions};
 use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
-use crate::workflow::assign_roles;
-use crate::workflow::bind_trusted_access::{self, BindingDecision};
-use crate::workflow::check_cluster::{self, Eligibility};
-use crate::workflow::configure_backup::{self, InstanceVerdict};
-use crate::workflow::ensure_cluster_prerequisites::{self, PrerequisiteAction};
-use crate::workflow::ensure_providers;
-use crate::workflow::ensure_resource_groups;
-use crate::workflow::ensure_storage::{self, AccountAction};
-use crate::workflow::ensure_vault_and_policy::{self, VaultVerdict};
-use crate::workflow::first_backup;
-use crate::workflow::install_extension::{self, ExtensionVerdict};
+use crate::workflow::onboarding::steps::assign_roles;
+use crate::workflow::onboarding::steps::bind_trusted_access::{self, BindingDecision};
+use crate::workflow::onboarding::steps::check_cluster::{self, Eligibility};
+use crate::workflow::onboarding::steps::configure_backup::{self, InstanceVerdict};
+use crate::workflow::onboarding::steps::ensure_cluster_prerequisites::{self, PrerequisiteAction};
+use crate::workflow::onboarding::steps::ensure_providers;
+use crate::workflow::onboarding::steps::ensure_resource_groups;
+use crate::workflow::onboarding::steps::ensure_storage::{self, AccountAction};
+use crate::workflow::onboarding::steps::ensure_vault_and_policy::{self, VaultVerdict};
+use crate::workflow::onboarding::steps::first_backup;
+use crate::workflow::onboarding::steps::install_extension::{self, ExtensionVerdict};
 use crate::workflow::placement::{EXTENSION_NAME, Placement, container_path, extension_path};
 use crate::workflow::role_budget;
 use crate::workflow::roles::{Identities, Principal, Scopes, Target};
@@ -802,12 +802,12 @@ impl Planner<'_> {
 
     /// The configured hooks, when the chain applies them.
     fn hooks(&mut self) {
-        let step = crate::workflow::apply_hooks::ApplyHooks.name();
+        let step = crate::workflow::onboarding::steps::apply_hooks::ApplyHooks.name();
         let hooks = &self.ctx.hooks;
         if hooks.is_empty() {
             return;
         }
-        if crate::workflow::AFTER_TRUSTED_ACCESS != step {
+        if crate::workflow::onboarding::AFTER_TRUSTED_ACCESS != step {
             self.plan.warnings.push(format!(
                 "hooks are configured, but this build's onboarding chain does not run {step}; the backup instance references the BackupHooks, which must then exist on the cluster"
             ));

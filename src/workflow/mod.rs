@@ -1,22 +1,8 @@
-//! The workflows: which steps each kind runs, one file per step, plus what the steps share
-//! (settings, placement and names, role profiles, request bodies, cluster checks, payload facts
-//! and operations in flight).
-//!
-//! Onboard (starts at `check_cluster` with `ClusterCreated`):
-//! check_cluster → ensure_cluster_prerequisites → ensure_providers → ensure_resource_groups →
-//! ensure_storage → ensure_vault_and_policy → install_extension → extension_health →
-//! assign_roles → bind_trusted_access → apply_hooks → configure_backup → first_backup (see
-//! [`ONBOARD_STEPS`]); configure_backup goes back to assign_roles on permission errors, a
-//! bounded number of times. Offboard (starts at `stop_protection` with `ClusterDeleted`):
-//! stop_protection → remove_role_assignments.
-//!
-//! Restore (starts at `restore_resolve` with `RestoreRequested`) and Drill (starts at
-//! `drill_plan` with `DrillScheduled`) share their middle: … → restore_authorize →
-//! restore_point → restore_target_ready → restore_namespaces → restore_validate →
-//! restore_trigger → restore_follow_job → restore_verify → [drill_cleanup →] restore_report.
-//! Any failure jumps to the end, as each declares ([`restore_run::RESTORE_ON_FAILURE`],
-//! [`restore_run::DRILL_ON_FAILURE`]; the engine applies it after its error policy), so every
-//! run is reported and drills always clean up.
+//! The workflows, one folder per kind — [`onboarding`], [`offboarding`], [`restoring`]
+//! (restores and drills) — each with its steps, plus what the kinds share: settings,
+//! placement and names, role profiles, request bodies, cluster checks, payload facts and
+//! operations in flight, and the service's context ([`Ctx`]). [`registry`] wires every kind's
+//! steps into the engine.
 
 pub mod bodies;
 pub mod cluster;
@@ -27,40 +13,9 @@ pub mod role_budget;
 pub mod roles;
 pub mod settings;
 
-pub mod assign_roles;
-pub mod bind_trusted_access;
-pub mod check_cluster;
-pub mod configure_backup;
-pub mod ensure_cluster_prerequisites;
-pub mod ensure_providers;
-pub mod ensure_resource_groups;
-pub mod ensure_storage;
-pub mod ensure_vault_and_policy;
-pub mod first_backup;
-pub mod install_extension;
-pub mod onboard_start;
-pub mod remove_role_assignments;
-pub mod stop_protection;
-
-pub mod apply_hooks;
-pub mod extension_health;
-
-pub mod restore_lookup;
-pub mod restore_run;
-
-pub mod drill_cleanup;
-pub mod drill_plan;
-pub mod drill_schedule;
-pub mod restore_authorize;
-pub mod restore_follow_job;
-pub mod restore_namespaces;
-pub mod restore_point;
-pub mod restore_report;
-pub mod restore_resolve;
-pub mod restore_target_ready;
-pub mod restore_trigger;
-pub mod restore_validate;
-pub mod restore_verify;
+pub mod offboarding;
+pub mod onboarding;
+pub mod restoring;
 
 pub use context::Ctx;
 
@@ -71,38 +26,13 @@ use crate::engine::{Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
 use crate::telemetry::metrics::{self, DrillOutcome};
-
-/// The step that runs once ARM reports the backup extension installed: the Kubernetes-side
-/// health gate, which goes on to `assign_roles` once the extension's pods are Ready.
-pub const AFTER_EXTENSION_INSTALL: &str = extension_health::NAME;
-/// The step that runs once the trusted-access binding exists: the hooks go on the cluster,
-/// then `configure_backup` refers to them.
-pub const AFTER_TRUSTED_ACCESS: &str = apply_hooks::NAME;
-
-/// The onboarding steps in the order a first onboarding runs them (for progress views; the
-/// steps themselves name their successors).
-pub const ONBOARD_STEPS: [&str; 13] = [
-    check_cluster::NAME,
-    ensure_cluster_prerequisites::NAME,
-    ensure_providers::NAME,
-    ensure_resource_groups::NAME,
-    ensure_storage::NAME,
-    ensure_vault_and_policy::NAME,
-    install_extension::NAME,
-    extension_health::NAME,
-    assign_roles::NAME,
-    bind_trusted_access::NAME,
-    apply_hooks::NAME,
-    configure_backup::NAME,
-    first_backup::NAME,
-];
-
-/// The fact that starts onboarding.
-pub const ONBOARD_FACT: &str = "ClusterCreated";
-/// The fact that starts offboarding.
-pub const OFFBOARD_FACT: &str = "ClusterDeleted";
-/// The fact that starts a restore.
-pub const RESTORE_FACT: &str = "RestoreRequested";
+use offboarding::OFFBOARD_FACT;
+use offboarding::steps::{remove_role_assignments, stop_protection};
+use onboarding::ONBOARD_FACT;
+use onboarding::steps::*;
+use restoring::RESTORE_FACT;
+use restoring::drill::{drill_cleanup, drill_plan};
+use restoring::steps::*;
 
 /// Adds the steps restores and drills share to `kind`.
 fn with_restore_steps(registry: Registry<Ctx>, kind: WorkflowKind) -> Registry<Ctx> {
@@ -140,19 +70,19 @@ pub fn registry() -> Registry<Ctx> {
         .add(WorkflowKind::Restore, restore_resolve::RestoreResolve)
         .starts_with(
             WorkflowKind::Restore,
-            restore_run::steps::RESOLVE,
+            restoring::names::RESOLVE,
             RESTORE_FACT,
         )
-        .on_failure(WorkflowKind::Restore, restore_run::RESTORE_ON_FAILURE);
+        .on_failure(WorkflowKind::Restore, restoring::RESTORE_ON_FAILURE);
     with_restore_steps(registry, WorkflowKind::Drill)
         .add(WorkflowKind::Drill, drill_plan::DrillPlanStep)
         .add(WorkflowKind::Drill, drill_cleanup::DrillCleanup)
         .starts_with(
             WorkflowKind::Drill,
-            restore_run::steps::PLAN,
+            restoring::names::PLAN,
             drill_plan::START_FACT,
         )
-        .on_failure(WorkflowKind::Drill, restore_run::DRILL_ON_FAILURE)
+        .on_failure(WorkflowKind::Drill, restoring::DRILL_ON_FAILURE)
         .on_end(WorkflowKind::Drill, drill_ended)
         .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
         .add(
@@ -203,6 +133,9 @@ pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflow::onboarding::{
+        AFTER_EXTENSION_INSTALL, AFTER_TRUSTED_ACCESS, ONBOARD_STEPS,
+    };
 
     #[test]
     fn every_kind_starts_at_a_registered_step() {

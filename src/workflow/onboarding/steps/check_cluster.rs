@@ -1,0 +1,255 @@
+//! `check_cluster` (fact in: `ClusterCreated`): decides whether this cluster write needs any
+//! work. Reads the cluster (scope: subscription, opt-in/opt-out tags; state; identity), then the
+//! one cheap check — the backup instance the service would have made — and ends the workflow
+//! when the cluster is already protected with the configured settings. Every scale or upgrade
+//! of a protected cluster therefore costs two GETs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::arm::settled::provisioned;
+use crate::arm::versions;
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::kube::HookReference;
+use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
+use crate::workflow::bodies::{BackupInstanceSpec, backup_instance_differences};
+use crate::workflow::cluster::{control_plane_principal, tenant_of};
+use crate::workflow::facts::{self, advance, finish, wait};
+use crate::workflow::placement::Placement;
+use crate::workflow::role_budget;
+use crate::workflow::settings::{HookRef, TagExclusion};
+
+/// The step's name.
+pub const NAME: &str = "check_cluster";
+/// The fact it publishes when onboarding goes on.
+pub const FACT: &str = "ClusterEligible";
+
+/// See the module docs.
+pub struct CheckCluster;
+
+/// Whether onboarding goes on, and if not why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligibility {
+    /// The workflow ends with this summary: out of scope, opted out, gone, or already
+    /// protected with the configured settings.
+    Finish(String),
+    /// The workflow fails; the text says what to do.
+    Fail(String),
+    /// The cluster is busy: look again after this long, for this reason.
+    Wait(Duration, String),
+    /// Onboarding goes on.
+    Eligible(Eligible),
+}
+
+/// What onboarding needs to know about an eligible cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligible {
+    /// Region (lower case, no spaces).
+    pub location: String,
+    /// Tenant of its identity (empty when ARM gives none).
+    pub tenant: String,
+    /// Its control-plane identity.
+    pub principal: String,
+}
+
+/// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
+/// resource group given (from the placement, or from the facts earlier steps recorded).
+/// Backup hooks are `applied` (the references of the hooks the service puts on the cluster:
+/// from `apply_hooks`, or from the configured [`crate::kube::HookSet`] before it ran) plus the
+/// references to hooks deployed by others (`BACKUP_PILOT_BACKUP_HOOKS`).
+pub fn backup_instance_spec(
+    ctx: &Ctx,
+    cluster: &ResourceId,
+    location: &str,
+    policy_id: String,
+    snapshot_resource_group_id: String,
+    applied: Vec<HookReference>,
+) -> BackupInstanceSpec {
+    let s = &ctx.onboarding;
+    let mut hooks: Vec<HookRef> = applied
+        .into_iter()
+        .map(|r| HookRef {
+            namespace: r.namespace,
+            name: r.name,
+        })
+        .collect();
+    for h in &s.backup_hooks {
+        if !hooks.contains(h) {
+            hooks.push(h.clone());
+        }
+    }
+    BackupInstanceSpec {
+        cluster_id: cluster.to_string(),
+        cluster_name: cluster.name().unwrap_or_default().to_string(),
+        location: location.to_string(),
+        policy_id,
+        snapshot_resource_group_id,
+        included_namespaces: s.included_namespaces.clone(),
+        excluded_namespaces: s.excluded_namespaces.clone(),
+        hooks,
+    }
+}
+
+/// The cluster's region from its body.
+pub fn location_of(cluster: &Value) -> Option<String> {
+    cluster
+        .get("location")
+        .and_then(Value::as_str)
+        .map(|l| l.to_ascii_lowercase().replace(' ', ""))
+}
+
+#[async_trait]
+impl Step<Ctx> for CheckCluster {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let cluster_id = facts::cluster_id(env)?;
+        let repair = env.fact_str(facts::REPAIR).is_some();
+        Ok(match assess(ctx, &cluster_id, repair).await? {
+            Eligibility::Finish(summary) => finish(summary),
+            Eligibility::Fail(reason) => Outcome::failed(reason),
+            Eligibility::Wait(after, why) => wait(after, why),
+            Eligibility::Eligible(e) => {
+                let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &e.location);
+                let budgets = role_budget::budgets(ctx, &cluster_id, &placement).await?;
+                if let Some(full) = budgets.iter().find(|b| !b.fits()) {
+                    let (problem, fix) = full.refusal();
+                    return Ok(Outcome::failed_with_fix(&problem, &fix));
+                }
+                advance(super::ensure_cluster_prerequisites::NAME, FACT)
+                    .with(facts::CLUSTER_ID, cluster_id.to_string())
+                    .with(facts::LOCATION, e.location)
+                    .with(facts::TENANT_ID, e.tenant)
+                    .with(facts::CLUSTER_PRINCIPAL_ID, e.principal)
+            }
+        })
+    }
+}
+
+/// Reads the cluster and decides whether onboarding goes on (see the module docs). A
+/// `repair` (of protection a sweep found decayed) skips the cheap "already protected" check.
+///
+/// # Errors
+/// A failed read, or a cluster without a managed identity or location (permanent).
+pub async fn assess(
+    ctx: &Ctx,
+    cluster_id: &ResourceId,
+    repair: bool,
+) -> Result<Eligibility, StepError> {
+    let settings = &ctx.onboarding;
+    if !settings.covers_subscription(cluster_id.subscription()) {
+        return Ok(Eligibility::Finish(format!(
+            "not onboarded: subscription {} is not in BACKUP_PILOT_SUBSCRIPTIONS",
+            cluster_id.subscription()
+        )));
+    }
+    // Read as it is now (an event says it changed), and kept for the prerequisites step.
+    let Some(cluster) = ctx
+        .arm
+        .get_fresh(
+            &cluster_id.to_string(),
+            versions::MANAGED_CLUSTERS,
+            provisioned,
+        )
+        .await?
+    else {
+        return Ok(Eligibility::Finish(format!(
+            "{cluster_id} no longer exists; nothing to onboard"
+        )));
+    };
+    let tags = cluster.get("tags");
+    if let Some(why) = settings.tag_exclusion(tags) {
+        let protection_kept = match why {
+            TagExclusion::OptedOut(_) => "; existing protection, if any, is left as it is",
+            TagExclusion::NotOptedIn(_) => "",
+        };
+        return Ok(Eligibility::Finish(format!(
+            "not onboarded: the cluster {why}{protection_kept}"
+        )));
+    }
+    let state = cluster
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+        .unwrap_or("Succeeded");
+    if state.eq_ignore_ascii_case("Failed") {
+        return Ok(Eligibility::Fail(format!(
+            "{cluster_id} is in provisioning state Failed; repair it (`az aks update` or `az aks reconcile`) and resend the cluster event"
+        )));
+    }
+    if !state.eq_ignore_ascii_case("Succeeded") {
+        return Ok(Eligibility::Wait(
+            Duration::from_secs(60),
+            format!("the cluster is {state}; waiting for it to settle"),
+        ));
+    }
+    if cluster
+        .pointer("/properties/powerState/code")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.eq_ignore_ascii_case("Stopped"))
+    {
+        return Ok(Eligibility::Fail(format!(
+            "{cluster_id} is stopped; the backup extension cannot be installed on a stopped cluster. Start it (`az aks start`) and resend the cluster event"
+        )));
+    }
+    let principal =
+        control_plane_principal(&cluster).map_err(|reason| StepError::Permanent { reason })?;
+    let location = location_of(&cluster).ok_or_else(|| StepError::Permanent {
+        reason: format!("{cluster_id} has no location in its ARM body"),
+    })?;
+    let tenant = tenant_of(&cluster).unwrap_or_default();
+
+    if repair {
+        return Ok(Eligibility::Eligible(Eligible {
+            location,
+            tenant,
+            principal,
+        }));
+    }
+    // The cheap check: already protected, with what the settings ask for?
+    let placement = Placement::for_cluster(settings, cluster_id, &location);
+    let spec = backup_instance_spec(
+        ctx,
+        cluster_id,
+        &placement.location,
+        placement.policy_id(),
+        placement.snapshot_resource_group_id(),
+        ctx.hooks.backup_references(),
+    );
+    let existing = match ctx
+        .arm
+        .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
+        .await
+    {
+        Ok(bi) => bi,
+        // Nothing can be protected in a subscription not yet registered for backups.
+        Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(bi) = existing {
+        let protected = bi
+            .pointer("/properties/currentProtectionState")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s == "ProtectionConfigured");
+        if protected && backup_instance_differences(&bi, &spec).is_empty() {
+            return Ok(Eligibility::Finish(format!(
+                "already protected and unchanged: {}",
+                placement.backup_instance_id()
+            )));
+        }
+    }
+    Ok(Eligibility::Eligible(Eligible {
+        location,
+        tenant,
+        principal,
+    }))
+}

@@ -1,0 +1,440 @@
+//! `configure_backup` (fact in: `HooksApplied`): the cluster has a backup instance in
+//! `ProtectionConfigured`, referring to the hooks `apply_hooks` put on the cluster. An existing instance for the cluster is adopted; otherwise the
+//! instance is validated (`validateForBackup`), created, and followed through
+//! `currentProtectionState`. Permission errors (missing or not yet effective roles, e.g.
+//! `UserErrorMissingMSIPermissionsOnSnapshotResourceGroup`) send the workflow back to
+//! `assign_roles` a bounded number of times, then become queued retries until the step's
+//! deadline while the roles propagate; no fixed sleep anywhere.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::arm::error::{known_code, known_code_advice};
+use crate::arm::{ArmError, CodeClass, FinalState, versions};
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::workflow::Ctx;
+use crate::workflow::bodies::{self, BackupInstanceSpec};
+use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::placement::Placement;
+
+/// The step's name.
+pub const NAME: &str = "configure_backup";
+/// The fact it publishes.
+pub const FACT: &str = "BackupConfigured";
+/// The fact it publishes when it sends the workflow back to assign_roles.
+pub const PERMISSIONS_MISSING: &str = "PermissionsMissing";
+/// How many times the workflow goes back to assign_roles before waiting for propagation.
+pub const MAX_REMEDIATIONS: u64 = 3;
+/// How long to wait for role assignments to take effect between attempts.
+pub const PROPAGATION_WAIT: Duration = Duration::from_secs(60);
+/// Payload: the number of assignments assign_roles created on its last run.
+pub const ROLES_CREATED: &str = "rolesCreated";
+/// Payload: when assign_roles last created assignments (Unix seconds).
+pub const ROLES_CREATED_AT: &str = "rolesCreatedAt";
+/// How long after new role assignments validation is first tried: the guide's "role
+/// assignments take 1-2 minutes to propagate". Trying earlier only buys a permission error
+/// (a write and a poll) and a trip back through assign_roles.
+pub const EXPECTED_PROPAGATION: Duration = Duration::from_secs(90);
+/// Payload: the vault is searched for an instance of the cluster under any name (validation
+/// or creation said one exists).
+const SEARCH_VAULT: &str = "searchVaultForInstance";
+/// Payload: the existing instance must be re-submitted once roles are fixed.
+const RESUBMIT: &str = "resubmitBackupInstance";
+
+const VALIDATE: &str = "configure_backup:validate";
+const CREATE: &str = "configure_backup:create";
+
+/// See the module docs.
+pub struct ConfigureBackup;
+
+#[async_trait]
+impl Step<Ctx> for ConfigureBackup {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        // Role propagation can take up to ~40 minutes (field notes §4).
+        Duration::from_secs(60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let mut validated = facts::flag(env, facts::BACKUP_VALIDATED);
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } if error.is_missing_roles() => {
+                return Ok(remediate(
+                    env,
+                    &error.to_string(),
+                    facts::flag(env, RESUBMIT),
+                ));
+            }
+            Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
+                return Ok(search_vault(&error.to_string()));
+            }
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
+            Progress::Finished { label, .. } if label == VALIDATE => validated = true,
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+        let spec = spec_from_facts(ctx, env)?;
+        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let deterministic = format!(
+            "{vault_id}/backupInstances/{}",
+            Placement::for_cluster(&ctx.onboarding, &facts::cluster_id(env)?, &spec.location)
+                .backup_instance
+        );
+        let bi_id = env
+            .fact_str(facts::BACKUP_INSTANCE_ID)
+            .map(str::to_string)
+            .unwrap_or(deterministic);
+
+        // Listing a shared vault's instances costs a read per page per cluster; Azure's own
+        // refusal of a second instance (validation, creation) says when to look.
+        let search = facts::flag(env, SEARCH_VAULT)
+            || ctx.onboarding.layout != crate::workflow::settings::Layout::SharedPerRegion;
+        let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?;
+        // A repair comes after the chain re-did the roles, binding and extension: an instance
+        // in error is re-submitted.
+        let repair = env.fact_str(facts::REPAIR).is_some();
+        let resubmit = facts::flag(env, RESUBMIT) || repair;
+        if let Some(bi) = &existing {
+            let verdict = match instance_verdict(bi, &bi_id, &spec, resubmit) {
+                InstanceVerdict::Adopt { id, .. } if repair && !status_configured(bi) => {
+                    InstanceVerdict::Resubmit {
+                        id,
+                        state: "ProtectionConfigured with a protection error".into(),
+                    }
+                }
+                other => other,
+            };
+            match verdict {
+                InstanceVerdict::Adopt { id, differences } => {
+                    if !differences.is_empty() {
+                        tracing::warn!(backup_instance = %id, ?differences, "adopting a backup instance whose configuration differs from the settings; it cannot be changed in place (delete it to apply the settings)");
+                    }
+                    return Ok(advance(super::first_backup::NAME, FACT)
+                        .with(facts::BACKUP_INSTANCE_ID, id)
+                        .without(RESUBMIT));
+                }
+                InstanceVerdict::MissingRoles { id, text } => {
+                    return Ok(remediate(env, &text, true).with(facts::BACKUP_INSTANCE_ID, id));
+                }
+                InstanceVerdict::Fail(text) => {
+                    return Ok(Outcome::failed(text).without(facts::PENDING_OPERATION));
+                }
+                InstanceVerdict::Held(text) => return Ok(Outcome::failed(text)),
+                InstanceVerdict::Busy { id, state } => {
+                    return Ok(wait(
+                        ctx.arm.default_poll(),
+                        format!("backup instance {id} is {state}"),
+                    )
+                    .with(facts::BACKUP_INSTANCE_ID, id));
+                }
+                // Re-submitted below, after validation.
+                InstanceVerdict::Resubmit { .. } => {}
+            }
+        }
+
+        // validateForBackup is for new instances (it refuses a second instance of the same
+        // cluster); an existing instance is re-submitted and its configuration re-checked.
+        if !validated && existing.is_none() {
+            if let Some(left) = propagation_left(ctx, env) {
+                return Ok(wait(
+                    left,
+                    "waiting for the new role assignments to take effect before validating",
+                ));
+            }
+            let resp = ctx
+                .arm
+                .post(
+                    &format!("{vault_id}/validateForBackup"),
+                    versions::BACKUP_INSTANCES,
+                    Some(&bodies::validate_for_backup(&spec)),
+                )
+                .await;
+            match resp {
+                Ok(r) => {
+                    if let Some(op) =
+                        r.pending(VALIDATE, FinalState::Location, ctx.arm.default_poll())
+                    {
+                        return Ok(started(op));
+                    }
+                }
+                Err(e) if e.is_missing_roles() => {
+                    return Ok(remediate(env, &e.to_string(), existing.is_some()));
+                }
+                Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let target = existing
+            .as_ref()
+            .and_then(|bi| bi.get("id").and_then(Value::as_str))
+            .unwrap_or(&bi_id)
+            .to_string();
+        let resp = ctx
+            .arm
+            .put(
+                &target,
+                versions::BACKUP_INSTANCES,
+                &bodies::backup_instance(&spec),
+            )
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.is_missing_roles() => return Ok(remediate(env, &e.to_string(), true)),
+            // Another workflow (or a person) created it a moment ago: adopt it.
+            Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let outcome = match resp.pending(CREATE, FinalState::OriginalUri, ctx.arm.default_poll()) {
+            Some(op) => started(op),
+            None => wait(
+                ctx.arm.default_poll(),
+                "following the backup instance's protection state",
+            ),
+        };
+        Ok(outcome
+            .with(facts::BACKUP_INSTANCE_ID, target)
+            .with(facts::BACKUP_VALIDATED, true)
+            .without(RESUBMIT))
+    }
+}
+
+/// Azure's refusal of a second instance of a cluster in a vault with the same policy.
+const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
+
+/// Looks again shortly, searching the vault for the instance Azure says protects the cluster.
+fn search_vault(why: &str) -> Outcome {
+    wait(
+        Duration::from_secs(10),
+        format!("adopting the cluster's existing backup instance: {why}"),
+    )
+    .with(SEARCH_VAULT, true)
+}
+
+/// How long the role assignments assign_roles just created still need, by
+/// [`EXPECTED_PROPAGATION`], before validation is worth trying.
+fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
+    let created_at = env.payload.get(ROLES_CREATED_AT).and_then(Value::as_i64)?;
+    if facts::counter(env, ROLES_CREATED) == 0 {
+        return None;
+    }
+    let since = ctx.clock.now().unix_timestamp().saturating_sub(created_at);
+    let left = i64::try_from(EXPECTED_PROPAGATION.as_secs())
+        .ok()?
+        .saturating_sub(since);
+    u64::try_from(left)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+/// True when the instance's `protectionStatus.status` is `ProtectionConfigured` (or absent):
+/// backups are running. A protection error there (backups failing) keeps
+/// `currentProtectionState` as it was.
+fn status_configured(bi: &Value) -> bool {
+    bi.pointer("/properties/protectionStatus/status")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.eq_ignore_ascii_case("ProtectionConfigured"))
+}
+
+/// What an existing backup instance for the cluster means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceVerdict {
+    /// `ProtectionConfigured`: adopted; `differences` from the settings cannot be changed in
+    /// place (delete the instance to apply them).
+    Adopt {
+        /// Its id.
+        id: String,
+        /// How it differs from the settings.
+        differences: Vec<String>,
+    },
+    /// In an error state a missing role explains: the roles are re-checked, then the
+    /// instance is re-submitted.
+    MissingRoles {
+        /// Its id.
+        id: String,
+        /// The error, with its advice.
+        text: String,
+    },
+    /// In an error state nothing here fixes; the text says what to do.
+    Fail(String),
+    /// Stopped, soft-deleted or suspended: a person decides; the text says how.
+    Held(String),
+    /// Not protected (or its error was dealt with): re-submitted.
+    Resubmit {
+        /// Its id.
+        id: String,
+        /// Its protection state.
+        state: String,
+    },
+    /// Configuring or in another transient state: followed.
+    Busy {
+        /// Its id.
+        id: String,
+        /// Its protection state.
+        state: String,
+    },
+}
+
+/// Judges an existing instance (`fallback_id` when its body has no id) against `spec`;
+/// `resubmit` is true once the roles behind its error were fixed.
+pub fn instance_verdict(
+    bi: &Value,
+    fallback_id: &str,
+    spec: &BackupInstanceSpec,
+    resubmit: bool,
+) -> InstanceVerdict {
+    let id = bi
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback_id)
+        .to_string();
+    let state = bi
+        .pointer("/properties/currentProtectionState")
+        .and_then(Value::as_str)
+        .unwrap_or("Invalid");
+    match state {
+        "ProtectionConfigured" => InstanceVerdict::Adopt {
+            differences: bodies::backup_instance_differences(bi, spec),
+            id,
+        },
+        "ProtectionError" | "ConfiguringProtectionFailed" if !resubmit => {
+            let (code, message) = protection_error(bi);
+            let text = format!(
+                "backup instance {id} is in {state}: {code}: {message}{}",
+                known_code_advice(&code)
+            );
+            if known_code(&code).is_some_and(|k| k.class == CodeClass::MissingRoles) {
+                InstanceVerdict::MissingRoles { id, text }
+            } else {
+                InstanceVerdict::Fail(text)
+            }
+        }
+        "ProtectionError" | "ConfiguringProtectionFailed" | "NotProtected" | "Invalid" => {
+            InstanceVerdict::Resubmit {
+                id,
+                state: state.to_string(),
+            }
+        }
+        "ProtectionStopped"
+        | "SoftDeleted"
+        | "SoftDeleting"
+        | "BackupSchedulesSuspended"
+        | "RetentionSchedulesSuspended" => InstanceVerdict::Held(format!(
+            "the vault holds backup instance {id} for this cluster in state {state}; resume it (`az dataprotection backup-instance resume-protection`) or delete it, then resend the cluster event"
+        )),
+        other => InstanceVerdict::Busy {
+            id,
+            state: other.to_string(),
+        },
+    }
+}
+
+/// The cluster's instance: `bi_id` (the deterministic one, or the one recorded), else, when
+/// `search`, one in the vault that protects `cluster_id` under any name.
+///
+/// # Errors
+/// A failed read.
+pub async fn existing_instance(
+    ctx: &Ctx,
+    bi_id: &str,
+    vault_id: &str,
+    cluster_id: &str,
+    search: bool,
+) -> Result<Option<Value>, StepError> {
+    Ok(
+        match ctx
+            .arm
+            .get_optional(bi_id, versions::BACKUP_INSTANCES)
+            .await?
+        {
+            Some(bi) => Some(bi),
+            None if search => find_for_cluster(ctx, vault_id, cluster_id).await?,
+            None => None,
+        },
+    )
+}
+
+/// The instance spec from the facts earlier steps recorded, with the hook references
+/// `apply_hooks` put on the cluster.
+fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
+    Ok(super::check_cluster::backup_instance_spec(
+        ctx,
+        &facts::cluster_id(env)?,
+        &facts::required(env, facts::LOCATION)?,
+        facts::required(env, facts::POLICY_ID)?,
+        facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+        facts::hook_references(env, facts::BACKUP_HOOK_REFERENCES)?,
+    ))
+}
+
+/// An instance in the vault that protects `cluster_id`, under any name.
+async fn find_for_cluster(
+    ctx: &Ctx,
+    vault_id: &str,
+    cluster_id: &str,
+) -> Result<Option<Value>, ArmError> {
+    let all = ctx
+        .arm
+        .list(
+            &format!("{vault_id}/backupInstances"),
+            versions::BACKUP_INSTANCES,
+            &[],
+        )
+        .await?;
+    Ok(all.into_iter().find(|bi| {
+        bi.pointer("/properties/dataSourceInfo/resourceID")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.eq_ignore_ascii_case(cluster_id))
+    }))
+}
+
+/// A backup instance's protection error as (code, message).
+pub fn protection_error(bi: &Value) -> (String, String) {
+    let err = bi
+        .pointer("/properties/protectionErrorDetails")
+        .or_else(|| bi.pointer("/properties/protectionStatus/errorDetails"));
+    let get = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let code = get("code");
+    (
+        if code.is_empty() {
+            "UnknownError".into()
+        } else {
+            code
+        },
+        get("message"),
+    )
+}
+
+/// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
+/// apply_hooks, both no-ops by then), or — once that has been tried and created nothing new,
+/// or [`MAX_REMEDIATIONS`] times — waits for the roles to take effect. `resubmit` re-submits an existing instance after.
+fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
+    let done = facts::counter(env, facts::REMEDIATIONS);
+    let last_created = facts::counter(env, ROLES_CREATED);
+    let worth_it = done == 0 || (last_created > 0 && done < MAX_REMEDIATIONS);
+    let outcome = if worth_it {
+        let remediation = done.saturating_add(1);
+        tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");
+        advance(super::assign_roles::NAME, PERMISSIONS_MISSING)
+            .with(facts::REMEDIATIONS, remediation)
+    } else {
+        wait(
+            PROPAGATION_WAIT,
+            format!("waiting for role assignments to take effect: {why}"),
+        )
+    };
+    outcome
+        .with(facts::BACKUP_VALIDATED, false)
+        .with(RESUBMIT, resubmit)
+}

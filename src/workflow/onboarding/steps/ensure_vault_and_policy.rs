@@ -1,0 +1,175 @@
+//! `ensure_vault_and_policy` (fact in: `StorageReady`): the backup vault exists in the cluster's
+//! region with a system-assigned identity and the profile's redundancy and soft delete, and the
+//! daily policy with the configured retention exists in it. An existing vault is adopted as it
+//! is (its redundancy cannot change once it holds backups).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
+use crate::arm::{FinalState, lro, versions};
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::workflow::Ctx;
+use crate::workflow::bodies;
+use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::placement::Placement;
+
+/// The step's name.
+pub const NAME: &str = "ensure_vault_and_policy";
+/// The fact it publishes.
+pub const FACT: &str = "BackupInfrastructureReady";
+
+/// See the module docs.
+pub struct EnsureVaultAndPolicy;
+
+/// What an existing vault means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultVerdict {
+    /// Still provisioning: look again later.
+    Provisioning,
+    /// Cannot be used (failed, another region, no identity); the text says what to do.
+    Unusable(String),
+    /// Usable; its system-assigned identity.
+    Ready {
+        /// The identity's principal id.
+        principal: String,
+    },
+}
+
+/// Judges an existing vault: provisioned, in the cluster's region (`location`), with a
+/// system-assigned identity.
+pub fn vault_verdict(vault: &Value, vault_id: &str, location: &str) -> VaultVerdict {
+    match lro::provisioning_status(vault) {
+        lro::OperationStatus::InProgress => return VaultVerdict::Provisioning,
+        lro::OperationStatus::Failed { code, message, .. } => {
+            return VaultVerdict::Unusable(format!(
+                "backup vault {vault_id} is in a failed state ({code}: {message}); delete it and resend the cluster event"
+            ));
+        }
+        lro::OperationStatus::Succeeded => {}
+    }
+    let vault_location = vault
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace(' ', "");
+    if vault_location != location {
+        return VaultVerdict::Unusable(format!(
+            "backup vault {vault_id} is in {vault_location} but the cluster is in {location}; AKS backup needs both in one region. Set BACKUP_PILOT_NAME_PREFIX so this cluster gets its own vault, or move the cluster"
+        ));
+    }
+    match vault
+        .pointer("/identity/principalId")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
+        Some(principal) => VaultVerdict::Ready {
+            principal: principal.to_string(),
+        },
+        None => VaultVerdict::Unusable(format!(
+            "backup vault {vault_id} has no system-assigned identity; enable it (`az dataprotection backup-vault update --type SystemAssigned ...`) and resend the cluster event"
+        )),
+    }
+}
+
+/// True if the backup policy exists (the step creates it otherwise).
+///
+/// # Errors
+/// A failed read.
+pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError> {
+    Ok(ctx
+        .arm
+        .get_settled(policy_id, versions::BACKUP_POLICIES, |_| true)
+        .await?
+        .is_some())
+}
+
+#[async_trait]
+impl Step<Ctx> for EnsureVaultAndPolicy {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        // Whether this workflow's own create just finished (it waits for no one then).
+        let created_here = match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
+            Progress::Finished { .. } => true,
+            Progress::Idle => false,
+        };
+        let cluster_id = facts::cluster_id(env)?;
+        let location = facts::required(env, facts::LOCATION)?;
+        let settings = &ctx.onboarding;
+        let placement = Placement::for_cluster(settings, &cluster_id, &location);
+        let vault_id = placement.vault_id();
+
+        let ready = |v: &Value| {
+            matches!(
+                vault_verdict(v, &vault_id, &placement.location),
+                VaultVerdict::Ready { .. }
+            )
+        };
+        if let Some(left) = ctx.arm.being_created(&vault_id).filter(|_| !created_here) {
+            return Ok(shared_creation_wait(ctx, left, &placement.vault));
+        }
+        let vault = match ctx
+            .arm
+            .get_settled(&vault_id, versions::BACKUP_VAULTS, ready)
+            .await?
+        {
+            Some(v) => v,
+            None => {
+                tracing::info!(vault = %vault_id, profile = settings.profile.as_str(), "creating a backup vault");
+                let body = bodies::backup_vault(&placement.location, settings.profile);
+                let resp = ctx
+                    .arm
+                    .put(&vault_id, versions::BACKUP_VAULTS, &body)
+                    .await?;
+                if let Some(op) =
+                    resp.pending(NAME, FinalState::OriginalUri, ctx.arm.default_poll())
+                {
+                    ctx.arm.note_creating(&vault_id, SHARED_CREATE_WINDOW);
+                    return Ok(started(op));
+                }
+                match resp.body {
+                    Some(b) => b,
+                    None => ctx.arm.get(&vault_id, versions::BACKUP_VAULTS).await?,
+                }
+            }
+        };
+        let principal = match vault_verdict(&vault, &vault_id, &placement.location) {
+            VaultVerdict::Provisioning => {
+                return Ok(wait(
+                    ctx.arm.default_poll(),
+                    format!("vault {} is provisioning", placement.vault),
+                ));
+            }
+            VaultVerdict::Unusable(reason) => return Ok(Outcome::failed(reason)),
+            VaultVerdict::Ready { principal } => principal,
+        };
+
+        let policy_id = placement.policy_id();
+        if !policy_exists(ctx, &policy_id).await? {
+            ctx.arm
+                .put(
+                    &policy_id,
+                    versions::BACKUP_POLICIES,
+                    &bodies::backup_policy(settings),
+                )
+                .await?;
+        }
+        Ok(advance(super::install_extension::NAME, FACT)
+            .with(facts::VAULT_ID, vault_id)
+            .with(facts::VAULT_PRINCIPAL_ID, principal)
+            .with(facts::POLICY_ID, policy_id))
+    }
+}

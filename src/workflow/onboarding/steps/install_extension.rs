@@ -1,0 +1,329 @@
+//! `install_extension` (fact in: `BackupInfrastructureReady`): the backup extension
+//! (`azure-aks-backup`, type Microsoft.DataProtection.Kubernetes, stable train) is installed with
+//! the ARM-level storage keys and `useAAD=true`, and has `Succeeded`; then its own identity
+//! (`aksAssignedIdentity.principalId`, gotcha 3) is recorded. An extension of that type already on
+//! the cluster is adopted with the storage it points at. A Helm timeout (pods that cannot be
+//! scheduled on small nodes) fails with the capacity advice.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::arm::error::{HELM_TIMEOUT_TEXT, known_code};
+use crate::arm::{FinalState, lro, versions};
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::resource_id::ResourceId;
+use crate::workflow::Ctx;
+use crate::workflow::bodies::{self, EXTENSION_TYPE, ExtensionStorage};
+use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::placement::{EXTENSION_NAME, extension_path};
+
+/// The step's name.
+pub const NAME: &str = "install_extension";
+/// The fact it publishes.
+pub const FACT: &str = "ExtensionInstalled";
+/// How long an install usually takes (the guide: 5–10 minutes; the first poll comes at
+/// seven, the middle of that range), later ones at least `lro::LATE_POLL_INTERVAL` apart.
+/// Each poll is a read from the subscription's bucket that a fleet shares.
+const EXPECTED_INSTALL: Duration = Duration::from_secs(7 * 60);
+
+/// See the module docs.
+pub struct InstallExtension;
+
+/// The failure text for an extension that could not install; a Helm timeout gets the capacity
+/// advice.
+pub fn install_failure(extension_id: &str, code: &str, message: &str) -> String {
+    if message.to_ascii_lowercase().contains(HELM_TIMEOUT_TEXT) {
+        let advice = known_code("ExtensionInstallTimedOut").map_or("", |k| k.advice);
+        format!(
+            "the backup extension {extension_id} did not install: Helm {HELM_TIMEOUT_TEXT} (not enough schedulable CPU for its pods). What to do: {advice}"
+        )
+    } else {
+        format!(
+            "the backup extension {extension_id} did not install ({code}: {message}); delete it (`az k8s-extension delete --name {EXTENSION_NAME} --cluster-type managedClusters ...`) and resend the cluster event"
+        )
+    }
+}
+
+fn failure_of(extension: &Value) -> (String, String) {
+    let code = extension
+        .pointer("/properties/errorInfo/code")
+        .and_then(Value::as_str)
+        .unwrap_or("ExtensionFailed")
+        .to_string();
+    let mut message = extension
+        .pointer("/properties/errorInfo/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    for status in extension
+        .pointer("/properties/statuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(m) = status.get("message").and_then(Value::as_str) {
+            message.push_str(if message.is_empty() { "" } else { "; " });
+            message.push_str(m);
+        }
+    }
+    (code, message)
+}
+
+/// Set once a repair has re-submitted a failed extension.
+const REINSTALLED: &str = "extensionReinstalled";
+
+#[async_trait]
+impl Step<Ctx> for InstallExtension {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn timeout(&self) -> Duration {
+        // The guide: 5-10 minutes; Helm's own timeout is shorter than this.
+        Duration::from_secs(45 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let cluster_id = facts::cluster_id(env)?.to_string();
+        let ours = extension_path(&cluster_id, EXTENSION_NAME);
+        match facts::follow(ctx, env, NAME).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => {
+                let (code, message) = error
+                    .fault()
+                    .map(|f| (f.code.clone(), f.message.clone()))
+                    .unwrap_or_default();
+                if message.to_ascii_lowercase().contains(HELM_TIMEOUT_TEXT) {
+                    return Ok(Outcome::failed(install_failure(&ours, &code, &message))
+                        .without(facts::PENDING_OPERATION));
+                }
+                return Err(failed_operation(error.into()));
+            }
+            Progress::Finished { .. } | Progress::Idle => {}
+        }
+
+        let extension = match ctx.arm.get_optional(&ours, versions::EXTENSIONS).await? {
+            Some(e) => e,
+            None => {
+                let storage = desired_storage(env)?;
+                tracing::info!(cluster = %cluster_id, "installing the backup extension");
+                let resp = ctx
+                    .arm
+                    .put(&ours, versions::EXTENSIONS, &bodies::extension(&storage))
+                    .await;
+                match resp {
+                    Ok(resp) => {
+                        return match resp.pending(
+                            NAME,
+                            FinalState::AzureAsyncOperation,
+                            ctx.arm.default_poll(),
+                        ) {
+                            Some(op) => {
+                                Ok(started(op.expecting(EXPECTED_INSTALL, ctx.clock.now())))
+                            }
+                            None => Ok(wait(
+                                ctx.arm.default_poll(),
+                                "the backup extension was submitted",
+                            )),
+                        };
+                    }
+                    // One extension of a type per cluster: an install under another name
+                    // (portal, CLI, Azure Policy) is adopted.
+                    Err(e) if matches!(e.status(), Some(400 | 409)) => {
+                        match installed_under_another_name(ctx, &cluster_id).await? {
+                            Some(existing) => existing,
+                            None => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        let (id, principal, adopted_storage) = match extension_verdict(&extension, &ours) {
+            ExtensionVerdict::Ready {
+                id,
+                principal,
+                storage,
+            } => (id, principal, storage),
+            // A repair re-installs a failed extension once (a PUT of the same body makes
+            // the extension manager run Helm again), then judges the result like any other.
+            ExtensionVerdict::Failed(reason)
+                if env.fact_str(facts::REPAIR).is_some() && !facts::flag(env, REINSTALLED) =>
+            {
+                tracing::info!(cluster = %cluster_id, "re-installing the failed backup extension: {reason}");
+                let storage = desired_storage(env)?;
+                let resp = ctx
+                    .arm
+                    .put(&ours, versions::EXTENSIONS, &bodies::extension(&storage))
+                    .await?;
+                let outcome = match resp.pending(
+                    NAME,
+                    FinalState::AzureAsyncOperation,
+                    ctx.arm.default_poll(),
+                ) {
+                    Some(op) => started(op.expecting(EXPECTED_INSTALL, ctx.clock.now())),
+                    None => wait(
+                        ctx.arm.default_poll(),
+                        "the failed backup extension was submitted again",
+                    ),
+                };
+                return Ok(outcome.with(REINSTALLED, true));
+            }
+            ExtensionVerdict::Failed(reason) => {
+                return Ok(Outcome::failed(reason).without(facts::PENDING_OPERATION));
+            }
+            ExtensionVerdict::Busy(state) => {
+                return Ok(wait(
+                    ctx.arm.default_poll(),
+                    format!("the backup extension is {state}"),
+                ));
+            }
+            ExtensionVerdict::NoIdentity => {
+                return Ok(wait(
+                    ctx.arm.default_poll(),
+                    "the backup extension has no aksAssignedIdentity yet",
+                ));
+            }
+        };
+        let mut outcome = advance(crate::workflow::onboarding::AFTER_EXTENSION_INSTALL, FACT)
+            .with(facts::EXTENSION_PRINCIPAL_ID, principal);
+        // An adopted extension keeps its storage; roles then go to that account.
+        if let Some((adopted, container)) = adopted_storage {
+            let ours = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
+            if !adopted.eq_ignore_ascii_case(&ours)
+                || env.fact_str(facts::CONTAINER) != Some(container.as_str())
+            {
+                tracing::warn!(extension = %id, storage = %adopted, "adopting an existing backup extension with its own storage account");
+                outcome = outcome
+                    .with(facts::STORAGE_ACCOUNT_ID, adopted)
+                    .with(facts::CONTAINER, container)
+                    .with(facts::STORAGE_SHARED, true);
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// What an installed backup extension means for onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionVerdict {
+    /// Installed and usable.
+    Ready {
+        /// Its resource id.
+        id: String,
+        /// Its own identity (`aksAssignedIdentity.principalId`).
+        principal: String,
+        /// The storage account id and container it is configured with, if it names them.
+        storage: Option<(String, String)>,
+    },
+    /// The install failed; the text says what to do.
+    Failed(String),
+    /// Still installing or updating: its provisioning state.
+    Busy(String),
+    /// Succeeded, but its identity is not there yet.
+    NoIdentity,
+}
+
+/// Judges an installed extension (`fallback_id` when its body has no id).
+pub fn extension_verdict(extension: &Value, fallback_id: &str) -> ExtensionVerdict {
+    let id = extension
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback_id)
+        .to_string();
+    match lro::provisioning_state(extension).unwrap_or("Succeeded") {
+        s if s.eq_ignore_ascii_case("Succeeded") => {}
+        s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
+            let (code, message) = failure_of(extension);
+            return ExtensionVerdict::Failed(install_failure(&id, &code, &message));
+        }
+        s => return ExtensionVerdict::Busy(s.to_string()),
+    }
+    let Some(principal) = extension
+        .pointer("/properties/aksAssignedIdentity/principalId")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    else {
+        return ExtensionVerdict::NoIdentity;
+    };
+    let storage = bodies::extension_storage_of(extension).map(|(sub, rg, account, container)| {
+        (
+            format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
+            ),
+            container,
+        )
+    });
+    ExtensionVerdict::Ready {
+        id,
+        principal: principal.to_string(),
+        storage,
+    }
+}
+
+/// An installed extension of the backup type, whatever its name. The step looks for one when
+/// AKS refuses its install (one extension of a type per cluster) and adopts it.
+///
+/// # Errors
+/// A failed read.
+pub async fn installed_under_another_name(
+    ctx: &Ctx,
+    cluster_id: &str,
+) -> Result<Option<Value>, StepError> {
+    let all = ctx
+        .arm
+        .list(
+            &format!("{cluster_id}/providers/Microsoft.KubernetesConfiguration/extensions"),
+            versions::EXTENSIONS,
+            &[],
+        )
+        .await?;
+    Ok(all.into_iter().find(|e| {
+        e.pointer("/properties/extensionType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case(EXTENSION_TYPE))
+    }))
+}
+
+/// The storage the extension should use, from the facts of the earlier steps.
+fn desired_storage(env: &Envelope) -> Result<ExtensionStorage, StepError> {
+    let account_id = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
+    let parsed = ResourceId::parse(&account_id).map_err(|e| StepError::Permanent {
+        reason: e.to_string(),
+    })?;
+    let tenant = facts::required(env, facts::TENANT_ID)?;
+    Ok(ExtensionStorage {
+        container: facts::required(env, facts::CONTAINER)?,
+        account: parsed.name().unwrap_or_default().to_string(),
+        resource_group: parsed.resource_group().unwrap_or_default().to_string(),
+        subscription: parsed.subscription().to_string(),
+        tenant,
+        blob_endpoint: facts::required(env, facts::BLOB_ENDPOINT)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_helm_timeout_becomes_the_capacity_advice() {
+        let ext = json!({"properties": {"provisioningState": "Failed",
+            "errorInfo": {"code": "ExtensionOperationFailed", "message": "Error: UPGRADE FAILED: timed out waiting for the condition"}}});
+        let (code, message) = failure_of(&ext);
+        let text = install_failure("/x", &code, &message);
+        assert!(
+            text.contains("scale the node pool to at least 2 nodes"),
+            "{text}"
+        );
+        let other = install_failure("/x", "ExtensionOperationFailed", "image pull denied");
+        assert!(
+            other.contains("image pull denied") && other.contains("az k8s-extension delete"),
+            "{other}"
+        );
+    }
+}
