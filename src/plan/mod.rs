@@ -16,6 +16,7 @@ use crate::arm::{ArmError, versions};
 use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::steps::assign_roles;
 use crate::workflow::onboarding::steps::bind_trusted_access::{self, BindingDecision};
 use crate::workflow::onboarding::steps::check_cluster::{self, Eligibility};
@@ -807,7 +808,7 @@ impl Planner<'_> {
         if hooks.is_empty() {
             return;
         }
-        if crate::workflow::onboarding::AFTER_TRUSTED_ACCESS != step {
+        if OnboardStep::BindTrustedAccess.next() != Some(OnboardStep::ApplyHooks) {
             self.plan.warnings.push(format!(
                 "hooks are configured, but this build's onboarding chain does not run {step}; the backup instance references the BackupHooks, which must then exist on the cluster"
             ));

@@ -458,7 +458,13 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
             order.push(&r.step);
         }
     }
-    assert_eq!(order, workflow::onboarding::ONBOARD_STEPS);
+    assert_eq!(
+        order,
+        workflow::onboarding::OnboardStep::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+    );
 
     // The health gate held onboarding while the extension's pods started, then let it go on.
     let gate: Vec<&Transition> = records

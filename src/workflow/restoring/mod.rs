@@ -20,39 +20,133 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::engine::{OnFailure, StepError};
+use crate::engine::journal::Transition;
+use crate::engine::{OnFailure, Registry, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::resource_id::ResourceId;
 use crate::restore::request::RestoreRequest;
 use crate::restore::verify::Finding;
+use crate::telemetry::metrics::{self, DrillOutcome};
+use crate::workflow::Ctx;
 use crate::workflow::facts::PENDING_OPERATION;
+use drill::{drill_cleanup, drill_plan};
+use steps::*;
 
-/// Step names, in the order they run.
-pub mod names {
-    /// Restore: resolves the request.
-    pub const RESOLVE: &str = "restore_resolve";
-    /// Drill: plans the drill.
-    pub const PLAN: &str = "drill_plan";
-    /// Authorization.
-    pub const AUTHORIZE: &str = "restore_authorize";
-    /// Recovery point.
-    pub const POINT: &str = "restore_point";
-    /// Target prerequisites.
-    pub const TARGET_READY: &str = "restore_target_ready";
-    /// Target namespaces.
-    pub const NAMESPACES: &str = "restore_namespaces";
-    /// `validateRestore`.
-    pub const VALIDATE: &str = "restore_validate";
-    /// The restore itself.
-    pub const TRIGGER: &str = "restore_trigger";
-    /// Following the restore job.
-    pub const FOLLOW_JOB: &str = "restore_follow_job";
-    /// Verification.
-    pub const VERIFY: &str = "restore_verify";
-    /// Drill: scratch namespace cleanup.
-    pub const CLEANUP: &str = "drill_cleanup";
-    /// The evidence report and the result.
-    pub const REPORT: &str = "restore_report";
+step_ids! {
+    /// The restore and drill steps: a restore runs [`RESTORE_STEPS`], a drill
+    /// [`DRILL_STEPS`].
+    pub enum RestoreStep {
+        /// Restore: resolves the request.
+        Resolve = "restore_resolve",
+        /// Drill: plans the drill.
+        Plan = "drill_plan",
+        /// Authorization.
+        Authorize = "restore_authorize",
+        /// Recovery point.
+        Point = "restore_point",
+        /// Target prerequisites.
+        TargetReady = "restore_target_ready",
+        /// Target namespaces.
+        Namespaces = "restore_namespaces",
+        /// `validateRestore`.
+        Validate = "restore_validate",
+        /// The restore itself.
+        Trigger = "restore_trigger",
+        /// Following the restore job.
+        FollowJob = "restore_follow_job",
+        /// Verification.
+        Verify = "restore_verify",
+        /// Drill: scratch namespace cleanup.
+        Cleanup = "drill_cleanup",
+        /// The evidence report and the result.
+        Report = "restore_report",
+    }
+}
+
+/// The steps both kinds run, in order, between their first step and their end.
+const SHARED_STEPS: [RestoreStep; 8] = [
+    RestoreStep::Authorize,
+    RestoreStep::Point,
+    RestoreStep::TargetReady,
+    RestoreStep::Namespaces,
+    RestoreStep::Validate,
+    RestoreStep::Trigger,
+    RestoreStep::FollowJob,
+    RestoreStep::Verify,
+];
+
+/// A restore's steps, in order.
+pub const RESTORE_STEPS: [RestoreStep; 10] = {
+    let mut all = [RestoreStep::Resolve; 10];
+    let mut i = 0;
+    while i < SHARED_STEPS.len() {
+        all[i + 1] = SHARED_STEPS[i];
+        i += 1;
+    }
+    all[9] = RestoreStep::Report;
+    all
+};
+
+/// A drill's steps, in order.
+pub const DRILL_STEPS: [RestoreStep; 11] = {
+    let mut all = [RestoreStep::Plan; 11];
+    let mut i = 0;
+    while i < SHARED_STEPS.len() {
+        all[i + 1] = SHARED_STEPS[i];
+        i += 1;
+    }
+    all[9] = RestoreStep::Cleanup;
+    all[10] = RestoreStep::Report;
+    all
+};
+
+/// Adds the restore and drill workflows to `registry`: each kind's steps in order, where it
+/// starts, and where a failure jumps to.
+pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
+    fn add(r: Registry<Ctx>, kind: WorkflowKind, step: RestoreStep) -> Registry<Ctx> {
+        match step {
+            RestoreStep::Resolve => r.add(kind, restore_resolve::RestoreResolve),
+            RestoreStep::Plan => r.add(kind, drill_plan::DrillPlanStep),
+            RestoreStep::Authorize => r.add(kind, restore_authorize::RestoreAuthorize),
+            RestoreStep::Point => r.add(kind, restore_point::RestorePoint),
+            RestoreStep::TargetReady => r.add(kind, restore_target_ready::RestoreTargetReady),
+            RestoreStep::Namespaces => r.add(kind, restore_namespaces::RestoreNamespaces),
+            RestoreStep::Validate => r.add(kind, restore_validate::RestoreValidate),
+            RestoreStep::Trigger => r.add(kind, restore_trigger::RestoreTrigger),
+            RestoreStep::FollowJob => r.add(kind, restore_follow_job::RestoreFollowJob),
+            RestoreStep::Verify => r.add(kind, restore_verify::RestoreVerify),
+            RestoreStep::Cleanup => r.add(kind, drill_cleanup::DrillCleanup),
+            RestoreStep::Report => r.add(kind, restore_report::RestoreReport),
+        }
+    }
+    let registry = RESTORE_STEPS
+        .iter()
+        .fold(registry, |r, step| add(r, WorkflowKind::Restore, *step))
+        .starts_with(
+            WorkflowKind::Restore,
+            RESTORE_STEPS[0].as_str(),
+            RESTORE_FACT,
+        )
+        .on_failure(WorkflowKind::Restore, RESTORE_ON_FAILURE);
+    DRILL_STEPS
+        .iter()
+        .fold(registry, |r, step| add(r, WorkflowKind::Drill, *step))
+        .starts_with(
+            WorkflowKind::Drill,
+            DRILL_STEPS[0].as_str(),
+            drill_plan::START_FACT,
+        )
+        .on_failure(WorkflowKind::Drill, DRILL_ON_FAILURE)
+        .on_end(WorkflowKind::Drill, drill_ended)
+}
+
+/// What the end of a drill reports: passed or failed.
+fn drill_ended(_env: &Envelope, transition: &Transition, _at: OffsetDateTime) {
+    match transition {
+        Transition::Done { .. } => metrics::drill_finished(DrillOutcome::Passed),
+        Transition::Failed { .. } => metrics::drill_finished(DrillOutcome::Failed),
+        _ => {}
+    }
 }
 
 /// Payload keys (camelCase on the wire).
@@ -180,8 +274,8 @@ pub fn findings_with(env: &Envelope, more: impl IntoIterator<Item = Finding>) ->
 /// Where a failed run goes: a drill cleans up first, a restore reports at once.
 pub fn end_step(kind: WorkflowKind) -> &'static str {
     match kind {
-        WorkflowKind::Drill => names::CLEANUP,
-        _ => names::REPORT,
+        WorkflowKind::Drill => RestoreStep::Cleanup.as_str(),
+        _ => RestoreStep::Report.as_str(),
     }
 }
 
@@ -192,18 +286,18 @@ pub fn after_verify(kind: WorkflowKind) -> &'static str {
 
 /// A restore that fails anywhere before its report is reported all the same.
 pub const RESTORE_ON_FAILURE: OnFailure = OnFailure {
-    step: names::REPORT,
+    step: RestoreStep::Report.as_str(),
     fact: ABORTED_FACT,
-    ends_at: &[names::REPORT],
+    ends_at: &[RestoreStep::Report.as_str()],
     facts: aborted,
 };
 
 /// A drill that fails anywhere before its cleanup cleans its scratch namespaces up, then
 /// reports.
 pub const DRILL_ON_FAILURE: OnFailure = OnFailure {
-    step: names::CLEANUP,
+    step: RestoreStep::Cleanup.as_str(),
     fact: ABORTED_FACT,
-    ends_at: &[names::CLEANUP, names::REPORT],
+    ends_at: &[RestoreStep::Cleanup.as_str(), RestoreStep::Report.as_str()],
     facts: aborted,
 };
 
@@ -231,6 +325,32 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn restores_and_drills_share_their_middle_and_end_where_a_failure_jumps() {
+        assert_eq!(RESTORE_STEPS[1..9], SHARED_STEPS);
+        assert_eq!(DRILL_STEPS[1..9], SHARED_STEPS);
+        assert_eq!(RESTORE_STEPS.last(), Some(&RestoreStep::Report));
+        assert_eq!(
+            DRILL_STEPS[9..],
+            [RestoreStep::Cleanup, RestoreStep::Report]
+        );
+        let r = register(Registry::default());
+        for (kind, steps) in [
+            (WorkflowKind::Restore, &RESTORE_STEPS[..]),
+            (WorkflowKind::Drill, &DRILL_STEPS[..]),
+        ] {
+            assert_eq!(r.first(kind).unwrap().0, steps[0].as_str());
+            assert_eq!(r.step_names(kind).count(), steps.len(), "{kind}");
+            for step in steps {
+                assert_eq!(r.step(kind, step.as_str()).unwrap().name(), step.as_str());
+            }
+            assert_eq!(
+                end_step(kind),
+                steps[steps.len() - 2 + usize::from(kind == WorkflowKind::Restore)].as_str()
+            );
+        }
+    }
     use time::macros::datetime;
 
     struct Fails(bool);
@@ -290,7 +410,7 @@ mod tests {
             Transition::Advanced { next, fact } => {
                 assert_eq!(
                     (next.as_str(), fact.as_str()),
-                    (names::CLEANUP, ABORTED_FACT)
+                    (RestoreStep::Cleanup.as_str(), ABORTED_FACT)
                 );
             }
             other => panic!("{other:?}"),
@@ -304,7 +424,7 @@ mod tests {
 
         let (out, next) = run_once(WorkflowKind::Restore, Fails(false)).await;
         match &out {
-            Transition::Advanced { next, .. } => assert_eq!(next, names::REPORT),
+            Transition::Advanced { next, .. } => assert_eq!(next, RestoreStep::Report.as_str()),
             other => panic!("a retry past the deadline must end the run: {other:?}"),
         }
         assert!(

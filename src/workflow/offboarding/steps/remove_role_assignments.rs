@@ -14,11 +14,12 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, finish};
+use crate::workflow::offboarding::OffboardStep;
 use crate::workflow::placement::Placement;
 use crate::workflow::roles::made_for_cluster;
 
 /// The step's name.
-pub const NAME: &str = "remove_role_assignments";
+pub const NAME: &str = OffboardStep::RemoveRoleAssignments.as_str();
 
 /// See the module docs.
 pub struct RemoveRoleAssignments;

@@ -15,11 +15,12 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, finish, started};
+use crate::workflow::offboarding::OffboardStep;
 use crate::workflow::placement::Placement;
 use crate::workflow::settings::{Layout, OffboardData};
 
 /// The step's name.
-pub const NAME: &str = "stop_protection";
+pub const NAME: &str = OffboardStep::StopProtection.as_str();
 /// The fact it publishes.
 pub const FACT: &str = "ProtectionStopped";
 
@@ -79,7 +80,7 @@ impl Step<Ctx> for StopProtection {
             .cloned()
             .unwrap_or_default();
         let next = |handled: Vec<Value>| {
-            advance(super::remove_role_assignments::NAME, FACT)
+            advance(OffboardStep::RemoveRoleAssignments.as_str(), FACT)
                 .with(facts::STOPPED_BACKUP_INSTANCES, Value::Array(handled))
         };
         // Names that do not depend on the region are the same for any location.

@@ -13,11 +13,12 @@ use crate::envelope::Envelope;
 use crate::kube::hooks;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, advance};
+use crate::workflow::onboarding::OnboardStep;
 
 /// The step's name.
-pub const NAME: &str = "apply_hooks";
+pub const NAME: &str = OnboardStep::ApplyHooks.as_str();
 /// The step that follows.
-pub const NEXT_STEP: &str = super::configure_backup::NAME;
+pub const NEXT_STEP: &str = OnboardStep::ApplyHooks.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "HooksApplied";
 

@@ -15,10 +15,13 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, advance, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The step's name.
-pub const NAME: &str = "assign_roles";
+pub const NAME: &str = OnboardStep::AssignRoles.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::AssignRoles.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "RolesAssigned";
 /// How long to wait for a new identity to replicate before trying again.
@@ -135,8 +138,8 @@ impl Step<Ctx> for AssignRoles {
             ));
         }
         tracing::info!(workflow_id = %env.workflow_id, created, "role assignments in place");
-        let outcome = advance(super::bind_trusted_access::NAME, FACT)
-            .with(super::configure_backup::ROLES_CREATED, created);
+        let outcome =
+            advance(NEXT_STEP, FACT).with(super::configure_backup::ROLES_CREATED, created);
         Ok(if created > 0 {
             outcome.with(
                 super::configure_backup::ROLES_CREATED_AT,

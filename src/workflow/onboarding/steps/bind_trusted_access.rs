@@ -14,10 +14,13 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BACKUP_OPERATOR_ROLE};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::trusted_access_binding_name;
 
 /// The step's name.
-pub const NAME: &str = "bind_trusted_access";
+pub const NAME: &str = OnboardStep::BindTrustedAccess.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::BindTrustedAccess.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "TrustedAccessBound";
 
@@ -179,10 +182,7 @@ impl Step<Ctx> for BindTrustedAccess {
             Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             // The binding's own create succeeded: nothing to read again.
             Progress::Finished { .. } => {
-                return Ok(advance(
-                    crate::workflow::onboarding::AFTER_TRUSTED_ACCESS,
-                    FACT,
-                ));
+                return Ok(advance(NEXT_STEP, FACT));
             }
             Progress::Idle => {}
         }
@@ -190,7 +190,7 @@ impl Step<Ctx> for BindTrustedAccess {
         let vault_id = facts::required(env, facts::VAULT_ID)?;
         Ok(
             match ensure_binding(ctx, &cluster_id, &vault_id, NAME).await? {
-                Binding::Ready => advance(crate::workflow::onboarding::AFTER_TRUSTED_ACCESS, FACT),
+                Binding::Ready => advance(NEXT_STEP, FACT),
                 Binding::Provisioning(why) => wait(ctx.arm.default_poll(), why),
                 Binding::Started(op) => started(op.expecting(EXPECTED_BINDING, ctx.clock.now())),
                 Binding::Failed(why) => {

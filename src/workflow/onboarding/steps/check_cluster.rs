@@ -19,12 +19,15 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies::{BackupInstanceSpec, backup_instance_differences};
 use crate::workflow::cluster::{control_plane_principal, tenant_of};
 use crate::workflow::facts::{self, advance, finish, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::Placement;
 use crate::workflow::role_budget;
 use crate::workflow::settings::{HookRef, TagExclusion};
 
 /// The step's name.
-pub const NAME: &str = "check_cluster";
+pub const NAME: &str = OnboardStep::CheckCluster.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::CheckCluster.next_name();
 /// The fact it publishes when onboarding goes on.
 pub const FACT: &str = "ClusterEligible";
 
@@ -126,7 +129,7 @@ impl Step<Ctx> for CheckCluster {
                     let (problem, fix) = full.refusal();
                     return Ok(Outcome::failed_with_fix(&problem, &fix));
                 }
-                advance(super::ensure_cluster_prerequisites::NAME, FACT)
+                advance(NEXT_STEP, FACT)
                     .with(facts::CLUSTER_ID, cluster_id.to_string())
                     .with(facts::LOCATION, e.location)
                     .with(facts::TENANT_ID, e.tenant)

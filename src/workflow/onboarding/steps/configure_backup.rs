@@ -18,10 +18,13 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BackupInstanceSpec};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::Placement;
 
 /// The step's name.
-pub const NAME: &str = "configure_backup";
+pub const NAME: &str = OnboardStep::ConfigureBackup.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::ConfigureBackup.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "BackupConfigured";
 /// The fact it publishes when it sends the workflow back to assign_roles.
@@ -115,7 +118,7 @@ impl Step<Ctx> for ConfigureBackup {
                     if !differences.is_empty() {
                         tracing::warn!(backup_instance = %id, ?differences, "adopting a backup instance whose configuration differs from the settings; it cannot be changed in place (delete it to apply the settings)");
                     }
-                    return Ok(advance(super::first_backup::NAME, FACT)
+                    return Ok(advance(NEXT_STEP, FACT)
                         .with(facts::BACKUP_INSTANCE_ID, id)
                         .without(RESUBMIT));
                 }
@@ -426,7 +429,7 @@ fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let outcome = if worth_it {
         let remediation = done.saturating_add(1);
         tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");
-        advance(super::assign_roles::NAME, PERMISSIONS_MISSING)
+        advance(OnboardStep::AssignRoles.as_str(), PERMISSIONS_MISSING)
             .with(facts::REMEDIATIONS, remediation)
     } else {
         wait(

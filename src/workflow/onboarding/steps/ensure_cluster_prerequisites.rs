@@ -21,9 +21,12 @@ use crate::workflow::cluster::{
     disabled_storage_features, enable_storage_command, scaled_pool, with_storage_features_enabled,
 };
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started};
+use crate::workflow::onboarding::OnboardStep;
 
 /// The step's name.
-pub const NAME: &str = "ensure_cluster_prerequisites";
+pub const NAME: &str = OnboardStep::EnsureClusterPrerequisites.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::EnsureClusterPrerequisites.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ClusterPrepared";
 
@@ -241,6 +244,6 @@ impl Step<Ctx> for EnsureClusterPrerequisites {
                 }
             }
         }
-        Ok(advance(super::ensure_providers::NAME, FACT))
+        Ok(advance(NEXT_STEP, FACT))
     }
 }

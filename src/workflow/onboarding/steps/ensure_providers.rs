@@ -12,10 +12,13 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, advance, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::Placement;
 
 /// The step's name.
-pub const NAME: &str = "ensure_providers";
+pub const NAME: &str = OnboardStep::EnsureProviders.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::EnsureProviders.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ProvidersRegistered";
 /// What the cluster's subscription needs: the backup extension is a
@@ -161,7 +164,7 @@ impl Step<Ctx> for EnsureProviders {
             ));
         }
         if registering.is_empty() {
-            Ok(advance(super::ensure_resource_groups::NAME, FACT))
+            Ok(advance(NEXT_STEP, FACT))
         } else {
             Ok(wait(
                 REGISTRATION_POLL,

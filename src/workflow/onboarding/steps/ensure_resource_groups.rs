@@ -14,10 +14,13 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, advance};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::Placement;
 
 /// The step's name.
-pub const NAME: &str = "ensure_resource_groups";
+pub const NAME: &str = OnboardStep::EnsureResourceGroups.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::EnsureResourceGroups.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ResourceGroupsReady";
 
@@ -71,7 +74,7 @@ impl Step<Ctx> for EnsureResourceGroups {
                 .put(&rg, versions::RESOURCES, &bodies::resource_group(&location))
                 .await?;
         }
-        Ok(advance(super::ensure_storage::NAME, FACT).with(
+        Ok(advance(NEXT_STEP, FACT).with(
             facts::SNAPSHOT_RESOURCE_GROUP_ID,
             placement.snapshot_resource_group_id(),
         ))

@@ -15,11 +15,14 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::{Placement, container_path};
 use crate::workflow::settings::Layout;
 
 /// The step's name.
-pub const NAME: &str = "ensure_storage";
+pub const NAME: &str = OnboardStep::EnsureStorage.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::EnsureStorage.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "StorageReady";
 
@@ -170,7 +173,7 @@ impl Step<Ctx> for EnsureStorage {
                 )
                 .await?;
         }
-        Ok(advance(super::ensure_vault_and_policy::NAME, FACT)
+        Ok(advance(NEXT_STEP, FACT)
             .with(facts::STORAGE_ACCOUNT_ID, account_id)
             .with(facts::CONTAINER, placement.container.clone())
             .with(facts::BLOB_ENDPOINT, blob_endpoint)

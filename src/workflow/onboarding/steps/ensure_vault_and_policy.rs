@@ -15,10 +15,13 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::Placement;
 
 /// The step's name.
-pub const NAME: &str = "ensure_vault_and_policy";
+pub const NAME: &str = OnboardStep::EnsureVaultAndPolicy.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::EnsureVaultAndPolicy.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "BackupInfrastructureReady";
 
@@ -167,7 +170,7 @@ impl Step<Ctx> for EnsureVaultAndPolicy {
                 )
                 .await?;
         }
-        Ok(advance(super::install_extension::NAME, FACT)
+        Ok(advance(NEXT_STEP, FACT)
             .with(facts::VAULT_ID, vault_id)
             .with(facts::VAULT_PRINCIPAL_ID, principal)
             .with(facts::POLICY_ID, policy_id))

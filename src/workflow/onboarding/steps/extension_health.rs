@@ -12,11 +12,12 @@ use crate::envelope::Envelope;
 use crate::kube::health;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{advance, wait};
+use crate::workflow::onboarding::OnboardStep;
 
 /// The step's name.
-pub const NAME: &str = "extension_health";
+pub const NAME: &str = OnboardStep::ExtensionHealth.as_str();
 /// The step that follows once the extension is healthy.
-pub const NEXT_STEP: &str = super::assign_roles::NAME;
+pub const NEXT_STEP: &str = OnboardStep::ExtensionHealth.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ExtensionReady";
 /// Longest wait between two looks.

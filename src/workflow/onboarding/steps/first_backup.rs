@@ -16,9 +16,10 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, failed_operation, finish, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 
 /// The step's name.
-pub const NAME: &str = "first_backup";
+pub const NAME: &str = OnboardStep::FirstBackup.as_str();
 /// How often to look at the job.
 const JOB_POLL: Duration = Duration::from_secs(60);
 

@@ -18,10 +18,13 @@ use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, EXTENSION_TYPE, ExtensionStorage};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
+use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::placement::{EXTENSION_NAME, extension_path};
 
 /// The step's name.
-pub const NAME: &str = "install_extension";
+pub const NAME: &str = OnboardStep::InstallExtension.as_str();
+/// The step that runs next.
+pub const NEXT_STEP: &str = OnboardStep::InstallExtension.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ExtensionInstalled";
 /// How long an install usually takes (the guide: 5–10 minutes; the first poll comes at
@@ -188,8 +191,7 @@ impl Step<Ctx> for InstallExtension {
                 ));
             }
         };
-        let mut outcome = advance(crate::workflow::onboarding::AFTER_EXTENSION_INSTALL, FACT)
-            .with(facts::EXTENSION_PRINCIPAL_ID, principal);
+        let mut outcome = advance(NEXT_STEP, FACT).with(facts::EXTENSION_PRINCIPAL_ID, principal);
         // An adopted extension keeps its storage; roles then go to that account.
         if let Some((adopted, container)) = adopted_storage {
             let ours = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;

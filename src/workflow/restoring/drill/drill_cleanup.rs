@@ -17,7 +17,7 @@ use crate::restore::drill::DrillPlan;
 use crate::restore::report::Cleanup;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
-use crate::workflow::restoring::{self, keys, names, time_fact};
+use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
 pub const FACT: &str = "ScratchNamespacesCleaned";
@@ -58,7 +58,7 @@ async fn remaining(
 #[async_trait]
 impl Step<Ctx> for DrillCleanup {
     fn name(&self) -> &'static str {
-        names::CLEANUP
+        RestoreStep::Cleanup.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -67,7 +67,7 @@ impl Step<Ctx> for DrillCleanup {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let done = |cleanup: Cleanup| {
-            Ok(Outcome::next(names::REPORT, FACT)
+            Ok(Outcome::next(RestoreStep::Report.as_str(), FACT)
                 .with(keys::CLEANUP, restoring::to_fact(&cleanup))
                 .with(keys::CLEANED_UP_AT, time_fact(ctx.clock.now())))
         };

@@ -14,7 +14,7 @@ use crate::restore::drill::{DrillPlan, backup_instance_namespaces, choose_namesp
 use crate::workflow::Ctx;
 use crate::workflow::facts;
 use crate::workflow::restoring::restore_lookup::{instance_facts, with_target_facts};
-use crate::workflow::restoring::{self, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact that starts a drill.
 pub const START_FACT: &str = "DrillScheduled";
@@ -27,7 +27,7 @@ pub struct DrillPlanStep;
 #[async_trait]
 impl Step<Ctx> for DrillPlanStep {
     fn name(&self) -> &'static str {
-        names::PLAN
+        RestoreStep::Plan.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -61,7 +61,7 @@ impl Step<Ctx> for DrillPlanStep {
             ctx.restore.drill_include_cluster_scope,
             requested_at,
         );
-        let outcome = Outcome::next(names::AUTHORIZE, FACT)
+        let outcome = Outcome::next(RestoreStep::Authorize.as_str(), FACT)
             .with(keys::REQUEST, restoring::to_fact(&plan.request))
             .with(keys::PLAN, restoring::to_fact(&plan));
         let target = facts.cluster_id.clone();

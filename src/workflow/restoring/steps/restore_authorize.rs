@@ -16,7 +16,7 @@ use crate::restore::drill::DrillPlan;
 use crate::restore::job::list_vault_jobs;
 use crate::workflow::Ctx;
 use crate::workflow::facts;
-use crate::workflow::restoring::{self, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreAuthorized";
@@ -27,7 +27,7 @@ pub struct RestoreAuthorize;
 #[async_trait]
 impl Step<Ctx> for RestoreAuthorize {
     fn name(&self) -> &'static str {
-        names::AUTHORIZE
+        RestoreStep::Authorize.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -62,7 +62,7 @@ impl Step<Ctx> for RestoreAuthorize {
             .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
             .flatten();
         match (authorize(&candidate, &allowlist, &bi, &jobs, now), held) {
-            (Ok(()), None) => Ok(Outcome::next(names::POINT, FACT)),
+            (Ok(()), None) => Ok(Outcome::next(RestoreStep::Point.as_str(), FACT)),
             (Ok(()), Some(reason)) => Err(StepError::Permanent { reason }),
             (Err(e), _) => Err(StepError::Permanent {
                 reason: e.to_string(),

@@ -11,7 +11,7 @@ use crate::envelope::Envelope;
 use crate::restore::job::{Job, JobStatus};
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, wait};
-use crate::workflow::restoring::{self, keys, names, time_fact};
+use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreJobFinished";
@@ -24,7 +24,7 @@ pub struct RestoreFollowJob;
 #[async_trait]
 impl Step<Ctx> for RestoreFollowJob {
     fn name(&self) -> &'static str {
-        names::FOLLOW_JOB
+        RestoreStep::FollowJob.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -61,7 +61,7 @@ impl Step<Ctx> for RestoreFollowJob {
             let after = ctx.arm.default_poll().min(MAX_POLL);
             return Ok(wait(after, format!("restore job {job_id} is {status}")));
         }
-        Ok(Outcome::next(names::VERIFY, FACT)
+        Ok(Outcome::next(RestoreStep::Verify.as_str(), FACT)
             .with(keys::JOB, restoring::to_fact(&job))
             .with(
                 keys::JOB_FINISHED_AT,

@@ -17,7 +17,7 @@ use crate::kube::restore_prep::{
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
-use crate::workflow::restoring::{self, findings_with, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "TargetNamespacesReady";
@@ -30,7 +30,7 @@ pub struct RestoreNamespaces;
 #[async_trait]
 impl Step<Ctx> for RestoreNamespaces {
     fn name(&self) -> &'static str {
-        names::NAMESPACES
+        RestoreStep::Namespaces.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -93,7 +93,7 @@ impl Step<Ctx> for RestoreNamespaces {
                 names.join(", ")
             ))
         });
-        Ok(Outcome::next(names::VALIDATE, FACT)
+        Ok(Outcome::next(RestoreStep::Validate.as_str(), FACT)
             .with(keys::CREATED_NAMESPACES, restoring::to_fact(&created))
             .with(
                 keys::FINDINGS,

@@ -15,7 +15,7 @@ use crate::restore::request::RecoveryPointSelector;
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::facts;
-use crate::workflow::restoring::{self, findings_with, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RecoveryPointChosen";
@@ -26,7 +26,7 @@ pub struct RestorePoint;
 #[async_trait]
 impl Step<Ctx> for RestorePoint {
     fn name(&self) -> &'static str {
-        names::POINT
+        RestoreStep::Point.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -79,7 +79,7 @@ impl Step<Ctx> for RestorePoint {
                 point.id
             )));
         }
-        let mut outcome = Outcome::next(names::TARGET_READY, FACT)
+        let mut outcome = Outcome::next(RestoreStep::TargetReady.as_str(), FACT)
             .with(keys::RECOVERY_POINT, restoring::to_fact(&point))
             .with(keys::FINDINGS, findings_with(env, found));
         if let Some(i) = interval {

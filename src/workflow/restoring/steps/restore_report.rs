@@ -27,7 +27,7 @@ use crate::restore::verify::{Finding, Verdict, Verification};
 use crate::telemetry::metrics;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, finish};
-use crate::workflow::restoring::{self, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// See the module docs.
 pub struct RestoreReport;
@@ -256,7 +256,7 @@ fn reasons(report: &EvidenceReport) -> Vec<String> {
 #[async_trait]
 impl Step<Ctx> for RestoreReport {
     fn name(&self) -> &'static str {
-        names::REPORT
+        RestoreStep::Report.as_str()
     }
 
     fn timeout(&self) -> Duration {

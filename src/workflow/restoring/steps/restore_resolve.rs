@@ -15,7 +15,7 @@ use crate::workflow::Ctx;
 use crate::workflow::restoring::restore_lookup::{
     find_backup_instance, instance_facts, with_target_facts,
 };
-use crate::workflow::restoring::{self, findings_with, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreResolved";
@@ -26,7 +26,7 @@ pub struct RestoreResolve;
 #[async_trait]
 impl Step<Ctx> for RestoreResolve {
     fn name(&self) -> &'static str {
-        names::RESOLVE
+        RestoreStep::Resolve.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -75,7 +75,7 @@ impl Step<Ctx> for RestoreResolve {
             .clone()
             .unwrap_or_else(|| facts.cluster_id.clone());
         let warnings = request.warnings().into_iter().map(Finding::info);
-        let outcome = Outcome::next(names::AUTHORIZE, FACT)
+        let outcome = Outcome::next(RestoreStep::Authorize.as_str(), FACT)
             .with(keys::FINDINGS, findings_with(env, warnings))
             .with(keys::REQUEST, restoring::to_fact(&request));
         with_target_facts(ctx, outcome, &facts, &target).await

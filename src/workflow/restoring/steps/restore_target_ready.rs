@@ -16,7 +16,7 @@ use crate::workflow::bodies::extension_storage_of;
 use crate::workflow::facts::{self, Progress, started, wait};
 use crate::workflow::onboarding::steps::assign_roles::{Converged, converge};
 use crate::workflow::onboarding::steps::bind_trusted_access::{Binding, ensure_binding};
-use crate::workflow::restoring::{keys, names};
+use crate::workflow::restoring::{RestoreStep, keys};
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The fact it publishes.
@@ -34,7 +34,7 @@ fn permanent(reason: String) -> StepError {
 #[async_trait]
 impl Step<Ctx> for RestoreTargetReady {
     fn name(&self) -> &'static str {
-        names::TARGET_READY
+        RestoreStep::TargetReady.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -42,7 +42,7 @@ impl Step<Ctx> for RestoreTargetReady {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        match facts::follow(ctx, env, names::TARGET_READY).await? {
+        match facts::follow(ctx, env, RestoreStep::TargetReady.as_str()).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => return Err(error.into()),
             Progress::Finished { .. } | Progress::Idle => {}
@@ -132,10 +132,9 @@ impl Step<Ctx> for RestoreTargetReady {
                 ),
             ));
         }
-        match ensure_binding(ctx, &target, &vault, names::TARGET_READY).await? {
-            Binding::Ready => {
-                Ok(facts::advance(names::NAMESPACES, FACT).with("restoreRolesCreated", created))
-            }
+        match ensure_binding(ctx, &target, &vault, RestoreStep::TargetReady.as_str()).await? {
+            Binding::Ready => Ok(facts::advance(RestoreStep::Namespaces.as_str(), FACT)
+                .with("restoreRolesCreated", created)),
             Binding::Provisioning(why) => Ok(wait(ctx.arm.default_poll(), why)),
             Binding::Started(op) => Ok(started(op)),
             Binding::Failed(why) => Err(permanent(why)),

@@ -19,7 +19,7 @@ use crate::restore::recovery_point::RecoveryPoint;
 use crate::status::store::Claim;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, started, wait};
-use crate::workflow::restoring::{self, keys, names, time_fact};
+use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreTriggered";
@@ -37,7 +37,7 @@ fn job_name(id: &str) -> String {
 
 fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
     let at = restoring::time_of(env, keys::TRIGGERED_AT).unwrap_or_else(|| ctx.clock.now());
-    advance(names::FOLLOW_JOB, FACT)
+    advance(RestoreStep::FollowJob.as_str(), FACT)
         .with(keys::JOB_ID, job_name(job))
         .with(keys::TRIGGERED_AT, time_fact(at))
 }
@@ -45,7 +45,7 @@ fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
 #[async_trait]
 impl Step<Ctx> for RestoreTrigger {
     fn name(&self) -> &'static str {
-        names::TRIGGER
+        RestoreStep::Trigger.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -53,7 +53,7 @@ impl Step<Ctx> for RestoreTrigger {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        match facts::follow(ctx, env, names::TRIGGER).await? {
+        match facts::follow(ctx, env, RestoreStep::Trigger.as_str()).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => {
                 return Err(StepError::Permanent {
@@ -110,7 +110,12 @@ impl Step<Ctx> for RestoreTrigger {
         // running beside this one, would not see it yet. One atomic claim per step visit lets
         // exactly one run send; the others wait for its job (and adopt it above). A claim
         // whose job never appeared (its holder died before sending) is taken over later.
-        let claim_key = format!("{}/{}/{}", env.workflow_id, names::TRIGGER, env.hop);
+        let claim_key = format!(
+            "{}/{}/{}",
+            env.workflow_id,
+            RestoreStep::Trigger.as_str(),
+            env.hop
+        );
         let now = ctx.clock.now();
         match ctx.journal.claim(&claim_key, now, &env.workflow_id).await {
             Ok(Claim::Won) => {}
@@ -162,7 +167,11 @@ impl Step<Ctx> for RestoreTrigger {
         };
         let now = time_fact(ctx.clock.now());
         Ok(
-            match answer.pending(names::TRIGGER, FinalState::Location, ctx.arm.default_poll()) {
+            match answer.pending(
+                RestoreStep::Trigger.as_str(),
+                FinalState::Location,
+                ctx.arm.default_poll(),
+            ) {
                 Some(op) => started(op).with(keys::TRIGGERED_AT, now),
                 None => match answer.json().get("jobId").and_then(Value::as_str) {
                     Some(job) => triggered(ctx, env, job).with(keys::TRIGGERED_AT, now),

@@ -14,7 +14,7 @@ use crate::restore::body::{self, TargetCluster};
 use crate::restore::recovery_point::RecoveryPoint;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, started, wait};
-use crate::workflow::restoring::{self, keys, names};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreValidated";
@@ -60,7 +60,7 @@ fn refused(e: &ArmError) -> Result<Outcome, StepError> {
 #[async_trait]
 impl Step<Ctx> for RestoreValidate {
     fn name(&self) -> &'static str {
-        names::VALIDATE
+        RestoreStep::Validate.as_str()
     }
 
     fn timeout(&self) -> Duration {
@@ -68,10 +68,10 @@ impl Step<Ctx> for RestoreValidate {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        match facts::follow(ctx, env, names::VALIDATE).await? {
+        match facts::follow(ctx, env, RestoreStep::Validate.as_str()).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => return refused(&error),
-            Progress::Finished { .. } => return Ok(advance(names::TRIGGER, FACT)),
+            Progress::Finished { .. } => return Ok(advance(RestoreStep::Trigger.as_str(), FACT)),
             Progress::Idle => {}
         }
         let bi =
@@ -91,12 +91,12 @@ impl Step<Ctx> for RestoreValidate {
         match answer {
             Ok(r) => Ok(
                 match r.pending(
-                    names::VALIDATE,
+                    RestoreStep::Validate.as_str(),
                     FinalState::Location,
                     ctx.arm.default_poll(),
                 ) {
                     Some(op) => started(op),
-                    None => advance(names::TRIGGER, FACT),
+                    None => advance(RestoreStep::Trigger.as_str(), FACT),
                 },
             ),
             Err(e) if e.is_transient() => Err(e.into()),

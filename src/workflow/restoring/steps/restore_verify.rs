@@ -24,7 +24,7 @@ use crate::restore::verify::{
 };
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
-use crate::workflow::restoring::{self, after_verify, keys, names, time_fact};
+use crate::workflow::restoring::{self, RestoreStep, after_verify, keys, time_fact};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreVerified";
@@ -123,7 +123,7 @@ async fn run_probes(
 #[async_trait]
 impl Step<Ctx> for RestoreVerify {
     fn name(&self) -> &'static str {
-        names::VERIFY
+        RestoreStep::Verify.as_str()
     }
 
     fn timeout(&self) -> Duration {
