@@ -17,17 +17,21 @@ use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::model::eligibility::Eligibility;
+use crate::workflow::onboarding::model::extension::{ExtensionVerdict, extension_verdict};
+use crate::workflow::onboarding::model::instance::{InstanceVerdict, instance_verdict};
+use crate::workflow::onboarding::model::vault::{VaultVerdict, vault_verdict};
 use crate::workflow::onboarding::steps::assign_roles;
 use crate::workflow::onboarding::steps::bind_trusted_access::{self, BindingDecision};
-use crate::workflow::onboarding::steps::check_cluster::{self, Eligibility};
-use crate::workflow::onboarding::steps::configure_backup::{self, InstanceVerdict};
+use crate::workflow::onboarding::steps::check_cluster;
+use crate::workflow::onboarding::steps::configure_backup;
 use crate::workflow::onboarding::steps::ensure_cluster_prerequisites::{self, PrerequisiteAction};
 use crate::workflow::onboarding::steps::ensure_providers;
 use crate::workflow::onboarding::steps::ensure_resource_groups;
 use crate::workflow::onboarding::steps::ensure_storage::{self, AccountAction};
-use crate::workflow::onboarding::steps::ensure_vault_and_policy::{self, VaultVerdict};
+use crate::workflow::onboarding::steps::ensure_vault_and_policy;
 use crate::workflow::onboarding::steps::first_backup;
-use crate::workflow::onboarding::steps::install_extension::{self, ExtensionVerdict};
+use crate::workflow::onboarding::steps::install_extension;
 use crate::workflow::placement::{EXTENSION_NAME, Placement, container_path, extension_path};
 use crate::workflow::role_budget;
 use crate::workflow::roles::{Identities, Principal, Scopes, Target};
@@ -555,32 +559,30 @@ impl Planner<'_> {
                     profile.soft_delete()
                 ),
             ),
-            Some(v) => {
-                match ensure_vault_and_policy::vault_verdict(&v, &vault_id, &placement.location) {
-                    VaultVerdict::Ready { principal: p } => {
-                        self.add(
-                            STEP,
-                            "backup vault",
-                            vault_id.clone(),
-                            Change::InPlace,
-                            format!("identity {p}"),
-                        );
-                        principal = Some(p);
-                    }
-                    VaultVerdict::Provisioning => {
-                        self.add(
-                            STEP,
-                            "backup vault",
-                            vault_id.clone(),
-                            Change::Wait,
-                            "provisioning",
-                        );
-                    }
-                    VaultVerdict::Unusable(reason) => {
-                        self.block(STEP, "backup vault", vault_id.clone(), reason);
-                    }
+            Some(v) => match vault_verdict(&v, &vault_id, &placement.location) {
+                VaultVerdict::Ready { principal: p } => {
+                    self.add(
+                        STEP,
+                        "backup vault",
+                        vault_id.clone(),
+                        Change::InPlace,
+                        format!("identity {p}"),
+                    );
+                    principal = Some(p);
                 }
-            }
+                VaultVerdict::Provisioning => {
+                    self.add(
+                        STEP,
+                        "backup vault",
+                        vault_id.clone(),
+                        Change::Wait,
+                        "provisioning",
+                    );
+                }
+                VaultVerdict::Unusable(reason) => {
+                    self.block(STEP, "backup vault", vault_id.clone(), reason);
+                }
+            },
         }
         let policy_id = placement.policy_id();
         let policy_exists = principal.is_some()
@@ -653,7 +655,7 @@ impl Planner<'_> {
             .and_then(Value::as_str)
             .unwrap_or(&ours)
             .to_string();
-        match install_extension::extension_verdict(&extension, &ours) {
+        match extension_verdict(&extension, &ours) {
             ExtensionVerdict::Ready {
                 principal, storage, ..
             } => {
@@ -890,7 +892,7 @@ impl Planner<'_> {
             .and_then(Value::as_str)
             .unwrap_or(&bi_id)
             .to_string();
-        match configure_backup::instance_verdict(&bi, &bi_id, &spec, false) {
+        match instance_verdict(&bi, &bi_id, &spec, false) {
             InstanceVerdict::Adopt { id, differences } => {
                 let adopted = !id.eq_ignore_ascii_case(&bi_id);
                 let detail = if differences.is_empty() {

@@ -931,7 +931,7 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
         .filter(|r| matches!(&r.transition, Transition::Advanced { fact, .. } if fact == "PermissionsMissing"))
         .count();
     assert!(
-        remediations as u64 <= workflow::onboarding::steps::configure_backup::MAX_REMEDIATIONS,
+        remediations as u64 <= workflow::onboarding::model::instance::MAX_REMEDIATIONS,
         "{remediations}"
     );
     let restored = sim.arm.snapshot().role_assignments.iter().any(|a| {

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::arm::settled::provisioned;
 use crate::arm::versions;
@@ -16,13 +15,13 @@ use crate::envelope::Envelope;
 use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
-use crate::workflow::bodies::{BackupInstanceSpec, backup_instance_differences};
-use crate::workflow::cluster::{control_plane_principal, tenant_of};
+use crate::workflow::bodies::BackupInstanceSpec;
 use crate::workflow::facts::{self, advance, finish, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::model::eligibility::{self, Eligibility};
 use crate::workflow::placement::Placement;
 use crate::workflow::role_budget;
-use crate::workflow::settings::{HookRef, TagExclusion};
+use crate::workflow::settings::HookRef;
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::CheckCluster.as_str();
@@ -33,31 +32,6 @@ pub const FACT: &str = "ClusterEligible";
 
 /// See the module docs.
 pub struct CheckCluster;
-
-/// Whether onboarding goes on, and if not why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Eligibility {
-    /// The workflow ends with this summary: out of scope, opted out, gone, or already
-    /// protected with the configured settings.
-    Finish(String),
-    /// The workflow fails; the text says what to do.
-    Fail(String),
-    /// The cluster is busy: look again after this long, for this reason.
-    Wait(Duration, String),
-    /// Onboarding goes on.
-    Eligible(Eligible),
-}
-
-/// What onboarding needs to know about an eligible cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Eligible {
-    /// Region (lower case, no spaces).
-    pub location: String,
-    /// Tenant of its identity (empty when ARM gives none).
-    pub tenant: String,
-    /// Its control-plane identity.
-    pub principal: String,
-}
 
 /// The spec of the backup instance the settings ask for, with `policy_id` and the snapshot
 /// resource group given (from the placement, or from the facts earlier steps recorded).
@@ -95,14 +69,6 @@ pub fn backup_instance_spec(
         excluded_namespaces: s.excluded_namespaces.clone(),
         hooks,
     }
-}
-
-/// The cluster's region from its body.
-pub fn location_of(cluster: &Value) -> Option<String> {
-    cluster
-        .get("location")
-        .and_then(Value::as_str)
-        .map(|l| l.to_ascii_lowercase().replace(' ', ""))
 }
 
 #[async_trait]
@@ -170,56 +136,16 @@ pub async fn assess(
             "{cluster_id} no longer exists; nothing to onboard"
         )));
     };
-    let tags = cluster.get("tags");
-    if let Some(why) = settings.tag_exclusion(tags) {
-        let protection_kept = match why {
-            TagExclusion::OptedOut(_) => "; existing protection, if any, is left as it is",
-            TagExclusion::NotOptedIn(_) => "",
-        };
-        return Ok(Eligibility::Finish(format!(
-            "not onboarded: the cluster {why}{protection_kept}"
-        )));
-    }
-    let state = cluster
-        .pointer("/properties/provisioningState")
-        .and_then(Value::as_str)
-        .unwrap_or("Succeeded");
-    if state.eq_ignore_ascii_case("Failed") {
-        return Ok(Eligibility::Fail(format!(
-            "{cluster_id} is in provisioning state Failed; repair it (`az aks update` or `az aks reconcile`) and resend the cluster event"
-        )));
-    }
-    if !state.eq_ignore_ascii_case("Succeeded") {
-        return Ok(Eligibility::Wait(
-            Duration::from_secs(60),
-            format!("the cluster is {state}; waiting for it to settle"),
-        ));
-    }
-    if cluster
-        .pointer("/properties/powerState/code")
-        .and_then(Value::as_str)
-        .is_some_and(|c| c.eq_ignore_ascii_case("Stopped"))
-    {
-        return Ok(Eligibility::Fail(format!(
-            "{cluster_id} is stopped; the backup extension cannot be installed on a stopped cluster. Start it (`az aks start`) and resend the cluster event"
-        )));
-    }
-    let principal =
-        control_plane_principal(&cluster).map_err(|reason| StepError::Permanent { reason })?;
-    let location = location_of(&cluster).ok_or_else(|| StepError::Permanent {
-        reason: format!("{cluster_id} has no location in its ARM body"),
-    })?;
-    let tenant = tenant_of(&cluster).unwrap_or_default();
-
+    let eligible = match eligibility::judge(settings, cluster_id, &cluster) {
+        Ok(Eligibility::Eligible(e)) => e,
+        Ok(other) => return Ok(other),
+        Err(reason) => return Err(StepError::Permanent { reason }),
+    };
     if repair {
-        return Ok(Eligibility::Eligible(Eligible {
-            location,
-            tenant,
-            principal,
-        }));
+        return Ok(Eligibility::Eligible(eligible));
     }
     // The cheap check: already protected, with what the settings ask for?
-    let placement = Placement::for_cluster(settings, cluster_id, &location);
+    let placement = Placement::for_cluster(settings, cluster_id, &eligible.location);
     let spec = backup_instance_spec(
         ctx,
         cluster_id,
@@ -238,21 +164,13 @@ pub async fn assess(
         Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(bi) = existing {
-        let protected = bi
-            .pointer("/properties/currentProtectionState")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s == "ProtectionConfigured");
-        if protected && backup_instance_differences(&bi, &spec).is_empty() {
-            return Ok(Eligibility::Finish(format!(
-                "already protected and unchanged: {}",
-                placement.backup_instance_id()
-            )));
-        }
+    if let Some(bi) = existing
+        && eligibility::already_protected(&bi, &spec)
+    {
+        return Ok(Eligibility::Finish(format!(
+            "already protected and unchanged: {}",
+            placement.backup_instance_id()
+        )));
     }
-    Ok(Eligibility::Eligible(Eligible {
-        location,
-        tenant,
-        principal,
-    }))
+    Ok(Eligibility::Eligible(eligible))
 }

@@ -11,14 +11,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::arm::error::{known_code, known_code_advice};
-use crate::arm::{ArmError, CodeClass, FinalState, versions};
+use crate::arm::{ArmError, FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BackupInstanceSpec};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::model::instance::{
+    self, InstanceVerdict, Remediation, instance_verdict, status_configured,
+};
 use crate::workflow::placement::Placement;
 
 /// The step's name.
@@ -29,18 +31,12 @@ pub const NEXT_STEP: &str = OnboardStep::ConfigureBackup.next_name();
 pub const FACT: &str = "BackupConfigured";
 /// The fact it publishes when it sends the workflow back to assign_roles.
 pub const PERMISSIONS_MISSING: &str = "PermissionsMissing";
-/// How many times the workflow goes back to assign_roles before waiting for propagation.
-pub const MAX_REMEDIATIONS: u64 = 3;
 /// How long to wait for role assignments to take effect between attempts.
 pub const PROPAGATION_WAIT: Duration = Duration::from_secs(60);
 /// Payload: the number of assignments assign_roles created on its last run.
 pub const ROLES_CREATED: &str = "rolesCreated";
 /// Payload: when assign_roles last created assignments (Unix seconds).
 pub const ROLES_CREATED_AT: &str = "rolesCreatedAt";
-/// How long after new role assignments validation is first tried: the guide's "role
-/// assignments take 1-2 minutes to propagate". Trying earlier only buys a permission error
-/// (a write and a poll) and a trip back through assign_roles.
-pub const EXPECTED_PROPAGATION: Duration = Duration::from_secs(90);
 /// Payload: the vault is searched for an instance of the cluster under any name (validation
 /// or creation said one exists).
 const SEARCH_VAULT: &str = "searchVaultForInstance";
@@ -219,123 +215,15 @@ fn search_vault(why: &str) -> Outcome {
     .with(SEARCH_VAULT, true)
 }
 
-/// How long the role assignments assign_roles just created still need, by
-/// [`EXPECTED_PROPAGATION`], before validation is worth trying.
+/// How long the role assignments assign_roles just created still need before validation is
+/// worth trying ([`instance::propagation_left`]).
 fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
     let created_at = env.payload.get(ROLES_CREATED_AT).and_then(Value::as_i64)?;
-    if facts::counter(env, ROLES_CREATED) == 0 {
-        return None;
-    }
-    let since = ctx.clock.now().unix_timestamp().saturating_sub(created_at);
-    let left = i64::try_from(EXPECTED_PROPAGATION.as_secs())
-        .ok()?
-        .saturating_sub(since);
-    u64::try_from(left)
-        .ok()
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-}
-
-/// True when the instance's `protectionStatus.status` is `ProtectionConfigured` (or absent):
-/// backups are running. A protection error there (backups failing) keeps
-/// `currentProtectionState` as it was.
-fn status_configured(bi: &Value) -> bool {
-    bi.pointer("/properties/protectionStatus/status")
-        .and_then(Value::as_str)
-        .is_none_or(|s| s.eq_ignore_ascii_case("ProtectionConfigured"))
-}
-
-/// What an existing backup instance for the cluster means for onboarding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InstanceVerdict {
-    /// `ProtectionConfigured`: adopted; `differences` from the settings cannot be changed in
-    /// place (delete the instance to apply them).
-    Adopt {
-        /// Its id.
-        id: String,
-        /// How it differs from the settings.
-        differences: Vec<String>,
-    },
-    /// In an error state a missing role explains: the roles are re-checked, then the
-    /// instance is re-submitted.
-    MissingRoles {
-        /// Its id.
-        id: String,
-        /// The error, with its advice.
-        text: String,
-    },
-    /// In an error state nothing here fixes; the text says what to do.
-    Fail(String),
-    /// Stopped, soft-deleted or suspended: a person decides; the text says how.
-    Held(String),
-    /// Not protected (or its error was dealt with): re-submitted.
-    Resubmit {
-        /// Its id.
-        id: String,
-        /// Its protection state.
-        state: String,
-    },
-    /// Configuring or in another transient state: followed.
-    Busy {
-        /// Its id.
-        id: String,
-        /// Its protection state.
-        state: String,
-    },
-}
-
-/// Judges an existing instance (`fallback_id` when its body has no id) against `spec`;
-/// `resubmit` is true once the roles behind its error were fixed.
-pub fn instance_verdict(
-    bi: &Value,
-    fallback_id: &str,
-    spec: &BackupInstanceSpec,
-    resubmit: bool,
-) -> InstanceVerdict {
-    let id = bi
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or(fallback_id)
-        .to_string();
-    let state = bi
-        .pointer("/properties/currentProtectionState")
-        .and_then(Value::as_str)
-        .unwrap_or("Invalid");
-    match state {
-        "ProtectionConfigured" => InstanceVerdict::Adopt {
-            differences: bodies::backup_instance_differences(bi, spec),
-            id,
-        },
-        "ProtectionError" | "ConfiguringProtectionFailed" if !resubmit => {
-            let (code, message) = protection_error(bi);
-            let text = format!(
-                "backup instance {id} is in {state}: {code}: {message}{}",
-                known_code_advice(&code)
-            );
-            if known_code(&code).is_some_and(|k| k.class == CodeClass::MissingRoles) {
-                InstanceVerdict::MissingRoles { id, text }
-            } else {
-                InstanceVerdict::Fail(text)
-            }
-        }
-        "ProtectionError" | "ConfiguringProtectionFailed" | "NotProtected" | "Invalid" => {
-            InstanceVerdict::Resubmit {
-                id,
-                state: state.to_string(),
-            }
-        }
-        "ProtectionStopped"
-        | "SoftDeleted"
-        | "SoftDeleting"
-        | "BackupSchedulesSuspended"
-        | "RetentionSchedulesSuspended" => InstanceVerdict::Held(format!(
-            "the vault holds backup instance {id} for this cluster in state {state}; resume it (`az dataprotection backup-instance resume-protection`) or delete it, then resend the cluster event"
-        )),
-        other => InstanceVerdict::Busy {
-            id,
-            state: other.to_string(),
-        },
-    }
+    instance::propagation_left(
+        ctx.clock.now().unix_timestamp(),
+        created_at,
+        facts::counter(env, ROLES_CREATED),
+    )
 }
 
 /// The cluster's instance: `bi_id` (the deterministic one, or the one recorded), else, when
@@ -397,45 +285,22 @@ async fn find_for_cluster(
     }))
 }
 
-/// A backup instance's protection error as (code, message).
-pub fn protection_error(bi: &Value) -> (String, String) {
-    let err = bi
-        .pointer("/properties/protectionErrorDetails")
-        .or_else(|| bi.pointer("/properties/protectionStatus/errorDetails"));
-    let get = |k: &str| {
-        err.and_then(|e| e.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let code = get("code");
-    (
-        if code.is_empty() {
-            "UnknownError".into()
-        } else {
-            code
-        },
-        get("message"),
-    )
-}
-
 /// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
-/// apply_hooks, both no-ops by then), or — once that has been tried and created nothing new,
-/// or [`MAX_REMEDIATIONS`] times — waits for the roles to take effect. `resubmit` re-submits an existing instance after.
+/// apply_hooks, both no-ops by then), or waits for the roles to take effect, by the bounded
+/// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
 fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let done = facts::counter(env, facts::REMEDIATIONS);
     let last_created = facts::counter(env, ROLES_CREATED);
-    let worth_it = done == 0 || (last_created > 0 && done < MAX_REMEDIATIONS);
-    let outcome = if worth_it {
-        let remediation = done.saturating_add(1);
-        tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");
-        advance(OnboardStep::AssignRoles.as_str(), PERMISSIONS_MISSING)
-            .with(facts::REMEDIATIONS, remediation)
-    } else {
-        wait(
+    let outcome = match instance::remediation(done, last_created) {
+        Remediation::RecheckRoles(remediation) => {
+            tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");
+            advance(OnboardStep::AssignRoles.as_str(), PERMISSIONS_MISSING)
+                .with(facts::REMEDIATIONS, remediation)
+        }
+        Remediation::WaitForPropagation => wait(
             PROPAGATION_WAIT,
             format!("waiting for role assignments to take effect: {why}"),
-        )
+        ),
     };
     outcome
         .with(facts::BACKUP_VALIDATED, false)

@@ -9,13 +9,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
-use crate::arm::{FinalState, lro, versions};
+use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::model::vault::{VaultVerdict, vault_verdict};
 use crate::workflow::placement::Placement;
 
 /// The step's name.
@@ -27,57 +28,6 @@ pub const FACT: &str = "BackupInfrastructureReady";
 
 /// See the module docs.
 pub struct EnsureVaultAndPolicy;
-
-/// What an existing vault means for onboarding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VaultVerdict {
-    /// Still provisioning: look again later.
-    Provisioning,
-    /// Cannot be used (failed, another region, no identity); the text says what to do.
-    Unusable(String),
-    /// Usable; its system-assigned identity.
-    Ready {
-        /// The identity's principal id.
-        principal: String,
-    },
-}
-
-/// Judges an existing vault: provisioned, in the cluster's region (`location`), with a
-/// system-assigned identity.
-pub fn vault_verdict(vault: &Value, vault_id: &str, location: &str) -> VaultVerdict {
-    match lro::provisioning_status(vault) {
-        lro::OperationStatus::InProgress => return VaultVerdict::Provisioning,
-        lro::OperationStatus::Failed { code, message, .. } => {
-            return VaultVerdict::Unusable(format!(
-                "backup vault {vault_id} is in a failed state ({code}: {message}); delete it and resend the cluster event"
-            ));
-        }
-        lro::OperationStatus::Succeeded => {}
-    }
-    let vault_location = vault
-        .get("location")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .replace(' ', "");
-    if vault_location != location {
-        return VaultVerdict::Unusable(format!(
-            "backup vault {vault_id} is in {vault_location} but the cluster is in {location}; AKS backup needs both in one region. Set BACKUP_PILOT_NAME_PREFIX so this cluster gets its own vault, or move the cluster"
-        ));
-    }
-    match vault
-        .pointer("/identity/principalId")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-    {
-        Some(principal) => VaultVerdict::Ready {
-            principal: principal.to_string(),
-        },
-        None => VaultVerdict::Unusable(format!(
-            "backup vault {vault_id} has no system-assigned identity; enable it (`az dataprotection backup-vault update --type SystemAssigned ...`) and resend the cluster event"
-        )),
-    }
-}
 
 /// True if the backup policy exists (the step creates it otherwise).
 ///
