@@ -73,6 +73,20 @@ pub fn registry() -> Registry<Ctx> {
     restoring::register(offboarding::register(registry))
 }
 
+/// A read of a resource in a namespace the subscription has not registered: nothing can be
+/// there yet.
+///
+/// # Errors
+/// Any other failed read.
+pub fn absent_if_unregistered(
+    read: Result<Option<serde_json::Value>, crate::arm::ArmError>,
+) -> Result<Option<serde_json::Value>, StepError> {
+    match read {
+        Err(e) if e.has_code("MissingSubscriptionRegistration") => Ok(None),
+        other => Ok(other?),
+    }
+}
+
 /// The cluster a workflow is about: the payload's `clusterId`, else the envelope subject.
 ///
 /// # Errors

@@ -105,6 +105,18 @@ pub fn extension_verdict(extension: &Value, fallback_id: &str) -> ExtensionVerdi
     }
 }
 
+/// The storage an adopted extension keeps (`storage`, its account id and container) when it
+/// is not `account`'s `container`, the one onboarding made: the roles then go to that account.
+pub fn own_storage(
+    storage: (String, String),
+    account: &str,
+    container: Option<&str>,
+) -> Option<(String, String)> {
+    let (adopted, adopted_container) = &storage;
+    (!adopted.eq_ignore_ascii_case(account) || Some(adopted_container.as_str()) != container)
+        .then_some(storage)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +178,35 @@ mod tests {
                 extension_verdict(&extension, "/fallback"),
                 expected,
                 "{extension}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_adopted_extension_keeps_storage_other_than_onboardings() {
+        let storage = |a: &str, c: &str| (a.to_string(), c.to_string());
+        let cases = [
+            (storage("/A", "c"), "/a", Some("c"), None),
+            (storage("/a", "c"), "/a", Some("c"), None),
+            (
+                storage("/other", "c"),
+                "/a",
+                Some("c"),
+                Some(storage("/other", "c")),
+            ),
+            (
+                storage("/a", "other"),
+                "/a",
+                Some("c"),
+                Some(storage("/a", "other")),
+            ),
+            (storage("/a", "c"), "/a", None, Some(storage("/a", "c"))),
+        ];
+        for (found, account, container, expected) in cases {
+            assert_eq!(
+                own_storage(found.clone(), account, container),
+                expected,
+                "{found:?}"
             );
         }
     }

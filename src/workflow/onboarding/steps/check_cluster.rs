@@ -14,7 +14,6 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
-use crate::workflow::Ctx;
 use crate::workflow::bodies::BackupInstanceSpec;
 use crate::workflow::facts::{self, advance, finish, wait};
 use crate::workflow::onboarding::OnboardStep;
@@ -22,6 +21,7 @@ use crate::workflow::onboarding::model::eligibility::{self, Eligibility};
 use crate::workflow::placement::Placement;
 use crate::workflow::role_budget;
 use crate::workflow::settings::HookRef;
+use crate::workflow::{Ctx, absent_if_unregistered};
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::CheckCluster.as_str();
@@ -154,16 +154,12 @@ pub async fn assess(
         placement.snapshot_resource_group_id(),
         ctx.hooks.backup_references(),
     );
-    let existing = match ctx
-        .arm
-        .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
-        .await
-    {
-        Ok(bi) => bi,
-        // Nothing can be protected in a subscription not yet registered for backups.
-        Err(e) if e.has_code("MissingSubscriptionRegistration") => None,
-        Err(e) => return Err(e.into()),
-    };
+    // Nothing can be protected in a subscription not yet registered for backups.
+    let existing = absent_if_unregistered(
+        ctx.arm
+            .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
+            .await,
+    )?;
     if let Some(bi) = existing
         && eligibility::already_protected(&bi, &spec)
     {

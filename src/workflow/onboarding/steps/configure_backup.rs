@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::arm::{ArmError, FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BackupInstanceSpec};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
@@ -249,6 +250,52 @@ pub async fn existing_instance(
             None => None,
         },
     )
+}
+
+/// The backup instance the step would make or judge, read without changing anything (for
+/// `plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceAssessment {
+    /// The instance the settings ask for (with the hooks `apply_hooks` would apply).
+    pub spec: BackupInstanceSpec,
+    /// The cluster's existing instance: its id and verdict.
+    pub existing: Option<(String, InstanceVerdict)>,
+}
+
+/// Reads the cluster's backup instance, under its deterministic name or any other in the
+/// vault; `vault_exists`: without a vault there is none.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(
+    ctx: &Ctx,
+    cluster: &ResourceId,
+    placement: &Placement,
+    vault_exists: bool,
+) -> Result<InstanceAssessment, StepError> {
+    let bi_id = placement.backup_instance_id();
+    let spec = super::check_cluster::backup_instance_spec(
+        ctx,
+        cluster,
+        &placement.location,
+        placement.policy_id(),
+        placement.snapshot_resource_group_id(),
+        ctx.hooks.backup_references(),
+    );
+    let existing = if vault_exists {
+        existing_instance(ctx, &bi_id, &placement.vault_id(), &spec.cluster_id, true).await?
+    } else {
+        None
+    };
+    let existing = existing.map(|bi| {
+        let id = bi
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or(&bi_id)
+            .to_string();
+        (id, instance_verdict(&bi, &bi_id, &spec, false))
+    });
+    Ok(InstanceAssessment { spec, existing })
 }
 
 /// The instance spec from the facts earlier steps recorded, with the hook references

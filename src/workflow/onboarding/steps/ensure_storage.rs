@@ -93,6 +93,39 @@ pub async fn container_exists(
         .is_some())
 }
 
+/// What the step would do, read without changing anything (for `plan`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageAssessment {
+    /// What it would do about the account.
+    pub account: AccountAction,
+    /// Whether the blob container exists.
+    pub container_exists: bool,
+}
+
+/// Reads the account and container the step would make; `group_missing`: their resource
+/// group does not exist yet, so neither can.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(
+    ctx: &Ctx,
+    placement: &Placement,
+    group_missing: bool,
+) -> Result<StorageAssessment, StepError> {
+    let account_id = placement.storage_account_id();
+    let account = if group_missing {
+        AccountAction::Create
+    } else {
+        assess_account(ctx, &account_id).await?
+    };
+    let container_exists = !matches!(account, AccountAction::Create)
+        && container_exists(ctx, &account_id, &placement.container).await?;
+    Ok(StorageAssessment {
+        account,
+        container_exists,
+    })
+}
+
 #[async_trait]
 impl Step<Ctx> for EnsureStorage {
     fn name(&self) -> &'static str {

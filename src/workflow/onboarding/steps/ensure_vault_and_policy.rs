@@ -12,12 +12,12 @@ use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
-use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::model::vault::{VaultVerdict, vault_verdict};
 use crate::workflow::placement::Placement;
+use crate::workflow::{Ctx, absent_if_unregistered};
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::EnsureVaultAndPolicy.as_str();
@@ -39,6 +39,44 @@ pub async fn policy_exists(ctx: &Ctx, policy_id: &str) -> Result<bool, StepError
         .get_settled(policy_id, versions::BACKUP_POLICIES, |_| true)
         .await?
         .is_some())
+}
+
+/// What the step would find, read without changing anything (for `plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultAssessment {
+    /// The existing vault's verdict; `None` when there is no vault.
+    pub vault: Option<VaultVerdict>,
+    /// Whether the backup policy exists (only looked for in a ready vault).
+    pub policy_exists: bool,
+}
+
+/// Reads the vault and policy the step would make; `cannot_exist`: their resource group or
+/// resource provider is missing, so neither can exist yet.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(
+    ctx: &Ctx,
+    placement: &Placement,
+    cannot_exist: bool,
+) -> Result<VaultAssessment, StepError> {
+    let vault_id = placement.vault_id();
+    let vault = if cannot_exist {
+        None
+    } else {
+        absent_if_unregistered(
+            ctx.arm
+                .get_optional(&vault_id, versions::BACKUP_VAULTS)
+                .await,
+        )?
+    };
+    let vault = vault.map(|v| vault_verdict(&v, &vault_id, &placement.location));
+    let policy_exists = matches!(vault, Some(VaultVerdict::Ready { .. }))
+        && policy_exists(ctx, &placement.policy_id()).await?;
+    Ok(VaultAssessment {
+        vault,
+        policy_exists,
+    })
 }
 
 #[async_trait]

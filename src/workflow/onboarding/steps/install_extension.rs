@@ -15,14 +15,14 @@ use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
-use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, EXTENSION_TYPE, ExtensionStorage};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::model::extension::{
-    ExtensionVerdict, extension_verdict, install_failure,
+    ExtensionVerdict, extension_verdict, install_failure, own_storage,
 };
 use crate::workflow::placement::{EXTENSION_NAME, extension_path};
+use crate::workflow::{Ctx, absent_if_unregistered};
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::InstallExtension.as_str();
@@ -156,11 +156,10 @@ impl Step<Ctx> for InstallExtension {
         };
         let mut outcome = advance(NEXT_STEP, FACT).with(facts::EXTENSION_PRINCIPAL_ID, principal);
         // An adopted extension keeps its storage; roles then go to that account.
-        if let Some((adopted, container)) = adopted_storage {
+        if let Some(storage) = adopted_storage {
             let ours = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
-            if !adopted.eq_ignore_ascii_case(&ours)
-                || env.fact_str(facts::CONTAINER) != Some(container.as_str())
-            {
+            let container = env.fact_str(facts::CONTAINER);
+            if let Some((adopted, container)) = own_storage(storage, &ours, container) {
                 tracing::warn!(extension = %id, storage = %adopted, "adopting an existing backup extension with its own storage account");
                 outcome = outcome
                     .with(facts::STORAGE_ACCOUNT_ID, adopted)
@@ -170,6 +169,53 @@ impl Step<Ctx> for InstallExtension {
         }
         Ok(outcome)
     }
+}
+
+/// The installed extension the step would judge, read without changing anything (for
+/// `plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionAssessment {
+    /// Its id.
+    pub id: String,
+    /// True when it is installed under another name (the step adopts it).
+    pub adopted: bool,
+    /// What it means for onboarding.
+    pub verdict: ExtensionVerdict,
+}
+
+/// Reads the backup extension of `cluster_id` (ours, else one of the type under another
+/// name, as the step adopts); `None` when there is none. `cannot_exist`: its resource provider
+/// is not registered, so there is none yet.
+///
+/// # Errors
+/// A failed read.
+pub async fn assess(
+    ctx: &Ctx,
+    cluster_id: &str,
+    cannot_exist: bool,
+) -> Result<Option<ExtensionAssessment>, StepError> {
+    if cannot_exist {
+        return Ok(None);
+    }
+    let ours = extension_path(cluster_id, EXTENSION_NAME);
+    let (extension, adopted) =
+        match absent_if_unregistered(ctx.arm.get_optional(&ours, versions::EXTENSIONS).await)? {
+            Some(e) => (e, false),
+            None => match installed_under_another_name(ctx, cluster_id).await? {
+                Some(other) => (other, true),
+                None => return Ok(None),
+            },
+        };
+    let id = extension
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(&ours)
+        .to_string();
+    Ok(Some(ExtensionAssessment {
+        id,
+        adopted,
+        verdict: extension_verdict(&extension, &ours),
+    }))
 }
 
 /// An installed extension of the backup type, whatever its name. The step looks for one when
