@@ -5,6 +5,7 @@
 //! first_backup; configure_backup goes back to assign_roles on permission errors, a bounded
 //! number of times. [`onboard_start`] decides whether a cluster event starts a run.
 
+pub mod facts;
 pub mod model;
 pub mod onboard_start;
 pub mod steps;

@@ -16,6 +16,7 @@ use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, advance, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The step's name.
@@ -69,16 +70,17 @@ pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converg
 /// # Errors
 /// A missing fact.
 pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepError> {
+    let f = OnboardFacts::of(env);
     let ids = Identities {
-        vault: facts::required(env, facts::VAULT_PRINCIPAL_ID)?,
-        cluster: facts::required(env, facts::CLUSTER_PRINCIPAL_ID)?,
-        extension: facts::required(env, facts::EXTENSION_PRINCIPAL_ID)?,
+        vault: f.vault_principal_id()?,
+        cluster: f.cluster_principal_id()?,
+        extension: f.extension_principal_id()?,
     };
     let scopes = Scopes {
         cluster: facts::cluster_id(env)?.to_string(),
-        snapshot_resource_group: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
-        storage_account: facts::required(env, facts::STORAGE_ACCOUNT_ID)?,
-        storage_shared: facts::flag(env, facts::STORAGE_SHARED),
+        snapshot_resource_group: f.snapshot_resource_group_id()?,
+        storage_account: f.storage_account_id()?,
+        storage_shared: f.storage_shared,
         vault_scope: ctx.onboarding.vault_grant_scope,
     };
     Ok(wanted_for(ctx, &ids, &scopes))

@@ -15,6 +15,7 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BACKUP_OPERATOR_ROLE};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::placement::trusted_access_binding_name;
 
 /// The step's name.
@@ -187,7 +188,7 @@ impl Step<Ctx> for BindTrustedAccess {
             Progress::Idle => {}
         }
         let cluster_id = facts::cluster_id(env)?.to_string();
-        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let vault_id = OnboardFacts::of(env).vault_id()?;
         Ok(
             match ensure_binding(ctx, &cluster_id, &vault_id, NAME).await? {
                 Binding::Ready => advance(NEXT_STEP, FACT),

@@ -17,6 +17,7 @@ use crate::resource_id::ResourceId;
 use crate::workflow::bodies::BackupInstanceSpec;
 use crate::workflow::facts::{self, advance, finish, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::eligibility::{self, Eligibility};
 use crate::workflow::placement::Placement;
 use crate::workflow::role_budget;
@@ -83,7 +84,7 @@ impl Step<Ctx> for CheckCluster {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        let repair = env.fact_str(facts::REPAIR).is_some();
+        let repair = OnboardFacts::of(env).is_repair();
         Ok(match assess(ctx, &cluster_id, repair).await? {
             Eligibility::Finish(summary) => finish(summary),
             Eligibility::Fail(reason) => Outcome::failed(reason),

@@ -19,6 +19,7 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BackupInstanceSpec};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::instance::{
     self, InstanceVerdict, Remediation, instance_verdict, status_configured,
 };
@@ -62,14 +63,15 @@ impl Step<Ctx> for ConfigureBackup {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let mut validated = facts::flag(env, facts::BACKUP_VALIDATED);
+        let f = OnboardFacts::of(env);
+        let mut validated = f.backup_validated;
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } if error.is_missing_roles() => {
                 return Ok(remediate(
                     env,
                     &error.to_string(),
-                    facts::flag(env, RESUBMIT),
+                    f.resubmit_backup_instance,
                 ));
             }
             Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
@@ -80,26 +82,23 @@ impl Step<Ctx> for ConfigureBackup {
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let spec = spec_from_facts(ctx, env)?;
-        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let vault_id = f.vault_id()?;
         let deterministic = format!(
             "{vault_id}/backupInstances/{}",
             Placement::for_cluster(&ctx.onboarding, &facts::cluster_id(env)?, &spec.location)
                 .backup_instance
         );
-        let bi_id = env
-            .fact_str(facts::BACKUP_INSTANCE_ID)
-            .map(str::to_string)
-            .unwrap_or(deterministic);
+        let bi_id = f.backup_instance_id.clone().unwrap_or(deterministic);
 
         // Listing a shared vault's instances costs a read per page per cluster; Azure's own
         // refusal of a second instance (validation, creation) says when to look.
-        let search = facts::flag(env, SEARCH_VAULT)
+        let search = f.search_vault_for_instance
             || ctx.onboarding.layout != crate::workflow::settings::Layout::SharedPerRegion;
         let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?;
         // A repair comes after the chain re-did the roles, binding and extension: an instance
         // in error is re-submitted.
-        let repair = env.fact_str(facts::REPAIR).is_some();
-        let resubmit = facts::flag(env, RESUBMIT) || repair;
+        let repair = f.is_repair();
+        let resubmit = f.resubmit_backup_instance || repair;
         if let Some(bi) = &existing {
             let verdict = match instance_verdict(bi, &bi_id, &spec, resubmit) {
                 InstanceVerdict::Adopt { id, .. } if repair && !status_configured(bi) => {
@@ -219,11 +218,12 @@ fn search_vault(why: &str) -> Outcome {
 /// How long the role assignments assign_roles just created still need before validation is
 /// worth trying ([`instance::propagation_left`]).
 fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
-    let created_at = env.payload.get(ROLES_CREATED_AT).and_then(Value::as_i64)?;
+    let f = OnboardFacts::of(env);
+    let created_at = f.roles_created_at?;
     instance::propagation_left(
         ctx.clock.now().unix_timestamp(),
         created_at,
-        facts::counter(env, ROLES_CREATED),
+        f.roles_created,
     )
 }
 
@@ -301,13 +301,14 @@ pub async fn assess(
 /// The instance spec from the facts earlier steps recorded, with the hook references
 /// `apply_hooks` put on the cluster.
 fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
+    let f = OnboardFacts::of(env);
     Ok(super::check_cluster::backup_instance_spec(
         ctx,
         &facts::cluster_id(env)?,
-        &facts::required(env, facts::LOCATION)?,
-        facts::required(env, facts::POLICY_ID)?,
-        facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
-        facts::hook_references(env, facts::BACKUP_HOOK_REFERENCES)?,
+        &f.location()?,
+        f.policy_id()?,
+        f.snapshot_resource_group_id()?,
+        f.backup_hook_references()?,
     ))
 }
 
@@ -336,8 +337,9 @@ async fn find_for_cluster(
 /// apply_hooks, both no-ops by then), or waits for the roles to take effect, by the bounded
 /// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
 fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
-    let done = facts::counter(env, facts::REMEDIATIONS);
-    let last_created = facts::counter(env, ROLES_CREATED);
+    let f = OnboardFacts::of(env);
+    let done = f.remediations;
+    let last_created = f.roles_created;
     let outcome = match instance::remediation(done, last_created) {
         Remediation::RecheckRoles(remediation) => {
             tracing::info!(workflow_id = %env.workflow_id, remediation, "permission error, re-checking role assignments: {why}");

@@ -22,6 +22,7 @@ use crate::workflow::cluster::{
 };
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::EnsureClusterPrerequisites.as_str();
@@ -183,7 +184,7 @@ impl Step<Ctx> for EnsureClusterPrerequisites {
         }
         let cluster_id = facts::cluster_id(env)?;
         let cluster_path = cluster_id.to_string();
-        let location = facts::required(env, facts::LOCATION)?;
+        let location = OnboardFacts::of(env).location()?;
         let assessed = assess(ctx, &cluster_id, &location).await?;
         for warning in &assessed.warnings {
             tracing::warn!(cluster = %cluster_id, "{warning}");

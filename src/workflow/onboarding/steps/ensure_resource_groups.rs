@@ -15,6 +15,7 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, advance};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::placement::Placement;
 
 /// The step's name.
@@ -66,7 +67,7 @@ impl Step<Ctx> for EnsureResourceGroups {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let cluster_id = facts::cluster_id(env)?;
-        let location = facts::required(env, facts::LOCATION)?;
+        let location = OnboardFacts::of(env).location()?;
         let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &location);
         for rg in missing(ctx, &placement).await? {
             tracing::info!(resource_group = %rg, "creating a resource group");

@@ -16,6 +16,7 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::placement::{Placement, container_path};
 use crate::workflow::settings::Layout;
 
@@ -145,7 +146,7 @@ impl Step<Ctx> for EnsureStorage {
             Progress::Idle => false,
         };
         let cluster_id = facts::cluster_id(env)?;
-        let location = facts::required(env, facts::LOCATION)?;
+        let location = OnboardFacts::of(env).location()?;
         let settings = &ctx.onboarding;
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
         let account_id = placement.storage_account_id();

@@ -15,6 +15,7 @@ use crate::envelope::Envelope;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::vault::{VaultVerdict, vault_verdict};
 use crate::workflow::placement::Placement;
 use crate::workflow::{Ctx, absent_if_unregistered};
@@ -98,7 +99,7 @@ impl Step<Ctx> for EnsureVaultAndPolicy {
             Progress::Idle => false,
         };
         let cluster_id = facts::cluster_id(env)?;
-        let location = facts::required(env, facts::LOCATION)?;
+        let location = OnboardFacts::of(env).location()?;
         let settings = &ctx.onboarding;
         let placement = Placement::for_cluster(settings, &cluster_id, &location);
         let vault_id = placement.vault_id();

@@ -17,6 +17,7 @@ use crate::workflow::Ctx;
 use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, failed_operation, finish, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::FirstBackup.as_str();
@@ -102,16 +103,14 @@ impl Step<Ctx> for FirstBackup {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let f = OnboardFacts::of(env);
+        let bi = f.backup_instance_id()?;
         // A repair proves backups run again with a backup taken after it started.
-        let repair_since = env
-            .fact_str(facts::REPAIR)
-            .is_some()
-            .then_some(env.started_at);
+        let repair_since = f.is_repair().then_some(env.started_at);
         if !ctx.onboarding.first_backup && repair_since.is_none() {
             return Ok(finish(protected_summary(ctx, &bi)));
         }
-        let mut job_id = env.fact_str(facts::FIRST_BACKUP_JOB_ID).map(str::to_string);
+        let mut job_id = f.first_backup_job_id.clone();
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } if known_adhoc_issue(&error) => {
@@ -140,7 +139,7 @@ impl Step<Ctx> for FirstBackup {
             )));
         }
 
-        let vault_id = facts::required(env, facts::VAULT_ID)?;
+        let vault_id = f.vault_id()?;
         if job_id.is_none() {
             job_id = running_adhoc_job(ctx, &vault_id, &bi).await?;
         }

@@ -18,6 +18,7 @@ use crate::resource_id::ResourceId;
 use crate::workflow::bodies::{self, EXTENSION_TYPE, ExtensionStorage};
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::extension::{
     ExtensionVerdict, extension_verdict, install_failure, own_storage,
 };
@@ -53,6 +54,7 @@ impl Step<Ctx> for InstallExtension {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let f = OnboardFacts::of(env);
         let cluster_id = facts::cluster_id(env)?.to_string();
         let ours = extension_path(&cluster_id, EXTENSION_NAME);
         match facts::follow(ctx, env, NAME).await? {
@@ -116,9 +118,7 @@ impl Step<Ctx> for InstallExtension {
             } => (id, principal, storage),
             // A repair re-installs a failed extension once (a PUT of the same body makes
             // the extension manager run Helm again), then judges the result like any other.
-            ExtensionVerdict::Failed(reason)
-                if env.fact_str(facts::REPAIR).is_some() && !facts::flag(env, REINSTALLED) =>
-            {
+            ExtensionVerdict::Failed(reason) if f.is_repair() && !f.extension_reinstalled => {
                 tracing::info!(cluster = %cluster_id, "re-installing the failed backup extension: {reason}");
                 let storage = desired_storage(env)?;
                 let resp = ctx
@@ -157,8 +157,8 @@ impl Step<Ctx> for InstallExtension {
         let mut outcome = advance(NEXT_STEP, FACT).with(facts::EXTENSION_PRINCIPAL_ID, principal);
         // An adopted extension keeps its storage; roles then go to that account.
         if let Some(storage) = adopted_storage {
-            let ours = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
-            let container = env.fact_str(facts::CONTAINER);
+            let ours = f.storage_account_id()?;
+            let container = f.container.as_deref();
             if let Some((adopted, container)) = own_storage(storage, &ours, container) {
                 tracing::warn!(extension = %id, storage = %adopted, "adopting an existing backup extension with its own storage account");
                 outcome = outcome
@@ -244,17 +244,18 @@ pub async fn installed_under_another_name(
 
 /// The storage the extension should use, from the facts of the earlier steps.
 fn desired_storage(env: &Envelope) -> Result<ExtensionStorage, StepError> {
-    let account_id = facts::required(env, facts::STORAGE_ACCOUNT_ID)?;
+    let f = OnboardFacts::of(env);
+    let account_id = f.storage_account_id()?;
     let parsed = ResourceId::parse(&account_id).map_err(|e| StepError::Permanent {
         reason: e.to_string(),
     })?;
-    let tenant = facts::required(env, facts::TENANT_ID)?;
+    let tenant = f.tenant_id()?;
     Ok(ExtensionStorage {
-        container: facts::required(env, facts::CONTAINER)?,
+        container: f.container()?,
         account: parsed.name().unwrap_or_default().to_string(),
         resource_group: parsed.resource_group().unwrap_or_default().to_string(),
         subscription: parsed.subscription().to_string(),
         tenant,
-        blob_endpoint: facts::required(env, facts::BLOB_ENDPOINT)?,
+        blob_endpoint: f.blob_endpoint()?,
     })
 }
