@@ -6,17 +6,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
-use crate::arm::{FinalState, lro, versions};
+use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
-use crate::workflow::bodies::{self, BACKUP_OPERATOR_ROLE};
+use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::facts::OnboardFacts;
-use crate::workflow::placement::trusted_access_binding_name;
+use crate::workflow::onboarding::model::binding::{BindingDecision, binding_decision};
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::BindTrustedAccess.as_str();
@@ -44,26 +43,6 @@ pub enum Binding {
     Failed(String),
 }
 
-/// What [`ensure_binding`] does about the vault's binding (what `plan` shows).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BindingDecision {
-    /// A binding for the vault with the backup-operator role has succeeded: its name.
-    Ready(String),
-    /// Such a binding is still provisioning: its name.
-    Provisioning(String),
-    /// Such a binding failed (what happened).
-    Failed(String),
-    /// Create the binding, or add the role to the vault's binding (`existed`), with `roles`.
-    Put {
-        /// The binding's name.
-        name: String,
-        /// The roles it gets.
-        roles: Vec<String>,
-        /// True when a binding for the vault exists without the role.
-        existed: bool,
-    },
-}
-
 /// Reads the cluster's bindings and decides what to do about the one for `vault_id`: a binding
 /// for the vault is reused (the role added if it lacks it), else one is created under a
 /// deterministic name.
@@ -83,39 +62,7 @@ pub async fn assess(
             &[],
         )
         .await?;
-    let existing = bindings.iter().find(|b| {
-        b.pointer("/properties/sourceResourceId")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.eq_ignore_ascii_case(vault_id))
-    });
-    let (name, mut roles) = match existing {
-        Some(b) => (
-            b.get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| trusted_access_binding_name(vault_id)),
-            roles_of(b),
-        ),
-        None => (trusted_access_binding_name(vault_id), Vec::new()),
-    };
-    let has_role = roles
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(BACKUP_OPERATOR_ROLE));
-    if let Some(b) = existing.filter(|_| has_role) {
-        return Ok(match lro::provisioning_status(b) {
-            lro::OperationStatus::Succeeded => BindingDecision::Ready(name),
-            lro::OperationStatus::InProgress => BindingDecision::Provisioning(name),
-            lro::OperationStatus::Failed { code, message, .. } => BindingDecision::Failed(format!(
-                "trusted access binding {name} on {cluster_id} failed ({code}: {message})"
-            )),
-        });
-    }
-    roles.push(BACKUP_OPERATOR_ROLE.to_string());
-    Ok(BindingDecision::Put {
-        name,
-        roles,
-        existed: existing.is_some(),
-    })
+    Ok(binding_decision(&bindings, cluster_id, vault_id))
 }
 
 /// Makes `cluster_id` bind `vault_id` with the backup-operator role, as [`assess`] decides.
@@ -154,17 +101,6 @@ pub async fn ensure_binding(
             None => Binding::Ready,
         },
     )
-}
-
-fn roles_of(binding: &Value) -> Vec<String> {
-    binding
-        .pointer("/properties/roles")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
 }
 
 #[async_trait]
