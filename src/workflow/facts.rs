@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::arm::{ArmError, PendingOperation, Polled};
@@ -60,6 +62,17 @@ pub const STOPPED_BACKUP_INSTANCES: &str = "stoppedBackupInstances";
 /// was protected, so `check_cluster` does not end it as already protected, `configure_backup`
 /// re-submits a backup instance in error, and `first_backup` proves backups run again.
 pub const REPAIR: &str = "repair";
+
+/// A field of a kind's typed facts, read as its type, or its default when the payload holds
+/// something else (as the untyped reads did: a value of another type counts as absent).
+///
+/// # Errors
+/// Never from the value itself; only when `d` cannot yield one.
+pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(d)?).unwrap_or_default())
+}
 
 /// A string fact the step cannot do without.
 ///

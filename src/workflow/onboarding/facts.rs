@@ -2,19 +2,13 @@
 //! envelope payload under the same camelCase keys the steps write (so messages in flight stay
 //! readable), each field as leniently as before (a value of another type counts as absent).
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::StepError;
 use crate::envelope::Envelope;
 use crate::kube::HookReference;
-use crate::workflow::facts::{self as keys, hook_references, present};
-
-/// A field read as its type, or its default when the payload holds something else.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(d: D) -> Result<T, D::Error> {
-    Ok(serde_json::from_value(Value::deserialize(d)?).unwrap_or_default())
-}
+use crate::workflow::facts::{self as keys, hook_references, lenient, present};
 
 /// Everything an onboarding's steps record in its payload (see [`crate::workflow::facts`] for
 /// each key).

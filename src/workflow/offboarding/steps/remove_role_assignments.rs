@@ -14,7 +14,7 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, finish};
-use crate::workflow::offboarding::OffboardStep;
+use crate::workflow::offboarding::{OffboardFacts, OffboardStep};
 use crate::workflow::placement::Placement;
 use crate::workflow::roles::made_for_cluster;
 
@@ -62,11 +62,7 @@ impl Step<Ctx> for RemoveRoleAssignments {
                 }
             }
         }
-        let instances = env
-            .payload
-            .get(facts::STOPPED_BACKUP_INSTANCES)
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+        let instances = OffboardFacts::of(env).stopped_backup_instances.len();
         let verb = match ctx.onboarding.offboard_data {
             crate::workflow::settings::OffboardData::Retain => "stopped (recovery points retained)",
             crate::workflow::settings::OffboardData::Delete => "deleted",

@@ -15,7 +15,7 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, finish, started};
-use crate::workflow::offboarding::OffboardStep;
+use crate::workflow::offboarding::{OffboardFacts, OffboardStep};
 use crate::workflow::placement::Placement;
 use crate::workflow::settings::{Layout, OffboardData};
 
@@ -73,12 +73,7 @@ impl Step<Ctx> for StopProtection {
             )));
         }
 
-        let mut handled: Vec<Value> = env
-            .payload
-            .get(facts::STOPPED_BACKUP_INSTANCES)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let mut handled = OffboardFacts::of(env).stopped_backup_instances;
         let next = |handled: Vec<Value>| {
             advance(OffboardStep::RemoveRoleAssignments.as_str(), FACT)
                 .with(facts::STOPPED_BACKUP_INSTANCES, Value::Array(handled))

@@ -8,7 +8,9 @@ use crate::arm::lro;
 use crate::workflow::bodies::BACKUP_OPERATOR_ROLE;
 use crate::workflow::placement::trusted_access_binding_name;
 
-/// What [`ensure_binding`](crate::workflow::onboarding::steps::bind_trusted_access::ensure_binding) does about the vault's binding (what `plan` shows).
+/// What [`ensure_binding`] does about the vault's binding (what `plan` shows).
+///
+/// [`ensure_binding`]: crate::workflow::onboarding::steps::bind_trusted_access::ensure_binding
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindingDecision {
     /// A binding for the vault with the backup-operator role has succeeded: its name.
