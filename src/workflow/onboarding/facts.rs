@@ -91,6 +91,21 @@ pub struct OnboardFacts {
     pub extension_reinstalled: bool,
 }
 
+/// Accessors for the string facts a step cannot do without.
+macro_rules! required {
+    ($($(#[doc = $doc:literal])* $name:ident = $key:path;)+) => {
+        $(
+            $(#[doc = $doc])*
+            ///
+            /// # Errors
+            /// A permanent error when no earlier step recorded it.
+            pub fn $name(&self) -> Result<String, StepError> {
+                self.need($key, self.$name.as_ref())
+            }
+        )+
+    };
+}
+
 impl OnboardFacts {
     /// The facts in `env`'s payload.
     pub fn of(env: &Envelope) -> Self {
@@ -104,109 +119,31 @@ impl OnboardFacts {
         present(&self.step, key, value.map(String::as_str))
     }
 
-    /// The region.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it (as for each fact below).
-    pub fn location(&self) -> Result<String, StepError> {
-        self.need(keys::LOCATION, self.location.as_ref())
-    }
-
-    /// The tenant.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn tenant_id(&self) -> Result<String, StepError> {
-        self.need(keys::TENANT_ID, self.tenant_id.as_ref())
-    }
-
-    /// The cluster's identity.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn cluster_principal_id(&self) -> Result<String, StepError> {
-        self.need(
-            keys::CLUSTER_PRINCIPAL_ID,
-            self.cluster_principal_id.as_ref(),
-        )
-    }
-
-    /// The vault.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn vault_id(&self) -> Result<String, StepError> {
-        self.need(keys::VAULT_ID, self.vault_id.as_ref())
-    }
-
-    /// The vault's identity.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn vault_principal_id(&self) -> Result<String, StepError> {
-        self.need(keys::VAULT_PRINCIPAL_ID, self.vault_principal_id.as_ref())
-    }
-
-    /// The extension's identity.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn extension_principal_id(&self) -> Result<String, StepError> {
-        self.need(
-            keys::EXTENSION_PRINCIPAL_ID,
-            self.extension_principal_id.as_ref(),
-        )
-    }
-
-    /// The storage account.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn storage_account_id(&self) -> Result<String, StepError> {
-        self.need(keys::STORAGE_ACCOUNT_ID, self.storage_account_id.as_ref())
-    }
-
-    /// The container.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn container(&self) -> Result<String, StepError> {
-        self.need(keys::CONTAINER, self.container.as_ref())
-    }
-
-    /// The blob endpoint.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn blob_endpoint(&self) -> Result<String, StepError> {
-        self.need(keys::BLOB_ENDPOINT, self.blob_endpoint.as_ref())
-    }
-
-    /// The snapshot resource group.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn snapshot_resource_group_id(&self) -> Result<String, StepError> {
-        self.need(
-            keys::SNAPSHOT_RESOURCE_GROUP_ID,
-            self.snapshot_resource_group_id.as_ref(),
-        )
-    }
-
-    /// The policy.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn policy_id(&self) -> Result<String, StepError> {
-        self.need(keys::POLICY_ID, self.policy_id.as_ref())
-    }
-
-    /// The backup instance.
-    ///
-    /// # Errors
-    /// Missing.
-    pub fn backup_instance_id(&self) -> Result<String, StepError> {
-        self.need(keys::BACKUP_INSTANCE_ID, self.backup_instance_id.as_ref())
+    required! {
+        /// The region.
+        location = keys::LOCATION;
+        /// The tenant.
+        tenant_id = keys::TENANT_ID;
+        /// The cluster's identity.
+        cluster_principal_id = keys::CLUSTER_PRINCIPAL_ID;
+        /// The vault.
+        vault_id = keys::VAULT_ID;
+        /// The vault's identity.
+        vault_principal_id = keys::VAULT_PRINCIPAL_ID;
+        /// The extension's identity.
+        extension_principal_id = keys::EXTENSION_PRINCIPAL_ID;
+        /// The storage account.
+        storage_account_id = keys::STORAGE_ACCOUNT_ID;
+        /// The container.
+        container = keys::CONTAINER;
+        /// The blob endpoint.
+        blob_endpoint = keys::BLOB_ENDPOINT;
+        /// The snapshot resource group.
+        snapshot_resource_group_id = keys::SNAPSHOT_RESOURCE_GROUP_ID;
+        /// The policy.
+        policy_id = keys::POLICY_ID;
+        /// The backup instance.
+        backup_instance_id = keys::BACKUP_INSTANCE_ID;
     }
 
     /// The BackupHook references `apply_hooks` recorded.

@@ -75,30 +75,31 @@ const SHARED_STEPS: [RestoreStep; 8] = [
     RestoreStep::Verify,
 ];
 
-/// A restore's steps, in order.
-pub const RESTORE_STEPS: [RestoreStep; 10] = {
-    let mut all = [RestoreStep::Resolve; 10];
+/// `first`, then [`SHARED_STEPS`], then `end`: a kind's steps in order (a wrong length `N`
+/// fails to compile).
+const fn chain<const N: usize>(first: RestoreStep, end: &[RestoreStep]) -> [RestoreStep; N] {
+    let mut all = [first; N];
     let mut i = 0;
     while i < SHARED_STEPS.len() {
-        all[i + 1] = SHARED_STEPS[i];
+        all[1 + i] = SHARED_STEPS[i];
         i += 1;
     }
-    all[9] = RestoreStep::Report;
+    let mut j = 0;
+    while j < end.len() {
+        all[1 + SHARED_STEPS.len() + j] = end[j];
+        j += 1;
+    }
     all
-};
+}
+
+/// A restore's steps, in order.
+pub const RESTORE_STEPS: [RestoreStep; 10] = chain(RestoreStep::Resolve, &[RestoreStep::Report]);
 
 /// A drill's steps, in order.
-pub const DRILL_STEPS: [RestoreStep; 11] = {
-    let mut all = [RestoreStep::Plan; 11];
-    let mut i = 0;
-    while i < SHARED_STEPS.len() {
-        all[i + 1] = SHARED_STEPS[i];
-        i += 1;
-    }
-    all[9] = RestoreStep::Cleanup;
-    all[10] = RestoreStep::Report;
-    all
-};
+pub const DRILL_STEPS: [RestoreStep; 11] = chain(
+    RestoreStep::Plan,
+    &[RestoreStep::Cleanup, RestoreStep::Report],
+);
 
 /// Adds the restore and drill workflows to `registry`: each kind's steps in order, where it
 /// starts, and where a failure jumps to.
