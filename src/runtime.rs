@@ -210,6 +210,7 @@ pub fn ctx(config: &Config, journal: Arc<dyn StatusStore>) -> anyhow::Result<Ctx
         queues: config.queues.clone(),
         retry: config.retry,
         hooks: Arc::new(hooks),
+        role_ledger: Arc::default(),
     })
 }
 

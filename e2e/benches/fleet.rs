@@ -8,7 +8,8 @@
 //! on one with 10% server errors and 5% provider 429s. `floor_s` is the physical limit: the
 //! larger of one cluster's critical path and, per subscription, its measured reads / 25 and
 //! writes / 10 seconds; `all_protected_s` is when the last cluster was protected (virtual).
-//! Run: `cargo bench --bench fleet` (`BENCH_FLEET_CLUSTERS` changes the fleet's size).
+//! Run: `cargo bench --bench fleet` (`BENCH_FLEET_CLUSTERS` changes the fleet's size,
+//! `BENCH_FLEET_SCENARIO` picks one scenario).
 
 #[path = "support/fleet_sim.rs"]
 mod fleet_sim;
@@ -54,7 +55,12 @@ async fn main() {
             1,
         ),
     ];
+    // BENCH_FLEET_SCENARIO=name runs that scenario alone (for iterating on one figure).
+    let only = std::env::var("BENCH_FLEET_SCENARIO").ok();
     for (scenario, subscriptions) in runs {
+        if only.as_ref().is_some_and(|name| *name != scenario.name) {
+            continue;
+        }
         let wall = Instant::now();
         let fleet = Fleet {
             clusters,

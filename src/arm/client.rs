@@ -579,23 +579,8 @@ impl ArmClient {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0u32;
         loop {
-            let held = self
-                .held_back(&gate_key)
-                .map(|hold| (self.paced_wait(&gate_key, &method, hold), "Azure Resource Manager's request quota for this subscription is nearly spent"))
-                .or_else(|| {
-                    self.held_back(&operation_key)
-                        .or_else(|| self.held_back(&request_key))
-                        .map(|wait| (wait, "the resource provider throttled this operation"))
-                });
-            if let Some((wait, why)) = held {
-                return Err(ArmError::Rejected(Box::new(ArmFault {
-                    status: 429,
-                    code: "HeldBack".into(),
-                    message: format!("not sent: {why}; retrying in {}s", wait.as_secs()),
-                    retry_after: Some(wait),
-                    request: request.clone(),
-                    request_ids: String::new(),
-                })));
+            if let Some(held) = self.held_answer(&method, url.path(), &request) {
+                return Err(held);
             }
             let result = self
                 .try_once(&method, &url, body, &request, &client_request_id)
@@ -607,9 +592,11 @@ impl ArmClient {
                 // resource provider's 429 holds back only the operation it throttled: the
                 // request it answered, and the operation type on every resource once the
                 // provider answers that type mostly with 429s (see `provider_throttle`).
+                // A POST is an action whose request is also its body (many clusters validate
+                // against one vault): its lone 429 holds back only its own retry.
                 if is_arm_throttling(err) {
                     self.hold(&gate_key, wait);
-                } else {
+                } else if method != Method::POST {
                     self.hold(&request_key, wait);
                 }
             }
@@ -727,6 +714,59 @@ impl ArmClient {
             },
             url: url.to_string(),
         })
+    }
+
+    /// The `HeldBack` answer a request would get now without being sent: its subscription's
+    /// bucket is nearly spent (the wait includes its place in the queue), or the resource
+    /// provider throttled its operation.
+    fn held_answer(&self, method: &Method, path: &str, request: &str) -> Option<ArmError> {
+        let gate_key = gate_key(method, path);
+        let operation_key = operation_key(method, path);
+        let request_key = format!("{operation_key}:{}", path.to_ascii_lowercase());
+        let (wait, why) = self
+            .held_back(&gate_key)
+            .map(|hold| {
+                (
+                    self.paced_wait(&gate_key, method, hold),
+                    "Azure Resource Manager's request quota for this subscription is nearly spent",
+                )
+            })
+            .or_else(|| {
+                self.held_back(&operation_key)
+                    .or_else(|| self.held_back(&request_key))
+                    .map(|wait| (wait, "the resource provider throttled this operation"))
+            })?;
+        Some(ArmError::Rejected(Box::new(ArmFault {
+            status: 429,
+            code: "HeldBack".into(),
+            message: format!("not sent: {why}; retrying in {}s", wait.as_secs()),
+            retry_after: Some(wait),
+            request: request.to_string(),
+            request_ids: String::new(),
+        })))
+    }
+
+    /// Answers now what a `PUT` of `path` would be answered if it is held back, without
+    /// sending anything. A step that reads before it writes asks first, so a write the
+    /// subscription's quota holds back costs no reads that its retry would make again.
+    ///
+    /// # Errors
+    /// The `HeldBack` answer (429 with the wait), which the engine treats as throttling.
+    pub fn room_to_write(&self, path: &str) -> Result<(), ArmError> {
+        self.room_for(&Method::PUT, path)
+    }
+
+    /// [`ArmClient::room_to_write`] for a `POST` of `path` (an action).
+    ///
+    /// # Errors
+    /// The `HeldBack` answer.
+    pub fn room_to_post(&self, path: &str) -> Result<(), ArmError> {
+        self.room_for(&Method::POST, path)
+    }
+
+    fn room_for(&self, method: &Method, path: &str) -> Result<(), ArmError> {
+        let request = format!("{method} {path}");
+        self.held_answer(method, path, &request).map_or(Ok(()), Err)
     }
 
     /// The wait of a request held back on a spent subscription bucket: the hold, plus its

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub hooks: Arc<crate::kube::HookSet>,
     /// Where drill alerts go.
     pub alerts: Arc<dyn crate::restore::alert::AlertSink>,
+    /// The role assignments counted and reserved per subscription.
+    pub role_ledger: Arc<super::role_budget::RoleLedger>,
 }
 
 impl Ctx {
@@ -58,6 +60,7 @@ impl Ctx {
             restore: Arc::default(),
             reports: Arc::new(crate::restore::store::MemoryReportStore::default()),
             alerts: Arc::new(crate::restore::alert::LogOnly),
+            role_ledger: Arc::default(),
         }
     }
 }

@@ -434,6 +434,9 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         .filter(|n| (1..=names.len()).contains(n))
         .map(|n| n - 1);
     let mut requests: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // BENCH_TRACE=1: the fleet's ARM requests by step, method and status.
+    let trace = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1");
+    let mut step_requests: BTreeMap<(String, String, u16), usize> = BTreeMap::new();
     let max_messages = (MAX_MESSAGES_PER_CLUSTER * fleet.clusters).max(20_000);
     while let Some(env) = bus.next(&clock) {
         messages += 1;
@@ -463,6 +466,13 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
                 *requests.entry((env.step.clone(), what)).or_insert(0usize) += 1;
             }
         }
+        if trace {
+            for r in &records[..] {
+                *step_requests
+                    .entry((env.step.clone(), r.method.clone(), r.status))
+                    .or_insert(0usize) += 1;
+            }
+        }
         for r in &records[..] {
             match r.method.as_str() {
                 "GET" | "HEAD" => entry.reads += 1,
@@ -481,7 +491,14 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
         }
     }
     // BENCH_TRACE=1: where the fleet's retry waits went, by step and reason (longest first).
-    if std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1") {
+    if trace {
+        println!("ARM requests per cluster by step:");
+        for ((step, method, status), n) in &step_requests {
+            println!(
+                "  {step:<28} {method:<6} {status} {:>6.2}",
+                *n as f64 / fleet.clusters.max(1) as f64
+            );
+        }
         let mut waits: BTreeMap<String, (usize, f64)> = BTreeMap::new();
         for r in journal.records() {
             if let Transition::Retrying { at, why } = &r.transition {
@@ -490,6 +507,36 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
                 e.0 += 1;
                 e.1 += (*at - r.finished_at).as_seconds_f64();
             }
+        }
+        // When each step finished across the fleet (virtual seconds: 10th, 50th, 90th
+        // percentile and the last), in the order the steps first finished.
+        let mut finished: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in journal.records() {
+            if matches!(
+                r.transition,
+                Transition::Advanced { .. } | Transition::Done { .. }
+            ) {
+                finished
+                    .entry(r.step.clone())
+                    .or_default()
+                    .push((r.finished_at - start).as_seconds_f64());
+            }
+        }
+        let mut steps: Vec<_> = finished.into_iter().collect();
+        for (_, times) in &mut steps {
+            times.sort_by(f64::total_cmp);
+        }
+        steps.sort_by(|a, b| a.1[0].total_cmp(&b.1[0]));
+        for (step, times) in &steps {
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+            println!(
+                "  {step:<28} n={:>5} p10={:>6.0} p50={:>6.0} p90={:>6.0} last={:>6.0}",
+                times.len(),
+                at(0.1),
+                at(0.5),
+                at(0.9),
+                at(1.0)
+            );
         }
         let mut v: Vec<_> = waits.into_iter().collect();
         v.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));

@@ -336,6 +336,66 @@ async fn a_nearly_spent_write_quota_holds_back_further_writes() {
 }
 
 #[tokio::test]
+async fn a_step_can_ask_for_room_to_write_before_spending_reads() {
+    let (script, base) = start(vec![(
+        200,
+        vec![("x-ms-ratelimit-remaining-subscription-writes", "3".into())],
+        json!({"ok": 1}),
+    )])
+    .await;
+    let arm = client(&base);
+    assert!(
+        arm.room_to_write("/subscriptions/s/a").is_ok(),
+        "nothing held yet"
+    );
+    arm.put("/subscriptions/s/a", "v", &json!({}))
+        .await
+        .unwrap();
+    // The write quota is nearly spent: the answer a write would get, without sending one.
+    let held = arm.room_to_write("/subscriptions/s/b").unwrap_err();
+    assert_eq!(held.code(), Some("HeldBack"));
+    assert!(held.retry_after().is_some());
+    assert_eq!(
+        arm.room_to_post("/subscriptions/s/b/validate")
+            .unwrap_err()
+            .code(),
+        Some("HeldBack"),
+        "a POST is a write"
+    );
+    assert!(
+        arm.room_to_write("/subscriptions/other/b").is_ok(),
+        "another subscription has its own quota"
+    );
+    assert_eq!(script.seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lone_429_on_an_action_holds_back_no_other_callers_action() {
+    let validate = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/bv/validateForBackup";
+    let (script, base) = start(vec![
+        (
+            429,
+            vec![("retry-after", "60".into())],
+            json!({"error": {"code": "TooManyRequests", "message": "The resource provider is throttling requests."}}),
+        ),
+        (202, vec![], json!({})),
+    ])
+    .await;
+    let arm = client(&base);
+    let err = arm
+        .post(validate, "v", Some(&json!({"cluster": "a"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("TooManyRequests"));
+    // Many clusters validate against one vault: another cluster's validation goes out.
+    assert!(arm.room_to_post(validate).is_ok());
+    arm.post(validate, "v", Some(&json!({"cluster": "b"})))
+        .await
+        .unwrap();
+    assert_eq!(script.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_provider_429_holds_back_only_the_operation_it_throttled() {
     let vault = |name: &str| {
         format!(

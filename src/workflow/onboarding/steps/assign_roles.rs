@@ -46,6 +46,11 @@ pub struct Converged {
 /// # Errors
 /// Any other ARM failure.
 pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converged, StepError> {
+    // Each assignment is read, then created if missing: while the subscription's writes are
+    // held back, the reads would only be made again.
+    if let Some(first) = wanted.first() {
+        ctx.arm.room_to_write(&first.path())?;
+    }
     let mut done = Converged::default();
     for a in wanted {
         if in_place(ctx, a).await? {

@@ -96,6 +96,9 @@ impl Step<Ctx> for CheckCluster {
                     let (problem, fix) = full.refusal();
                     return Ok(Outcome::failed_with_fix(&problem, &fix));
                 }
+                for budget in &budgets {
+                    ctx.role_ledger.admit(budget, &cluster_id, ctx.clock.now());
+                }
                 advance(NEXT_STEP, FACT)
                     .with(facts::CLUSTER_ID, cluster_id.to_string())
                     .with(facts::LOCATION, e.location)

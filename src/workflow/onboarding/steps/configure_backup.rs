@@ -65,6 +65,7 @@ impl Step<Ctx> for ConfigureBackup {
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let f = OnboardFacts::of(env);
         let mut validated = f.backup_validated;
+        let mut just_validated = false;
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } if error.is_missing_roles() => {
@@ -78,7 +79,10 @@ impl Step<Ctx> for ConfigureBackup {
                 return Ok(search_vault(&error.to_string()));
             }
             Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
-            Progress::Finished { label, .. } if label == VALIDATE => validated = true,
+            Progress::Finished { label, .. } if label == VALIDATE => {
+                validated = true;
+                just_validated = true;
+            }
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let spec = spec_from_facts(ctx, env)?;
@@ -94,11 +98,29 @@ impl Step<Ctx> for ConfigureBackup {
         // refusal of a second instance (validation, creation) says when to look.
         let search = f.search_vault_for_instance
             || ctx.onboarding.layout != crate::workflow::settings::Layout::SharedPerRegion;
-        let existing = existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?;
         // A repair comes after the chain re-did the roles, binding and extension: an instance
         // in error is re-submitted.
         let repair = f.is_repair();
         let resubmit = f.resubmit_backup_instance || repair;
+        if !validated && !resubmit {
+            // A new instance is validated once the new roles have had time to take effect:
+            // wait for that before reading anything, then make sure the validation can be sent.
+            if let Some(left) = propagation_left(ctx, env) {
+                return Ok(wait(
+                    left,
+                    "waiting for the new role assignments to take effect before validating",
+                ));
+            }
+            ctx.arm
+                .room_to_post(&format!("{vault_id}/validateForBackup"))?;
+        }
+        // A validation that just succeeded says the vault holds no instance of this cluster
+        // (validateForBackup refuses a second one), so the instance is created without a read.
+        let existing = if just_validated && !search {
+            None
+        } else {
+            existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?
+        };
         if let Some(bi) = &existing {
             let verdict = match instance_verdict(bi, &bi_id, &spec, resubmit) {
                 InstanceVerdict::Adopt { id, .. } if repair && !status_configured(bi) => {

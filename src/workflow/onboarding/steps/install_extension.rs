@@ -70,7 +70,9 @@ impl Step<Ctx> for InstallExtension {
                 }
                 return Err(failed_operation(error.into()));
             }
-            Progress::Finished { .. } | Progress::Idle => {}
+            Progress::Finished { .. } => {}
+            // About to read, then most likely install: a held-back install would repeat the read.
+            Progress::Idle => ctx.arm.room_to_write(&ours)?,
         }
 
         let extension = match ctx.arm.get_optional(&ours, versions::EXTENSIONS).await? {
