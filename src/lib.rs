@@ -34,7 +34,9 @@
 //! - [`fleet`]: fleet scans and drift repair with Azure Resource Graph.
 //! - [`envelope`]: the versioned message the service sends itself.
 //! - [`engine`]: steps, outcomes, the error policy, failure settings and the journal.
-//! - [`workflow`]: the workflows, their steps and the context they share.
+//! - [`workflow`]: the workflows, one folder per kind (`onboarding`, `offboarding`,
+//!   `restoring`), each declared once as an enum of its steps, with the steps, pure decision
+//!   models and typed facts; and the context they share.
 //! - [`kube`]: the Kubernetes side (cluster access, hook CRDs, extension health, restore
 //!   namespaces), with kube-rs.
 //! - [`bus`]: Service Bus publishing (REST, Entra or SAS).

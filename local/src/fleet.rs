@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use backup_pilot::status::Phase;
-use backup_pilot::workflow::ONBOARD_STEPS;
+use backup_pilot::workflow::onboarding::OnboardStep;
 use backup_pilot_standins::arm::{OperationLimits, RequestTally, Timings};
 
 use crate::run::EXTENSION_PODS_READY_AFTER;
@@ -45,7 +45,7 @@ where
         *counts.entry(s.as_ref().to_string()).or_default() += 1;
     }
     let order = std::iter::once(WAITING)
-        .chain(ONBOARD_STEPS.iter().copied())
+        .chain(OnboardStep::ALL.iter().map(|s| s.as_str()))
         .chain(["protected", "failed"]);
     let mut out = Vec::new();
     for name in order {

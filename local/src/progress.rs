@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::timeline::{StepRuns, human};
 use backup_pilot::envelope::WorkflowKind;
 use backup_pilot::status::{HistoryEntry, LastError, NextRetry, Phase};
-use backup_pilot::workflow::ONBOARD_STEPS;
+use backup_pilot::workflow::onboarding::OnboardStep;
 
 /// How long one status request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -310,18 +310,15 @@ impl ClusterWatch {
             .and_then(|s| s.phase_since)
     }
 
-    /// How far through [`ONBOARD_STEPS`] it is.
+    /// How far through [`OnboardStep::ALL`] it is.
     pub fn position(&self) -> u64 {
-        let done = ONBOARD_STEPS.len() as u64;
+        let done = OnboardStep::ALL.len() as u64;
         match (
             self.phase(),
             self.status.as_ref().and_then(|s| s.workflow.as_ref()),
         ) {
             (Phase::Protected, _) => done,
-            (_, Some(w)) => ONBOARD_STEPS
-                .iter()
-                .position(|s| *s == w.step)
-                .map_or(0, |i| i as u64),
+            (_, Some(w)) => OnboardStep::from_name(&w.step).map_or(0, |s| s.index() as u64),
             _ => 0,
         }
     }
@@ -433,7 +430,7 @@ impl LiveView {
             .iter()
             .map(|w| {
                 let bar = multi.add(
-                    ProgressBar::new(ONBOARD_STEPS.len() as u64)
+                    ProgressBar::new(OnboardStep::ALL.len() as u64)
                         .with_style(style.clone())
                         .with_prefix(w.name.clone()),
                 );
@@ -620,7 +617,7 @@ mod tests {
         watch.observe(answer(&status));
         assert_eq!(watch.runs.len(), 4);
         assert!(watch.is_settled());
-        assert_eq!(watch.position(), ONBOARD_STEPS.len() as u64);
+        assert_eq!(watch.position(), OnboardStep::ALL.len() as u64);
         assert_eq!(watch.message(t0), "protected after 10m01s (virtual)");
 
         let mut view = LiveView::with_target(&[watch.clone()], ProgressDrawTarget::hidden());

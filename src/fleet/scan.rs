@@ -19,7 +19,7 @@ use crate::engine::journal::{StepRecord, Transition};
 use crate::envelope::WorkflowKind;
 use crate::workflow::Ctx;
 use crate::workflow::facts;
-use crate::workflow::onboard_start::{Start, start_onboarding};
+use crate::workflow::onboarding::onboard_start::{Start, start_onboarding};
 
 /// The step name sweep records carry in the status history.
 pub const SWEEP_STEP: &str = "fleet_sweep";

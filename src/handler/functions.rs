@@ -19,9 +19,9 @@ use crate::restore::report::ReportKind;
 use crate::restore::request::parse_request_bytes;
 use crate::status::{StatusError, render};
 use crate::telemetry::{propagation, redact, spans};
-use crate::workflow::drill_schedule::{self, HoldCause};
-use crate::workflow::onboard_start::{self, Start};
-use crate::workflow::restore_run::{self, keys};
+use crate::workflow::onboarding::onboard_start::{self, Start};
+use crate::workflow::restoring::drill::drill_schedule::{self, HoldCause};
+use crate::workflow::restoring::{self, keys};
 use tracing::Instrument as _;
 
 /// Binding names used in `functions/*/function.json`.
@@ -214,10 +214,10 @@ pub async fn restore_requests(State(state): State<AppState>, raw: Bytes) -> Answ
         .clone()
         .unwrap_or_else(|| inv.message_id().unwrap_or_default());
     let mut payload = Map::new();
-    payload.insert(keys::REQUEST.into(), restore_run::to_fact(&request));
+    payload.insert(keys::REQUEST.into(), restoring::to_fact(&request));
     payload.insert(
         keys::REQUESTED_AT.into(),
-        restore_run::time_fact(state.engine.ctx().clock.now()),
+        restoring::time_fact(state.engine.ctx().clock.now()),
     );
     start(
         &state,

@@ -16,9 +16,9 @@ use crate::status::live::{
 };
 use crate::workflow::Ctx;
 use crate::workflow::bodies::EXTENSION_TYPE;
-use crate::workflow::check_cluster::location_of;
-use crate::workflow::configure_backup::protection_error;
-use crate::workflow::install_extension::{ExtensionVerdict, extension_verdict};
+use crate::workflow::onboarding::model::eligibility::location_of;
+use crate::workflow::onboarding::model::extension::{ExtensionVerdict, extension_verdict};
+use crate::workflow::onboarding::model::instance::protection_error;
 use crate::workflow::placement::{EXTENSION_NAME, Placement, extension_path};
 
 /// Reads the live view. Only reads: ARM GETs, plus `listClusterUserCredential` (a read-only

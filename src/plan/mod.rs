@@ -1,8 +1,9 @@
 //! `plan`: what onboarding would change on one cluster, without changing anything. The planner
-//! runs each onboarding step's own read-and-decide part (`assess`, `*_verdict`) in chain
-//! order, carrying forward what earlier steps would create, so the plan is what the steps
-//! would do. It only reads: every ARM request it makes is a GET. [`render`] prints it. [`live`]
-//! reads what a cluster has now (the status view `status --cluster` shows), the same way.
+//! asks each onboarding step, in [`OnboardStep`] order, for its read-only `assess` (which lives
+//! beside the step's `run` and reads as it does), carrying forward what earlier steps would
+//! create, and turns the answers into plan items. It only reads: every ARM request it makes is
+//! a GET. [`render`] prints it. [`live`] reads what a cluster has now (the status view `status
+//! --cluster` shows), the same way.
 
 pub mod live;
 pub mod render;
@@ -10,23 +11,27 @@ pub mod render;
 use std::collections::HashSet;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::arm::{ArmError, versions};
 use crate::engine::{Step, StepError};
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
-use crate::workflow::assign_roles;
-use crate::workflow::bind_trusted_access::{self, BindingDecision};
-use crate::workflow::check_cluster::{self, Eligibility};
-use crate::workflow::configure_backup::{self, InstanceVerdict};
-use crate::workflow::ensure_cluster_prerequisites::{self, PrerequisiteAction};
-use crate::workflow::ensure_providers;
-use crate::workflow::ensure_resource_groups;
-use crate::workflow::ensure_storage::{self, AccountAction};
-use crate::workflow::ensure_vault_and_policy::{self, VaultVerdict};
-use crate::workflow::first_backup;
-use crate::workflow::install_extension::{self, ExtensionVerdict};
+use crate::workflow::onboarding::OnboardStep;
+use crate::workflow::onboarding::model::binding::BindingDecision;
+use crate::workflow::onboarding::model::eligibility::Eligibility;
+use crate::workflow::onboarding::model::extension::{ExtensionVerdict, own_storage};
+use crate::workflow::onboarding::model::instance::InstanceVerdict;
+use crate::workflow::onboarding::model::vault::VaultVerdict;
+use crate::workflow::onboarding::steps::assign_roles;
+use crate::workflow::onboarding::steps::bind_trusted_access;
+use crate::workflow::onboarding::steps::check_cluster;
+use crate::workflow::onboarding::steps::configure_backup;
+use crate::workflow::onboarding::steps::ensure_cluster_prerequisites::{self, PrerequisiteAction};
+use crate::workflow::onboarding::steps::ensure_providers;
+use crate::workflow::onboarding::steps::ensure_resource_groups;
+use crate::workflow::onboarding::steps::ensure_storage::{self, AccountAction};
+use crate::workflow::onboarding::steps::ensure_vault_and_policy;
+use crate::workflow::onboarding::steps::first_backup;
+use crate::workflow::onboarding::steps::install_extension;
 use crate::workflow::placement::{EXTENSION_NAME, Placement, container_path, extension_path};
 use crate::workflow::role_budget;
 use crate::workflow::roles::{Identities, Principal, Scopes, Target};
@@ -474,13 +479,9 @@ impl Planner<'_> {
         const STEP: &str = ensure_storage::NAME;
         let account_id = placement.storage_account_id();
         let profile = self.ctx.onboarding.profile;
-        let action = if group_missing {
-            AccountAction::Create
-        } else {
-            ensure_storage::assess_account(self.ctx, &account_id).await?
-        };
-        let exists = !matches!(action, AccountAction::Create);
-        match action {
+        let assessed = ensure_storage::assess(self.ctx, placement, group_missing).await?;
+        let exists = !matches!(assessed.account, AccountAction::Create);
+        match assessed.account {
             AccountAction::Create => self.add(
                 STEP,
                 "storage account",
@@ -506,14 +507,11 @@ impl Planner<'_> {
                 "public blob access and shared-key access off",
             ),
         }
-        let container_exists = exists
-            && ensure_storage::container_exists(self.ctx, &account_id, &placement.container)
-                .await?;
         self.add(
             STEP,
             "blob container",
             container_path(&account_id, &placement.container),
-            if container_exists {
+            if assessed.container_exists {
                 Change::InPlace
             } else {
                 Change::Create
@@ -531,18 +529,9 @@ impl Planner<'_> {
         const STEP: &str = ensure_vault_and_policy::NAME;
         let profile = self.ctx.onboarding.profile;
         let vault_id = placement.vault_id();
-        let vault = if cannot_exist {
-            None
-        } else {
-            absent_if_unregistered(
-                self.ctx
-                    .arm
-                    .get_optional(&vault_id, versions::BACKUP_VAULTS)
-                    .await,
-            )?
-        };
+        let assessed = ensure_vault_and_policy::assess(self.ctx, placement, cannot_exist).await?;
         let mut principal = None;
-        match vault {
+        match assessed.vault {
             None => self.add(
                 STEP,
                 "backup vault",
@@ -554,36 +543,31 @@ impl Planner<'_> {
                     profile.soft_delete()
                 ),
             ),
-            Some(v) => {
-                match ensure_vault_and_policy::vault_verdict(&v, &vault_id, &placement.location) {
-                    VaultVerdict::Ready { principal: p } => {
-                        self.add(
-                            STEP,
-                            "backup vault",
-                            vault_id.clone(),
-                            Change::InPlace,
-                            format!("identity {p}"),
-                        );
-                        principal = Some(p);
-                    }
-                    VaultVerdict::Provisioning => {
-                        self.add(
-                            STEP,
-                            "backup vault",
-                            vault_id.clone(),
-                            Change::Wait,
-                            "provisioning",
-                        );
-                    }
-                    VaultVerdict::Unusable(reason) => {
-                        self.block(STEP, "backup vault", vault_id.clone(), reason);
-                    }
-                }
+            Some(VaultVerdict::Ready { principal: p }) => {
+                self.add(
+                    STEP,
+                    "backup vault",
+                    vault_id.clone(),
+                    Change::InPlace,
+                    format!("identity {p}"),
+                );
+                principal = Some(p);
+            }
+            Some(VaultVerdict::Provisioning) => {
+                self.add(
+                    STEP,
+                    "backup vault",
+                    vault_id.clone(),
+                    Change::Wait,
+                    "provisioning",
+                );
+            }
+            Some(VaultVerdict::Unusable(reason)) => {
+                self.block(STEP, "backup vault", vault_id.clone(), reason);
             }
         }
         let policy_id = placement.policy_id();
-        let policy_exists = principal.is_some()
-            && ensure_vault_and_policy::policy_exists(self.ctx, &policy_id).await?;
+        let policy_exists = assessed.policy_exists;
         let s = &self.ctx.onboarding;
         self.add(
             STEP,
@@ -618,26 +602,10 @@ impl Planner<'_> {
             principal: None,
             adopted_storage: None,
         };
-        let (extension, change) = if cannot_exist {
-            (None, Change::Create)
-        } else {
-            match absent_if_unregistered(
-                self.ctx.arm.get_optional(&ours, versions::EXTENSIONS).await,
-            )? {
-                Some(e) => (Some(e), Change::InPlace),
-                // The step's install is refused when another extension of the type exists,
-                // and the step then adopts that one.
-                None => {
-                    match install_extension::installed_under_another_name(self.ctx, &cluster_id)
-                        .await?
-                    {
-                        Some(other) => (Some(other), Change::Adopt),
-                        None => (None, Change::Create),
-                    }
-                }
-            }
-        };
-        let Some(extension) = extension else {
+        // The step's install is refused when another extension of the type exists, and the
+        // step then adopts that one.
+        let Some(assessed) = install_extension::assess(self.ctx, &cluster_id, cannot_exist).await?
+        else {
             self.add(
                 STEP,
                 "cluster extension",
@@ -647,12 +615,13 @@ impl Planner<'_> {
             );
             return Ok(state);
         };
-        let id = extension
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or(&ours)
-            .to_string();
-        match install_extension::extension_verdict(&extension, &ours) {
+        let id = assessed.id;
+        let change = if assessed.adopted {
+            Change::Adopt
+        } else {
+            Change::InPlace
+        };
+        match assessed.verdict {
             ExtensionVerdict::Ready {
                 principal, storage, ..
             } => {
@@ -661,11 +630,12 @@ impl Planner<'_> {
                     detail.push_str(&format!("; backs up to {account} (container {container})"));
                     // As the step does: an extension with its own storage keeps it, and the
                     // roles go to that account.
-                    let own = !account.eq_ignore_ascii_case(&placement.storage_account_id())
-                        || container != placement.container;
-                    if own {
-                        state.adopted_storage = Some(account);
-                    }
+                    state.adopted_storage = own_storage(
+                        (account, container),
+                        &placement.storage_account_id(),
+                        Some(&placement.container),
+                    )
+                    .map(|(account, _)| account);
                 }
                 self.add(STEP, "cluster extension", id, change, detail);
                 state.principal = Some(principal);
@@ -802,12 +772,12 @@ impl Planner<'_> {
 
     /// The configured hooks, when the chain applies them.
     fn hooks(&mut self) {
-        let step = crate::workflow::apply_hooks::ApplyHooks.name();
+        let step = crate::workflow::onboarding::steps::apply_hooks::ApplyHooks.name();
         let hooks = &self.ctx.hooks;
         if hooks.is_empty() {
             return;
         }
-        if crate::workflow::AFTER_TRUSTED_ACCESS != step {
+        if OnboardStep::BindTrustedAccess.next() != Some(OnboardStep::ApplyHooks) {
             self.plan.warnings.push(format!(
                 "hooks are configured, but this build's onboarding chain does not run {step}; the backup instance references the BackupHooks, which must then exist on the cluster"
             ));
@@ -839,27 +809,9 @@ impl Planner<'_> {
         const STEP: &str = configure_backup::NAME;
         let bi_id = placement.backup_instance_id();
         // Before onboarding runs, the hooks apply_hooks would put on the cluster.
-        let spec = check_cluster::backup_instance_spec(
-            self.ctx,
-            cluster,
-            &placement.location,
-            placement.policy_id(),
-            placement.snapshot_resource_group_id(),
-            self.ctx.hooks.backup_references(),
-        );
-        let existing = if vault_exists {
-            configure_backup::existing_instance(
-                self.ctx,
-                &bi_id,
-                &placement.vault_id(),
-                &spec.cluster_id,
-                true,
-            )
-            .await?
-        } else {
-            None
-        };
-        let Some(bi) = existing else {
+        let assessed = configure_backup::assess(self.ctx, cluster, placement, vault_exists).await?;
+        let spec = assessed.spec;
+        let Some((id, verdict)) = assessed.existing else {
             let namespaces = if spec.included_namespaces.is_empty() {
                 "all namespaces".to_string()
             } else {
@@ -884,12 +836,7 @@ impl Planner<'_> {
             );
             return Ok(None);
         };
-        let id = bi
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or(&bi_id)
-            .to_string();
-        match configure_backup::instance_verdict(&bi, &bi_id, &spec, false) {
+        match verdict {
             InstanceVerdict::Adopt { id, differences } => {
                 let adopted = !id.eq_ignore_ascii_case(&bi_id);
                 let detail = if differences.is_empty() {
@@ -989,16 +936,5 @@ fn settings_of(ctx: &Ctx) -> PlanSettings {
             RoleProfileName::AzCli => "azCli",
         },
         first_backup: s.first_backup,
-    }
-}
-
-/// A read of a resource in a namespace the subscription has not registered: nothing can be
-/// there yet.
-fn absent_if_unregistered(
-    read: Result<Option<Value>, ArmError>,
-) -> Result<Option<Value>, StepError> {
-    match read {
-        Err(e) if e.has_code("MissingSubscriptionRegistration") => Ok(None),
-        other => Ok(other?),
     }
 }

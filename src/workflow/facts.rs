@@ -1,9 +1,12 @@
-//! The envelope payload the onboarding steps share: fact names (camelCase on the wire), reading
-//! a fact a step needs, and the operation in flight (`pendingOperation`) that a step started
-//! and polls once per attempt before doing anything else.
+//! The envelope payload the steps share: fact names (camelCase on the wire; onboarding reads
+//! them typed, [`crate::workflow::onboarding::facts::OnboardFacts`]), reading a fact a step
+//! needs, and the operation in flight (`pendingOperation`) that a step started and polls once
+//! per attempt before doing anything else.
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::arm::{ArmError, PendingOperation, Polled};
@@ -60,20 +63,43 @@ pub const STOPPED_BACKUP_INSTANCES: &str = "stoppedBackupInstances";
 /// re-submits a backup instance in error, and `first_backup` proves backups run again.
 pub const REPAIR: &str = "repair";
 
+/// A field of a kind's typed facts, read as its type, or its default when the payload holds
+/// something else (as the untyped reads did: a value of another type counts as absent).
+///
+/// # Errors
+/// Never from the value itself; only when `d` cannot yield one.
+pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(d)?).unwrap_or_default())
+}
+
 /// A string fact the step cannot do without.
 ///
 /// # Errors
 /// A permanent error naming the missing fact.
 pub fn required(env: &Envelope, key: &str) -> Result<String, StepError> {
-    env.fact_str(key)
+    present(&env.step, key, env.fact_str(key))
+}
+
+/// `value`, the fact `key` step `step` cannot do without, when it is there and not empty.
+///
+/// # Errors
+/// A permanent error naming the missing fact.
+pub fn present(step: &str, key: &str, value: Option<&str>) -> Result<String, StepError> {
+    value
         .filter(|v| !v.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| StepError::Permanent {
-            reason: format!(
-                "step `{}` needs the fact `{key}`, which no earlier step recorded; resend the cluster event to start over",
-                env.step
-            ),
-        })
+        .ok_or_else(|| missing(step, key))
+}
+
+/// The error of step `step`, which needs the fact `key` that no earlier step recorded.
+fn missing(step: &str, key: &str) -> StepError {
+    StepError::Permanent {
+        reason: format!(
+            "step `{step}` needs the fact `{key}`, which no earlier step recorded; resend the cluster event to start over"
+        ),
+    }
 }
 
 /// The AKS cluster the workflow is about ([`super::cluster_id`], checked to be a cluster).
@@ -90,33 +116,19 @@ pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
     Ok(id)
 }
 
-/// Hook references a step recorded under `key` (see [`BACKUP_HOOK_REFERENCES`]).
+/// Hook references step `step` read from the fact `key` (see [`BACKUP_HOOK_REFERENCES`]).
 ///
 /// # Errors
 /// A permanent error when the fact is missing or is not a list of `{name, namespace}`.
-pub fn hook_references(env: &Envelope, key: &str) -> Result<Vec<HookReference>, StepError> {
-    let value = env.payload.get(key).ok_or_else(|| StepError::Permanent {
-        reason: format!(
-            "step `{}` needs the fact `{key}`, which no earlier step recorded; resend the cluster event to start over",
-            env.step
-        ),
-    })?;
+pub fn hook_references(
+    step: &str,
+    key: &str,
+    value: Option<&Value>,
+) -> Result<Vec<HookReference>, StepError> {
+    let value = value.ok_or_else(|| missing(step, key))?;
     serde_json::from_value(value.clone()).map_err(|e| StepError::Permanent {
         reason: format!("the fact `{key}` is not a list of {{name, namespace}}: {e}"),
     })
-}
-
-/// A numeric fact, 0 when absent.
-pub fn counter(env: &Envelope, key: &str) -> u64 {
-    env.payload.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// A boolean fact, false when absent.
-pub fn flag(env: &Envelope, key: &str) -> bool {
-    env.payload
-        .get(key)
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 /// Where a step's operation in flight stands.

@@ -1,22 +1,8 @@
-//! The workflows: which steps each kind runs, one file per step, plus what the steps share
-//! (settings, placement and names, role profiles, request bodies, cluster checks, payload facts
-//! and operations in flight).
-//!
-//! Onboard (starts at `check_cluster` with `ClusterCreated`):
-//! check_cluster → ensure_cluster_prerequisites → ensure_providers → ensure_resource_groups →
-//! ensure_storage → ensure_vault_and_policy → install_extension → extension_health →
-//! assign_roles → bind_trusted_access → apply_hooks → configure_backup → first_backup (see
-//! [`ONBOARD_STEPS`]); configure_backup goes back to assign_roles on permission errors, a
-//! bounded number of times. Offboard (starts at `stop_protection` with `ClusterDeleted`):
-//! stop_protection → remove_role_assignments.
-//!
-//! Restore (starts at `restore_resolve` with `RestoreRequested`) and Drill (starts at
-//! `drill_plan` with `DrillScheduled`) share their middle: … → restore_authorize →
-//! restore_point → restore_target_ready → restore_namespaces → restore_validate →
-//! restore_trigger → restore_follow_job → restore_verify → [drill_cleanup →] restore_report.
-//! Any failure jumps to the end, as each declares ([`restore_run::RESTORE_ON_FAILURE`],
-//! [`restore_run::DRILL_ON_FAILURE`]; the engine applies it after its error policy), so every
-//! run is reported and drills always clean up.
+//! The workflows, one folder per kind — [`onboarding`], [`offboarding`], [`restoring`]
+//! (restores and drills) — each with its steps, plus what the kinds share: settings,
+//! placement and names, role profiles, request bodies, cluster checks, payload facts and
+//! operations in flight, and the service's context ([`Ctx`]). [`registry`] wires every kind's
+//! steps into the engine.
 
 pub mod bodies;
 pub mod cluster;
@@ -27,166 +13,78 @@ pub mod role_budget;
 pub mod roles;
 pub mod settings;
 
-pub mod assign_roles;
-pub mod bind_trusted_access;
-pub mod check_cluster;
-pub mod configure_backup;
-pub mod ensure_cluster_prerequisites;
-pub mod ensure_providers;
-pub mod ensure_resource_groups;
-pub mod ensure_storage;
-pub mod ensure_vault_and_policy;
-pub mod first_backup;
-pub mod install_extension;
-pub mod onboard_start;
-pub mod remove_role_assignments;
-pub mod stop_protection;
+/// Declares a workflow kind's step ids once: the enum, its wire names ([`as_str`]: the names
+/// in messages, the journal and status), and `ALL` in declaration order.
+///
+/// [`as_str`]: onboarding::OnboardStep::as_str
+macro_rules! step_ids {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[doc = $doc:literal])* $variant:ident = $wire:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name {
+            $($(#[doc = $doc])* $variant,)+
+        }
 
-pub mod apply_hooks;
-pub mod extension_health;
+        impl $name {
+            /// Every step, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
-pub mod restore_lookup;
-pub mod restore_run;
+            /// The step's name on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
 
-pub mod drill_cleanup;
-pub mod drill_plan;
-pub mod drill_schedule;
-pub mod restore_authorize;
-pub mod restore_follow_job;
-pub mod restore_namespaces;
-pub mod restore_point;
-pub mod restore_report;
-pub mod restore_resolve;
-pub mod restore_target_ready;
-pub mod restore_trigger;
-pub mod restore_validate;
-pub mod restore_verify;
+            /// Where the step sits in [`Self::ALL`].
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
+            /// The step with this wire name.
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|s| s.as_str() == name)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+pub mod offboarding;
+pub mod onboarding;
+pub mod restoring;
 
 pub use context::Ctx;
 
-use time::OffsetDateTime;
-
-use crate::engine::journal::Transition;
 use crate::engine::{Registry, StepError};
-use crate::envelope::{Envelope, WorkflowKind};
+use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
-use crate::telemetry::metrics::{self, DrillOutcome};
-
-/// The step that runs once ARM reports the backup extension installed: the Kubernetes-side
-/// health gate, which goes on to `assign_roles` once the extension's pods are Ready.
-pub const AFTER_EXTENSION_INSTALL: &str = extension_health::NAME;
-/// The step that runs once the trusted-access binding exists: the hooks go on the cluster,
-/// then `configure_backup` refers to them.
-pub const AFTER_TRUSTED_ACCESS: &str = apply_hooks::NAME;
-
-/// The onboarding steps in the order a first onboarding runs them (for progress views; the
-/// steps themselves name their successors).
-pub const ONBOARD_STEPS: [&str; 13] = [
-    check_cluster::NAME,
-    ensure_cluster_prerequisites::NAME,
-    ensure_providers::NAME,
-    ensure_resource_groups::NAME,
-    ensure_storage::NAME,
-    ensure_vault_and_policy::NAME,
-    install_extension::NAME,
-    extension_health::NAME,
-    assign_roles::NAME,
-    bind_trusted_access::NAME,
-    apply_hooks::NAME,
-    configure_backup::NAME,
-    first_backup::NAME,
-];
-
-/// The fact that starts onboarding.
-pub const ONBOARD_FACT: &str = "ClusterCreated";
-/// The fact that starts offboarding.
-pub const OFFBOARD_FACT: &str = "ClusterDeleted";
-/// The fact that starts a restore.
-pub const RESTORE_FACT: &str = "RestoreRequested";
-
-/// Adds the steps restores and drills share to `kind`.
-fn with_restore_steps(registry: Registry<Ctx>, kind: WorkflowKind) -> Registry<Ctx> {
-    registry
-        .add(kind, restore_authorize::RestoreAuthorize)
-        .add(kind, restore_point::RestorePoint)
-        .add(kind, restore_target_ready::RestoreTargetReady)
-        .add(kind, restore_namespaces::RestoreNamespaces)
-        .add(kind, restore_validate::RestoreValidate)
-        .add(kind, restore_trigger::RestoreTrigger)
-        .add(kind, restore_follow_job::RestoreFollowJob)
-        .add(kind, restore_verify::RestoreVerify)
-        .add(kind, restore_report::RestoreReport)
-}
-
-/// What the end of an onboarding reports: the time to protected.
-fn onboarding_ended(env: &Envelope, transition: &Transition, at: OffsetDateTime) {
-    if let Transition::Done { .. } = transition {
-        metrics::time_to_protected(crate::clock::until(env.started_at, at));
-    }
-}
-
-/// What the end of a drill reports: passed or failed.
-fn drill_ended(_env: &Envelope, transition: &Transition, _at: OffsetDateTime) {
-    match transition {
-        Transition::Done { .. } => metrics::drill_finished(DrillOutcome::Passed),
-        Transition::Failed { .. } => metrics::drill_finished(DrillOutcome::Failed),
-        _ => {}
-    }
-}
 
 /// Every workflow this build runs.
 pub fn registry() -> Registry<Ctx> {
-    let registry = with_restore_steps(Registry::default(), WorkflowKind::Restore)
-        .add(WorkflowKind::Restore, restore_resolve::RestoreResolve)
-        .starts_with(
-            WorkflowKind::Restore,
-            restore_run::steps::RESOLVE,
-            RESTORE_FACT,
-        )
-        .on_failure(WorkflowKind::Restore, restore_run::RESTORE_ON_FAILURE);
-    with_restore_steps(registry, WorkflowKind::Drill)
-        .add(WorkflowKind::Drill, drill_plan::DrillPlanStep)
-        .add(WorkflowKind::Drill, drill_cleanup::DrillCleanup)
-        .starts_with(
-            WorkflowKind::Drill,
-            restore_run::steps::PLAN,
-            drill_plan::START_FACT,
-        )
-        .on_failure(WorkflowKind::Drill, restore_run::DRILL_ON_FAILURE)
-        .on_end(WorkflowKind::Drill, drill_ended)
-        .add(WorkflowKind::Onboard, check_cluster::CheckCluster)
-        .add(
-            WorkflowKind::Onboard,
-            ensure_cluster_prerequisites::EnsureClusterPrerequisites,
-        )
-        .add(WorkflowKind::Onboard, ensure_providers::EnsureProviders)
-        .add(
-            WorkflowKind::Onboard,
-            ensure_resource_groups::EnsureResourceGroups,
-        )
-        .add(WorkflowKind::Onboard, ensure_storage::EnsureStorage)
-        .add(
-            WorkflowKind::Onboard,
-            ensure_vault_and_policy::EnsureVaultAndPolicy,
-        )
-        .add(WorkflowKind::Onboard, install_extension::InstallExtension)
-        .add(WorkflowKind::Onboard, assign_roles::AssignRoles)
-        .add(
-            WorkflowKind::Onboard,
-            bind_trusted_access::BindTrustedAccess,
-        )
-        .add(WorkflowKind::Onboard, configure_backup::ConfigureBackup)
-        .add(WorkflowKind::Onboard, first_backup::FirstBackup)
-        .add(WorkflowKind::Onboard, extension_health::ExtensionHealth)
-        .add(WorkflowKind::Onboard, apply_hooks::ApplyHooks)
-        .starts_with(WorkflowKind::Onboard, check_cluster::NAME, ONBOARD_FACT)
-        .on_end(WorkflowKind::Onboard, onboarding_ended)
-        .add(WorkflowKind::Offboard, stop_protection::StopProtection)
-        .add(
-            WorkflowKind::Offboard,
-            remove_role_assignments::RemoveRoleAssignments,
-        )
-        .starts_with(WorkflowKind::Offboard, stop_protection::NAME, OFFBOARD_FACT)
+    let registry = onboarding::register(Registry::default());
+    restoring::register(offboarding::register(registry))
+}
+
+/// A read of a resource in a namespace the subscription has not registered: nothing can be
+/// there yet.
+///
+/// # Errors
+/// Any other failed read.
+pub fn absent_if_unregistered(
+    read: Result<Option<serde_json::Value>, crate::arm::ArmError>,
+) -> Result<Option<serde_json::Value>, StepError> {
+    match read {
+        Err(e) if e.has_code("MissingSubscriptionRegistration") => Ok(None),
+        other => Ok(other?),
+    }
 }
 
 /// The cluster a workflow is about: the payload's `clusterId`, else the envelope subject.
@@ -203,6 +101,11 @@ pub fn cluster_id(env: &Envelope) -> Result<ResourceId, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::WorkflowKind;
+    use crate::workflow::onboarding::OnboardStep;
+    use crate::workflow::onboarding::steps::{
+        apply_hooks, bind_trusted_access, extension_health, install_extension,
+    };
 
     #[test]
     fn every_kind_starts_at_a_registered_step() {
@@ -212,11 +115,11 @@ mod tests {
             assert!(r.step(kind, step).is_some(), "{kind}: {step}");
         }
         assert!(
-            r.step(WorkflowKind::Onboard, AFTER_EXTENSION_INSTALL)
+            r.step(WorkflowKind::Onboard, install_extension::NEXT_STEP)
                 .is_some()
         );
         assert!(
-            r.step(WorkflowKind::Onboard, AFTER_TRUSTED_ACCESS)
+            r.step(WorkflowKind::Onboard, bind_trusted_access::NEXT_STEP)
                 .is_some()
         );
     }
@@ -225,22 +128,41 @@ mod tests {
     fn the_onboard_order_lists_every_onboarding_step_once() {
         let r = registry();
         let mut seen = std::collections::BTreeSet::new();
-        for step in ONBOARD_STEPS {
+        for step in OnboardStep::ALL.iter().map(|s| s.as_str()) {
             assert!(r.step(WorkflowKind::Onboard, step).is_some(), "{step}");
             assert!(seen.insert(step), "{step} twice");
         }
-        assert_eq!(r.first(WorkflowKind::Onboard).unwrap().0, ONBOARD_STEPS[0]);
+        assert_eq!(
+            r.first(WorkflowKind::Onboard).unwrap().0,
+            OnboardStep::ALL[0].as_str()
+        );
         assert_eq!(
             r.step_names(WorkflowKind::Onboard).count(),
-            ONBOARD_STEPS.len(),
-            "a registered onboarding step is missing from ONBOARD_STEPS"
+            OnboardStep::ALL.len(),
+            "a registered onboarding step is missing from OnboardStep"
         );
-        // The Kubernetes steps sit where the constants say.
-        let after =
-            |step: &str| ONBOARD_STEPS[ONBOARD_STEPS.iter().position(|s| *s == step).unwrap() + 1];
-        assert_eq!(after(install_extension::NAME), AFTER_EXTENSION_INSTALL);
-        assert_eq!(after(AFTER_EXTENSION_INSTALL), extension_health::NEXT_STEP);
-        assert_eq!(after(bind_trusted_access::NAME), AFTER_TRUSTED_ACCESS);
-        assert_eq!(after(AFTER_TRUSTED_ACCESS), apply_hooks::NEXT_STEP);
+        // The Kubernetes steps sit where the steps say.
+        let after = |step: &str| {
+            OnboardStep::from_name(step)
+                .and_then(OnboardStep::next)
+                .unwrap()
+                .as_str()
+        };
+        assert_eq!(after(install_extension::NAME), install_extension::NEXT_STEP);
+        assert_eq!(after(extension_health::NAME), extension_health::NEXT_STEP);
+        assert_eq!(
+            after(bind_trusted_access::NAME),
+            bind_trusted_access::NEXT_STEP
+        );
+        assert_eq!(after(apply_hooks::NAME), apply_hooks::NEXT_STEP);
+        assert_eq!(install_extension::NEXT_STEP, extension_health::NAME);
+        assert_eq!(bind_trusted_access::NEXT_STEP, apply_hooks::NAME);
+        // Each registered step answers to its id's wire name.
+        for step in OnboardStep::ALL {
+            assert_eq!(
+                r.step(WorkflowKind::Onboard, step.as_str()).unwrap().name(),
+                step.as_str()
+            );
+        }
     }
 }

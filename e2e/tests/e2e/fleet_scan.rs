@@ -10,7 +10,7 @@ use backup_pilot::clock::Clock as _;
 use backup_pilot::envelope::Envelope;
 use backup_pilot::fleet::scan::sweep;
 use backup_pilot::status::store::StatusStore as _;
-use backup_pilot::workflow::onboard_start::{Start, start_onboarding};
+use backup_pilot::workflow::onboarding::onboard_start::{Start, start_onboarding};
 use backup_pilot_standins::arm::seed_protection::ProtectionSeed;
 use backup_pilot_standins::arm::{ArmStandIn, ClusterSeed, Drift, GraphSettings};
 use backup_pilot_standins::token::TokenIssuer;

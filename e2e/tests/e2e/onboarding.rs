@@ -458,7 +458,13 @@ async fn a_new_cluster_ends_protected_with_the_guides_resources() {
             order.push(&r.step);
         }
     }
-    assert_eq!(order, workflow::ONBOARD_STEPS);
+    assert_eq!(
+        order,
+        workflow::onboarding::OnboardStep::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+    );
 
     // The health gate held onboarding while the extension's pods started, then let it go on.
     let gate: Vec<&Transition> = records
@@ -925,7 +931,7 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
         .filter(|r| matches!(&r.transition, Transition::Advanced { fact, .. } if fact == "PermissionsMissing"))
         .count();
     assert!(
-        remediations as u64 <= workflow::configure_backup::MAX_REMEDIATIONS,
+        remediations as u64 <= workflow::onboarding::model::instance::MAX_REMEDIATIONS,
         "{remediations}"
     );
     let restored = sim.arm.snapshot().role_assignments.iter().any(|a| {

@@ -1,0 +1,152 @@
+//! Onboarding (starts at `check_cluster` with `ClusterCreated`), declared once in
+//! [`OnboardStep`]: check_cluster → ensure_cluster_prerequisites → ensure_providers →
+//! ensure_resource_groups → ensure_storage → ensure_vault_and_policy → install_extension →
+//! extension_health → assign_roles → bind_trusted_access → apply_hooks → configure_backup →
+//! first_backup; configure_backup goes back to assign_roles on permission errors, a bounded
+//! number of times. [`onboard_start`] decides whether a cluster event starts a run.
+
+pub mod facts;
+pub mod model;
+pub mod onboard_start;
+pub mod steps;
+
+use time::OffsetDateTime;
+
+use crate::engine::Registry;
+use crate::engine::journal::Transition;
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::telemetry::metrics;
+use crate::workflow::Ctx;
+use steps::*;
+
+step_ids! {
+    /// The onboarding steps, in the order a first onboarding runs them: the engine's
+    /// registry, each step's successor ([`OnboardStep::next`]), `plan` and the progress views
+    /// all read this one list.
+    pub enum OnboardStep {
+        /// Is the cluster in scope, and not already protected?
+        CheckCluster = "check_cluster",
+        /// CSI driver, snapshot controller, Kubernetes version, room for the extension.
+        EnsureClusterPrerequisites = "ensure_cluster_prerequisites",
+        /// Resource providers registered.
+        EnsureProviders = "ensure_providers",
+        /// The backup and snapshot resource groups.
+        EnsureResourceGroups = "ensure_resource_groups",
+        /// The storage account and container.
+        EnsureStorage = "ensure_storage",
+        /// The backup vault and policy.
+        EnsureVaultAndPolicy = "ensure_vault_and_policy",
+        /// The backup extension, installed by ARM.
+        InstallExtension = "install_extension",
+        /// The extension's pods Ready (the Kubernetes-side gate).
+        ExtensionHealth = "extension_health",
+        /// The role assignments.
+        AssignRoles = "assign_roles",
+        /// The vault's trusted-access binding.
+        BindTrustedAccess = "bind_trusted_access",
+        /// The configured hooks on the cluster.
+        ApplyHooks = "apply_hooks",
+        /// The backup instance.
+        ConfigureBackup = "configure_backup",
+        /// The first recovery point.
+        FirstBackup = "first_backup",
+    }
+}
+
+impl OnboardStep {
+    /// The step after this one; `None` for the last.
+    pub const fn next(self) -> Option<Self> {
+        let mut i = 0;
+        while i + 1 < Self::ALL.len() {
+            if Self::ALL[i] as u8 == self as u8 {
+                return Some(Self::ALL[i + 1]);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The name of the step after this one, for a step that always goes on (evaluated in a
+    /// `const`, so naming the last step fails to compile).
+    pub const fn next_name(self) -> &'static str {
+        match self.next() {
+            Some(next) => next.as_str(),
+            None => panic!("the last onboarding step has no successor"),
+        }
+    }
+}
+
+/// The fact that starts onboarding.
+pub const ONBOARD_FACT: &str = "ClusterCreated";
+
+/// Adds every onboarding step to `registry`, in [`OnboardStep`] order.
+pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
+    const KIND: WorkflowKind = WorkflowKind::Onboard;
+    OnboardStep::ALL
+        .iter()
+        .fold(registry, |r, step| match step {
+            OnboardStep::CheckCluster => r.add(KIND, check_cluster::CheckCluster),
+            OnboardStep::EnsureClusterPrerequisites => r.add(
+                KIND,
+                ensure_cluster_prerequisites::EnsureClusterPrerequisites,
+            ),
+            OnboardStep::EnsureProviders => r.add(KIND, ensure_providers::EnsureProviders),
+            OnboardStep::EnsureResourceGroups => {
+                r.add(KIND, ensure_resource_groups::EnsureResourceGroups)
+            }
+            OnboardStep::EnsureStorage => r.add(KIND, ensure_storage::EnsureStorage),
+            OnboardStep::EnsureVaultAndPolicy => {
+                r.add(KIND, ensure_vault_and_policy::EnsureVaultAndPolicy)
+            }
+            OnboardStep::InstallExtension => r.add(KIND, install_extension::InstallExtension),
+            OnboardStep::ExtensionHealth => r.add(KIND, extension_health::ExtensionHealth),
+            OnboardStep::AssignRoles => r.add(KIND, assign_roles::AssignRoles),
+            OnboardStep::BindTrustedAccess => r.add(KIND, bind_trusted_access::BindTrustedAccess),
+            OnboardStep::ApplyHooks => r.add(KIND, apply_hooks::ApplyHooks),
+            OnboardStep::ConfigureBackup => r.add(KIND, configure_backup::ConfigureBackup),
+            OnboardStep::FirstBackup => r.add(KIND, first_backup::FirstBackup),
+        })
+        .starts_with(KIND, OnboardStep::ALL[0].as_str(), ONBOARD_FACT)
+        .on_end(KIND, onboarding_ended)
+}
+
+/// What the end of an onboarding reports: the time to protected.
+fn onboarding_ended(env: &Envelope, transition: &Transition, at: OffsetDateTime) {
+    if let Transition::Done { .. } = transition {
+        metrics::time_to_protected(crate::clock::until(env.started_at, at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_ids_keep_their_wire_names_and_chain_in_order() {
+        let names: Vec<&str> = OnboardStep::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "check_cluster",
+                "ensure_cluster_prerequisites",
+                "ensure_providers",
+                "ensure_resource_groups",
+                "ensure_storage",
+                "ensure_vault_and_policy",
+                "install_extension",
+                "extension_health",
+                "assign_roles",
+                "bind_trusted_access",
+                "apply_hooks",
+                "configure_backup",
+                "first_backup",
+            ]
+        );
+        for (i, step) in OnboardStep::ALL.iter().enumerate() {
+            assert_eq!(step.index(), i);
+            assert_eq!(OnboardStep::from_name(step.as_str()), Some(*step));
+            assert_eq!(step.next(), OnboardStep::ALL.get(i + 1).copied());
+        }
+        assert_eq!(OnboardStep::from_name("restore_report"), None);
+    }
+}

@@ -1,0 +1,72 @@
+//! `restore_authorize`: may this restore run? The target cluster and namespaces against the
+//! allowlist (a drill's own: its scratch namespaces on its cluster), never a system namespace,
+//! Patch into an existing namespace only where granted, and Azure's 10 restores per backup
+//! instance per day counted from the vault's restore jobs — of which a drill leaves
+//! `BACKUP_PILOT_DRILL_RESTORE_RESERVE` to real restores. A refusal gives every reason.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::kube::restore_prep::existing_namespaces;
+use crate::restore::authorize::{RestoreTarget, authorize, drill_reserve_reason};
+use crate::restore::drill::DrillPlan;
+use crate::restore::job::list_vault_jobs;
+use crate::workflow::Ctx;
+use crate::workflow::facts;
+use crate::workflow::restoring::{self, RestoreStep, keys};
+
+/// The fact it publishes.
+pub const FACT: &str = "RestoreAuthorized";
+
+/// See the module docs.
+pub struct RestoreAuthorize;
+
+#[async_trait]
+impl Step<Ctx> for RestoreAuthorize {
+    fn name(&self) -> &'static str {
+        RestoreStep::Authorize.as_str()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(15 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let request = restoring::request(env)?;
+        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let vault = facts::required(env, facts::VAULT_ID)?;
+        let namespaces = request.target_namespaces();
+        let client = ctx.kube.client(&target).await?;
+        let existing = existing_namespaces(&client, &namespaces).await?;
+        let (jobs, unreadable) = list_vault_jobs(&ctx.arm, &vault).await?;
+        for e in unreadable {
+            tracing::warn!(workflow_id = %env.workflow_id, "ignoring a job: {e}");
+        }
+        let allowlist = if env.kind == WorkflowKind::Drill {
+            restoring::required::<DrillPlan>(env, keys::PLAN)?.allowlist()
+        } else {
+            ctx.restore.allowlist.clone()
+        };
+        let candidate = RestoreTarget {
+            cluster: target,
+            namespaces,
+            conflict_policy: request.conflict_policy,
+            existing,
+        };
+        let now = ctx.clock.now();
+        let held = (env.kind == WorkflowKind::Drill)
+            .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
+            .flatten();
+        match (authorize(&candidate, &allowlist, &bi, &jobs, now), held) {
+            (Ok(()), None) => Ok(Outcome::next(RestoreStep::Point.as_str(), FACT)),
+            (Ok(()), Some(reason)) => Err(StepError::Permanent { reason }),
+            (Err(e), _) => Err(StepError::Permanent {
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

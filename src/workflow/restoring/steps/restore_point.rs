@@ -1,0 +1,90 @@
+//! `restore_point`: chooses the recovery point (latest, named, or the newest before a time),
+//! and records its age against the policy's backup interval plus the 2-hour completion window
+//! (a stale newest point degrades a drill: backups are not running as scheduled).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::arm::versions;
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::restore::drill::{age_finding, policy_interval};
+use crate::restore::recovery_point::{choose, from_list};
+use crate::restore::request::RecoveryPointSelector;
+use crate::restore::verify::Finding;
+use crate::workflow::Ctx;
+use crate::workflow::facts;
+use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+
+/// The fact it publishes.
+pub const FACT: &str = "RecoveryPointChosen";
+
+/// See the module docs.
+pub struct RestorePoint;
+
+#[async_trait]
+impl Step<Ctx> for RestorePoint {
+    fn name(&self) -> &'static str {
+        RestoreStep::Point.as_str()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(15 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let request = restoring::request(env)?;
+        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let listed = ctx
+            .arm
+            .list(
+                &format!("{bi}/recoveryPoints"),
+                versions::BACKUP_INSTANCES,
+                &[],
+            )
+            .await?;
+        let points = from_list(&listed).map_err(|e| StepError::Permanent {
+            reason: e.to_string(),
+        })?;
+        let point = choose(&points, &request.recovery_point)
+            .map_err(|e| StepError::Permanent {
+                reason: e.to_string(),
+            })?
+            .clone();
+        let policy_id = facts::required(env, facts::POLICY_ID)?;
+        let interval = match ctx
+            .arm
+            .get_optional(&policy_id, versions::BACKUP_POLICIES)
+            .await
+        {
+            Ok(Some(policy)) => policy_interval(&policy),
+            Ok(None) => None,
+            Err(e) if env.kind == WorkflowKind::Drill => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(workflow_id = %env.workflow_id, "policy unreadable: {e}");
+                None
+            }
+        };
+        let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
+        let mut found = Vec::new();
+        let age = age_finding(&point, interval, requested_at);
+        // The age only judges the newest point; an older point was asked for on purpose.
+        if request.recovery_point == RecoveryPointSelector::Latest {
+            found.push(age);
+        }
+        if point.is_partial() {
+            found.push(Finding::degraded(format!(
+                "recovery point {} is Partial: only some of the intended items were backed up",
+                point.id
+            )));
+        }
+        let mut outcome = Outcome::next(RestoreStep::TargetReady.as_str(), FACT)
+            .with(keys::RECOVERY_POINT, restoring::to_fact(&point))
+            .with(keys::FINDINGS, findings_with(env, found));
+        if let Some(i) = interval {
+            outcome = outcome.with(keys::POLICY_INTERVAL_SECONDS, i.as_secs());
+        }
+        Ok(outcome)
+    }
+}

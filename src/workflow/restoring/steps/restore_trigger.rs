@@ -1,0 +1,184 @@
+//! `restore_trigger`: `BackupInstances_TriggerRestore`, followed as a location LRO to the
+//! restore job's id. Crash-safe: before sending, a restore job of this instance for the same
+//! recovery point and target that started since this step began is adopted instead of
+//! starting a second restore (each one counts against the 10 a day), and an atomic claim in
+//! the status store lets only one run of a step visit send (a job appears only after the
+//! POST, so a rerun or a duplicate could not see it yet).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::restore_validate::restore_body;
+use crate::arm::{FinalState, versions};
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::Envelope;
+use crate::restore::job::list_vault_jobs;
+use crate::restore::recovery_point::RecoveryPoint;
+use crate::status::store::Claim;
+use crate::workflow::Ctx;
+use crate::workflow::facts::{self, Progress, advance, started, wait};
+use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
+
+/// The fact it publishes.
+pub const FACT: &str = "RestoreTriggered";
+/// How long after the POST to look for the job when the service gave no operation.
+const JOB_APPEAR_WAIT: Duration = Duration::from_secs(15);
+/// How long a claimed trigger may go without a job before another run sends it again.
+const CLAIM_TAKEOVER: time::Duration = time::Duration::minutes(10);
+
+/// See the module docs.
+pub struct RestoreTrigger;
+
+fn job_name(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
+fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
+    let at = restoring::time_of(env, keys::TRIGGERED_AT).unwrap_or_else(|| ctx.clock.now());
+    advance(RestoreStep::FollowJob.as_str(), FACT)
+        .with(keys::JOB_ID, job_name(job))
+        .with(keys::TRIGGERED_AT, time_fact(at))
+}
+
+#[async_trait]
+impl Step<Ctx> for RestoreTrigger {
+    fn name(&self) -> &'static str {
+        RestoreStep::Trigger.as_str()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        match facts::follow(ctx, env, RestoreStep::Trigger.as_str()).await? {
+            Progress::Waiting(outcome) => return Ok(outcome),
+            Progress::Failed { error, .. } => {
+                return Err(StepError::Permanent {
+                    reason: format!("the restore was refused: {error}"),
+                });
+            }
+            Progress::Finished { body, .. } => {
+                if let Some(job) = body
+                    .as_ref()
+                    .and_then(|b| b.get("jobId"))
+                    .and_then(Value::as_str)
+                {
+                    return Ok(triggered(ctx, env, job));
+                }
+            }
+            Progress::Idle => {}
+        }
+        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let vault = facts::required(env, facts::VAULT_ID)?;
+        let point: RecoveryPoint = restoring::required(env, keys::RECOVERY_POINT)?;
+        let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
+        let (jobs, _) = list_vault_jobs(&ctx.arm, &vault).await?;
+        // A restore job of this instance, point and target started since `since`.
+        let ours_since = |since: time::OffsetDateTime| {
+            let since = since.saturating_sub(time::Duration::MINUTE);
+            jobs.iter()
+                .find(|j| {
+                    j.is_restore()
+                        && j.belongs_to(&bi)
+                        && j.start_time >= since
+                        && j.recovery_point_id.as_deref() == Some(point.id.as_str())
+                        && j.recovery_destination
+                            .as_deref()
+                            .is_none_or(|d| d.eq_ignore_ascii_case(&target))
+                })
+                .map(|j| j.name.clone())
+        };
+        if let Some(job) = ours_since(env.step_started_at) {
+            return Ok(triggered(ctx, env, &job));
+        }
+        if env.fact_str(keys::TRIGGERED_AT).is_some() {
+            // Sent before and no job yet: the service may still be creating it.
+            if let Some(at) = restoring::time_of(env, keys::TRIGGERED_AT)
+                && ctx.clock.now() - at < time::Duration::minutes(5)
+            {
+                return Ok(wait(
+                    JOB_APPEAR_WAIT,
+                    "waiting for the restore job to appear",
+                ));
+            }
+        }
+        // The POST has no idempotency key, and its job appears only once the operation is
+        // under way: a rerun after a crash right after the POST, or a duplicate delivery
+        // running beside this one, would not see it yet. One atomic claim per step visit lets
+        // exactly one run send; the others wait for its job (and adopt it above). A claim
+        // whose job never appeared (its holder died before sending) is taken over later.
+        let claim_key = format!(
+            "{}/{}/{}",
+            env.workflow_id,
+            RestoreStep::Trigger.as_str(),
+            env.hop
+        );
+        let now = ctx.clock.now();
+        match ctx.journal.claim(&claim_key, now, &env.workflow_id).await {
+            Ok(Claim::Won) => {}
+            Ok(Claim::Held { since, .. }) => {
+                // A later run of the same step visit (a duplicate delivery that replayed the
+                // workflow, a redelivery long after) adopts the claim's own job if it exists.
+                if let Some(job) = ours_since(since) {
+                    return Ok(triggered(ctx, env, &job));
+                }
+                if now - since < CLAIM_TAKEOVER {
+                    return Ok(wait(
+                        JOB_APPEAR_WAIT,
+                        "another run of this step sent the restore; waiting for its job to appear",
+                    ));
+                }
+                tracing::warn!(
+                    workflow.id = %env.workflow_id,
+                    "the restore claimed {} ago produced no job; sending it again",
+                    CLAIM_TAKEOVER
+                );
+            }
+            Err(e) => {
+                return Err(StepError::Transient {
+                    message: format!("could not claim the restore trigger: {e}"),
+                    retry_after: None,
+                });
+            }
+        }
+        let answer = match ctx
+            .arm
+            .post(
+                &format!("{bi}/restore"),
+                versions::BACKUP_INSTANCES,
+                Some(&restore_body(env)?),
+            )
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                // Refused with an answer: nothing was started, so the next run may send.
+                // (Without an answer the restore may have started: the claim stays.)
+                if e.status().is_some()
+                    && let Err(release) = ctx.journal.release(&claim_key).await
+                {
+                    tracing::warn!("could not give back the restore claim: {release}");
+                }
+                return Err(e.into());
+            }
+        };
+        let now = time_fact(ctx.clock.now());
+        Ok(
+            match answer.pending(
+                RestoreStep::Trigger.as_str(),
+                FinalState::Location,
+                ctx.arm.default_poll(),
+            ) {
+                Some(op) => started(op).with(keys::TRIGGERED_AT, now),
+                None => match answer.json().get("jobId").and_then(Value::as_str) {
+                    Some(job) => triggered(ctx, env, job).with(keys::TRIGGERED_AT, now),
+                    None => wait(JOB_APPEAR_WAIT, "the restore was accepted without a job id")
+                        .with(keys::TRIGGERED_AT, now),
+                },
+            },
+        )
+    }
+}

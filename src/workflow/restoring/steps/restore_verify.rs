@@ -1,0 +1,210 @@
+//! `restore_verify`: did the resources really come back? Counts what each target namespace
+//! holds; while the job succeeded but pods are not Ready or claims not Bound, waits (as queued
+//! retries) up to `BACKUP_PILOT_RESTORE_VERIFY_TIMEOUT_MINUTES`; then scores the run pass /
+//! degraded / fail — a job that "completes" with nothing in the namespaces fails. A drill
+//! then runs its application probes in the scratch namespaces (waiting, as queued retries,
+//! while they run). It checks that the restored pods' references resolve, and reads the
+//! source namespaces' inventory, which the report's score compares against.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::{Outcome, Step, StepError};
+use crate::envelope::{Envelope, WorkflowKind};
+use crate::kube::ClusterClient;
+use crate::kube::probe_pods::start_probe_pod;
+use crate::kube::references::{ReferenceCheck, check_references};
+use crate::kube::restore_prep::{NamespaceContents, count_namespace};
+use crate::restore::job::{Job, JobStatus};
+use crate::restore::probe::{ProbeRun, combine, probe_run};
+use crate::restore::request::RestoreRequest;
+use crate::restore::verify::{
+    Evidence, Finding, probe_from_job, resource_count, verify, workloads_settled,
+};
+use crate::workflow::Ctx;
+use crate::workflow::facts::wait;
+use crate::workflow::restoring::{self, RestoreStep, after_verify, keys, time_fact};
+
+/// The fact it publishes.
+pub const FACT: &str = "RestoreVerified";
+/// How often to look again while workloads settle.
+const SETTLE_POLL: Duration = Duration::from_secs(15);
+/// How often to look again while probes run.
+const PROBE_POLL: Duration = Duration::from_secs(10);
+
+/// See the module docs.
+pub struct RestoreVerify;
+
+/// What the source namespaces hold now, for the score's comparison; `None` (and a log line)
+/// when the source cluster cannot be read — the score then says it could not compare.
+async fn source_inventory(
+    ctx: &Ctx,
+    env: &Envelope,
+    request: &RestoreRequest,
+) -> Option<Vec<(String, NamespaceContents)>> {
+    let source = restoring::id_fact(env, keys::SOURCE_CLUSTER_ID).ok()?;
+    let read = async {
+        let client = ctx.kube.client(&source).await?;
+        let mut inventory = Vec::new();
+        for (ns, _) in request.namespace_pairs() {
+            if inventory.iter().any(|(n, _)| *n == ns) {
+                continue;
+            }
+            let c = count_namespace(&client, &ns).await?;
+            inventory.push((ns, c));
+        }
+        Ok::<_, crate::kube::KubeError>(inventory)
+    };
+    match read.await {
+        Ok(inventory) => Some(inventory),
+        Err(e) => {
+            tracing::info!(
+                "the source namespaces of {source} could not be read for the score: {e}"
+            );
+            None
+        }
+    }
+}
+
+/// Where a drill's application probes are.
+enum Probes {
+    /// Some still run: look again (the outcome says so).
+    Running(Outcome),
+    /// Every probe's result, by name (none configured: empty).
+    Finished(Vec<(String, ProbeRun)>),
+}
+
+/// Starts the configured probes of the drilled namespaces in their scratch namespaces (once:
+/// a pod that exists is left running) and reads them; waits while any runs, up to its own
+/// deadline plus a minute for the kubelet to report it.
+async fn run_probes(
+    ctx: &Ctx,
+    env: &Envelope,
+    client: &ClusterClient,
+    request: &RestoreRequest,
+) -> Result<Probes, StepError> {
+    let pairs = request.namespace_pairs();
+    let mut results = Vec::new();
+    let mut longest = 0;
+    for spec in &ctx.restore.drill_probes {
+        let Some((_, target)) = pairs.iter().find(|(source, _)| *source == spec.namespace) else {
+            continue;
+        };
+        let pod = start_probe_pod(
+            client,
+            target,
+            &spec.pod(target, &ctx.restore.drill_probe_image),
+        )
+        .await?;
+        longest = longest.max(spec.deadline_seconds());
+        results.push((spec.name.clone(), probe_run(&pod)));
+    }
+    let now = ctx.clock.now();
+    let started = restoring::time_of(env, keys::PROBES_STARTED_AT).unwrap_or(now);
+    let running: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| *r == ProbeRun::Running)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let patience = time::Duration::seconds(longest.saturating_add(60));
+    if !running.is_empty() && now - started < patience {
+        return Ok(Probes::Running(
+            wait(
+                PROBE_POLL,
+                format!("waiting for application probe(s) {}", running.join(", ")),
+            )
+            .with(keys::PROBES_STARTED_AT, time_fact(started)),
+        ));
+    }
+    Ok(Probes::Finished(results))
+}
+
+#[async_trait]
+impl Step<Ctx> for RestoreVerify {
+    fn name(&self) -> &'static str {
+        RestoreStep::Verify.as_str()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(24 * 60 * 60)
+    }
+
+    async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let request = restoring::request(env)?;
+        let job: Job = restoring::required(env, keys::JOB)?;
+        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let client = ctx.kube.client(&target).await?;
+        let mut contents = Vec::new();
+        for ns in request.target_namespaces() {
+            let c = count_namespace(&client, &ns).await?;
+            contents.push((ns, c));
+        }
+        let now = ctx.clock.now();
+        let succeeded = matches!(
+            job.status,
+            JobStatus::Completed | JobStatus::CompletedWithWarnings
+        );
+        let something = contents.iter().any(|(_, c)| resource_count(c) > 0);
+        let window =
+            time::Duration::try_from(ctx.restore.verify_timeout).unwrap_or(time::Duration::MAX);
+        let settling = succeeded && something && !workloads_settled(&contents);
+        if settling && now - env.step_started_at < window {
+            let pending: Vec<String> = contents
+                .iter()
+                .filter(|(_, c)| c.pods_ready < c.pods || c.pvcs_bound < c.pvcs)
+                .map(|(n, c)| {
+                    format!(
+                        "{n}: {}/{} pods Ready, {}/{} claims Bound",
+                        c.pods_ready, c.pods, c.pvcs_bound, c.pvcs
+                    )
+                })
+                .collect();
+            return Ok(wait(
+                SETTLE_POLL,
+                format!("waiting for restored workloads: {}", pending.join("; ")),
+            ));
+        }
+        let probes = if env.kind == WorkflowKind::Drill {
+            match run_probes(ctx, env, &client, &request).await? {
+                Probes::Running(waiting) => return Ok(waiting),
+                Probes::Finished(results) => results,
+            }
+        } else {
+            Vec::new()
+        };
+        let mut references = ReferenceCheck::default();
+        for ns in request.target_namespaces() {
+            let check = check_references(&client, &ns).await?;
+            references.total += check.total;
+            references.missing.extend(check.missing);
+        }
+        let mut extra: Vec<Finding> = restoring::fact(env, keys::FINDINGS).unwrap_or_default();
+        if settling {
+            extra.push(Finding::degraded(format!(
+                "workloads were still not ready {} minutes after the job finished",
+                ctx.restore.verify_timeout.as_secs() / 60
+            )));
+        }
+        let source = source_inventory(ctx, env, &request).await;
+        let probe = combine(
+            &probes,
+            probe_from_job(&job, &request.restore_hook_references),
+        );
+        let verification = verify(&Evidence {
+            job: &job,
+            namespaces: &contents,
+            probe: probe.as_ref(),
+            references: Some(&references),
+            extra,
+        });
+        Ok(Outcome::next(after_verify(env.kind), FACT)
+            .with(keys::VERIFICATION, restoring::to_fact(&verification))
+            .with(keys::CONTENTS, restoring::to_fact(&contents))
+            .with(
+                keys::SOURCE_CONTENTS,
+                source.map_or(serde_json::Value::Null, |s| restoring::to_fact(&s)),
+            )
+            .with(keys::VERIFIED_AT, time_fact(now)))
+    }
+}
