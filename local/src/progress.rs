@@ -584,7 +584,10 @@ mod tests {
             2,
         );
         watch.observe(answer(&status));
-        assert_eq!(watch.position(), 7);
+        assert_eq!(
+            watch.position(),
+            OnboardStep::ExtensionHealth.index() as u64
+        );
         assert_eq!(
             watch.message(t0),
             "extension_health (attempt 2): 2 of 2 extension pods not Ready"
@@ -653,7 +656,10 @@ mod tests {
             Some(datetime!(2026-03-02 09:20 UTC))
         );
         assert_eq!(watches[1].stage(), "install_extension");
-        assert_eq!(watches[1].position(), 6);
+        assert_eq!(
+            watches[1].position(),
+            OnboardStep::InstallExtension.index() as u64
+        );
         assert_eq!(watches[2].stage(), "inProgress");
         assert_eq!(watches[3].stage(), crate::fleet::WAITING);
         // A later row moves the step on.

@@ -777,7 +777,7 @@ impl Planner<'_> {
         if hooks.is_empty() {
             return;
         }
-        if OnboardStep::BindTrustedAccess.next() != Some(OnboardStep::ApplyHooks) {
+        if OnboardStep::ApplyHooks.index() > OnboardStep::ConfigureBackup.index() {
             self.plan.warnings.push(format!(
                 "hooks are configured, but this build's onboarding chain does not run {step}; the backup instance references the BackupHooks, which must then exist on the cluster"
             ));

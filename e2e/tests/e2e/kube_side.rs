@@ -603,14 +603,14 @@ async fn the_health_gate_holds_onboarding_until_extension_pods_are_ready() {
     assert_eq!(
         ready.transition,
         Transition::Advanced {
-            next: "assign_roles".into(),
+            next: "apply_hooks".into(),
             fact: "ExtensionReady".into()
         }
     );
     let next = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
     assert_eq!(
         (next.step.as_str(), next.fact.as_str()),
-        ("assign_roles", "ExtensionReady")
+        ("apply_hooks", "ExtensionReady")
     );
     assert_eq!(next.payload["extensionPodsReady"], 2);
     let timeline: Vec<_> = journal.records().iter().map(|r| r.step.clone()).collect();

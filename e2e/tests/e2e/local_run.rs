@@ -46,8 +46,10 @@ async fn two_fake_clusters_end_protected_through_the_health_gate_and_the_hooks()
                 .unwrap_or_else(|| panic!("{} has no {step}: {steps:?}", cluster.name))
         };
         assert_eq!(steps.first(), Some(&"check_cluster"));
-        assert_eq!(at("extension_health"), at("install_extension") + 1);
-        assert_eq!(at("assign_roles"), at("extension_health") + 1);
+        // The extension's roles follow its install at once; the gate comes next.
+        assert_eq!(at("assign_extension_roles"), at("install_extension") + 1);
+        assert_eq!(at("extension_health"), at("assign_extension_roles") + 1);
+        assert!(at("assign_roles") < at("install_extension"), "{steps:?}");
         assert!(at("apply_hooks") < at("configure_backup"), "{steps:?}");
         let last = cluster.timeline.last().unwrap();
         assert_eq!(

@@ -89,6 +89,9 @@ pub struct OnboardFacts {
     /// A repair re-submitted the failed extension.
     #[serde(deserialize_with = "lenient")]
     pub extension_reinstalled: bool,
+    /// When `submit_extension` sent the extension's install (Unix seconds).
+    #[serde(deserialize_with = "lenient")]
+    pub extension_submitted_at: Option<i64>,
 }
 
 /// Accessors for the string facts a step cannot do without.
@@ -208,6 +211,7 @@ mod tests {
             "searchVaultForInstance",
             "resubmitBackupInstance",
             "extensionReinstalled",
+            crate::workflow::onboarding::steps::submit_extension::SUBMITTED_AT,
         ];
         assert_eq!(keys, expected.into_iter().collect());
     }

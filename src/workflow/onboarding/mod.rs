@@ -1,9 +1,14 @@
 //! Onboarding (starts at `check_cluster` with `ClusterCreated`), declared once in
 //! [`OnboardStep`]: check_cluster → ensure_cluster_prerequisites → ensure_providers →
-//! ensure_resource_groups → ensure_storage → ensure_vault_and_policy → install_extension →
-//! extension_health → assign_roles → bind_trusted_access → apply_hooks → configure_backup →
-//! first_backup; configure_backup goes back to assign_roles on permission errors, a bounded
-//! number of times. [`onboard_start`] decides whether a cluster event starts a run.
+//! ensure_resource_groups → ensure_storage → submit_extension → ensure_vault_and_policy →
+//! bind_trusted_access → assign_roles → install_extension → assign_extension_roles →
+//! extension_health → apply_hooks → configure_backup → first_backup; configure_backup goes
+//! back to assign_roles on permission errors, a bounded number of times. The extension's
+//! install (the guide's 5–10 minutes) is sent as soon as its storage exists and waited for
+//! only once the vault, its binding and the vault's and cluster's roles are in place; the
+//! extension's own roles are assigned the moment it has its identity, so their propagation
+//! runs while its pods start. [`onboard_start`] decides whether a
+//! cluster event starts a run.
 
 pub mod facts;
 pub mod model;
@@ -34,16 +39,21 @@ step_ids! {
         EnsureResourceGroups = "ensure_resource_groups",
         /// The storage account and container.
         EnsureStorage = "ensure_storage",
+        /// The backup extension's install sent to ARM, not waited for: the steps up to
+        /// `install_extension` run during its minutes.
+        SubmitExtension = "submit_extension",
         /// The backup vault and policy.
         EnsureVaultAndPolicy = "ensure_vault_and_policy",
-        /// The backup extension, installed by ARM.
-        InstallExtension = "install_extension",
-        /// The extension's pods Ready (the Kubernetes-side gate).
-        ExtensionHealth = "extension_health",
-        /// The role assignments.
-        AssignRoles = "assign_roles",
         /// The vault's trusted-access binding.
         BindTrustedAccess = "bind_trusted_access",
+        /// The vault's and the cluster's role assignments.
+        AssignRoles = "assign_roles",
+        /// The backup extension installed by ARM, with its identity.
+        InstallExtension = "install_extension",
+        /// The extension's role assignments (their propagation runs while its pods start).
+        AssignExtensionRoles = "assign_extension_roles",
+        /// The extension's pods Ready (the Kubernetes-side gate).
+        ExtensionHealth = "extension_health",
         /// The configured hooks on the cluster.
         ApplyHooks = "apply_hooks",
         /// The backup instance.
@@ -95,12 +105,14 @@ pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
                 r.add(KIND, ensure_resource_groups::EnsureResourceGroups)
             }
             OnboardStep::EnsureStorage => r.add(KIND, ensure_storage::EnsureStorage),
+            OnboardStep::SubmitExtension => r.add(KIND, submit_extension::SubmitExtension),
             OnboardStep::EnsureVaultAndPolicy => {
                 r.add(KIND, ensure_vault_and_policy::EnsureVaultAndPolicy)
             }
             OnboardStep::InstallExtension => r.add(KIND, install_extension::InstallExtension),
             OnboardStep::ExtensionHealth => r.add(KIND, extension_health::ExtensionHealth),
-            OnboardStep::AssignRoles => r.add(KIND, assign_roles::AssignRoles),
+            OnboardStep::AssignRoles => r.add(KIND, assign_roles::AssignRoles::VAULT_AND_CLUSTER),
+            OnboardStep::AssignExtensionRoles => r.add(KIND, assign_roles::AssignRoles::EXTENSION),
             OnboardStep::BindTrustedAccess => r.add(KIND, bind_trusted_access::BindTrustedAccess),
             OnboardStep::ApplyHooks => r.add(KIND, apply_hooks::ApplyHooks),
             OnboardStep::ConfigureBackup => r.add(KIND, configure_backup::ConfigureBackup),
@@ -132,11 +144,13 @@ mod tests {
                 "ensure_providers",
                 "ensure_resource_groups",
                 "ensure_storage",
+                "submit_extension",
                 "ensure_vault_and_policy",
-                "install_extension",
-                "extension_health",
-                "assign_roles",
                 "bind_trusted_access",
+                "assign_roles",
+                "install_extension",
+                "assign_extension_roles",
+                "extension_health",
                 "apply_hooks",
                 "configure_backup",
                 "first_backup",

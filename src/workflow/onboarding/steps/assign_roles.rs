@@ -1,6 +1,10 @@
-//! `assign_roles` (fact in: `ExtensionInstalled`, or `PermissionsMissing` from configure_backup):
-//! the role profile's assignments exist for the vault, cluster and extension identities. Each is
-//! read by its deterministic name and created if missing, with `principalType:
+//! `assign_roles` and `assign_extension_roles`: the role profile's assignments exist for the
+//! vault, cluster and extension identities. The guide makes them all once the extension is
+//! installed; the chain makes the vault's and the cluster's (`assign_roles`, fact in:
+//! `TrustedAccessBound`, or `PermissionsMissing` from configure_backup) while the extension
+//! installs, and the extension's (`assign_extension_roles`, fact in: `ExtensionInstalled`) the
+//! moment it has its identity, so that their propagation runs while its pods start. Each
+//! assignment is read by its deterministic name and created if missing, with `principalType:
 //! ServicePrincipal`; `RoleAssignmentExists` (same grant under another name) counts as done, and
 //! `PrincipalNotFound` (an identity not yet replicated) becomes a queued retry. No sleeps: the
 //! step that needs the roles retries on its permission errors instead.
@@ -25,11 +29,34 @@ pub const NAME: &str = OnboardStep::AssignRoles.as_str();
 pub const NEXT_STEP: &str = OnboardStep::AssignRoles.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "RolesAssigned";
+/// The name of the step that assigns the extension identity's roles.
+pub const EXTENSION_NAME: &str = OnboardStep::AssignExtensionRoles.as_str();
+/// The step that runs after it.
+pub const EXTENSION_NEXT_STEP: &str = OnboardStep::AssignExtensionRoles.next_name();
+/// The fact it publishes.
+pub const EXTENSION_FACT: &str = "ExtensionRolesAssigned";
 /// How long to wait for a new identity to replicate before trying again.
 const REPLICATION_WAIT: Duration = Duration::from_secs(20);
 
-/// See the module docs.
-pub struct AssignRoles;
+/// See the module docs: the step for the vault's and the cluster's identities
+/// ([`AssignRoles::VAULT_AND_CLUSTER`]) or the extension's ([`AssignRoles::EXTENSION`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssignRoles {
+    /// True for the extension identity's assignments, false for the others.
+    extension: bool,
+}
+
+impl AssignRoles {
+    /// `assign_roles`: the vault's and the cluster's identities.
+    pub const VAULT_AND_CLUSTER: Self = Self { extension: false };
+    /// `assign_extension_roles`: the extension's identity.
+    pub const EXTENSION: Self = Self { extension: true };
+
+    /// True if this step makes `assignment`.
+    fn makes(self, assignment: &roles::Assignment) -> bool {
+        (assignment.grant.principal == roles::Principal::Extension) == self.extension
+    }
+}
 
 /// What [`converge`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,10 +103,21 @@ pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converg
 /// A missing fact.
 pub fn wanted(ctx: &Ctx, env: &Envelope) -> Result<Vec<roles::Assignment>, StepError> {
     let f = OnboardFacts::of(env);
+    wanted_with(ctx, env, f.extension_principal_id()?)
+}
+
+/// [`wanted`], with the extension's identity given (empty while it is not yet known: only the
+/// other identities' assignments are then usable).
+fn wanted_with(
+    ctx: &Ctx,
+    env: &Envelope,
+    extension: String,
+) -> Result<Vec<roles::Assignment>, StepError> {
+    let f = OnboardFacts::of(env);
     let ids = Identities {
         vault: f.vault_principal_id()?,
         cluster: f.cluster_principal_id()?,
-        extension: f.extension_principal_id()?,
+        extension,
     };
     let scopes = Scopes {
         cluster: facts::cluster_id(env)?.to_string(),
@@ -123,7 +161,7 @@ pub async fn in_place(ctx: &Ctx, assignment: &roles::Assignment) -> Result<bool,
 #[async_trait]
 impl Step<Ctx> for AssignRoles {
     fn name(&self) -> &'static str {
-        NAME
+        if self.extension { EXTENSION_NAME } else { NAME }
     }
 
     fn timeout(&self) -> Duration {
@@ -131,10 +169,20 @@ impl Step<Ctx> for AssignRoles {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let f = OnboardFacts::of(env);
+        let extension = if self.extension {
+            f.extension_principal_id()?
+        } else {
+            f.extension_principal_id.clone().unwrap_or_default()
+        };
+        let wanted: Vec<roles::Assignment> = wanted_with(ctx, env, extension)?
+            .into_iter()
+            .filter(|a| self.makes(a))
+            .collect();
         let Converged {
             created,
             not_replicated,
-        } = converge(ctx, &wanted(ctx, env)?).await?;
+        } = converge(ctx, &wanted).await?;
         if !not_replicated.is_empty() {
             return Ok(wait(
                 REPLICATION_WAIT,
@@ -144,9 +192,20 @@ impl Step<Ctx> for AssignRoles {
                 ),
             ));
         }
-        tracing::info!(workflow_id = %env.workflow_id, created, "role assignments in place");
-        let outcome =
-            advance(NEXT_STEP, FACT).with(super::configure_backup::ROLES_CREATED, created);
+        tracing::info!(workflow_id = %env.workflow_id, step = self.name(), created, "role assignments in place");
+        let outcome = if self.extension {
+            // Added to what `assign_roles` created: validation waits for the newest.
+            let outcome = advance(EXTENSION_NEXT_STEP, EXTENSION_FACT);
+            if created == 0 {
+                return Ok(outcome);
+            }
+            outcome.with(
+                super::configure_backup::ROLES_CREATED,
+                f.roles_created.saturating_add(created as u64),
+            )
+        } else {
+            advance(NEXT_STEP, FACT).with(super::configure_backup::ROLES_CREATED, created)
+        };
         Ok(if created > 0 {
             outcome.with(
                 super::configure_backup::ROLES_CREATED_AT,

@@ -1,9 +1,11 @@
-//! `install_extension` (fact in: `BackupInfrastructureReady`): the backup extension
+//! `install_extension` (fact in: `TrustedAccessBound`): the backup extension
 //! (`azure-aks-backup`, type Microsoft.DataProtection.Kubernetes, stable train) is installed with
 //! the ARM-level storage keys and `useAAD=true`, and has `Succeeded`; then its own identity
 //! (`aksAssignedIdentity.principalId`, gotcha 3) is recorded. An extension of that type already on
 //! the cluster is adopted with the storage it points at. A Helm timeout (pods that cannot be
-//! scheduled on small nodes) fails with the capacity advice.
+//! scheduled on small nodes) fails with the capacity advice. `submit_extension` normally sent
+//! the install minutes earlier: this step first reads the extension when the install is
+//! expected to be done, and installs it itself only if it is still missing.
 
 use std::time::Duration;
 
@@ -34,10 +36,33 @@ pub const FACT: &str = "ExtensionInstalled";
 /// How long an install usually takes (the guide: 5–10 minutes; the first poll comes at
 /// seven, the middle of that range), later ones at least `lro::LATE_POLL_INTERVAL` apart.
 /// Each poll is a read from the subscription's bucket that a fleet shares.
-const EXPECTED_INSTALL: Duration = Duration::from_secs(7 * 60);
+pub const EXPECTED_INSTALL: Duration = Duration::from_secs(7 * 60);
 
 /// See the module docs.
 pub struct InstallExtension;
+
+/// How long until an install sent at `submitted_at` (Unix seconds) is expected to be done;
+/// `None` once it is.
+pub fn install_left(submitted_at: i64, now: time::OffsetDateTime) -> Option<Duration> {
+    until_into_install(submitted_at, EXPECTED_INSTALL, now)
+}
+
+/// How long until `into` has passed since an install was sent at `submitted_at` (Unix
+/// seconds); `None` once it has.
+pub fn until_into_install(
+    submitted_at: i64,
+    into: Duration,
+    now: time::OffsetDateTime,
+) -> Option<Duration> {
+    let into = i64::try_from(into.as_secs()).ok()?;
+    let left = submitted_at
+        .saturating_add(into)
+        .saturating_sub(now.unix_timestamp());
+    u64::try_from(left)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
 
 /// Set once a repair has re-submitted a failed extension.
 const REINSTALLED: &str = "extensionReinstalled";
@@ -71,6 +96,21 @@ impl Step<Ctx> for InstallExtension {
                 return Err(failed_operation(error.into()));
             }
             Progress::Finished { .. } => {}
+            // Sent by `submit_extension`: nothing to read before it is expected to be done.
+            Progress::Idle if f.extension_submitted_at.is_some() => {
+                if let Some(left) = f
+                    .extension_submitted_at
+                    .and_then(|at| install_left(at, ctx.clock.now()))
+                {
+                    return Ok(wait(
+                        left,
+                        format!(
+                            "the backup extension is installing (usually {} minutes)",
+                            EXPECTED_INSTALL.as_secs() / 60
+                        ),
+                    ));
+                }
+            }
             // About to read, then most likely install: a held-back install would repeat the read.
             Progress::Idle => ctx.arm.room_to_write(&ours)?,
         }
@@ -245,7 +285,7 @@ pub async fn installed_under_another_name(
 }
 
 /// The storage the extension should use, from the facts of the earlier steps.
-fn desired_storage(env: &Envelope) -> Result<ExtensionStorage, StepError> {
+pub fn desired_storage(env: &Envelope) -> Result<ExtensionStorage, StepError> {
     let f = OnboardFacts::of(env);
     let account_id = f.storage_account_id()?;
     let parsed = ResourceId::parse(&account_id).map_err(|e| StepError::Permanent {

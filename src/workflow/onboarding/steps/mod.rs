@@ -13,3 +13,4 @@ pub mod ensure_vault_and_policy;
 pub mod extension_health;
 pub mod first_backup;
 pub mod install_extension;
+pub mod submit_extension;
