@@ -13,10 +13,10 @@ use crate::envelope::Envelope;
 use crate::kube::KubeError;
 use crate::kube::restore_prep::{delete_scratch_namespace, namespace_gone};
 use crate::resource_id::ResourceId;
-use crate::restore::drill::DrillPlan;
 use crate::restore::report::Cleanup;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
+use crate::workflow::restoring::facts::RestoreFacts;
 use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -71,7 +71,7 @@ impl Step<Ctx> for DrillCleanup {
                 .with(keys::CLEANUP, restoring::to_fact(&cleanup))
                 .with(keys::CLEANED_UP_AT, time_fact(ctx.clock.now())))
         };
-        let Some(plan) = restoring::fact::<DrillPlan>(env, keys::PLAN) else {
+        let Some(plan) = RestoreFacts::of(env).plan else {
             // The drill failed before it had a plan: nothing was created.
             return done(Cleanup::default());
         };

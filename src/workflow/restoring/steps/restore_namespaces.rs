@@ -17,7 +17,8 @@ use crate::kube::restore_prep::{
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "TargetNamespacesReady";
@@ -38,8 +39,9 @@ impl Step<Ctx> for RestoreNamespaces {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let target = facts.target_cluster()?;
         let scratch = env.kind == WorkflowKind::Drill;
         let wanted: Vec<NamespaceRequest> = request
             .target_namespaces()
@@ -73,8 +75,7 @@ impl Step<Ctx> for RestoreNamespaces {
                 isolate_scratch_namespace(&client, name).await?;
             }
         }
-        let mut created: Vec<String> =
-            restoring::fact(env, keys::CREATED_NAMESPACES).unwrap_or_default();
+        let mut created = facts.created_namespaces.clone();
         for (name, state) in &states {
             if *state == NamespaceState::Created && !created.contains(name) {
                 created.push(name.clone());
@@ -97,7 +98,7 @@ impl Step<Ctx> for RestoreNamespaces {
             .with(keys::CREATED_NAMESPACES, restoring::to_fact(&created))
             .with(
                 keys::FINDINGS,
-                findings_with(env, note.into_iter().chain(isolated)),
+                facts.findings_with(note.into_iter().chain(isolated)),
             ))
     }
 }

@@ -14,8 +14,8 @@ use crate::restore::recovery_point::{choose, from_list};
 use crate::restore::request::RecoveryPointSelector;
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
-use crate::workflow::facts;
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RecoveryPointChosen";
@@ -34,8 +34,9 @@ impl Step<Ctx> for RestorePoint {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let bi = facts.backup_instance_id()?;
         let listed = ctx
             .arm
             .list(
@@ -52,7 +53,7 @@ impl Step<Ctx> for RestorePoint {
                 reason: e.to_string(),
             })?
             .clone();
-        let policy_id = facts::required(env, facts::POLICY_ID)?;
+        let policy_id = facts.policy_id()?;
         let interval = match ctx
             .arm
             .get_optional(&policy_id, versions::BACKUP_POLICIES)
@@ -66,7 +67,7 @@ impl Step<Ctx> for RestorePoint {
                 None
             }
         };
-        let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
+        let requested_at = facts.requested_at.unwrap_or(env.started_at);
         let mut found = Vec::new();
         let age = age_finding(&point, interval, requested_at);
         // The age only judges the newest point; an older point was asked for on purpose.
@@ -81,7 +82,7 @@ impl Step<Ctx> for RestorePoint {
         }
         let mut outcome = Outcome::next(RestoreStep::TargetReady.as_str(), FACT)
             .with(keys::RECOVERY_POINT, restoring::to_fact(&point))
-            .with(keys::FINDINGS, findings_with(env, found));
+            .with(keys::FINDINGS, facts.findings_with(found));
         if let Some(i) = interval {
             outcome = outcome.with(keys::POLICY_INTERVAL_SECONDS, i.as_secs());
         }

@@ -15,19 +15,17 @@ use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::NamespaceContents;
 use crate::restore::alert::Alert;
 use crate::restore::evidence;
-use crate::restore::job::Job;
-use crate::restore::recovery_point::RecoveryPoint;
 use crate::restore::report::{
-    Cleanup, EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
+    EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
 };
-use crate::restore::request::RestoreRequest;
 use crate::restore::score::{ScoreInputs, ScoreSettings, score};
 use crate::restore::store::RunRecord;
 use crate::restore::verify::{Finding, Verdict, Verification};
 use crate::telemetry::metrics;
 use crate::workflow::Ctx;
-use crate::workflow::facts::{self, finish};
-use crate::workflow::restoring::{self, RestoreStep, keys};
+use crate::workflow::facts::finish;
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
 
 /// See the module docs.
 pub struct RestoreReport;
@@ -96,36 +94,31 @@ pub fn build_report(
     now: time::OffsetDateTime,
     settings: &ScoreSettings,
 ) -> EvidenceReport {
-    let request: Option<RestoreRequest> = restoring::fact(env, keys::REQUEST);
-    let text = |key: &str| env.fact_str(key).map(str::to_string);
-    let source = text(keys::SOURCE_CLUSTER_ID)
-        .or_else(|| {
-            request
-                .as_ref()
-                .and_then(|r| r.source_cluster_id.as_ref().map(ToString::to_string))
-        })
+    let facts = RestoreFacts::of(env);
+    let request = facts.request.as_ref();
+    let source = facts
+        .source_cluster_id
+        .clone()
+        .or_else(|| request.and_then(|r| r.source_cluster_id.as_ref().map(ToString::to_string)))
         .unwrap_or_else(|| env.subject.clone());
-    let target = text(keys::TARGET_CLUSTER_ID)
-        .or_else(|| {
-            request
-                .as_ref()
-                .and_then(|r| r.target_cluster_id.as_ref().map(ToString::to_string))
-        })
+    let target = facts
+        .target_cluster_id
+        .clone()
+        .or_else(|| request.and_then(|r| r.target_cluster_id.as_ref().map(ToString::to_string)))
         .unwrap_or_else(|| source.clone());
-    let point: Option<RecoveryPoint> = restoring::fact(env, keys::RECOVERY_POINT);
-    let job: Option<Job> = restoring::fact(env, keys::JOB);
-    let verification: Option<Verification> = restoring::fact(env, keys::VERIFICATION);
-    let contents: Vec<(String, NamespaceContents)> =
-        restoring::fact(env, keys::CONTENTS).unwrap_or_default();
-    let cleanup: Option<Cleanup> = restoring::fact(env, keys::CLEANUP);
-    let aborted = text(keys::ABORTED);
-    let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
-    let verified_at = restoring::time_of(env, keys::VERIFIED_AT);
+    let point = facts.recovery_point.clone();
+    let job = facts.job.clone();
+    let verification = facts.verification.as_ref();
+    let contents = &facts.namespace_contents;
+    let cleanup = facts.cleanup.clone();
+    let aborted = facts.aborted.clone();
+    let requested_at = facts.requested_at.unwrap_or(env.started_at);
+    let verified_at = facts.verified_at;
 
-    let (mut verdict, mut findings) = match (&verification, &aborted) {
+    let (mut verdict, mut findings) = match (verification, &aborted) {
         (Some(v), None) => (v.verdict, v.findings.clone()),
         (_, Some(reason)) => {
-            let mut f: Vec<Finding> = restoring::fact(env, keys::FINDINGS).unwrap_or_default();
+            let mut f = facts.findings.clone();
             f.push(Finding::fail(format!("stopped at {reason}")));
             (Verdict::Fail, f)
         }
@@ -144,7 +137,6 @@ pub fn build_report(
         verdict = verdict.max(Verdict::Degraded);
     }
     let namespaces = request
-        .as_ref()
         .map(|r| {
             r.namespace_pairs()
                 .into_iter()
@@ -161,8 +153,6 @@ pub fn build_report(
         _ => None,
     };
     let recovery_point_age = point.as_ref().map(|p| requested_at - p.time);
-    let source_inventory: Option<Vec<(String, NamespaceContents)>> =
-        restoring::fact(env, keys::SOURCE_CONTENTS);
     let report = EvidenceReport {
         version: REPORT_VERSION,
         kind: match env.kind {
@@ -172,23 +162,20 @@ pub fn build_report(
         id: env.workflow_id.clone(),
         cluster_id: source,
         target_cluster_id: target,
-        backup_instance_id: text(facts::BACKUP_INSTANCE_ID),
+        backup_instance_id: facts.backup_instance_id.clone(),
         recovery_point_age_seconds: recovery_point_age.map(|a| a.whole_seconds()),
         recovery_point: point,
-        policy_interval_seconds: env
-            .payload
-            .get(keys::POLICY_INTERVAL_SECONDS)
-            .and_then(serde_json::Value::as_u64),
+        policy_interval_seconds: facts.policy_interval_seconds,
         namespaces,
         timeline: Timeline {
             requested_at: Some(requested_at),
-            triggered_at: restoring::time_of(env, keys::TRIGGERED_AT),
+            triggered_at: facts.triggered_at,
             job_finished_at: job
                 .as_ref()
                 .and_then(|j| j.end_time)
-                .or_else(|| restoring::time_of(env, keys::JOB_FINISHED_AT)),
+                .or(facts.job_finished_at),
             verified_at,
-            cleaned_up_at: restoring::time_of(env, keys::CLEANED_UP_AT),
+            cleaned_up_at: facts.cleaned_up_at,
         },
         job,
         rto_seconds,
@@ -204,8 +191,8 @@ pub fn build_report(
     };
     scored(
         report,
-        source_inventory.as_deref(),
-        verification.as_ref(),
+        facts.source_namespace_contents.as_deref(),
+        verification,
         settings,
     )
 }
@@ -286,7 +273,7 @@ impl Step<Ctx> for RestoreReport {
                 }
             }
         })?;
-        let request: Option<RestoreRequest> = restoring::fact(env, keys::REQUEST);
+        let request = RestoreFacts::of(env).request;
         let why = reasons(&report);
         let result = json!({
             "workflowId": env.workflow_id,

@@ -12,10 +12,11 @@ use crate::envelope::Envelope;
 use crate::restore::request::parse_request;
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
+use crate::workflow::restoring::facts::RestoreFacts;
 use crate::workflow::restoring::restore_lookup::{
     find_backup_instance, instance_facts, with_target_facts,
 };
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreResolved";
@@ -76,7 +77,10 @@ impl Step<Ctx> for RestoreResolve {
             .unwrap_or_else(|| facts.cluster_id.clone());
         let warnings = request.warnings().into_iter().map(Finding::info);
         let outcome = Outcome::next(RestoreStep::Authorize.as_str(), FACT)
-            .with(keys::FINDINGS, findings_with(env, warnings))
+            .with(
+                keys::FINDINGS,
+                RestoreFacts::of(env).findings_with(warnings),
+            )
             .with(keys::REQUEST, restoring::to_fact(&request));
         with_target_facts(ctx, outcome, &facts, &target).await
     }

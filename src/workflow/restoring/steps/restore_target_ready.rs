@@ -16,7 +16,8 @@ use crate::workflow::bodies::extension_storage_of;
 use crate::workflow::facts::{self, Progress, started, wait};
 use crate::workflow::onboarding::steps::assign_roles::{Converged, converge};
 use crate::workflow::onboarding::steps::bind_trusted_access::{Binding, ensure_binding};
-use crate::workflow::restoring::{RestoreStep, keys};
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The fact it publishes.
@@ -47,8 +48,9 @@ impl Step<Ctx> for RestoreTargetReady {
             Progress::Failed { error, .. } => return Err(error.into()),
             Progress::Finished { .. } | Progress::Idle => {}
         }
-        let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
-        let vault = facts::required(env, facts::VAULT_ID)?;
+        let known = RestoreFacts::of(env);
+        let target = known.target_cluster_id()?;
+        let vault = known.vault_id()?;
         let extensions = ctx
             .arm
             .list(
@@ -105,12 +107,12 @@ impl Step<Ctx> for RestoreTargetReady {
             &roles::RESTORE,
             &Identities {
                 vault: vault_principal.to_string(),
-                cluster: facts::required(env, keys::TARGET_PRINCIPAL_ID)?,
+                cluster: known.target_principal_id()?,
                 extension: extension_principal.to_string(),
             },
             &Scopes {
                 cluster: target.clone(),
-                snapshot_resource_group: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
+                snapshot_resource_group: known.snapshot_resource_group_id()?,
                 storage_account: format!(
                     "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
                 ),

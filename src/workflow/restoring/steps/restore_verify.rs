@@ -16,7 +16,7 @@ use crate::kube::ClusterClient;
 use crate::kube::probe_pods::start_probe_pod;
 use crate::kube::references::{ReferenceCheck, check_references};
 use crate::kube::restore_prep::{NamespaceContents, count_namespace};
-use crate::restore::job::{Job, JobStatus};
+use crate::restore::job::JobStatus;
 use crate::restore::probe::{ProbeRun, combine, probe_run};
 use crate::restore::request::RestoreRequest;
 use crate::restore::verify::{
@@ -24,6 +24,7 @@ use crate::restore::verify::{
 };
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
+use crate::workflow::restoring::facts::RestoreFacts;
 use crate::workflow::restoring::{self, RestoreStep, after_verify, keys, time_fact};
 
 /// The fact it publishes.
@@ -40,10 +41,10 @@ pub struct RestoreVerify;
 /// when the source cluster cannot be read — the score then says it could not compare.
 async fn source_inventory(
     ctx: &Ctx,
-    env: &Envelope,
+    facts: &RestoreFacts,
     request: &RestoreRequest,
 ) -> Option<Vec<(String, NamespaceContents)>> {
-    let source = restoring::id_fact(env, keys::SOURCE_CLUSTER_ID).ok()?;
+    let source = facts.source_cluster().ok()?;
     let read = async {
         let client = ctx.kube.client(&source).await?;
         let mut inventory = Vec::new();
@@ -80,7 +81,7 @@ enum Probes {
 /// deadline plus a minute for the kubelet to report it.
 async fn run_probes(
     ctx: &Ctx,
-    env: &Envelope,
+    facts: &RestoreFacts,
     client: &ClusterClient,
     request: &RestoreRequest,
 ) -> Result<Probes, StepError> {
@@ -101,7 +102,7 @@ async fn run_probes(
         results.push((spec.name.clone(), probe_run(&pod)));
     }
     let now = ctx.clock.now();
-    let started = restoring::time_of(env, keys::PROBES_STARTED_AT).unwrap_or(now);
+    let started = facts.probes_started_at.unwrap_or(now);
     let running: Vec<&str> = results
         .iter()
         .filter(|(_, r)| *r == ProbeRun::Running)
@@ -131,9 +132,10 @@ impl Step<Ctx> for RestoreVerify {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let job: Job = restoring::required(env, keys::JOB)?;
-        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let job = facts.job()?;
+        let target = facts.target_cluster()?;
         let client = ctx.kube.client(&target).await?;
         let mut contents = Vec::new();
         for ns in request.target_namespaces() {
@@ -166,7 +168,7 @@ impl Step<Ctx> for RestoreVerify {
             ));
         }
         let probes = if env.kind == WorkflowKind::Drill {
-            match run_probes(ctx, env, &client, &request).await? {
+            match run_probes(ctx, &facts, &client, request).await? {
                 Probes::Running(waiting) => return Ok(waiting),
                 Probes::Finished(results) => results,
             }
@@ -179,20 +181,20 @@ impl Step<Ctx> for RestoreVerify {
             references.total += check.total;
             references.missing.extend(check.missing);
         }
-        let mut extra: Vec<Finding> = restoring::fact(env, keys::FINDINGS).unwrap_or_default();
+        let mut extra = facts.findings.clone();
         if settling {
             extra.push(Finding::degraded(format!(
                 "workloads were still not ready {} minutes after the job finished",
                 ctx.restore.verify_timeout.as_secs() / 60
             )));
         }
-        let source = source_inventory(ctx, env, &request).await;
+        let source = source_inventory(ctx, &facts, request).await;
         let probe = combine(
             &probes,
-            probe_from_job(&job, &request.restore_hook_references),
+            probe_from_job(job, &request.restore_hook_references),
         );
         let verification = verify(&Evidence {
-            job: &job,
+            job,
             namespaces: &contents,
             probe: probe.as_ref(),
             references: Some(&references),
