@@ -17,7 +17,7 @@ use crate::restore::recovery_point::RecoveryPoint;
 use crate::restore::report::Cleanup;
 use crate::restore::request::RestoreRequest;
 use crate::restore::verify::{Finding, Verification};
-use crate::workflow::facts::{self as shared, lenient, present};
+use crate::workflow::facts::{self as shared, lenient, present, typed};
 use crate::workflow::restoring::{keys, to_fact};
 
 /// Everything a restore's or drill's steps record in its payload (see [`super::keys`] for
@@ -124,22 +124,49 @@ fn time_fact<S: Serializer>(at: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, 
     at.map(super::time_fact).serialize(s)
 }
 
+/// Accessors for the facts a step cannot do without: typed ones (missing or unreadable) and
+/// strings (missing or empty), each a permanent error naming the fact.
+macro_rules! needed {
+    (
+        typed { $($(#[doc = $tdoc:literal])* $typed:ident: $ty:ty = $tkey:path;)+ }
+        text { $($(#[doc = $doc:literal])* $text:ident = $key:path;)+ }
+    ) => {
+        $(
+            $(#[doc = $tdoc])*
+            ///
+            /// # Errors
+            /// A permanent error when it is missing or unreadable.
+            pub fn $typed(&self) -> Result<&$ty, StepError> {
+                self.need($tkey, self.$typed.as_ref())
+            }
+        )+
+        $(
+            $(#[doc = $doc])*
+            ///
+            /// # Errors
+            /// A permanent error when no earlier step recorded it.
+            pub fn $text(&self) -> Result<String, StepError> {
+                self.need_text($key, self.$text.as_ref())
+            }
+        )+
+    };
+}
+
 impl RestoreFacts {
     /// The facts in `env`'s payload.
     pub fn of(env: &Envelope) -> Self {
-        let mut facts: Self =
-            serde_json::from_value(Value::Object(env.payload.clone())).unwrap_or_default();
+        let mut facts: Self = typed(env);
         facts.step.clone_from(&env.step);
         facts
     }
 
     /// A string fact the step cannot do without.
-    fn text(&self, key: &str, value: Option<&String>) -> Result<String, StepError> {
+    fn need_text(&self, key: &str, value: Option<&String>) -> Result<String, StepError> {
         present(&self.step, key, value.map(String::as_str))
     }
 
     /// A typed fact the step cannot do without.
-    fn typed<'a, T>(&self, key: &str, value: Option<&'a T>) -> Result<&'a T, StepError> {
+    fn need<'a, T>(&self, key: &str, value: Option<&'a T>) -> Result<&'a T, StepError> {
         value.ok_or_else(|| StepError::Permanent {
             reason: format!(
                 "step `{}` needs the fact `{key}`, which no earlier step recorded",
@@ -150,85 +177,41 @@ impl RestoreFacts {
 
     /// An id fact.
     fn id(&self, key: &str, value: Option<&String>) -> Result<ResourceId, StepError> {
-        let raw = self.text(key, value)?;
+        let raw = self.need_text(key, value)?;
         ResourceId::parse(&raw).map_err(|e| StepError::Permanent {
             reason: format!("the fact `{key}` is unusable: {e}"),
         })
     }
 
-    /// The restore request the workflow carries.
-    ///
-    /// # Errors
-    /// A permanent error when it is missing or unreadable.
-    pub fn request(&self) -> Result<&RestoreRequest, StepError> {
-        self.typed(keys::REQUEST, self.request.as_ref())
-    }
-
-    /// The drill plan.
-    ///
-    /// # Errors
-    /// A permanent error when it is missing or unreadable.
-    pub fn plan(&self) -> Result<&DrillPlan, StepError> {
-        self.typed(keys::PLAN, self.plan.as_ref())
-    }
-
-    /// The chosen recovery point.
-    ///
-    /// # Errors
-    /// A permanent error when it is missing or unreadable.
-    pub fn recovery_point(&self) -> Result<&RecoveryPoint, StepError> {
-        self.typed(keys::RECOVERY_POINT, self.recovery_point.as_ref())
-    }
-
-    /// The finished restore job.
-    ///
-    /// # Errors
-    /// A permanent error when it is missing or unreadable.
-    pub fn job(&self) -> Result<&Job, StepError> {
-        self.typed(keys::JOB, self.job.as_ref())
-    }
-
-    /// The backup instance.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn backup_instance_id(&self) -> Result<String, StepError> {
-        self.text(shared::BACKUP_INSTANCE_ID, self.backup_instance_id.as_ref())
-    }
-
-    /// The vault.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn vault_id(&self) -> Result<String, StepError> {
-        self.text(shared::VAULT_ID, self.vault_id.as_ref())
-    }
-
-    /// The policy.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn policy_id(&self) -> Result<String, StepError> {
-        self.text(shared::POLICY_ID, self.policy_id.as_ref())
-    }
-
-    /// The snapshot resource group.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn snapshot_resource_group_id(&self) -> Result<String, StepError> {
-        self.text(
-            shared::SNAPSHOT_RESOURCE_GROUP_ID,
-            self.snapshot_resource_group_id.as_ref(),
-        )
-    }
-
-    /// The target cluster, as recorded.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn target_cluster_id(&self) -> Result<String, StepError> {
-        self.text(keys::TARGET_CLUSTER_ID, self.target_cluster_id.as_ref())
+    needed! {
+        typed {
+            /// The restore request the workflow carries.
+            request: RestoreRequest = keys::REQUEST;
+            /// The drill plan.
+            plan: DrillPlan = keys::PLAN;
+            /// The chosen recovery point.
+            recovery_point: RecoveryPoint = keys::RECOVERY_POINT;
+            /// The finished restore job.
+            job: Job = keys::JOB;
+        }
+        text {
+            /// The backup instance.
+            backup_instance_id = shared::BACKUP_INSTANCE_ID;
+            /// The vault.
+            vault_id = shared::VAULT_ID;
+            /// The policy.
+            policy_id = shared::POLICY_ID;
+            /// The snapshot resource group.
+            snapshot_resource_group_id = shared::SNAPSHOT_RESOURCE_GROUP_ID;
+            /// The target cluster, as recorded.
+            target_cluster_id = keys::TARGET_CLUSTER_ID;
+            /// The target's region.
+            target_location = keys::TARGET_LOCATION;
+            /// The target's control-plane identity.
+            target_principal_id = keys::TARGET_PRINCIPAL_ID;
+            /// The restore job's name.
+            job_id = keys::JOB_ID;
+        }
     }
 
     /// The target cluster.
@@ -245,30 +228,6 @@ impl RestoreFacts {
     /// A permanent error when it is missing or not an ARM id.
     pub fn source_cluster(&self) -> Result<ResourceId, StepError> {
         self.id(keys::SOURCE_CLUSTER_ID, self.source_cluster_id.as_ref())
-    }
-
-    /// The target's region.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn target_location(&self) -> Result<String, StepError> {
-        self.text(keys::TARGET_LOCATION, self.target_location.as_ref())
-    }
-
-    /// The target's control-plane identity.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn target_principal_id(&self) -> Result<String, StepError> {
-        self.text(keys::TARGET_PRINCIPAL_ID, self.target_principal_id.as_ref())
-    }
-
-    /// The restore job's name.
-    ///
-    /// # Errors
-    /// A permanent error when no earlier step recorded it.
-    pub fn job_id(&self) -> Result<String, StepError> {
-        self.text(keys::JOB_ID, self.job_id.as_ref())
     }
 
     /// The findings gathered so far, with `more` added (each once), as a fact.
@@ -294,9 +253,9 @@ mod tests {
         let written = serde_json::to_value(RestoreFacts::default()).unwrap();
         let keys: std::collections::BTreeSet<&str> = written
             .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
             .collect();
         let expected = [
             keys::REQUEST,

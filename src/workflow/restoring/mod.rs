@@ -1,5 +1,5 @@
 //! What the restore and drill steps share: the payload keys they carry ([`facts`] reads them
-//! typed), the step names in order, and what each workflow does on a failure ([`RESTORE_ON_FAILURE`],
+//! typed; [`model`] holds the pure decisions), the step names in order, and what each workflow does on a failure ([`RESTORE_ON_FAILURE`],
 //! [`DRILL_ON_FAILURE`]): the engine turns any failure of a step (an error its policy gives up
 //! on, a `Failed` outcome, or a retry past the step's deadline) into a jump to the end of the
 //! workflow — the report for a restore, cleanup then the report for a drill — so every run
@@ -13,6 +13,7 @@
 
 pub mod drill;
 pub mod facts;
+pub mod model;
 pub mod restore_lookup;
 pub mod steps;
 

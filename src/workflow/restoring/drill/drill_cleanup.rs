@@ -17,6 +17,7 @@ use crate::restore::report::Cleanup;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::cleanup::{CleanupNext, after_pass};
 use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -79,34 +80,15 @@ impl Step<Ctx> for DrillCleanup {
         let deadline = env.step_started_at
             + time::Duration::try_from(ctx.restore.cleanup_timeout).unwrap_or(time::Duration::MAX);
         let out_of_time = ctx.clock.now() >= deadline;
-        match remaining(ctx, &plan.cluster_id, &names).await {
-            Ok((left, foreign)) if left.is_empty() || out_of_time => {
-                let mut left_behind = foreign;
-                left_behind.extend(left);
-                done(Cleanup {
-                    deleted: names
-                        .iter()
-                        .filter(|n| !left_behind.contains(n))
-                        .cloned()
-                        .collect(),
-                    left_behind,
-                })
-            }
-            Ok((left, _)) => Ok(wait(
-                POLL,
-                format!("waiting for scratch namespace(s) {} to go", left.join(", ")),
-            )),
-            Err(why) if out_of_time => {
-                tracing::error!(workflow_id = %env.workflow_id, "scratch namespaces left behind: {why}");
-                done(Cleanup {
-                    deleted: Vec::new(),
-                    left_behind: names,
-                })
-            }
-            Err(why) => Ok(wait(
-                POLL,
-                format!("cleanup could not reach the cluster: {why}"),
-            )),
+        let reached = remaining(ctx, &plan.cluster_id, &names).await;
+        if let Err(why) = &reached
+            && out_of_time
+        {
+            tracing::error!(workflow_id = %env.workflow_id, "scratch namespaces left behind: {why}");
+        }
+        match after_pass(&names, reached, out_of_time) {
+            CleanupNext::Done(cleanup) => done(cleanup),
+            CleanupNext::Wait(why) => Ok(wait(POLL, why)),
         }
     }
 }

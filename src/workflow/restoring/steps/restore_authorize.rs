@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
-use crate::restore::authorize::{RestoreTarget, authorize, drill_reserve_reason};
+use crate::restore::authorize::RestoreTarget;
 use crate::restore::job::list_vault_jobs;
 use crate::workflow::Ctx;
 use crate::workflow::restoring::RestoreStep;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::authorize::authorization;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreAuthorized";
@@ -57,16 +58,10 @@ impl Step<Ctx> for RestoreAuthorize {
             conflict_policy: request.conflict_policy,
             existing,
         };
-        let now = ctx.clock.now();
-        let held = (env.kind == WorkflowKind::Drill)
-            .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
-            .flatten();
-        match (authorize(&candidate, &allowlist, &bi, &jobs, now), held) {
-            (Ok(()), None) => Ok(Outcome::next(RestoreStep::Point.as_str(), FACT)),
-            (Ok(()), Some(reason)) => Err(StepError::Permanent { reason }),
-            (Err(e), _) => Err(StepError::Permanent {
-                reason: e.to_string(),
-            }),
-        }
+        let reserve =
+            (env.kind == WorkflowKind::Drill).then_some(ctx.restore.drill_restore_reserve);
+        authorization(&candidate, &allowlist, &bi, &jobs, ctx.clock.now(), reserve)
+            .map(|()| Outcome::next(RestoreStep::Point.as_str(), FACT))
+            .map_err(|reason| StepError::Permanent { reason })
     }
 }

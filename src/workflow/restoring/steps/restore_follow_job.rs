@@ -12,6 +12,7 @@ use crate::restore::job::{Job, JobStatus};
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::job::overdue;
 use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -51,7 +52,7 @@ impl Step<Ctx> for RestoreFollowJob {
         if let JobStatus::Running(status) = &job.status {
             let triggered = facts.triggered_at.unwrap_or(env.step_started_at);
             let limit = ctx.restore.job_timeout;
-            if now - triggered > time::Duration::try_from(limit).unwrap_or(time::Duration::MAX) {
+            if overdue(triggered, now, limit) {
                 return Err(StepError::Permanent {
                     reason: format!(
                         "restore job {job_id} is still {status} after {} minutes (BACKUP_PILOT_RESTORE_JOB_TIMEOUT_MINUTES); it may still finish — check it in the vault",

@@ -11,13 +11,14 @@ use async_trait::async_trait;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::{
-    ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, NamespaceState, ensure_namespaces,
+    ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, ensure_namespaces,
     isolate_scratch_namespace,
 };
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::namespaces::{created_so_far, terminating};
 use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
@@ -56,11 +57,7 @@ impl Step<Ctx> for RestoreNamespaces {
             .collect();
         let client = ctx.kube.client(&target).await?;
         let states = ensure_namespaces(&client, &wanted).await?;
-        let terminating: Vec<&str> = states
-            .iter()
-            .filter(|(_, s)| *s == NamespaceState::Terminating)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let terminating = terminating(&states);
         if !terminating.is_empty() {
             return Ok(wait(
                 TERMINATING_WAIT,
@@ -75,12 +72,7 @@ impl Step<Ctx> for RestoreNamespaces {
                 isolate_scratch_namespace(&client, name).await?;
             }
         }
-        let mut created = facts.created_namespaces.clone();
-        for (name, state) in &states {
-            if *state == NamespaceState::Created && !created.contains(name) {
-                created.push(name.clone());
-            }
-        }
+        let created = created_so_far(facts.created_namespaces.clone(), &states);
         let note = (!created.is_empty()).then(|| {
             Finding::info(format!(
                 "created namespace(s) {} before the restore (a restore into a missing namespace restores nothing)",

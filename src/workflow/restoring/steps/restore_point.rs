@@ -9,12 +9,11 @@ use async_trait::async_trait;
 use crate::arm::versions;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::restore::drill::{age_finding, policy_interval};
+use crate::restore::drill::policy_interval;
 use crate::restore::recovery_point::{choose, from_list};
-use crate::restore::request::RecoveryPointSelector;
-use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::point::point_findings;
 use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
@@ -68,18 +67,7 @@ impl Step<Ctx> for RestorePoint {
             }
         };
         let requested_at = facts.requested_at.unwrap_or(env.started_at);
-        let mut found = Vec::new();
-        let age = age_finding(&point, interval, requested_at);
-        // The age only judges the newest point; an older point was asked for on purpose.
-        if request.recovery_point == RecoveryPointSelector::Latest {
-            found.push(age);
-        }
-        if point.is_partial() {
-            found.push(Finding::degraded(format!(
-                "recovery point {} is Partial: only some of the intended items were backed up",
-                point.id
-            )));
-        }
+        let found = point_findings(&point, &request.recovery_point, interval, requested_at);
         let mut outcome = Outcome::next(RestoreStep::TargetReady.as_str(), FACT)
             .with(keys::RECOVERY_POINT, restoring::to_fact(&point))
             .with(keys::FINDINGS, facts.findings_with(found));

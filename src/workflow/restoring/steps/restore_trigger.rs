@@ -19,6 +19,7 @@ use crate::status::store::Claim;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, started, wait};
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::job::{RestoreSent, adoptable_job, awaiting_job, job_name};
 use crate::workflow::restoring::{RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -30,10 +31,6 @@ const CLAIM_TAKEOVER: time::Duration = time::Duration::minutes(10);
 
 /// See the module docs.
 pub struct RestoreTrigger;
-
-fn job_name(id: &str) -> String {
-    id.rsplit('/').next().unwrap_or(id).to_string()
-}
 
 fn triggered(ctx: &Ctx, facts: &RestoreFacts, job: &str) -> Outcome {
     let at = facts.triggered_at.unwrap_or_else(|| ctx.clock.now());
@@ -77,28 +74,17 @@ impl Step<Ctx> for RestoreTrigger {
         let point = known.recovery_point()?;
         let target = known.target_cluster_id()?;
         let (jobs, _) = list_vault_jobs(&ctx.arm, &vault).await?;
-        // A restore job of this instance, point and target started since `since`.
-        let ours_since = |since: time::OffsetDateTime| {
-            let since = since.saturating_sub(time::Duration::MINUTE);
-            jobs.iter()
-                .find(|j| {
-                    j.is_restore()
-                        && j.belongs_to(&bi)
-                        && j.start_time >= since
-                        && j.recovery_point_id.as_deref() == Some(point.id.as_str())
-                        && j.recovery_destination
-                            .as_deref()
-                            .is_none_or(|d| d.eq_ignore_ascii_case(&target))
-                })
-                .map(|j| j.name.clone())
+        let sent = RestoreSent {
+            backup_instance: &bi,
+            recovery_point: &point.id,
+            target: &target,
         };
+        let ours_since = |since| adoptable_job(&jobs, sent, since);
         if let Some(job) = ours_since(env.step_started_at) {
             return Ok(triggered(ctx, &known, &job));
         }
         // Sent before and no job yet: the service may still be creating it.
-        if let Some(at) = known.triggered_at
-            && ctx.clock.now() - at < time::Duration::minutes(5)
-        {
+        if awaiting_job(known.triggered_at, ctx.clock.now()) {
             return Ok(wait(
                 JOB_APPEAR_WAIT,
                 "waiting for the restore job to appear",

@@ -16,15 +16,13 @@ use crate::kube::ClusterClient;
 use crate::kube::probe_pods::start_probe_pod;
 use crate::kube::references::{ReferenceCheck, check_references};
 use crate::kube::restore_prep::{NamespaceContents, count_namespace};
-use crate::restore::job::JobStatus;
 use crate::restore::probe::{ProbeRun, combine, probe_run};
 use crate::restore::request::RestoreRequest;
-use crate::restore::verify::{
-    Evidence, Finding, probe_from_job, resource_count, verify, workloads_settled,
-};
+use crate::restore::verify::{Evidence, Finding, probe_from_job, verify};
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::verify::{probes_to_wait_for, settling, unsettled};
 use crate::workflow::restoring::{self, RestoreStep, after_verify, keys, time_fact};
 
 /// The fact it publishes.
@@ -103,13 +101,8 @@ async fn run_probes(
     }
     let now = ctx.clock.now();
     let started = facts.probes_started_at.unwrap_or(now);
-    let running: Vec<&str> = results
-        .iter()
-        .filter(|(_, r)| *r == ProbeRun::Running)
-        .map(|(n, _)| n.as_str())
-        .collect();
-    let patience = time::Duration::seconds(longest.saturating_add(60));
-    if !running.is_empty() && now - started < patience {
+    let running = probes_to_wait_for(&results, longest, started, now);
+    if !running.is_empty() {
         return Ok(Probes::Running(
             wait(
                 PROBE_POLL,
@@ -143,28 +136,16 @@ impl Step<Ctx> for RestoreVerify {
             contents.push((ns, c));
         }
         let now = ctx.clock.now();
-        let succeeded = matches!(
-            job.status,
-            JobStatus::Completed | JobStatus::CompletedWithWarnings
-        );
-        let something = contents.iter().any(|(_, c)| resource_count(c) > 0);
         let window =
             time::Duration::try_from(ctx.restore.verify_timeout).unwrap_or(time::Duration::MAX);
-        let settling = succeeded && something && !workloads_settled(&contents);
+        let settling = settling(job, &contents);
         if settling && now - env.step_started_at < window {
-            let pending: Vec<String> = contents
-                .iter()
-                .filter(|(_, c)| c.pods_ready < c.pods || c.pvcs_bound < c.pvcs)
-                .map(|(n, c)| {
-                    format!(
-                        "{n}: {}/{} pods Ready, {}/{} claims Bound",
-                        c.pods_ready, c.pods, c.pvcs_bound, c.pvcs
-                    )
-                })
-                .collect();
             return Ok(wait(
                 SETTLE_POLL,
-                format!("waiting for restored workloads: {}", pending.join("; ")),
+                format!(
+                    "waiting for restored workloads: {}",
+                    unsettled(&contents).join("; ")
+                ),
             ));
         }
         let probes = if env.kind == WorkflowKind::Drill {
