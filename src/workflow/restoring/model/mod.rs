@@ -9,6 +9,7 @@ pub mod namespaces;
 pub mod point;
 pub mod report;
 pub mod schedule;
+pub mod target;
 pub mod verify;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::restore::request::parse_request;
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::target::restore_target;
 use crate::workflow::restoring::restore_lookup::{
     find_backup_instance, instance_facts, with_target_facts,
 };
@@ -61,20 +62,13 @@ impl Step<Ctx> for RestoreResolve {
             }
         };
         let facts = instance_facts(&instance)?;
-        if let Some(source) = &request.source_cluster_id
-            && source != &facts.cluster_id
-        {
-            return Err(StepError::Permanent {
-                reason: format!(
-                    "backup instance {} protects {}, not the requested source cluster {source}",
-                    facts.id, facts.cluster_id
-                ),
-            });
-        }
-        let target = request
-            .target_cluster_id
-            .clone()
-            .unwrap_or_else(|| facts.cluster_id.clone());
+        let target = restore_target(
+            &facts.id,
+            &facts.cluster_id,
+            request.source_cluster_id.as_ref(),
+            request.target_cluster_id.as_ref(),
+        )
+        .map_err(|reason| StepError::Permanent { reason })?;
         let warnings = request.warnings().into_iter().map(Finding::info);
         let outcome = Outcome::next(RestoreStep::Authorize.as_str(), FACT)
             .with(
