@@ -74,6 +74,12 @@ pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
     Ok(serde_json::from_value(Value::deserialize(d)?).unwrap_or_default())
 }
 
+/// A kind's typed facts (a struct of [`lenient`] fields) read from `env`'s payload; its
+/// defaults if the payload cannot be read as one.
+pub fn typed<T: DeserializeOwned + Default>(env: &Envelope) -> T {
+    serde_json::from_value(Value::Object(env.payload.clone())).unwrap_or_default()
+}
+
 /// A string fact the step cannot do without.
 ///
 /// # Errors

@@ -1,5 +1,5 @@
-//! What the restore and drill steps share: the payload facts they carry, reading them, the
-//! step names in order, and what each workflow does on a failure ([`RESTORE_ON_FAILURE`],
+//! What the restore and drill steps share: the payload keys they carry ([`facts`] reads them
+//! typed; [`model`] holds the pure decisions), the step names in order, and what each workflow does on a failure ([`RESTORE_ON_FAILURE`],
 //! [`DRILL_ON_FAILURE`]): the engine turns any failure of a step (an error its policy gives up
 //! on, a `Failed` outcome, or a retry past the step's deadline) into a jump to the end of the
 //! workflow — the report for a restore, cleanup then the report for a drill — so every run
@@ -12,20 +12,18 @@
 //! restore_report.
 
 pub mod drill;
+pub mod facts;
+pub mod model;
 pub mod restore_lookup;
 pub mod steps;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::engine::journal::Transition;
-use crate::engine::{OnFailure, Registry, StepError};
+use crate::engine::{OnFailure, Registry};
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::resource_id::ResourceId;
-use crate::restore::request::RestoreRequest;
-use crate::restore::verify::Finding;
 use crate::telemetry::metrics::{self, DrillOutcome};
 use crate::workflow::Ctx;
 use crate::workflow::facts::PENDING_OPERATION;
@@ -206,26 +204,6 @@ pub const RESTORE_FACT: &str = "RestoreRequested";
 /// The fact a restore or drill goes on with when one of its steps fails.
 pub const ABORTED_FACT: &str = "RestoreAborted";
 
-/// A typed fact, if present and readable.
-pub fn fact<T: DeserializeOwned>(env: &Envelope, key: &str) -> Option<T> {
-    env.payload
-        .get(key)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-}
-
-/// A typed fact the step cannot do without.
-///
-/// # Errors
-/// A permanent error naming the fact.
-pub fn required<T: DeserializeOwned>(env: &Envelope, key: &str) -> Result<T, StepError> {
-    fact(env, key).ok_or_else(|| StepError::Permanent {
-        reason: format!(
-            "step `{}` needs the fact `{key}`, which no earlier step recorded",
-            env.step
-        ),
-    })
-}
-
 /// A value as a payload fact.
 pub fn to_fact<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
@@ -234,42 +212,6 @@ pub fn to_fact<T: Serialize>(value: &T) -> Value {
 /// A time as a payload fact (RFC 3339).
 pub fn time_fact(at: OffsetDateTime) -> Value {
     Value::String(crate::clock::rfc3339(at))
-}
-
-/// A time fact.
-pub fn time_of(env: &Envelope, key: &str) -> Option<OffsetDateTime> {
-    env.fact_str(key)
-        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-}
-
-/// The restore request the workflow carries.
-///
-/// # Errors
-/// A permanent error when it is missing or unreadable.
-pub fn request(env: &Envelope) -> Result<RestoreRequest, StepError> {
-    required(env, keys::REQUEST)
-}
-
-/// An id fact.
-///
-/// # Errors
-/// A permanent error when it is missing or not an ARM id.
-pub fn id_fact(env: &Envelope, key: &str) -> Result<ResourceId, StepError> {
-    let raw = crate::workflow::facts::required(env, key)?;
-    ResourceId::parse(&raw).map_err(|e| StepError::Permanent {
-        reason: format!("the fact `{key}` is unusable: {e}"),
-    })
-}
-
-/// The findings gathered so far, with `more` added.
-pub fn findings_with(env: &Envelope, more: impl IntoIterator<Item = Finding>) -> Value {
-    let mut all: Vec<Finding> = fact(env, keys::FINDINGS).unwrap_or_default();
-    for f in more {
-        if !all.contains(&f) {
-            all.push(f);
-        }
-    }
-    to_fact(&all)
 }
 
 /// Where a failed run goes: a drill cleans up first, a restore reports at once.
@@ -321,7 +263,7 @@ mod tests {
     use crate::bus::RecordingPublisher;
     use crate::clock::{Clock, ManualClock};
     use crate::engine::journal::Transition;
-    use crate::engine::{Engine, Outcome, Registry, Step};
+    use crate::engine::{Engine, Outcome, Registry, Step, StepError};
     use crate::workflow::Ctx;
     use async_trait::async_trait;
     use std::sync::Arc;

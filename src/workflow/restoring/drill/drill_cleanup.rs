@@ -13,10 +13,11 @@ use crate::envelope::Envelope;
 use crate::kube::KubeError;
 use crate::kube::restore_prep::{delete_scratch_namespace, namespace_gone};
 use crate::resource_id::ResourceId;
-use crate::restore::drill::DrillPlan;
 use crate::restore::report::Cleanup;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::cleanup::{CleanupNext, after_pass};
 use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -71,7 +72,7 @@ impl Step<Ctx> for DrillCleanup {
                 .with(keys::CLEANUP, restoring::to_fact(&cleanup))
                 .with(keys::CLEANED_UP_AT, time_fact(ctx.clock.now())))
         };
-        let Some(plan) = restoring::fact::<DrillPlan>(env, keys::PLAN) else {
+        let Some(plan) = RestoreFacts::of(env).plan else {
             // The drill failed before it had a plan: nothing was created.
             return done(Cleanup::default());
         };
@@ -79,34 +80,15 @@ impl Step<Ctx> for DrillCleanup {
         let deadline = env.step_started_at
             + time::Duration::try_from(ctx.restore.cleanup_timeout).unwrap_or(time::Duration::MAX);
         let out_of_time = ctx.clock.now() >= deadline;
-        match remaining(ctx, &plan.cluster_id, &names).await {
-            Ok((left, foreign)) if left.is_empty() || out_of_time => {
-                let mut left_behind = foreign;
-                left_behind.extend(left);
-                done(Cleanup {
-                    deleted: names
-                        .iter()
-                        .filter(|n| !left_behind.contains(n))
-                        .cloned()
-                        .collect(),
-                    left_behind,
-                })
-            }
-            Ok((left, _)) => Ok(wait(
-                POLL,
-                format!("waiting for scratch namespace(s) {} to go", left.join(", ")),
-            )),
-            Err(why) if out_of_time => {
-                tracing::error!(workflow_id = %env.workflow_id, "scratch namespaces left behind: {why}");
-                done(Cleanup {
-                    deleted: Vec::new(),
-                    left_behind: names,
-                })
-            }
-            Err(why) => Ok(wait(
-                POLL,
-                format!("cleanup could not reach the cluster: {why}"),
-            )),
+        let reached = remaining(ctx, &plan.cluster_id, &names).await;
+        if let Err(why) = &reached
+            && out_of_time
+        {
+            tracing::error!(workflow_id = %env.workflow_id, "scratch namespaces left behind: {why}");
+        }
+        match after_pass(&names, reached, out_of_time) {
+            CleanupNext::Done(cleanup) => done(cleanup),
+            CleanupNext::Wait(why) => Ok(wait(POLL, why)),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::drill::{DrillPlan, backup_instance_namespaces, choose_namespaces};
 use crate::workflow::Ctx;
-use crate::workflow::facts;
+use crate::workflow::restoring::facts::RestoreFacts;
 use crate::workflow::restoring::restore_lookup::{instance_facts, with_target_facts};
 use crate::workflow::restoring::{self, RestoreStep, keys};
 
@@ -35,7 +35,8 @@ impl Step<Ctx> for DrillPlanStep {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let known = RestoreFacts::of(env);
+        let bi = known.backup_instance_id()?;
         let instance = ctx
             .arm
             .get_optional(&bi, versions::BACKUP_INSTANCES)
@@ -52,7 +53,7 @@ impl Step<Ctx> for DrillPlanStep {
         .map_err(|e| StepError::Permanent {
             reason: e.to_string(),
         })?;
-        let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
+        let requested_at = known.requested_at.unwrap_or(env.started_at);
         let plan = DrillPlan::new(
             &facts.cluster_id,
             &facts.id,

@@ -11,12 +11,11 @@
 //! `$filter`/`$skipToken` but no `$top`; one page is enough to tell "none" from "some"), and
 //! one read per distinct policy of a skipped instance.
 
-use crate::restore::authorize::drill_reserve_reason;
 use crate::restore::job::list_vault_jobs;
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use time::OffsetDateTime;
 
 use crate::arm::{ArmError, versions};
@@ -26,13 +25,14 @@ use crate::engine::journal::{StepRecord, Transition};
 use crate::engine::{Engine, EngineError};
 use crate::envelope::{WorkflowKind, workflow_id};
 use crate::resource_id::ResourceId;
-use crate::restore::drill::{
-    drill_date, next_backup_at, restores_running, sample, sample_size, vault_busy_reason,
-};
-use crate::restore::request::CLUSTER_TYPE;
+use crate::restore::drill::{drill_date, next_backup_at, sample, sample_size};
 use crate::status::RunOutcome;
 use crate::workflow::Ctx;
 use crate::workflow::facts;
+pub use crate::workflow::restoring::model::schedule::{HoldCause, ScheduledDrill};
+use crate::workflow::restoring::model::schedule::{
+    Limits, has_recovery_point, hold, protected_cluster,
+};
 use crate::workflow::restoring::{keys, time_fact};
 
 /// The journal step under which the schedule records a skipped drill (cluster) and a vault it
@@ -41,17 +41,6 @@ pub const SCHEDULE_STEP: &str = "drill_schedule";
 
 /// How many ARM reads the schedule has in flight at once.
 const READ_CONCURRENCY: usize = 8;
-
-/// One drill to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduledDrill {
-    /// The cluster.
-    pub cluster: ResourceId,
-    /// Its backup instance.
-    pub backup_instance: String,
-    /// The backup instance's policy (`properties.policyInfo.policyId`), when it names one.
-    pub policy: Option<String>,
-}
 
 /// A protected cluster the schedule did not drill: its backup instance has no recovery point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,15 +119,6 @@ pub struct DrillSchedule {
     /// drills may use of Azure's 10 a day (the rest is kept for real restores), or their vault
     /// runs as many restores as drills may at once. With why.
     pub held: Vec<HeldDrill>,
-}
-
-/// Why a due drill was held back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldCause {
-    /// Its backup instance used what drills may of Azure's daily restores.
-    RestoreReserve,
-    /// Its vault already runs `BACKUP_PILOT_DRILL_MAX_PER_VAULT` restores.
-    VaultBusy,
 }
 
 /// A due drill held back, with its cause and the reason shown in status.
@@ -223,38 +203,6 @@ async fn drilled_today(
         started_at: run.started_at,
         running: run.finished_at.is_none(),
     })
-}
-
-fn protected_cluster(instance: &Value) -> Option<ScheduledDrill> {
-    let props = instance.get("properties")?;
-    let protected = props
-        .get("currentProtectionState")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case("ProtectionConfigured"));
-    let cluster = ResourceId::parse(props.pointer("/dataSourceInfo/resourceID")?.as_str()?).ok()?;
-    let backup_instance = instance.get("id")?.as_str()?.to_string();
-    let policy = props
-        .pointer("/policyInfo/policyId")
-        .and_then(Value::as_str)
-        .filter(|p| !p.trim().is_empty())
-        .map(str::to_string);
-    (protected && cluster.is_type(CLUSTER_TYPE)).then_some(ScheduledDrill {
-        cluster,
-        backup_instance,
-        policy,
-    })
-}
-
-/// Whether a recovery-points page (`RecoveryPointsList`) shows at least one point. A page
-/// that is empty but links a next page counts as "some": the drill itself reads them all.
-fn has_recovery_point(page: &Value) -> bool {
-    page.get("value")
-        .and_then(Value::as_array)
-        .is_some_and(|v| !v.is_empty())
-        || page
-            .get("nextLink")
-            .and_then(Value::as_str)
-            .is_some_and(|l| !l.is_empty())
 }
 
 /// Whether `drill`'s backup instance has a recovery point. `None` when that could not be
@@ -433,14 +381,7 @@ async fn hold_for_reserve(
     now: OffsetDateTime,
 ) -> (Vec<ScheduledDrill>, Vec<HeldDrill>) {
     let ctx = engine.ctx();
-    let vault_of = |d: &ScheduledDrill| {
-        d.backup_instance
-            .split("/backupInstances/")
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut vaults: Vec<String> = due.iter().map(vault_of).collect();
+    let mut vaults: Vec<String> = due.iter().map(ScheduledDrill::vault).collect();
     vaults.sort_by_key(|v| v.to_ascii_lowercase());
     vaults.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     let jobs: BTreeMap<String, Vec<crate::restore::job::Job>> = futures::stream::iter(vaults)
@@ -465,17 +406,19 @@ async fn hold_for_reserve(
     let (mut go, mut held) = (Vec::new(), Vec::new());
     let mut starting: BTreeMap<String, usize> = BTreeMap::new();
     for drill in due {
-        let vault = vault_of(&drill);
+        let vault = drill.vault();
         let vault_jobs = jobs.get(&vault.to_ascii_lowercase());
         let started = starting.entry(vault.to_ascii_lowercase()).or_default();
-        let hold = vault_jobs
-            .and_then(|jobs| drill_reserve_reason(jobs, &drill.backup_instance, now, reserve))
-            .map(|reason| (HoldCause::RestoreReserve, reason))
-            .or_else(|| {
-                let running = vault_jobs.map_or(0, |jobs| restores_running(jobs));
-                vault_busy_reason(&vault, running, *started, max)
-                    .map(|reason| (HoldCause::VaultBusy, reason))
-            });
+        let hold = hold(
+            &drill,
+            vault_jobs.map(Vec::as_slice),
+            Limits {
+                reserve,
+                max_per_vault: max,
+                starting: *started,
+            },
+            now,
+        );
         match hold {
             Some((cause, reason)) => held.push(HeldDrill {
                 drill,
@@ -671,42 +614,6 @@ pub async fn start_drills(engine: &Engine<Ctx>, now: OffsetDateTime) -> DrillRun
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_protected_aks_instances_are_drilled() {
-        let bi = |state: &str, ds: &str| {
-            json!({"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/bi",
-                   "properties": {"currentProtectionState": state, "dataSourceInfo": {"resourceID": ds},
-                                  "policyInfo": {"policyId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupPolicies/p"}}})
-        };
-        let aks = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1";
-        let drill = protected_cluster(&bi("ProtectionConfigured", aks)).unwrap();
-        assert!(
-            drill
-                .policy
-                .as_deref()
-                .unwrap()
-                .ends_with("/backupPolicies/p")
-        );
-        assert!(protected_cluster(&bi("ProtectionError", aks)).is_none());
-        assert!(
-            protected_cluster(&bi(
-                "ProtectionConfigured",
-                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
-            ))
-            .is_none()
-        );
-    }
-
-    #[test]
-    fn a_recovery_point_page_tells_none_from_some() {
-        assert!(!has_recovery_point(&json!({"value": []})));
-        assert!(!has_recovery_point(&json!({})));
-        assert!(has_recovery_point(&json!({"value": [{"id": "rp"}]})));
-        assert!(has_recovery_point(
-            &json!({"value": [], "nextLink": "https://management.azure.com/x?$skipToken=1"})
-        ));
-    }
 
     #[test]
     fn skips_and_vault_problems_say_what_to_do() {

@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::existing_namespaces;
-use crate::restore::authorize::{RestoreTarget, authorize, drill_reserve_reason};
-use crate::restore::drill::DrillPlan;
+use crate::restore::authorize::RestoreTarget;
 use crate::restore::job::list_vault_jobs;
 use crate::workflow::Ctx;
-use crate::workflow::facts;
-use crate::workflow::restoring::{self, RestoreStep, keys};
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::authorize::authorization;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreAuthorized";
@@ -35,10 +35,11 @@ impl Step<Ctx> for RestoreAuthorize {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
-        let vault = facts::required(env, facts::VAULT_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let target = facts.target_cluster()?;
+        let bi = facts.backup_instance_id()?;
+        let vault = facts.vault_id()?;
         let namespaces = request.target_namespaces();
         let client = ctx.kube.client(&target).await?;
         let existing = existing_namespaces(&client, &namespaces).await?;
@@ -47,7 +48,7 @@ impl Step<Ctx> for RestoreAuthorize {
             tracing::warn!(workflow_id = %env.workflow_id, "ignoring a job: {e}");
         }
         let allowlist = if env.kind == WorkflowKind::Drill {
-            restoring::required::<DrillPlan>(env, keys::PLAN)?.allowlist()
+            facts.plan()?.allowlist()
         } else {
             ctx.restore.allowlist.clone()
         };
@@ -57,16 +58,10 @@ impl Step<Ctx> for RestoreAuthorize {
             conflict_policy: request.conflict_policy,
             existing,
         };
-        let now = ctx.clock.now();
-        let held = (env.kind == WorkflowKind::Drill)
-            .then(|| drill_reserve_reason(&jobs, &bi, now, ctx.restore.drill_restore_reserve))
-            .flatten();
-        match (authorize(&candidate, &allowlist, &bi, &jobs, now), held) {
-            (Ok(()), None) => Ok(Outcome::next(RestoreStep::Point.as_str(), FACT)),
-            (Ok(()), Some(reason)) => Err(StepError::Permanent { reason }),
-            (Err(e), _) => Err(StepError::Permanent {
-                reason: e.to_string(),
-            }),
-        }
+        let reserve =
+            (env.kind == WorkflowKind::Drill).then_some(ctx.restore.drill_restore_reserve);
+        authorization(&candidate, &allowlist, &bi, &jobs, ctx.clock.now(), reserve)
+            .map(|()| Outcome::next(RestoreStep::Point.as_str(), FACT))
+            .map_err(|reason| StepError::Permanent { reason })
     }
 }

@@ -10,7 +10,9 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::job::{Job, JobStatus};
 use crate::workflow::Ctx;
-use crate::workflow::facts::{self, wait};
+use crate::workflow::facts::wait;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::job::overdue;
 use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
@@ -33,8 +35,9 @@ impl Step<Ctx> for RestoreFollowJob {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let vault = facts::required(env, facts::VAULT_ID)?;
-        let job_id = facts::required(env, keys::JOB_ID)?;
+        let facts = RestoreFacts::of(env);
+        let vault = facts.vault_id()?;
+        let job_id = facts.job_id()?;
         let body = ctx
             .arm
             .get(
@@ -47,10 +50,9 @@ impl Step<Ctx> for RestoreFollowJob {
         })?;
         let now = ctx.clock.now();
         if let JobStatus::Running(status) = &job.status {
-            let triggered =
-                restoring::time_of(env, keys::TRIGGERED_AT).unwrap_or(env.step_started_at);
+            let triggered = facts.triggered_at.unwrap_or(env.step_started_at);
             let limit = ctx.restore.job_timeout;
-            if now - triggered > time::Duration::try_from(limit).unwrap_or(time::Duration::MAX) {
+            if overdue(triggered, now, limit) {
                 return Err(StepError::Permanent {
                     reason: format!(
                         "restore job {job_id} is still {status} after {} minutes (BACKUP_PILOT_RESTORE_JOB_TIMEOUT_MINUTES); it may still finish — check it in the vault",

@@ -11,13 +11,15 @@ use async_trait::async_trait;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::kube::restore_prep::{
-    ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, NamespaceState, ensure_namespaces,
+    ISOLATION_POLICY, ISOLATION_QUOTA, NamespaceRequest, ensure_namespaces,
     isolate_scratch_namespace,
 };
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::namespaces::{created_so_far, terminating};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "TargetNamespacesReady";
@@ -38,8 +40,9 @@ impl Step<Ctx> for RestoreNamespaces {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let target = facts.target_cluster()?;
         let scratch = env.kind == WorkflowKind::Drill;
         let wanted: Vec<NamespaceRequest> = request
             .target_namespaces()
@@ -54,11 +57,7 @@ impl Step<Ctx> for RestoreNamespaces {
             .collect();
         let client = ctx.kube.client(&target).await?;
         let states = ensure_namespaces(&client, &wanted).await?;
-        let terminating: Vec<&str> = states
-            .iter()
-            .filter(|(_, s)| *s == NamespaceState::Terminating)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let terminating = terminating(&states);
         if !terminating.is_empty() {
             return Ok(wait(
                 TERMINATING_WAIT,
@@ -73,13 +72,7 @@ impl Step<Ctx> for RestoreNamespaces {
                 isolate_scratch_namespace(&client, name).await?;
             }
         }
-        let mut created: Vec<String> =
-            restoring::fact(env, keys::CREATED_NAMESPACES).unwrap_or_default();
-        for (name, state) in &states {
-            if *state == NamespaceState::Created && !created.contains(name) {
-                created.push(name.clone());
-            }
-        }
+        let created = created_so_far(facts.created_namespaces.clone(), &states);
         let note = (!created.is_empty()).then(|| {
             Finding::info(format!(
                 "created namespace(s) {} before the restore (a restore into a missing namespace restores nothing)",
@@ -97,7 +90,7 @@ impl Step<Ctx> for RestoreNamespaces {
             .with(keys::CREATED_NAMESPACES, restoring::to_fact(&created))
             .with(
                 keys::FINDINGS,
-                findings_with(env, note.into_iter().chain(isolated)),
+                facts.findings_with(note.into_iter().chain(isolated)),
             ))
     }
 }

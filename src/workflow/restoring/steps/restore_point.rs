@@ -9,13 +9,12 @@ use async_trait::async_trait;
 use crate::arm::versions;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::{Envelope, WorkflowKind};
-use crate::restore::drill::{age_finding, policy_interval};
+use crate::restore::drill::policy_interval;
 use crate::restore::recovery_point::{choose, from_list};
-use crate::restore::request::RecoveryPointSelector;
-use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
-use crate::workflow::facts;
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::point::point_findings;
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RecoveryPointChosen";
@@ -34,8 +33,9 @@ impl Step<Ctx> for RestorePoint {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let bi = facts.backup_instance_id()?;
         let listed = ctx
             .arm
             .list(
@@ -52,7 +52,7 @@ impl Step<Ctx> for RestorePoint {
                 reason: e.to_string(),
             })?
             .clone();
-        let policy_id = facts::required(env, facts::POLICY_ID)?;
+        let policy_id = facts.policy_id()?;
         let interval = match ctx
             .arm
             .get_optional(&policy_id, versions::BACKUP_POLICIES)
@@ -66,22 +66,11 @@ impl Step<Ctx> for RestorePoint {
                 None
             }
         };
-        let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
-        let mut found = Vec::new();
-        let age = age_finding(&point, interval, requested_at);
-        // The age only judges the newest point; an older point was asked for on purpose.
-        if request.recovery_point == RecoveryPointSelector::Latest {
-            found.push(age);
-        }
-        if point.is_partial() {
-            found.push(Finding::degraded(format!(
-                "recovery point {} is Partial: only some of the intended items were backed up",
-                point.id
-            )));
-        }
+        let requested_at = facts.requested_at.unwrap_or(env.started_at);
+        let found = point_findings(&point, &request.recovery_point, interval, requested_at);
         let mut outcome = Outcome::next(RestoreStep::TargetReady.as_str(), FACT)
             .with(keys::RECOVERY_POINT, restoring::to_fact(&point))
-            .with(keys::FINDINGS, findings_with(env, found));
+            .with(keys::FINDINGS, facts.findings_with(found));
         if let Some(i) = interval {
             outcome = outcome.with(keys::POLICY_INTERVAL_SECONDS, i.as_secs());
         }

@@ -11,204 +11,21 @@ use serde_json::json;
 
 use crate::bus::OutgoingMessage;
 use crate::engine::{Outcome, Step, StepError};
-use crate::envelope::{Envelope, WorkflowKind};
-use crate::kube::restore_prep::NamespaceContents;
+use crate::envelope::Envelope;
 use crate::restore::alert::Alert;
 use crate::restore::evidence;
-use crate::restore::job::Job;
-use crate::restore::recovery_point::RecoveryPoint;
-use crate::restore::report::{
-    Cleanup, EvidenceReport, NamespaceEvidence, REPORT_VERSION, ReportKind, Timeline,
-};
-use crate::restore::request::RestoreRequest;
-use crate::restore::score::{ScoreInputs, ScoreSettings, score};
+use crate::restore::report::{EvidenceReport, ReportKind};
 use crate::restore::store::RunRecord;
-use crate::restore::verify::{Finding, Verdict, Verification};
+use crate::restore::verify::Verdict;
 use crate::telemetry::metrics;
 use crate::workflow::Ctx;
-use crate::workflow::facts::{self, finish};
-use crate::workflow::restoring::{self, RestoreStep, keys};
+use crate::workflow::facts::finish;
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::report::{build_report, reasons};
 
 /// See the module docs.
 pub struct RestoreReport;
-
-fn seconds(d: time::Duration) -> Option<u64> {
-    u64::try_from(d.whole_seconds()).ok()
-}
-
-/// Scores `report` from what it holds (plus the source inventory and the verification's
-/// probe and references, which it does not), and makes its verdict the worse of the findings' and the score's.
-fn scored(
-    mut report: EvidenceReport,
-    source: Option<&[(String, NamespaceContents)]>,
-    verification: Option<&Verification>,
-    settings: &ScoreSettings,
-) -> EvidenceReport {
-    let restored = report
-        .namespaces
-        .iter()
-        .map(|n| {
-            (
-                n.source.as_str(),
-                n.target.as_str(),
-                n.contents.unwrap_or_default(),
-            )
-        })
-        .collect();
-    let score = score(
-        &ScoreInputs {
-            job: report.job.as_ref(),
-            restored,
-            source,
-            probe: verification.and_then(|v| v.probe.as_ref()),
-            references: verification.and_then(|v| v.references.as_ref()),
-            recovery_point_age: report
-                .recovery_point_age_seconds
-                .map(time::Duration::seconds),
-            policy_interval: report.policy_interval_seconds.map(Duration::from_secs),
-            rto: report.rto_seconds.map(Duration::from_secs),
-        },
-        settings,
-    );
-    if score.verdict > report.verdict {
-        let (which, threshold) = if report.verdict == Verdict::Pass {
-            ("pass", score.pass_threshold)
-        } else {
-            ("degraded", score.degraded_threshold)
-        };
-        report.findings.push(Finding {
-            level: score.verdict,
-            message: format!(
-                "{} is below the {which} threshold ({threshold})",
-                score.summary()
-            ),
-        });
-        report.verdict = score.verdict;
-        report.velero_phase = score.verdict.velero_phase().to_string();
-    }
-    report.score = Some(score);
-    report
-}
-
-/// The report of the run `env` carries, as of `now`, scored with `settings`.
-pub fn build_report(
-    env: &Envelope,
-    now: time::OffsetDateTime,
-    settings: &ScoreSettings,
-) -> EvidenceReport {
-    let request: Option<RestoreRequest> = restoring::fact(env, keys::REQUEST);
-    let text = |key: &str| env.fact_str(key).map(str::to_string);
-    let source = text(keys::SOURCE_CLUSTER_ID)
-        .or_else(|| {
-            request
-                .as_ref()
-                .and_then(|r| r.source_cluster_id.as_ref().map(ToString::to_string))
-        })
-        .unwrap_or_else(|| env.subject.clone());
-    let target = text(keys::TARGET_CLUSTER_ID)
-        .or_else(|| {
-            request
-                .as_ref()
-                .and_then(|r| r.target_cluster_id.as_ref().map(ToString::to_string))
-        })
-        .unwrap_or_else(|| source.clone());
-    let point: Option<RecoveryPoint> = restoring::fact(env, keys::RECOVERY_POINT);
-    let job: Option<Job> = restoring::fact(env, keys::JOB);
-    let verification: Option<Verification> = restoring::fact(env, keys::VERIFICATION);
-    let contents: Vec<(String, NamespaceContents)> =
-        restoring::fact(env, keys::CONTENTS).unwrap_or_default();
-    let cleanup: Option<Cleanup> = restoring::fact(env, keys::CLEANUP);
-    let aborted = text(keys::ABORTED);
-    let requested_at = restoring::time_of(env, keys::REQUESTED_AT).unwrap_or(env.started_at);
-    let verified_at = restoring::time_of(env, keys::VERIFIED_AT);
-
-    let (mut verdict, mut findings) = match (&verification, &aborted) {
-        (Some(v), None) => (v.verdict, v.findings.clone()),
-        (_, Some(reason)) => {
-            let mut f: Vec<Finding> = restoring::fact(env, keys::FINDINGS).unwrap_or_default();
-            f.push(Finding::fail(format!("stopped at {reason}")));
-            (Verdict::Fail, f)
-        }
-        (None, None) => (
-            Verdict::Fail,
-            vec![Finding::fail("the run ended without a verification")],
-        ),
-    };
-    if let Some(c) = &cleanup
-        && !c.left_behind.is_empty()
-    {
-        findings.push(Finding::degraded(format!(
-            "scratch namespace(s) {} were left behind; delete them",
-            c.left_behind.join(", ")
-        )));
-        verdict = verdict.max(Verdict::Degraded);
-    }
-    let namespaces = request
-        .as_ref()
-        .map(|r| {
-            r.namespace_pairs()
-                .into_iter()
-                .map(|(source, target)| NamespaceEvidence {
-                    contents: contents.iter().find(|(n, _)| *n == target).map(|(_, c)| *c),
-                    source,
-                    target,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let rto_seconds = match (&aborted, verified_at) {
-        (None, Some(at)) => seconds(at - requested_at),
-        _ => None,
-    };
-    let recovery_point_age = point.as_ref().map(|p| requested_at - p.time);
-    let source_inventory: Option<Vec<(String, NamespaceContents)>> =
-        restoring::fact(env, keys::SOURCE_CONTENTS);
-    let report = EvidenceReport {
-        version: REPORT_VERSION,
-        kind: match env.kind {
-            WorkflowKind::Drill => ReportKind::Drill,
-            _ => ReportKind::Restore,
-        },
-        id: env.workflow_id.clone(),
-        cluster_id: source,
-        target_cluster_id: target,
-        backup_instance_id: text(facts::BACKUP_INSTANCE_ID),
-        recovery_point_age_seconds: recovery_point_age.map(|a| a.whole_seconds()),
-        recovery_point: point,
-        policy_interval_seconds: env
-            .payload
-            .get(keys::POLICY_INTERVAL_SECONDS)
-            .and_then(serde_json::Value::as_u64),
-        namespaces,
-        timeline: Timeline {
-            requested_at: Some(requested_at),
-            triggered_at: restoring::time_of(env, keys::TRIGGERED_AT),
-            job_finished_at: job
-                .as_ref()
-                .and_then(|j| j.end_time)
-                .or_else(|| restoring::time_of(env, keys::JOB_FINISHED_AT)),
-            verified_at,
-            cleaned_up_at: restoring::time_of(env, keys::CLEANED_UP_AT),
-        },
-        job,
-        rto_seconds,
-        velero_phase: verdict.velero_phase().to_string(),
-        verdict,
-        score: None,
-        findings,
-        aborted,
-        cleanup,
-        generated_at: now,
-        service_version: env!("CARGO_PKG_VERSION").to_string(),
-        evidence: None,
-    };
-    scored(
-        report,
-        source_inventory.as_deref(),
-        verification.as_ref(),
-        settings,
-    )
-}
 
 /// The cluster's newest earlier run of the same kind (not this run's own, which a rerun of
 /// this step finds): its content hash is the link of the hash chain, its RTO the baseline of
@@ -244,15 +61,6 @@ async fn raise_alert(
     })
 }
 
-fn reasons(report: &EvidenceReport) -> Vec<String> {
-    report
-        .findings
-        .iter()
-        .filter(|f| f.level > Verdict::Pass)
-        .map(|f| f.message.clone())
-        .collect()
-}
-
 #[async_trait]
 impl Step<Ctx> for RestoreReport {
     fn name(&self) -> &'static str {
@@ -264,7 +72,8 @@ impl Step<Ctx> for RestoreReport {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let mut report = build_report(env, ctx.clock.now(), &ctx.restore.score).scrubbed();
+        let facts = RestoreFacts::of(env);
+        let mut report = build_report(env, &facts, ctx.clock.now(), &ctx.restore.score).scrubbed();
         let previous = previous_run(ctx, &report).await?;
         let document = serde_json::to_value(&report).map_err(|e| StepError::Permanent {
             reason: format!("could not serialise the evidence report: {e}"),
@@ -286,7 +95,7 @@ impl Step<Ctx> for RestoreReport {
                 }
             }
         })?;
-        let request: Option<RestoreRequest> = restoring::fact(env, keys::REQUEST);
+        let request = facts.request;
         let why = reasons(&report);
         let result = json!({
             "workflowId": env.workflow_id,

@@ -12,10 +12,12 @@ use crate::envelope::Envelope;
 use crate::restore::request::parse_request;
 use crate::restore::verify::Finding;
 use crate::workflow::Ctx;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::target::restore_target;
 use crate::workflow::restoring::restore_lookup::{
     find_backup_instance, instance_facts, with_target_facts,
 };
-use crate::workflow::restoring::{self, RestoreStep, findings_with, keys};
+use crate::workflow::restoring::{self, RestoreStep, keys};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreResolved";
@@ -60,23 +62,19 @@ impl Step<Ctx> for RestoreResolve {
             }
         };
         let facts = instance_facts(&instance)?;
-        if let Some(source) = &request.source_cluster_id
-            && source != &facts.cluster_id
-        {
-            return Err(StepError::Permanent {
-                reason: format!(
-                    "backup instance {} protects {}, not the requested source cluster {source}",
-                    facts.id, facts.cluster_id
-                ),
-            });
-        }
-        let target = request
-            .target_cluster_id
-            .clone()
-            .unwrap_or_else(|| facts.cluster_id.clone());
+        let target = restore_target(
+            &facts.id,
+            &facts.cluster_id,
+            request.source_cluster_id.as_ref(),
+            request.target_cluster_id.as_ref(),
+        )
+        .map_err(|reason| StepError::Permanent { reason })?;
         let warnings = request.warnings().into_iter().map(Finding::info);
         let outcome = Outcome::next(RestoreStep::Authorize.as_str(), FACT)
-            .with(keys::FINDINGS, findings_with(env, warnings))
+            .with(
+                keys::FINDINGS,
+                RestoreFacts::of(env).findings_with(warnings),
+            )
             .with(keys::REQUEST, restoring::to_fact(&request));
         with_target_facts(ctx, outcome, &facts, &target).await
     }

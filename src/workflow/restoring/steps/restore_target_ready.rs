@@ -12,11 +12,12 @@ use crate::arm::versions;
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
-use crate::workflow::bodies::extension_storage_of;
 use crate::workflow::facts::{self, Progress, started, wait};
 use crate::workflow::onboarding::steps::assign_roles::{Converged, converge};
 use crate::workflow::onboarding::steps::bind_trusted_access::{Binding, ensure_binding};
-use crate::workflow::restoring::{RestoreStep, keys};
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::target::{TargetExtension, target_extension};
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The fact it publishes.
@@ -47,8 +48,9 @@ impl Step<Ctx> for RestoreTargetReady {
             Progress::Failed { error, .. } => return Err(error.into()),
             Progress::Finished { .. } | Progress::Idle => {}
         }
-        let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
-        let vault = facts::required(env, facts::VAULT_ID)?;
+        let known = RestoreFacts::of(env);
+        let target = known.target_cluster_id()?;
+        let vault = known.vault_id()?;
         let extensions = ctx
             .arm
             .list(
@@ -57,43 +59,14 @@ impl Step<Ctx> for RestoreTargetReady {
                 &[],
             )
             .await?;
-        let Some(extension) = extensions.iter().find(|e| {
-            e.pointer("/properties/extensionType")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.eq_ignore_ascii_case(crate::workflow::bodies::EXTENSION_TYPE))
-        }) else {
-            return Err(permanent(format!(
-                "the backup extension is not installed on the target cluster {target}; onboard it first (send its cluster event) or restore into a protected cluster"
-            )));
+        let (extension_principal, storage_account) = match target_extension(&extensions, &target) {
+            TargetExtension::Ready {
+                principal,
+                storage_account,
+            } => (principal, storage_account),
+            TargetExtension::Settling(why) => return Ok(wait(SETTLE_WAIT, why)),
+            TargetExtension::Unusable(why) => return Err(permanent(why)),
         };
-        let state = extension
-            .pointer("/properties/provisioningState")
-            .and_then(Value::as_str)
-            .unwrap_or("Unknown");
-        if state.eq_ignore_ascii_case("Failed") {
-            return Err(permanent(format!(
-                "the backup extension on {target} is in a failed state; reinstall it (see its errorInfo)"
-            )));
-        }
-        if !state.eq_ignore_ascii_case("Succeeded") {
-            return Ok(wait(
-                SETTLE_WAIT,
-                format!("the backup extension on {target} is {state}"),
-            ));
-        }
-        let extension_principal = extension
-            .pointer("/properties/aksAssignedIdentity/principalId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                permanent(format!(
-                    "the backup extension on {target} has no identity (aksAssignedIdentity); reinstall it"
-                ))
-            })?;
-        let (sub, rg, account, _) = extension_storage_of(extension).ok_or_else(|| {
-            permanent(format!(
-                "the backup extension on {target} names no backup storage account"
-            ))
-        })?;
         let vault_body = ctx.arm.get(&vault, versions::BACKUP_VAULTS).await?;
         let vault_principal = vault_body
             .pointer("/identity/principalId")
@@ -105,15 +78,13 @@ impl Step<Ctx> for RestoreTargetReady {
             &roles::RESTORE,
             &Identities {
                 vault: vault_principal.to_string(),
-                cluster: facts::required(env, keys::TARGET_PRINCIPAL_ID)?,
-                extension: extension_principal.to_string(),
+                cluster: known.target_principal_id()?,
+                extension: extension_principal,
             },
             &Scopes {
                 cluster: target.clone(),
-                snapshot_resource_group: facts::required(env, facts::SNAPSHOT_RESOURCE_GROUP_ID)?,
-                storage_account: format!(
-                    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
-                ),
+                snapshot_resource_group: known.snapshot_resource_group_id()?,
+                storage_account,
                 storage_shared: false,
                 // A restore target's grants are its own.
                 vault_scope: roles::VaultGrantScope::Cluster,

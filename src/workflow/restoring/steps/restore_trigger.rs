@@ -15,11 +15,12 @@ use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::restore::job::list_vault_jobs;
-use crate::restore::recovery_point::RecoveryPoint;
 use crate::status::store::Claim;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, started, wait};
-use crate::workflow::restoring::{self, RestoreStep, keys, time_fact};
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::job::{RestoreSent, adoptable_job, awaiting_job, job_name};
+use crate::workflow::restoring::{RestoreStep, keys, time_fact};
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreTriggered";
@@ -31,12 +32,8 @@ const CLAIM_TAKEOVER: time::Duration = time::Duration::minutes(10);
 /// See the module docs.
 pub struct RestoreTrigger;
 
-fn job_name(id: &str) -> String {
-    id.rsplit('/').next().unwrap_or(id).to_string()
-}
-
-fn triggered(ctx: &Ctx, env: &Envelope, job: &str) -> Outcome {
-    let at = restoring::time_of(env, keys::TRIGGERED_AT).unwrap_or_else(|| ctx.clock.now());
+fn triggered(ctx: &Ctx, facts: &RestoreFacts, job: &str) -> Outcome {
+    let at = facts.triggered_at.unwrap_or_else(|| ctx.clock.now());
     advance(RestoreStep::FollowJob.as_str(), FACT)
         .with(keys::JOB_ID, job_name(job))
         .with(keys::TRIGGERED_AT, time_fact(at))
@@ -53,6 +50,7 @@ impl Step<Ctx> for RestoreTrigger {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
+        let known = RestoreFacts::of(env);
         match facts::follow(ctx, env, RestoreStep::Trigger.as_str()).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } => {
@@ -66,44 +64,31 @@ impl Step<Ctx> for RestoreTrigger {
                     .and_then(|b| b.get("jobId"))
                     .and_then(Value::as_str)
                 {
-                    return Ok(triggered(ctx, env, job));
+                    return Ok(triggered(ctx, &known, job));
                 }
             }
             Progress::Idle => {}
         }
-        let bi = facts::required(env, facts::BACKUP_INSTANCE_ID)?;
-        let vault = facts::required(env, facts::VAULT_ID)?;
-        let point: RecoveryPoint = restoring::required(env, keys::RECOVERY_POINT)?;
-        let target = facts::required(env, keys::TARGET_CLUSTER_ID)?;
+        let bi = known.backup_instance_id()?;
+        let vault = known.vault_id()?;
+        let point = known.recovery_point()?;
+        let target = known.target_cluster_id()?;
         let (jobs, _) = list_vault_jobs(&ctx.arm, &vault).await?;
-        // A restore job of this instance, point and target started since `since`.
-        let ours_since = |since: time::OffsetDateTime| {
-            let since = since.saturating_sub(time::Duration::MINUTE);
-            jobs.iter()
-                .find(|j| {
-                    j.is_restore()
-                        && j.belongs_to(&bi)
-                        && j.start_time >= since
-                        && j.recovery_point_id.as_deref() == Some(point.id.as_str())
-                        && j.recovery_destination
-                            .as_deref()
-                            .is_none_or(|d| d.eq_ignore_ascii_case(&target))
-                })
-                .map(|j| j.name.clone())
+        let sent = RestoreSent {
+            backup_instance: &bi,
+            recovery_point: &point.id,
+            target: &target,
         };
+        let ours_since = |since| adoptable_job(&jobs, sent, since);
         if let Some(job) = ours_since(env.step_started_at) {
-            return Ok(triggered(ctx, env, &job));
+            return Ok(triggered(ctx, &known, &job));
         }
-        if env.fact_str(keys::TRIGGERED_AT).is_some() {
-            // Sent before and no job yet: the service may still be creating it.
-            if let Some(at) = restoring::time_of(env, keys::TRIGGERED_AT)
-                && ctx.clock.now() - at < time::Duration::minutes(5)
-            {
-                return Ok(wait(
-                    JOB_APPEAR_WAIT,
-                    "waiting for the restore job to appear",
-                ));
-            }
+        // Sent before and no job yet: the service may still be creating it.
+        if awaiting_job(known.triggered_at, ctx.clock.now()) {
+            return Ok(wait(
+                JOB_APPEAR_WAIT,
+                "waiting for the restore job to appear",
+            ));
         }
         // The POST has no idempotency key, and its job appears only once the operation is
         // under way: a rerun after a crash right after the POST, or a duplicate delivery
@@ -123,7 +108,7 @@ impl Step<Ctx> for RestoreTrigger {
                 // A later run of the same step visit (a duplicate delivery that replayed the
                 // workflow, a redelivery long after) adopts the claim's own job if it exists.
                 if let Some(job) = ours_since(since) {
-                    return Ok(triggered(ctx, env, &job));
+                    return Ok(triggered(ctx, &known, &job));
                 }
                 if now - since < CLAIM_TAKEOVER {
                     return Ok(wait(
@@ -149,7 +134,7 @@ impl Step<Ctx> for RestoreTrigger {
             .post(
                 &format!("{bi}/restore"),
                 versions::BACKUP_INSTANCES,
-                Some(&restore_body(env)?),
+                Some(&restore_body(&known)?),
             )
             .await
         {
@@ -174,7 +159,7 @@ impl Step<Ctx> for RestoreTrigger {
             ) {
                 Some(op) => started(op).with(keys::TRIGGERED_AT, now),
                 None => match answer.json().get("jobId").and_then(Value::as_str) {
-                    Some(job) => triggered(ctx, env, job).with(keys::TRIGGERED_AT, now),
+                    Some(job) => triggered(ctx, &known, job).with(keys::TRIGGERED_AT, now),
                     None => wait(JOB_APPEAR_WAIT, "the restore was accepted without a job id")
                         .with(keys::TRIGGERED_AT, now),
                 },

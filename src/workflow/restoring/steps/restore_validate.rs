@@ -11,10 +11,10 @@ use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::resource_id::ResourceId;
 use crate::restore::body::{self, TargetCluster};
-use crate::restore::recovery_point::RecoveryPoint;
 use crate::workflow::Ctx;
 use crate::workflow::facts::{self, Progress, advance, started, wait};
-use crate::workflow::restoring::{self, RestoreStep, keys};
+use crate::workflow::restoring::RestoreStep;
+use crate::workflow::restoring::facts::RestoreFacts;
 
 /// The fact it publishes.
 pub const FACT: &str = "RestoreValidated";
@@ -28,19 +28,19 @@ pub struct RestoreValidate;
 ///
 /// # Errors
 /// A missing fact.
-pub fn restore_body(env: &Envelope) -> Result<serde_json::Value, StepError> {
-    let request = restoring::request(env)?;
-    let point: RecoveryPoint = restoring::required(env, keys::RECOVERY_POINT)?;
-    let source = restoring::id_fact(env, keys::SOURCE_CLUSTER_ID).ok();
+pub fn restore_body(facts: &RestoreFacts) -> Result<serde_json::Value, StepError> {
+    let request = facts.request()?;
+    let point = facts.recovery_point()?;
+    let source = facts.source_cluster().ok();
     let target = TargetCluster {
-        id: restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?,
-        location: facts::required(env, keys::TARGET_LOCATION)?,
+        id: facts.target_cluster()?,
+        location: facts.target_location()?,
     };
     Ok(body::restore_request(
         &point.id,
         source.as_ref(),
         &target,
-        &request,
+        request,
     ))
 }
 
@@ -74,18 +74,17 @@ impl Step<Ctx> for RestoreValidate {
             Progress::Finished { .. } => return Ok(advance(RestoreStep::Trigger.as_str(), FACT)),
             Progress::Idle => {}
         }
+        let known = RestoreFacts::of(env);
         let bi =
-            ResourceId::parse(&facts::required(env, facts::BACKUP_INSTANCE_ID)?).map_err(|e| {
-                StepError::Permanent {
-                    reason: e.to_string(),
-                }
+            ResourceId::parse(&known.backup_instance_id()?).map_err(|e| StepError::Permanent {
+                reason: e.to_string(),
             })?;
         let answer = ctx
             .arm
             .post(
                 &format!("{bi}/validateRestore"),
                 versions::BACKUP_INSTANCES,
-                Some(&body::validate_restore(&restore_body(env)?)),
+                Some(&body::validate_restore(&restore_body(&known)?)),
             )
             .await;
         match answer {

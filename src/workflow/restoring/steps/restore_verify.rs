@@ -16,14 +16,13 @@ use crate::kube::ClusterClient;
 use crate::kube::probe_pods::start_probe_pod;
 use crate::kube::references::{ReferenceCheck, check_references};
 use crate::kube::restore_prep::{NamespaceContents, count_namespace};
-use crate::restore::job::{Job, JobStatus};
 use crate::restore::probe::{ProbeRun, combine, probe_run};
 use crate::restore::request::RestoreRequest;
-use crate::restore::verify::{
-    Evidence, Finding, probe_from_job, resource_count, verify, workloads_settled,
-};
+use crate::restore::verify::{Evidence, Finding, probe_from_job, verify};
 use crate::workflow::Ctx;
 use crate::workflow::facts::wait;
+use crate::workflow::restoring::facts::RestoreFacts;
+use crate::workflow::restoring::model::verify::{probes_to_wait_for, settling, unsettled};
 use crate::workflow::restoring::{self, RestoreStep, after_verify, keys, time_fact};
 
 /// The fact it publishes.
@@ -40,10 +39,10 @@ pub struct RestoreVerify;
 /// when the source cluster cannot be read — the score then says it could not compare.
 async fn source_inventory(
     ctx: &Ctx,
-    env: &Envelope,
+    facts: &RestoreFacts,
     request: &RestoreRequest,
 ) -> Option<Vec<(String, NamespaceContents)>> {
-    let source = restoring::id_fact(env, keys::SOURCE_CLUSTER_ID).ok()?;
+    let source = facts.source_cluster().ok()?;
     let read = async {
         let client = ctx.kube.client(&source).await?;
         let mut inventory = Vec::new();
@@ -80,7 +79,7 @@ enum Probes {
 /// deadline plus a minute for the kubelet to report it.
 async fn run_probes(
     ctx: &Ctx,
-    env: &Envelope,
+    facts: &RestoreFacts,
     client: &ClusterClient,
     request: &RestoreRequest,
 ) -> Result<Probes, StepError> {
@@ -101,14 +100,9 @@ async fn run_probes(
         results.push((spec.name.clone(), probe_run(&pod)));
     }
     let now = ctx.clock.now();
-    let started = restoring::time_of(env, keys::PROBES_STARTED_AT).unwrap_or(now);
-    let running: Vec<&str> = results
-        .iter()
-        .filter(|(_, r)| *r == ProbeRun::Running)
-        .map(|(n, _)| n.as_str())
-        .collect();
-    let patience = time::Duration::seconds(longest.saturating_add(60));
-    if !running.is_empty() && now - started < patience {
+    let started = facts.probes_started_at.unwrap_or(now);
+    let running = probes_to_wait_for(&results, longest, started, now);
+    if !running.is_empty() {
         return Ok(Probes::Running(
             wait(
                 PROBE_POLL,
@@ -131,9 +125,10 @@ impl Step<Ctx> for RestoreVerify {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let request = restoring::request(env)?;
-        let job: Job = restoring::required(env, keys::JOB)?;
-        let target = restoring::id_fact(env, keys::TARGET_CLUSTER_ID)?;
+        let facts = RestoreFacts::of(env);
+        let request = facts.request()?;
+        let job = facts.job()?;
+        let target = facts.target_cluster()?;
         let client = ctx.kube.client(&target).await?;
         let mut contents = Vec::new();
         for ns in request.target_namespaces() {
@@ -141,32 +136,20 @@ impl Step<Ctx> for RestoreVerify {
             contents.push((ns, c));
         }
         let now = ctx.clock.now();
-        let succeeded = matches!(
-            job.status,
-            JobStatus::Completed | JobStatus::CompletedWithWarnings
-        );
-        let something = contents.iter().any(|(_, c)| resource_count(c) > 0);
         let window =
             time::Duration::try_from(ctx.restore.verify_timeout).unwrap_or(time::Duration::MAX);
-        let settling = succeeded && something && !workloads_settled(&contents);
+        let settling = settling(job, &contents);
         if settling && now - env.step_started_at < window {
-            let pending: Vec<String> = contents
-                .iter()
-                .filter(|(_, c)| c.pods_ready < c.pods || c.pvcs_bound < c.pvcs)
-                .map(|(n, c)| {
-                    format!(
-                        "{n}: {}/{} pods Ready, {}/{} claims Bound",
-                        c.pods_ready, c.pods, c.pvcs_bound, c.pvcs
-                    )
-                })
-                .collect();
             return Ok(wait(
                 SETTLE_POLL,
-                format!("waiting for restored workloads: {}", pending.join("; ")),
+                format!(
+                    "waiting for restored workloads: {}",
+                    unsettled(&contents).join("; ")
+                ),
             ));
         }
         let probes = if env.kind == WorkflowKind::Drill {
-            match run_probes(ctx, env, &client, &request).await? {
+            match run_probes(ctx, &facts, &client, request).await? {
                 Probes::Running(waiting) => return Ok(waiting),
                 Probes::Finished(results) => results,
             }
@@ -179,20 +162,20 @@ impl Step<Ctx> for RestoreVerify {
             references.total += check.total;
             references.missing.extend(check.missing);
         }
-        let mut extra: Vec<Finding> = restoring::fact(env, keys::FINDINGS).unwrap_or_default();
+        let mut extra = facts.findings.clone();
         if settling {
             extra.push(Finding::degraded(format!(
                 "workloads were still not ready {} minutes after the job finished",
                 ctx.restore.verify_timeout.as_secs() / 60
             )));
         }
-        let source = source_inventory(ctx, env, &request).await;
+        let source = source_inventory(ctx, &facts, request).await;
         let probe = combine(
             &probes,
-            probe_from_job(&job, &request.restore_hook_references),
+            probe_from_job(job, &request.restore_hook_references),
         );
         let verification = verify(&Evidence {
-            job: &job,
+            job,
             namespaces: &contents,
             probe: probe.as_ref(),
             references: Some(&references),
