@@ -28,6 +28,7 @@ use super::lro::{
     async_operation_status, pending_from_response, provisioning_status,
 };
 use super::provider_throttle::ProviderThrottle;
+use super::quota_gauge::QuotaGauge;
 use super::settled::SettledReads;
 use crate::clock::Clock;
 use crate::telemetry::http::{HttpCall, Peer};
@@ -48,6 +49,8 @@ const MAX_PAUSE_DOUBLINGS: u32 = 5;
 pub const READ_REFILL_PER_SECOND: f64 = 25.0;
 /// ARM's documented refill of the write and delete buckets, tokens a second.
 pub const WRITE_REFILL_PER_SECOND: f64 = 10.0;
+/// ARM's documented size of the write and delete buckets, tokens.
+pub const WRITE_BUCKET: f64 = 200.0;
 
 /// How long a settled read is reused by default: five minutes of the client's clock.
 pub const SETTLED_READ_TTL: Duration = Duration::from_secs(5 * 60);
@@ -95,6 +98,9 @@ pub struct ArmOptions {
     pub call_timeout: Duration,
     /// How long a settled read is reused ([`ArmClient::get_settled`]); zero reads every time.
     pub settled_read_ttl: Duration,
+    /// Write tokens a subscription's bucket keeps for writes that cannot wait: a write that
+    /// can ([`ArmClient::room_to_write_in_background`]) goes only while more are left.
+    pub background_reserve: u64,
 }
 
 impl Default for ArmOptions {
@@ -108,6 +114,7 @@ impl Default for ArmOptions {
             rate_limit_pause: Duration::from_secs(2),
             call_timeout: ARM_CALL_TIMEOUT,
             settled_read_ttl: SETTLED_READ_TTL,
+            background_reserve: 100,
         }
     }
 }
@@ -183,6 +190,8 @@ pub struct ArmClient {
     /// Requests held back per subscription bucket, draining at its refill rate, and when
     /// last counted (see `paced_wait`).
     queued: Mutex<HashMap<String, (f64, OffsetDateTime)>>,
+    /// What each subscription bucket last reported left.
+    gauge: QuotaGauge,
     settled: SettledReads,
     provider_throttle: ProviderThrottle,
 }
@@ -228,6 +237,7 @@ impl ArmClient {
             held_until: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
             pauses: Mutex::new(HashMap::new()),
+            gauge: QuotaGauge::default(),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         })
@@ -245,6 +255,7 @@ impl ArmClient {
             held_until: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
             pauses: Mutex::new(HashMap::new()),
+            gauge: QuotaGauge::default(),
             settled: SettledReads::default(),
             provider_throttle: ProviderThrottle::default(),
         }
@@ -736,14 +747,7 @@ impl ArmClient {
                     .or_else(|| self.held_back(&request_key))
                     .map(|wait| (wait, "the resource provider throttled this operation"))
             })?;
-        Some(ArmError::Rejected(Box::new(ArmFault {
-            status: 429,
-            code: "HeldBack".into(),
-            message: format!("not sent: {why}; retrying in {}s", wait.as_secs()),
-            retry_after: Some(wait),
-            request: request.to_string(),
-            request_ids: String::new(),
-        })))
+        Some(held_back(request, wait, why))
     }
 
     /// Answers now what a `PUT` of `path` would be answered if it is held back, without
@@ -762,6 +766,36 @@ impl ArmClient {
     /// The `HeldBack` answer.
     pub fn room_to_post(&self, path: &str) -> Result<(), ArmError> {
         self.room_for(&Method::POST, path)
+    }
+
+    /// [`ArmClient::room_to_write`] for a write (PUT or POST) of `path` that can wait: one no
+    /// cluster's progress hangs on yet, such as the bindings and roles a fleet makes while its
+    /// extensions install. It goes only while the subscription's write bucket keeps more than
+    /// [`ArmOptions::background_reserve`] tokens, so the writes that cannot wait (installs
+    /// being sent, clusters whose install just ended) take the quota first; held ones come
+    /// back spread at the bucket's refill rate.
+    ///
+    /// # Errors
+    /// The `HeldBack` answer.
+    pub fn room_to_write_in_background(&self, path: &str) -> Result<(), ArmError> {
+        self.room_for(&Method::PUT, path)?;
+        let key = gate_key(&Method::PUT, path);
+        let reserve = self.options.background_reserve as f64;
+        let now = self.clock.now();
+        let left = self
+            .gauge
+            .estimate(&key, WRITE_REFILL_PER_SECOND, WRITE_BUCKET, now)
+            .unwrap_or(WRITE_BUCKET);
+        if left > reserve {
+            return Ok(());
+        }
+        let refilled = Duration::from_secs_f64((reserve - left) / WRITE_REFILL_PER_SECOND);
+        let wait = self.paced_wait(&format!("{key}:background"), &Method::PUT, refilled);
+        Err(held_back(
+            &format!("PUT {path}"),
+            wait,
+            "this write can wait, and the subscription's write quota is kept for writes that cannot",
+        ))
     }
 
     fn room_for(&self, method: &Method, path: &str) -> Result<(), ArmError> {
@@ -829,6 +863,7 @@ impl ArmClient {
             return;
         };
         let key = gate_key(method, path);
+        self.gauge.observe(&key, remaining, self.clock.now());
         let Ok(mut pauses) = self.pauses.lock() else {
             return;
         };
@@ -877,6 +912,19 @@ fn operation_failed(label: &str, code: String, message: String) -> ArmError {
         message,
         retry_after: None,
         request: format!("the operation started by {label}"),
+        request_ids: String::new(),
+    }))
+}
+
+/// The answer to a request the client did not send, for `why`, to be retried after `wait`:
+/// a 429 `HeldBack`, which the engine treats as throttling.
+fn held_back(request: &str, wait: Duration, why: &str) -> ArmError {
+    ArmError::Rejected(Box::new(ArmFault {
+        status: 429,
+        code: "HeldBack".into(),
+        message: format!("not sent: {why}; retrying in {}s", wait.as_secs()),
+        retry_after: Some(wait),
+        request: request.to_string(),
         request_ids: String::new(),
     }))
 }
@@ -1087,6 +1135,42 @@ mod tests {
             arm.paced_wait("s:reads", &Method::GET, hold).as_millis(),
             2040
         );
+    }
+
+    #[test]
+    fn writes_that_can_wait_go_only_while_the_bucket_keeps_its_reserve() {
+        let clock = Arc::new(crate::clock::ManualClock::new(time::macros::datetime!(
+            2026-12-06 08:00 UTC
+        )));
+        let arm = ArmClient::unconfigured(clock.clone());
+        let binding = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/trustedAccessRoleBindings";
+        let other_sub = "/subscriptions/s2/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/trustedAccessRoleBindings";
+        // Nothing known of the bucket yet: it is taken to be full.
+        assert!(arm.room_to_write_in_background(binding).is_ok());
+
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-ms-ratelimit-remaining-subscription-writes",
+            HeaderValue::from_static("40"),
+        );
+        arm.observe_rate_limits(&h, binding, &Method::PUT);
+        // 40 left: a write that cannot wait still goes; one that can waits until the bucket
+        // has refilled past the reserve of 100 (6 s at 10 a second), plus its place in line.
+        assert!(arm.room_to_write(binding).is_ok());
+        let err = arm.room_to_write_in_background(binding).unwrap_err();
+        assert!(err.has_code("HeldBack"), "{err}");
+        let wait = |e: &ArmError| match e {
+            ArmError::Rejected(f) => f.retry_after.unwrap().as_millis(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(wait(&err), 6100);
+        let second = arm.room_to_write_in_background(binding).unwrap_err();
+        assert_eq!(wait(&second), 6200, "the next one queues behind it");
+        // Reads and other subscriptions are not concerned.
+        assert!(arm.room_to_write_in_background(other_sub).is_ok());
+
+        clock.advance(Duration::from_secs(7));
+        assert!(arm.room_to_write_in_background(binding).is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod lro;
 pub mod provider_throttle;
+pub mod quota_gauge;
 pub mod settled;
 pub mod versions;
 

@@ -31,11 +31,16 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for a request to be written to the API server.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a client does when the API server refuses its credentials (401): the kubeconfig it
+/// was built from is stale and must not be reused.
+type OnRefused = Arc<dyn Fn() + Send + Sync>;
+
 /// A client for one cluster, with the API server URL its errors mention.
 #[derive(Clone)]
 pub struct ClusterClient {
     client: kube::Client,
     server: String,
+    on_refused: Option<OnRefused>,
 }
 
 impl fmt::Debug for ClusterClient {
@@ -52,6 +57,15 @@ impl ClusterClient {
         Self {
             client,
             server: server.into(),
+            on_refused: None,
+        }
+    }
+
+    /// The same client, calling `on_refused` whenever the API server answers 401.
+    fn forgetting_on_refusal(self, on_refused: OnRefused) -> Self {
+        Self {
+            on_refused: Some(on_refused),
+            ..self
         }
     }
 
@@ -67,7 +81,11 @@ impl ClusterClient {
 
     /// Maps a client error of `action`, naming this API server when it cannot be reached.
     pub fn error(&self, action: &str, err: kube::Error) -> KubeError {
-        KubeError::from_client(action, &self.server, err)
+        let err = KubeError::from_client(action, &self.server, err);
+        if let (KubeError::Unauthorized { .. }, Some(on_refused)) = (&err, &self.on_refused) {
+            on_refused();
+        }
+        err
     }
 }
 
@@ -205,7 +223,7 @@ pub struct KubeconfigAccess {
     source: Arc<dyn KubeconfigSource>,
     credential: Option<Arc<dyn TokenCredential>>,
     server_override: Option<String>,
-    cache: KubeconfigCache,
+    cache: Arc<KubeconfigCache>,
 }
 
 impl KubeconfigAccess {
@@ -222,7 +240,7 @@ impl KubeconfigAccess {
             source,
             credential,
             server_override,
-            cache: KubeconfigCache::new(KUBECONFIG_CACHE_TTL),
+            cache: Arc::new(KubeconfigCache::new(KUBECONFIG_CACHE_TTL)),
         }
     }
 }
@@ -261,7 +279,10 @@ impl ClusterAccess for KubeconfigAccess {
                 .build(),
             Err(_) => builder.build(),
         };
-        Ok(ClusterClient::new(client, server))
+        // A refused credential (a rotated certificate, say) is fetched again next time.
+        let cache = self.cache.clone();
+        Ok(ClusterClient::new(client, server)
+            .forgetting_on_refusal(Arc::new(move || cache.forget(&key))))
     }
 }
 
@@ -451,6 +472,63 @@ users:
             !format!("{:?}", config.auth_info).contains("abc"),
             "tokens stay redacted"
         );
+    }
+
+    /// Hands out one static-token kubeconfig, counting the fetches.
+    struct CountingSource {
+        fetches: std::sync::atomic::AtomicUsize,
+        kubeconfig: String,
+    }
+
+    #[async_trait]
+    impl KubeconfigSource for CountingSource {
+        async fn kubeconfig(&self, _cluster: &ResourceId) -> Result<Vec<u8>, KubeError> {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.kubeconfig.clone().into_bytes())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_is_kept_until_the_api_server_refuses_it() {
+        // An API server that refuses every credential, as after `az aks rotate-certs`.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let refuse = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "Unauthorized", "reason": "Unauthorized", "code": 401
+                })),
+            )
+        });
+        tokio::spawn(async move { axum::serve(listener, refuse).await });
+        let source = Arc::new(CountingSource {
+            fetches: Default::default(),
+            kubeconfig: ENTRA
+                .replace("https://c-dns.hcp.westeurope.azmk8s.io:443", &server)
+                .replace(
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
+                    "    token: stale\n",
+                ),
+        });
+        let access = KubeconfigAccess::new(source.clone(), None, None);
+        let cluster = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c",
+        )
+        .unwrap();
+        let fetches = || source.fetches.load(std::sync::atomic::Ordering::SeqCst);
+
+        let client = access.client(&cluster).await.unwrap();
+        access.client(&cluster).await.unwrap();
+        assert_eq!(fetches(), 1, "the second client reuses the kubeconfig");
+
+        let refused = client.kube().apiserver_version().await.unwrap_err();
+        let err = client.error("read the version", refused);
+        assert!(matches!(err, KubeError::Unauthorized { .. }), "{err}");
+        access.client(&cluster).await.unwrap();
+        assert_eq!(fetches(), 2, "a refused kubeconfig is fetched again");
     }
 
     #[tokio::test]

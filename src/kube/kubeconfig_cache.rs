@@ -1,8 +1,12 @@
 //! Kubeconfigs kept in memory per cluster for a while. Each `listClusterUserCredential` is an
 //! ARM POST — a write, drawn from the subscription's smallest bucket — and every step that
 //! touches a cluster needs one, so an instance keeps what it fetched for
-//! [`KUBECONFIG_CACHE_TTL`] (wall-clock time; AKS credentials live far longer). A kubeconfig
-//! that cannot be used is forgotten at once. Kept in memory only: a kubeconfig holds
+//! [`KUBECONFIG_CACHE_TTL`] (wall-clock time). AKS credentials live far longer: a local
+//! account's client certificate for years, and an Entra kubeconfig's user is replaced by the
+//! service's own token. The TTL covers onboarding's span from `check_cluster_access`, during
+//! the extension's install, to the hooks after it, with room for a throttled fleet. A
+//! kubeconfig that cannot be used (a rotated certificate, a refused token) is forgotten at
+//! once. Kept in memory only: a kubeconfig holds
 //! credentials, and nothing here logs it.
 
 use std::collections::HashMap;
@@ -10,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a fetched kubeconfig is reused.
-pub const KUBECONFIG_CACHE_TTL: Duration = Duration::from_secs(10 * 60);
+pub const KUBECONFIG_CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// A kubeconfig and when it was fetched.
 type Entry = (Instant, Arc<Vec<u8>>);

@@ -104,8 +104,9 @@ mod tests {
     use crate::envelope::WorkflowKind;
     use crate::workflow::onboarding::OnboardStep;
     use crate::workflow::onboarding::steps::{
-        apply_hooks, assign_roles, bind_trusted_access, ensure_vault_and_policy, extension_health,
-        install_extension, submit_extension,
+        apply_hooks, assign_roles, bind_trusted_access, check_cluster_access,
+        ensure_vault_and_policy, extension_health, install_extension, submit_extension,
+        validate_backup,
     };
 
     #[test]
@@ -156,14 +157,17 @@ mod tests {
             bind_trusted_access::NEXT_STEP
         );
         assert_eq!(after(apply_hooks::NAME), apply_hooks::NEXT_STEP);
-        // The install is sent before the vault, binding and roles and waited for after them;
-        // the extension's roles follow the install at once (propagation runs while the pods
-        // start); the hooks go on once the pods are Ready.
+        // The install is sent before the vault, binding, roles and cluster access, and waited
+        // for after them; the extension's roles follow the install at once, and the
+        // validation once they take effect (both while the pods start); the hooks go on once
+        // the pods are Ready.
         assert_eq!(submit_extension::NEXT_STEP, ensure_vault_and_policy::NAME);
         assert_eq!(bind_trusted_access::NEXT_STEP, assign_roles::NAME);
-        assert_eq!(assign_roles::NEXT_STEP, install_extension::NAME);
+        assert_eq!(assign_roles::NEXT_STEP, check_cluster_access::NAME);
+        assert_eq!(check_cluster_access::NEXT_STEP, install_extension::NAME);
         assert_eq!(install_extension::NEXT_STEP, assign_roles::EXTENSION_NAME);
-        assert_eq!(assign_roles::EXTENSION_NEXT_STEP, extension_health::NAME);
+        assert_eq!(assign_roles::EXTENSION_NEXT_STEP, validate_backup::NAME);
+        assert_eq!(validate_backup::NEXT_STEP, extension_health::NAME);
         assert_eq!(extension_health::NEXT_STEP, apply_hooks::NAME);
         // Each registered step answers to its id's wire name.
         for step in OnboardStep::ALL {

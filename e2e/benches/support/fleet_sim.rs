@@ -437,6 +437,9 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
     // BENCH_TRACE=1: the fleet's ARM requests by step, method and status.
     let trace = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1");
     let mut step_requests: BTreeMap<(String, String, u16), usize> = BTreeMap::new();
+    // BENCH_TRACE=1: the fleet's reads and writes per 50 virtual seconds, with each window's
+    // writes by step (where the write budget went, and when it idled).
+    let mut timeline: BTreeMap<i64, (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
     let max_messages = (MAX_MESSAGES_PER_CLUSTER * fleet.clusters).max(20_000);
     while let Some(env) = bus.next(&clock) {
         messages += 1;
@@ -467,6 +470,17 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
             }
         }
         if trace {
+            let window = timeline
+                .entry((clock.now() - start).whole_seconds() / 50)
+                .or_default();
+            for r in &records[..] {
+                if matches!(r.method.as_str(), "GET" | "HEAD") {
+                    window.0 += 1;
+                } else {
+                    window.1 += 1;
+                    *window.2.entry(env.step.clone()).or_default() += 1;
+                }
+            }
             for r in &records[..] {
                 *step_requests
                     .entry((env.step.clone(), r.method.clone(), r.status))
@@ -497,6 +511,15 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
             println!(
                 "  {step:<28} {method:<6} {status} {:>6.2}",
                 *n as f64 / fleet.clusters.max(1) as f64
+            );
+        }
+        println!("ARM requests per 50 s (reads, writes, writes by step):");
+        for (window, (reads, writes, by_step)) in &timeline {
+            let steps: Vec<String> = by_step.iter().map(|(s, n)| format!("{s}={n}")).collect();
+            println!(
+                "  {:>5}s r={reads:>5} w={writes:>4}  {}",
+                window * 50,
+                steps.join(" ")
             );
         }
         let mut waits: BTreeMap<String, (usize, f64)> = BTreeMap::new();
@@ -537,6 +560,24 @@ pub async fn run(scenario: &Scenario, fleet: &Fleet) -> RunFigures {
                 at(0.9),
                 at(1.0)
             );
+        }
+        // The last cluster protected, step by step: what the tail waited for.
+        let records = journal.records();
+        if let Some(last) = records
+            .iter()
+            .filter(|r| matches!(r.transition, Transition::Done { .. }))
+            .max_by_key(|r| r.finished_at)
+        {
+            println!("The last cluster protected, {}:", last.subject);
+            for r in records.iter().filter(|r| r.subject == last.subject) {
+                let text = format!("{:?}", r.transition);
+                println!(
+                    "  {:>6.0} {:<28} {}",
+                    (r.finished_at - start).as_seconds_f64(),
+                    r.step,
+                    text.chars().take(160).collect::<String>()
+                );
+            }
         }
         let mut v: Vec<_> = waits.into_iter().collect();
         v.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));

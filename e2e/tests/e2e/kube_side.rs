@@ -739,6 +739,55 @@ async fn an_unreachable_api_server_says_so() {
     health::check(&client).await.unwrap();
 }
 
+/// `check_cluster_access` fetches the kubeconfig while the extension installs and reads the
+/// API server's version; a server the service cannot reach is retried, with why.
+#[tokio::test]
+async fn cluster_access_is_checked_while_the_extension_installs() {
+    let mut h = Harness::new().await;
+    let (engine, _journal, publisher) = h.engine(HookSet::default());
+    let report = engine
+        .run(&h.envelope("check_cluster_access"))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.transition,
+        Transition::Advanced {
+            next: "install_extension".into(),
+            fact: "ClusterReachable".into()
+        }
+    );
+    let next = Envelope::decode(&publisher.sent().last().unwrap().body).unwrap();
+    let version = next.payload["apiServerVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(version.starts_with("1."), "{version}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let kubeconfig = h
+        .server
+        .kubeconfig(&closed, "aks-shop", KubeconfigAuth::LocalAccount);
+    h.access = Arc::new(KubeconfigAccess::new(
+        Arc::new(StaticKubeconfig::new(kubeconfig)),
+        None,
+        None,
+    ));
+    let (engine, _journal, _publisher) = h.engine(HookSet::default());
+    let report = engine
+        .run(&h.envelope("check_cluster_access"))
+        .await
+        .unwrap();
+    let Transition::Retrying { why, .. } = &report.transition else {
+        panic!("{report:?}");
+    };
+    assert!(
+        why.contains(&closed) && why.contains("unreachable"),
+        "{why}"
+    );
+}
+
 #[derive(Debug)]
 struct IssuerCredential(TokenIssuer);
 

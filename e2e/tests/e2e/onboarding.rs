@@ -852,9 +852,9 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
     sim.deliver(&event(WRITE, &cluster, "evt-1", "corr-1"))
         .await;
     let paused = sim
-        .run(Crash::Never, |env| env.step == "configure_backup")
+        .run(Crash::Never, |env| env.step == "validate_backup")
         .await
-        .expect("the workflow reaches configure_backup");
+        .expect("the workflow reaches validate_backup");
 
     // Someone removes the cluster identity's Contributor on the snapshot resource group.
     let p = sim.placement(&cluster);
@@ -904,9 +904,10 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
         .any(|r| matches!(&r.transition, Transition::Advanced { next, fact } if next == "assign_roles" && fact == "PermissionsMissing"));
     assert!(
         remediated,
-        "configure_backup sent the workflow back to assign_roles"
+        "validate_backup sent the workflow back to assign_roles"
     );
-    // The way back passes through trusted access and the hooks again, then ends.
+    // The way back passes through the cluster access, the extension and the validation
+    // again, then the gate and the hooks, and ends.
     let records = sim.journal.records();
     let back = records
         .iter()
@@ -918,11 +919,13 @@ async fn a_missing_snapshot_group_permission_is_remediated_and_ends_protected() 
         .collect();
     after.dedup();
     assert_eq!(
-        after[..6],
+        after[..8],
         [
             "assign_roles",
+            "check_cluster_access",
             "install_extension",
             "assign_extension_roles",
+            "validate_backup",
             "extension_health",
             "apply_hooks",
             "configure_backup"

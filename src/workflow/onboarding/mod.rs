@@ -33,12 +33,15 @@ step_ids! {
         CheckCluster = "check_cluster",
         /// CSI driver, snapshot controller, Kubernetes version, room for the extension.
         EnsureClusterPrerequisites = "ensure_cluster_prerequisites",
-        /// Resource providers registered.
-        EnsureProviders = "ensure_providers",
-        /// The backup and snapshot resource groups.
+        /// Registrations of the resource providers sent, not waited for.
+        RegisterProviders = "register_providers",
+        /// The backup and snapshot resource groups (made while the providers register).
         EnsureResourceGroups = "ensure_resource_groups",
-        /// The storage account and container.
+        /// The storage account and container (Microsoft.Storage needs no registration here,
+        /// so the account is made while the providers below register).
         EnsureStorage = "ensure_storage",
+        /// Resource providers registered (waited for here, before the install needs them).
+        EnsureProviders = "ensure_providers",
         /// The backup extension's install sent to ARM, not waited for: the steps up to
         /// `install_extension` run during its minutes.
         SubmitExtension = "submit_extension",
@@ -48,10 +51,14 @@ step_ids! {
         BindTrustedAccess = "bind_trusted_access",
         /// The vault's and the cluster's role assignments.
         AssignRoles = "assign_roles",
+        /// The cluster's API server reachable, its kubeconfig kept for the health gate.
+        CheckClusterAccess = "check_cluster_access",
         /// The backup extension installed by ARM, with its identity.
         InstallExtension = "install_extension",
         /// The extension's role assignments (their propagation runs while its pods start).
         AssignExtensionRoles = "assign_extension_roles",
+        /// Azure's validation of the new backup instance (beside the pods starting).
+        ValidateBackup = "validate_backup",
         /// The extension's pods Ready (the Kubernetes-side gate).
         ExtensionHealth = "extension_health",
         /// The configured hooks on the cluster.
@@ -100,6 +107,7 @@ pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
                 KIND,
                 ensure_cluster_prerequisites::EnsureClusterPrerequisites,
             ),
+            OnboardStep::RegisterProviders => r.add(KIND, register_providers::RegisterProviders),
             OnboardStep::EnsureProviders => r.add(KIND, ensure_providers::EnsureProviders),
             OnboardStep::EnsureResourceGroups => {
                 r.add(KIND, ensure_resource_groups::EnsureResourceGroups)
@@ -110,8 +118,12 @@ pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
                 r.add(KIND, ensure_vault_and_policy::EnsureVaultAndPolicy)
             }
             OnboardStep::InstallExtension => r.add(KIND, install_extension::InstallExtension),
+            OnboardStep::ValidateBackup => r.add(KIND, validate_backup::ValidateBackup),
             OnboardStep::ExtensionHealth => r.add(KIND, extension_health::ExtensionHealth),
             OnboardStep::AssignRoles => r.add(KIND, assign_roles::AssignRoles::VAULT_AND_CLUSTER),
+            OnboardStep::CheckClusterAccess => {
+                r.add(KIND, check_cluster_access::CheckClusterAccess)
+            }
             OnboardStep::AssignExtensionRoles => r.add(KIND, assign_roles::AssignRoles::EXTENSION),
             OnboardStep::BindTrustedAccess => r.add(KIND, bind_trusted_access::BindTrustedAccess),
             OnboardStep::ApplyHooks => r.add(KIND, apply_hooks::ApplyHooks),
@@ -141,15 +153,18 @@ mod tests {
             [
                 "check_cluster",
                 "ensure_cluster_prerequisites",
-                "ensure_providers",
+                "register_providers",
                 "ensure_resource_groups",
                 "ensure_storage",
+                "ensure_providers",
                 "submit_extension",
                 "ensure_vault_and_policy",
                 "bind_trusted_access",
                 "assign_roles",
+                "check_cluster_access",
                 "install_extension",
                 "assign_extension_roles",
+                "validate_backup",
                 "extension_health",
                 "apply_hooks",
                 "configure_backup",

@@ -1,4 +1,4 @@
-//! Onboarding step `apply_hooks` (fact in: `TrustedAccessBound`): server-side applies the
+//! Onboarding step `apply_hooks` (fact in: `ExtensionReady`): server-side applies the
 //! configured BackupHook and RestoreHook resources to the cluster (pruning ones no longer
 //! configured) and carries their references forward as `backupHookReferences` /
 //! `restoreHookReferences`; `configure_backup` puts the former in the backup instance, restores

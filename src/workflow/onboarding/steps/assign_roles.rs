@@ -21,6 +21,7 @@ use crate::workflow::Ctx;
 use crate::workflow::facts::{self, advance, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::facts::OnboardFacts;
+use crate::workflow::onboarding::steps::install_extension::room_during_install;
 use crate::workflow::roles::{self, Identities, Scopes};
 
 /// The step's name.
@@ -73,6 +74,30 @@ pub struct Converged {
 /// # Errors
 /// Any other ARM failure.
 pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converged, StepError> {
+    converge_with(ctx, wanted, Reads::First).await
+}
+
+/// Whether [`converge_with`] reads an assignment before it PUTs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Read first: an assignment in place (a shared grant read once for many clusters, say)
+    /// costs no write.
+    First,
+    /// PUT at once: the principal is new, so its assignments almost never exist, and a PUT
+    /// of one that does is answered 200 (same name) or `RoleAssignmentExists` (another
+    /// name), both counted as in place.
+    Never,
+}
+
+/// [`converge`], reading first or not as `reads` says.
+///
+/// # Errors
+/// Any ARM failure other than the ones [`converge`] counts.
+pub async fn converge_with(
+    ctx: &Ctx,
+    wanted: &[roles::Assignment],
+    reads: Reads,
+) -> Result<Converged, StepError> {
     // Each assignment is read, then created if missing: while the subscription's writes are
     // held back, the reads would only be made again.
     if let Some(first) = wanted.first() {
@@ -80,7 +105,7 @@ pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converg
     }
     let mut done = Converged::default();
     for a in wanted {
-        if in_place(ctx, a).await? {
+        if reads == Reads::First && in_place(ctx, a).await? {
             continue;
         }
         match ctx
@@ -88,6 +113,8 @@ pub async fn converge(ctx: &Ctx, wanted: &[roles::Assignment]) -> Result<Converg
             .put(&a.path(), versions::ROLE_ASSIGNMENTS, &a.body())
             .await
         {
+            // 200: the same assignment was already there.
+            Ok(r) if r.status == 200 => {}
             Ok(_) => done.created += 1,
             Err(e) if e.has_code("RoleAssignmentExists") => {}
             Err(e) if e.has_code("PrincipalNotFound") => done.not_replicated.push(a.summary()),
@@ -179,10 +206,27 @@ impl Step<Ctx> for AssignRoles {
             .into_iter()
             .filter(|a| self.makes(a))
             .collect();
+        // The vault's and the cluster's roles are made while the extension installs and are
+        // needed only after it: they wait for spare quota.
+        if !self.extension
+            && let Some(first) = wanted.first()
+        {
+            room_during_install(ctx, f.extension_submitted_at, &first.path())?;
+        }
         let Converged {
             created,
             not_replicated,
-        } = converge(ctx, &wanted).await?;
+        } = converge_with(
+            ctx,
+            &wanted,
+            // The extension's identity appeared with its install.
+            if self.extension {
+                Reads::Never
+            } else {
+                Reads::First
+            },
+        )
+        .await?;
         if !not_replicated.is_empty() {
             return Ok(wait(
                 REPLICATION_WAIT,

@@ -1,4 +1,4 @@
-//! `bind_trusted_access` (fact in: `RolesAssigned`): the cluster has a trusted-access role
+//! `bind_trusted_access` (fact in: `BackupInfrastructureReady`): the cluster has a trusted-access role
 //! binding that gives the vault `Microsoft.DataProtection/backupVaults/backup-operator`. A binding
 //! for the same vault is reused (the role is added if it lacks it); otherwise one is created
 //! under a deterministic name and followed to `Succeeded`.
@@ -16,6 +16,7 @@ use crate::workflow::facts::{self, Progress, advance, failed_operation, started,
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::binding::{BindingDecision, binding_decision};
+use crate::workflow::onboarding::steps::install_extension::room_during_install;
 
 /// The step's name.
 pub const NAME: &str = OnboardStep::BindTrustedAccess.as_str();
@@ -125,6 +126,12 @@ impl Step<Ctx> for BindTrustedAccess {
         }
         let cluster_id = facts::cluster_id(env)?.to_string();
         let vault_id = OnboardFacts::of(env).vault_id()?;
+        // Needed only once the extension is installed: the binding waits for spare quota.
+        room_during_install(
+            ctx,
+            OnboardFacts::of(env).extension_submitted_at,
+            &format!("{cluster_id}/trustedAccessRoleBindings"),
+        )?;
         Ok(
             match ensure_binding(ctx, &cluster_id, &vault_id, NAME).await? {
                 Binding::Ready => advance(NEXT_STEP, FACT),

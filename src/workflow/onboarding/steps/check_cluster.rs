@@ -19,6 +19,7 @@ use crate::workflow::facts::{self, advance, finish, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::facts::OnboardFacts;
 use crate::workflow::onboarding::model::eligibility::{self, Eligibility};
+use crate::workflow::onboarding::steps::ensure_providers::{BACKUP_NAMESPACES, being_registered};
 use crate::workflow::placement::Placement;
 use crate::workflow::role_budget;
 use crate::workflow::settings::HookRef;
@@ -158,12 +159,20 @@ pub async fn assess(
         placement.snapshot_resource_group_id(),
         ctx.hooks.backup_references(),
     );
-    // Nothing can be protected in a subscription not yet registered for backups.
-    let existing = absent_if_unregistered(
-        ctx.arm
-            .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
-            .await,
-    )?;
+    // Nothing can be protected in a subscription not yet registered for backups: while this
+    // instance knows a registration is running, no read is needed to say so.
+    let registering = BACKUP_NAMESPACES
+        .iter()
+        .any(|ns| being_registered(ctx, &placement.backup_subscription, ns));
+    let existing = if registering {
+        None
+    } else {
+        absent_if_unregistered(
+            ctx.arm
+                .get_optional(&placement.backup_instance_id(), versions::BACKUP_INSTANCES)
+                .await,
+        )?
+    };
     if let Some(bi) = existing
         && eligibility::already_protected(&bi, &spec)
     {

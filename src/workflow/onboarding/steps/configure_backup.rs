@@ -1,7 +1,8 @@
 //! `configure_backup` (fact in: `HooksApplied`): the cluster has a backup instance in
-//! `ProtectionConfigured`, referring to the hooks `apply_hooks` put on the cluster. An existing instance for the cluster is adopted; otherwise the
-//! instance is validated (`validateForBackup`), created, and followed through
-//! `currentProtectionState`. Permission errors (missing or not yet effective roles, e.g.
+//! `ProtectionConfigured`, referring to the hooks `apply_hooks` put on the cluster. An
+//! existing instance for the cluster is adopted; otherwise the instance `validate_backup`
+//! validated is created and followed through `currentProtectionState` (one not validated yet
+//! goes back there first). Permission errors (missing or not yet effective roles, e.g.
 //! `UserErrorMissingMSIPermissionsOnSnapshotResourceGroup`) send the workflow back to
 //! `assign_roles` a bounded number of times, then become queued retries until the step's
 //! deadline while the roles propagate; no fixed sleep anywhere.
@@ -41,11 +42,12 @@ pub const ROLES_CREATED: &str = "rolesCreated";
 pub const ROLES_CREATED_AT: &str = "rolesCreatedAt";
 /// Payload: the vault is searched for an instance of the cluster under any name (validation
 /// or creation said one exists).
-const SEARCH_VAULT: &str = "searchVaultForInstance";
+pub const SEARCH_VAULT: &str = "searchVaultForInstance";
+/// The fact it publishes when a new instance must be validated first.
+pub const VALIDATION_NEEDED: &str = "ValidationNeeded";
 /// Payload: the existing instance must be re-submitted once roles are fixed.
 const RESUBMIT: &str = "resubmitBackupInstance";
 
-const VALIDATE: &str = "configure_backup:validate";
 const CREATE: &str = "configure_backup:create";
 
 /// See the module docs.
@@ -64,8 +66,6 @@ impl Step<Ctx> for ConfigureBackup {
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
         let f = OnboardFacts::of(env);
-        let mut validated = f.backup_validated;
-        let mut just_validated = false;
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
             Progress::Failed { error, .. } if error.is_missing_roles() => {
@@ -79,10 +79,6 @@ impl Step<Ctx> for ConfigureBackup {
                 return Ok(search_vault(&error.to_string()));
             }
             Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
-            Progress::Finished { label, .. } if label == VALIDATE => {
-                validated = true;
-                just_validated = true;
-            }
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let spec = spec_from_facts(ctx, env)?;
@@ -102,21 +98,17 @@ impl Step<Ctx> for ConfigureBackup {
         // in error is re-submitted.
         let repair = f.is_repair();
         let resubmit = f.resubmit_backup_instance || repair;
-        if !validated && !resubmit {
-            // A new instance is validated once the new roles have had time to take effect:
-            // wait for that before reading anything, then make sure the validation can be sent.
-            if let Some(left) = propagation_left(ctx, env) {
-                return Ok(wait(
-                    left,
-                    "waiting for the new role assignments to take effect before validating",
-                ));
-            }
-            ctx.arm
-                .room_to_post(&format!("{vault_id}/validateForBackup"))?;
+        let validated = f.backup_validated;
+        let fresh = validated && f.backup_instance_id.is_none();
+        // A new instance's create is the write that protects it: make sure it can be sent
+        // before reading anything.
+        if fresh {
+            ctx.arm.room_to_write(&bi_id)?;
         }
-        // A validation that just succeeded says the vault holds no instance of this cluster
-        // (validateForBackup refuses a second one), so the instance is created without a read.
-        let existing = if just_validated && !search {
+        // A validation this workflow made, with no instance created since, says the vault
+        // holds no instance of this cluster (validateForBackup refuses a second one), so the
+        // instance is created without a read.
+        let existing = if fresh && !search {
             None
         } else {
             existing_instance(ctx, &bi_id, &vault_id, &spec.cluster_id, search).await?
@@ -162,34 +154,10 @@ impl Step<Ctx> for ConfigureBackup {
         // validateForBackup is for new instances (it refuses a second instance of the same
         // cluster); an existing instance is re-submitted and its configuration re-checked.
         if !validated && existing.is_none() {
-            if let Some(left) = propagation_left(ctx, env) {
-                return Ok(wait(
-                    left,
-                    "waiting for the new role assignments to take effect before validating",
-                ));
-            }
-            let resp = ctx
-                .arm
-                .post(
-                    &format!("{vault_id}/validateForBackup"),
-                    versions::BACKUP_INSTANCES,
-                    Some(&bodies::validate_for_backup(&spec)),
-                )
-                .await;
-            match resp {
-                Ok(r) => {
-                    if let Some(op) =
-                        r.pending(VALIDATE, FinalState::Location, ctx.arm.default_poll())
-                    {
-                        return Ok(started(op));
-                    }
-                }
-                Err(e) if e.is_missing_roles() => {
-                    return Ok(remediate(env, &e.to_string(), existing.is_some()));
-                }
-                Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
-                Err(e) => return Err(e.into()),
-            }
+            return Ok(
+                advance(OnboardStep::ValidateBackup.as_str(), VALIDATION_NEEDED)
+                    .without(SEARCH_VAULT),
+            );
         }
         let target = existing
             .as_ref()
@@ -226,7 +194,7 @@ impl Step<Ctx> for ConfigureBackup {
 }
 
 /// Azure's refusal of a second instance of a cluster in a vault with the same policy.
-const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
+pub const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
 
 /// Looks again shortly, searching the vault for the instance Azure says protects the cluster.
 fn search_vault(why: &str) -> Outcome {
@@ -239,7 +207,7 @@ fn search_vault(why: &str) -> Outcome {
 
 /// How long the role assignments assign_roles just created still need before validation is
 /// worth trying ([`instance::propagation_left`]).
-fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
+pub fn propagation_left(ctx: &Ctx, env: &Envelope) -> Option<Duration> {
     let f = OnboardFacts::of(env);
     let created_at = f.roles_created_at?;
     instance::propagation_left(
@@ -358,7 +326,7 @@ async fn find_for_cluster(
 /// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
 /// apply_hooks, both no-ops by then), or waits for the roles to take effect, by the bounded
 /// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
-fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
+pub fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let f = OnboardFacts::of(env);
     let done = f.remediations;
     let last_created = f.roles_created;

@@ -1,4 +1,4 @@
-//! `ensure_providers` (fact in: `ClusterPrepared`): every subscription onboarding writes to is
+//! `ensure_providers` (fact in: `StorageReady`): every subscription onboarding writes to is
 //! registered for the namespaces it needs there (see [`required`]). An unregistered namespace is
 //! registered, and the step waits for `Registered` as queued retries.
 
@@ -60,12 +60,25 @@ impl ProviderState {
 
     /// Neither registered nor registering: the step registers it.
     pub fn needs_registration(&self) -> bool {
-        !self.is_registered() && !self.state.eq_ignore_ascii_case("Registering")
+        !self.is_registered() && !self.state.eq_ignore_ascii_case(REGISTERING)
     }
 }
 
 fn provider_path(subscription: &str, namespace: &str) -> String {
     format!("/subscriptions/{subscription}/providers/{namespace}")
+}
+
+/// A provider's `registrationState` while a registration runs.
+const REGISTERING: &str = "Registering";
+
+/// Whether this instance saw `namespace` registering on `subscription` (or asked for it)
+/// within the last [`REGISTRATION_POLL`]: a fleet arriving during a registration waits on one
+/// read per poll instead of each cluster reading the provider, and reads of resources in that
+/// namespace would only answer `MissingSubscriptionRegistration`.
+pub fn being_registered(ctx: &Ctx, subscription: &str, namespace: &str) -> bool {
+    ctx.arm
+        .being_created(&provider_path(subscription, namespace))
+        .is_some()
 }
 
 /// The (subscription, namespace) pairs onboarding needs registered for `placement`: the
@@ -97,13 +110,18 @@ pub async fn assess(ctx: &Ctx, placement: &Placement) -> Result<Vec<ProviderStat
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.eq_ignore_ascii_case("Registered"))
         };
+        let path = provider_path(&subscription, namespace);
+        if being_registered(ctx, &subscription, namespace) {
+            states.push(ProviderState {
+                subscription,
+                namespace,
+                state: REGISTERING.into(),
+            });
+            continue;
+        }
         let provider = ctx
             .arm
-            .get_settled(
-                &provider_path(&subscription, namespace),
-                versions::RESOURCES,
-                registered,
-            )
+            .get_settled(&path, versions::RESOURCES, registered)
             .await?
             .unwrap_or_default();
         let state = provider
@@ -111,6 +129,9 @@ pub async fn assess(ctx: &Ctx, placement: &Placement) -> Result<Vec<ProviderStat
             .and_then(Value::as_str)
             .unwrap_or("NotRegistered")
             .to_string();
+        if state.eq_ignore_ascii_case(REGISTERING) {
+            ctx.arm.note_creating(&path, REGISTRATION_POLL);
+        }
         states.push(ProviderState {
             subscription,
             namespace,
@@ -131,38 +152,7 @@ impl Step<Ctx> for EnsureProviders {
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
-        let cluster_id = facts::cluster_id(env)?;
-        // Subscriptions do not depend on the region.
-        let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, "");
-        let mut registering = Vec::new();
-        for provider in assess(ctx, &placement).await? {
-            if provider.is_registered() {
-                continue;
-            }
-            let subscription = provider.subscription.as_str();
-            if provider.needs_registration() {
-                tracing::info!(
-                    subscription,
-                    namespace = provider.namespace,
-                    state = %provider.state,
-                    "registering a resource provider"
-                );
-                ctx.arm
-                    .post(
-                        &format!(
-                            "{}/register",
-                            provider_path(subscription, provider.namespace)
-                        ),
-                        versions::RESOURCES,
-                        None,
-                    )
-                    .await?;
-            }
-            registering.push(format!(
-                "{} on subscription {subscription}",
-                provider.namespace
-            ));
-        }
+        let registering = register_missing(ctx, env).await?;
         if registering.is_empty() {
             Ok(advance(NEXT_STEP, FACT))
         } else {
@@ -172,6 +162,43 @@ impl Step<Ctx> for EnsureProviders {
             ))
         }
     }
+}
+
+/// Asks ARM to register every namespace the workflow's cluster needs that is neither
+/// registered nor registering, and says which are not registered yet ("namespace on
+/// subscription s").
+///
+/// # Errors
+/// A failed read or registration.
+pub async fn register_missing(ctx: &Ctx, env: &Envelope) -> Result<Vec<String>, StepError> {
+    let cluster_id = facts::cluster_id(env)?;
+    // Subscriptions do not depend on the region.
+    let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, "");
+    let mut registering = Vec::new();
+    for provider in assess(ctx, &placement).await? {
+        if provider.is_registered() {
+            continue;
+        }
+        let subscription = provider.subscription.as_str();
+        if provider.needs_registration() {
+            tracing::info!(
+                subscription,
+                namespace = provider.namespace,
+                state = %provider.state,
+                "registering a resource provider"
+            );
+            let path = provider_path(subscription, provider.namespace);
+            ctx.arm
+                .post(&format!("{path}/register"), versions::RESOURCES, None)
+                .await?;
+            ctx.arm.note_creating(&path, REGISTRATION_POLL);
+        }
+        registering.push(format!(
+            "{} on subscription {subscription}",
+            provider.namespace
+        ));
+    }
+    Ok(registering)
 }
 
 #[cfg(test)]

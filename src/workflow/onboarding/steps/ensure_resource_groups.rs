@@ -1,7 +1,7 @@
-//! `ensure_resource_groups` (fact in: `ProvidersRegistered`): the backup resource group (storage
-//! account and vault) and the cluster's snapshot resource group exist. The snapshot resource
-//! group always exists before roles are granted on it (gotcha 4). An existing group is used as
-//! it is (its region does not constrain what it holds).
+//! `ensure_resource_groups` (fact in: `ProvidersRegistering`): the backup resource group
+//! (storage account and vault) and the cluster's snapshot resource group exist. The snapshot
+//! resource group always exists before roles are granted on it (gotcha 4). An existing group
+//! is used as it is (its region does not constrain what it holds).
 
 use std::time::Duration;
 
@@ -69,6 +69,10 @@ impl Step<Ctx> for EnsureResourceGroups {
         let cluster_id = facts::cluster_id(env)?;
         let location = OnboardFacts::of(env).location()?;
         let placement = Placement::for_cluster(&ctx.onboarding, &cluster_id, &location);
+        // A write the subscription's quota would hold back is known before the reads: the
+        // retry would only read again.
+        ctx.arm
+            .room_to_write(&placement.snapshot_resource_group_id())?;
         for rg in missing(ctx, &placement).await? {
             tracing::info!(resource_group = %rg, "creating a resource group");
             ctx.arm

@@ -1,7 +1,7 @@
-//! `ensure_vault_and_policy` (fact in: `ExtensionSubmitted`; it starts halfway through the
-//! extension's install): the backup vault exists in the cluster's
-//! region with a system-assigned identity and the profile's redundancy and soft delete, and the
-//! daily policy with the configured retention exists in it. An existing vault is adopted as it
+//! `ensure_vault_and_policy` (fact in: `ExtensionSubmitted`; it runs during the extension's
+//! install, and the per-cluster writes after it wait for spare quota): the backup vault exists
+//! in the cluster's region with a system-assigned identity and the profile's redundancy and
+//! soft delete, and the daily policy with the configured retention exists in it. An existing vault is adopted as it
 //! is (its redundancy cannot change once it holds backups).
 
 use std::time::Duration;
@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::ensure_storage::{SHARED_CREATE_WINDOW, shared_creation_wait};
-use super::install_extension::{EXPECTED_INSTALL, until_into_install};
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -100,19 +99,6 @@ impl Step<Ctx> for EnsureVaultAndPolicy {
             Progress::Finished { .. } => true,
             Progress::Idle => false,
         };
-        // The vault, its binding and the roles only need to be ready when the extension is:
-        // they start halfway through its install, leaving the subscription's write quota
-        // until then to clusters still sending theirs.
-        if !created_here
-            && let Some(left) = OnboardFacts::of(env)
-                .extension_submitted_at
-                .and_then(|at| until_into_install(at, EXPECTED_INSTALL / 2, ctx.clock.now()))
-        {
-            return Ok(wait(
-                left,
-                "the backup extension is installing; the vault, its binding and the roles follow halfway through",
-            ));
-        }
         let cluster_id = facts::cluster_id(env)?;
         let location = OnboardFacts::of(env).location()?;
         let settings = &ctx.onboarding;

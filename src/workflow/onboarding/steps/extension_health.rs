@@ -1,6 +1,6 @@
-//! Onboarding step `extension_health` (fact in: `ExtensionInstalled`): waits, as scheduled
+//! Onboarding step `extension_health` (fact in: `BackupValidated`): waits, as scheduled
 //! retries, until the backup extension's hook CRDs are established and its pods are Running and
-//! Ready, then goes on to `assign_roles`. ARM reporting the extension install as "Succeeded" is
+//! Ready, then goes on to `apply_hooks`. ARM reporting the extension install as "Succeeded" is
 //! not enough (pods may still be pulling images or unschedulable).
 
 use std::time::Duration;
@@ -20,8 +20,10 @@ pub const NAME: &str = OnboardStep::ExtensionHealth.as_str();
 pub const NEXT_STEP: &str = OnboardStep::ExtensionHealth.next_name();
 /// The fact it publishes.
 pub const FACT: &str = "ExtensionReady";
-/// Longest wait between two looks.
-pub const MAX_POLL: Duration = Duration::from_secs(60);
+/// Time between two looks. The pods are read from the cluster's own API server, not from
+/// ARM's buckets that a fleet shares, so they are looked at often: the backup instance waits
+/// on the first look that finds them Ready.
+pub const POLL: Duration = Duration::from_secs(15);
 
 /// Holds onboarding until the extension is usable.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,8 +47,7 @@ impl Step<Ctx> for ExtensionHealth {
         if health.is_ready() {
             Ok(advance(NEXT_STEP, FACT).with("extensionPodsReady", health.pods.len()))
         } else {
-            let after = ctx.retry.delay(env.attempt).min(MAX_POLL);
-            Ok(wait(after, health.reason()))
+            Ok(wait(POLL, health.reason()))
         }
     }
 }

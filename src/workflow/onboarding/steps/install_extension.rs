@@ -1,4 +1,4 @@
-//! `install_extension` (fact in: `TrustedAccessBound`): the backup extension
+//! `install_extension` (fact in: `ClusterReachable`): the backup extension
 //! (`azure-aks-backup`, type Microsoft.DataProtection.Kubernetes, stable train) is installed with
 //! the ARM-level storage keys and `useAAD=true`, and has `Succeeded`; then its own identity
 //! (`aksAssignedIdentity.principalId`, gotcha 3) is recorded. An extension of that type already on
@@ -44,24 +44,41 @@ pub struct InstallExtension;
 /// How long until an install sent at `submitted_at` (Unix seconds) is expected to be done;
 /// `None` once it is.
 pub fn install_left(submitted_at: i64, now: time::OffsetDateTime) -> Option<Duration> {
-    until_into_install(submitted_at, EXPECTED_INSTALL, now)
-}
-
-/// How long until `into` has passed since an install was sent at `submitted_at` (Unix
-/// seconds); `None` once it has.
-pub fn until_into_install(
-    submitted_at: i64,
-    into: Duration,
-    now: time::OffsetDateTime,
-) -> Option<Duration> {
-    let into = i64::try_from(into.as_secs()).ok()?;
+    let expected = i64::try_from(EXPECTED_INSTALL.as_secs()).ok()?;
     let left = submitted_at
-        .saturating_add(into)
+        .saturating_add(expected)
         .saturating_sub(now.unix_timestamp());
     u64::try_from(left)
         .ok()
         .filter(|s| *s > 0)
         .map(Duration::from_secs)
+}
+
+/// Asks the ARM client whether a write of `path` made during the extension's install may go
+/// now: while the install sent at `submitted_at` is still expected to run, the write can wait
+/// and goes as a background write (see [`crate::arm::ArmClient::room_to_write_in_background`]);
+/// once it is expected done, the write is on the cluster's critical path and goes as any other
+/// (a background write held back is retried by then at the latest).
+///
+/// # Errors
+/// The `HeldBack` answer.
+pub fn room_during_install(
+    ctx: &Ctx,
+    submitted_at: Option<i64>,
+    path: &str,
+) -> Result<(), crate::arm::ArmError> {
+    match submitted_at.and_then(|at| install_left(at, ctx.clock.now())) {
+        // Held back no later than the install's expected end, when the write turns urgent.
+        Some(left) => ctx.arm.room_to_write_in_background(path).map_err(|mut e| {
+            if let crate::arm::ArmError::Rejected(fault) = &mut e {
+                fault.retry_after = fault
+                    .retry_after
+                    .map(|wait| wait.min(left.max(Duration::from_secs(1))));
+            }
+            e
+        }),
+        None => ctx.arm.room_to_write(path),
+    }
 }
 
 /// Set once a repair has re-submitted a failed extension.

@@ -1,5 +1,5 @@
-//! `submit_extension` (fact in: `StorageReady`): sends the backup extension's install to ARM as
-//! soon as its storage exists, without waiting for it: the install takes the guide's 5–10
+//! `submit_extension` (fact in: `ProvidersRegistered`): sends the backup extension's install
+//! to ARM as soon as its storage exists, without waiting for it: the install takes the guide's 5–10
 //! minutes, in which the vault, its policy and the trusted-access binding are made, and
 //! `install_extension` judges the result. An extension already on the cluster (ours, in any
 //! state, or one of the type under another name) is left for `install_extension` to judge.
