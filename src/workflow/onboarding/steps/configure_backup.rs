@@ -68,17 +68,10 @@ impl Step<Ctx> for ConfigureBackup {
         let f = OnboardFacts::of(env);
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } if error.is_missing_roles() => {
-                return Ok(remediate(
-                    env,
-                    &error.to_string(),
-                    f.resubmit_backup_instance,
-                ));
+            Progress::Failed { error, .. } => {
+                return answer_refusal(env, error, f.resubmit_backup_instance, search_vault)
+                    .map_err(|e| failed_operation(e.into()));
             }
-            Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
-                return Ok(search_vault(&error.to_string()));
-            }
-            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } | Progress::Idle => {}
         }
         let spec = spec_from_facts(ctx, env)?;
@@ -174,10 +167,9 @@ impl Step<Ctx> for ConfigureBackup {
             .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(e) if e.is_missing_roles() => return Ok(remediate(env, &e.to_string(), true)),
-            // Another workflow (or a person) created it a moment ago: adopt it.
-            Err(e) if e.has_code(MULTI_PROTECTION) => return Ok(search_vault(&e.to_string())),
-            Err(e) => return Err(e.into()),
+            // An instance in the vault already (another workflow or a person created it a
+            // moment ago) is adopted.
+            Err(e) => return answer_refusal(env, e, true, search_vault).map_err(Into::into),
         };
         let outcome = match resp.pending(CREATE, FinalState::OriginalUri, ctx.arm.default_poll()) {
             Some(op) => started(op),
@@ -193,8 +185,30 @@ impl Step<Ctx> for ConfigureBackup {
     }
 }
 
+/// What Azure's refusal of the cluster's new instance (its validation or its creation) means
+/// for the workflow: missing or not yet effective roles are remediated ([`remediate`], the
+/// instance re-submitted after if `resubmit`), an instance of the cluster already in the
+/// vault is handed to `already_protected`; any other refusal is returned as it is.
+///
+/// # Errors
+/// `error`, when it is neither.
+pub fn answer_refusal(
+    env: &Envelope,
+    error: ArmError,
+    resubmit: bool,
+    already_protected: fn(&str) -> Outcome,
+) -> Result<Outcome, ArmError> {
+    if error.is_missing_roles() {
+        Ok(remediate(env, &error.to_string(), resubmit))
+    } else if error.has_code(MULTI_PROTECTION) {
+        Ok(already_protected(&error.to_string()))
+    } else {
+        Err(error)
+    }
+}
+
 /// Azure's refusal of a second instance of a cluster in a vault with the same policy.
-pub const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
+const MULTI_PROTECTION: &str = "UserErrorMultiProtectionNotAllowedWithSameVaultAndSamePolicy";
 
 /// Looks again shortly, searching the vault for the instance Azure says protects the cluster.
 fn search_vault(why: &str) -> Outcome {
@@ -326,7 +340,7 @@ async fn find_for_cluster(
 /// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
 /// apply_hooks, both no-ops by then), or waits for the roles to take effect, by the bounded
 /// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
-pub fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
+fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let f = OnboardFacts::of(env);
     let done = f.remediations;
     let last_created = f.roles_created;

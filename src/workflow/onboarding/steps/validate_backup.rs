@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::configure_backup::{self, MULTI_PROTECTION, SEARCH_VAULT};
+use super::configure_backup::{self, SEARCH_VAULT, answer_refusal};
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -50,17 +50,10 @@ impl Step<Ctx> for ValidateBackup {
         let f = OnboardFacts::of(env);
         match facts::follow(ctx, env, NAME).await? {
             Progress::Waiting(outcome) => return Ok(outcome),
-            Progress::Failed { error, .. } if error.is_missing_roles() => {
-                return Ok(configure_backup::remediate(
-                    env,
-                    &error.to_string(),
-                    f.resubmit_backup_instance,
-                ));
+            Progress::Failed { error, .. } => {
+                return answer_refusal(env, error, f.resubmit_backup_instance, adopt_existing)
+                    .map_err(|e| failed_operation(e.into()));
             }
-            Progress::Failed { error, .. } if error.has_code(MULTI_PROTECTION) => {
-                return Ok(adopt_existing(&error.to_string()));
-            }
-            Progress::Failed { error, .. } => return Err(failed_operation(error.into())),
             Progress::Finished { .. } => return Ok(validated()),
             Progress::Idle => {}
         }
@@ -100,13 +93,8 @@ impl Step<Ctx> for ValidateBackup {
                     None => validated(),
                 },
             ),
-            Err(e) if e.is_missing_roles() => Ok(configure_backup::remediate(
-                env,
-                &e.to_string(),
-                f.resubmit_backup_instance,
-            )),
-            Err(e) if e.has_code(MULTI_PROTECTION) => Ok(adopt_existing(&e.to_string())),
-            Err(e) => Err(e.into()),
+            Err(e) => answer_refusal(env, e, f.resubmit_backup_instance, adopt_existing)
+                .map_err(Into::into),
         }
     }
 }
