@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::error::{ArmError, ArmFault, is_transient_status};
+use super::held_line::{HeldLine, current_precedence};
 use super::lro::{
     FinalState, LroHeaders, OperationKind, OperationStatus, PendingOperation,
     async_operation_status, pending_from_response, provisioning_status,
@@ -187,9 +188,9 @@ pub struct ArmClient {
     held_until: Mutex<HashMap<String, OffsetDateTime>>,
     /// How many times each subscription bucket's pause has doubled (see `observe_rate_limits`).
     pauses: Mutex<HashMap<String, u32>>,
-    /// Requests held back per subscription bucket, draining at its refill rate, and when
-    /// last counted (see `paced_wait`).
-    queued: Mutex<HashMap<String, (f64, OffsetDateTime)>>,
+    /// Requests held back per subscription bucket, draining at its refill rate (see
+    /// `paced_wait`).
+    held_line: HeldLine,
     /// What each subscription bucket last reported left.
     gauge: QuotaGauge,
     settled: SettledReads,
@@ -235,7 +236,7 @@ impl ArmClient {
             clock,
             options,
             held_until: Mutex::new(HashMap::new()),
-            queued: Mutex::new(HashMap::new()),
+            held_line: HeldLine::default(),
             pauses: Mutex::new(HashMap::new()),
             gauge: QuotaGauge::default(),
             settled: SettledReads::default(),
@@ -253,7 +254,7 @@ impl ArmClient {
             clock,
             options: ArmOptions::default(),
             held_until: Mutex::new(HashMap::new()),
-            queued: Mutex::new(HashMap::new()),
+            held_line: HeldLine::default(),
             pauses: Mutex::new(HashMap::new()),
             gauge: QuotaGauge::default(),
             settled: SettledReads::default(),
@@ -804,23 +805,16 @@ impl ArmClient {
     }
 
     /// The wait of a request held back on a spent subscription bucket: the hold, plus its
-    /// place behind the requests held before it, at the bucket's documented refill rate.
-    /// Each held request takes the next slot, so a thousand clusters held together come back
-    /// spread at the rate ARM refills, not all at once when the hold ends.
+    /// place in the bucket's line at the documented refill rate, behind the requests held
+    /// before it at its precedence or a higher one (see [`super::held_line`]).
     fn paced_wait(&self, gate_key: &str, method: &Method, hold: Duration) -> Duration {
         let rate = match *method {
             Method::GET | Method::HEAD => READ_REFILL_PER_SECOND,
             _ => WRITE_REFILL_PER_SECOND,
         };
-        let now = self.clock.now();
-        let Ok(mut queued) = self.queued.lock() else {
-            return hold;
-        };
-        let (ahead, at) = queued.entry(gate_key.to_string()).or_insert((0.0, now));
-        let elapsed = (now - *at).as_seconds_f64().max(0.0);
-        *ahead = (*ahead - elapsed * rate).max(0.0) + 1.0;
-        *at = now;
-        hold + Duration::from_secs_f64(*ahead / rate)
+        hold + self
+            .held_line
+            .take_slot(gate_key, current_precedence(), rate, self.clock.now())
     }
 
     fn held_back(&self, key: &str) -> Option<Duration> {

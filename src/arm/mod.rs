@@ -3,6 +3,7 @@
 //! invocations, and ARM errors with what to do about them.
 pub mod client;
 pub mod error;
+pub mod held_line;
 pub mod lro;
 pub mod provider_throttle;
 pub mod quota_gauge;
@@ -11,4 +12,5 @@ pub mod versions;
 
 pub use client::{ARM_CALL_TIMEOUT, ArmClient, ArmOptions, ArmResponse, Polled, QuickRetry};
 pub use error::{ArmError, ArmFault, CodeClass};
+pub use held_line::{Precedence, with_precedence};
 pub use lro::{FinalState, OperationKind, PendingOperation};

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod context;
 pub mod facts;
 pub mod placement;
+pub mod ranked;
 pub mod role_budget;
 pub mod roles;
 pub mod settings;

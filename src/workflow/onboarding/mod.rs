@@ -1,14 +1,13 @@
 //! Onboarding (starts at `check_cluster` with `ClusterCreated`), declared once in
-//! [`OnboardStep`]: check_cluster → ensure_cluster_prerequisites → ensure_providers →
-//! ensure_resource_groups → ensure_storage → submit_extension → ensure_vault_and_policy →
-//! bind_trusted_access → assign_roles → install_extension → assign_extension_roles →
-//! extension_health → apply_hooks → configure_backup → first_backup; configure_backup goes
-//! back to assign_roles on permission errors, a bounded number of times. The extension's
-//! install (the guide's 5–10 minutes) is sent as soon as its storage exists and waited for
-//! only once the vault, its binding and the vault's and cluster's roles are in place; the
-//! extension's own roles are assigned the moment it has its identity, so their propagation
-//! runs while its pods start. [`onboard_start`] decides whether a
-//! cluster event starts a run.
+//! [`OnboardStep`], which gives the order. The provider registrations are sent and the storage
+//! made before they are waited for; the extension's install (the guide's 5–10 minutes) is
+//! sent as soon as its storage exists, and the vault, its binding, the vault's and cluster's
+//! roles and the cluster's access are done during it. The extension's own roles are assigned
+//! the moment it has its identity, and Azure's validation runs while its pods start.
+//! `validate_backup` and `configure_backup` go back to `assign_roles` on permission errors, a
+//! bounded number of times. Each step's ARM requests are ranked by the steps left after it
+//! ([`OnboardStep::precedence`]). [`onboard_start`] decides whether a cluster event starts a
+//! run.
 
 pub mod facts;
 pub mod model;
@@ -17,11 +16,13 @@ pub mod steps;
 
 use time::OffsetDateTime;
 
-use crate::engine::Registry;
+use crate::arm::Precedence;
 use crate::engine::journal::Transition;
+use crate::engine::{Registry, Step};
 use crate::envelope::{Envelope, WorkflowKind};
 use crate::telemetry::metrics;
 use crate::workflow::Ctx;
+use crate::workflow::ranked::Ranked;
 use steps::*;
 
 step_ids! {
@@ -83,6 +84,13 @@ impl OnboardStep {
         None
     }
 
+    /// Where the step's ARM requests stand in a spent bucket's held line: the steps left
+    /// from it to the end, so the request that leaves the longest wait behind it goes first
+    /// (see [`crate::arm::held_line`]).
+    pub const fn precedence(self) -> Precedence {
+        (Self::ALL.len() - self.index()) as Precedence
+    }
+
     /// The name of the step after this one, for a step that always goes on (evaluated in a
     /// `const`, so naming the last step fails to compile).
     pub const fn next_name(self) -> &'static str {
@@ -93,45 +101,73 @@ impl OnboardStep {
     }
 }
 
+const ONBOARD_KIND: WorkflowKind = WorkflowKind::Onboard;
+
 /// The fact that starts onboarding.
 pub const ONBOARD_FACT: &str = "ClusterCreated";
 
-/// Adds every onboarding step to `registry`, in [`OnboardStep`] order.
+/// Adds every onboarding step to `registry`, in [`OnboardStep`] order, each ranked by
+/// [`OnboardStep::precedence`].
 pub fn register(registry: Registry<Ctx>) -> Registry<Ctx> {
-    const KIND: WorkflowKind = WorkflowKind::Onboard;
     OnboardStep::ALL
         .iter()
         .fold(registry, |r, step| match step {
-            OnboardStep::CheckCluster => r.add(KIND, check_cluster::CheckCluster),
-            OnboardStep::EnsureClusterPrerequisites => r.add(
-                KIND,
+            OnboardStep::CheckCluster => add_ranked(r, *step, check_cluster::CheckCluster),
+            OnboardStep::EnsureClusterPrerequisites => add_ranked(
+                r,
+                *step,
                 ensure_cluster_prerequisites::EnsureClusterPrerequisites,
             ),
-            OnboardStep::RegisterProviders => r.add(KIND, register_providers::RegisterProviders),
-            OnboardStep::EnsureProviders => r.add(KIND, ensure_providers::EnsureProviders),
+            OnboardStep::RegisterProviders => {
+                add_ranked(r, *step, register_providers::RegisterProviders)
+            }
+            OnboardStep::EnsureProviders => add_ranked(r, *step, ensure_providers::EnsureProviders),
             OnboardStep::EnsureResourceGroups => {
-                r.add(KIND, ensure_resource_groups::EnsureResourceGroups)
+                add_ranked(r, *step, ensure_resource_groups::EnsureResourceGroups)
             }
-            OnboardStep::EnsureStorage => r.add(KIND, ensure_storage::EnsureStorage),
-            OnboardStep::SubmitExtension => r.add(KIND, submit_extension::SubmitExtension),
+            OnboardStep::EnsureStorage => add_ranked(r, *step, ensure_storage::EnsureStorage),
+            OnboardStep::SubmitExtension => add_ranked(r, *step, submit_extension::SubmitExtension),
             OnboardStep::EnsureVaultAndPolicy => {
-                r.add(KIND, ensure_vault_and_policy::EnsureVaultAndPolicy)
+                add_ranked(r, *step, ensure_vault_and_policy::EnsureVaultAndPolicy)
             }
-            OnboardStep::InstallExtension => r.add(KIND, install_extension::InstallExtension),
-            OnboardStep::ValidateBackup => r.add(KIND, validate_backup::ValidateBackup),
-            OnboardStep::ExtensionHealth => r.add(KIND, extension_health::ExtensionHealth),
-            OnboardStep::AssignRoles => r.add(KIND, assign_roles::AssignRoles::VAULT_AND_CLUSTER),
+            OnboardStep::InstallExtension => {
+                add_ranked(r, *step, install_extension::InstallExtension)
+            }
+            OnboardStep::ValidateBackup => add_ranked(r, *step, validate_backup::ValidateBackup),
+            OnboardStep::ExtensionHealth => add_ranked(r, *step, extension_health::ExtensionHealth),
+            OnboardStep::AssignRoles => {
+                add_ranked(r, *step, assign_roles::AssignRoles::VAULT_AND_CLUSTER)
+            }
             OnboardStep::CheckClusterAccess => {
-                r.add(KIND, check_cluster_access::CheckClusterAccess)
+                add_ranked(r, *step, check_cluster_access::CheckClusterAccess)
             }
-            OnboardStep::AssignExtensionRoles => r.add(KIND, assign_roles::AssignRoles::EXTENSION),
-            OnboardStep::BindTrustedAccess => r.add(KIND, bind_trusted_access::BindTrustedAccess),
-            OnboardStep::ApplyHooks => r.add(KIND, apply_hooks::ApplyHooks),
-            OnboardStep::ConfigureBackup => r.add(KIND, configure_backup::ConfigureBackup),
-            OnboardStep::FirstBackup => r.add(KIND, first_backup::FirstBackup),
+            OnboardStep::AssignExtensionRoles => {
+                add_ranked(r, *step, assign_roles::AssignRoles::EXTENSION)
+            }
+            OnboardStep::BindTrustedAccess => {
+                add_ranked(r, *step, bind_trusted_access::BindTrustedAccess)
+            }
+            OnboardStep::ApplyHooks => add_ranked(r, *step, apply_hooks::ApplyHooks),
+            OnboardStep::ConfigureBackup => add_ranked(r, *step, configure_backup::ConfigureBackup),
+            OnboardStep::FirstBackup => add_ranked(r, *step, first_backup::FirstBackup),
         })
-        .starts_with(KIND, OnboardStep::ALL[0].as_str(), ONBOARD_FACT)
-        .on_end(KIND, onboarding_ended)
+        .starts_with(ONBOARD_KIND, OnboardStep::ALL[0].as_str(), ONBOARD_FACT)
+        .on_end(ONBOARD_KIND, onboarding_ended)
+}
+
+/// Adds `implementation` as `step` of onboarding, its ARM requests at the step's precedence.
+fn add_ranked(
+    registry: Registry<Ctx>,
+    step: OnboardStep,
+    implementation: impl Step<Ctx>,
+) -> Registry<Ctx> {
+    registry.add(
+        ONBOARD_KIND,
+        Ranked {
+            precedence: step.precedence(),
+            step: implementation,
+        },
+    )
 }
 
 /// What the end of an onboarding reports: the time to protected.
@@ -177,5 +213,13 @@ mod tests {
             assert_eq!(step.next(), OnboardStep::ALL.get(i + 1).copied());
         }
         assert_eq!(OnboardStep::from_name("restore_report"), None);
+    }
+
+    #[test]
+    fn a_step_ranks_above_every_step_after_it() {
+        let ranks: Vec<_> = OnboardStep::ALL.iter().map(|s| s.precedence()).collect();
+        assert!(ranks.windows(2).all(|w| w[0] > w[1]), "{ranks:?}");
+        assert_eq!(OnboardStep::FirstBackup.precedence(), 1);
+        assert!(OnboardStep::CheckCluster.precedence() < crate::arm::held_line::UNRANKED);
     }
 }
