@@ -1131,6 +1131,42 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_held_request_waits_behind_those_of_its_precedence_or_higher_only() {
+        let clock = Arc::new(crate::clock::ManualClock::new(time::macros::datetime!(
+            2026-12-06 08:00 UTC
+        )));
+        let arm = ArmClient::unconfigured(clock.clone());
+        let path = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/v/backupInstances/bi";
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-ms-ratelimit-remaining-subscription-writes",
+            HeaderValue::from_static("3"),
+        );
+        arm.observe_rate_limits(&h, path, &Method::PUT);
+        let wait = |e: ArmError| match e {
+            ArmError::Rejected(f) if f.code == "HeldBack" => f.retry_after.unwrap().as_millis(),
+            other => panic!("{other}"),
+        };
+        // The bucket is nearly spent: the subscription's writes are held for the pause
+        // (2 s), each in its place in the line at 10 a second.
+        let late = crate::arm::with_precedence(2, async { arm.room_to_write(path) });
+        assert_eq!(wait(late.await.unwrap_err()), 2_100);
+        let late = crate::arm::with_precedence(2, async { arm.room_to_write(path) });
+        assert_eq!(wait(late.await.unwrap_err()), 2_200);
+        let early = crate::arm::with_precedence(9, async { arm.room_to_write(path) });
+        assert_eq!(
+            wait(early.await.unwrap_err()),
+            2_100,
+            "a request that leaves a longer wait behind it goes before both"
+        );
+        assert_eq!(
+            wait(arm.room_to_write(path).unwrap_err()),
+            2_100,
+            "a request outside a ranked step goes first"
+        );
+    }
+
     #[test]
     fn writes_that_can_wait_go_only_while_the_bucket_keeps_its_reserve() {
         let clock = Arc::new(crate::clock::ManualClock::new(time::macros::datetime!(

@@ -337,8 +337,8 @@ async fn find_for_cluster(
     }))
 }
 
-/// Sends the workflow back to assign_roles (whence it returns through bind_trusted_access and
-/// apply_hooks, both no-ops by then), or waits for the roles to take effect, by the bounded
+/// Sends the workflow back to assign_roles (whence it returns through the cluster's access,
+/// the install and the extension's roles, no-ops by then, to validation), or waits for the roles to take effect, by the bounded
 /// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
 fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let f = OnboardFacts::of(env);
