@@ -33,7 +33,7 @@ async fn main() {
         vault_grant_scope: VaultGrantScope::Subscription,
         ..OnboardingSettings::default()
     };
-    let (critical_path, _) = floor(&Timings::default());
+    let (critical_path, _) = floor(&Timings::default(), settings.first_backup);
     let plain = |name: &str| Scenario {
         name: name.into(),
         limits: ThrottleModel::default(),

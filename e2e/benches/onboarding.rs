@@ -28,7 +28,8 @@ async fn main() {
         throttle_rate: env_number("BENCH_THROTTLE_RATE", 0.03),
         ..FaultKnobs::default()
     };
-    let (floor, parts) = floor(&Timings::default());
+    let fleet = Fleet::one_subscription(clusters);
+    let (floor, parts) = floor(&Timings::default(), fleet.settings.first_backup);
     println!(
         "onboarding benchmark: {clusters} clusters onboarded at once, guide timings, virtual clock"
     );
@@ -75,7 +76,7 @@ async fn main() {
             messages,
             neighbour,
             ..
-        } = run(scenario, &Fleet::one_subscription(clusters)).await;
+        } = run(scenario, &fleet).await;
         println!();
         println!("throttling: {}", scenario.name);
         println!(

@@ -81,8 +81,9 @@ pub fn render_counts(counts: &[(String, usize)], total: usize, elapsed: Duration
 /// the extension's install, during which the vault, its binding, the vault's and cluster's
 /// roles and the cluster's kubeconfig are made and fetched → the extension's roles, whose
 /// propagation and then validateForBackup run beside its pods becoming Ready (the health gate)
-/// → hooks → protection.
-pub fn critical_path(t: &Timings) -> (Duration, String) {
+/// → hooks → protection → with `first_backup` (`BACKUP_PILOT_FIRST_BACKUP`), the ad-hoc
+/// backup's trigger and job, whose recovery point "protected" then waits for.
+pub fn critical_path(t: &Timings, first_backup: bool) -> (Duration, String) {
     let providers_and_storage = t.provider_registration.max(t.storage_account_create);
     let during_install = (t.vault_create + t.trusted_access_binding).max(t.extension_install);
     let pods_and_validation =
@@ -98,10 +99,19 @@ pub fn critical_path(t: &Timings) -> (Duration, String) {
             pods_and_validation,
         ),
         ("protection", t.protection_configure),
+        (
+            "first backup",
+            if first_backup {
+                t.backup_trigger + t.backup_job
+            } else {
+                Duration::ZERO
+            },
+        ),
     ];
     let total = parts.iter().map(|(_, d)| *d).sum();
     let text = parts
         .iter()
+        .filter(|(_, d)| !d.is_zero())
         .map(|(name, d)| format!("{name} {}s", d.as_secs()))
         .collect::<Vec<_>>()
         .join(" + ");
@@ -272,12 +282,16 @@ mod tests {
         let path = Duration::from_secs(900);
         assert_eq!(floor_seconds(path, &[]), 900.0);
         assert_eq!(floor_seconds(path, &[(25_000, 9_000), (100, 10)]), 1000.0);
-        let (critical, text) = critical_path(&Timings::default());
+        let (critical, text) = critical_path(&Timings::default(), false);
         assert!(
             text.contains("max(extension pods, propagation + validate) 150s"),
             "{text}"
         );
+        assert!(!text.contains("first backup"), "{text}");
         assert_eq!(critical, Duration::from_secs(60 + 450 + 150 + 60));
+        let (with_backup, text) = critical_path(&Timings::default(), true);
+        assert!(text.ends_with("first backup 255s"), "{text}");
+        assert_eq!(with_backup, critical + Duration::from_secs(15 + 240));
         assert!(critical > EXTENSION_PODS_READY_AFTER);
 
         let tally = |reads, writes, throttled| RequestTally {

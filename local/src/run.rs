@@ -30,6 +30,7 @@ use backup_pilot::kube::HookSet;
 use backup_pilot::kube::settings::KubeSettings;
 use backup_pilot::status::Phase;
 use backup_pilot::tls::TlsTrust;
+use backup_pilot::workflow::settings::OnboardingSettings;
 use backup_pilot_standins::LocalEnvironment;
 use backup_pilot_standins::arm::drift::Drift;
 use backup_pilot_standins::arm::{ArmHandle, ArmStandIn, ArmStandInBuilder, ClusterSeed, Timings};
@@ -475,7 +476,10 @@ pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
     if report.clusters.len() <= FLEET_VIEW_ABOVE {
         println!("{}", protection_summary(&arm));
     }
-    print!("{}", fleet_totals(&report, &arm, subscriptions).render());
+    print!(
+        "{}",
+        fleet_totals(&report, &arm, subscriptions, takes_first_backup(&env)).render()
+    );
     if let Some((stats, target)) = env.pacing() {
         println!("  {}", stats.summary(target));
     }
@@ -885,9 +889,27 @@ pub fn event_subscription(index: u32, subscriptions: u32) -> String {
     estate::subscription(index.saturating_sub(1) % subscriptions.max(1))
 }
 
+/// Whether the handler takes a first backup and waits for its recovery point: its app setting,
+/// else the environment it inherits.
+fn takes_first_backup(env: &LocalEnvironment) -> bool {
+    let get = |key: &str| {
+        env.host()
+            .settings()
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
+    };
+    OnboardingSettings::from_lookup(get).is_ok_and(|s| s.first_backup)
+}
+
 /// The fleet's totals at the end of a run: what the ARM stand-in counted, the role
 /// assignments in each of the first `subscriptions`, the floor at the stand-in's timings.
-fn fleet_totals(report: &LocalReport, arm: &ArmHandle, subscriptions: u32) -> FleetTotals {
+fn fleet_totals(
+    report: &LocalReport,
+    arm: &ArmHandle,
+    subscriptions: u32,
+    first_backup: bool,
+) -> FleetTotals {
     let count = |phase: Phase| report.clusters.iter().filter(|c| c.phase == phase).count();
     FleetTotals {
         clusters: report.clusters.len(),
@@ -901,7 +923,7 @@ fn fleet_totals(report: &LocalReport, arm: &ArmHandle, subscriptions: u32) -> Fl
                 (sub, n)
             })
             .collect(),
-        critical_path: critical_path(&Timings::default()).0,
+        critical_path: critical_path(&Timings::default(), first_backup).0,
         last_protected: report
             .clusters
             .iter()
