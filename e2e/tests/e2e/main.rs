@@ -34,3 +34,8 @@ mod restore;
 mod restore_standin;
 mod status_api;
 mod status_store;
+mod throttled_fleet;
+
+/// The benches' fleet simulation, shared with the fleet tests.
+#[path = "../../benches/support/fleet_sim.rs"]
+mod fleet_sim;
