@@ -769,18 +769,24 @@ impl ArmClient {
         self.room_for(&Method::POST, path)
     }
 
-    /// [`ArmClient::room_to_write`] for a write (PUT or POST) of `path` that can wait: one no
-    /// cluster's progress hangs on yet, such as the bindings and roles a fleet makes while its
-    /// extensions install. It goes only while the subscription's write bucket keeps more than
-    /// [`ArmOptions::background_reserve`] tokens, so the writes that cannot wait (installs
-    /// being sent, clusters whose install just ended) take the quota first; held ones come
-    /// back spread at the bucket's refill rate.
+    /// [`ArmClient::room_to_write`] for a write (`method` PUT or POST) of `path` that can wait,
+    /// at most `at_most`: one no cluster's progress hangs on yet, such as the bindings and
+    /// roles a fleet makes while its extensions install. It goes only while the
+    /// subscription's write bucket keeps more than [`ArmOptions::background_reserve`] tokens,
+    /// so the writes that cannot wait (installs being sent, clusters whose install just
+    /// ended) take the quota first; held ones come back spread at the bucket's refill rate,
+    /// and none later than `at_most` from now, when it is due as an ordinary write.
     ///
     /// # Errors
     /// The `HeldBack` answer.
-    pub fn room_to_write_in_background(&self, path: &str) -> Result<(), ArmError> {
-        self.room_for(&Method::PUT, path)?;
-        let key = gate_key(&Method::PUT, path);
+    pub fn room_to_write_in_background(
+        &self,
+        method: &Method,
+        path: &str,
+        at_most: Duration,
+    ) -> Result<(), ArmError> {
+        self.room_for(method, path)?;
+        let key = gate_key(method, path);
         let reserve = self.options.background_reserve as f64;
         let now = self.clock.now();
         let left = self
@@ -791,10 +797,10 @@ impl ArmClient {
             return Ok(());
         }
         let refilled = Duration::from_secs_f64((reserve - left) / WRITE_REFILL_PER_SECOND);
-        let wait = self.paced_wait(&format!("{key}:background"), &Method::PUT, refilled);
+        let wait = self.paced_wait(&format!("{key}:background"), method, refilled);
         Err(held_back(
-            &format!("PUT {path}"),
-            wait,
+            &format!("{method} {path}"),
+            wait.min(at_most.max(Duration::from_secs(1))),
             "this write can wait, and the subscription's write quota is kept for writes that cannot",
         ))
     }
@@ -1167,6 +1173,8 @@ mod tests {
         );
     }
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
     fn writes_that_can_wait_go_only_while_the_bucket_keeps_its_reserve() {
         let clock = Arc::new(crate::clock::ManualClock::new(time::macros::datetime!(
@@ -1176,7 +1184,10 @@ mod tests {
         let binding = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/trustedAccessRoleBindings";
         let other_sub = "/subscriptions/s2/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/trustedAccessRoleBindings";
         // Nothing known of the bucket yet: it is taken to be full.
-        assert!(arm.room_to_write_in_background(binding).is_ok());
+        assert!(
+            arm.room_to_write_in_background(&Method::PUT, binding, HOUR)
+                .is_ok()
+        );
 
         let mut h = HeaderMap::new();
         h.insert(
@@ -1187,20 +1198,39 @@ mod tests {
         // 40 left: a write that cannot wait still goes; one that can waits until the bucket
         // has refilled past the reserve of 100 (6 s at 10 a second), plus its place in line.
         assert!(arm.room_to_write(binding).is_ok());
-        let err = arm.room_to_write_in_background(binding).unwrap_err();
+        let err = arm
+            .room_to_write_in_background(&Method::PUT, binding, HOUR)
+            .unwrap_err();
         assert!(err.has_code("HeldBack"), "{err}");
         let wait = |e: &ArmError| match e {
             ArmError::Rejected(f) => f.retry_after.unwrap().as_millis(),
             other => panic!("{other}"),
         };
         assert_eq!(wait(&err), 6100);
-        let second = arm.room_to_write_in_background(binding).unwrap_err();
+        let second = arm
+            .room_to_write_in_background(&Method::PUT, binding, HOUR)
+            .unwrap_err();
         assert_eq!(wait(&second), 6200, "the next one queues behind it");
+        let credential = format!("{binding}/../listClusterUserCredential");
+        let due_soon = arm
+            .room_to_write_in_background(&Method::POST, &credential, Duration::from_secs(3))
+            .unwrap_err();
+        assert_eq!(wait(&due_soon), 3000, "held no longer than it may wait");
+        assert!(
+            due_soon.to_string().contains("POST "),
+            "the held request named as sent: {due_soon}"
+        );
         // Reads and other subscriptions are not concerned.
-        assert!(arm.room_to_write_in_background(other_sub).is_ok());
+        assert!(
+            arm.room_to_write_in_background(&Method::PUT, other_sub, HOUR)
+                .is_ok()
+        );
 
         clock.advance(Duration::from_secs(7));
-        assert!(arm.room_to_write_in_background(binding).is_ok());
+        assert!(
+            arm.room_to_write_in_background(&Method::PUT, binding, HOUR)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::arm::versions;
@@ -211,7 +212,7 @@ impl Step<Ctx> for AssignRoles {
         if !self.extension
             && let Some(first) = wanted.first()
         {
-            room_during_install(ctx, f.extension_submitted_at, &first.path())?;
+            room_during_install(ctx, f.extension_submitted_at, &Method::PUT, &first.path())?;
         }
         let Converged {
             created,

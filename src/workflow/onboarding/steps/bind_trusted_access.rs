@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
@@ -130,6 +131,7 @@ impl Step<Ctx> for BindTrustedAccess {
         room_during_install(
             ctx,
             OnboardFacts::of(env).extension_submitted_at,
+            &Method::PUT,
             &format!("{cluster_id}/trustedAccessRoleBindings"),
         )?;
         Ok(

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
@@ -52,6 +53,7 @@ impl Step<Ctx> for CheckClusterAccess {
         room_during_install(
             ctx,
             OnboardFacts::of(env).extension_submitted_at,
+            &Method::POST,
             &format!("{cluster}/listClusterUserCredential"),
         )?;
         let client = ctx.kube.client(&cluster).await?;

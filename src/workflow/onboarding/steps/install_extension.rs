@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::arm::error::HELM_TIMEOUT_TEXT;
@@ -54,29 +55,23 @@ pub fn install_left(submitted_at: i64, now: time::OffsetDateTime) -> Option<Dura
         .map(Duration::from_secs)
 }
 
-/// Asks the ARM client whether a write of `path` made during the extension's install may go
-/// now: while the install sent at `submitted_at` is still expected to run, the write can wait
-/// and goes as a background write (see [`crate::arm::ArmClient::room_to_write_in_background`]);
-/// once it is expected done, the write is on the cluster's critical path and goes as any other
-/// (a background write held back is retried by then at the latest).
+/// Asks the ARM client whether a write (`method` PUT or POST) of `path` made during the
+/// extension's install may go now: while the install sent at `submitted_at` is still expected
+/// to run, the write can wait and goes as a background write, held no later than the install's
+/// expected end (see [`crate::arm::ArmClient::room_to_write_in_background`]); once it is
+/// expected done, the write is on the cluster's critical path and goes as any other.
 ///
 /// # Errors
 /// The `HeldBack` answer.
 pub fn room_during_install(
     ctx: &Ctx,
     submitted_at: Option<i64>,
+    method: &Method,
     path: &str,
 ) -> Result<(), crate::arm::ArmError> {
     match submitted_at.and_then(|at| install_left(at, ctx.clock.now())) {
-        // Held back no later than the install's expected end, when the write turns urgent.
-        Some(left) => ctx.arm.room_to_write_in_background(path).map_err(|mut e| {
-            if let crate::arm::ArmError::Rejected(fault) = &mut e {
-                fault.retry_after = fault
-                    .retry_after
-                    .map(|wait| wait.min(left.max(Duration::from_secs(1))));
-            }
-            e
-        }),
+        Some(left) => ctx.arm.room_to_write_in_background(method, path, left),
+        None if *method == Method::POST => ctx.arm.room_to_post(path),
         None => ctx.arm.room_to_write(path),
     }
 }
