@@ -758,7 +758,7 @@ impl ArmClient {
     /// # Errors
     /// The `HeldBack` answer (429 with the wait), which the engine treats as throttling.
     pub fn room_to_write(&self, path: &str) -> Result<(), ArmError> {
-        self.room_for(&Method::PUT, path)
+        self.room_to_send(&Method::PUT, path)
     }
 
     /// [`ArmClient::room_to_write`] for a `POST` of `path` (an action).
@@ -766,7 +766,7 @@ impl ArmClient {
     /// # Errors
     /// The `HeldBack` answer.
     pub fn room_to_post(&self, path: &str) -> Result<(), ArmError> {
-        self.room_for(&Method::POST, path)
+        self.room_to_send(&Method::POST, path)
     }
 
     /// [`ArmClient::room_to_write`] for a write (`method` PUT or POST) of `path` that can wait,
@@ -785,7 +785,7 @@ impl ArmClient {
         path: &str,
         at_most: Duration,
     ) -> Result<(), ArmError> {
-        self.room_for(method, path)?;
+        self.room_to_send(method, path)?;
         let key = gate_key(method, path);
         let reserve = self.options.background_reserve as f64;
         let now = self.clock.now();
@@ -805,7 +805,11 @@ impl ArmClient {
         ))
     }
 
-    fn room_for(&self, method: &Method, path: &str) -> Result<(), ArmError> {
+    /// [`ArmClient::room_to_write`] for a request of any `method`.
+    ///
+    /// # Errors
+    /// The `HeldBack` answer.
+    pub fn room_to_send(&self, method: &Method, path: &str) -> Result<(), ArmError> {
         let request = format!("{method} {path}");
         self.held_answer(method, path, &request).map_or(Ok(()), Err)
     }

@@ -1,7 +1,8 @@
-//! `bind_trusted_access` (fact in: `BackupInfrastructureReady`): the cluster has a trusted-access role
-//! binding that gives the vault `Microsoft.DataProtection/backupVaults/backup-operator`. A binding
-//! for the same vault is reused (the role is added if it lacks it); otherwise one is created
-//! under a deterministic name and followed to `Succeeded`.
+//! `bind_trusted_access` (fact in: `BackupInfrastructureReady`): the cluster has a
+//! trusted-access role binding that gives the vault
+//! `Microsoft.DataProtection/backupVaults/backup-operator`. A binding for the same vault is
+//! reused (the role is added if it lacks it); otherwise one is created under a deterministic
+//! name and followed to `Succeeded`.
 
 use std::time::Duration;
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::arm::{ArmError, FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
+use crate::kube::HookReference;
 use crate::resource_id::ResourceId;
 use crate::workflow::Ctx;
 use crate::workflow::bodies::{self, BackupInstanceSpec};
@@ -34,6 +35,9 @@ pub const NEXT_STEP: &str = OnboardStep::ConfigureBackup.next_name();
 pub const FACT: &str = "BackupConfigured";
 /// The fact it publishes when it sends the workflow back to assign_roles.
 pub const PERMISSIONS_MISSING: &str = "PermissionsMissing";
+/// How long the steps that wait for new roles to take effect may keep retrying: propagation
+/// can take up to ~40 minutes (field notes §4).
+pub const ROLES_TAKE_EFFECT_WITHIN: Duration = Duration::from_secs(60 * 60);
 /// How long to wait for role assignments to take effect between attempts.
 pub const PROPAGATION_WAIT: Duration = Duration::from_secs(60);
 /// Payload: the number of assignments assign_roles created on its last run.
@@ -60,8 +64,7 @@ impl Step<Ctx> for ConfigureBackup {
     }
 
     fn timeout(&self) -> Duration {
-        // Role propagation can take up to ~40 minutes (field notes §4).
-        Duration::from_secs(60 * 60)
+        ROLES_TAKE_EFFECT_WITHIN
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
@@ -74,7 +77,7 @@ impl Step<Ctx> for ConfigureBackup {
             }
             Progress::Finished { .. } | Progress::Idle => {}
         }
-        let spec = spec_from_facts(ctx, env)?;
+        let spec = spec_from_facts(ctx, env, f.backup_hook_references()?)?;
         let vault_id = f.vault_id()?;
         let deterministic = format!(
             "{vault_id}/backupInstances/{}",
@@ -304,7 +307,11 @@ pub async fn assess(
 
 /// The instance spec from the facts earlier steps recorded, with the hook references
 /// `apply_hooks` put on the cluster.
-fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
+pub fn spec_from_facts(
+    ctx: &Ctx,
+    env: &Envelope,
+    hooks: Vec<HookReference>,
+) -> Result<BackupInstanceSpec, StepError> {
     let f = OnboardFacts::of(env);
     Ok(super::check_cluster::backup_instance_spec(
         ctx,
@@ -312,7 +319,7 @@ fn spec_from_facts(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, Step
         &f.location()?,
         f.policy_id()?,
         f.snapshot_resource_group_id()?,
-        f.backup_hook_references()?,
+        hooks,
     ))
 }
 
@@ -338,7 +345,8 @@ async fn find_for_cluster(
 }
 
 /// Sends the workflow back to assign_roles (whence it returns through the cluster's access,
-/// the install and the extension's roles, no-ops by then, to validation), or waits for the roles to take effect, by the bounded
+/// the install and the extension's roles, no-ops by then, to validation), or waits for the
+/// roles to take effect, by the bounded
 /// rule ([`instance::remediation`]). `resubmit` re-submits an existing instance after.
 fn remediate(env: &Envelope, why: &str, resubmit: bool) -> Outcome {
     let f = OnboardFacts::of(env);

@@ -1,8 +1,8 @@
 //! `ensure_vault_and_policy` (fact in: `ExtensionSubmitted`; it runs during the extension's
 //! install, and the per-cluster writes after it wait for spare quota): the backup vault exists
 //! in the cluster's region with a system-assigned identity and the profile's redundancy and
-//! soft delete, and the daily policy with the configured retention exists in it. An existing vault is adopted as it
-//! is (its redundancy cannot change once it holds backups).
+//! soft delete, and the daily policy with the configured retention exists in it. An existing
+//! vault is adopted as it is (its redundancy cannot change once it holds backups).
 
 use std::time::Duration;
 

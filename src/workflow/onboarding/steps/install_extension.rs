@@ -71,8 +71,7 @@ pub fn room_during_install(
 ) -> Result<(), crate::arm::ArmError> {
     match submitted_at.and_then(|at| install_left(at, ctx.clock.now())) {
         Some(left) => ctx.arm.room_to_write_in_background(method, path, left),
-        None if *method == Method::POST => ctx.arm.room_to_post(path),
-        None => ctx.arm.room_to_write(path),
+        None => ctx.arm.room_to_send(method, path),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `submit_extension` (fact in: `ProvidersRegistered`): sends the backup extension's install
-//! to ARM as soon as its storage exists, without waiting for it: the install takes the guide's 5–10
-//! minutes, in which the vault, its policy and the trusted-access binding are made, and
-//! `install_extension` judges the result. An extension already on the cluster (ours, in any
+//! to ARM as soon as its storage exists, without waiting for it: the install takes the guide's
+//! 5–10 minutes, in which the vault, its policy, the trusted-access binding, the roles and the
+//! cluster's access are made and checked, and `install_extension` judges the result. An extension already on the cluster (ours, in any
 //! state, or one of the type under another name) is left for `install_extension` to judge.
 
 use async_trait::async_trait;

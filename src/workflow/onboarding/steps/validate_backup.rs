@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::configure_backup::{self, SEARCH_VAULT, answer_refusal};
+use super::configure_backup::{
+    self, ROLES_TAKE_EFFECT_WITHIN, SEARCH_VAULT, answer_refusal, spec_from_facts,
+};
 use crate::arm::{FinalState, versions};
 use crate::engine::{Outcome, Step, StepError};
 use crate::envelope::Envelope;
 use crate::workflow::Ctx;
-use crate::workflow::bodies::{self, BackupInstanceSpec};
+use crate::workflow::bodies;
 use crate::workflow::facts::{self, Progress, advance, failed_operation, started, wait};
 use crate::workflow::onboarding::OnboardStep;
 use crate::workflow::onboarding::facts::OnboardFacts;
@@ -42,8 +44,7 @@ impl Step<Ctx> for ValidateBackup {
     }
 
     fn timeout(&self) -> Duration {
-        // Role propagation can take up to ~40 minutes (field notes §4).
-        Duration::from_secs(60 * 60)
+        ROLES_TAKE_EFFECT_WITHIN
     }
 
     async fn run(&self, ctx: &Ctx, env: &Envelope) -> Result<Outcome, StepError> {
@@ -77,7 +78,11 @@ impl Step<Ctx> for ValidateBackup {
             .post(
                 &path,
                 versions::BACKUP_INSTANCES,
-                Some(&bodies::validate_for_backup(&spec(ctx, env)?)),
+                Some(&bodies::validate_for_backup(&spec_from_facts(
+                    ctx,
+                    env,
+                    ctx.hooks.backup_references(),
+                )?)),
             )
             .await;
         match resp {
@@ -97,20 +102,6 @@ impl Step<Ctx> for ValidateBackup {
                 .map_err(Into::into),
         }
     }
-}
-
-/// The instance `configure_backup` will create: the facts' placement, with the hooks
-/// `apply_hooks` will put on the cluster.
-fn spec(ctx: &Ctx, env: &Envelope) -> Result<BackupInstanceSpec, StepError> {
-    let f = OnboardFacts::of(env);
-    Ok(super::check_cluster::backup_instance_spec(
-        ctx,
-        &facts::cluster_id(env)?,
-        &f.location()?,
-        f.policy_id()?,
-        f.snapshot_resource_group_id()?,
-        ctx.hooks.backup_references(),
-    ))
 }
 
 fn validated() -> Outcome {
