@@ -262,12 +262,30 @@ impl Drop for InFlight<'_> {
 /// Keeps a spawned handler running: when the process exits (a crash, a SIGKILL) the host
 /// marks it not ready — the triggers stop invoking — and starts it again from the same launch
 /// (same port), as the Functions host restarts its worker.
+///
+/// Stopping cancels [`Self::cancel`] before it takes the process out of [`Self::worker`], and
+/// the supervising loop reads both under the worker's lock, so a handler taken away to stop is
+/// never mistaken for one that exited (and "restarted" with a warning at the end of a run).
 struct Supervisor {
     launch: WorkerLaunch,
     http: reqwest::Client,
     worker: Mutex<Option<WorkerProcess>>,
     ready: Arc<watch::Sender<bool>>,
     restarts: AtomicU64,
+    cancel: CancellationToken,
+}
+
+/// What one look at the supervised handler found.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// The host is stopping: nothing to restart.
+    Stopping,
+    /// The handler is running.
+    Running,
+    /// The handler exited with this status; it has been taken out to restart.
+    Exited(String),
+    /// No handler since a failed restart; try again.
+    Missing,
 }
 
 impl Supervisor {
@@ -284,20 +302,42 @@ impl Supervisor {
         killed
     }
 
-    async fn run(self: Arc<Self>, cancel: CancellationToken) {
+    /// Looks at the handler once, under the worker's lock (see the type's docs).
+    fn look(&self) -> Look {
+        let mut worker = self.worker();
+        if self.cancel.is_cancelled() {
+            return Look::Stopping;
+        }
+        let Some(running) = worker.as_mut() else {
+            return Look::Missing;
+        };
+        match running.exit_status() {
+            None => Look::Running,
+            Some(status) => {
+                self.ready.send_replace(false);
+                let dead_worker = worker.take();
+                drop(worker);
+                drop(dead_worker);
+                Look::Exited(status)
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let cancel = self.cancel.clone();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(SUPERVISE_INTERVAL) => {}
             }
-            let dead = self.worker().as_mut().is_none_or(WorkerProcess::has_exited);
-            if !dead {
-                continue;
+            match self.look() {
+                Look::Stopping => return,
+                Look::Running => continue,
+                Look::Exited(status) => {
+                    tracing::warn!("the custom handler exited ({status}); the host restarts it");
+                }
+                Look::Missing => {}
             }
-            self.ready.send_replace(false);
-            let dead_worker = self.worker().take();
-            drop(dead_worker);
-            tracing::warn!("the custom handler exited; the host restarts it");
             let started = tokio::select! {
                 () = cancel.cancelled() => return,
                 started = WorkerProcess::start(self.launch.clone(), &self.http) => started,
@@ -316,7 +356,9 @@ impl Supervisor {
         }
     }
 
+    /// Stops supervising, then kills the handler and waits for it.
     async fn stop(&self) {
+        self.cancel.cancel();
         self.ready.send_replace(false);
         let worker = self.worker().take();
         if let Some(mut worker) = worker {
@@ -350,7 +392,6 @@ pub struct FunctionsHost {
     namespace: String,
     triggers: Mutex<Triggers>,
     supervisor: Option<Arc<Supervisor>>,
-    supervision: CancellationToken,
     /// Keeps the readiness channel open for a handler the host does not spawn.
     _ready: Arc<watch::Sender<bool>>,
     http_front: Option<LoopbackServer>,
@@ -395,7 +436,6 @@ impl FunctionsHost {
             .build()
             .map_err(|e| HostError::HttpClient(e.to_string()))?;
         let ready = Arc::new(watch::Sender::new(false));
-        let supervision = CancellationToken::new();
         let (supervisor, handler_url) = match handler {
             HandlerTarget::Url(url) => {
                 ready.send_replace(true);
@@ -417,8 +457,9 @@ impl FunctionsHost {
                     worker: Mutex::new(Some(worker)),
                     ready: ready.clone(),
                     restarts: AtomicU64::new(0),
+                    cancel: CancellationToken::new(),
                 });
-                tokio::spawn(supervisor.clone().run(supervision.clone()));
+                tokio::spawn(supervisor.clone().run());
                 (Some(supervisor), url)
             }
         };
@@ -452,7 +493,6 @@ impl FunctionsHost {
             namespace: namespace.to_string(),
             triggers: Mutex::new(triggers),
             supervisor,
-            supervision,
             _ready: ready,
             http_front,
             listened_queues,
@@ -567,7 +607,6 @@ impl FunctionsHost {
         }
         triggers.abort();
         self.http_front = None;
-        self.supervision.cancel();
         if let Some(supervisor) = &self.supervisor {
             supervisor.stop().await;
         }
@@ -576,7 +615,9 @@ impl FunctionsHost {
 
 impl Drop for FunctionsHost {
     fn drop(&mut self) {
-        self.supervision.cancel();
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.cancel.cancel();
+        }
         std::mem::take(&mut *self.triggers.lock().unwrap_or_else(PoisonError::into_inner)).abort();
     }
 }
@@ -952,5 +993,74 @@ impl TimerRunner {
             outcome,
             logs,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn supervisor(worker: Option<WorkerProcess>, port: u16) -> Supervisor {
+        Supervisor {
+            launch: WorkerLaunch {
+                program: "python3".into(),
+                arguments: vec!["-m".into(), "http.server".into(), port.to_string()],
+                working_directory: std::env::temp_dir(),
+                env: BTreeMap::new(),
+                env_remove: Vec::new(),
+                port,
+            },
+            http: reqwest::Client::new(),
+            worker: Mutex::new(worker),
+            ready: Arc::new(watch::Sender::new(true)),
+            restarts: AtomicU64::new(0),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handler_taken_away_to_stop_is_not_seen_as_exited() {
+        let port = free_port().unwrap();
+        let supervisor = supervisor(None, port);
+        let launch = supervisor.launch.clone();
+        let worker = WorkerProcess::start(launch, &supervisor.http)
+            .await
+            .unwrap();
+        *supervisor.worker() = Some(worker);
+        assert_eq!(supervisor.look(), Look::Running);
+
+        // Stopping takes the process out of the slot; a look right after (the supervising
+        // loop woke just before) must not report an exit to restart.
+        supervisor.stop().await;
+        assert!(supervisor.worker().is_none());
+        assert_eq!(supervisor.look(), Look::Stopping);
+    }
+
+    #[tokio::test]
+    async fn an_exited_handler_is_reported_with_its_status_and_taken_out() {
+        let port = free_port().unwrap();
+        let supervisor = supervisor(None, port);
+        assert_eq!(supervisor.look(), Look::Missing, "after a failed restart");
+        let launch = supervisor.launch.clone();
+        let worker = WorkerProcess::start(launch, &supervisor.http)
+            .await
+            .unwrap();
+        *supervisor.worker() = Some(worker);
+        assert!(supervisor.kill());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let look = loop {
+            match supervisor.look() {
+                Look::Running if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => break other,
+            }
+        };
+        let Look::Exited(status) = look else {
+            panic!("{look:?}");
+        };
+        assert!(status.contains("signal: 9"), "{status}");
+        assert!(supervisor.worker().is_none());
+        assert!(!*supervisor.ready.borrow());
     }
 }

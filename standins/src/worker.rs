@@ -217,9 +217,13 @@ impl WorkerProcess {
         matches!(self.child.try_wait(), Ok(None)) && self.child.start_kill().is_ok()
     }
 
-    /// Whether the process has exited (reaping it if so).
-    pub fn has_exited(&mut self) -> bool {
-        !matches!(self.child.try_wait(), Ok(None))
+    /// How the process ended (reaping it), or `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(format!("its status is unreadable: {e}")),
+        }
     }
 
     /// Kills the process and waits for it.
