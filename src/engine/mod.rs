@@ -645,15 +645,25 @@ impl<C: Context> Engine<C> {
         let (outcome, retry_reason) = match ran {
             Ok(outcome) => (outcome, "waiting"),
             Err(err) => {
-                tracing::warn!(
-                    error.class = err.reason_class(),
-                    "step {} attempt {} failed: {}",
-                    env.step,
-                    env.attempt,
-                    redact::secrets(&err.to_string())
-                );
-                failed = true;
                 throttled = err.is_throttled();
+                let error = redact::secrets(&err.to_string());
+                // Throttling is pacing, not trouble: the step only waits (see `error_policy`).
+                if throttled {
+                    tracing::info!(
+                        error.class = err.reason_class(),
+                        "step {} attempt {} throttled; it waits: {error}",
+                        env.step,
+                        env.attempt,
+                    );
+                } else {
+                    tracing::warn!(
+                        error.class = err.reason_class(),
+                        "step {} attempt {} failed: {error}",
+                        env.step,
+                        env.attempt,
+                    );
+                }
+                failed = true;
                 (
                     error_policy(&err, env.failures, self.ctx.retry()),
                     err.reason_class(),
