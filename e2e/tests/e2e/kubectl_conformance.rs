@@ -341,6 +341,88 @@ async fn kubectl_works_against_the_stand_in_with_its_own_kubeconfig() {
             message: insufficient.into(),
         },
     );
+    // `kubectl get pods -o wide` adds IP, NODE, NOMINATED NODE and READINESS GATES (kubectl
+    // reference, "kubectl get": "-o wide ... additional information"): a scheduled pod is
+    // bound to a node (API reference, Pod v1: spec.nodeName) and a running one has an address
+    // (status.podIP); a pod the scheduler could not place has neither.
+    let wide = rows(
+        &kubectl
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "dataprotection-microsoft",
+                "-o",
+                "wide",
+            ])
+            .await
+            .stdout,
+    );
+    assert_eq!(
+        wide[0],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
+    );
+    for pod in &wide[1..] {
+        if pod[0] == pending {
+            assert_eq!(
+                pod[5..],
+                ["<none>", "<none>", "<none>", "<none>"],
+                "{pod:?}"
+            );
+        } else {
+            assert!(pod[5].starts_with("10.244."), "{pod:?}");
+            assert_eq!(pod[6..], [events::NODE, "<none>", "<none>"], "{pod:?}");
+        }
+    }
+    // Pods are selected on their own fields, with `!=` as well as `=` (API concepts, "Field
+    // selectors": Pod supports spec.nodeName, status.phase, ...; "Supported operators").
+    let not_running = rows(
+        &kubectl
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "dataprotection-microsoft",
+                "--field-selector",
+                "status.phase!=Running",
+            ])
+            .await
+            .stdout,
+    );
+    assert_eq!(not_running.len(), 2, "{not_running:?}");
+    assert_eq!(not_running[1][0], pending);
+    let on_the_node = rows(
+        &kubectl
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "dataprotection-microsoft",
+                "--field-selector",
+                &format!("spec.nodeName={},spec.restartPolicy=Always", events::NODE),
+            ])
+            .await
+            .stdout,
+    );
+    assert_eq!(
+        on_the_node.len(),
+        3,
+        "the two running pods: {on_the_node:?}"
+    );
+    assert!(on_the_node.iter().all(|r| r[0] != pending));
+
     // `kubectl get events`: the API server's event printer has the columns LAST SEEN, TYPE,
     // REASON, OBJECT, MESSAGE (and SUBOBJECT, SOURCE, FIRST SEEN, COUNT, NAME with `-o
     // wide`); OBJECT is `kind/name` (kubectl reference, "kubectl get"; API reference, Event

@@ -4,7 +4,43 @@
 
 use serde_json::{Value, json};
 
-use super::events;
+use super::{events, placement};
+
+/// Where a field selector's field is read on objects of one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectableField {
+    /// Where the value is read (the first non-empty one wins).
+    pub pointers: &'static [&'static str],
+    /// The value when none is there (what the API server's defaulting would have stored).
+    pub absent: &'static str,
+}
+
+impl SelectableField {
+    /// The field's value on `object`, as the API server compares it (booleans as `true` or
+    /// `false`).
+    pub fn value(&self, object: &Value) -> String {
+        self.pointers
+            .iter()
+            .filter_map(|p| match object.pointer(p) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Bool(b)) => Some(b.to_string()),
+                _ => None,
+            })
+            .next()
+            .unwrap_or_else(|| self.absent.to_string())
+    }
+}
+
+/// One requirement of a field selector: `field=value` (or `==`), or `field!=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRequirement {
+    /// The field (`status.phase`).
+    pub field: String,
+    /// The value compared with.
+    pub value: String,
+    /// `=`/`==` (true) or `!=` (false).
+    pub equal: bool,
+}
 
 /// One served resource type.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,30 +106,31 @@ impl ResourceType {
         }
     }
 
-    /// Where a field selector's `field` is read on objects of this type (the first non-empty
-    /// value wins); `None` if the API server does not select this type on it.
-    pub fn selectable_field(&self, field: &str) -> Option<&'static [&'static str]> {
+    /// Where a field selector's `field` is read on objects of this type; `None` if the API
+    /// server does not select this type on it.
+    pub fn selectable_field(&self, field: &str) -> Option<SelectableField> {
+        let anywhere = |pointers| SelectableField {
+            pointers,
+            absent: "",
+        };
         match field {
-            "metadata.name" => Some(&["/metadata/name"]),
-            "metadata.namespace" => Some(&["/metadata/namespace"]),
+            "metadata.name" => Some(anywhere(&["/metadata/name"])),
+            "metadata.namespace" => Some(anywhere(&["/metadata/namespace"])),
             _ if self.group.is_empty() && self.plural == "events" => {
-                events::selectable_field(field)
+                events::selectable_field(field).map(anywhere)
+            }
+            _ if self.group.is_empty() && self.plural == "pods" => {
+                placement::selectable_field(field)
             }
             _ => None,
         }
     }
 
-    /// Whether `object` has `value` at a field selector's `field` (false for fields this type
-    /// is not selected on).
-    pub fn field_matches(&self, object: &Value, field: &str, value: &str) -> bool {
-        self.selectable_field(field).is_some_and(|pointers| {
-            let found = pointers
-                .iter()
-                .filter_map(|p| object.pointer(p).and_then(Value::as_str))
-                .find(|v| !v.is_empty())
-                .unwrap_or_default();
-            found == value
-        })
+    /// Whether `object` meets a field selector's `requirement` (never for a field this type is
+    /// not selected on).
+    pub fn satisfies(&self, object: &Value, requirement: &FieldRequirement) -> bool {
+        self.selectable_field(&requirement.field)
+            .is_some_and(|field| (field.value(object) == requirement.value) == requirement.equal)
     }
 
     /// Whether writes are served.

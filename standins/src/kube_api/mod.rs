@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod openapi_v2;
 pub mod paging;
 pub mod patch;
+pub mod placement;
 pub mod restore;
 pub mod routes;
 pub mod status;
@@ -903,7 +904,11 @@ mod tests {
     ) -> Vec<(String, String, i64)> {
         let store = server.store();
         let ty = store.resource_type("", "v1", "events").unwrap();
-        let fields = vec![("involvedObject.name".to_string(), object.to_string())];
+        let fields = vec![catalog::FieldRequirement {
+            field: "involvedObject.name".to_string(),
+            value: object.to_string(),
+            equal: true,
+        }];
         let list = store
             .list(
                 &ty,

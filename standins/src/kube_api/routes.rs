@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::catalog::{self, ResourceType};
+use super::catalog::{self, FieldRequirement, ResourceType};
 use super::paging::Page;
 use super::status::ApiError;
 use super::store::{FieldValidation, Selector, Store};
@@ -433,12 +433,17 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     }
 }
 
-/// `fieldSelector`: equality requirements on the fields the type is selected on (400 for
-/// any other field, as the API server answers).
-fn parse_field_selector(text: &str, ty: &ResourceType) -> Result<Vec<(String, String)>, ApiError> {
+/// `fieldSelector`: `=`, `==` and `!=` requirements on the fields the type is selected on
+/// (400 for any other field, as the API server answers).
+fn parse_field_selector(text: &str, ty: &ResourceType) -> Result<Vec<FieldRequirement>, ApiError> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((field, value)) = part.split_once("==").or_else(|| part.split_once('=')) else {
+        let parsed = part
+            .split_once("!=")
+            .map(|(f, v)| (f, v, false))
+            .or_else(|| part.split_once("==").map(|(f, v)| (f, v, true)))
+            .or_else(|| part.split_once('=').map(|(f, v)| (f, v, true)));
+        let Some((field, value, equal)) = parsed else {
             return Err(ApiError::bad_request(format!(
                 "invalid selector: '{part}'; can't understand '{part}'"
             )));
@@ -449,7 +454,11 @@ fn parse_field_selector(text: &str, ty: &ResourceType) -> Result<Vec<(String, St
                 "field label not supported: {field}"
             )));
         }
-        out.push((field.to_string(), value.trim().to_string()));
+        out.push(FieldRequirement {
+            field: field.to_string(),
+            value: value.trim().to_string(),
+            equal,
+        });
     }
     Ok(out)
 }

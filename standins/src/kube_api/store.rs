@@ -13,11 +13,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::PodState;
 use super::apply::{self, Merged};
-use super::catalog::{self, ResourceType};
+use super::catalog::{self, FieldRequirement, ResourceType};
 use super::events::{self, Note};
 use super::kubelet::{self, ContainerExit};
 use super::paging;
 use super::patch::prune_nulls;
+use super::placement;
 use super::status::{ApiError, Cause};
 use backup_pilot::kube::hooks::{is_dns_label, is_dns_subdomain};
 use backup_pilot::kube::references::DEFAULT_SERVICE_ACCOUNT;
@@ -307,7 +308,7 @@ impl Store {
         ty: &'a ResourceType,
         namespace: Option<&'a str>,
         labels: &'a Selector,
-        fields: &'a [(String, String)],
+        fields: &'a [FieldRequirement],
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
         self.objects
             .iter()
@@ -319,7 +320,7 @@ impl Store {
             .filter(|(_, object)| {
                 fields
                     .iter()
-                    .all(|(field, value)| ty.field_matches(object, field, value))
+                    .all(|requirement| ty.satisfies(object, requirement))
             })
     }
 
@@ -333,7 +334,7 @@ impl Store {
         ty: &ResourceType,
         namespace: Option<&str>,
         labels: &Selector,
-        fields: &[(String, String)],
+        fields: &[FieldRequirement],
         page: &paging::Page,
     ) -> Result<Value, ApiError> {
         let start = page.start()?;
@@ -729,6 +730,7 @@ impl Store {
         if ty.group.is_empty() && ty.plural == "pods" {
             object["status"] = PodState::ContainerCreating.status_json(&timestamp(now));
             kubelet::name_containers(object);
+            placement::place(object);
             for (at, change) in kubelet::schedule(object, &self.container_exits, now) {
                 self.schedule(at, change);
             }
@@ -738,10 +740,16 @@ impl Store {
 
     /// Reports what the scheduler and kubelet see as the stored pod at `key` moves on from
     /// the status `before` (`None`: it is new).
+    ///
+    /// The scheduler binds it and the kubelet reports its addresses ([`placement`]) in the
+    /// same write.
     fn observe_pod(&mut self, key: &Key, before: Option<&Value>, now: OffsetDateTime) {
-        if let Some(pod) = self.objects.get(key).cloned() {
-            self.record(&pod, &events::pod_notes(&pod, before, now), now);
-        }
+        let Some(pod) = self.objects.get_mut(key) else {
+            return;
+        };
+        placement::place(pod);
+        let pod = pod.clone();
+        self.record(&pod, &events::pod_notes(&pod, before, now), now);
     }
 
     /// Reports `notes` about the stored object `involved` as client-go's event recorder does:

@@ -142,6 +142,45 @@ fn age_column() -> Value {
     )
 }
 
+/// A string cell, `<none>` when empty or absent (as the pod printer writes it).
+fn or_none(value: Option<&Value>) -> String {
+    match value.and_then(Value::as_str) {
+        Some(text) if !text.is_empty() => text.to_string(),
+        _ => "<none>".to_string(),
+    }
+}
+
+/// The pod printer's READINESS GATES cell: `ready/declared` of the pod's readiness gates,
+/// `<none>` without any.
+fn readiness_gates(pod: &Value) -> String {
+    let gates: Vec<&str> = pod
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .map(|gs| {
+            gs.iter()
+                .filter_map(|g| g.get("conditionType").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if gates.is_empty() {
+        return "<none>".to_string();
+    }
+    let conditions = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ready = gates
+        .iter()
+        .filter(|gate| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == **gate && c["status"] == "True")
+        })
+        .count();
+    format!("{ready}/{}", gates.len())
+}
+
 /// The pod printer's READY, STATUS and RESTARTS cells.
 fn pod_cells(pod: &Value) -> (String, String, String) {
     let total = pod
@@ -378,6 +417,34 @@ fn columns(ty: &ResourceType) -> Vec<Value> {
                 0,
             ),
             age_column(),
+            column(
+                "IP",
+                "string",
+                "",
+                "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+                1,
+            ),
+            column(
+                "Node",
+                "string",
+                "",
+                "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName.",
+                1,
+            ),
+            column(
+                "Nominated Node",
+                "string",
+                "",
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+                1,
+            ),
+            column(
+                "Readiness Gates",
+                "string",
+                "",
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+                1,
+            ),
         ];
     }
     if ty.group.is_empty() && ty.plural == "namespaces" {
@@ -419,6 +486,10 @@ fn cells(ty: &ResourceType, object: &Value, now: OffsetDateTime) -> Vec<Value> {
             status.into(),
             restarts.into(),
             age(object, now),
+            or_none(object.pointer("/status/podIP")).into(),
+            or_none(object.pointer("/spec/nodeName")).into(),
+            or_none(object.pointer("/status/nominatedNodeName")).into(),
+            readiness_gates(object).into(),
         ];
     }
     if ty.group.is_empty() && ty.plural == "namespaces" {

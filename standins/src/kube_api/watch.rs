@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 
 use super::KubeApiServer;
-use super::catalog::ResourceType;
+use super::catalog::{FieldRequirement, ResourceType};
 use super::store::{Key, Selector};
 
 /// How often the stream looks for changes.
@@ -33,7 +33,7 @@ pub struct WatchRequest {
     /// `labelSelector`.
     pub labels: Selector,
     /// `fieldSelector`.
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<FieldRequirement>,
     /// `resourceVersion` (`None` or 0: start with the current objects).
     pub since: Option<u64>,
     /// When the stream ends.
