@@ -388,34 +388,28 @@ async fn kubectl_works_against_the_stand_in_with_its_own_kubeconfig() {
     }
     // Pods are selected on their own fields, with `!=` as well as `=` (API concepts, "Field
     // selectors": Pod supports spec.nodeName, status.phase, ...; "Supported operators").
-    let not_running = rows(
-        &kubectl
-            .ok(&[
+    let pods_where = |selector: String| {
+        let kubectl = &kubectl;
+        async move {
+            let args = [
                 "get",
                 "pods",
                 "-n",
                 "dataprotection-microsoft",
                 "--field-selector",
-                "status.phase!=Running",
-            ])
-            .await
-            .stdout,
-    );
+                &selector,
+            ];
+            rows(&kubectl.ok(&args).await.stdout)
+        }
+    };
+    let not_running = pods_where("status.phase!=Running".into()).await;
     assert_eq!(not_running.len(), 2, "{not_running:?}");
     assert_eq!(not_running[1][0], pending);
-    let on_the_node = rows(
-        &kubectl
-            .ok(&[
-                "get",
-                "pods",
-                "-n",
-                "dataprotection-microsoft",
-                "--field-selector",
-                &format!("spec.nodeName={},spec.restartPolicy=Always", events::NODE),
-            ])
-            .await
-            .stdout,
-    );
+    let on_the_node = pods_where(format!(
+        "spec.nodeName={},spec.restartPolicy=Always",
+        events::NODE
+    ))
+    .await;
     assert_eq!(
         on_the_node.len(),
         3,
