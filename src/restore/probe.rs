@@ -255,8 +255,17 @@ pub fn probe_run(pod: &Pod) -> ProbeRun {
     match status.and_then(|s| s.phase.as_deref()) {
         Some("Succeeded") => ProbeRun::Passed,
         Some("Failed") => {
-            let detail = match terminated {
-                Some(t) => {
+            // A reason on the pod itself means the kubelet ended it (`DeadlineExceeded` at
+            // the probe's deadline, `Evicted`): that, not the killed container's code, is why.
+            let ended_by_kubelet = status.and_then(|s| s.reason.as_deref()).map(|reason| {
+                match status.and_then(|s| s.message.as_deref()).map(str::trim) {
+                    Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+                    _ => reason.to_string(),
+                }
+            });
+            let detail = match (ended_by_kubelet, terminated) {
+                (Some(why), _) => why,
+                (None, Some(t)) => {
                     let message = t.message.as_deref().map(str::trim).unwrap_or_default();
                     let message = if message.is_empty() {
                         String::new()
@@ -265,8 +274,8 @@ pub fn probe_run(pod: &Pod) -> ProbeRun {
                     };
                     format!("exit code {}{message}", t.exit_code)
                 }
-                None => status
-                    .and_then(|s| s.reason.clone().or_else(|| s.message.clone()))
+                (None, None) => status
+                    .and_then(|s| s.message.clone())
                     .unwrap_or_else(|| "the pod failed".into()),
             };
             ProbeRun::Failed { detail }
@@ -382,6 +391,20 @@ mod tests {
             probe_run(&deadline),
             ProbeRun::Failed {
                 detail: "DeadlineExceeded".into()
+            }
+        );
+        // The kubelet's reason wins over the code of the container it killed.
+        let killed = pod(
+            serde_json::json!({"phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than the specified deadline",
+            "containerStatuses": [{"name": "probe", "ready": false, "restartCount": 0, "image": "curl", "imageID": "",
+                "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]}),
+        );
+        assert_eq!(
+            probe_run(&killed),
+            ProbeRun::Failed {
+                detail: "DeadlineExceeded: Pod was active on the node longer than the specified deadline"
+                    .into()
             }
         );
     }

@@ -1227,27 +1227,44 @@ async fn an_http_probe_runs_inside_the_scratch_namespace_and_passes() {
     assert!(!kube.namespace_exists(SCRATCH), "cleaned up");
 }
 
+/// Runs a whole drill with [`WEB_PROBE`] after `set_up` told the source cluster's stand-in how
+/// the probe's container behaves; returns the environment and the drill's report.
+async fn drill_with_the_web_probe(
+    set_up: impl FnOnce(&KubeApiServer),
+) -> (RestoreEnv, EvidenceReport) {
+    let reports = Arc::new(MemoryReportStore::default());
+    let env = RestoreEnv::new(probes(WEB_PROBE), reports.clone()).await;
+    set_up(&env.prod.kube);
+    env.fire_drill_timer().await;
+    env.run_all().await;
+    let report = reports.reports().remove(0);
+    (env, report)
+}
+
+/// The report's application check.
+fn application_check(report: &EvidenceReport) -> &backup_pilot::restore::score::Check {
+    report
+        .score
+        .as_ref()
+        .and_then(|score| score.checks.iter().find(|c| c.name == "application"))
+        .expect("an application check")
+}
+
 /// An application probe that fails is caught: the restored service answered 503, so the
 /// probe pod exits non-zero; the application check earns nothing and says why, and the drill
 /// is degraded below the pass threshold.
 #[tokio::test]
 async fn an_application_probe_failure_is_caught() {
-    let reports = Arc::new(MemoryReportStore::default());
-    let env = RestoreEnv::new(probes(WEB_PROBE), reports.clone()).await;
-    env.prod.kube.set_container_exit(
-        "backup-pilot-probe-web",
-        22,
-        "curl: (22) The requested URL returned error: 503",
-    );
-    env.fire_drill_timer().await;
-    env.run_all().await;
-    let report = &reports.reports()[0];
+    let (env, report) = drill_with_the_web_probe(|kube| {
+        kube.set_container_exit(
+            "backup-pilot-probe-web",
+            22,
+            "curl: (22) The requested URL returned error: 503",
+        );
+    })
+    .await;
     let score = report.score.as_ref().unwrap();
-    let application = score
-        .checks
-        .iter()
-        .find(|c| c.name == "application")
-        .unwrap();
+    let application = application_check(&report);
     assert_eq!(
         (application.earned, application.detail.as_str()),
         (
@@ -1263,6 +1280,29 @@ async fn an_application_probe_failure_is_caught() {
         summary.contains("score 85/100 (lost: application 0/15)"),
         "{summary}"
     );
+    assert!(!env.prod.kube.namespace_exists(SCRATCH), "cleaned up");
+}
+
+/// A probe that hangs (the restored service never answers and curl waits) is ended by the
+/// kubelet at the probe's `activeDeadlineSeconds`, and the drill says so: the check names the
+/// deadline, not the killed container's exit code, and the drill goes on to score and clean up
+/// instead of waiting for the probe for ever.
+#[tokio::test]
+async fn a_hung_probe_is_ended_at_its_deadline_and_reported() {
+    let (env, report) = drill_with_the_web_probe(|kube| {
+        kube.set_container_hang("backup-pilot-probe-web");
+    })
+    .await;
+    let application = application_check(&report);
+    assert_eq!(
+        (application.earned, application.detail.as_str()),
+        (
+            0,
+            "probe web failed: DeadlineExceeded: Pod was active on the node longer than the \
+             specified deadline"
+        )
+    );
+    assert_eq!(report.verdict, Verdict::Degraded);
     assert!(!env.prod.kube.namespace_exists(SCRATCH), "cleaned up");
 }
 

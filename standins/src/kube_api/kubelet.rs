@@ -4,7 +4,12 @@
 //! later with the exit code and termination message the harness chose for its name
 //! ([`ContainerExit`], default 0), so phase `Succeeded` or `Failed` as a kubelet reports it;
 //! any other pod becomes Running and Ready. A pod restarted in place after a failure
-//! (`OnFailure`) never completes, and the kubelet reports backing off its restarts.
+//! (`OnFailure`) never completes, and the kubelet reports backing off its restarts. The harness
+//! may also make containers hang (never exit by themselves). A pod with
+//! `activeDeadlineSeconds` still running at its deadline is ended by the kubelet: phase
+//! `Failed`, reason `DeadlineExceeded` (API reference, PodSpec: "Duration in seconds the pod
+//! may be active on the node relative to StartTime before the system will actively try to
+//! mark it failed and kill associated containers").
 
 use std::time::Duration;
 
@@ -29,6 +34,9 @@ pub struct ContainerExit {
     pub exit_code: i32,
     /// The termination message (what `/dev/termination-log` or the last log lines hold).
     pub message: String,
+    /// The containers never exit by themselves (a hung command); the exit code and message
+    /// are then unused.
+    pub hangs: bool,
 }
 
 fn restart_policy(pod: &Value) -> &str {
@@ -52,7 +60,15 @@ fn exit_for(pod: &Value, exits: &[ContainerExit]) -> ContainerExit {
             pod_prefix: String::new(),
             exit_code: 0,
             message: String::new(),
+            hangs: false,
         })
+}
+
+/// `spec.activeDeadlineSeconds`, counted from admission (the pod's start time).
+fn active_deadline(pod: &Value) -> Option<Duration> {
+    pod.pointer("/spec/activeDeadlineSeconds")
+        .and_then(Value::as_u64)
+        .map(Duration::from_secs)
 }
 
 /// Whether the pod's containers fail and are restarted in place (`OnFailure` and a non-zero
@@ -61,23 +77,39 @@ fn crash_loops(pod: &Value, exits: &[ContainerExit]) -> bool {
     restart_policy(pod) == "OnFailure" && exit_for(pod, exits).exit_code != 0
 }
 
-/// The state changes a newly created pod goes through, as (delay from now, state).
+/// The state changes a newly created pod goes through, as (delay from now, state): how its
+/// containers run, cut short by its active deadline.
 pub fn admit(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> {
+    let mut changes = run(pod, exits);
+    if let Some(deadline) = active_deadline(pod) {
+        changes.retain(|(after, _)| *after < deadline);
+        let ended = matches!(changes.last(), Some((_, PodState::Terminated { .. })));
+        if !ended {
+            changes.push((deadline, PodState::DeadlineExceeded));
+        }
+    }
+    changes
+}
+
+/// How the pod's containers run when nothing stops them.
+fn run(pod: &Value, exits: &[ContainerExit]) -> Vec<(Duration, PodState)> {
     if restart_policy(pod) == "Always" {
         return vec![(POD_START, PodState::Running { ready: true })];
     }
-    let end = if crash_loops(pod, exits) {
-        PodState::Running { ready: false }
-    } else {
-        let exit = exit_for(pod, exits);
-        PodState::Terminated {
-            exit_code: exit.exit_code,
-            message: exit.message,
-        }
-    };
+    let started = (POD_START, PodState::Running { ready: false });
+    let exit = exit_for(pod, exits);
+    if exit.hangs || crash_loops(pod, exits) {
+        return vec![started];
+    }
     vec![
-        (POD_START, PodState::Running { ready: false }),
-        (POD_START + POD_RUN, end),
+        started,
+        (
+            POD_START + POD_RUN,
+            PodState::Terminated {
+                exit_code: exit.exit_code,
+                message: exit.message,
+            },
+        ),
     ]
 }
 
@@ -107,7 +139,9 @@ pub fn schedule(
             )
         })
         .collect();
-    if crash_loops(pod, exits) {
+    let deadline_after_first_exit =
+        active_deadline(pod).is_none_or(|deadline| POD_START + POD_RUN < deadline);
+    if crash_loops(pod, exits) && deadline_after_first_exit {
         changes.push((
             now + POD_START + POD_RUN,
             Scheduled::ContainerBackOff {
@@ -160,6 +194,7 @@ mod tests {
             pod_prefix: "probe-".into(),
             exit_code: 22,
             message: "curl: (22) The requested URL returned error: 503".into(),
+            hangs: false,
         }];
         let changes = admit(&pod("probe-web", Some("Never")), &exits);
         assert_eq!(
@@ -178,6 +213,63 @@ mod tests {
         assert_eq!(
             restarting.last().unwrap().1,
             PodState::Running { ready: false }
+        );
+    }
+
+    #[test]
+    fn a_pod_still_running_at_its_active_deadline_is_ended_by_the_kubelet() {
+        let hung = [ContainerExit {
+            pod_prefix: "probe-".into(),
+            exit_code: 0,
+            message: String::new(),
+            hangs: true,
+        }];
+        let mut probe = pod("probe-web", Some("Never"));
+        assert_eq!(
+            admit(&probe, &hung),
+            [(POD_START, PodState::Running { ready: false })],
+            "without a deadline it runs on"
+        );
+        probe["spec"]["activeDeadlineSeconds"] = 60.into();
+        assert_eq!(
+            admit(&probe, &hung),
+            [
+                (POD_START, PodState::Running { ready: false }),
+                (Duration::from_secs(60), PodState::DeadlineExceeded)
+            ]
+        );
+        // A pod that ends before its deadline is not touched; one whose deadline comes first
+        // never reaches its later states.
+        assert!(matches!(
+            admit(&probe, &[]).last(),
+            Some((_, PodState::Terminated { exit_code: 0, .. }))
+        ));
+        probe["spec"]["activeDeadlineSeconds"] = 2.into();
+        assert_eq!(
+            admit(&probe, &[]),
+            [(Duration::from_secs(2), PodState::DeadlineExceeded)]
+        );
+        // Long-running and crash-looping pods are ended too, with no back-off after it.
+        let mut web = pod("web", None);
+        web["spec"]["activeDeadlineSeconds"] = 30.into();
+        assert_eq!(
+            admit(&web, &[]).last(),
+            Some(&(Duration::from_secs(30), PodState::DeadlineExceeded))
+        );
+        let failing = [ContainerExit {
+            hangs: false,
+            exit_code: 1,
+            ..hung[0].clone()
+        }];
+        let mut looping = pod("probe-x", Some("OnFailure"));
+        looping["spec"]["activeDeadlineSeconds"] = 5.into();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let changes = schedule(&looping, &failing, at);
+        assert!(
+            changes
+                .iter()
+                .all(|(_, c)| !matches!(c, Scheduled::ContainerBackOff { .. })),
+            "{changes:?}"
         );
     }
 

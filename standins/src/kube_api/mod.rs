@@ -83,6 +83,9 @@ pub enum PodState {
     },
     /// Finished (a completed job pod).
     Succeeded,
+    /// Ended by the kubelet at its `activeDeadlineSeconds`: `Failed`, reason
+    /// `DeadlineExceeded`, its container killed.
+    DeadlineExceeded,
     /// Its container exited: `Succeeded` with exit code 0, else `Failed`.
     Terminated {
         /// The container's exit code.
@@ -132,6 +135,17 @@ impl PodState {
             Self::Succeeded => {
                 json!({"phase": "Succeeded", "conditions": [condition("Ready", false, Some("PodCompleted"), None)]})
             }
+            Self::DeadlineExceeded => json!({
+                "phase": "Failed",
+                "reason": "DeadlineExceeded",
+                "message": "Pod was active on the node longer than the specified deadline",
+                "conditions": [
+                    condition("PodScheduled", true, None, None),
+                    condition("Ready", false, Some("PodFailed"), None)
+                ],
+                "containerStatuses": [{"name": "main", "ready": false, "restartCount": 0, "image": "stand-in", "imageID": "",
+                    "state": {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": at, "finishedAt": at}}}]
+            }),
             Self::Terminated { exit_code, message } => {
                 let (phase, reason, ready_reason) = if *exit_code == 0 {
                     ("Succeeded", "Completed", "PodCompleted")
@@ -556,6 +570,18 @@ impl KubeApiServer {
             pod_prefix: pod_prefix.to_string(),
             exit_code,
             message: message.to_string(),
+            hangs: false,
+        });
+    }
+
+    /// From now on, the containers of pods named `pod_prefix…` that clients create hang:
+    /// they never exit by themselves, so only the pod's `activeDeadlineSeconds` ends them.
+    pub fn set_container_hang(&self, pod_prefix: &str) {
+        self.store().set_container_exit(kubelet::ContainerExit {
+            pod_prefix: pod_prefix.to_string(),
+            exit_code: 0,
+            message: String::new(),
+            hangs: true,
         });
     }
 
