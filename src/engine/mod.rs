@@ -646,21 +646,23 @@ impl<C: Context> Engine<C> {
             Ok(outcome) => (outcome, "waiting"),
             Err(err) => {
                 throttled = err.is_throttled();
-                let error = redact::secrets(&err.to_string());
                 // Throttling is pacing, not trouble: the step only waits (see `error_policy`).
+                // The message is built inside each macro, so only when a subscriber takes it.
                 if throttled {
                     tracing::info!(
                         error.class = err.reason_class(),
-                        "step {} attempt {} throttled; it waits: {error}",
+                        "step {} attempt {} throttled; it waits: {}",
                         env.step,
                         env.attempt,
+                        redact::secrets(&err.to_string())
                     );
                 } else {
                     tracing::warn!(
                         error.class = err.reason_class(),
-                        "step {} attempt {} failed: {error}",
+                        "step {} attempt {} failed: {}",
                         env.step,
                         env.attempt,
+                        redact::secrets(&err.to_string())
                     );
                 }
                 failed = true;
