@@ -879,7 +879,9 @@ impl ArmClient {
             let pause = self.options.rate_limit_pause * (1u32 << *doublings);
             *doublings = (*doublings + 1).min(MAX_PAUSE_DOUBLINGS);
             drop(pauses);
-            tracing::warn!(
+            // Pacing, not trouble (the host would log a handler's warning as an error): the
+            // steps it holds back count as `throttled` in the retry metric.
+            tracing::info!(
                 remaining,
                 "ARM request quota nearly spent; holding back further calls for {}s",
                 pause.as_secs()
