@@ -344,7 +344,13 @@ impl Supervisor {
             };
             match started {
                 Ok(worker) => {
-                    *self.worker() = Some(worker);
+                    let mut slot = self.worker();
+                    if self.cancel.is_cancelled() {
+                        // Stopped while it started: it goes (killed on drop), not into the slot.
+                        return;
+                    }
+                    *slot = Some(worker);
+                    drop(slot);
                     self.restarts.fetch_add(1, Ordering::SeqCst);
                     self.ready.send_replace(true);
                 }
