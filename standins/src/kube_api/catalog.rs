@@ -31,15 +31,23 @@ impl SelectableField {
     }
 }
 
-/// One requirement of a field selector: `field=value` (or `==`), or `field!=value`.
+/// One requirement of a field selector: `field=value` (or `==`), or `field!=value`, with the
+/// field already resolved for its type ([`ResourceType::requirement`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRequirement {
-    /// The field (`status.phase`).
-    pub field: String,
+    /// Where the field is read.
+    pub field: SelectableField,
     /// The value compared with.
     pub value: String,
     /// `=`/`==` (true) or `!=` (false).
     pub equal: bool,
+}
+
+impl FieldRequirement {
+    /// Whether `object` meets the requirement.
+    pub fn matches(&self, object: &Value) -> bool {
+        (self.field.value(object) == self.value) == self.equal
+    }
 }
 
 /// One served resource type.
@@ -108,16 +116,16 @@ impl ResourceType {
 
     /// Where a field selector's `field` is read on objects of this type; `None` if the API
     /// server does not select this type on it.
-    pub fn selectable_field(&self, field: &str) -> Option<SelectableField> {
-        let anywhere = |pointers| SelectableField {
+    fn selectable_field(&self, field: &str) -> Option<SelectableField> {
+        let without_default = |pointers| SelectableField {
             pointers,
             absent: "",
         };
         match field {
-            "metadata.name" => Some(anywhere(&["/metadata/name"])),
-            "metadata.namespace" => Some(anywhere(&["/metadata/namespace"])),
+            "metadata.name" => Some(without_default(&["/metadata/name"])),
+            "metadata.namespace" => Some(without_default(&["/metadata/namespace"])),
             _ if self.group.is_empty() && self.plural == "events" => {
-                events::selectable_field(field).map(anywhere)
+                events::selectable_field(field).map(without_default)
             }
             _ if self.group.is_empty() && self.plural == "pods" => {
                 placement::selectable_field(field)
@@ -126,11 +134,14 @@ impl ResourceType {
         }
     }
 
-    /// Whether `object` meets a field selector's `requirement` (never for a field this type is
-    /// not selected on).
-    pub fn satisfies(&self, object: &Value, requirement: &FieldRequirement) -> bool {
-        self.selectable_field(&requirement.field)
-            .is_some_and(|field| (field.value(object) == requirement.value) == requirement.equal)
+    /// A field selector's requirement on `field` for objects of this type; `None` if the API
+    /// server does not select this type on it.
+    pub fn requirement(&self, field: &str, value: &str, equal: bool) -> Option<FieldRequirement> {
+        Some(FieldRequirement {
+            field: self.selectable_field(field)?,
+            value: value.to_string(),
+            equal,
+        })
     }
 
     /// Whether writes are served.

@@ -249,14 +249,19 @@ pub fn repeat(existing: &mut Value, now: OffsetDateTime) {
 
 /// How far a pod has come, read from its status.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
+pub enum Stage {
+    /// Not yet seen by the scheduler.
     New,
+    /// The scheduler cannot place it.
     Unschedulable,
+    /// Placed on the node; no container has run yet.
     Scheduled,
+    /// Its sandbox runs: a container ran or runs (phase Running, Succeeded or Failed).
     Started,
 }
 
-fn stage(status: Option<&Value>) -> Stage {
+/// The stage of a pod with this `status` (`None`: it is new).
+pub fn stage(status: Option<&Value>) -> Stage {
     let Some(status) = status else {
         return Stage::New;
     };

@@ -930,11 +930,7 @@ mod tests {
     ) -> Vec<(String, String, i64)> {
         let store = server.store();
         let ty = store.resource_type("", "v1", "events").unwrap();
-        let fields = vec![catalog::FieldRequirement {
-            field: "involvedObject.name".to_string(),
-            value: object.to_string(),
-            equal: true,
-        }];
+        let fields = vec![ty.requirement("involvedObject.name", object, true).unwrap()];
         let list = store
             .list(
                 &ty,

@@ -1,14 +1,14 @@
 //! Where a pod runs, as a real cluster reports it: once the scheduler has placed a pod
 //! (`PodScheduled` True) it is bound to the stand-in's one node (`spec.nodeName`, never changed
 //! afterwards) and the kubelet reports the node's address (`status.hostIP`); once its sandbox
-//! runs (phase Running, Succeeded or Failed) the pod has an address of its own
+//! runs ([`Stage::Started`]) the pod has an address of its own
 //! (`status.podIP`), stable for the pod's name. Also the fields pods are selected on by a
 //! field selector, with the values the API server's defaulting gives absent ones.
 
 use serde_json::{Value, json};
 
 use super::catalog::SelectableField;
-use super::events::NODE;
+use super::events::{self, NODE, Stage};
 
 /// The node's address (AKS's default node subnet, `10.224.0.0/16`).
 pub const NODE_IP: &str = "10.224.0.4";
@@ -16,19 +16,8 @@ pub const NODE_IP: &str = "10.224.0.4";
 /// Binds `pod` to the node and fills in the addresses its status carries (see the module
 /// docs). Idempotent: a pod keeps the node and the address it has.
 pub fn place(pod: &mut Value) {
-    let sandboxed = matches!(
-        pod.pointer("/status/phase").and_then(Value::as_str),
-        Some("Running" | "Succeeded" | "Failed")
-    );
-    let scheduled = sandboxed
-        || pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
-            });
-    if !scheduled {
+    let stage = events::stage(pod.get("status"));
+    if stage < Stage::Scheduled {
         return;
     }
     if !pod["spec"].is_object() {
@@ -39,7 +28,7 @@ pub fn place(pod: &mut Value) {
     }
     pod["status"]["hostIP"] = NODE_IP.into();
     pod["status"]["hostIPs"] = json!([{"ip": NODE_IP}]);
-    if sandboxed {
+    if stage == Stage::Started {
         let ip = pod_ip(pod);
         pod["status"]["podIP"] = ip.as_str().into();
         pod["status"]["podIPs"] = json!([{"ip": ip}]);

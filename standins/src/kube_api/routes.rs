@@ -449,16 +449,12 @@ fn parse_field_selector(text: &str, ty: &ResourceType) -> Result<Vec<FieldRequir
             )));
         };
         let field = field.trim();
-        if ty.selectable_field(field).is_none() {
+        let Some(requirement) = ty.requirement(field, value.trim(), equal) else {
             return Err(ApiError::bad_request(format!(
                 "field label not supported: {field}"
             )));
-        }
-        out.push(FieldRequirement {
-            field: field.to_string(),
-            value: value.trim().to_string(),
-            equal,
-        });
+        };
+        out.push(requirement);
     }
     Ok(out)
 }

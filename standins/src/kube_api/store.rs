@@ -317,11 +317,7 @@ impl Store {
             .filter(|(_, v)| {
                 labels.matches(v.pointer("/metadata/labels").and_then(Value::as_object))
             })
-            .filter(|(_, object)| {
-                fields
-                    .iter()
-                    .all(|requirement| ty.satisfies(object, requirement))
-            })
+            .filter(|(_, object)| fields.iter().all(|requirement| requirement.matches(object)))
     }
 
     /// `GET` a collection, optionally in one namespace and filtered, one page at a time

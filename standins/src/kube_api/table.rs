@@ -168,7 +168,7 @@ fn readiness_gates(pod: &Value) -> String {
     let conditions = pod
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let ready = gates
         .iter()
